@@ -1,1 +1,452 @@
-pub fn x(){}
+//! Syncmon's engine: keeps a local SQLite replica in step with rowVersion REST APIs.
+//!
+//! [`Syncmon`] is the one door into the engine: every front end (the CLI, the desktop app, the
+//! served web UI) calls its queries and commands and subscribes to its event stream. The engine
+//! knows nothing of Tauri or of HTTP handlers.
+
+pub mod config;
+pub mod engine;
+pub mod events;
+pub mod profile;
+pub mod rowversion;
+pub mod scheduler;
+pub mod secrets;
+pub mod source;
+pub mod store;
+pub mod webhook { // TEMP stub until the helper's file lands
+    pub struct WebhookConnection { pub id: String, pub entities: Vec<String>, pub entity_pointer: String, pub signing_secret: Option<String>, pub client_state: Option<String> }
+    pub trait NudgeTarget: Send + Sync + 'static { fn nudge(&self, connection: &str, entity: &str) -> bool; }
+    pub trait Clock: Send + Sync + 'static { fn now_unix(&self) -> i64; }
+    pub struct SystemClock; impl Clock for SystemClock { fn now_unix(&self) -> i64 { 0 } }
+    pub fn router(_c: Vec<WebhookConnection>, _t: std::sync::Arc<dyn NudgeTarget>, _k: std::sync::Arc<dyn Clock>) -> axum::Router { axum::Router::new() }
+}
+
+use crate::config::{Config, ConfigError};
+use crate::engine::{CycleKind, CycleReport, EngineCtx, EntityRt};
+use crate::events::{Event, EventBus, EventKind};
+use crate::profile::{Profile, Rejected};
+use crate::source::{FailureClass, SourceClient};
+use crate::store::{EntityKey, FailedFilter, FailedItem, RequestRow, RunRow, Store, StoreError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+pub use rowversion::RowVersion;
+
+/// Time source; passed in so that logic under test does not call `now()` behind its back.
+pub trait Clock: Send + Sync + 'static {
+    fn now_ms(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    }
+}
+
+/// Errors at the façade: a closed set of codes the front ends may branch on, plus a message
+/// that says what happened and what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl Error {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::Usage(_) => "usage",
+            Error::NotFound(_) | Error::Store(StoreError::NotFound(_)) => "not_found",
+            Error::Store(_) => "storage",
+            Error::Secret(_) => "credentials",
+            Error::Io(_) => "io",
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The status words of DESIGN §6, defined once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Caught up within its poll interval (or a cycle is due soon).
+    Healthy,
+    /// Not caught up for more than twice its poll interval.
+    Lagging,
+    /// Its last cycle failed, or a resync waits for permission to delete.
+    Failing,
+    Paused,
+    Resyncing,
+    CircuitOpen,
+    /// Never synced yet.
+    Pending,
+}
+
+impl Health {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Lagging => "lagging",
+            Health::Failing => "failing",
+            Health::Paused => "paused",
+            Health::Resyncing => "resyncing",
+            Health::CircuitOpen => "circuit open",
+            Health::Pending => "pending",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EntityStatus {
+    pub connection: String,
+    pub entity: String,
+    pub health: Health,
+    /// Why, for anything but healthy: the last error in plain words.
+    pub reason: Option<String>,
+    pub checkpoint: String,
+    pub last_caught_up_at: Option<i64>,
+    pub lag_seconds: Option<i64>,
+    pub replica_rows: i64,
+    pub pending_failed: i64,
+    pub last_http_status: Option<u16>,
+    pub last_tracking_id: Option<String>,
+    pub next_attempt_at: Option<i64>,
+    pub poll_every_seconds: u64,
+    pub resync_seen: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayReport {
+    pub replayed: usize,
+    pub superseded: usize,
+    pub still_failing: usize,
+}
+
+pub struct Syncmon {
+    pub(crate) config: Config,
+    pub(crate) ctx: Arc<EngineCtx>,
+    pub(crate) entities: Vec<Arc<EntityRt>>,
+}
+
+impl Syncmon {
+    /// Opens the replica in `data_dir` (created if needed) for the configured connections.
+    pub fn open(config: Config, data_dir: &Path) -> Result<Syncmon> {
+        Self::open_with_clock(config, data_dir, Arc::new(SystemClock))
+    }
+
+    pub fn open_with_clock(config: Config, data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Syncmon> {
+        let store = Arc::new(Store::open(&data_dir.join("syncmon.db"))?);
+        let http = SourceClient::http_client();
+        let mut entities = Vec::new();
+        for c in &config.connections {
+            let source = Arc::new(SourceClient::new(c.clone(), http.clone(), store.clone(), clock.clone()));
+            for e in &c.entities {
+                let key = EntityKey::new(&c.id, &e.name);
+                store.ensure_entity(&key)?;
+                let profile = Profile::new(c, e).map_err(Error::Usage)?;
+                entities.push(Arc::new(EntityRt {
+                    key,
+                    cfg: e.clone(),
+                    source: source.clone(),
+                    profile,
+                    nudge: tokio::sync::Notify::new(),
+                    busy: tokio::sync::Mutex::new(()),
+                }));
+            }
+        }
+        let events = Arc::new(EventBus::new(clock.clone()));
+        let ctx = Arc::new(EngineCtx { store, events, clock, runs_kept: config.storage.runs_kept });
+        Ok(Syncmon { config, ctx, entities })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.ctx.store
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.ctx.events.subscribe()
+    }
+
+    /// Finds entities by `NAME` or `CONNECTION/NAME`; an ambiguous bare name is an error.
+    pub fn select(&self, connection: Option<&str>, names: &[String]) -> Result<Vec<Arc<EntityRt>>> {
+        let mut out: Vec<Arc<EntityRt>> = Vec::new();
+        let in_conn = |e: &EntityRt| connection.is_none_or(|c| e.key.connection == c);
+        if let Some(c) = connection {
+            if self.config.connection(c).is_none() {
+                return Err(Error::NotFound(format!("no connection `{c}` in the config; `syncmon status` lists them")));
+            }
+        }
+        if names.is_empty() {
+            return Ok(self.entities.iter().filter(|e| in_conn(e)).cloned().collect());
+        }
+        for name in names {
+            let (conn, ent) = match name.split_once('/') {
+                Some((c, e)) => (Some(c), e),
+                None => (connection, name.as_str()),
+            };
+            let found: Vec<_> = self
+                .entities
+                .iter()
+                .filter(|e| e.key.entity == ent && conn.is_none_or(|c| e.key.connection == c))
+                .cloned()
+                .collect();
+            match found.len() {
+                0 => return Err(Error::NotFound(format!("no entity `{name}` in the config; `syncmon status` lists them"))),
+                1 => out.extend(found),
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "`{name}` exists in several connections; write CONNECTION/{ent}, e.g. {}",
+                        found[0].key
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn one(&self, name: &str) -> Result<Arc<EntityRt>> {
+        Ok(self.select(None, &[name.to_string()])?.remove(0))
+    }
+
+    /// One catch-up cycle per selected entity (an interrupted resync pass resumes instead).
+    pub async fn sync_once(&self, entities: &[Arc<EntityRt>], cancel: &CancellationToken) -> Vec<CycleReport> {
+        let runs = entities.iter().map(|e| {
+            let resuming = self.ctx.store.entity(&e.key).map(|r| r.resync_state.as_deref() == Some("running")).unwrap_or(false);
+            let kind = if resuming { CycleKind::Resync { allow_deletions: false } } else { CycleKind::Incremental };
+            engine::run_cycle(&self.ctx, e, kind, cancel)
+        });
+        futures::future::join_all(runs).await
+    }
+
+    /// A full resync pass of one entity: tombstones what the source no longer has, under the
+    /// deletion guard unless `allow_deletions`. After the guard tripped, allowing deletions
+    /// applies the finished pass's deletions.
+    pub async fn resync(&self, name: &str, allow_deletions: bool, cancel: &CancellationToken) -> Result<CycleReport> {
+        let e = self.one(name)?;
+        let row = self.ctx.store.entity(&e.key)?;
+        if row.resync_state.as_deref() == Some("guard_tripped") && allow_deletions {
+            let now = self.ctx.clock.now_ms();
+            let end = self.ctx.store.resync_finish(&e.key, row.resync_pass, e.cfg.deletion_guard, true, now)?;
+            let run = self.ctx.store.begin_run(&e.key, "resync", now)?;
+            self.ctx.store.finish_run(&e.key, run, "caught_up", None, None, None, false, now, self.ctx.runs_kept)?;
+            let mut report = engine::run_cycle(&self.ctx, &e, CycleKind::Incremental, cancel).await;
+            report.kind = "resync";
+            report.pass = Some(end);
+            return Ok(report);
+        }
+        Ok(engine::run_cycle(&self.ctx, &e, CycleKind::Resync { allow_deletions }, cancel).await)
+    }
+
+    /// Asks for a cycle of the entity now. Returns false for an unknown entity.
+    pub fn nudge(&self, connection: &str, entity: &str) -> bool {
+        match self.entities.iter().find(|e| e.key.connection == connection && e.key.entity == entity) {
+            Some(e) => {
+                e.nudge.notify_one();
+                self.ctx.events.emit(EventKind::Nudged { connection: connection.into(), entity: entity.into() });
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn status(&self) -> Result<Vec<EntityStatus>> {
+        let now = self.ctx.clock.now_ms();
+        let rows: BTreeMap<EntityKey, store::EntityRow> = self.ctx.store.entities()?.into_iter().map(|r| (r.key.clone(), r)).collect();
+        let mut out = Vec::new();
+        for e in &self.entities {
+            let Some(row) = rows.get(&e.key) else { continue };
+            let poll_ms = e.cfg.poll_every.as_millis() as i64;
+            let lag_ms = row.last_caught_up_at.map(|t| (now - t).max(0));
+            let (health, reason) = if row.paused {
+                (Health::Paused, Some("paused by the user".to_string()))
+            } else if row.next_attempt_at.is_some_and(|t| t > now) && row.last_outcome.as_deref() != Some("caught_up") {
+                (Health::CircuitOpen, row.last_error.clone())
+            } else if row.resync_state.as_deref() == Some("running") {
+                (Health::Resyncing, Some(format!("full resync in progress: {} records read", row.resync_seen)))
+            } else if row.resync_state.as_deref() == Some("guard_tripped") {
+                (Health::Failing, row.last_error.clone().or(Some("the full resync stopped at the deletion guard".into())))
+            } else if row.last_outcome.as_deref() == Some("failed") {
+                (Health::Failing, row.last_error.clone())
+            } else if lag_ms.is_none() {
+                (Health::Pending, Some("not synced yet".to_string()))
+            } else if lag_ms.is_some_and(|l| l > 2 * poll_ms) {
+                (Health::Lagging, Some(format!("not caught up for {}", humanize_ms(lag_ms.unwrap_or(0)))))
+            } else {
+                (Health::Healthy, None)
+            };
+            out.push(EntityStatus {
+                connection: e.key.connection.clone(),
+                entity: e.key.entity.clone(),
+                health,
+                reason,
+                checkpoint: row.checkpoint.to_string(),
+                last_caught_up_at: row.last_caught_up_at,
+                lag_seconds: lag_ms.map(|l| l / 1000),
+                replica_rows: self.ctx.store.replica_count(&e.key)?,
+                pending_failed: self.ctx.store.pending_failed_count(&e.key)?,
+                last_http_status: row.last_http_status,
+                last_tracking_id: row.last_tracking_id.clone(),
+                next_attempt_at: row.next_attempt_at.filter(|t| *t > now),
+                poll_every_seconds: e.cfg.poll_every.as_secs(),
+                resync_seen: (row.resync_state.as_deref() == Some("running")).then_some(row.resync_seen),
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn runs(&self, name: &str, limit: u32) -> Result<Vec<RunRow>> {
+        Ok(self.ctx.store.runs(&self.one(name)?.key, limit)?)
+    }
+
+    pub fn requests(&self, entity: Option<&str>, failed_only: bool, limit: u32) -> Result<Vec<RequestRow>> {
+        let key = match entity {
+            Some(n) => Some(self.one(n)?.key.clone()),
+            None => None,
+        };
+        Ok(self.ctx.store.requests(key.as_ref(), failed_only, limit)?)
+    }
+
+    /// Streams the replica as `{"id","rowVersion","data"}` lines.
+    pub fn export(&self, name: &str, include_deleted: bool, out: &mut dyn std::io::Write) -> Result<u64> {
+        let e = self.one(name)?;
+        let mut n = 0u64;
+        self.ctx.store.for_each_replica_row(&e.key, include_deleted, |row| {
+            serde_json::to_writer(&mut *out, &row)?;
+            out.write_all(b"\n")?;
+            n += 1;
+            Ok(())
+        })?;
+        out.flush().map_err(|x| Error::Io(x.to_string()))?;
+        Ok(n)
+    }
+
+    pub fn failed_items(&self, filter: &FailedFilter, before_id: Option<i64>, limit: u32) -> Result<Vec<FailedItem>> {
+        Ok(self.ctx.store.failed_items(filter, before_id, limit)?)
+    }
+
+    pub fn failed_item(&self, id: i64) -> Result<FailedItem> {
+        Ok(self.ctx.store.failed_item(id)?)
+    }
+
+    /// Expands an entity filter given as NAME or CONNECTION/NAME into the store's filter.
+    pub fn failed_filter_for(&self, entity: Option<&str>) -> Result<FailedFilter> {
+        let mut f = FailedFilter::default();
+        if let Some(n) = entity {
+            let e = self.one(n)?;
+            f.connection = Some(e.key.connection.clone());
+            f.entity = Some(e.key.entity.clone());
+        }
+        Ok(f)
+    }
+
+    pub fn failed_ids(&self, filter: &FailedFilter) -> Result<Vec<i64>> {
+        Ok(self.ctx.store.failed_ids(filter)?)
+    }
+
+    /// Re-runs the validate stage of pending failed items: with the current record re-fetched by
+    /// id where the profile knows its URL, else with the stored payload. An item whose record the
+    /// replica already holds in a newer version is resolved as superseded.
+    pub async fn replay(&self, ids: &[i64], cancel: &CancellationToken) -> Result<ReplayReport> {
+        let mut report = ReplayReport { replayed: 0, superseded: 0, still_failing: 0 };
+        for id in ids {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let item = self.ctx.store.failed_item(*id)?;
+            if item.state != "pending" {
+                continue;
+            }
+            let Some(e) = self.entities.iter().find(|e| e.key.connection == item.connection && e.key.entity == item.entity) else {
+                continue;
+            };
+            let now = self.ctx.clock.now_ms();
+            let (payload, tracking) = match item.record_id.as_deref().and_then(|rid| e.profile.record_url(rid)) {
+                Some(url) => match e.source.fetch(&url, Some(&e.key.entity), cancel, |f| Ok(String::from_utf8_lossy(&f.body).into_owned()), |_, _, _| {}).await {
+                    Ok((body, f)) => (body, f.tracking_id),
+                    Err(f) if f.class == FailureClass::Config && f.http_status == Some(404) => {
+                        // Gone at the source: nothing left to replay.
+                        self.ctx.store.replay_failed_again(*id, &Rejected { id: item.record_id.clone(), version: None, payload: item.payload.clone(), kind: "not_found", message: format!("the record no longer exists at the source ({f}); discard the item") }, f.tracking_id.as_deref(), now)?;
+                        report.still_failing += 1;
+                        continue;
+                    }
+                    Err(f) => {
+                        self.ctx.store.replay_failed_again(*id, &Rejected { id: item.record_id.clone(), version: None, payload: item.payload.clone(), kind: "fetch_failed", message: f.to_string() }, f.tracking_id.as_deref(), now)?;
+                        report.still_failing += 1;
+                        continue;
+                    }
+                },
+                None => (item.payload.clone(), None),
+            };
+            match e.profile.validate_text(&payload) {
+                Ok(record) => {
+                    if self.ctx.store.apply_replayed(&e.key, &record, *id, now)? {
+                        report.superseded += 1;
+                    } else {
+                        report.replayed += 1;
+                    }
+                }
+                Err(rej) => {
+                    self.ctx.store.replay_failed_again(*id, &rej, tracking.as_deref(), now)?;
+                    report.still_failing += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    pub fn discard(&self, ids: &[i64]) -> Result<usize> {
+        Ok(self.ctx.store.discard_failed(ids, self.ctx.clock.now_ms())?)
+    }
+
+    pub fn set_paused(&self, name: &str, paused: bool) -> Result<()> {
+        Ok(self.ctx.store.set_paused(&self.one(name)?.key, paused)?)
+    }
+
+    /// Runs the agent until `cancel`: scheduled polls, nudges, the webhook receiver.
+    pub async fn run(self: &Arc<Self>, cancel: CancellationToken) -> Result<()> {
+        scheduler::run(self.clone(), cancel).await
+    }
+}
+
+fn humanize_ms(ms: i64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s / 60),
+        3600..=86399 => format!("{:.1} h", s as f64 / 3600.0),
+        _ => format!("{:.1} days", s as f64 / 86400.0),
+    }
+}
+
+/// Where the config lives when neither `--config` nor `SYNCMON_CONFIG` says.
+pub fn default_config_path() -> PathBuf {
+    directories::ProjectDirs::from("", "", "syncmon")
+        .map(|d| d.config_dir().join("syncmon.toml"))
+        .unwrap_or_else(|| PathBuf::from("syncmon.toml"))
+}
+
+/// Where the replica lives when neither `--data-dir` nor `SYNCMON_DATA_DIR` says.
+pub fn default_data_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "syncmon").map(|d| d.data_dir().to_path_buf()).unwrap_or_else(|| PathBuf::from("."))
+}

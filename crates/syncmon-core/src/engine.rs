@@ -1,0 +1,393 @@
+//! One cycle of one entity: read the feed from a start version until it ends, applying each page
+//! atomically. Fetching (and parsing) the next page overlaps with writing the current one.
+//!
+//! `run_cycle` is the single pass that `syncmon sync`, the scheduler, nudges and tests all call;
+//! the loop that decides *when* to call it lives in `scheduler`.
+
+use crate::config::EntityConfig;
+use crate::events::{EventBus, EventKind};
+use crate::profile::{Page, Profile};
+use crate::rowversion::RowVersion;
+use crate::source::{Failure, FailureClass, SourceClient};
+use crate::store::{EntityKey, PageBatch, PassEnd, Store};
+use crate::Clock;
+use serde::Serialize;
+use std::sync::Arc;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// Everything a cycle needs that is shared by all entities.
+pub struct EngineCtx {
+    pub store: Arc<Store>,
+    pub events: Arc<EventBus>,
+    pub clock: Arc<dyn Clock>,
+    pub runs_kept: u32,
+}
+
+/// An entity at run time.
+pub struct EntityRt {
+    pub key: EntityKey,
+    pub cfg: EntityConfig,
+    pub source: Arc<SourceClient>,
+    pub profile: Profile,
+    /// Nudges (webhooks, "Sync now") wake the entity's worker; extra nudges during a cycle
+    /// coalesce into one more cycle (Notify keeps a single permit).
+    pub nudge: Notify,
+    /// One cycle at a time per entity, whoever asks.
+    pub busy: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CycleKind {
+    Incremental,
+    /// A full resync pass (resumes an interrupted one).
+    Resync { allow_deletions: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    CaughtUp,
+    Failed,
+    CircuitOpen,
+    GuardTripped,
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::CaughtUp => "caught_up",
+            Outcome::Failed => "failed",
+            Outcome::CircuitOpen => "circuit_open",
+            Outcome::GuardTripped => "guard_tripped",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleReport {
+    pub connection: String,
+    pub entity: String,
+    pub kind: &'static str,
+    pub outcome: Outcome,
+    pub pages: u64,
+    pub records: u64,
+    pub failed_new: u64,
+    pub checkpoint: String,
+    pub error: Option<Failure>,
+    pub pass: Option<PassEnd>,
+    pub duration_ms: u64,
+    /// When the next attempt may happen (circuit open).
+    pub next_attempt_at: Option<i64>,
+}
+
+impl CycleReport {
+    /// One line for humans: `retail/items: caught up, 3 pages, 2500 records, checkpoint 1234 (0.4 s)`.
+    pub fn summary(&self) -> String {
+        let mut s = format!("{}/{}: ", self.connection, self.entity);
+        match self.outcome {
+            Outcome::CaughtUp => s.push_str("caught up"),
+            Outcome::Failed => s.push_str("FAILED"),
+            Outcome::CircuitOpen => s.push_str("skipped, circuit open"),
+            Outcome::GuardTripped => s.push_str("resync STOPPED by the deletion guard"),
+            Outcome::Cancelled => s.push_str("stopped"),
+        }
+        s.push_str(&format!(", {} pages, {} records", self.pages, self.records));
+        if self.failed_new > 0 {
+            s.push_str(&format!(", {} new failed items", self.failed_new));
+        }
+        s.push_str(&format!(", checkpoint {} ({:.1} s)", self.checkpoint, self.duration_ms as f64 / 1000.0));
+        if let Some(p) = &self.pass {
+            if p.guard_tripped {
+                s.push_str(&format!(
+                    ": it would delete {} of {} rows; check the source, then run `syncmon resync {}/{} --yes` to allow it",
+                    p.unseen, p.live_before, self.connection, self.entity
+                ));
+            } else {
+                s.push_str(&format!(", {} deleted", p.deleted));
+            }
+        }
+        if let Some(e) = &self.error {
+            s.push_str(&format!(": {e}"));
+        }
+        s
+    }
+}
+
+struct ParsedPage {
+    page: Page,
+    tracking_id: Option<String>,
+    status: u16,
+}
+
+/// Runs one cycle. Never panics on source trouble: every failure ends up in the report, the
+/// entity's state and the run history.
+pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &CancellationToken) -> CycleReport {
+    let _one_at_a_time = e.busy.lock().await;
+    let started = std::time::Instant::now();
+    let key = &e.key;
+    let now = ctx.clock.now_ms();
+    let kind_name = match kind {
+        CycleKind::Incremental => "incremental",
+        CycleKind::Resync { .. } => "resync",
+    };
+    let mut report = CycleReport {
+        connection: key.connection.clone(),
+        entity: key.entity.clone(),
+        kind: kind_name,
+        outcome: Outcome::CaughtUp,
+        pages: 0,
+        records: 0,
+        failed_new: 0,
+        checkpoint: String::new(),
+        error: None,
+        pass: None,
+        duration_ms: 0,
+        next_attempt_at: None,
+    };
+
+    let open_until = e.source.breaker.lock().unwrap().open_until(now);
+    if let Some(until) = open_until {
+        let msg = "the circuit is open after repeated failures; the source is not being called until the next attempt";
+        let _ = ctx.store.note_skipped(key, Outcome::CircuitOpen.as_str(), msg, Some(until), now);
+        report.outcome = Outcome::CircuitOpen;
+        report.next_attempt_at = Some(until);
+        report.checkpoint = ctx.store.entity(key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
+        return report;
+    }
+
+    let setup = (|| -> Result<(RowVersion, Option<i64>, i64), String> {
+        Ok(match kind {
+            CycleKind::Incremental => {
+                let from = ctx.store.lookback_start(key, now, e.source.cfg.lookback.as_millis() as i64).map_err(|x| x.to_string())?;
+                (from, None, 0)
+            }
+            CycleKind::Resync { .. } => {
+                let expected = ctx.store.replica_count(key).map_err(|x| x.to_string())?;
+                let (pass, cursor) = ctx.store.resync_begin(key).map_err(|x| x.to_string())?;
+                (cursor, Some(pass), expected)
+            }
+        })
+    })();
+    let (from, pass, expected) = match setup {
+        Ok(s) => s,
+        Err(msg) => {
+            report.outcome = Outcome::Failed;
+            report.error = Some(Failure { class: FailureClass::Config, message: msg, http_status: None, tracking_id: None, retry_after: None });
+            return report;
+        }
+    };
+    let run_id = match ctx.store.begin_run(key, kind_name, now) {
+        Ok(id) => id,
+        Err(err) => {
+            report.outcome = Outcome::Failed;
+            report.error = Some(Failure { class: FailureClass::Config, message: err.to_string(), http_status: None, tracking_id: None, retry_after: None });
+            return report;
+        }
+    };
+    ctx.events.emit(EventKind::CycleStarted {
+        connection: key.connection.clone(),
+        entity: key.entity.clone(),
+        kind: kind_name.into(),
+        from: from.to_string(),
+    });
+
+    // Fetcher: pages in feed order into a small channel, so the next page is fetched and parsed
+    // while the current one is written.
+    let (tx, mut rx) = mpsc::channel::<ParsedPage>(2);
+    let first = e.profile.first_url(&from);
+    let fetcher = async {
+        let mut url = first.clone();
+        loop {
+            if cancel.is_cancelled() {
+                return Err(Failure { class: FailureClass::Cancelled, message: "stopped".into(), http_status: None, tracking_id: None, retry_after: None });
+            }
+            let on_retry = |attempt: u32, f: &Failure, wait: std::time::Duration| {
+                ctx.events.emit(EventKind::Retrying {
+                    connection: key.connection.clone(),
+                    entity: key.entity.clone(),
+                    attempt,
+                    wait_ms: wait.as_millis() as u64,
+                    reason: f.message.clone(),
+                    http_status: f.http_status,
+                    tracking_id: f.tracking_id.clone(),
+                });
+            };
+            let parse = |f: &crate::source::Fetched| e.profile.parse_page(&f.body, &first, f.link.as_deref());
+            let (page, fetched) = e.source.fetch(&url, Some(&key.entity), cancel, parse, on_retry).await?;
+            let next = page.next.clone();
+            if tx.send(ParsedPage { page, tracking_id: fetched.tracking_id, status: fetched.status }).await.is_err() {
+                return Ok(()); // the writer stopped; it reports why
+            }
+            match next {
+                Some(n) => url = n,
+                None => return Ok(()),
+            }
+        }
+    };
+    let writer = async {
+        let mut failure: Option<Failure> = None;
+        let mut last_tracking: Option<String> = None;
+        while let Some(p) = rx.recv().await {
+            let store = ctx.store.clone();
+            let k = key.clone();
+            let now = ctx.clock.now_ms();
+            let resync_cursor = pass.and(p.page.max_version.clone());
+            let result = tokio::task::spawn_blocking(move || {
+                let batch = PageBatch {
+                    records: &p.page.records,
+                    rejected: &p.page.rejected,
+                    tracking_id: p.tracking_id.as_deref(),
+                    http_status: Some(p.status),
+                    max_version: p.page.max_version.as_ref(),
+                    resync_cursor: resync_cursor.as_ref(),
+                    run_id,
+                    now_ms: now,
+                };
+                store.apply_page(&k, &batch).map(|a| (a, p))
+            })
+            .await
+            .expect("the page writer does not panic");
+            match result {
+                Ok((applied, p)) => {
+                    report.pages += 1;
+                    report.records += (p.page.records.len() + p.page.rejected.len()) as u64;
+                    report.failed_new += applied.failed_new as u64;
+                    last_tracking = p.tracking_id.clone();
+                    let checkpoint = p.page.max_version.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                    ctx.events.emit(EventKind::PageApplied {
+                        connection: key.connection.clone(),
+                        entity: key.entity.clone(),
+                        records: p.page.records.len(),
+                        failed: p.page.rejected.len(),
+                        checkpoint,
+                    });
+                    if applied.failed_new > 0 {
+                        ctx.events.emit(EventKind::FailedItemsAdded { connection: key.connection.clone(), entity: key.entity.clone(), count: applied.failed_new });
+                    }
+                    if pass.is_some() {
+                        ctx.events.emit(EventKind::ResyncProgress {
+                            connection: key.connection.clone(),
+                            entity: key.entity.clone(),
+                            seen: report.records as i64,
+                            expected,
+                        });
+                    }
+                }
+                Err(err) => {
+                    failure = Some(Failure { class: FailureClass::Config, message: format!("cannot write the replica: {err}"), http_status: None, tracking_id: last_tracking.clone(), retry_after: None });
+                    break;
+                }
+            }
+            if cancel.is_cancelled() {
+                break;
+            }
+        }
+        (failure, last_tracking)
+    };
+    let (fetched, (write_failure, last_tracking)) = tokio::join!(fetcher, writer);
+    let failure = write_failure.or(fetched.err());
+
+    let now = ctx.clock.now_ms();
+    match &failure {
+        Some(f) if f.class == FailureClass::Cancelled || cancel.is_cancelled() => report.outcome = Outcome::Cancelled,
+        Some(_) => report.outcome = Outcome::Failed,
+        None => {
+            if let (Some(pass), CycleKind::Resync { allow_deletions }) = (pass, kind) {
+                match ctx.store.resync_finish(key, pass, e.cfg.deletion_guard, allow_deletions, now) {
+                    Ok(end) => {
+                        if end.guard_tripped {
+                            report.outcome = Outcome::GuardTripped;
+                            ctx.events.emit(EventKind::DeletionGuardTripped {
+                                connection: key.connection.clone(),
+                                entity: key.entity.clone(),
+                                would_delete: end.unseen,
+                                live: end.live_before,
+                            });
+                        }
+                        report.pass = Some(end);
+                    }
+                    Err(err) => {
+                        report.outcome = Outcome::Failed;
+                        report.error = Some(Failure { class: FailureClass::Config, message: err.to_string(), http_status: None, tracking_id: None, retry_after: None });
+                    }
+                }
+            }
+        }
+    }
+    if report.error.is_none() {
+        report.error = failure.filter(|f| f.class != FailureClass::Cancelled);
+    }
+
+    // The breaker counts failed cycles of the connection; a success closes it.
+    {
+        let mut breaker = e.source.breaker.lock().unwrap();
+        match report.outcome {
+            Outcome::Failed if report.error.as_ref().is_some_and(|f| f.class == FailureClass::Transient) => {
+                if let Some(until) = breaker.record_failure(now) {
+                    report.next_attempt_at = Some(until);
+                    ctx.events.emit(EventKind::CircuitOpened {
+                        connection: key.connection.clone(),
+                        until,
+                        error: report.error.as_ref().map(|f| f.to_string()).unwrap_or_default(),
+                    });
+                }
+            }
+            Outcome::CaughtUp | Outcome::GuardTripped => {
+                if breaker.record_success() {
+                    ctx.events.emit(EventKind::CircuitClosed { connection: key.connection.clone() });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let caught_up = matches!(report.outcome, Outcome::CaughtUp | Outcome::GuardTripped);
+    let err = report.error.as_ref();
+    let error_text = match (&report.pass, err) {
+        (Some(p), None) if p.guard_tripped => Some(format!(
+            "the full resync would delete {} of {} rows (more than the {:.0} % guard); check the source, then allow it with `syncmon resync {} --yes`",
+            p.unseen,
+            p.live_before,
+            e.cfg.deletion_guard * 100.0,
+            key
+        )),
+        _ => err.map(|f| f.message.clone()),
+    };
+    let tracking = err.and_then(|f| f.tracking_id.clone()).or(last_tracking);
+    if report.outcome != Outcome::Cancelled || report.pages > 0 {
+        if let Err(x) = ctx.store.finish_run(
+            key,
+            run_id,
+            report.outcome.as_str(),
+            error_text.as_deref(),
+            err.and_then(|f| f.http_status),
+            tracking.as_deref(),
+            caught_up,
+            now,
+            ctx.runs_kept,
+        ) {
+            tracing::warn!(entity = %key, error = %x, "could not record the run");
+        }
+    }
+    if let Some(until) = report.next_attempt_at {
+        let _ = ctx.store.note_skipped(key, Outcome::Failed.as_str(), error_text.as_deref().unwrap_or(""), Some(until), now);
+    }
+    report.checkpoint = ctx.store.entity(key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    ctx.events.emit(EventKind::CycleFinished {
+        connection: key.connection.clone(),
+        entity: key.entity.clone(),
+        outcome: report.outcome.as_str().into(),
+        records: report.records,
+        error: error_text,
+        tracking_id: tracking,
+    });
+    match report.outcome {
+        Outcome::Failed | Outcome::GuardTripped => tracing::warn!("{}", report.summary()),
+        _ => tracing::info!("{}", report.summary()),
+    }
+    report
+}

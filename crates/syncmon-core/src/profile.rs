@@ -1,0 +1,461 @@
+//! Profiles: how a source API names things. The engine's loop only asks a profile for the first
+//! URL of a cycle, to parse a page (records + where the next page is), and for a record's own URL.
+//!
+//! Records are parsed without building a JSON tree: only the id, the version and the required
+//! fields are read, and the record's text is kept as is for the replica.
+
+use crate::config::{ConnectionConfig, CursorConfig, EntityConfig, NextPageMode, ProfileKind};
+use crate::rowversion::RowVersion;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::fmt;
+use url::Url;
+
+/// A record that passed validation.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub id: String,
+    pub version: RowVersion,
+    /// The record's JSON text as the source sent it.
+    pub data: String,
+}
+
+/// A record that failed validation (stage `validate`).
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub id: Option<String>,
+    pub version: Option<RowVersion>,
+    pub payload: String,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct Page {
+    pub records: Vec<Record>,
+    pub rejected: Vec<Rejected>,
+    /// Where the next page is; None at the end of the feed.
+    pub next: Option<Url>,
+    /// Highest version in the page (valid or rejected records).
+    pub max_version: Option<RowVersion>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    kind: ProfileKind,
+    cursor: Option<CursorConfig>,
+    id_field: String,
+    version_field: String,
+    required: Vec<String>,
+    page_size: u32,
+    /// The entity's collection URL: base_url + path.
+    entity_url: Url,
+}
+
+impl Profile {
+    pub fn new(conn: &ConnectionConfig, entity: &EntityConfig) -> Result<Profile, String> {
+        let base = conn.base_url.trim_end_matches('/');
+        let entity_url = Url::parse(&format!("{base}{}", entity.path()))
+            .map_err(|e| format!("connection `{}`, entity `{}`: bad URL ({e})", conn.id, entity.name))?;
+        let (id_field, version_field) = match (&conn.profile, &conn.cursor) {
+            (ProfileKind::Cursor, Some(c)) => (c.id_field.clone(), c.version_field.clone()),
+            _ => ("id".to_string(), "rowVersion".to_string()),
+        };
+        Ok(Profile {
+            kind: conn.profile,
+            cursor: conn.cursor.clone().filter(|_| conn.profile == ProfileKind::Cursor),
+            id_field,
+            version_field,
+            required: entity.required_fields.clone(),
+            page_size: entity.page_size,
+            entity_url,
+        })
+    }
+
+    pub fn entity_url(&self) -> &Url {
+        &self.entity_url
+    }
+
+    /// The first request of a cycle: everything newer than `since`.
+    pub fn first_url(&self, since: &RowVersion) -> Url {
+        let mut url = self.entity_url.clone();
+        match &self.cursor {
+            None => {
+                url.query_pairs_mut()
+                    .append_pair("sync", "true")
+                    .append_pair("lastRowVersion", since.as_str())
+                    .append_pair("pageSize", &self.page_size.to_string());
+            }
+            Some(c) => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    q.append_pair(&c.filter_param, since.as_str());
+                    if let Some(p) = &c.page_size_param {
+                        q.append_pair(p, &self.page_size.to_string());
+                    }
+                }
+                if let Some(extra) = c.extra_query.as_deref().filter(|e| !e.is_empty()) {
+                    let q = match url.query() {
+                        Some(existing) => format!("{existing}&{extra}"),
+                        None => extra.to_string(),
+                    };
+                    url.set_query(Some(&q));
+                }
+            }
+        }
+        url
+    }
+
+    /// The single-record URL, where the profile knows one (used by replay to re-fetch).
+    pub fn record_url(&self, id: &str) -> Option<Url> {
+        if self.kind != ProfileKind::Rowversion {
+            return None;
+        }
+        let mut url = self.entity_url.clone();
+        url.path_segments_mut().ok()?.push(id);
+        Some(url)
+    }
+
+    /// Parses one page. `first` is the first request of the cycle (token paging repeats its query).
+    pub fn parse_page(&self, body: &[u8], first: &Url, link_header: Option<&str>) -> Result<Page, String> {
+        let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8 text".to_string())?;
+        let (raw_records, next) = match &self.cursor {
+            None => self.parse_reference(text)?,
+            Some(c) => self.parse_cursor(c, text, first, link_header)?,
+        };
+        let mut page = Page { records: Vec::with_capacity(raw_records.len()), rejected: Vec::new(), next, max_version: None };
+        let count = raw_records.len();
+        for raw in raw_records {
+            match self.validate(raw) {
+                Ok(r) => {
+                    if page.max_version.as_ref().map_or(true, |m| r.version > *m) {
+                        page.max_version = Some(r.version.clone());
+                    }
+                    page.records.push(r);
+                }
+                Err(rej) => {
+                    // A rejected record still moves the checkpoint on: one bad record never stalls an entity.
+                    if let Some(v) = &rej.version {
+                        if page.max_version.as_ref().map_or(true, |m| v > m) {
+                            page.max_version = Some(v.clone());
+                        }
+                    }
+                    page.rejected.push(rej)
+                }
+            }
+        }
+        if let Some(NextPageMode::ShortPage) = self.cursor.as_ref().and_then(|c| c.next) {
+            // A full page means there may be more: ask again from its highest version.
+            page.next = match &page.max_version {
+                Some(v) if count >= self.page_size as usize => Some(self.first_url(v)),
+                _ => None,
+            };
+        }
+        if let Some(next) = &page.next {
+            if next.origin() != self.entity_url.origin() {
+                return Err(format!(
+                    "the next-page URL points to another server ({}); refusing to send credentials there",
+                    next.origin().ascii_serialization()
+                ));
+            }
+        }
+        Ok(page)
+    }
+
+    fn parse_reference<'a>(&self, text: &'a str) -> Result<(Vec<&'a RawValue>, Option<Url>), String> {
+        #[derive(Deserialize)]
+        struct Body<'a> {
+            #[serde(rename = "morePages", default)]
+            more_pages: bool,
+            #[serde(rename = "nextPageKey", default)]
+            next_page_key: Option<String>,
+            #[serde(rename = "nextPageURL", default)]
+            next_page_url: Option<String>,
+            #[serde(borrow)]
+            data: Vec<&'a RawValue>,
+        }
+        let body: Body = serde_json::from_str(text).map_err(|e| format!("the body is not a page of records: {e}"))?;
+        let next = if !body.more_pages {
+            None
+        } else if let Some(u) = body.next_page_url.filter(|u| !u.is_empty()) {
+            Some(self.entity_url.join(&u).map_err(|e| format!("nextPageURL `{u}` is not a URL: {e}"))?)
+        } else if let Some(k) = body.next_page_key.filter(|k| !k.is_empty()) {
+            let mut u = self.entity_url.clone();
+            u.query_pairs_mut().append_pair("pageKey", &k);
+            Some(u)
+        } else {
+            return Err("morePages is true but the page has neither nextPageURL nor nextPageKey".into());
+        };
+        Ok((body.data, next))
+    }
+
+    fn parse_cursor<'a>(
+        &self,
+        c: &CursorConfig,
+        text: &'a str,
+        first: &Url,
+        link_header: Option<&str>,
+    ) -> Result<(Vec<&'a RawValue>, Option<Url>), String> {
+        let root: &RawValue = serde_json::from_str(text).map_err(|e| format!("the body is not JSON: {e}"))?;
+        let records_raw = pointer(root, &c.records_pointer)?
+            .ok_or_else(|| format!("no records at `{}` in the body", c.records_pointer))?;
+        let records: Vec<&RawValue> = serde_json::from_str(records_raw.get())
+            .map_err(|_| format!("the value at `{}` is not an array of records", c.records_pointer))?;
+        let next = if let (Some(ptr), Some(param)) = (&c.next_token_pointer, &c.next_token_param) {
+            match pointer_string(root, ptr)? {
+                Some(token) => {
+                    let mut u = first.clone();
+                    u.query_pairs_mut().append_pair(param, &token);
+                    Some(u)
+                }
+                None => None,
+            }
+        } else if let Some(ptr) = &c.next_url_pointer {
+            match pointer_string(root, ptr)? {
+                Some(u) => Some(self.entity_url.join(&u).map_err(|e| format!("next URL `{u}` is not a URL: {e}"))?),
+                None => None,
+            }
+        } else if c.next == Some(NextPageMode::LinkHeader) {
+            match link_header.and_then(next_link) {
+                Some(u) => Some(self.entity_url.join(&u).map_err(|e| format!("Link URL `{u}` is not a URL: {e}"))?),
+                None => None,
+            }
+        } else {
+            None // short-page: decided after validation
+        };
+        Ok((records, next))
+    }
+
+    /// Validates one record given as text (replay of a stored or re-fetched record).
+    pub fn validate_text(&self, text: &str) -> Result<Record, Rejected> {
+        match serde_json::from_str::<&RawValue>(text) {
+            Ok(raw) => self.validate(raw),
+            Err(e) => Err(Rejected { id: None, version: None, payload: text.to_string(), kind: "not_json", message: format!("the record is not JSON: {e}") }),
+        }
+    }
+
+    fn validate(&self, raw: &RawValue) -> Result<Record, Rejected> {
+        let payload = raw.get();
+        let reject = |id: Option<String>, version: Option<RowVersion>, kind: &'static str, message: String| Rejected {
+            id,
+            version,
+            payload: payload.to_string(),
+            kind,
+            message,
+        };
+        let mut wanted: Vec<&str> = vec![&self.id_field, &self.version_field];
+        wanted.extend(self.required.iter().map(String::as_str));
+        let fields = match (FieldPicker { wanted: &wanted }).deserialize(&mut serde_json::Deserializer::from_str(payload)) {
+            Ok(f) => f,
+            Err(_) => return Err(reject(None, None, "not_an_object", "the record is not a JSON object".into())),
+        };
+        let id = match fields.get(self.id_field.as_str()) {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let version = fields.get(self.version_field.as_str()).and_then(RowVersion::from_json);
+        let Some(id) = id else {
+            return Err(reject(None, version, "missing_id", format!("the record has no `{}`", self.id_field)));
+        };
+        let Some(version) = version else {
+            let msg = match fields.get(self.version_field.as_str()) {
+                None | Some(serde_json::Value::Null) => format!("the record has no `{}`", self.version_field),
+                Some(v) => format!("`{}` is {v}, not an unsigned integer", self.version_field),
+            };
+            return Err(reject(Some(id), None, "missing_row_version", msg));
+        };
+        for f in &self.required {
+            if matches!(fields.get(f.as_str()), None | Some(serde_json::Value::Null)) {
+                return Err(reject(Some(id), Some(version), "missing_field", format!("required field `{f}` is missing or null")));
+            }
+        }
+        Ok(Record { id, version, data: payload.to_string() })
+    }
+}
+
+/// Follows a JSON pointer through raw values without building a tree; "" is the root.
+fn pointer<'a>(root: &'a RawValue, ptr: &str) -> Result<Option<&'a RawValue>, String> {
+    if ptr.is_empty() {
+        return Ok(Some(root));
+    }
+    if !ptr.starts_with('/') {
+        return Err(format!("`{ptr}` is not a JSON pointer (it must start with `/`)"));
+    }
+    let mut cur = root;
+    for seg in ptr[1..].split('/') {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        let text = cur.get().trim_start();
+        cur = if text.starts_with('{') {
+            let map: BTreeMap<String, &RawValue> = serde_json::from_str(cur.get()).map_err(|e| e.to_string())?;
+            match map.get(&seg) {
+                Some(v) => v,
+                None => return Ok(None),
+            }
+        } else if text.starts_with('[') {
+            let items: Vec<&RawValue> = serde_json::from_str(cur.get()).map_err(|e| e.to_string())?;
+            match seg.parse::<usize>().ok().and_then(|i| items.get(i).copied()) {
+                Some(v) => v,
+                None => return Ok(None),
+            }
+        } else {
+            return Ok(None);
+        };
+    }
+    Ok(Some(cur))
+}
+
+/// A string (or number) at a pointer; null, absent or "" mean none.
+fn pointer_string(root: &RawValue, ptr: &str) -> Result<Option<String>, String> {
+    let Some(raw) = pointer(root, ptr)? else { return Ok(None) };
+    Ok(match serde_json::from_str::<serde_json::Value>(raw.get()).map_err(|e| e.to_string())? {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// The URL of `rel="next"` in an RFC 8288 Link header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let mut pieces = part.split(';');
+        let target = pieces.next()?.trim();
+        let is_next = pieces.any(|p| {
+            let p = p.trim();
+            p.strip_prefix("rel=").map(|r| r.trim_matches('"').split_whitespace().any(|r| r.eq_ignore_ascii_case("next"))).unwrap_or(false)
+        });
+        (is_next && target.starts_with('<') && target.ends_with('>')).then(|| target[1..target.len() - 1].to_string())
+    })
+}
+
+/// Reads only the wanted top-level fields of an object; the rest is skipped unparsed.
+struct FieldPicker<'w> {
+    wanted: &'w [&'w str],
+}
+
+impl<'de, 'w> DeserializeSeed<'de> for FieldPicker<'w> {
+    type Value = BTreeMap<String, serde_json::Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, 'w> Visitor<'de> for FieldPicker<'w> {
+    type Value = BTreeMap<String, serde_json::Value>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if self.wanted.contains(&key.as_ref()) {
+                out.insert(key.into_owned(), map.next_value::<serde_json::Value>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn profile(extra_conn: &str, extra_entity: &str) -> Profile {
+        let text = format!(
+            "[[connection]]\nid = \"c\"\nbase_url = \"http://127.0.0.1:9/api\"\n{extra_conn}\n[[connection.entity]]\nname = \"items\"\npage_size = 2\n{extra_entity}\n"
+        );
+        let cfg = Config::parse(&text).unwrap();
+        Profile::new(&cfg.connections[0], &cfg.connections[0].entities[0]).unwrap()
+    }
+
+    #[test]
+    fn the_reference_first_url_asks_for_changes_since_the_checkpoint() {
+        let p = profile("", "");
+        let u = p.first_url(&RowVersion::from(1234));
+        assert_eq!(u.as_str(), "http://127.0.0.1:9/api/items?sync=true&lastRowVersion=1234&pageSize=2");
+    }
+
+    #[test]
+    fn a_reference_page_yields_records_and_the_next_url() {
+        let p = profile("", "");
+        let body = br#"{"morePages":true,"nextPageKey":"abc","nextPageURL":"http://127.0.0.1:9/api/items?pageKey=abc",
+            "data":[{"id":"a","rowVersion":"999999","x":{"y":1}},{"id":"b","rowVersion":"1000000"}]}"#;
+        let page = p.parse_page(body, &p.first_url(&RowVersion::zero()), None).unwrap();
+        assert_eq!(page.records.len(), 2);
+        assert_eq!(page.max_version.unwrap().as_str(), "1000000");
+        assert_eq!(page.records[0].data, r#"{"id":"a","rowVersion":"999999","x":{"y":1}}"#);
+        assert_eq!(page.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?pageKey=abc");
+    }
+
+    #[test]
+    fn the_end_of_the_feed_ignores_an_empty_key() {
+        let p = profile("", "");
+        let page = p.parse_page(br#"{"morePages":false,"nextPageKey":"","data":[]}"#, &p.first_url(&RowVersion::zero()), None).unwrap();
+        assert!(page.next.is_none());
+    }
+
+    #[test]
+    fn records_without_id_or_version_are_rejected_not_fatal() {
+        let p = profile("", "required_fields = [\"name\"]");
+        let body = br#"{"morePages":false,"data":[{"rowVersion":"5"},{"id":"b"},{"id":"c","rowVersion":"x7"},{"id":"d","rowVersion":"8"},{"id":"e","rowVersion":"9","name":"ok"},7]}"#;
+        let page = p.parse_page(body, &p.first_url(&RowVersion::zero()), None).unwrap();
+        let kinds: Vec<_> = page.rejected.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, ["missing_id", "missing_row_version", "missing_row_version", "missing_field", "not_an_object"]);
+        assert_eq!(page.records.len(), 1);
+        assert_eq!(page.rejected[3].id.as_deref(), Some("d"));
+    }
+
+    #[test]
+    fn a_next_url_on_another_server_is_refused() {
+        let p = profile("", "");
+        let body = br#"{"morePages":true,"nextPageURL":"https://evil.example.com/steal","data":[]}"#;
+        let err = p.parse_page(body, &p.first_url(&RowVersion::zero()), None).unwrap_err();
+        assert!(err.contains("another server"), "{err}");
+    }
+
+    #[test]
+    fn cursor_token_paging_repeats_the_first_query() {
+        let p = profile(
+            "profile = \"cursor\"\n[connection.cursor]\nid_field = \"uid\"\nversion_field = \"seq\"\nrecords_pointer = \"/result/items\"\nfilter_param = \"since\"\npage_size_param = \"limit\"\nnext_token_pointer = \"/paging/next\"\nnext_token_param = \"token\"\nextra_query = \"order=seq\"",
+            "",
+        );
+        let first = p.first_url(&RowVersion::from(7));
+        assert_eq!(first.as_str(), "http://127.0.0.1:9/api/items?since=7&limit=2&order=seq");
+        let body = br#"{"result":{"items":[{"uid":"a","seq":8},{"uid":"b","seq":9}]},"paging":{"next":"T"}}"#;
+        let page = p.parse_page(body, &first, None).unwrap();
+        assert_eq!(page.records.len(), 2);
+        assert_eq!(page.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?since=7&limit=2&order=seq&token=T");
+        let end = br#"{"result":{"items":[]},"paging":{"next":""}}"#;
+        assert!(p.parse_page(end, &first, None).unwrap().next.is_none());
+    }
+
+    #[test]
+    fn link_header_and_short_page_paging() {
+        let p = profile("profile = \"cursor\"\n[connection.cursor]\nfilter_param = \"since\"\nnext = \"link-header\"", "");
+        let first = p.first_url(&RowVersion::zero());
+        let page = p
+            .parse_page(br#"[{"id":"a","rowVersion":1}]"#, &first, Some(r#"<http://127.0.0.1:9/api/items?c=2>; rel="next", <http://127.0.0.1:9/x>; rel="prev""#))
+            .unwrap();
+        assert_eq!(page.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?c=2");
+
+        let p = profile("profile = \"cursor\"\n[connection.cursor]\nfilter_param = \"since\"\npage_size_param = \"limit\"\nnext = \"short-page\"", "");
+        let full = p.parse_page(br#"[{"id":"a","rowVersion":1},{"id":"b","rowVersion":3}]"#, &first, None).unwrap();
+        assert_eq!(full.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?since=3&limit=2");
+        let short = p.parse_page(br#"[{"id":"c","rowVersion":4}]"#, &first, None).unwrap();
+        assert!(short.next.is_none());
+    }
+
+    #[test]
+    fn garbage_bodies_are_errors() {
+        let p = profile("", "");
+        let first = p.first_url(&RowVersion::zero());
+        assert!(p.parse_page(b"<html>502 Bad Gateway</html>", &first, None).is_err());
+        assert!(p.parse_page(br#"{"morePages":true,"data":[{"id":"a""#, &first, None).is_err());
+        assert!(p.parse_page(br#"{"morePages":true,"data":[]}"#, &first, None).is_err());
+    }
+}

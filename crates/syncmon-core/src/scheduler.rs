@@ -1,0 +1,127 @@
+//! The agent loop: one worker per entity. Each catches up once at start, then waits for the
+//! first of its poll timer (with jitter, so entities do not fire together), a nudge, or
+//! shutdown. The webhook receiver, when configured, turns verified calls into nudges.
+
+use crate::engine::{self, CycleKind, EntityRt};
+use crate::secrets::{self, SecretKind};
+use crate::webhook::{self, NudgeTarget, WebhookConnection};
+use crate::{Error, Result, Syncmon};
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run(sm: Arc<Syncmon>, cancel: CancellationToken) -> Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(w) = &sm.config.webhooks {
+        let listener = tokio::net::TcpListener::bind(&w.listen)
+            .await
+            .map_err(|e| Error::Io(format!("cannot listen for webhooks on {}: {e}; pick a free port in [webhooks] listen", w.listen)))?;
+        let router = webhook::router(webhook_connections(&sm), Arc::new(Nudger(sm.clone())), Arc::new(webhook::SystemClock));
+        tracing::info!("webhook receiver listening on http://{}/webhooks/<connection>", w.listen);
+        let stop = cancel.clone();
+        tasks.spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "the webhook receiver stopped");
+            }
+        });
+    }
+    for e in sm.entities.clone() {
+        let sm = sm.clone();
+        let cancel = cancel.clone();
+        tasks.spawn(async move { worker(sm, e, cancel).await });
+    }
+    {
+        let sm = sm.clone();
+        let cancel = cancel.clone();
+        tasks.spawn(async move { housekeeping(sm, cancel).await });
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn worker(sm: Arc<Syncmon>, e: Arc<EntityRt>, cancel: CancellationToken) {
+    let mut first = true;
+    loop {
+        if !first {
+            let row = sm.ctx.store.entity(&e.key).ok();
+            let now = sm.ctx.clock.now_ms();
+            let poll = e.cfg.poll_every.mul_f64(rand::thread_rng().gen_range(0.9..1.1));
+            // While the circuit is open, wake when it half-opens rather than at the next poll.
+            let wait = match row.and_then(|r| r.next_attempt_at).filter(|t| *t > now) {
+                Some(t) => Duration::from_millis((t - now) as u64 + 10).min(poll),
+                None => poll,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = e.nudge.notified() => {}
+                _ = cancel.cancelled() => return,
+            }
+        }
+        first = false;
+        if cancel.is_cancelled() {
+            return;
+        }
+        let Ok(row) = sm.ctx.store.entity(&e.key) else { continue };
+        if row.paused {
+            continue;
+        }
+        let now = sm.ctx.clock.now_ms();
+        let resync_due = e.cfg.full_resync_every.is_some_and(|every| {
+            row.last_caught_up_at.is_some() && row.last_full_resync_at.map_or(true, |t| now - t >= every.as_millis() as i64)
+        });
+        let kind = if row.resync_state.as_deref() == Some("running") || (resync_due && row.resync_state.is_none()) {
+            CycleKind::Resync { allow_deletions: false }
+        } else {
+            CycleKind::Incremental
+        };
+        engine::run_cycle(&sm.ctx, &e, kind, &cancel).await;
+    }
+}
+
+/// Bounded upkeep once an hour: the request log keeps its retention.
+async fn housekeeping(sm: Arc<Syncmon>, cancel: CancellationToken) {
+    loop {
+        let cutoff = sm.ctx.clock.now_ms() - sm.config.storage.request_log_retention.as_millis() as i64;
+        let s = sm.clone();
+        let _ = tokio::task::spawn_blocking(move || s.ctx.store.prune_request_log(cutoff)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+fn webhook_connections(sm: &Syncmon) -> Vec<WebhookConnection> {
+    sm.config
+        .connections
+        .iter()
+        .map(|c| {
+            // One webhook secret per connection: the Standard Webhooks signing secret, which is
+            // also the clientState chosen when subscribing in the Business Central dialect.
+            let secret = match secrets::resolve(c, SecretKind::Webhook) {
+                Ok(s) => Some(s.expose().to_string()),
+                Err(e) => {
+                    tracing::warn!(connection = %c.id, "webhooks for this connection will be refused: {e}");
+                    None
+                }
+            };
+            WebhookConnection {
+                id: c.id.clone(),
+                entities: c.entities.iter().map(|e| e.name.clone()).collect(),
+                entity_pointer: c.webhook_entity_pointer.clone(),
+                signing_secret: secret.clone(),
+                client_state: secret,
+            }
+        })
+        .collect()
+}
+
+struct Nudger(Arc<Syncmon>);
+
+impl NudgeTarget for Nudger {
+    fn nudge(&self, connection: &str, entity: &str) -> bool {
+        self.0.nudge(connection, entity)
+    }
+}

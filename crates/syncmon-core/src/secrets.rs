@@ -1,0 +1,134 @@
+//! Where secrets come from: the OS keyring (service `syncmon`, account = connection id, or
+//! `<id>/webhook`), or for headless machines an environment variable named in the config.
+//! A `Secret` never prints its value.
+
+use crate::config::ConnectionConfig;
+use std::fmt;
+
+pub const KEYRING_SERVICE: &str = "syncmon";
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    /// The API key, bearer token or OAuth client secret.
+    Connection,
+    /// The webhook signing secret / Business Central clientState.
+    Webhook,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("no {what} for connection `{connection}` in the OS keyring. Run `syncmon creds set {connection}{flag}`, or set `{env_key} = \"VAR\"` in the config for a headless machine")]
+    Missing { connection: String, what: &'static str, flag: &'static str, env_key: &'static str },
+    #[error("environment variable `{var}` (named by `{env_key}` of connection `{connection}`) is not set or is empty")]
+    EnvUnset { connection: String, var: String, env_key: &'static str },
+    #[error("the OS keyring is not available ({0}). On a headless machine name an environment variable with `secret_env` instead")]
+    Keyring(String),
+}
+
+pub fn keyring_account(connection: &str, kind: SecretKind) -> String {
+    match kind {
+        SecretKind::Connection => connection.to_string(),
+        SecretKind::Webhook => format!("{connection}/webhook"),
+    }
+}
+
+/// Resolves the secret of a connection: the environment variable when the config names one,
+/// else the keyring.
+pub fn resolve(conn: &ConnectionConfig, kind: SecretKind) -> Result<Secret, SecretError> {
+    let (env, env_key, what, flag) = match kind {
+        SecretKind::Connection => (&conn.secret_env, "secret_env", "secret", ""),
+        SecretKind::Webhook => (&conn.webhook_secret_env, "webhook_secret_env", "webhook secret", " --webhook"),
+    };
+    if let Some(var) = env {
+        return match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(Secret(v)),
+            _ => Err(SecretError::EnvUnset { connection: conn.id.clone(), var: var.clone(), env_key }),
+        };
+    }
+    match keyring_get(&keyring_account(&conn.id, kind))? {
+        Some(s) => Ok(s),
+        None => Err(SecretError::Missing { connection: conn.id.clone(), what, flag, env_key }),
+    }
+}
+
+pub fn keyring_get(account: &str) -> Result<Option<Secret>, SecretError> {
+    let entry = keyring::Entry::new(KEYRING_SERVICE, account).map_err(|e| SecretError::Keyring(e.to_string()))?;
+    match entry.get_password() {
+        Ok(v) => Ok(Some(Secret(v))),
+        Err(keyring::Error::NoEntry) => Ok(None),
+        Err(e) => Err(SecretError::Keyring(e.to_string())),
+    }
+}
+
+pub fn keyring_set(account: &str, secret: &Secret) -> Result<(), SecretError> {
+    let entry = keyring::Entry::new(KEYRING_SERVICE, account).map_err(|e| SecretError::Keyring(e.to_string()))?;
+    entry.set_password(&secret.0).map_err(|e| SecretError::Keyring(e.to_string()))
+}
+
+/// Returns whether there was an entry to delete.
+pub fn keyring_delete(account: &str) -> Result<bool, SecretError> {
+    let entry = keyring::Entry::new(KEYRING_SERVICE, account).map_err(|e| SecretError::Keyring(e.to_string()))?;
+    match entry.delete_credential() {
+        Ok(()) => Ok(true),
+        Err(keyring::Error::NoEntry) => Ok(false),
+        Err(e) => Err(SecretError::Keyring(e.to_string())),
+    }
+}
+
+/// Replaces the values of query parameters that may carry secrets, for logs and the request log.
+pub fn redact_url(url: &url::Url) -> String {
+    const SECRET_PARAMS: &[&str] =
+        &["access_token", "token", "api_key", "apikey", "key", "client_secret", "password", "secret", "sig", "signature", "code"];
+    let mut u = url.clone();
+    if u.password().is_some() {
+        let _ = u.set_password(Some("REDACTED"));
+    }
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s));
+                (k.into_owned(), if secret { "REDACTED".to_string() } else { v.into_owned() })
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_never_prints() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+    }
+
+    #[test]
+    fn secret_query_parameters_are_redacted() {
+        let u = url::Url::parse("https://u:pw@api.example.com/items?sync=true&access_token=abc&lastRowVersion=5").unwrap();
+        let r = redact_url(&u);
+        assert!(!r.contains("abc") && !r.contains(":pw@"), "{r}");
+        assert!(r.contains("lastRowVersion=5") && r.contains("sync=true"), "{r}");
+    }
+}

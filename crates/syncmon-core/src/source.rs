@@ -1,0 +1,605 @@
+//! The HTTP side of a connection: auth, limits, the retry policy, the circuit breaker and the
+//! request log. One `SourceClient` per connection, shared by its entities.
+
+use crate::config::{AuthKind, ConnectionConfig, ProfileKind};
+use crate::secrets::{self, redact_url, Secret, SecretKind};
+use crate::store::{RequestRow, Store};
+use crate::Clock;
+use governor::{Quota, RateLimiter};
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderValue};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+/// Pages larger than this are refused rather than buffered (a misconfigured page size or a
+/// runaway server must not exhaust memory).
+pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+
+/// A successful response, body read in full.
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: u16,
+    pub body: bytes::Bytes,
+    pub tracking_id: Option<String>,
+    pub link: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// 429: wait as told, counts against no breaker.
+    RateLimited,
+    /// 5xx, connect error, timeout, reset, truncated or unparsable body.
+    Transient,
+    /// 401 (after one token refresh), or no usable credentials.
+    Auth,
+    /// 400/403/404 and other 4xx: a configuration problem, no hot retry.
+    Config,
+    Cancelled,
+}
+
+/// A failed call, with everything the user needs to understand it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Failure {
+    pub class: FailureClass,
+    pub message: String,
+    pub http_status: Option<u16>,
+    pub tracking_id: Option<String>,
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn new(class: FailureClass, message: impl Into<String>) -> Self {
+        Failure { class, message: message.into(), http_status: None, tracking_id: None, retry_after: None }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(s) = self.http_status {
+            write!(f, " (HTTP {s})")?;
+        }
+        if let Some(t) = &self.tracking_id {
+            write!(f, " [Trackingid {t}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// What to do after a failure.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Retry { after: Duration, reason: String },
+    GiveUp,
+}
+
+/// Retries with exponential backoff and *full* jitter (a uniform wait in [0, min(cap, base·2^n)]):
+/// many workers retrying after one outage then spread out instead of hammering the source in
+/// step. 429 waits for `Retry-After` and has its own, larger budget since it is the source
+/// pacing us, not failing.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub max_rate_limited: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl RetryPolicy {
+    pub fn from_config(c: &ConnectionConfig) -> Self {
+        RetryPolicy { max_retries: c.max_retries, max_rate_limited: 20, base: c.backoff_base, cap: c.backoff_max }
+    }
+
+    /// `transient_tries` and `limited_tries` count the failures so far, this one included.
+    pub fn decide(&self, f: &Failure, transient_tries: u32, limited_tries: u32, rng: &mut impl Rng) -> Decision {
+        match f.class {
+            FailureClass::RateLimited if limited_tries <= self.max_rate_limited => {
+                let after = f.retry_after.unwrap_or_else(|| self.full_jitter(limited_tries, rng)).min(Duration::from_secs(300));
+                Decision::Retry { after, reason: "rate limited (429)".into() }
+            }
+            FailureClass::Transient if transient_tries <= self.max_retries => {
+                Decision::Retry { after: self.full_jitter(transient_tries, rng), reason: f.message.clone() }
+            }
+            _ => Decision::GiveUp,
+        }
+    }
+
+    fn full_jitter(&self, attempt: u32, rng: &mut impl Rng) -> Duration {
+        let ceiling = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20)).min(self.cap);
+        ceiling.mul_f64(rng.gen::<f64>())
+    }
+}
+
+/// Opens after `threshold` consecutive failed cycles; stays open for a cooldown that doubles
+/// (up to 16×) while the source keeps failing; one success closes it.
+#[derive(Debug)]
+pub struct Breaker {
+    threshold: u32,
+    base_cooldown_ms: i64,
+    consecutive: u32,
+    opened: u32,
+    open_until_ms: Option<i64>,
+}
+
+impl Breaker {
+    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+        Breaker { threshold: threshold.max(1), base_cooldown_ms: cooldown.as_millis() as i64, consecutive: 0, opened: 0, open_until_ms: None }
+    }
+
+    /// Some(until) while open.
+    pub fn open_until(&self, now_ms: i64) -> Option<i64> {
+        self.open_until_ms.filter(|u| *u > now_ms)
+    }
+
+    /// Returns Some(until) when this failure opens the circuit.
+    pub fn record_failure(&mut self, now_ms: i64) -> Option<i64> {
+        self.consecutive += 1;
+        if self.consecutive >= self.threshold {
+            let until = now_ms + self.base_cooldown_ms * (1i64 << self.opened.min(4));
+            self.opened += 1;
+            self.consecutive = 0;
+            self.open_until_ms = Some(until);
+            return Some(until);
+        }
+        None
+    }
+
+    /// Returns true when this success closes a circuit that had opened.
+    pub fn record_success(&mut self) -> bool {
+        let was_open = self.opened > 0;
+        self.consecutive = 0;
+        self.opened = 0;
+        self.open_until_ms = None;
+        was_open
+    }
+}
+
+struct CachedToken {
+    value: Secret,
+    refresh_at: Instant,
+}
+
+type DirectLimiter = RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, governor::clock::DefaultClock>;
+
+pub struct SourceClient {
+    pub cfg: ConnectionConfig,
+    http: reqwest::Client,
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    limiter: DirectLimiter,
+    permits: Semaphore,
+    secret: Mutex<Option<Secret>>,
+    token: tokio::sync::Mutex<Option<CachedToken>>,
+    cache_id: Mutex<Option<String>>,
+    pub policy: RetryPolicy,
+    pub breaker: Mutex<Breaker>,
+}
+
+impl SourceClient {
+    pub fn new(cfg: ConnectionConfig, http: reqwest::Client, store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
+        let period = Duration::from_secs_f64(1.0 / cfg.requests_per_second);
+        let burst = std::num::NonZeroU32::new(cfg.max_concurrency as u32).unwrap_or(std::num::NonZeroU32::MIN);
+        let quota = Quota::with_period(period.max(Duration::from_nanos(1))).expect("period > 0").allow_burst(burst);
+        SourceClient {
+            limiter: RateLimiter::direct(quota),
+            permits: Semaphore::new(cfg.max_concurrency),
+            policy: RetryPolicy::from_config(&cfg),
+            breaker: Mutex::new(Breaker::new(cfg.breaker_threshold, cfg.breaker_cooldown)),
+            secret: Mutex::new(None),
+            token: tokio::sync::Mutex::new(None),
+            cache_id: Mutex::new(None),
+            cfg,
+            http,
+            store,
+            clock,
+        }
+    }
+
+    /// Builds the shared HTTP client: rustls with the platform's roots, TLS always verified.
+    pub fn http_client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .user_agent(concat!("syncmon/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .expect("a TLS backend is compiled in")
+    }
+
+    fn secret(&self) -> Result<Secret, Failure> {
+        let mut cached = self.secret.lock().unwrap();
+        if let Some(s) = cached.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = secrets::resolve(&self.cfg, SecretKind::Connection).map_err(|e| Failure::new(FailureClass::Auth, e.to_string()))?;
+        *cached = Some(s.clone());
+        Ok(s)
+    }
+
+    async fn auth_headers(&self, headers: &mut HeaderMap, entity: Option<&str>) -> Result<(), Failure> {
+        let value = match self.cfg.auth {
+            AuthKind::None => return Ok(()),
+            AuthKind::ApiKey => {
+                let name = reqwest::header::HeaderName::from_bytes(self.cfg.api_key_header.as_bytes())
+                    .map_err(|_| Failure::new(FailureClass::Config, format!("api_key_header `{}` is not a header name", self.cfg.api_key_header)))?;
+                let mut v = HeaderValue::from_str(self.secret()?.expose())
+                    .map_err(|_| Failure::new(FailureClass::Auth, "the stored API key has characters a header cannot carry"))?;
+                v.set_sensitive(true);
+                headers.insert(name, v);
+                return Ok(());
+            }
+            AuthKind::Bearer => format!("Bearer {}", self.secret()?.expose()),
+            AuthKind::Oauth2 => format!("Bearer {}", self.oauth_token(entity).await?.expose()),
+        };
+        let mut v = HeaderValue::from_str(&value).map_err(|_| Failure::new(FailureClass::Auth, "the credential has characters a header cannot carry"))?;
+        v.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+        Ok(())
+    }
+
+    /// A cached client-credentials token, fetched when missing or about to expire.
+    async fn oauth_token(&self, entity: Option<&str>) -> Result<Secret, Failure> {
+        let mut slot = self.token.lock().await;
+        if let Some(t) = slot.as_ref().filter(|t| t.refresh_at > Instant::now()) {
+            return Ok(t.value.clone());
+        }
+        let token_url = self.cfg.token_url.clone().unwrap_or_default();
+        let url = Url::parse(&token_url).map_err(|e| Failure::new(FailureClass::Config, format!("token_url is not a URL: {e}")))?;
+        let secret = self.secret()?;
+        let mut form = vec![
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", self.cfg.client_id.clone().unwrap_or_default()),
+            ("client_secret", secret.expose().to_string()),
+        ];
+        if let Some(s) = &self.cfg.scope {
+            form.push(("scope", s.clone()));
+        }
+        let started = Instant::now();
+        let result = self.http.post(url.clone()).form(&form).timeout(self.cfg.timeout).send().await;
+        let (status, tracking_id, body) = match result {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let tid = tracking_id(resp.headers());
+                (Some(status), tid, resp.bytes().await.ok())
+            }
+            Err(e) => (None, None, Some(bytes::Bytes::from(e.to_string()))),
+        };
+        self.log(&url, "POST", entity, status, started, 1, body.as_ref().map(|b| b.len()), tracking_id.clone(), None);
+        let fail = |msg: String| Failure { class: FailureClass::Auth, message: msg, http_status: status, tracking_id: tracking_id.clone(), retry_after: None };
+        match status {
+            Some(200..=299) => {}
+            Some(s) if s >= 500 => {
+                return Err(Failure { class: FailureClass::Transient, ..fail("the token endpoint is failing".into()) });
+            }
+            Some(_) => return Err(fail(format!("the token endpoint refused the client credentials: {}", error_summary(body.as_deref().unwrap_or_default())))),
+            None => return Err(Failure { class: FailureClass::Transient, ..fail("cannot reach the token endpoint".into()) }),
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenBody {
+            access_token: String,
+            expires_in: Option<u64>,
+        }
+        let parsed: TokenBody = serde_json::from_slice(body.as_deref().unwrap_or_default())
+            .map_err(|_| fail("the token endpoint answered without an access_token".into()))?;
+        let life = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
+        // Refresh shortly before expiry: at 90 % of the lifetime, at most a minute early.
+        let margin = (life / 10).min(Duration::from_secs(60));
+        let token = Secret::new(parsed.access_token);
+        *slot = Some(CachedToken { value: token.clone(), refresh_at: Instant::now() + life - margin });
+        Ok(token)
+    }
+
+    async fn forget_token(&self) {
+        *self.token.lock().await = None;
+    }
+
+    /// One GET, with limits, auth and the request log. Non-2xx answers are failures.
+    pub async fn get_once(&self, url: &Url, entity: Option<&str>, attempt: u32) -> Result<Fetched, Failure> {
+        let _permit = self.permits.acquire().await.expect("semaphore is never closed");
+        self.limiter.until_ready().await;
+        let mut headers = HeaderMap::new();
+        self.auth_headers(&mut headers, entity).await?;
+        if self.cfg.profile == ProfileKind::Rowversion {
+            if let Some(v) = self.cfg.api_version.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+                headers.insert("x-api-version", v);
+            }
+            if let Some(v) = self.cache_id.lock().unwrap().as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+                headers.insert("x-server-cache-id", v);
+            }
+        }
+        headers.insert(reqwest::header::ACCEPT, HeaderValue::from_static("application/json"));
+        let started = Instant::now();
+        let resp = match self.http.get(url.clone()).headers(headers).timeout(self.cfg.timeout).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = describe_reqwest_error(&e);
+                self.log(url, "GET", entity, None, started, attempt, None, None, Some(msg.clone()));
+                return Err(Failure::new(FailureClass::Transient, msg));
+            }
+        };
+        let status = resp.status().as_u16();
+        let tid = tracking_id(resp.headers());
+        if let Some(c) = resp.headers().get("x-server-cache-id").and_then(|v| v.to_str().ok()) {
+            *self.cache_id.lock().unwrap() = Some(c.to_string());
+        }
+        let link = resp.headers().get(reqwest::header::LINK).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let retry_after = retry_after(resp.headers());
+        if resp.content_length().is_some_and(|l| l as usize > MAX_BODY_BYTES) {
+            let msg = format!("the page is larger than {} MB; lower the entity's page_size", MAX_BODY_BYTES >> 20);
+            self.log(url, "GET", entity, Some(status), started, attempt, None, tid.clone(), Some(msg.clone()));
+            return Err(Failure { class: FailureClass::Config, message: msg, http_status: Some(status), tracking_id: tid, retry_after: None });
+        }
+        let body = read_body(resp).await;
+        let (body, read_error) = match body {
+            Ok(b) => (b, None),
+            Err(e) => (bytes::Bytes::new(), Some(e)),
+        };
+        self.log(url, "GET", entity, Some(status), started, attempt, Some(body.len()), tid.clone(), read_error.clone());
+        if let Some(e) = read_error {
+            return Err(Failure { class: FailureClass::Transient, message: e, http_status: Some(status), tracking_id: tid, retry_after: None });
+        }
+        if (200..300).contains(&status) {
+            return Ok(Fetched { status, body, tracking_id: tid, link });
+        }
+        let summary = error_summary(&body);
+        let (class, message) = match status {
+            429 => (FailureClass::RateLimited, format!("rate limited by the source: {summary}")),
+            401 => (FailureClass::Auth, format!("authentication failed: {summary}")),
+            408 | 500..=599 => (FailureClass::Transient, format!("the source answered {status}: {summary}")),
+            400 | 403 | 404 => (
+                FailureClass::Config,
+                format!("the source refused the request ({status}): {summary}. Check the connection's base_url, the entity's path and the credentials' permissions"),
+            ),
+            _ => (FailureClass::Config, format!("the source answered {status}: {summary}")),
+        };
+        Err(Failure { class, message, http_status: Some(status), tracking_id: tid, retry_after })
+    }
+
+    /// GET and parse with the retry policy: transient failures back off, 429 waits as told, a 401
+    /// on OAuth refreshes the token once. `on_retry` hears about each retry before its wait.
+    pub async fn fetch<T>(
+        &self,
+        url: &Url,
+        entity: Option<&str>,
+        cancel: &CancellationToken,
+        parse: impl Fn(&Fetched) -> Result<T, String>,
+        mut on_retry: impl FnMut(u32, &Failure, Duration),
+    ) -> Result<(T, Fetched), Failure> {
+        let (mut transient, mut limited, mut attempt) = (0u32, 0u32, 0u32);
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            let result = tokio::select! {
+                r = self.get_once(url, entity, attempt) => r,
+                _ = cancel.cancelled() => return Err(Failure::new(FailureClass::Cancelled, "stopped")),
+            };
+            let failure = match result {
+                Ok(f) => match parse(&f) {
+                    Ok(t) => return Ok((t, f)),
+                    Err(e) => Failure {
+                        class: FailureClass::Transient,
+                        message: format!("unusable response body: {e}"),
+                        http_status: Some(f.status),
+                        tracking_id: f.tracking_id.clone(),
+                        retry_after: None,
+                    },
+                },
+                Err(f) => f,
+            };
+            match failure.class {
+                FailureClass::Transient => transient += 1,
+                FailureClass::RateLimited => limited += 1,
+                FailureClass::Auth if failure.http_status == Some(401) && self.cfg.auth == AuthKind::Oauth2 && !refreshed => {
+                    refreshed = true;
+                    self.forget_token().await;
+                    on_retry(attempt, &failure, Duration::ZERO);
+                    continue;
+                }
+                _ => {}
+            }
+            let decision = self.policy.decide(&failure, transient, limited, &mut rand::thread_rng());
+            match decision {
+                Decision::GiveUp => return Err(failure),
+                Decision::Retry { after, .. } => {
+                    on_retry(attempt, &failure, after);
+                    tokio::select! {
+                        _ = tokio::time::sleep(after) => {}
+                        _ = cancel.cancelled() => return Err(Failure::new(FailureClass::Cancelled, "stopped")),
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn log(&self, url: &Url, method: &str, entity: Option<&str>, status: Option<u16>, started: Instant, attempt: u32, bytes: Option<usize>, tracking_id: Option<String>, error: Option<String>) {
+        let row = RequestRow {
+            id: 0,
+            at: self.clock.now_ms(),
+            connection: self.cfg.id.clone(),
+            entity: entity.map(str::to_string),
+            method: method.into(),
+            url: redact_url(url),
+            status,
+            duration_ms: started.elapsed().as_millis() as i64,
+            attempt,
+            bytes: bytes.map(|b| b as i64),
+            tracking_id,
+            error,
+        };
+        if let Err(e) = self.store.log_request(&row) {
+            tracing::warn!(error = %e, "could not write the request log");
+        }
+    }
+}
+
+/// `Trackingid`, read case-insensitively (HeaderMap names are already lowercase).
+fn tracking_id(h: &HeaderMap) -> Option<String> {
+    h.get("trackingid").and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// `Retry-After` in seconds (or an HTTP date), else `X-RateLimit-Reset` as seconds from now.
+fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(v) = get("retry-after") {
+        if let Ok(secs) = v.parse::<u64>() {
+            return Some(Duration::from_secs(secs));
+        }
+        if let Ok(at) = humantime::parse_rfc3339_weak(v).or_else(|_| httpdate_to_system(v)) {
+            return Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default());
+        }
+    }
+    get("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok()).map(|s| {
+        // Either seconds to wait or a unix timestamp; a big number is a timestamp.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        Duration::from_secs(if s > 1_000_000_000 { s.saturating_sub(now) } else { s })
+    })
+}
+
+fn httpdate_to_system(v: &str) -> Result<std::time::SystemTime, ()> {
+    // "Wed, 21 Oct 2015 07:28:00 GMT" → RFC 3339 for humantime.
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    if parts.len() != 6 {
+        return Err(());
+    }
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let m = months.iter().position(|m| *m == parts[2]).ok_or(())? + 1;
+    let text = format!("{}-{:02}-{:0>2}T{}Z", parts[3], m, parts[1], parts[4]);
+    humantime::parse_rfc3339(&text).map_err(|_| ())
+}
+
+/// The API's `{code, message}` error body, or the start of whatever else was sent.
+pub fn error_summary(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct ApiError {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    if let Ok(e) = serde_json::from_slice::<ApiError>(body) {
+        match (e.code, e.message) {
+            (Some(c), Some(m)) => return format!("{c}: {m}"),
+            (Some(c), None) => return c,
+            (None, Some(m)) => return m,
+            _ => {}
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        "(empty body)".into()
+    } else if text.chars().count() > 200 {
+        format!("{}…", text.chars().take(200).collect::<String>())
+    } else {
+        text
+    }
+}
+
+async fn read_body(mut resp: reqwest::Response) -> Result<bytes::Bytes, String> {
+    let mut buf = bytes::BytesMut::with_capacity(resp.content_length().unwrap_or(64 * 1024).min(MAX_BODY_BYTES as u64) as usize);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(format!("the page is larger than {} MB; lower the entity's page_size", MAX_BODY_BYTES >> 20));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(e) => return Err(format!("the response was cut off: {}", describe_reqwest_error(&e))),
+        }
+    }
+}
+
+fn describe_reqwest_error(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "the response body broke off"
+    } else {
+        "the request failed"
+    };
+    let mut cause = String::new();
+    let mut src = e.source();
+    while let Some(s) = src {
+        cause = s.to_string();
+        src = s.source();
+    }
+    if cause.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {cause}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy { max_retries: 3, max_rate_limited: 5, base: Duration::from_millis(100), cap: Duration::from_secs(1) }
+    }
+
+    #[test]
+    fn transient_failures_back_off_with_full_jitter_within_the_cap_then_give_up() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let f = Failure::new(FailureClass::Transient, "503");
+        for attempt in 1..=3 {
+            let ceiling = Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_secs(1));
+            for _ in 0..50 {
+                match policy().decide(&f, attempt, 0, &mut rng) {
+                    Decision::Retry { after, .. } => assert!(after <= ceiling, "attempt {attempt}: {after:?} > {ceiling:?}"),
+                    Decision::GiveUp => panic!("attempt {attempt} is within the budget"),
+                }
+            }
+        }
+        assert_eq!(policy().decide(&f, 4, 0, &mut rng), Decision::GiveUp);
+    }
+
+    #[test]
+    fn rate_limits_wait_as_told_and_config_errors_never_retry() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut f = Failure::new(FailureClass::RateLimited, "429");
+        f.retry_after = Some(Duration::from_secs(2));
+        assert!(matches!(policy().decide(&f, 0, 1, &mut rng), Decision::Retry { after, .. } if after == Duration::from_secs(2)));
+        assert_eq!(policy().decide(&f, 0, 6, &mut rng), Decision::GiveUp);
+        assert_eq!(policy().decide(&Failure::new(FailureClass::Config, "404"), 1, 0, &mut rng), Decision::GiveUp);
+    }
+
+    #[test]
+    fn the_breaker_opens_after_the_threshold_and_backs_off() {
+        let mut b = Breaker::new(3, Duration::from_secs(10));
+        assert_eq!(b.record_failure(0), None);
+        assert_eq!(b.record_failure(0), None);
+        assert_eq!(b.record_failure(1_000), Some(11_000));
+        assert_eq!(b.open_until(5_000), Some(11_000));
+        assert_eq!(b.open_until(12_000), None, "half-open after the cooldown");
+        b.record_failure(12_000);
+        b.record_failure(12_000);
+        assert_eq!(b.record_failure(12_000), Some(32_000), "the cooldown doubles while the source keeps failing");
+        assert!(b.record_success());
+        assert_eq!(b.open_until(13_000), None);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past means now");
+    }
+
+    #[test]
+    fn error_bodies_show_code_and_message() {
+        assert_eq!(error_summary(br#"{"code":"resource_not_found","message":"no such entity"}"#), "resource_not_found: no such entity");
+        assert_eq!(error_summary(b"<html>\n<h1>502 Bad Gateway</h1></html>"), "<html> <h1>502 Bad Gateway</h1></html>");
+    }
+}

@@ -1,0 +1,1092 @@
+//! The SQLite store: replica tables, checkpoints, failed items, runs and the request log.
+//!
+//! Invariants (the product's guarantees live here):
+//! - A page's upserts, its failed items and the checkpoint advance commit in ONE transaction, so a
+//!   crash at any instant resumes from the last committed page: no lost change, no duplicate.
+//! - An older rowVersion never overwrites a newer one. Versions are canonical decimal text and
+//!   compare as `(length(v), v)`, i.e. as unsigned integers of any length, in SQL as in Rust.
+//! - The checkpoint only moves forward.
+//! - A full resync marks every id it receives with the pass number (`seen_pass`); only when the whole
+//!   pass has completed are unseen rows tombstoned (`deleted_at`), and only under the deletion guard.
+//!
+//! Layout: one table per entity, `replica_<connection>_<entity>` with an integer rowid (so the
+//! B-tree is not keyed by random UUID text) and a unique index on `id`; plain SQL can read it.
+//! One writer connection (behind a mutex, used from blocking threads) and one reader connection;
+//! WAL lets readers run while a page is being written.
+
+use crate::profile::{Record, Rejected};
+use crate::rowversion::RowVersion;
+use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite_migration::{Migrations, M};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("cannot open the database {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("{0}")]
+    NotFound(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct EntityKey {
+    pub connection: String,
+    pub entity: String,
+}
+
+impl EntityKey {
+    pub fn new(connection: &str, entity: &str) -> Self {
+        EntityKey { connection: connection.to_string(), entity: entity.to_string() }
+    }
+    pub fn table(&self) -> String {
+        format!("replica_{}_{}", self.connection.replace('-', "_"), self.entity.replace('-', "_"))
+    }
+}
+
+impl std::fmt::Display for EntityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.connection, self.entity)
+    }
+}
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE entity_state (
+    connection TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    replica_table TEXT NOT NULL UNIQUE,
+    checkpoint TEXT NOT NULL DEFAULT '0',
+    last_caught_up_at INTEGER,
+    last_cycle_at INTEGER,
+    last_outcome TEXT,
+    last_error TEXT,
+    last_http_status INTEGER,
+    last_tracking_id TEXT,
+    paused INTEGER NOT NULL DEFAULT 0,
+    resync_pass INTEGER NOT NULL DEFAULT 0,
+    resync_state TEXT,
+    resync_cursor TEXT,
+    resync_seen INTEGER NOT NULL DEFAULT 0,
+    resync_would_delete INTEGER,
+    last_full_resync_at INTEGER,
+    next_attempt_at INTEGER,
+    PRIMARY KEY (connection, entity)
+);
+CREATE TABLE checkpoint_history (
+    connection TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    checkpoint TEXT NOT NULL
+);
+CREATE INDEX checkpoint_history_by_time ON checkpoint_history (connection, entity, at);
+CREATE TABLE failed_items (
+    id INTEGER PRIMARY KEY,
+    connection TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    record_id TEXT,
+    row_version TEXT,
+    payload TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    error_kind TEXT NOT NULL,
+    message TEXT NOT NULL,
+    http_status INTEGER,
+    tracking_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    first_failed_at INTEGER NOT NULL,
+    last_failed_at INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    resolution TEXT,
+    resolved_at INTEGER
+);
+CREATE INDEX failed_items_by_record ON failed_items (connection, entity, record_id, state);
+CREATE INDEX failed_items_by_state ON failed_items (state, connection, entity, id);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    connection TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    pages INTEGER NOT NULL DEFAULT 0,
+    records INTEGER NOT NULL DEFAULT 0,
+    failed_records INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT NOT NULL DEFAULT 'running',
+    error TEXT,
+    tracking_id TEXT
+);
+CREATE INDEX runs_by_entity ON runs (connection, entity, id);
+CREATE TABLE request_log (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    connection TEXT NOT NULL,
+    entity TEXT,
+    method TEXT NOT NULL,
+    url TEXT NOT NULL,
+    status INTEGER,
+    duration_ms INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    bytes INTEGER,
+    tracking_id TEXT,
+    error TEXT
+);
+CREATE INDEX request_log_by_entity ON request_log (connection, entity, id);
+CREATE INDEX request_log_by_time ON request_log (at);
+"#];
+
+/// One row of `entity_state`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntityRow {
+    pub key: EntityKey,
+    pub checkpoint: RowVersion,
+    pub last_caught_up_at: Option<i64>,
+    pub last_cycle_at: Option<i64>,
+    pub last_outcome: Option<String>,
+    pub last_error: Option<String>,
+    pub last_http_status: Option<u16>,
+    pub last_tracking_id: Option<String>,
+    pub paused: bool,
+    pub resync_pass: i64,
+    pub resync_state: Option<String>,
+    pub resync_cursor: Option<RowVersion>,
+    pub resync_seen: i64,
+    pub resync_would_delete: Option<i64>,
+    pub last_full_resync_at: Option<i64>,
+    /// When a skipped or failed entity will be tried next (circuit open, backoff).
+    pub next_attempt_at: Option<i64>,
+}
+
+/// What a page contributes to the replica, applied atomically by [`Store::apply_page`].
+pub struct PageBatch<'a> {
+    pub records: &'a [Record],
+    pub rejected: &'a [Rejected],
+    pub tracking_id: Option<&'a str>,
+    pub http_status: Option<u16>,
+    /// Highest version in the page; the checkpoint becomes max(checkpoint, this).
+    pub max_version: Option<&'a RowVersion>,
+    /// During a full resync: the pass's own cursor advances too.
+    pub resync_cursor: Option<&'a RowVersion>,
+    pub run_id: i64,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub rows_written: usize,
+    pub failed_new: usize,
+    pub superseded: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedItem {
+    pub id: i64,
+    pub connection: String,
+    pub entity: String,
+    pub record_id: Option<String>,
+    pub row_version: Option<String>,
+    pub payload: String,
+    pub stage: String,
+    pub error_kind: String,
+    pub message: String,
+    pub http_status: Option<u16>,
+    pub tracking_id: Option<String>,
+    pub attempts: i64,
+    pub first_failed_at: i64,
+    pub last_failed_at: i64,
+    pub state: String,
+    pub resolution: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FailedFilter {
+    pub connection: Option<String>,
+    pub entity: Option<String>,
+    pub stage: Option<String>,
+    pub error_kind: Option<String>,
+    /// None = pending only.
+    pub state: Option<String>,
+    /// Substring of the record id, Trackingid or message.
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub connection: String,
+    pub entity: String,
+    pub kind: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub pages: i64,
+    pub records: i64,
+    pub failed_records: i64,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub tracking_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRow {
+    pub id: i64,
+    pub at: i64,
+    pub connection: String,
+    pub entity: Option<String>,
+    pub method: String,
+    pub url: String,
+    pub status: Option<u16>,
+    pub duration_ms: i64,
+    pub attempt: u32,
+    pub bytes: Option<i64>,
+    pub tracking_id: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaRow {
+    pub id: String,
+    #[serde(rename = "rowVersion")]
+    pub row_version: String,
+    pub data: Box<serde_json::value::RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<i64>,
+}
+
+/// The end of a full resync pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PassEnd {
+    pub live_before: i64,
+    pub unseen: i64,
+    pub deleted: i64,
+    pub guard_tripped: bool,
+}
+
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // 16 KB pages and a bounded cache: fewer B-tree levels for wide JSON rows, flat memory.
+    conn.execute_batch(
+        "PRAGMA page_size = 16384;
+         PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA cache_size = -16384;
+         PRAGMA wal_autocheckpoint = 4000;",
+    )
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open { path: path.into(), message: e.to_string() })?;
+        }
+        let open = || -> rusqlite::Result<Connection> {
+            let c = Connection::open(path)?;
+            configure(&c)?;
+            Ok(c)
+        };
+        let mut writer = open().map_err(|e| StoreError::Open { path: path.into(), message: e.to_string() })?;
+        Migrations::new(MIGRATIONS.iter().map(|m| M::up(m)).collect())
+            .to_latest(&mut writer)
+            .map_err(|e| StoreError::Open { path: path.into(), message: format!("migration failed: {e}") })?;
+        // Runs cut off by a crash or kill are closed as such, so they do not look alive.
+        writer.execute("UPDATE runs SET outcome = 'interrupted' WHERE outcome = 'running'", [])?;
+        let reader = open().map_err(|e| StoreError::Open { path: path.into(), message: e.to_string() })?;
+        Ok(Store { path: path.to_path_buf(), writer: Mutex::new(writer), reader: Mutex::new(reader) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut c = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let c = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        f(&c)
+    }
+
+    /// Creates the entity's state row and replica table if they do not exist yet.
+    pub fn ensure_entity(&self, key: &EntityKey) -> Result<()> {
+        let table = key.table();
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let owner: Option<(String, String)> = tx
+                .query_row("SELECT connection, entity FROM entity_state WHERE replica_table = ?1", [&table], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if let Some((conn, ent)) = owner {
+                if conn != key.connection || ent != key.entity {
+                    return Err(StoreError::NotFound(format!(
+                        "entity {key} would share the replica table `{table}` with {conn}/{ent}; rename one of them"
+                    )));
+                }
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO entity_state (connection, entity, replica_table) VALUES (?1, ?2, ?3)",
+                params![key.connection, key.entity, table],
+            )?;
+            tx.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS \"{table}\" (
+                    rowid INTEGER PRIMARY KEY,
+                    id TEXT NOT NULL UNIQUE,
+                    row_version TEXT NOT NULL,
+                    data TEXT NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    deleted_at INTEGER,
+                    seen_pass INTEGER NOT NULL DEFAULT 0
+                );"
+            ))?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    pub fn entity(&self, key: &EntityKey) -> Result<EntityRow> {
+        self.read(|c| {
+            c.query_row(&format!("{ENTITY_SELECT} WHERE connection = ?1 AND entity = ?2"), params![key.connection, key.entity], entity_row)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("no entity {key} in the replica")))
+        })
+    }
+
+    pub fn entities(&self) -> Result<Vec<EntityRow>> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!("{ENTITY_SELECT} ORDER BY connection, entity"))?;
+            let rows = st.query_map([], entity_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Where a cycle starts reading: the checkpoint that was current `lookback_ms` ago (DESIGN
+    /// §2.5), so late commits behind the checkpoint are re-read. With no history that old, the
+    /// oldest recorded checkpoint; with none at all, the current one.
+    pub fn lookback_start(&self, key: &EntityKey, now_ms: i64, lookback_ms: i64) -> Result<RowVersion> {
+        self.read(|c| {
+            let at_or_before: Option<String> = c
+                .query_row(
+                    "SELECT checkpoint FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 AND at <= ?3
+                     ORDER BY at DESC LIMIT 1",
+                    params![key.connection, key.entity, now_ms - lookback_ms],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let found = match at_or_before {
+                Some(v) => Some(v),
+                None => c
+                    .query_row(
+                        "SELECT checkpoint FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 ORDER BY at ASC LIMIT 1",
+                        params![key.connection, key.entity],
+                        |r| r.get(0),
+                    )
+                    .optional()?,
+            };
+            let current: String = c.query_row(
+                "SELECT checkpoint FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                params![key.connection, key.entity],
+                |r| r.get(0),
+            )?;
+            let cur = RowVersion::parse(&current).unwrap_or_default();
+            Ok(found.and_then(|v| RowVersion::parse(&v)).map_or(cur.clone(), |h| h.min(cur)))
+        })
+    }
+
+    /// Applies one page atomically: upserts (older never overwrites newer), failed items,
+    /// superseded failed items, run progress, checkpoint and resync cursor.
+    pub fn apply_page(&self, key: &EntityKey, b: &PageBatch) -> Result<Applied> {
+        let table = key.table();
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let mut applied = Applied::default();
+            let (checkpoint, pass): (String, i64) = tx.query_row(
+                "SELECT checkpoint, resync_pass FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                params![key.connection, key.entity],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            {
+                // Every id received is evidence it exists at the source: mark it with the current
+                // pass so that a pass in progress does not tombstone it.
+                let mut upsert = tx.prepare_cached(&format!(
+                    "INSERT INTO \"{table}\" (id, row_version, data, updated_at, deleted_at, seen_pass)
+                     VALUES (?1, ?2, ?3, ?4, NULL, ?5)
+                     ON CONFLICT (id) DO UPDATE SET
+                        seen_pass = max(seen_pass, excluded.seen_pass),
+                        row_version = CASE WHEN {NEWER} THEN excluded.row_version ELSE row_version END,
+                        data = CASE WHEN {NEWER} THEN excluded.data ELSE data END,
+                        updated_at = CASE WHEN {NEWER} THEN excluded.updated_at ELSE updated_at END,
+                        deleted_at = CASE WHEN {NEWER} THEN NULL ELSE deleted_at END
+                     WHERE {NEWER} OR excluded.seen_pass > seen_pass"
+                ))?;
+                for r in b.records {
+                    applied.rows_written += upsert.execute(params![r.id, r.version.as_str(), r.data, b.now_ms, pass])?;
+                }
+            }
+            let has_pending: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM failed_items WHERE state = 'pending' AND connection = ?1 AND entity = ?2)",
+                params![key.connection, key.entity],
+                |r| r.get(0),
+            )?;
+            if has_pending {
+                // A record that has since synced fine clears its failed items (superseded).
+                let mut supersede = tx.prepare_cached(
+                    "UPDATE failed_items SET state = 'resolved', resolution = 'superseded', resolved_at = ?1
+                     WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = 'pending'
+                       AND (row_version IS NULL OR (length(row_version), row_version) <= (length(?5), ?5))",
+                )?;
+                for r in b.records {
+                    applied.superseded += supersede.execute(params![b.now_ms, key.connection, key.entity, r.id, r.version.as_str()])?;
+                }
+            }
+            for rej in b.rejected {
+                if record_failure(&tx, key, rej, "validate", b.http_status, b.tracking_id, b.now_ms)? {
+                    applied.failed_new += 1;
+                }
+            }
+            tx.execute(
+                "UPDATE runs SET pages = pages + 1, records = records + ?1, failed_records = failed_records + ?2 WHERE id = ?3",
+                params![b.records.len() as i64, b.rejected.len() as i64, b.run_id],
+            )?;
+            let current = RowVersion::parse(&checkpoint).unwrap_or_default();
+            if let Some(v) = b.max_version.filter(|v| **v > current) {
+                tx.execute(
+                    "UPDATE entity_state SET checkpoint = ?1 WHERE connection = ?2 AND entity = ?3",
+                    params![v.as_str(), key.connection, key.entity],
+                )?;
+            }
+            if let Some(cursor) = b.resync_cursor {
+                tx.execute(
+                    "UPDATE entity_state SET resync_cursor = ?1, resync_seen = resync_seen + ?2 WHERE connection = ?3 AND entity = ?4",
+                    params![cursor.as_str(), (b.records.len() + b.rejected.len()) as i64, key.connection, key.entity],
+                )?;
+            }
+            tx.commit()?;
+            Ok(applied)
+        })
+    }
+
+    /// Applies one record outside a page (replay): the same upsert rule, and the failed item resolved.
+    pub fn apply_replayed(&self, key: &EntityKey, record: &Record, failed_id: i64, now_ms: i64) -> Result<bool> {
+        let batch_records = std::slice::from_ref(record);
+        let table = key.table();
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let existing: Option<String> = tx
+                .query_row(&format!("SELECT row_version FROM \"{table}\" WHERE id = ?1 AND deleted_at IS NULL"), [&record.id], |r| r.get(0))
+                .optional()?;
+            let newer_in_replica = existing.and_then(|v| RowVersion::parse(&v)).map_or(false, |v| v > record.version);
+            let resolution = if newer_in_replica { "superseded" } else { "replayed" };
+            if !newer_in_replica {
+                let pass: i64 = tx.query_row(
+                    "SELECT resync_pass FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                    params![key.connection, key.entity],
+                    |r| r.get(0),
+                )?;
+                for r in batch_records {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO \"{table}\" (id, row_version, data, updated_at, deleted_at, seen_pass) VALUES (?1, ?2, ?3, ?4, NULL, ?5)
+                             ON CONFLICT (id) DO UPDATE SET row_version = excluded.row_version, data = excluded.data,
+                               updated_at = excluded.updated_at, deleted_at = NULL, seen_pass = max(seen_pass, excluded.seen_pass)
+                             WHERE {NEWER} OR deleted_at IS NOT NULL"
+                        ),
+                        params![r.id, r.version.as_str(), r.data, now_ms, pass],
+                    )?;
+                }
+            }
+            tx.execute(
+                "UPDATE failed_items SET state = 'resolved', resolution = ?1, resolved_at = ?2, attempts = attempts + 1 WHERE id = ?3",
+                params![resolution, now_ms, failed_id],
+            )?;
+            tx.commit()?;
+            Ok(newer_in_replica)
+        })
+    }
+
+    /// A replay that failed again: the item stays pending with one more attempt and the new error.
+    pub fn replay_failed_again(&self, failed_id: i64, rej: &Rejected, tracking_id: Option<&str>, now_ms: i64) -> Result<()> {
+        self.write(|c| {
+            c.execute(
+                "UPDATE failed_items SET attempts = attempts + 1, last_failed_at = ?1, error_kind = ?2, message = ?3,
+                   tracking_id = coalesce(?4, tracking_id) WHERE id = ?5",
+                params![now_ms, rej.kind, rej.message, tracking_id, failed_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn begin_run(&self, key: &EntityKey, kind: &str, now_ms: i64) -> Result<i64> {
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO runs (connection, entity, kind, started_at) VALUES (?1, ?2, ?3, ?4)",
+                params![key.connection, key.entity, kind, now_ms],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Closes a run and records the cycle's outcome on the entity. `caught_up` sets the
+    /// last-caught-up time and a checkpoint history point.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_run(
+        &self,
+        key: &EntityKey,
+        run_id: i64,
+        outcome: &str,
+        error: Option<&str>,
+        http_status: Option<u16>,
+        tracking_id: Option<&str>,
+        caught_up: bool,
+        now_ms: i64,
+        runs_kept: u32,
+    ) -> Result<()> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE runs SET finished_at = ?1, outcome = ?2, error = ?3, tracking_id = ?4 WHERE id = ?5",
+                params![now_ms, outcome, error, tracking_id, run_id],
+            )?;
+            tx.execute(
+                "UPDATE entity_state SET last_cycle_at = ?1, last_outcome = ?2, last_error = ?3, last_http_status = ?4,
+                   last_tracking_id = ?5, next_attempt_at = NULL, last_caught_up_at = CASE WHEN ?6 THEN ?1 ELSE last_caught_up_at END
+                 WHERE connection = ?7 AND entity = ?8",
+                params![now_ms, outcome, error, http_status, tracking_id, caught_up, key.connection, key.entity],
+            )?;
+            if caught_up {
+                let checkpoint: String = tx.query_row(
+                    "SELECT checkpoint FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                    params![key.connection, key.entity],
+                    |r| r.get(0),
+                )?;
+                let last: Option<String> = tx
+                    .query_row(
+                        "SELECT checkpoint FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 ORDER BY at DESC LIMIT 1",
+                        params![key.connection, key.entity],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if last.as_deref() != Some(checkpoint.as_str()) {
+                    tx.execute(
+                        "INSERT INTO checkpoint_history (connection, entity, at, checkpoint) VALUES (?1, ?2, ?3, ?4)",
+                        params![key.connection, key.entity, now_ms, checkpoint],
+                    )?;
+                }
+            }
+            tx.execute(
+                "DELETE FROM runs WHERE connection = ?1 AND entity = ?2 AND id <= (SELECT id FROM runs WHERE connection = ?1 AND entity = ?2 ORDER BY id DESC LIMIT 1 OFFSET ?3)",
+                params![key.connection, key.entity, runs_kept],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Records a cycle that did not run (circuit open): the reason and the next attempt.
+    pub fn note_skipped(&self, key: &EntityKey, outcome: &str, error: &str, next_attempt_at: Option<i64>, now_ms: i64) -> Result<()> {
+        self.write(|c| {
+            c.execute(
+                "UPDATE entity_state SET last_outcome = ?1, last_error = ?2, next_attempt_at = ?3, last_cycle_at = ?4
+                 WHERE connection = ?5 AND entity = ?6",
+                params![outcome, error, next_attempt_at, now_ms, key.connection, key.entity],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn set_paused(&self, key: &EntityKey, paused: bool) -> Result<()> {
+        self.write(|c| {
+            c.execute("UPDATE entity_state SET paused = ?1 WHERE connection = ?2 AND entity = ?3", params![paused, key.connection, key.entity])?;
+            Ok(())
+        })
+    }
+
+    /// Sets the checkpoint back (e.g. to "0" to re-read everything). History is cleared so that the
+    /// lookback does not reach behind the reset.
+    pub fn reset_checkpoint(&self, key: &EntityKey, to: &RowVersion) -> Result<()> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            tx.execute("UPDATE entity_state SET checkpoint = ?1 WHERE connection = ?2 AND entity = ?3", params![to.as_str(), key.connection, key.entity])?;
+            tx.execute("DELETE FROM checkpoint_history WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity])?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Starts a full resync pass, or resumes the one in progress. Returns (pass, cursor).
+    pub fn resync_begin(&self, key: &EntityKey) -> Result<(i64, RowVersion)> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let (pass, state, cursor): (i64, Option<String>, Option<String>) = tx.query_row(
+                "SELECT resync_pass, resync_state, resync_cursor FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                params![key.connection, key.entity],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let out = if state.as_deref() == Some("running") {
+                (pass, cursor.and_then(|c| RowVersion::parse(&c)).unwrap_or_default())
+            } else {
+                tx.execute(
+                    "UPDATE entity_state SET resync_pass = resync_pass + 1, resync_state = 'running', resync_cursor = '0',
+                       resync_seen = 0, resync_would_delete = NULL WHERE connection = ?1 AND entity = ?2",
+                    params![key.connection, key.entity],
+                )?;
+                (pass + 1, RowVersion::zero())
+            };
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    /// Ends a completed pass: tombstones the live rows it did not see, unless that is more than
+    /// `guard` of them and deletions were not allowed, in which case it stops and asks.
+    pub fn resync_finish(&self, key: &EntityKey, pass: i64, guard: f64, allow_deletions: bool, now_ms: i64) -> Result<PassEnd> {
+        let table = key.table();
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let live: i64 = tx.query_row(&format!("SELECT count(*) FROM \"{table}\" WHERE deleted_at IS NULL"), [], |r| r.get(0))?;
+            let unseen: i64 = tx.query_row(
+                &format!("SELECT count(*) FROM \"{table}\" WHERE deleted_at IS NULL AND seen_pass < ?1"),
+                [pass],
+                |r| r.get(0),
+            )?;
+            let tripped = live > 0 && (unseen as f64) > guard * (live as f64) && !allow_deletions;
+            let deleted = if tripped {
+                tx.execute(
+                    "UPDATE entity_state SET resync_state = 'guard_tripped', resync_would_delete = ?1 WHERE connection = ?2 AND entity = ?3",
+                    params![unseen, key.connection, key.entity],
+                )?;
+                0
+            } else {
+                let n = tx.execute(
+                    &format!("UPDATE \"{table}\" SET deleted_at = ?1, updated_at = ?1 WHERE deleted_at IS NULL AND seen_pass < ?2"),
+                    params![now_ms, pass],
+                )? as i64;
+                tx.execute(
+                    "UPDATE entity_state SET resync_state = NULL, resync_cursor = NULL, resync_would_delete = NULL,
+                       last_full_resync_at = ?1 WHERE connection = ?2 AND entity = ?3",
+                    params![now_ms, key.connection, key.entity],
+                )?;
+                n
+            };
+            tx.commit()?;
+            Ok(PassEnd { live_before: live, unseen, deleted, guard_tripped: tripped })
+        })
+    }
+
+    pub fn replica_count(&self, key: &EntityKey) -> Result<i64> {
+        let table = key.table();
+        self.read(|c| Ok(c.query_row(&format!("SELECT count(*) FROM \"{table}\" WHERE deleted_at IS NULL"), [], |r| r.get(0))?))
+    }
+
+    /// Calls `each` for every replica row in id order, streaming (memory stays flat).
+    pub fn for_each_replica_row(&self, key: &EntityKey, include_deleted: bool, mut each: impl FnMut(ReplicaRow) -> std::io::Result<()>) -> Result<()> {
+        let table = key.table();
+        let path = self.path.clone();
+        // A dedicated connection: an export can take long and must not hold the shared reader.
+        let c = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let filter = if include_deleted { "" } else { "WHERE deleted_at IS NULL" };
+        let mut st = c.prepare(&format!("SELECT id, row_version, data, deleted_at FROM \"{table}\" {filter} ORDER BY id"))?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let data: String = r.get(2)?;
+            let row = ReplicaRow {
+                id: r.get(0)?,
+                row_version: r.get(1)?,
+                data: serde_json::value::RawValue::from_string(data).map_err(|e| StoreError::NotFound(format!("corrupt row: {e}")))?,
+                deleted_at: r.get(3)?,
+            };
+            each(row).map_err(|e| StoreError::NotFound(format!("write failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    pub fn pending_failed_count(&self, key: &EntityKey) -> Result<i64> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM failed_items WHERE state = 'pending' AND connection = ?1 AND entity = ?2",
+                params![key.connection, key.entity],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// A page of failed items, newest first, after `before_id` (keyset paging: constant time per page).
+    pub fn failed_items(&self, f: &FailedFilter, before_id: Option<i64>, limit: u32) -> Result<Vec<FailedItem>> {
+        self.read(|c| {
+            let (sql, args) = failed_query(f, "SELECT * FROM failed_items", before_id, Some(limit));
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args), failed_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    pub fn failed_ids(&self, f: &FailedFilter) -> Result<Vec<i64>> {
+        self.read(|c| {
+            let (sql, args) = failed_query(f, "SELECT id FROM failed_items", None, None);
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args), |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    pub fn failed_item(&self, id: i64) -> Result<FailedItem> {
+        self.read(|c| {
+            c.query_row("SELECT * FROM failed_items WHERE id = ?1", [id], failed_row)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("no failed item {id}; `syncmon failed list` shows them")))
+        })
+    }
+
+    /// Marks items discarded; returns how many were pending.
+    pub fn discard_failed(&self, ids: &[i64], now_ms: i64) -> Result<usize> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let mut n = 0;
+            {
+                let mut st = tx.prepare_cached(
+                    "UPDATE failed_items SET state = 'discarded', resolution = 'discarded', resolved_at = ?1 WHERE id = ?2 AND state = 'pending'",
+                )?;
+                for id in ids {
+                    n += st.execute(params![now_ms, id])?;
+                }
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    pub fn runs(&self, key: &EntityKey, limit: u32) -> Result<Vec<RunRow>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT id, connection, entity, kind, started_at, finished_at, pages, records, failed_records, outcome, error, tracking_id
+                 FROM runs WHERE connection = ?1 AND entity = ?2 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = st
+                .query_map(params![key.connection, key.entity, limit], |r| {
+                    Ok(RunRow {
+                        id: r.get(0)?,
+                        connection: r.get(1)?,
+                        entity: r.get(2)?,
+                        kind: r.get(3)?,
+                        started_at: r.get(4)?,
+                        finished_at: r.get(5)?,
+                        pages: r.get(6)?,
+                        records: r.get(7)?,
+                        failed_records: r.get(8)?,
+                        outcome: r.get(9)?,
+                        error: r.get(10)?,
+                        tracking_id: r.get(11)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    pub fn log_request(&self, r: &RequestRow) -> Result<()> {
+        self.write(|c| {
+            c.prepare_cached(
+                "INSERT INTO request_log (at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![r.at, r.connection, r.entity, r.method, r.url, r.status, r.duration_ms, r.attempt, r.bytes, r.tracking_id, r.error])?;
+            Ok(())
+        })
+    }
+
+    pub fn requests(&self, key: Option<&EntityKey>, failed_only: bool, limit: u32) -> Result<Vec<RequestRow>> {
+        self.read(|c| {
+            let mut sql = String::from(
+                "SELECT id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error FROM request_log WHERE 1 = 1",
+            );
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            if let Some(k) = key {
+                sql.push_str(" AND connection = ? AND entity = ?");
+                args.push(k.connection.clone().into());
+                args.push(k.entity.clone().into());
+            }
+            if failed_only {
+                sql.push_str(" AND (status IS NULL OR status >= 400)");
+            }
+            sql.push_str(" ORDER BY id DESC LIMIT ?");
+            args.push((limit as i64).into());
+            let mut st = c.prepare(&sql)?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(args), |r| {
+                    Ok(RequestRow {
+                        id: r.get(0)?,
+                        at: r.get(1)?,
+                        connection: r.get(2)?,
+                        entity: r.get(3)?,
+                        method: r.get(4)?,
+                        url: r.get(5)?,
+                        status: r.get(6)?,
+                        duration_ms: r.get(7)?,
+                        attempt: r.get(8)?,
+                        bytes: r.get(9)?,
+                        tracking_id: r.get(10)?,
+                        error: r.get(11)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Drops request-log entries older than the retention; bounded work per call.
+    pub fn prune_request_log(&self, older_than_ms: i64) -> Result<usize> {
+        self.write(|c| Ok(c.execute("DELETE FROM request_log WHERE id IN (SELECT id FROM request_log WHERE at < ?1 LIMIT 50000)", [older_than_ms])?))
+    }
+}
+
+/// `(length(new), new) > (length(old), old)`: the incoming version is newer, as integers.
+const NEWER: &str = "(length(excluded.row_version), excluded.row_version) > (length(row_version), row_version)";
+
+const ENTITY_SELECT: &str = "SELECT connection, entity, checkpoint, last_caught_up_at, last_cycle_at, last_outcome, last_error,
+    last_http_status, last_tracking_id, paused, resync_pass, resync_state, resync_cursor, resync_seen, resync_would_delete,
+    last_full_resync_at, next_attempt_at FROM entity_state";
+
+fn entity_row(r: &rusqlite::Row) -> rusqlite::Result<EntityRow> {
+    let checkpoint: String = r.get(2)?;
+    let cursor: Option<String> = r.get(12)?;
+    Ok(EntityRow {
+        key: EntityKey { connection: r.get(0)?, entity: r.get(1)? },
+        checkpoint: RowVersion::parse(&checkpoint).unwrap_or_default(),
+        last_caught_up_at: r.get(3)?,
+        last_cycle_at: r.get(4)?,
+        last_outcome: r.get(5)?,
+        last_error: r.get(6)?,
+        last_http_status: r.get(7)?,
+        last_tracking_id: r.get(8)?,
+        paused: r.get(9)?,
+        resync_pass: r.get(10)?,
+        resync_state: r.get(11)?,
+        resync_cursor: cursor.and_then(|c| RowVersion::parse(&c)),
+        resync_seen: r.get(13)?,
+        resync_would_delete: r.get(14)?,
+        last_full_resync_at: r.get(15)?,
+        next_attempt_at: r.get(16)?,
+    })
+}
+
+fn failed_row(r: &rusqlite::Row) -> rusqlite::Result<FailedItem> {
+    Ok(FailedItem {
+        id: r.get("id")?,
+        connection: r.get("connection")?,
+        entity: r.get("entity")?,
+        record_id: r.get("record_id")?,
+        row_version: r.get("row_version")?,
+        payload: r.get("payload")?,
+        stage: r.get("stage")?,
+        error_kind: r.get("error_kind")?,
+        message: r.get("message")?,
+        http_status: r.get("http_status")?,
+        tracking_id: r.get("tracking_id")?,
+        attempts: r.get("attempts")?,
+        first_failed_at: r.get("first_failed_at")?,
+        last_failed_at: r.get("last_failed_at")?,
+        state: r.get("state")?,
+        resolution: r.get("resolution")?,
+    })
+}
+
+fn failed_query(f: &FailedFilter, select: &str, before_id: Option<i64>, limit: Option<u32>) -> (String, Vec<rusqlite::types::Value>) {
+    let mut sql = format!("{select} WHERE state = ?");
+    let mut args: Vec<rusqlite::types::Value> = vec![f.state.clone().unwrap_or_else(|| "pending".into()).into()];
+    for (col, val) in [("connection", &f.connection), ("entity", &f.entity), ("stage", &f.stage), ("error_kind", &f.error_kind)] {
+        if let Some(v) = val {
+            sql.push_str(&format!(" AND {col} = ?"));
+            args.push(v.clone().into());
+        }
+    }
+    if let Some(t) = f.text.as_ref().filter(|t| !t.is_empty()) {
+        sql.push_str(" AND (instr(record_id, ?) > 0 OR instr(tracking_id, ?) > 0 OR instr(message, ?) > 0)");
+        for _ in 0..3 {
+            args.push(t.clone().into());
+        }
+    }
+    if let Some(b) = before_id {
+        sql.push_str(" AND id < ?");
+        args.push(b.into());
+    }
+    sql.push_str(" ORDER BY id DESC");
+    if let Some(l) = limit {
+        sql.push_str(" LIMIT ?");
+        args.push((l as i64).into());
+    }
+    (sql, args)
+}
+
+/// Inserts a failed item, or counts another attempt on the pending one for the same record and
+/// stage (a re-read of the same bad record must not pile up duplicates). Returns true when new.
+fn record_failure(
+    tx: &rusqlite::Transaction,
+    key: &EntityKey,
+    rej: &Rejected,
+    stage: &str,
+    http_status: Option<u16>,
+    tracking_id: Option<&str>,
+    now_ms: i64,
+) -> Result<bool> {
+    let existing: Option<i64> = match &rej.id {
+        Some(id) => tx
+            .prepare_cached("SELECT id FROM failed_items WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND state = 'pending' AND stage = ?4")?
+            .query_row(params![key.connection, key.entity, id, stage], |r| r.get(0))
+            .optional()?,
+        None => tx
+            .prepare_cached(
+                "SELECT id FROM failed_items WHERE connection = ?1 AND entity = ?2 AND record_id IS NULL AND state = 'pending' AND stage = ?3 AND payload = ?4",
+            )?
+            .query_row(params![key.connection, key.entity, stage, rej.payload], |r| r.get(0))
+            .optional()?,
+    };
+    let version = rej.version.as_ref().map(|v| v.as_str().to_string());
+    match existing {
+        Some(fid) => {
+            tx.prepare_cached(
+                "UPDATE failed_items SET attempts = attempts + 1, last_failed_at = ?1, payload = ?2, row_version = coalesce(?3, row_version),
+                   error_kind = ?4, message = ?5, http_status = ?6, tracking_id = ?7 WHERE id = ?8",
+            )?
+            .execute(params![now_ms, rej.payload, version, rej.kind, rej.message, http_status, tracking_id, fid])?;
+            Ok(false)
+        }
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO failed_items (connection, entity, record_id, row_version, payload, stage, error_kind, message, http_status,
+                   tracking_id, first_failed_at, last_failed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+            )?
+            .execute(params![key.connection, key.entity, rej.id, version, rej.payload, stage, rej.kind, rej.message, http_status, tracking_id, now_ms])?;
+            Ok(true)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, v: &str) -> Record {
+        Record { id: id.into(), version: RowVersion::parse(v).unwrap(), data: format!(r#"{{"id":"{id}","rowVersion":"{v}"}}"#) }
+    }
+
+    fn setup() -> (tempfile::TempDir, Store, EntityKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("replica.db")).unwrap();
+        let key = EntityKey::new("c", "items");
+        store.ensure_entity(&key).unwrap();
+        (dir, store, key)
+    }
+
+    fn apply(store: &Store, key: &EntityKey, records: &[Record], rejected: &[Rejected]) -> Applied {
+        let run = store.begin_run(key, "incremental", 1).unwrap();
+        let max = records.iter().map(|r| r.version.clone()).max();
+        store
+            .apply_page(key, &PageBatch { records, rejected, tracking_id: Some("t"), http_status: Some(200), max_version: max.as_ref(), resync_cursor: None, run_id: run, now_ms: 1 })
+            .unwrap()
+    }
+
+    fn version_of(store: &Store, key: &EntityKey, id: &str) -> String {
+        let mut v = None;
+        store
+            .for_each_replica_row(key, true, |r| {
+                if r.id == id {
+                    v = Some(r.row_version.clone());
+                }
+                Ok(())
+            })
+            .unwrap();
+        v.unwrap()
+    }
+
+    #[test]
+    fn an_older_version_never_overwrites_a_newer_one_even_across_a_digit() {
+        let (_d, store, key) = setup();
+        apply(&store, &key, &[rec("a", "1000000")], &[]);
+        apply(&store, &key, &[rec("a", "999999")], &[]);
+        assert_eq!(version_of(&store, &key, "a"), "1000000");
+        assert_eq!(store.entity(&key).unwrap().checkpoint.as_str(), "1000000", "the checkpoint never moves back");
+    }
+
+    #[test]
+    fn the_same_id_twice_in_a_page_keeps_the_highest_version() {
+        let (_d, store, key) = setup();
+        apply(&store, &key, &[rec("a", "7"), rec("a", "5")], &[]);
+        assert_eq!(version_of(&store, &key, "a"), "7");
+        assert_eq!(store.replica_count(&key).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_rejected_record_is_counted_once_per_record_and_superseded_when_it_syncs() {
+        let (_d, store, key) = setup();
+        let rej = Rejected { id: Some("b".into()), version: None, payload: "{}".into(), kind: "missing_row_version", message: "m".into() };
+        assert_eq!(apply(&store, &key, &[], std::slice::from_ref(&rej)).failed_new, 1);
+        assert_eq!(apply(&store, &key, &[], std::slice::from_ref(&rej)).failed_new, 0, "a re-read must not add a duplicate");
+        let items = store.failed_items(&FailedFilter::default(), None, 10).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].attempts, 2);
+        assert_eq!(items[0].tracking_id.as_deref(), Some("t"));
+        assert_eq!(apply(&store, &key, &[rec("b", "9")], &[]).superseded, 1);
+        assert_eq!(store.pending_failed_count(&key).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_resync_tombstones_only_unseen_rows_and_the_guard_stops_a_mass_deletion() {
+        let (_d, store, key) = setup();
+        let all: Vec<Record> = (0..10).map(|i| rec(&format!("r{i}"), &format!("{}", i + 1))).collect();
+        apply(&store, &key, &all, &[]);
+        let (pass, cursor) = store.resync_begin(&key).unwrap();
+        assert_eq!(cursor, RowVersion::zero());
+        apply(&store, &key, &all[..8], &[]);
+        let end = store.resync_finish(&key, pass, 0.5, false, 5).unwrap();
+        assert_eq!(end, PassEnd { live_before: 10, unseen: 2, deleted: 2, guard_tripped: false });
+        assert_eq!(store.replica_count(&key).unwrap(), 8);
+
+        let (pass, _) = store.resync_begin(&key).unwrap();
+        apply(&store, &key, &all[..1], &[]);
+        let end = store.resync_finish(&key, pass, 0.5, false, 6).unwrap();
+        assert!(end.guard_tripped && end.deleted == 0 && end.unseen == 7, "{end:?}");
+        assert_eq!(store.entity(&key).unwrap().resync_state.as_deref(), Some("guard_tripped"));
+        let end = store.resync_finish(&key, pass, 0.5, true, 7).unwrap();
+        assert_eq!(end.deleted, 7);
+        assert_eq!(store.replica_count(&key).unwrap(), 1);
+    }
+
+    #[test]
+    fn an_interrupted_resync_resumes_from_its_cursor() {
+        let (_d, store, key) = setup();
+        let (pass, _) = store.resync_begin(&key).unwrap();
+        let run = store.begin_run(&key, "resync", 1).unwrap();
+        let records = [rec("a", "5")];
+        store
+            .apply_page(&key, &PageBatch { records: &records, rejected: &[], tracking_id: None, http_status: None, max_version: Some(&records[0].version), resync_cursor: Some(&records[0].version), run_id: run, now_ms: 1 })
+            .unwrap();
+        drop(store);
+        let store = Store::open(&_d.path().join("replica.db")).unwrap();
+        assert_eq!(store.resync_begin(&key).unwrap(), (pass, RowVersion::from(5)));
+        assert_eq!(store.runs(&key, 5).unwrap()[0].outcome, "interrupted");
+    }
+
+    #[test]
+    fn lookback_starts_from_the_checkpoint_current_back_then() {
+        let (_d, store, key) = setup();
+        let run = store.begin_run(&key, "incremental", 0).unwrap();
+        apply(&store, &key, &[rec("a", "10")], &[]);
+        store.finish_run(&key, run, "caught_up", None, None, None, true, 1_000, 100).unwrap();
+        apply(&store, &key, &[rec("b", "20")], &[]);
+        store.finish_run(&key, run, "caught_up", None, None, None, true, 500_000, 100).unwrap();
+        apply(&store, &key, &[rec("c", "30")], &[]);
+        store.finish_run(&key, run, "caught_up", None, None, None, true, 900_000, 100).unwrap();
+        assert_eq!(store.lookback_start(&key, 1_000_000, 600_000).unwrap().as_str(), "10");
+        assert_eq!(store.lookback_start(&key, 1_200_000, 600_000).unwrap().as_str(), "20");
+        assert_eq!(store.lookback_start(&key, 10_000_000, 600_000).unwrap().as_str(), "30");
+    }
+}
