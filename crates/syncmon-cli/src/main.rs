@@ -1,1 +1,450 @@
-fn main(){}
+//! `syncmon`: the headless agent and the support engineer's tool. A thin front end over the
+//! engine's façade (`syncmon_core::Syncmon`). Exit codes: 0 success, 1 the work failed,
+//! 2 bad usage or configuration.
+
+mod demo;
+mod output;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use syncmon_core::config::Config;
+use syncmon_core::engine::Outcome;
+use syncmon_core::secrets::{self, Secret, SecretKind};
+use syncmon_core::store::FailedFilter;
+use syncmon_core::Syncmon;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "syncmon", version, about = "Keeps a local SQLite replica in sync with rowVersion REST APIs, and shows whether it is.")]
+struct Cli {
+    /// Config file (TOML). Default: the platform config dir, e.g. ~/.config/syncmon/syncmon.toml
+    #[arg(long, global = true, env = "SYNCMON_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the replica and its state live. Default: the platform data dir.
+    #[arg(long, global = true, env = "SYNCMON_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One catch-up cycle per selected entity, then exit (0 when all caught up, 1 when any failed).
+    Sync {
+        #[arg(long)]
+        connection: Option<String>,
+        /// NAME or CONNECTION/NAME; repeat for several. Default: every entity.
+        #[arg(long = "entity")]
+        entities: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The agent: scheduled polls and the webhook receiver, until Ctrl-C / SIGTERM.
+    Run,
+    /// Per entity: state, checkpoint, last caught up, lag, replica rows, pending failed items.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A full resync: re-reads everything and tombstones what the source no longer has.
+    Resync {
+        /// NAME or CONNECTION/NAME
+        entity: String,
+        /// Allow deleting more than the entity's deletion guard (default 50 %).
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The replica as JSON lines: {"id":…,"rowVersion":…,"data":{…}}.
+    Export {
+        entity: String,
+        #[arg(long)]
+        include_deleted: bool,
+    },
+    /// Failed items (the dead-letter queue).
+    Failed {
+        #[command(subcommand)]
+        command: FailedCommand,
+    },
+    /// The request log, newest first, with Trackingids.
+    Requests {
+        #[arg(long)]
+        entity: Option<String>,
+        /// Only failed calls (no answer, or HTTP 4xx/5xx).
+        #[arg(long)]
+        failed: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Credentials in the OS keyring.
+    Creds {
+        #[command(subcommand)]
+        command: CredsCommand,
+    },
+    /// Start the simulated source API on loopback.
+    Mock(MockArgs),
+    /// The simulated source with faults switched on, a config pointing at it, and the agent.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum FailedCommand {
+    /// Pending failed items, newest first.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Show items older than this item id (paging).
+        #[arg(long)]
+        before: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One item in full: payload, error, HTTP status, Trackingid, attempts.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-run the failed stage (re-fetching the record by id where possible).
+    Replay(Selection),
+    /// Give up on items; they stay listed under --state discarded.
+    Discard(Selection),
+}
+
+#[derive(Args)]
+struct FilterArgs {
+    #[arg(long)]
+    entity: Option<String>,
+    /// validate | apply | deliver
+    #[arg(long)]
+    stage: Option<String>,
+    /// e.g. missing_id, missing_row_version, missing_field
+    #[arg(long)]
+    kind: Option<String>,
+    /// pending (default) | resolved | discarded
+    #[arg(long)]
+    state: Option<String>,
+    /// Text in the record id, Trackingid or message.
+    #[arg(long)]
+    search: Option<String>,
+}
+
+#[derive(Args)]
+struct Selection {
+    /// Failed item ids.
+    ids: Vec<i64>,
+    /// Every pending item (of --entity, if given).
+    #[arg(long, conflicts_with = "ids")]
+    all: bool,
+    #[arg(long, requires = "all")]
+    entity: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum CredsCommand {
+    /// Store a connection's secret (read from the terminal without echo, or from stdin).
+    Set {
+        connection: String,
+        /// The webhook secret instead of the API secret.
+        #[arg(long)]
+        webhook: bool,
+    },
+    /// Remove a connection's secret from the keyring.
+    Delete {
+        connection: String,
+        #[arg(long)]
+        webhook: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct MockArgs {
+    #[arg(long, default_value = "127.0.0.1:8380")]
+    listen: std::net::SocketAddr,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Records per entity.
+    #[arg(long, default_value_t = 1000)]
+    records: usize,
+    /// Entities to serve (repeat); default items, customers and salesorders.
+    #[arg(long = "entity")]
+    entities: Vec<String>,
+    /// Background changes per second across all entities.
+    #[arg(long, default_value_t = 1.0)]
+    mutations_per_sec: f64,
+    /// First rowVersion handed out.
+    #[arg(long, default_value_t = 1000)]
+    start_version: u64,
+}
+
+/// Errors that mean "bad usage or configuration" (exit 2) rather than "the work failed" (exit 1).
+#[derive(Debug)]
+struct UsageError(String);
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for UsageError {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            let usage = e.downcast_ref::<UsageError>().is_some()
+                || e.downcast_ref::<syncmon_core::Error>().is_some_and(|e| matches!(e.code(), "config" | "usage" | "not_found" | "credentials"));
+            eprintln!("error: {e:#}");
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "syncmon=info,syncmon_core=info,syncmon_mock=info",
+        1 => "syncmon=debug,syncmon_core=debug,syncmon_mock=debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn load(cli: &Cli) -> anyhow::Result<Syncmon> {
+    let path = cli.config.clone().unwrap_or_else(syncmon_core::default_config_path);
+    let config = Config::load(&path).map_err(|e| UsageError(e.to_string()))?;
+    let data_dir = cli.data_dir.clone().unwrap_or_else(syncmon_core::default_data_dir);
+    Ok(Syncmon::open(config, &data_dir)?)
+}
+
+/// Cancelled on Ctrl-C or SIGTERM: the current page is finished or abandoned, never half-written.
+fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("stopping: finishing the current page");
+        t.cancel();
+    });
+    token
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Sync { connection, entities, json } => {
+            let sm = load(&cli)?;
+            let selected = sm.select(connection.as_deref(), entities)?;
+            if selected.is_empty() {
+                return Err(UsageError("the config lists no entities; add [[connection.entity]] sections".into()).into());
+            }
+            let reports = sm.sync_once(&selected, &shutdown_token()).await;
+            if *json {
+                output::json(&reports)?;
+            } else {
+                for r in &reports {
+                    println!("{}", r.summary());
+                }
+            }
+            let ok = reports.iter().all(|r| r.outcome == Outcome::CaughtUp);
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Run => {
+            let sm = Arc::new(load(&cli)?);
+            tracing::info!("agent started: {} entities; Ctrl-C to stop", sm.status()?.len());
+            sm.run(shutdown_token()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json } => {
+            let sm = load(&cli)?;
+            let status = sm.status()?;
+            if *json {
+                output::json(&status)?;
+            } else {
+                output::status_table(&status);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Resync { entity, yes, json } => {
+            let sm = load(&cli)?;
+            let report = sm.resync(entity, *yes, &shutdown_token()).await?;
+            if *json {
+                output::json(&report)?;
+            } else {
+                println!("{}", report.summary());
+            }
+            Ok(if report.outcome == Outcome::CaughtUp { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Export { entity, include_deleted } => {
+            let sm = load(&cli)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let n = sm.export(entity, *include_deleted, &mut out)?;
+            tracing::debug!("exported {n} rows");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Failed { command } => failed(&cli, command).await,
+        Command::Requests { entity, failed, limit, json } => {
+            let sm = load(&cli)?;
+            let rows = sm.requests(entity.as_deref(), *failed, *limit)?;
+            if *json {
+                output::json(&rows)?;
+            } else {
+                output::requests_table(&rows);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Creds { command } => creds(&cli, command),
+        Command::Mock(args) => {
+            let server = syncmon_mock::MockServer::start(mock_config(args)).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+            println!("simulated source on {}; Ctrl-C to stop", server.base_url());
+            shutdown_token().cancelled().await;
+            server.shutdown().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => demo::run(&cli, args).await,
+    }
+}
+
+fn mock_config(a: &MockArgs) -> syncmon_mock::MockConfig {
+    let names = if a.entities.is_empty() { vec!["items".into(), "customers".into(), "salesorders".into()] } else { a.entities.clone() };
+    let entities = names.into_iter().map(|name| syncmon_mock::EntitySpec { name, records: a.records }).collect();
+    syncmon_mock::MockConfig {
+        listen: Some(a.listen),
+        seed: a.seed,
+        entities,
+        start_version: a.start_version,
+        mutations_per_sec: a.mutations_per_sec,
+        ..Default::default()
+    }
+}
+
+async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> {
+    let sm = load(cli)?;
+    match command {
+        FailedCommand::List { filter, limit, before, json } => {
+            let mut f = sm.failed_filter_for(filter.entity.as_deref())?;
+            f.stage = filter.stage.clone();
+            f.error_kind = filter.kind.clone();
+            f.state = filter.state.clone();
+            f.text = filter.search.clone();
+            let items = sm.failed_items(&f, *before, *limit)?;
+            if *json {
+                output::json(&items)?;
+            } else if items.is_empty() && before.is_none() {
+                println!("No failed items. Everything is in sync.");
+            } else {
+                output::failed_table(&items);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FailedCommand::Show { id, json } => {
+            let item = sm.failed_item(*id)?;
+            if *json {
+                output::json(&item)?;
+            } else {
+                output::failed_detail(&item);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FailedCommand::Replay(sel) => {
+            let ids = selection_ids(&sm, sel)?;
+            let report = sm.replay(&ids, &shutdown_token()).await?;
+            if sel.json {
+                output::json(&report)?;
+            } else {
+                println!(
+                    "replayed {} items: {} applied, {} already superseded, {} still failing{}",
+                    ids.len(),
+                    report.replayed,
+                    report.superseded,
+                    report.still_failing,
+                    if report.still_failing > 0 { " (see `syncmon failed list`)" } else { "" }
+                );
+            }
+            Ok(if report.still_failing == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        FailedCommand::Discard(sel) => {
+            let ids = selection_ids(&sm, sel)?;
+            let n = sm.discard(&ids)?;
+            if sel.json {
+                output::json(&serde_json::json!({ "discarded": n }))?;
+            } else {
+                println!("discarded {n} items");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn selection_ids(sm: &Syncmon, sel: &Selection) -> anyhow::Result<Vec<i64>> {
+    if sel.all {
+        let f = sm.failed_filter_for(sel.entity.as_deref())?;
+        Ok(sm.failed_ids(&FailedFilter { state: None, ..f })?)
+    } else if sel.ids.is_empty() {
+        Err(UsageError("name the failed item ids, or --all (with --entity to narrow it)".into()).into())
+    } else {
+        Ok(sel.ids.clone())
+    }
+}
+
+fn creds(cli: &Cli, command: &CredsCommand) -> anyhow::Result<ExitCode> {
+    let path = cli.config.clone().unwrap_or_else(syncmon_core::default_config_path);
+    let config = Config::load(&path).map_err(|e| UsageError(e.to_string()))?;
+    let (connection, webhook) = match command {
+        CredsCommand::Set { connection, webhook } | CredsCommand::Delete { connection, webhook } => (connection, *webhook),
+    };
+    if config.connection(connection).is_none() {
+        return Err(UsageError(format!("no connection `{connection}` in {}", path.display())).into());
+    }
+    let kind = if webhook { SecretKind::Webhook } else { SecretKind::Connection };
+    let account = secrets::keyring_account(connection, kind);
+    match command {
+        CredsCommand::Set { .. } => {
+            let value = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                rpassword::prompt_password(format!("secret for {account} (not shown): "))?
+            } else {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line
+            };
+            let value = value.trim_end_matches(['\r', '\n']).to_string();
+            if value.is_empty() {
+                return Err(UsageError("empty secret; nothing stored".into()).into());
+            }
+            secrets::keyring_set(&account, &Secret::new(value))?;
+            println!("stored the secret of {account} in the OS keyring (service `syncmon`)");
+        }
+        CredsCommand::Delete { .. } => {
+            if secrets::keyring_delete(&account)? {
+                println!("deleted the secret of {account} from the OS keyring");
+            } else {
+                println!("no secret of {account} was in the OS keyring");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
