@@ -1,1 +1,381 @@
-pub fn x(){}
+//! A simulated source API speaking the "rowVersion" replication protocol (DESIGN §1), for tests,
+//! benchmarks and the demo: a real HTTP server on loopback serving synthetic entities that are
+//! deterministic from a seed, change over time, lose records, and misbehave on request.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use syncmon_mock::{Fault, FaultKind, MockConfig, MockServer};
+//! let mock = MockServer::start(MockConfig::default()).await?;
+//! mock.inject(Fault { kind: FaultKind::Status(503), entity: Some("items".into()), times: 2 });
+//! println!("{}/items?sync=true&lastRowVersion=0", mock.base_url());
+//! mock.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod gen;
+mod server;
+mod store;
+mod webhook;
+
+use serde::{Deserialize, Serialize};
+use server::Shared;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::Style;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How the simulated source is set up.
+#[derive(Clone, Debug)]
+pub struct MockConfig {
+    /// Where to listen; None = 127.0.0.1 on a free port.
+    pub listen: Option<SocketAddr>,
+    pub seed: u64,
+    pub entities: Vec<EntitySpec>,
+    /// The first rowVersion handed out; every write takes the shared counter += 2.
+    pub start_version: u64,
+    /// Background changes per second across all entities (0 = off).
+    pub mutations_per_sec: f64,
+    /// Larger page sizes are clamped, not refused.
+    pub max_page_size: usize,
+    pub default_page_size: usize,
+    pub auth: MockAuth,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig {
+            listen: None,
+            seed: 42,
+            entities: vec![
+                EntitySpec { name: "items".into(), records: 500 },
+                EntitySpec { name: "customers".into(), records: 200 },
+                EntitySpec { name: "salesorders".into(), records: 300 },
+            ],
+            start_version: 1000,
+            mutations_per_sec: 0.0,
+            max_page_size: 20_000,
+            default_page_size: 1000,
+            auth: MockAuth::None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntitySpec {
+    pub name: String,
+    pub records: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum MockAuth {
+    #[default]
+    None,
+    /// The header (any case) must carry the key.
+    ApiKey { header: String, key: String },
+    /// Client credentials at `POST /oauth/token`; data calls need `Authorization: Bearer <token>`.
+    OAuth { client_id: String, client_secret: String, token_ttl_secs: u64 },
+}
+
+/// One record as the source serves it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MockRecord {
+    pub id: String,
+    pub row_version: String,
+    /// The full record JSON as served, including `id` and `rowVersion`.
+    pub data: serde_json::Value,
+}
+
+/// One data request the source received (control and token calls are not logged).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestInfo {
+    pub path: String,
+    pub query: String,
+    /// All request headers, names lowercase.
+    pub headers: Vec<(String, String)>,
+    /// The status answered; 0 when the connection was reset without a response.
+    pub status: u16,
+    pub tracking_id: String,
+}
+
+/// A queued misbehaviour. The first queued fault matching a response's entity applies;
+/// transport faults (rate limit, status, slow, reset, truncated, invalid JSON) to any data call,
+/// record faults (missing id/rowVersion, duplicate id) to the next non-empty page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    /// None = any entity.
+    #[serde(default)]
+    pub entity: Option<String>,
+    /// How many responses it affects; 0 = until cleared. Defaults to 1 in JSON.
+    #[serde(default = "one")]
+    pub times: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// JSON form: `{"kind": "status", "status": 503}`, `{"kind": "rate_limit", "retry_after_secs": 2}`,
+/// `{"kind": "slow", "millis": 500}`, `{"kind": "reset"}`, `{"kind": "truncated"}`,
+/// `{"kind": "invalid_json"}`, `{"kind": "missing_id", "records": 1}`,
+/// `{"kind": "missing_row_version", "records": 1}`, `{"kind": "duplicate_id"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "FaultRepr", into = "FaultRepr")]
+pub enum FaultKind {
+    /// 429 with `Retry-After`.
+    RateLimit { retry_after_secs: u64 },
+    /// 5xx with an HTML gateway body; 4xx with a JSON `{"code", "message"}` body.
+    Status(u16),
+    /// Responds normally after a delay.
+    Slow { millis: u64 },
+    /// Closes the connection without a response.
+    Reset,
+    /// 200 with a Content-Length larger than the bytes sent, then closes.
+    Truncated,
+    /// 200 with a body that is not JSON.
+    InvalidJson,
+    /// The next page serves its first `records` records without `id`.
+    MissingId { records: usize },
+    /// The next page serves its first `records` records without `rowVersion`.
+    MissingRowVersion { records: usize },
+    /// The next page holds its first record twice: as is, then a copy with an older rowVersion.
+    DuplicateId,
+}
+
+impl FaultKind {
+    pub(crate) fn is_record_fault(&self) -> bool {
+        matches!(self, FaultKind::MissingId { .. } | FaultKind::MissingRowVersion { .. } | FaultKind::DuplicateId)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct FaultRepr {
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_after_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    millis: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    records: Option<usize>,
+}
+
+impl TryFrom<FaultRepr> for FaultKind {
+    type Error = String;
+    fn try_from(r: FaultRepr) -> Result<Self, String> {
+        Ok(match r.kind.as_str() {
+            "rate_limit" => FaultKind::RateLimit { retry_after_secs: r.retry_after_secs.unwrap_or(1) },
+            "status" => FaultKind::Status(r.status.ok_or("a status fault needs \"status\"")?),
+            "slow" => FaultKind::Slow { millis: r.millis.unwrap_or(1000) },
+            "reset" => FaultKind::Reset,
+            "truncated" => FaultKind::Truncated,
+            "invalid_json" => FaultKind::InvalidJson,
+            "missing_id" => FaultKind::MissingId { records: r.records.unwrap_or(1) },
+            "missing_row_version" => FaultKind::MissingRowVersion { records: r.records.unwrap_or(1) },
+            "duplicate_id" => FaultKind::DuplicateId,
+            other => return Err(format!("unknown fault kind {other:?}")),
+        })
+    }
+}
+
+impl From<FaultKind> for FaultRepr {
+    fn from(k: FaultKind) -> Self {
+        let mut r = FaultRepr { kind: String::new(), status: None, retry_after_secs: None, millis: None, records: None };
+        r.kind = match k {
+            FaultKind::RateLimit { retry_after_secs } => {
+                r.retry_after_secs = Some(retry_after_secs);
+                "rate_limit"
+            }
+            FaultKind::Status(s) => {
+                r.status = Some(s);
+                "status"
+            }
+            FaultKind::Slow { millis } => {
+                r.millis = Some(millis);
+                "slow"
+            }
+            FaultKind::Reset => "reset",
+            FaultKind::Truncated => "truncated",
+            FaultKind::InvalidJson => "invalid_json",
+            FaultKind::MissingId { records } => {
+                r.records = Some(records);
+                "missing_id"
+            }
+            FaultKind::MissingRowVersion { records } => {
+                r.records = Some(records);
+                "missing_row_version"
+            }
+            FaultKind::DuplicateId => "duplicate_id",
+        }
+        .to_string();
+        r
+    }
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+/// A running simulated source; clones share it. It stops on `shutdown` or when the last clone drops.
+#[derive(Clone)]
+pub struct MockServer {
+    h: Arc<Handle>,
+}
+
+impl std::fmt::Debug for MockServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockServer").field("addr", &self.h.addr).finish()
+    }
+}
+
+impl MockServer {
+    /// Binds, builds the data set and starts serving (and mutating, when configured).
+    pub async fn start(cfg: MockConfig) -> std::io::Result<MockServer> {
+        let listen = cfg.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let base_url = if addr.ip().is_unspecified() {
+            format!("http://127.0.0.1:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        };
+        let shared = Arc::new(Shared::new(cfg, base_url));
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(server::serve(listener, shared.clone(), stop_rx.clone()))];
+        if shared.cfg.mutations_per_sec > 0.0 {
+            tasks.push(tokio::spawn(server::background_mutations(shared.clone(), stop_rx)));
+        }
+        tracing::debug!(%addr, "simulated source listening");
+        Ok(MockServer { h: Arc::new(Handle { shared, addr, stop, tasks: Mutex::new(tasks) }) })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.h.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn base_url(&self) -> String {
+        self.h.shared.base_url.clone()
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.h.shared.inject(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.h.shared.faults.lock().unwrap().clear();
+    }
+
+    /// The live records of an entity, sorted by id (empty for an unknown entity).
+    pub fn dataset(&self, entity: &str) -> Vec<MockRecord> {
+        self.h.shared.dataset(entity)
+    }
+
+    /// Updates `n` distinct random live records (each gets a new rowVersion); returns their ids.
+    pub fn mutate(&self, entity: &str, n: usize) -> Vec<String> {
+        self.h.shared.change(entity, |s, e| s.mutate(e, n))
+    }
+
+    pub fn insert(&self, entity: &str, n: usize) -> Vec<String> {
+        self.h.shared.change(entity, |s, e| s.insert(e, n))
+    }
+
+    pub fn delete(&self, entity: &str, n: usize) -> Vec<String> {
+        self.h.shared.change(entity, |s, e| s.delete(e, n))
+    }
+
+    /// Deletes every record: a source that suddenly returns nothing.
+    pub fn delete_all(&self, entity: &str) {
+        let mut s = self.h.shared.store.lock().unwrap();
+        if let Some(e) = s.entity_index(entity) {
+            s.delete_all(e);
+        }
+    }
+
+    /// Inserts a record whose rowVersion is unused and lower than the highest version already
+    /// served for the entity (a transaction that committed late). Panics on an unknown entity.
+    pub fn late_commit(&self, entity: &str) -> MockRecord {
+        self.h.shared.late_commit(entity).unwrap_or_else(|| panic!("unknown entity {entity:?}"))
+    }
+
+    /// The data requests received so far, oldest first.
+    pub fn requests(&self) -> Vec<RequestInfo> {
+        self.h.shared.log.lock().unwrap().entries.clone()
+    }
+
+    /// Every OAuth token issued so far becomes invalid (401).
+    pub fn expire_tokens(&self) {
+        self.h.shared.tokens.lock().unwrap().clear();
+    }
+
+    pub fn tokens_issued(&self) -> usize {
+        self.h.shared.tokens_issued.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// POSTs a Standard Webhooks `record.changed` event for the entity, signed with `secret`
+    /// (`whsec_<base64 key>`).
+    pub async fn send_standard_webhook(&self, url: &str, secret: &str, entity: &str) -> reqwest::Result<reqwest::StatusCode> {
+        webhook::send_standard(url, secret, entity).await
+    }
+
+    /// POSTs a Business Central style change notification for the entity.
+    pub async fn send_bc_webhook(&self, url: &str, client_state: &str, entity: &str) -> reqwest::Result<reqwest::StatusCode> {
+        let record = {
+            let s = self.h.shared.store.lock().unwrap();
+            s.entity_index(entity).and_then(|e| s.newest(e).map(|r| s.entities[e].shape.keys.id(r.idx)))
+        };
+        webhook::send_bc(url, client_state, entity, record, self.h.shared.cfg.seed).await
+    }
+
+    /// The Business Central subscription handshake: POST `url?validationToken=<token>`, empty body.
+    pub async fn bc_validate(&self, url: &str, token: &str) -> reqwest::Result<(reqwest::StatusCode, String)> {
+        webhook::bc_validate(url, token).await
+    }
+
+    /// Stops serving (open connections get up to two seconds to finish) and the background changes.
+    pub async fn shutdown(self) {
+        let _ = self.h.stop.send(true);
+        let tasks: Vec<_> = self.h.tasks.lock().unwrap().drain(..).collect();
+        for mut t in tasks {
+            if tokio::time::timeout(Duration::from_secs(2), &mut t).await.is_err() {
+                t.abort();
+            }
+        }
+    }
+}
+
+/// Runs a simulated source until `shutdown` completes (for `syncmon mock`).
+pub async fn run_standalone(cfg: MockConfig, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let server = MockServer::start(cfg).await?;
+    tracing::info!(url = %server.base_url(), "simulated source running");
+    shutdown.await;
+    server.shutdown().await;
+    Ok(())
+}
+
+pub(crate) fn record_of(shape: &store::Shape, row: &store::Row) -> MockRecord {
+    let mut out = String::with_capacity(1024);
+    store::render(&mut out, shape, row, Style::RowVersion, Default::default());
+    MockRecord {
+        id: gen::uuid_string(shape.keys.id(row.idx)),
+        row_version: row.version.to_string(),
+        data: serde_json::from_str(&out).expect("rendered records are JSON"),
+    }
+}
