@@ -201,28 +201,75 @@ fn parse_version(name: &str, v: Option<&str>) -> Result<Option<u64>, Reply> {
 // ---------------------------------------------------------------------------------------------
 // Connections a handler can reset
 
+struct ConnState {
+    /// Reset: fail every read and write, close with RST.
+    kill: AtomicBool,
+    /// Truncate: let the next response's head and this many body bytes through, then close.
+    truncate_at: AtomicUsize,
+}
+
+const NO_TRUNCATION: usize = usize::MAX;
+
 /// Per-connection control, handed to handlers as connect info.
 #[derive(Clone)]
-pub struct ConnCtl(Arc<AtomicBool>);
+pub struct ConnCtl(Arc<ConnState>);
 
 impl ConnCtl {
     fn kill(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.kill.store(true, Ordering::SeqCst);
+    }
+
+    fn truncate_body_at(&self, n: usize) {
+        self.0.truncate_at.store(n, Ordering::SeqCst);
     }
 }
 
 pub struct CtlStream {
     inner: TcpStream,
-    kill: Arc<AtomicBool>,
+    st: Arc<ConnState>,
+    /// While truncating: body bytes still allowed (None until the end of the head was written).
+    body_left: Option<usize>,
+    /// After a truncation: every further write fails (a plain close, so the sent bytes arrive).
+    cut: bool,
 }
 
 impl CtlStream {
     fn check(&self) -> io::Result<()> {
-        if self.kill.load(Ordering::SeqCst) {
+        if self.st.kill.load(Ordering::SeqCst) {
             let _ = self.inner.set_zero_linger();
             return Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset by fault injection"));
         }
+        if self.cut {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "truncated by fault injection"));
+        }
         Ok(())
+    }
+
+    /// A write while truncating: the head passes, then `at` body bytes, then the stream is cut.
+    fn poll_write_truncating(&mut self, cx: &mut Context<'_>, buf: &[u8], at: usize) -> Poll<io::Result<usize>> {
+        let n = match self.body_left {
+            Some(left) => {
+                let n = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &buf[..left.min(buf.len())]))?;
+                self.body_left = Some(left - n);
+                n
+            }
+            None => match buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                Some(p) => {
+                    let head = p + 4;
+                    let n = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &buf[..(head + at).min(buf.len())]))?;
+                    if n >= head {
+                        self.body_left = Some(at - (n - head));
+                    }
+                    n
+                }
+                None => std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?,
+            },
+        };
+        if self.body_left == Some(0) {
+            self.cut = true;
+            self.st.truncate_at.store(NO_TRUNCATION, Ordering::SeqCst);
+        }
+        Poll::Ready(Ok(n))
     }
 }
 
@@ -236,11 +283,18 @@ impl AsyncRead for CtlStream {
 impl AsyncWrite for CtlStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.check()?;
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        match self.st.truncate_at.load(Ordering::SeqCst) {
+            NO_TRUNCATION => Pin::new(&mut self.inner).poll_write(cx, buf),
+            at => self.poll_write_truncating(cx, buf, at),
+        }
     }
     fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
         self.check()?;
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        if self.st.truncate_at.load(Ordering::SeqCst) == NO_TRUNCATION {
+            return Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        }
+        let first = bufs.iter().find(|b| !b.is_empty()).map(|b| &**b).unwrap_or(&[]);
+        self.poll_write(cx, first)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -265,7 +319,8 @@ impl axum::serve::Listener for CtlListener {
             match self.0.accept().await {
                 Ok((s, addr)) => {
                     let _ = s.set_nodelay(true);
-                    return (CtlStream { inner: s, kill: Arc::new(AtomicBool::new(false)) }, addr);
+                    let st = Arc::new(ConnState { kill: AtomicBool::new(false), truncate_at: AtomicUsize::new(NO_TRUNCATION) });
+                    return (CtlStream { inner: s, st, body_left: None, cut: false }, addr);
                 }
                 // Out of file descriptors and the like: wait a little and go on.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -280,7 +335,7 @@ impl axum::serve::Listener for CtlListener {
 
 impl Connected<IncomingStream<'_, CtlListener>> for ConnCtl {
     fn connect_info(stream: IncomingStream<'_, CtlListener>) -> Self {
-        ConnCtl(stream.io().kill.clone())
+        ConnCtl(stream.io().st.clone())
     }
 }
 
@@ -539,8 +594,10 @@ async fn data(sh: &Arc<Shared>, conn: &ConnCtl, segs: &[&str], path: &str, query
                     r
                 }
                 Some(FaultKind::Truncated) if r.status == 200 => {
-                    sh.log_status(seq, 200);
-                    return Some(truncated(r));
+                    // The response goes out with its true Content-Length; the connection stops
+                    // after half the body and closes.
+                    conn.truncate_body_at(r.body.len() / 2);
+                    r
                 }
                 _ => r,
             }
@@ -548,19 +605,6 @@ async fn data(sh: &Arc<Shared>, conn: &ConnCtl, segs: &[&str], path: &str, query
     };
     sh.log_status(seq, reply.status);
     Some(reply)
-}
-
-/// A 200 whose Content-Length promises more than is sent; hyper closes the connection after it.
-fn truncated(r: Reply) -> Reply {
-    let full = r.body.len().max(2);
-    let mut cut = full / 2;
-    while !r.body.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let mut out = Reply { status: 200, content_type: r.content_type, headers: r.headers, body: r.body[..cut].to_string() };
-    out.headers.push(("content-length", (full + 512).to_string()));
-    out.headers.push(("x-mock-truncated", "1".into()));
-    out
 }
 
 fn serve_data(sh: &Shared, route: &Route<'_>, query: &str, host: Option<&str>) -> Reply {
