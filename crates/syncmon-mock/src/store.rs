@@ -276,7 +276,7 @@ impl Store {
     }
 
     fn version_used(&self, v: u64) -> bool {
-        (v >= self.start_version && (v - self.start_version) % 2 == 0 && v < self.next_version) || self.late.contains(&v)
+        (v >= self.start_version && (v - self.start_version).is_multiple_of(2) && v < self.next_version) || self.late.contains(&v)
     }
 
     /// A new record whose version is below the highest one served for the entity and unused
@@ -355,7 +355,7 @@ mod tests {
             let r = s.late_commit(0);
             assert!(r.version < max);
             assert!(seen.insert(r.version));
-            assert!(!(r.version >= 1000 && (r.version - 1000) % 2 == 0));
+            assert!(!(r.version >= 1000 && (r.version - 1000).is_multiple_of(2)));
         }
     }
 }

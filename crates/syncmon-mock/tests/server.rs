@@ -583,3 +583,36 @@ mod webhooks {
         assert!(n["subscriptionId"].is_string() && n["expirationDateTime"].is_string());
     }
 }
+
+/// Sends one raw HTTP/1.1 request and reads until the peer closes (bounded by a timeout).
+async fn raw(addr: std::net::SocketAddr, path: &str) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await??;
+    Ok(out)
+}
+
+#[tokio::test]
+async fn truncation_and_reset_on_the_wire() {
+    let mock = start(&[("items", 3000)]).await;
+    for page_size in [1, 20_000] {
+        mock.inject(Fault { kind: FaultKind::Truncated, entity: None, times: 1 });
+        let bytes = raw(mock.addr(), &format!("/items?pageSize={page_size}")).await.unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"));
+        assert!(head.to_ascii_lowercase().contains("trackingid: "));
+        let len: usize = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap())).unwrap();
+        assert!(!body.is_empty() && body.len() < len, "{} of {len} bytes", body.len());
+        assert!(body.starts_with("{\"morePages\":"));
+    }
+    mock.inject(Fault { kind: FaultKind::Reset, entity: None, times: 1 });
+    match raw(mock.addr(), "/items").await {
+        Ok(bytes) => assert!(bytes.is_empty(), "no response at all"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+    }
+    let page = get_json(&format!("{}/items?pageSize=2", mock.base_url())).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
+}
