@@ -2,6 +2,20 @@
 //! benchmarks and the demo: a real HTTP server on loopback serving synthetic entities that are
 //! deterministic from a seed, change over time, lose records, and misbehave on request.
 //!
+//! HTTP surface (every response carries `Trackingid` and `x-server-cache-id`):
+//! - `GET /{entity}?sync=true&lastRowVersion=N&pageSize=M`, then `GET /{entity}?pageKey=K`:
+//!   `{"morePages", "nextPageKey", "nextPageURL", "data": [...]}`, records sorted by `rowVersion`.
+//! - `GET /{entity}/{id}`: one record.
+//! - `GET /alt/token/{entity}?since=N&limit=M[&token=T]` → `{"result":{"items":[...]},"paging":{"next":"T2"}}`;
+//!   `GET /alt/link/{entity}?since=N&limit=M` → array + `Link: <url>; rel="next"`;
+//!   `GET /alt/short/{entity}?since=N&limit=M` → array, a short page ends the feed;
+//!   `GET /alt/{shape}/{entity}/{id}`. These records carry `uid` and an integer `seq`.
+//! - `POST /oauth/token` (client credentials, form or HTTP Basic).
+//! - Control (no auth, no faults, not logged): `POST|GET|DELETE /_mock/faults`, `GET /_mock/entities`,
+//!   `GET /_mock/dataset/{entity}`, `POST /_mock/{mutate,insert,delete}/{entity}?n=N` (→ ids),
+//!   `POST /_mock/delete-all/{entity}`, `POST /_mock/late-commit/{entity}`, `POST /_mock/expire-tokens`,
+//!   `GET /_mock/requests`.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use syncmon_mock::{Fault, FaultKind, MockConfig, MockServer};

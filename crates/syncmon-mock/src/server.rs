@@ -439,7 +439,7 @@ impl Shared {
         match &self.cfg.auth {
             MockAuth::None => None,
             MockAuth::ApiKey { header, key } => {
-                let given = headers.get(header.as_str()).and_then(|v| v.to_str().ok());
+                let given = headers.get(header.to_ascii_lowercase().as_str()).and_then(|v| v.to_str().ok());
                 match given {
                     Some(g) if g == key => None,
                     Some(_) => Some(Reply::error(401, "unauthorized", &format!("The API key in {header} is not valid."))),
