@@ -196,9 +196,11 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
 
     // Fetcher: pages in feed order into a small channel, so the next page is fetched and parsed
     // while the current one is written.
-    let (tx, mut rx) = mpsc::channel::<ParsedPage>(2);
+    let (tx, rx) = mpsc::channel::<ParsedPage>(2);
     let first = e.profile.first_url(&from);
     let fetcher = async {
+        // Owned here so that the channel closes when the fetcher ends and the writer's loop stops.
+        let tx = tx;
         let mut url = first.clone();
         loop {
             if cancel.is_cancelled() {
@@ -228,6 +230,8 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
         }
     };
     let writer = async {
+        // Owned here so that a writer that stops early unblocks the fetcher's `send`.
+        let mut rx = rx;
         let mut failure: Option<Failure> = None;
         let mut last_tracking: Option<String> = None;
         while let Some(p) = rx.recv().await {

@@ -13,13 +13,7 @@ pub mod scheduler;
 pub mod secrets;
 pub mod source;
 pub mod store;
-pub mod webhook { // TEMP stub until the helper's file lands
-    pub struct WebhookConnection { pub id: String, pub entities: Vec<String>, pub entity_pointer: String, pub signing_secret: Option<String>, pub client_state: Option<String> }
-    pub trait NudgeTarget: Send + Sync + 'static { fn nudge(&self, connection: &str, entity: &str) -> bool; }
-    pub trait Clock: Send + Sync + 'static { fn now_unix(&self) -> i64; }
-    pub struct SystemClock; impl Clock for SystemClock { fn now_unix(&self) -> i64 { 0 } }
-    pub fn router(_c: Vec<WebhookConnection>, _t: std::sync::Arc<dyn NudgeTarget>, _k: std::sync::Arc<dyn Clock>) -> axum::Router { axum::Router::new() }
-}
+pub mod webhook;
 
 use crate::config::{Config, ConfigError};
 use crate::engine::{CycleKind, CycleReport, EngineCtx, EntityRt};

@@ -1,0 +1,151 @@
+//! Human-readable tables and JSON output for the listings.
+
+use serde::Serialize;
+use syncmon_core::store::{FailedItem, RequestRow};
+use syncmon_core::EntityStatus;
+
+pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    use std::io::Write;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Local time is not worth a timezone database here: timestamps print as UTC, ISO 8601.
+pub fn time(ms: Option<i64>) -> String {
+    match ms {
+        None => "never".into(),
+        Some(ms) => {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+            humantime::format_rfc3339_seconds(t).to_string()
+        }
+    }
+}
+
+fn lag(seconds: Option<i64>) -> String {
+    match seconds {
+        None => "-".into(),
+        Some(s) if s < 120 => format!("{s}s"),
+        Some(s) if s < 7200 => format!("{}m", s / 60),
+        Some(s) => format!("{}h", s / 3600),
+    }
+}
+
+fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let n = cells.len();
+        cells
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| if i + 1 == n { c } else { format!("{c:<w$}", w = widths[i]) })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    println!("{}", line(headers.iter().map(|h| h.to_string()).collect()));
+    for r in rows {
+        println!("{}", line(r));
+    }
+}
+
+pub fn status_table(status: &[EntityStatus]) {
+    if status.is_empty() {
+        println!("No entities configured. Add [[connection.entity]] sections to the config.");
+        return;
+    }
+    let rows = status
+        .iter()
+        .map(|s| {
+            let mut why = s.reason.clone().unwrap_or_default();
+            if let Some(code) = s.last_http_status.filter(|c| *c >= 400) {
+                why.push_str(&format!(" (HTTP {code})"));
+            }
+            if s.health != syncmon_core::Health::Healthy {
+                if let Some(t) = &s.last_tracking_id {
+                    why.push_str(&format!(" [Trackingid {t}]"));
+                }
+            }
+            if let Some(n) = s.next_attempt_at {
+                why.push_str(&format!(" next attempt {}", time(Some(n))));
+            }
+            vec![
+                format!("{}/{}", s.connection, s.entity),
+                s.health.as_str().to_string(),
+                s.checkpoint.clone(),
+                time(s.last_caught_up_at),
+                lag(s.lag_seconds),
+                s.replica_rows.to_string(),
+                s.pending_failed.to_string(),
+                why.trim().to_string(),
+            ]
+        })
+        .collect();
+    table(&["ENTITY", "STATE", "CHECKPOINT", "LAST CAUGHT UP", "LAG", "ROWS", "FAILED", "WHY"], rows);
+}
+
+pub fn failed_table(items: &[FailedItem]) {
+    let rows = items
+        .iter()
+        .map(|i| {
+            vec![
+                i.id.to_string(),
+                format!("{}/{}", i.connection, i.entity),
+                i.record_id.clone().unwrap_or_else(|| "(no id)".into()),
+                i.stage.clone(),
+                i.error_kind.clone(),
+                i.attempts.to_string(),
+                i.tracking_id.clone().unwrap_or_default(),
+                i.message.clone(),
+            ]
+        })
+        .collect();
+    table(&["ID", "ENTITY", "RECORD", "STAGE", "KIND", "TRIES", "TRACKINGID", "MESSAGE"], rows);
+    if let Some(last) = items.last() {
+        println!("(older items: --before {})", last.id);
+    }
+}
+
+pub fn failed_detail(i: &FailedItem) {
+    println!("failed item {}  ({})", i.id, i.state);
+    println!("  entity       {}/{}", i.connection, i.entity);
+    println!("  record id    {}", i.record_id.as_deref().unwrap_or("(none)"));
+    println!("  rowVersion   {}", i.row_version.as_deref().unwrap_or("(none)"));
+    println!("  stage        {}", i.stage);
+    println!("  error        {}: {}", i.error_kind, i.message);
+    println!("  HTTP status  {}", i.http_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()));
+    println!("  Trackingid   {}", i.tracking_id.as_deref().unwrap_or("-"));
+    println!("  attempts     {}  (first {}, last {})", i.attempts, time(Some(i.first_failed_at)), time(Some(i.last_failed_at)));
+    if let Some(r) = &i.resolution {
+        println!("  resolution   {r}");
+    }
+    let pretty = serde_json::from_str::<serde_json::Value>(&i.payload)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| i.payload.clone());
+    println!("  payload:\n{}", pretty.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n"));
+}
+
+pub fn requests_table(rows: &[RequestRow]) {
+    let rows = rows
+        .iter()
+        .map(|r| {
+            vec![
+                time(Some(r.at)),
+                r.entity.clone().map(|e| format!("{}/{e}", r.connection)).unwrap_or_else(|| r.connection.clone()),
+                r.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                format!("{}ms", r.duration_ms),
+                r.attempt.to_string(),
+                r.tracking_id.clone().unwrap_or_default(),
+                format!("{} {}", r.method, r.url),
+                r.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(&["AT", "ENTITY", "STATUS", "TIME", "TRY", "TRACKINGID", "REQUEST", "ERROR"], rows);
+}

@@ -1,0 +1,227 @@
+//! The `syncmon` binary as users run it: exit codes, listings, the crash test (SIGKILL at random
+//! moments, then convergence), and credentials in a real keyring on a private D-Bus.
+
+use rand::Rng;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+use syncmon_mock::{EntitySpec, MockAuth, MockConfig, MockServer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_syncmon");
+
+struct Env {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Env {
+    fn new(config_text: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("syncmon.toml");
+        std::fs::write(&config, config_text).unwrap();
+        Env { dir, config }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config").arg(&self.config).arg("--data-dir").arg(self.data()).args(args);
+        c.env_remove("RUST_LOG");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn conn(base_url: &str, extra: &str, entity_extra: &str) -> String {
+    format!(
+        "[[connection]]\nid = \"src\"\nbase_url = \"{base_url}\"\nbackoff_base = \"20ms\"\nbackoff_max = \"200ms\"\nrequests_per_second = 1000\n{extra}\n\
+         [[connection.entity]]\nname = \"items\"\npage_size = 500\n{entity_extra}\n"
+    )
+}
+
+async fn mock(records: usize, auth: MockAuth) -> MockServer {
+    MockServer::start(MockConfig { entities: vec![EntitySpec { name: "items".into(), records }], auth, ..Default::default() }).await.unwrap()
+}
+
+/// Exports the replica with the binary and compares it with the source, id by id.
+fn assert_replica_equals_source(env: &Env, mock: &MockServer) {
+    let out = env.run(&["export", "items"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut replica = std::collections::BTreeMap::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = v["id"].as_str().unwrap().to_string();
+        assert!(replica.insert(id.clone(), v["rowVersion"].as_str().unwrap().to_string()).is_none(), "{id} exported twice");
+    }
+    let source: std::collections::BTreeMap<_, _> = mock.dataset("items").into_iter().map(|r| (r.id, r.row_version)).collect();
+    let lost = source.iter().filter(|(id, v)| replica.get(*id) != Some(v)).count();
+    let extra = replica.keys().filter(|id| !source.contains_key(*id)).count();
+    assert_eq!((lost, extra), (0, 0), "replica vs source: {lost} lost or stale, {extra} extra (of {})", source.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_config_exits_2_naming_the_line() {
+    let env = Env::new("[[connection]]\nid = \"a\"\nbase_url = \"http://127.0.0.1:1\"\npoll_evry = \"5m\"\n");
+    let out = env.run(&["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    assert!(t.contains("syncmon.toml") && t.contains("line 4") && t.contains("poll_evry"), "{t}");
+
+    let env = Env::new("[[connection]]\nid = \"a\"\nbase_url = \"http://127.0.0.1:1\"\napi_key = \"hunter2\"\n");
+    let out = env.run(&["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!text(&out).contains("hunter2"), "the error never echoes the secret");
+
+    let missing = Env::new("");
+    let out = Command::new(BIN).arg("--config").arg(missing.dir.path().join("nope.toml")).arg("status").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("nope.toml"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sync_status_export_and_failed_items_from_the_command_line() {
+    let mock = mock(1200, MockAuth::None).await;
+    let env = Env::new(&conn(&mock.base_url(), "", ""));
+    mock.inject(syncmon_mock::Fault { kind: syncmon_mock::FaultKind::MissingRowVersion { records: 2 }, entity: None, times: 1 });
+    let out = env.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("src/items: caught up"), "{}", text(&out));
+
+    let out = env.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status[0]["health"], "healthy");
+    assert_eq!(status[0]["replica_rows"], 1198);
+    assert_eq!(status[0]["pending_failed"], 2);
+
+    let out = env.run(&["failed", "list", "--json"]);
+    let items: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 2);
+    assert!(items[0]["tracking_id"].is_string());
+    let id = items[0]["id"].to_string();
+    let out = env.run(&["failed", "show", &id]);
+    assert!(text(&out).contains("Trackingid") && text(&out).contains("missing_row_version"), "{}", text(&out));
+
+    let out = env.run(&["failed", "replay", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.run(&["failed", "list"]);
+    assert!(text(&out).contains("Everything is in sync"), "{}", text(&out));
+    assert_replica_equals_source(&env, &mock);
+
+    let out = env.run(&["requests", "--json", "--limit", "3"]);
+    let reqs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(reqs[0]["tracking_id"].is_string());
+
+    // A failing source: exit 1 and the reason on the status row.
+    mock.inject(syncmon_mock::Fault { kind: syncmon_mock::FaultKind::Status(403), entity: None, times: 0 });
+    let out = env.run(&["sync", "--entity", "src/items"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = env.run(&["status"]);
+    let t = text(&out);
+    assert!(t.contains("failing") && t.contains("HTTP 403") && t.contains("Trackingid"), "{t}");
+    let out = env.run(&["sync", "--entity", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_agent_at_random_moments_never_loses_or_duplicates_a_change() {
+    let mock = mock(60_000, MockAuth::None).await;
+    let env = Env::new(&conn(&mock.base_url(), "", ""));
+    let mut rng = rand::thread_rng();
+    let mut killed = 0;
+    for round in 0..12 {
+        let args: &[&str] = if round % 4 == 3 { &["resync", "items"] } else { &["sync"] };
+        let mut child = env.cmd(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(30..700))).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+        }
+        child.wait().unwrap();
+        // The source moves on between runs: updates and inserts.
+        mock.mutate("items", 200);
+        mock.insert("items", 50);
+    }
+    assert!(killed >= 6, "most runs must be killed mid-sync to test anything ({killed} of 12)");
+    let out = env.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_replica_equals_source(&env, &mock);
+    let db = rusqlite_check(&env.data().join("syncmon.db"));
+    assert_eq!(db, "ok");
+}
+
+fn rusqlite_check(path: &Path) -> String {
+    let db = rusqlite::Connection::open(path).unwrap();
+    db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap()
+}
+
+/// The keyring path against a real Secret Service (gnome-keyring on a private D-Bus session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn creds_set_keeps_the_secret_in_the_os_keyring_and_sync_uses_it() {
+    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
+        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap().status.success();
+        assert!(found, "{tool} is missing: run scripts/install-system-deps.sh");
+    }
+    let secret = "k3y-in-the-keyring";
+    let mock = mock(300, MockAuth::ApiKey { header: "x-np-api-key".into(), key: secret.into() }).await;
+    let env = Env::new(&conn(&mock.base_url(), "auth = \"api_key\"", ""));
+    let keyring_home = env.dir.path().join("keyring-home");
+    std::fs::create_dir_all(&keyring_home).unwrap();
+    let script = format!(
+        r#"set -e
+eval "$(printf pw | gnome-keyring-daemon --unlock --components=secrets)"
+S="{BIN} --config {cfg} --data-dir {data}"
+printf '{secret}\n' | $S creds set src
+$S sync
+$S creds delete src
+if $S sync 2>err.txt; then echo "sync without the secret must fail"; exit 1; fi
+grep -q "syncmon creds set src" err.txt || grep -q "creds set src" err.txt || {{ $S status; exit 1; }}
+"#,
+        cfg = env.config.display(),
+        data = env.data().display(),
+    );
+    let dir = env.dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("dbus-run-session")
+            .args(["--", "sh", "-c", &script])
+            .current_dir(&dir)
+            .env("XDG_DATA_HOME", &keyring_home)
+            .env("HOME", &keyring_home)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "keyring round trip failed:\n{}", text(&out));
+    assert_replica_equals_source(&env, &mock);
+    // The secret is in no file Syncmon wrote.
+    let out = Command::new("grep").args(["-rl", secret]).arg(env.config.parent().unwrap().join("data")).arg(&env.config).output().unwrap();
+    assert!(out.stdout.is_empty(), "secret found on disk: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_environment_variable_path_needs_no_keyring() {
+    let mock = mock(100, MockAuth::ApiKey { header: "x-np-api-key".into(), key: "env-secret".into() }).await;
+    let env = Env::new(&conn(&mock.base_url(), "auth = \"api_key\"\nsecret_env = \"SRC_KEY\"", ""));
+    let mut c = env.cmd(&["sync"]);
+    c.env("SRC_KEY", "env-secret").env_remove("DBUS_SESSION_BUS_ADDRESS");
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut c = env.cmd(&["sync"]);
+    c.env_remove("SRC_KEY");
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("SRC_KEY"), "{}", text(&out));
+}
