@@ -256,7 +256,7 @@ impl Config {
             if c.max_concurrency == 0 {
                 return Err(format!("{at}: max_concurrency must be at least 1"));
             }
-            if !(c.requests_per_second > 0.0) {
+            if !c.requests_per_second.is_finite() || c.requests_per_second <= 0.0 {
                 return Err(format!("{at}: requests_per_second must be above 0"));
             }
             match (c.profile, &c.cursor) {

@@ -339,11 +339,10 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
                     });
                 }
             }
-            Outcome::CaughtUp | Outcome::GuardTripped => {
-                if breaker.record_success() {
+            Outcome::CaughtUp | Outcome::GuardTripped
+                if breaker.record_success() => {
                     ctx.events.emit(EventKind::CircuitClosed { connection: key.connection.clone() });
                 }
-            }
             _ => {}
         }
     }

@@ -130,7 +130,7 @@ impl Profile {
         for raw in raw_records {
             match self.validate(raw) {
                 Ok(r) => {
-                    if page.max_version.as_ref().map_or(true, |m| r.version > *m) {
+                    if page.max_version.as_ref().is_none_or(|m| r.version > *m) {
                         page.max_version = Some(r.version.clone());
                     }
                     page.records.push(r);
@@ -138,7 +138,7 @@ impl Profile {
                 Err(rej) => {
                     // A rejected record still moves the checkpoint on: one bad record never stalls an entity.
                     if let Some(v) = &rej.version {
-                        if page.max_version.as_ref().map_or(true, |m| v > m) {
+                        if page.max_version.as_ref().is_none_or(|m| v > m) {
                             page.max_version = Some(v.clone());
                         }
                     }

@@ -69,7 +69,7 @@ async fn worker(sm: Arc<Syncmon>, e: Arc<EntityRt>, cancel: CancellationToken) {
         }
         let now = sm.ctx.clock.now_ms();
         let resync_due = e.cfg.full_resync_every.is_some_and(|every| {
-            row.last_caught_up_at.is_some() && row.last_full_resync_at.map_or(true, |t| now - t >= every.as_millis() as i64)
+            row.last_caught_up_at.is_some() && row.last_full_resync_at.is_none_or(|t| now - t >= every.as_millis() as i64)
         });
         let kind = if row.resync_state.as_deref() == Some("running") || (resync_due && row.resync_state.is_none()) {
             CycleKind::Resync { allow_deletions: false }

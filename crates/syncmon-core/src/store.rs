@@ -484,7 +484,7 @@ impl Store {
             let existing: Option<String> = tx
                 .query_row(&format!("SELECT row_version FROM \"{table}\" WHERE id = ?1 AND deleted_at IS NULL"), [&record.id], |r| r.get(0))
                 .optional()?;
-            let newer_in_replica = existing.and_then(|v| RowVersion::parse(&v)).map_or(false, |v| v > record.version);
+            let newer_in_replica = existing.and_then(|v| RowVersion::parse(&v)).is_some_and(|v| v > record.version);
             let resolution = if newer_in_replica { "superseded" } else { "replayed" };
             if !newer_in_replica {
                 let pass: i64 = tx.query_row(
