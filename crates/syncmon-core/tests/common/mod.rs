@@ -102,6 +102,8 @@ impl Harness {
             assert_eq!(rv, v, "{entity}/{id}: the replica must hold the source's version");
             assert_eq!(rdata, data, "{entity}/{id}: the replica must hold the source's data");
         }
+        let status = self.sm.status().unwrap().into_iter().find(|s| s.entity == entity).unwrap();
+        assert_eq!(status.replica_rows as usize, replica.len(), "{entity}: the live-row counter must match the replica");
     }
 
     pub fn checkpoint(&self, entity: &str) -> String {
