@@ -77,6 +77,8 @@ CREATE TABLE entity_state (
     next_attempt_at INTEGER,
     -- Live (not tombstoned) replica rows, kept exact by every write: status must not count 1M rows.
     replica_rows INTEGER NOT NULL DEFAULT 0,
+    -- Pending failed items, kept exact by the triggers below for the same reason.
+    pending_failed INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (connection, entity)
 );
 CREATE TABLE checkpoint_history (
@@ -107,6 +109,18 @@ CREATE TABLE failed_items (
 );
 CREATE INDEX failed_items_by_record ON failed_items (connection, entity, record_id, state);
 CREATE INDEX failed_items_by_state ON failed_items (state, connection, entity, id);
+-- The unfiltered list, newest first, without sorting a million rows.
+CREATE INDEX failed_items_by_state_id ON failed_items (state, id);
+CREATE TRIGGER failed_items_pending_insert AFTER INSERT ON failed_items WHEN new.state = 'pending' BEGIN
+    UPDATE entity_state SET pending_failed = pending_failed + 1 WHERE connection = new.connection AND entity = new.entity;
+END;
+CREATE TRIGGER failed_items_pending_update AFTER UPDATE OF state ON failed_items WHEN (old.state = 'pending') <> (new.state = 'pending') BEGIN
+    UPDATE entity_state SET pending_failed = pending_failed + (CASE WHEN new.state = 'pending' THEN 1 ELSE -1 END)
+     WHERE connection = new.connection AND entity = new.entity;
+END;
+CREATE TRIGGER failed_items_pending_delete AFTER DELETE ON failed_items WHEN old.state = 'pending' BEGIN
+    UPDATE entity_state SET pending_failed = pending_failed - 1 WHERE connection = old.connection AND entity = old.entity;
+END;
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY,
     connection TEXT NOT NULL,
@@ -823,13 +837,16 @@ impl Store {
         Ok(())
     }
 
+    /// Pending failed items of the entity, from the counter the triggers keep exact.
     pub fn pending_failed_count(&self, key: &EntityKey) -> Result<i64> {
         self.read(|c| {
             Ok(c.query_row(
-                "SELECT count(*) FROM failed_items WHERE state = 'pending' AND connection = ?1 AND entity = ?2",
+                "SELECT pending_failed FROM entity_state WHERE connection = ?1 AND entity = ?2",
                 params![key.connection, key.entity],
                 |r| r.get(0),
-            )?)
+            )
+            .optional()?
+            .unwrap_or(0))
         })
     }
 
