@@ -415,6 +415,8 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
     });
     match report.outcome {
         Outcome::Failed | Outcome::GuardTripped => tracing::warn!("{}", report.summary()),
+        // An idle poll that found nothing is not news: 50 entities would log 50 lines a minute.
+        _ if report.records == 0 && report.failed_new == 0 => tracing::debug!("{}", report.summary()),
         _ => tracing::info!("{}", report.summary()),
     }
     report
