@@ -229,7 +229,7 @@ fn load(cli: &Cli) -> anyhow::Result<Syncmon> {
     let path = cli.config.clone().unwrap_or_else(syncmon_core::default_config_path);
     let config = Config::load(&path).map_err(|e| UsageError(e.to_string()))?;
     let data_dir = cli.data_dir.clone().unwrap_or_else(syncmon_core::default_data_dir);
-    Ok(Syncmon::open(config, &data_dir)?)
+    Ok(Syncmon::open(config, &data_dir)?.with_config_path(path))
 }
 
 /// Cancelled on Ctrl-C or SIGTERM: the current page is finished or abandoned, never half-written.

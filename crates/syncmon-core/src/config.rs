@@ -205,7 +205,7 @@ fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, 
 }
 
 /// Keys that would hold a secret in plain text. Refused wherever they appear.
-const SECRET_KEYS: &[&str] = &[
+pub const SECRET_KEYS: &[&str] = &[
     "secret", "client_secret", "password", "api_key", "token", "access_token", "bearer_token",
     "webhook_secret", "client_state",
 ];

@@ -44,7 +44,7 @@ pub enum CycleKind {
     Resync { allow_deletions: bool },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     CaughtUp,
@@ -66,7 +66,7 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct CycleReport {
     pub connection: String,
     pub entity: String,

@@ -2,13 +2,17 @@
 //! that sees a gap (it lagged behind the channel) knows to refetch the state.
 
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 use crate::Clock;
 
-#[derive(Debug, Clone, Serialize)]
+/// How many recent events `EventBus::recent` keeps for the Activity screen.
+pub const RECENT_EVENTS: usize = 1000;
+
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct Event {
     pub seq: u64,
     pub at: i64,
@@ -16,7 +20,7 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     CycleStarted { connection: String, entity: String, kind: String, from: String },
@@ -29,27 +33,62 @@ pub enum EventKind {
     CircuitOpened { connection: String, until: i64, error: String },
     CircuitClosed { connection: String },
     Nudged { connection: String, entity: String },
+    /// A bulk replay of failed items: `done` of `total` processed so far.
+    ReplayProgress { done: usize, total: usize, replayed: usize, superseded: usize, still_failing: usize },
 }
 
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
     seq: AtomicU64,
     clock: Arc<dyn Clock>,
+    /// The last `RECENT_EVENTS` events, so a screen opened late still shows what happened.
+    recent: Mutex<VecDeque<Event>>,
 }
 
 impl EventBus {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        EventBus { tx: broadcast::channel(4096).0, seq: AtomicU64::new(0), clock }
+        EventBus { tx: broadcast::channel(4096).0, seq: AtomicU64::new(0), clock, recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)) }
     }
 
     pub fn emit(&self, kind: EventKind) {
         let event = Event { seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1, at: self.clock.now_ms(), kind };
         tracing::debug!(?event, "event");
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if recent.len() == RECENT_EVENTS {
+                recent.pop_front();
+            }
+            recent.push_back(event.clone());
+        }
         // No subscriber is fine: events are for whoever is watching.
         let _ = self.tx.send(event);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+
+    /// Up to `limit` of the most recent events, newest first.
+    pub fn recent(&self, limit: usize) -> Vec<Event> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().rev().take(limit).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_keeps_the_last_thousand_newest_first() {
+        let bus = EventBus::new(Arc::new(crate::SystemClock));
+        for _ in 0..(RECENT_EVENTS + 5) {
+            bus.emit(EventKind::CircuitClosed { connection: "c".into() });
+        }
+        let all = bus.recent(usize::MAX);
+        assert_eq!(all.len(), RECENT_EVENTS);
+        assert_eq!(all[0].seq, (RECENT_EVENTS + 5) as u64);
+        assert_eq!(all.last().unwrap().seq, 6);
+        assert_eq!(bus.recent(3).len(), 3);
     }
 }

@@ -4,6 +4,7 @@
 //! served web UI) calls its queries and commands and subscribes to its event stream. The engine
 //! knows nothing of Tauri or of HTTP handlers.
 
+pub mod api;
 pub mod config;
 pub mod engine;
 pub mod events;
@@ -77,7 +78,7 @@ impl Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// The status words of DESIGN §6, defined once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     /// Caught up within its poll interval (or a cycle is due soon).
@@ -107,7 +108,7 @@ impl Health {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct EntityStatus {
     pub connection: String,
     pub entity: String,
@@ -126,7 +127,7 @@ pub struct EntityStatus {
     pub resync_seen: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct ReplayReport {
     pub replayed: usize,
     pub superseded: usize,
@@ -137,6 +138,8 @@ pub struct Syncmon {
     pub(crate) config: Config,
     pub(crate) ctx: Arc<EngineCtx>,
     pub(crate) entities: Vec<Arc<EntityRt>>,
+    /// The file the config came from; the Connections screen edits it in place.
+    pub(crate) config_path: Option<PathBuf>,
 }
 
 impl Syncmon {
@@ -167,11 +170,26 @@ impl Syncmon {
         }
         let events = Arc::new(EventBus::new(clock.clone()));
         let ctx = Arc::new(EngineCtx { store, events, clock, runs_kept: config.storage.runs_kept });
-        Ok(Syncmon { config, ctx, entities })
+        Ok(Syncmon { config, ctx, entities, config_path: None })
+    }
+
+    /// Remembers which file the config was loaded from, so front ends can save edits to it.
+    pub fn with_config_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_path = Some(path.into());
+        self
+    }
+
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config_path.as_deref()
     }
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Up to `limit` of the last events (at most `events::RECENT_EVENTS`), newest first.
+    pub fn recent_events(&self, limit: usize) -> Vec<Event> {
+        self.ctx.events.recent(limit)
     }
 
     pub fn store(&self) -> &Store {
@@ -415,6 +433,24 @@ impl Syncmon {
 
     pub fn set_paused(&self, name: &str, paused: bool) -> Result<()> {
         Ok(self.ctx.store.set_paused(&self.one(name)?.key, paused)?)
+    }
+
+    /// Pauses or resumes one entity (`Some(name)`) or all of them; returns how many changed.
+    pub fn set_paused_where(&self, name: Option<&str>, paused: bool) -> Result<usize> {
+        let keys: Vec<EntityKey> = match name {
+            Some(n) => vec![self.one(n)?.key.clone()],
+            None => self.entities.iter().map(|e| e.key.clone()).collect(),
+        };
+        Ok(self.ctx.store.set_paused_many(&keys, paused)?)
+    }
+
+    /// Sets the entity's checkpoint back to 0: the next cycle re-reads everything (the replica is
+    /// kept; older versions never overwrite newer ones). Waits for a running cycle to end so that
+    /// it cannot move the checkpoint forward again right after the reset.
+    pub async fn reset_checkpoint(&self, name: &str) -> Result<()> {
+        let e = self.one(name)?;
+        let _idle = e.busy.lock().await;
+        Ok(self.ctx.store.reset_checkpoint(&e.key, &RowVersion::zero())?)
     }
 
     /// Runs the agent until `cancel`: scheduled polls, nudges, the webhook receiver.

@@ -27,7 +27,7 @@ pub struct Fetched {
     pub link: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureClass {
     /// 429: wait as told, counts against no breaker.
@@ -42,7 +42,7 @@ pub enum FailureClass {
 }
 
 /// A failed call, with everything the user needs to understand it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
 pub struct Failure {
     pub class: FailureClass,
     pub message: String,

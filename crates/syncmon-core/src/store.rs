@@ -22,6 +22,9 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+mod queries;
+pub use queries::{CheckpointPoint, RequestStats, LIST_PAYLOAD_CHARS};
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +155,11 @@ CREATE TABLE request_log (
 );
 CREATE INDEX request_log_by_entity ON request_log (connection, entity, id);
 CREATE INDEX request_log_by_time ON request_log (at);
+"#, r#"
+-- Front-end settings (notifications, thresholds) as small JSON values.
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+-- The failed-items table filtered by error kind pages and counts in the index.
+CREATE INDEX failed_items_by_kind ON failed_items (state, error_kind, id);
 "#];
 
 /// One row of `entity_state`.
@@ -197,7 +205,7 @@ pub struct Applied {
     pub superseded: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct FailedItem {
     pub id: i64,
     pub connection: String,
@@ -229,7 +237,7 @@ pub struct FailedFilter {
     pub text: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct RunRow {
     pub id: i64,
     pub connection: String,
@@ -245,7 +253,7 @@ pub struct RunRow {
     pub tracking_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct RequestRow {
     pub id: i64,
     pub at: i64,
@@ -272,7 +280,7 @@ pub struct ReplicaRow {
 }
 
 /// The end of a full resync pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct PassEnd {
     pub live_before: i64,
     pub unseen: i64,

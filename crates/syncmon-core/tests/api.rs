@@ -1,0 +1,242 @@
+//! The front-end RPC surface (`api::call`) against the simulated source: what the UI's screens
+//! ask for, and the errors they show.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use syncmon_core::api::{self, parse_request, ApiError};
+use syncmon_core::config::Config;
+use syncmon_core::Syncmon;
+use syncmon_mock::{Fault, FaultKind, MockConfig};
+
+async fn rpc(sm: &Arc<Syncmon>, req: Value) -> Result<Value, ApiError> {
+    api::call(sm, parse_request(req)?).await
+}
+
+async fn ok(sm: &Arc<Syncmon>, req: Value) -> Value {
+    rpc(sm, req.clone()).await.unwrap_or_else(|e| panic!("{req}: {e}"))
+}
+
+async fn two_entities() -> Harness {
+    Harness::start(MockConfig { entities: entities(&[("items", 250), ("customers", 50)]), ..Default::default() }, "", "").await
+}
+
+#[tokio::test]
+async fn overview_lists_entities_with_the_header_and_24_hourly_counts() {
+    let h = two_entities().await;
+    h.sync_ok("items").await;
+    let o = ok(&h.sm, json!({"method": "overview"})).await;
+    assert_eq!(o["entities"].as_array().unwrap().len(), 2);
+    let header = &o["header"];
+    assert_eq!(header["requests_5m"], 3, "three pages of items: {header}");
+    assert_eq!(header["error_rate_5m"], 0.0);
+    assert!(header["p95_ms_5m"].as_i64().is_some());
+    assert_eq!(header["health"], "pending", "customers never synced: {header}");
+    let spark = o["sparklines"]["src/items"].as_array().unwrap();
+    assert_eq!(spark.len(), 24);
+    assert_eq!(spark.iter().map(|v| v.as_i64().unwrap()).sum::<i64>(), 250);
+    assert_eq!(spark[23], 250, "this hour is the last bucket");
+    assert_eq!(o["sparklines"]["src/customers"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).sum::<i64>(), 0);
+
+    let d = ok(&h.sm, json!({"method": "entity_detail", "params": {"entity": "src/items"}})).await;
+    assert_eq!(d["status"]["replica_rows"], 250);
+    assert_eq!(d["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(d["checkpoints"].as_array().unwrap().len(), 1);
+    assert_eq!(d["throughput"].as_array().unwrap().len(), 24);
+
+    let paused = ok(&h.sm, json!({"method": "set_paused", "params": {"paused": true}})).await;
+    assert_eq!(paused["changed"], 2);
+    assert_eq!(ok(&h.sm, json!({"method": "set_paused", "params": {"paused": true}})).await["changed"], 0);
+    let o = ok(&h.sm, json!({"method": "overview", "params": {}})).await;
+    assert_eq!(o["header"]["health"], "paused");
+
+    ok(&h.sm, json!({"method": "reset_checkpoint", "params": {"entity": "src/items"}})).await;
+    assert_eq!(h.checkpoint("items"), "0");
+    assert_eq!(h.replica("items").len(), 250, "the replica is kept");
+
+    let e = rpc(&h.sm, json!({"method": "entity_detail", "params": {"entity": "nope"}})).await.unwrap_err();
+    assert_eq!(e.code, "not_found");
+    let e = rpc(&h.sm, json!({"method": "no_such_method"})).await.unwrap_err();
+    assert_eq!(e.code, "usage");
+    assert!(e.message.contains("docs/api.md"), "{e}");
+}
+
+#[tokio::test]
+async fn failed_items_page_with_totals_search_replay_and_discard_by_filter() {
+    let h = two_entities().await;
+    h.mock.inject(Fault { kind: FaultKind::MissingRowVersion { records: 40 }, entity: Some("items".into()), times: 1 });
+    h.sync_ok("items").await;
+    let filter = json!({"entity": "src/items"});
+    let page = ok(&h.sm, json!({"method": "failed_page", "params": {"filter": filter, "offset": 0, "limit": 10}})).await;
+    assert_eq!(page["total"], 40);
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 10);
+    let tail = ok(&h.sm, json!({"method": "failed_page", "params": {"filter": filter, "offset": 35, "limit": 10}})).await;
+    assert_eq!(tail["items"].as_array().unwrap().len(), 5);
+    assert_eq!(tail["total"], 40);
+
+    let one_id = items[3]["record_id"].as_str().unwrap().to_string();
+    let tracking = items[3]["tracking_id"].as_str().unwrap().to_string();
+    let by_id = ok(&h.sm, json!({"method": "failed_page", "params": {"filter": {"text": one_id}, "limit": 10}})).await;
+    assert_eq!(by_id["total"], 1);
+    let by_tracking = ok(&h.sm, json!({"method": "failed_page", "params": {"filter": {"text": tracking}}})).await;
+    assert_eq!(by_tracking["total"], 40, "the whole page came with one Trackingid");
+    let by_kind = ok(&h.sm, json!({"method": "failed_page", "params": {"filter": {"error_kind": "missing_row_version"}}})).await;
+    assert_eq!(by_kind["total"], 40);
+    let full = ok(&h.sm, json!({"method": "failed_item", "params": {"id": items[3]["id"]}})).await;
+    assert_eq!(full["record_id"], one_id.as_str());
+
+    let too_big = rpc(&h.sm, json!({"method": "failed_page", "params": {"limit": 501}})).await.unwrap_err();
+    assert_eq!(too_big.field.as_deref(), Some("limit"));
+    let bad_state = rpc(&h.sm, json!({"method": "failed_page", "params": {"filter": {"state": "gone"}}})).await.unwrap_err();
+    assert_eq!(bad_state.field.as_deref(), Some("state"));
+
+    let replay = ok(&h.sm, json!({"method": "failed_replay", "params": {"filter": {"entity": "src/items", "text": one_id}}})).await;
+    assert_eq!(replay["replayed"].as_u64().unwrap() + replay["superseded"].as_u64().unwrap(), 1, "{replay}");
+    let activity = ok(&h.sm, json!({"method": "activity", "params": {"limit": 1000}})).await;
+    let progress: Vec<&Value> = activity.as_array().unwrap().iter().filter(|e| e["type"] == "replay_progress").collect();
+    assert_eq!(progress.len(), 1);
+    assert_eq!((progress[0]["done"].as_u64(), progress[0]["total"].as_u64()), (Some(1), Some(1)));
+    assert!(activity.as_array().unwrap().iter().any(|e| e["type"] == "cycle_finished"));
+
+    let discarded = ok(&h.sm, json!({"method": "failed_discard", "params": {"filter": {"entity": "src/items"}}})).await;
+    assert_eq!(discarded["discarded"], 39);
+    let pending = ok(&h.sm, json!({"method": "failed_page", "params": {}})).await;
+    assert_eq!(pending["total"], 0);
+    let gone = ok(&h.sm, json!({"method": "failed_page", "params": {"filter": {"state": "discarded"}}})).await;
+    assert_eq!(gone["total"], 39);
+    let neither = rpc(&h.sm, json!({"method": "failed_discard", "params": {}})).await.unwrap_err();
+    assert_eq!(neither.code, "usage");
+}
+
+const COMMENTED: &str = r#"# Syncmon config — hand-written, comments must survive.
+
+[[connection]]
+# the production tenant
+id = "src"
+base_url = "BASE" # where the API lives
+requests_per_second = 1000
+
+# items are the big one
+[[connection.entity]]
+name = "items"
+page_size = 100 # small pages for the test
+
+[[connection]]
+id = "other"
+base_url = "http://127.0.0.1:9"
+"#;
+
+fn open_with_file(dir: &std::path::Path, text: &str) -> Arc<Syncmon> {
+    let path = dir.join("syncmon.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap();
+    Arc::new(Syncmon::open(config, dir).unwrap().with_config_path(path))
+}
+
+#[tokio::test]
+async fn save_connection_edits_the_file_in_place_keeping_comments_and_refuses_secrets() {
+    let h = two_entities().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sm = open_with_file(dir.path(), &COMMENTED.replace("BASE", &h.mock.base_url()));
+    let views = ok(&sm, json!({"method": "connections"})).await;
+    assert_eq!(views.as_array().unwrap().len(), 2);
+    let mut src = views[0].clone();
+    assert_eq!(src["id"], "src");
+    assert_eq!(src["has_secret"], false);
+    assert_eq!(src["entities"][0]["poll_every"], "5m");
+
+    // Round trip: change a value and add an entity.
+    src["requests_per_second"] = json!(20.0);
+    src["entities"][0]["poll_every"] = json!("1m");
+    src["entities"].as_array_mut().unwrap().push(json!({"name": "customers", "poll_every": "10m", "page_size": 50, "deletion_guard": 0.5}));
+    let saved = ok(&sm, json!({"method": "save_connection", "params": {"connection": src}})).await;
+    assert_eq!(saved["restart_required"], true);
+    let text = std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap();
+    for comment in ["# Syncmon config — hand-written", "# the production tenant", "# where the API lives", "# items are the big one", "# small pages for the test"] {
+        assert!(text.contains(comment), "`{comment}` must survive:\n{text}");
+    }
+    let config = Config::parse(&text).unwrap();
+    let c = config.connection("src").unwrap();
+    assert_eq!(c.requests_per_second, 20.0);
+    assert_eq!(c.entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["items", "customers"]);
+    assert_eq!(c.entities[0].poll_every.as_secs(), 60);
+    assert_eq!(c.entities[1].page_size, 50);
+    assert!(config.connection("other").is_some(), "the other connection is untouched");
+    let again = ok(&sm, json!({"method": "connections"})).await;
+    assert_eq!(again[0]["entities"].as_array().unwrap().len(), 2, "the view reads the saved file");
+
+    // A new connection is appended.
+    let mut fresh = again[1].clone();
+    fresh["id"] = json!("third");
+    ok(&sm, json!({"method": "save_connection", "params": {"connection": fresh}})).await;
+    assert_eq!(Config::load(&dir.path().join("syncmon.toml")).unwrap().connections.len(), 3);
+
+    // Refusals name the field and leave the file alone.
+    let before = std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap();
+    let mut secret = again[0].clone();
+    secret["client_secret"] = json!("hunter2");
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": secret}})).await.unwrap_err();
+    assert_eq!((e.code.as_str(), e.field.as_deref()), ("config", Some("client_secret")));
+    assert!(!e.message.contains("hunter2"));
+    let mut pasted = again[0].clone();
+    pasted["secret_env"] = json!("sk-live-0123456789abcdef");
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": pasted}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("secret_env"));
+    let mut bad_url = again[0].clone();
+    bad_url["base_url"] = json!("not a url");
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": bad_url}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("base_url"), "{e}");
+    let mut bad_page = again[0].clone();
+    bad_page["entities"][1]["page_size"] = json!(0);
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": bad_page}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("entities[1].page_size"), "{e}");
+    let mut bad_duration = again[0].clone();
+    bad_duration["entities"][0]["poll_every"] = json!("often");
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": bad_duration}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("entities[0].poll_every"), "{e}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap(), before);
+    assert!(!before.contains("hunter2") && !before.contains("sk-live"));
+}
+
+#[tokio::test]
+async fn test_connection_reports_status_latency_and_trackingid_or_a_clear_failure() {
+    let h = two_entities().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sm = open_with_file(dir.path(), &COMMENTED.replace("BASE", &h.mock.base_url()));
+    let r = ok(&sm, json!({"method": "test_connection", "params": {"id": "src"}})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["http_status"], 200);
+    assert!(r["tracking_id"].as_str().is_some_and(|t| !t.is_empty()), "{r}");
+    let calls = h.mock.requests();
+    let last = calls.iter().rev().find(|c| c.path.starts_with("/items")).unwrap();
+    assert!(last.query.contains("pageSize=1"), "one record only: {:?}", last.query);
+
+    // A port nothing listens on: `other` points at 127.0.0.1:9 (discard), which refuses.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let text = std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap().replace("http://127.0.0.1:9", &format!("http://127.0.0.1:{port}"));
+    std::fs::write(dir.path().join("syncmon.toml"), text).unwrap();
+    let r = ok(&sm, json!({"method": "test_connection", "params": {"id": "other"}})).await;
+    assert_eq!(r["ok"], false);
+    assert_eq!(r["http_status"], Value::Null);
+    let msg = r["message"].as_str().unwrap();
+    assert!(msg.contains("cannot connect") && msg.contains("check base_url"), "{msg}");
+
+    let e = rpc(&sm, json!({"method": "test_connection", "params": {"id": "nope"}})).await.unwrap_err();
+    assert_eq!(e.code, "not_found");
+}
+
+#[tokio::test]
+async fn settings_have_defaults_and_are_kept() {
+    let h = two_entities().await;
+    let s = ok(&h.sm, json!({"method": "settings"})).await;
+    assert_eq!(s, json!({"notifications": true, "failing_after_seconds": 600}));
+    ok(&h.sm, json!({"method": "save_settings", "params": {"notifications": false, "failing_after_seconds": 120}})).await;
+    let mut h = h;
+    h.reopen();
+    assert_eq!(ok(&h.sm, json!({"method": "settings"})).await, json!({"notifications": false, "failing_after_seconds": 120}));
+}
