@@ -9,6 +9,8 @@ use std::time::Duration;
 use syncmon_mock::{Fault, FaultKind, MockConfig, MockServer};
 
 pub const DEMO_WEBHOOK_ENV: &str = "SYNCMON_DEMO_WEBHOOK_SECRET";
+/// The web UI's token for `demo --serve`; generated (and printed) when unset.
+pub const DEMO_TOKEN_ENV: &str = "SYNCMON_DEMO_TOKEN";
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -30,6 +32,13 @@ pub struct DemoArgs {
     /// Stop after this many seconds (for scripted runs); default: until Ctrl-C.
     #[arg(long)]
     duration: Option<u64>,
+    /// Also serve the web UI and its API here (loopback), e.g. 127.0.0.1:8384. The token comes
+    /// from SYNCMON_DEMO_TOKEN, else it is generated and printed.
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<std::net::SocketAddr>,
+    /// The built web UI for --serve (default as for `syncmon serve`).
+    #[arg(long, value_name = "PATH", env = "SYNCMON_UI_DIR")]
+    ui_dir: Option<std::path::PathBuf>,
 }
 
 pub fn demo_config(base_url: &str, webhook_listen: &str, poll_seconds: u64) -> String {
@@ -78,6 +87,23 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     println!("In another terminal: syncmon --config {} --data-dir {} status", config_path.display(), data_dir.display());
 
     let cancel = shutdown_token();
+    let server = match args.serve {
+        Some(listen) => {
+            crate::serve::check_listen(listen, false)?;
+            let token = match std::env::var(DEMO_TOKEN_ENV) {
+                Ok(t) if t.len() >= 16 => t,
+                Ok(_) => return Err(UsageError(format!("${DEMO_TOKEN_ENV} is shorter than 16 characters; use a longer token")).into()),
+                Err(_) => crate::serve::new_token(),
+            };
+            let ui_dir = args.ui_dir.clone().unwrap_or_else(crate::serve::default_ui_dir);
+            let server = syncmon_serve::Server::start(sm.clone(), listen, token.clone(), ui_dir, cancel.clone())
+                .await
+                .map_err(|e| UsageError(format!("cannot serve the web UI on {listen}: {e}; pass --serve with a free port")))?;
+            println!("  web UI            {}#token={token}", crate::serve::url_for(server.addr));
+            Some(server)
+        }
+        None => None,
+    };
     if let Some(secs) = args.duration {
         let c = cancel.clone();
         tokio::spawn(async move {
@@ -90,7 +116,12 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         let secret = secret.clone();
         tokio::spawn(async move { fault_loop(mock, url, secret, cancel).await });
     }
-    sm.run(cancel).await?;
+    let agent = sm.run(cancel.clone()).await;
+    cancel.cancel();
+    if let Some(server) = server {
+        server.wait().await?;
+    }
+    agent?;
     mock.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 
 mod demo;
 mod output;
+mod serve;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -47,6 +48,8 @@ enum Command {
     },
     /// The agent: scheduled polls and the webhook receiver, until Ctrl-C / SIGTERM.
     Run,
+    /// The agent plus the web UI and its HTTP API on loopback, until Ctrl-C / SIGTERM.
+    Serve(serve::ServeArgs),
     /// Per entity: state, checkpoint, last caught up, lag, replica rows, pending failed items.
     Status {
         #[arg(long)]
@@ -326,6 +329,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(&cli, args).await,
+        Command::Serve(args) => serve::run(&cli, args).await,
     }
 }
 
