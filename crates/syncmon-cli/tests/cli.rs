@@ -182,7 +182,13 @@ async fn creds_set_keeps_the_secret_in_the_os_keyring_and_sync_uses_it() {
         r#"set -e
 eval "$(printf pw | gnome-keyring-daemon --unlock --components=secrets)"
 S="{BIN} --config {cfg} --data-dir {data}"
-printf '{secret}\n' | $S creds set src
+# gnome-keyring may still be creating its unlocked collection under load: a few bounded tries.
+for try in 1 2 3 4 5 6; do
+  if printf '{secret}\n' | $S creds set src 2>creds.err; then break; fi
+  grep -q "locked collection" creds.err || {{ cat creds.err; exit 1; }}
+  [ "$try" = 6 ] && {{ cat creds.err; exit 1; }}
+  sleep 0.5
+done
 $S sync
 $S creds delete src
 if $S sync 2>err.txt; then echo "sync without the secret must fail"; exit 1; fi
