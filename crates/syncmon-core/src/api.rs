@@ -196,6 +196,13 @@ impl From<store::StoreError> for ApiError {
     }
 }
 
+/// Sent on the HTTP event stream in place of events a slow client missed: refetch what is shown.
+#[derive(Debug, Clone, Copy, Serialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamNotice {
+    ResyncNeeded,
+}
+
 /// The failed-items filter of the UI: `entity` is written `connection/entity`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
 pub struct FailedFilter {
@@ -416,8 +423,8 @@ pub async fn call(sm: &Arc<Syncmon>, req: Request) -> Result<Value, ApiError> {
                 return Err(ApiError::field("usage", "limit", format!("a page holds at most {MAX_PAGE} items; ask for the next page with offset")));
             }
             let f = store_filter(sm, &filter)?;
-            let store = sm.store();
-            to_json(FailedPageResult { total: store.failed_count(&f)?, items: store.failed_page(&f, offset, limit)? })
+            let (total, items) = sm.store().failed_page_with_total(&f, offset, limit)?;
+            to_json(FailedPageResult { total, items })
         }
         Request::FailedItem { id } => to_json(sm.failed_item(id)?),
         Request::FailedReplay { ids, filter } => {

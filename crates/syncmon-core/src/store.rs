@@ -160,6 +160,11 @@ CREATE INDEX request_log_by_time ON request_log (at);
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 -- The failed-items table filtered by error kind pages and counts in the index.
 CREATE INDEX failed_items_by_kind ON failed_items (state, error_kind, id);
+"#, r#"
+-- Text search over failed items scans this narrow index (id order, no payloads) instead of the table.
+CREATE INDEX failed_items_text ON failed_items (state, id, record_id, tracking_id, message);
+-- The overview's sparklines: runs per entity in time order, from the index alone, no sorting.
+CREATE INDEX runs_by_entity_time ON runs (connection, entity, started_at, records);
 "#];
 
 /// One row of `entity_state`.

@@ -25,7 +25,7 @@ fn export_into(dir: &Path) {
     export!(
         Request, ApiError, FailedFilter, OverviewResult, SyncNowResult, SetPausedResult, EntityDetailResult, FailedPageResult,
         FailedDiscardResult, TestConnectionResult, SaveConnectionResult, Settings, ConnectionView, EntityView, Event, EventKind,
-        CycleReport, ReplayReport, RequestRow, FailedItem, RunRow, EntityStatus, Health,
+        CycleReport, ReplayReport, RequestRow, FailedItem, RunRow, EntityStatus, Health, StreamNotice,
     );
     let mut names: Vec<String> = read_dir(dir).into_keys().filter_map(|n| n.strip_suffix(".ts").map(str::to_string)).collect();
     names.sort();

@@ -28,12 +28,10 @@ use std::time::Duration;
 use subtle::ConstantTimeEq;
 use syncmon_core::api::{self, ApiError};
 use syncmon_core::Syncmon;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
 pub const TOKEN_COOKIE: &str = "syncmon_token";
-/// Sent on the event stream to a client that fell behind: it should refetch what it shows.
-pub const RESYNC_NEEDED: &str = r#"{"type":"resync_needed"}"#;
 const KEEPALIVE: Duration = Duration::from_secs(15);
 const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'";
 
@@ -248,17 +246,21 @@ async fn rpc(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -
     }
 }
 
-async fn events(State(st): State<Arc<AppState>>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let rx = st.sm.subscribe();
-    let live = futures::stream::unfold(rx, |mut rx| async move {
-        let event = match rx.recv().await {
-            Ok(e) => SseEvent::default().data(serde_json::to_string(&e).unwrap_or_default()),
+/// The JSON messages of the event stream: each engine event, and `resync_needed` after a gap.
+fn messages(rx: broadcast::Receiver<syncmon_core::events::Event>) -> impl Stream<Item = String> {
+    futures::stream::unfold(rx, |mut rx| async move {
+        let message = match rx.recv().await {
+            Ok(e) => serde_json::to_string(&e).unwrap_or_default(),
             // Events were dropped for this slow client; telling it beats a silent gap.
-            Err(RecvError::Lagged(_)) => SseEvent::default().data(RESYNC_NEEDED),
+            Err(RecvError::Lagged(_)) => serde_json::to_string(&api::StreamNotice::ResyncNeeded).unwrap_or_default(),
             Err(RecvError::Closed) => return None,
         };
-        Some((Ok(event), rx))
-    });
+        Some((message, rx))
+    })
+}
+
+async fn events(State(st): State<Arc<AppState>>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let live = messages(st.sm.subscribe()).map(|m| Ok(SseEvent::default().data(m)));
     // A first comment so the client knows the subscription is live before any event happens.
     let hello = futures::stream::once(async { Ok(SseEvent::default().comment("connected")) });
     let stop = st.stop.clone();
@@ -374,5 +376,21 @@ mod tests {
         assert_eq!(presented_token(&h).as_deref(), Some("xyz"));
         assert!(token_matches("xyz", "xyz") && !token_matches("xy", "xyz") && !token_matches("xyZ", "xyz"));
         assert_eq!(query_token(Some("a=1&token=t0k")), Some("t0k"));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_fell_behind_is_told_to_resync() {
+        use syncmon_core::events::{Event, EventKind};
+        let (tx, rx) = broadcast::channel(2);
+        let mut stream = Box::pin(messages(rx));
+        for seq in 1..=5 {
+            tx.send(Event { seq, at: 0, kind: EventKind::CircuitClosed { connection: "c".into() } }).unwrap();
+        }
+        drop(tx);
+        assert_eq!(stream.next().await.as_deref(), Some(r#"{"type":"resync_needed"}"#));
+        let next: serde_json::Value = serde_json::from_str(&stream.next().await.unwrap()).unwrap();
+        assert_eq!((next["seq"].as_u64(), next["type"].as_str()), (Some(4), Some("circuit_closed")));
+        assert_eq!(stream.next().await.map(|m| m.contains("\"seq\":5")), Some(true));
+        assert_eq!(stream.next().await, None, "the stream ends with the engine");
     }
 }

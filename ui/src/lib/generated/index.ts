@@ -26,6 +26,7 @@ export type { RunRow } from "./RunRow";
 export type { SaveConnectionResult } from "./SaveConnectionResult";
 export type { SetPausedResult } from "./SetPausedResult";
 export type { Settings } from "./Settings";
+export type { StreamNotice } from "./StreamNotice";
 export type { SyncNowResult } from "./SyncNowResult";
 export type { TestConnectionResult } from "./TestConnectionResult";
 export type { ThroughputPoint } from "./ThroughputPoint";
