@@ -81,10 +81,14 @@ fn token(token_env: Option<&str>) -> anyhow::Result<(String, bool)> {
         return Ok((token_from_env(var)?, false));
     }
     let no_keyring = |e: secrets::SecretError| {
+        let why = match e {
+            secrets::SecretError::Keyring(detail) => detail,
+            other => other.to_string(),
+        };
         UsageError(format!(
-            "{e}. `syncmon serve` keeps its access token there; without a keyring pass --token-env VAR with a random \
-             token of at least 16 characters in the environment variable VAR, e.g.\n  export SYNCMON_SERVE_TOKEN=$(head -c 32 /dev/urandom | base64)\n  \
-             syncmon serve --token-env SYNCMON_SERVE_TOKEN"
+            "the OS keyring is not available ({why}), and `syncmon serve` keeps its access token there. Pass --token-env VAR \
+             instead, with a random token of at least 16 characters in the environment variable VAR, e.g.\n  \
+             export SYNCMON_SERVE_TOKEN=$(head -c 32 /dev/urandom | base64)\n  syncmon serve --token-env SYNCMON_SERVE_TOKEN"
         ))
     };
     if let Some(t) = secrets::keyring_get(TOKEN_ACCOUNT).map_err(no_keyring)? {

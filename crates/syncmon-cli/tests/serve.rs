@@ -24,6 +24,62 @@ fn an_unset_token_variable_is_a_clear_error() {
     assert!(err.contains("SYNCMON_TEST_UNSET_TOKEN is not set"), "{err}");
 }
 
+#[test]
+fn without_a_keyring_the_error_says_to_pass_token_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--show-token"])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("DISPLAY")
+        .env("HOME", dir.path())
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the OS keyring is not available") && err.contains("--token-env"), "{err}");
+}
+
+/// The token is created in a real Secret Service (gnome-keyring on a private D-Bus) on the first
+/// start, printed once inside the URL, and `--show-token` prints the same one again.
+#[test]
+fn the_token_lives_in_the_keyring_and_show_token_prints_it_again() {
+    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
+        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap().status.success();
+        assert!(found, "{tool} is missing: run scripts/install-system-deps.sh");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"set -e
+eval "$(printf pw | gnome-keyring-daemon --unlock --components=secrets)"
+# gnome-keyring may still be creating its unlocked collection under load: a few bounded tries.
+for try in 1 2 3 4 5 6; do
+  if {BIN} serve --show-token >first.txt 2>err.txt; then break; fi
+  grep -q "locked collection" err.txt || {{ cat err.txt; exit 1; }}
+  [ "$try" = 6 ] && {{ cat err.txt; exit 1; }}
+  sleep 0.5
+done
+{BIN} serve --show-token >second.txt
+cat first.txt second.txt
+"#
+    );
+    let out = Command::new("dbus-run-session")
+        .args(["--", "sh", "-c", &script])
+        .current_dir(dir.path())
+        .env("XDG_DATA_HOME", dir.path())
+        .env("HOME", dir.path())
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let urls: Vec<&str> = stdout.lines().collect();
+    assert_eq!(urls.len(), 2, "{stdout}");
+    assert!(urls[0].starts_with("http://127.0.0.1:8384/#token="), "{stdout}");
+    assert!(urls[0].len() > "http://127.0.0.1:8384/#token=".len() + 40, "32 random bytes, base64url: {stdout}");
+    assert_eq!(urls[0], urls[1], "the same token on the next start");
+}
+
 /// GET with a bearer token over a plain socket; returns the raw response.
 fn get(port: u16, path: &str, token: &str) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
