@@ -1,0 +1,61 @@
+// The failed-items filter form → the `FailedFilter` params of docs/api.md, and the URL form of it
+// (`#/failed?entity=conn/items&state=pending`) so Overview can link to a filtered list.
+import type { FailedFilter } from './types';
+
+export interface FilterForm {
+  entity: string;
+  stage: string;
+  error_kind: string;
+  state: '' | 'pending' | 'resolved' | 'discarded';
+  text: string;
+}
+
+export const EMPTY_FORM: FilterForm = { entity: '', stage: '', error_kind: '', state: 'pending', text: '' };
+
+/** Only the fields that are set, trimmed; the engine reads a missing `state` as pending. */
+export function toFilter(f: FilterForm): FailedFilter {
+  const out: FailedFilter = {};
+  const entity = f.entity.trim();
+  const stage = f.stage.trim();
+  const kind = f.error_kind.trim();
+  const text = f.text.trim();
+  if (entity) out.entity = entity;
+  if (stage) out.stage = stage;
+  if (kind) out.error_kind = kind;
+  if (f.state) out.state = f.state;
+  if (text) out.text = text;
+  return out;
+}
+
+const STATES = new Set(['pending', 'resolved', 'discarded']);
+
+export function formFromQuery(q: URLSearchParams): FilterForm {
+  const state = q.get('state') ?? 'pending';
+  return {
+    entity: q.get('entity') ?? '',
+    stage: q.get('stage') ?? '',
+    error_kind: q.get('error_kind') ?? '',
+    state: (STATES.has(state) ? state : state === '' || state === 'all' ? '' : 'pending') as FilterForm['state'],
+    text: q.get('text') ?? '',
+  };
+}
+
+export function queryFromForm(f: FilterForm): string {
+  const q = new URLSearchParams();
+  if (f.entity) q.set('entity', f.entity);
+  if (f.stage) q.set('stage', f.stage);
+  if (f.error_kind) q.set('error_kind', f.error_kind);
+  if (f.state !== 'pending') q.set('state', f.state || 'all');
+  if (f.text.trim()) q.set('text', f.text.trim());
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+/** A stable key for "same query?" comparisons. */
+export function filterKey(f: FailedFilter): string {
+  return JSON.stringify([f.entity ?? '', f.stage ?? '', f.error_kind ?? '', f.state ?? '', f.text ?? '']);
+}
+
+export function failedLink(entity?: string): string {
+  return `#/failed${entity ? `?entity=${encodeURIComponent(entity)}` : ''}`;
+}

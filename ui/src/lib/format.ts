@@ -1,0 +1,94 @@
+// Plain-words formatting of times, durations and numbers. Every function takes `now` so tests
+// control the clock.
+
+const units: [number, string][] = [
+  [86_400, 'd'],
+  [3_600, 'h'],
+  [60, 'min'],
+  [1, 's'],
+];
+
+/** A duration in seconds, short: "42 s", "5 min", "3 h 20 min", "2 d 4 h". */
+export function duration(seconds: number | null | undefined): string {
+  if (seconds == null || !Number.isFinite(seconds)) return '—';
+  let s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  const parts: string[] = [];
+  for (const [size, unit] of units) {
+    if (s >= size) {
+      const n = Math.floor(s / size);
+      parts.push(`${n} ${unit}`);
+      s -= n * size;
+      if (parts.length === 2) break;
+    } else if (parts.length) {
+      break; // "1 h 0 min 5 s" reads badly; stop at the first gap
+    }
+  }
+  return parts.join(' ');
+}
+
+/** Milliseconds → "850 ms", "1.2 s", "3 min 10 s". */
+export function ms(value: number | null | undefined): string {
+  if (value == null || !Number.isFinite(value)) return '—';
+  if (value < 1000) return `${Math.round(value)} ms`;
+  if (value < 60_000) return `${(value / 1000).toFixed(value < 10_000 ? 1 : 0)} s`;
+  return duration(value / 1000);
+}
+
+/** "just now", "12 s ago", "5 min ago", "in 30 s" — `at` and `now` in ms since the epoch. */
+export function relative(at: number | null | undefined, now: number): string {
+  if (at == null) return 'never';
+  const diff = Math.round((now - at) / 1000);
+  if (Math.abs(diff) < 2) return 'just now';
+  return diff > 0 ? `${duration(diff)} ago` : `in ${duration(-diff)}`;
+}
+
+/** Lag as the engine reports it (seconds), rendered against the current time when we know the anchor. */
+export function lag(lastCaughtUpAt: number | null | undefined, now: number): string {
+  if (lastCaughtUpAt == null) return '—';
+  return duration(Math.max(0, (now - lastCaughtUpAt) / 1000));
+}
+
+/** Local date and time, e.g. "2026-11-24 10:33:02". */
+export function timestamp(at: number | null | undefined): string {
+  if (at == null) return '—';
+  const d = new Date(at);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** Local time of day only, e.g. "10:33:02". */
+export function clock(at: number | null | undefined): string {
+  if (at == null) return '—';
+  return timestamp(at).slice(11);
+}
+
+const nf = new Intl.NumberFormat('en-US');
+/** 1234567 → "1,234,567". */
+export function count(n: number | null | undefined): string {
+  return n == null ? '—' : nf.format(n);
+}
+
+/** 0.0734 → "7.3 %". */
+export function percent(share: number | null | undefined): string {
+  if (share == null || !Number.isFinite(share)) return '—';
+  const p = share * 100;
+  return `${p === 0 ? '0' : p < 10 ? p.toFixed(1) : Math.round(p).toString()} %`;
+}
+
+/** Bytes → "512 B", "3.4 KB", "1.2 MB". */
+export function bytes(n: number | null | undefined): string {
+  if (n == null) return '—';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** A payload string as indented JSON when it parses, else as is. */
+export function prettyJson(text: string): string {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text;
+  }
+}

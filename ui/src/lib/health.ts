@@ -1,0 +1,84 @@
+// Status words (DESIGN §6), their colours, and the one-glance summary of the Overview.
+import type { EntityStatus, Health, OverviewHeader } from './types';
+
+export const HEALTH_LABEL: Record<Health, string> = {
+  healthy: 'Healthy',
+  lagging: 'Lagging',
+  failing: 'Failing',
+  paused: 'Paused',
+  resyncing: 'Resyncing',
+  circuit_open: 'Circuit open',
+  pending: 'Not synced yet',
+};
+
+/** Worst first: the order the Overview sorts by and the header reports. */
+const SEVERITY: Record<Health, number> = {
+  circuit_open: 6,
+  failing: 5,
+  lagging: 4,
+  pending: 3,
+  resyncing: 2,
+  paused: 1,
+  healthy: 0,
+};
+
+export function severity(h: Health): number {
+  return SEVERITY[h] ?? 0;
+}
+
+/** Needs a human: failing, circuit open, lagging. Paused/resyncing/pending are deliberate or transient. */
+export function needsAttention(h: Health): boolean {
+  return h === 'failing' || h === 'circuit_open' || h === 'lagging';
+}
+
+export const entityName = (e: { connection: string; entity: string }) => `${e.connection}/${e.entity}`;
+
+export interface Banner {
+  tone: 'ok' | 'warn' | 'bad' | 'info';
+  title: string;
+  detail: string;
+}
+
+/** The sentence at the top of the Overview that answers "is everything in sync?". */
+export function banner(entities: EntityStatus[]): Banner {
+  if (entities.length === 0) {
+    return { tone: 'info', title: 'No entities configured', detail: 'Add a connection and its entities on the Connections screen.' };
+  }
+  const bad = entities.filter((e) => needsAttention(e.health));
+  if (bad.length) {
+    const names = bad.slice(0, 3).map(entityName).join(', ') + (bad.length > 3 ? ` and ${bad.length - 3} more` : '');
+    const tone = bad.some((e) => e.health !== 'lagging') ? 'bad' : 'warn';
+    return {
+      tone,
+      title: `${bad.length} ${bad.length === 1 ? 'entity needs' : 'entities need'} attention`,
+      detail: names,
+    };
+  }
+  const busy = entities.filter((e) => e.health === 'resyncing' || e.health === 'pending');
+  const paused = entities.filter((e) => e.health === 'paused');
+  const failed = entities.reduce((n, e) => n + e.pending_failed, 0);
+  const notes: string[] = [];
+  if (busy.length) notes.push(`${busy.length} syncing for the first time or resyncing`);
+  if (paused.length) notes.push(`${paused.length} paused`);
+  if (failed) notes.push(`${failed} failed ${failed === 1 ? 'item' : 'items'} to review`);
+  if (busy.length || paused.length) {
+    return { tone: 'info', title: busy.length ? 'Syncing…' : 'Everything is in sync', detail: notes.join(' · ') };
+  }
+  return {
+    tone: failed ? 'warn' : 'ok',
+    title: 'Everything is in sync',
+    detail: notes.length ? notes.join(' · ') : `${entities.length} ${entities.length === 1 ? 'entity' : 'entities'} up to date`,
+  };
+}
+
+/** Worst first, then by name: problems rise to the top. */
+export function sortEntities(entities: EntityStatus[]): EntityStatus[] {
+  return [...entities].sort((a, b) => severity(b.health) - severity(a.health) || entityName(a).localeCompare(entityName(b)));
+}
+
+export const ERROR_RATE_RED = 0.05;
+export const P95_RED_MS = 500;
+
+export function headerAlarms(h: OverviewHeader): { errorRate: boolean; p95: boolean } {
+  return { errorRate: h.error_rate_5m > ERROR_RATE_RED, p95: h.p95_ms_5m != null && h.p95_ms_5m > P95_RED_MS };
+}

@@ -1,0 +1,40 @@
+// Hash routes: #/overview, #/entity/<conn>/<entity>, #/failed?…, #/connections, #/activity.
+
+export type Route =
+  | { name: 'overview' }
+  | { name: 'entity'; entity: string }
+  | { name: 'failed'; query: URLSearchParams }
+  | { name: 'connections' }
+  | { name: 'activity' };
+
+export function parseRoute(hash: string): Route {
+  const h = hash.replace(/^#\/?/, '');
+  const qi = h.indexOf('?');
+  const path = qi < 0 ? h : h.slice(0, qi);
+  const query = new URLSearchParams(qi < 0 ? '' : h.slice(qi + 1));
+  const parts = path.split('/').filter(Boolean).map((p) => {
+    try {
+      return decodeURIComponent(p);
+    } catch {
+      return p;
+    }
+  });
+  switch (parts[0]) {
+    case 'entity':
+      if (parts.length >= 3) return { name: 'entity', entity: `${parts[1]}/${parts.slice(2).join('/')}` };
+      return { name: 'overview' };
+    case 'failed':
+      return { name: 'failed', query };
+    case 'connections':
+      return { name: 'connections' };
+    case 'activity':
+      return { name: 'activity' };
+    default:
+      return { name: 'overview' };
+  }
+}
+
+export function entityLink(name: string): string {
+  const [conn, ...rest] = name.split('/');
+  return `#/entity/${encodeURIComponent(conn)}/${rest.map(encodeURIComponent).join('/')}`;
+}
