@@ -1,0 +1,59 @@
+// The Connections form: blank values, copies to edit, and which validation error goes beside
+// which field (the engine names it in `field`: `base_url`, `entities[1].page_size`, …).
+import type { ConnectionView, EntityView } from './types';
+
+export function blankEntity(): EntityView {
+  return { name: '', path: null, poll_every: '5m', page_size: 1000, full_resync_every: '24h', required_fields: [], deletion_guard: 0.5 };
+}
+
+export function blankConnection(): ConnectionView {
+  return {
+    id: '',
+    base_url: '',
+    profile: 'rowversion',
+    auth: 'oauth2',
+    api_key_header: null,
+    token_url: null,
+    client_id: null,
+    scope: null,
+    secret_env: null,
+    webhook_secret_env: null,
+    api_version: null,
+    max_concurrency: 5,
+    requests_per_second: 10,
+    timeout: '30s',
+    entities: [blankEntity()],
+    has_secret: false,
+    has_webhook_secret: false,
+  };
+}
+
+export function cloneConnection(c: ConnectionView): ConnectionView {
+  return JSON.parse(JSON.stringify(c)) as ConnectionView;
+}
+
+/** The message for `field` when the last save error named it. */
+export function fieldErrorFor(err: { field: string | null; message: string } | null, field: string): string | null {
+  return err && err.field === field ? err.message : null;
+}
+
+const TOP_LEVEL = new Set([
+  'id', 'base_url', 'profile', 'api_version', 'auth', 'secret_env', 'max_concurrency', 'requests_per_second',
+  'timeout', 'entities', 'webhook_secret_env',
+]);
+const BY_AUTH: Record<string, string[]> = {
+  api_key: ['api_key_header', 'secret'],
+  bearer: ['secret'],
+  oauth2: ['token_url', 'client_id', 'scope', 'secret'],
+  none: [],
+};
+const ENTITY_FIELDS = new Set(['name', 'path', 'poll_every', 'page_size', 'full_resync_every']);
+
+/** Whether the form shows `field` (so its error can sit beside it); otherwise it goes below the form. */
+export function isShownField(field: string | null, auth: ConnectionView['auth']): boolean {
+  if (!field) return false;
+  if (auth === 'none' && field === 'secret_env') return false; // the secret fields are hidden then
+  if (TOP_LEVEL.has(field) || (BY_AUTH[auth] ?? []).includes(field)) return true;
+  const m = /^entities\[(\d+)\]\.(\w+)$/.exec(field);
+  return !!m && ENTITY_FIELDS.has(m[2]);
+}

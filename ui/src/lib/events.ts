@@ -1,0 +1,58 @@
+// One line of plain words per engine event, for the Activity screen.
+import { count, duration, ms, timestamp } from './format';
+import type { Event } from './types';
+
+/** `conn/entity` for entity events, `conn` for connection-wide ones, null otherwise. */
+export function eventEntity(e: Event): string | null {
+  if ('entity' in e && 'connection' in e) return `${e.connection}/${e.entity}`;
+  if ('connection' in e) return e.connection;
+  return null;
+}
+
+export function eventTone(e: Event): 'ok' | 'warn' | 'bad' | 'plain' {
+  switch (e.type) {
+    case 'cycle_finished':
+      return e.outcome === 'caught_up' ? 'ok' : 'bad';
+    case 'circuit_opened':
+    case 'deletion_guard_tripped':
+      return 'bad';
+    case 'retrying':
+    case 'failed_items_added':
+      return 'warn';
+    case 'circuit_closed':
+      return 'ok';
+    default:
+      return 'plain';
+  }
+}
+
+export function describeEvent(e: Event): string {
+  switch (e.type) {
+    case 'cycle_started':
+      return `${e.kind} cycle from checkpoint ${e.from}`;
+    case 'page_applied':
+      return `page applied: ${count(e.records)} records${e.failed ? `, ${count(e.failed)} failed` : ''}, checkpoint ${e.checkpoint}`;
+    case 'retrying':
+      return `retry ${e.attempt} in ${ms(e.wait_ms)}: ${e.reason}${e.http_status ? ` (HTTP ${e.http_status})` : ''}`;
+    case 'cycle_finished':
+      return e.outcome === 'caught_up'
+        ? `caught up, ${count(e.records)} records`
+        : `${e.outcome.replaceAll('_', ' ')}${e.error ? `: ${e.error}` : ''}`;
+    case 'failed_items_added':
+      return `${count(e.count)} failed ${e.count === 1 ? 'item' : 'items'} added`;
+    case 'resync_progress':
+      return `full resync: ${count(e.seen)}${e.expected ? ` of ${count(e.expected)}` : ''} records read`;
+    case 'deletion_guard_tripped':
+      return `full resync stopped: it would delete ${count(e.would_delete)} of ${count(e.live)} rows`;
+    case 'circuit_opened':
+      return `circuit opened until ${timestamp(e.until).slice(11)} (${duration(Math.max(0, (e.until - e.at) / 1000))}): ${e.error}`;
+    case 'circuit_closed':
+      return 'circuit closed, calls resume';
+    case 'nudged':
+      return 'nudged: poll now';
+    case 'replay_progress':
+      return `replay: ${count(e.done)} of ${count(e.total)} (${count(e.replayed)} replayed, ${count(e.superseded)} superseded, ${count(e.still_failing)} still failing)`;
+    default:
+      return JSON.stringify(e);
+  }
+}
