@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { blankConnection, cloneConnection, fieldErrorFor, isShownField } from './connections';
+import { blankConnection, cloneConnection, fieldErrorFor, isShownField, normalizeConnection } from './connections';
 
 describe('connections form', () => {
   it('puts a validation error beside the field the engine named', () => {
@@ -24,5 +24,22 @@ describe('connections form', () => {
     const b = cloneConnection(a);
     b.entities[0].name = 'items';
     expect(a.entities[0].name).toBe('');
+  });
+});
+
+describe('normalizeConnection', () => {
+  it('sends empty optional fields as null and trims the rest', () => {
+    const c = blankConnection();
+    c.id = ' shop ';
+    c.base_url = 'https://api.example.com ';
+    c.scope = '  ';
+    c.token_url = 'https://login.example.com/token';
+    c.entities[0] = { ...c.entities[0], name: 'items', path: '', full_resync_every: '' };
+    const n = normalizeConnection(c);
+    expect(n.id).toBe('shop');
+    expect(n.base_url).toBe('https://api.example.com');
+    expect(n.scope).toBeNull();
+    expect(n.token_url).toBe('https://login.example.com/token');
+    expect(n.entities[0]).toMatchObject({ name: 'items', path: null, full_resync_every: null, page_size: 1000 });
   });
 });

@@ -57,3 +57,26 @@ export function isShownField(field: string | null, auth: ConnectionView['auth'])
   const m = /^entities\[(\d+)\]\.(\w+)$/.exec(field);
   return !!m && ENTITY_FIELDS.has(m[2]);
 }
+
+const OPTIONAL_TEXT = ['api_key_header', 'token_url', 'client_id', 'scope', 'secret_env', 'webhook_secret_env', 'api_version'] as const;
+
+/** What the form holds → what `save_connection` gets: empty optional fields are absent (null), not "". */
+export function normalizeConnection(c: ConnectionView): ConnectionView {
+  const out = cloneConnection(c);
+  out.id = out.id.trim();
+  out.base_url = out.base_url.trim();
+  for (const k of OPTIONAL_TEXT) {
+    const v = out[k];
+    out[k] = v == null || v.trim() === '' ? null : v.trim();
+  }
+  out.entities = out.entities.map((e) => ({
+    ...e,
+    name: e.name.trim(),
+    path: e.path == null || e.path.trim() === '' ? null : e.path.trim(),
+    full_resync_every: e.full_resync_every == null || e.full_resync_every.trim() === '' ? null : e.full_resync_every.trim(),
+    page_size: Number(e.page_size),
+  }));
+  out.max_concurrency = Number(out.max_concurrency);
+  out.requests_per_second = Number(out.requests_per_second);
+  return out;
+}

@@ -1,5 +1,5 @@
 // One line of plain words per engine event, for the Activity screen.
-import { count, duration, ms, timestamp } from './format';
+import { count, duration, ms, plainWords, timestamp } from './format';
 import type { Event } from './types';
 
 /** `conn/entity` for entity events, `conn` for connection-wide ones, null otherwise. */
@@ -33,11 +33,11 @@ export function describeEvent(e: Event): string {
     case 'page_applied':
       return `page applied: ${count(e.records)} records${e.failed ? `, ${count(e.failed)} failed` : ''}, checkpoint ${e.checkpoint}`;
     case 'retrying':
-      return `retry ${e.attempt} in ${ms(e.wait_ms)}: ${e.reason}${e.http_status ? ` (HTTP ${e.http_status})` : ''}`;
+      return `retry ${e.attempt} in ${ms(e.wait_ms)}: ${plainWords(e.reason)}${e.http_status ? ` (HTTP ${e.http_status})` : ''}`;
     case 'cycle_finished':
       return e.outcome === 'caught_up'
         ? `caught up, ${count(e.records)} records`
-        : `${e.outcome.replaceAll('_', ' ')}${e.error ? `: ${e.error}` : ''}`;
+        : `${e.outcome.replaceAll('_', ' ')}${e.error ? `: ${plainWords(e.error)}` : ''}`;
     case 'failed_items_added':
       return `${count(e.count)} failed ${e.count === 1 ? 'item' : 'items'} added`;
     case 'resync_progress':
@@ -45,7 +45,7 @@ export function describeEvent(e: Event): string {
     case 'deletion_guard_tripped':
       return `full resync stopped: it would delete ${count(e.would_delete)} of ${count(e.live)} rows`;
     case 'circuit_opened':
-      return `circuit opened until ${timestamp(e.until).slice(11)} (${duration(Math.max(0, (e.until - e.at) / 1000))}): ${e.error}`;
+      return `circuit opened until ${timestamp(e.until).slice(11)} (${duration(Math.max(0, (e.until - e.at) / 1000))}): ${plainWords(e.error)}`;
     case 'circuit_closed':
       return 'circuit closed, calls resume';
     case 'nudged':

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bytes, count, duration, lag, ms, percent, prettyJson, relative } from './format';
+import { bytes, count, duration, lag, ms, percent, plainWords, prettyJson, relative } from './format';
 
 const NOW = 1_700_000_000_000;
 
@@ -43,5 +43,18 @@ describe('format', () => {
   it('pretty-prints JSON payloads and leaves other text alone', () => {
     expect(prettyJson('{"a":1}')).toBe('{\n  "a": 1\n}');
     expect(prettyJson('not json {')).toBe('not json {');
+  });
+});
+
+describe('plainWords', () => {
+  it('turns a quoted gateway error page into its text', () => {
+    const msg =
+      'the source answered 503: <html> <head><title>503 Service Unavailable</title></head> <body> <center><h1>503 Service Unavailable</h1></center> <hr><center>gateway</center> </body> </html>';
+    expect(plainWords(msg)).toBe('the source answered 503: 503 Service Unavailable gateway');
+  });
+
+  it('leaves ordinary messages alone (comparisons are not tags)', () => {
+    expect(plainWords('rowVersion 5 < 7 and  a > b')).toBe('rowVersion 5 < 7 and a > b');
+    expect(plainWords(null)).toBe('');
   });
 });

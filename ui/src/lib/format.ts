@@ -92,3 +92,20 @@ export function prettyJson(text: string): string {
     return text;
   }
 }
+
+/**
+ * An error message in plain words: a gateway's HTML error page quoted inside a message becomes its
+ * text ("503 Service Unavailable gateway"), repeated fragments once, whitespace collapsed.
+ */
+export function plainWords(text: string | null | undefined): string {
+  if (!text) return '';
+  if (!/<\/?[a-z!][^>]*>/i.test(text)) return text.replace(/\s+/g, ' ').trim();
+  const parts = text
+    .replace(/<(script|style)[^>]*>[\s\S]*?<\/\1>/gi, '\u0000')
+    .replace(/<[^>]*>/g, '\u0000')
+    .split('\u0000')
+    .map((p) => p.replace(/\s+/g, ' ').trim())
+    .filter(Boolean);
+  const seen = new Set<string>();
+  return parts.filter((p) => (seen.has(p) ? false : (seen.add(p), true))).join(' ');
+}
