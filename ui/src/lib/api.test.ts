@@ -206,3 +206,23 @@ describe('token fragment', () => {
     expect(parseTokenFragment('')).toEqual({ token: null, rest: '' });
   });
 });
+
+describe('HTTP event stream after a failed start', () => {
+  it('asks for a refetch when it first connects after failing (the first overview may have failed too)', async () => {
+    let n = 0;
+    const fetch = async () => {
+      n++;
+      if (n === 1) throw new TypeError('connection refused');
+      if (n === 2) return sseResponse([': connected\n\n']);
+      return new Promise<Response>(() => {});
+    };
+    let reconnects = 0;
+    const stop = createHttpTransport({ fetch, token: () => null, sleep: async () => {} }).subscribe({
+      message: () => {},
+      reconnected: () => reconnects++,
+    });
+    await vi.waitFor(() => expect(n).toBe(3));
+    stop();
+    expect(reconnects).toBe(1);
+  });
+});

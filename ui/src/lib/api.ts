@@ -132,6 +132,7 @@ export function createHttpTransport(deps: HttpDeps): Transport {
     let closed = false;
     let controller: AbortController | null = null;
     let everConnected = false;
+    let failedBefore = false;
 
     const loop = async () => {
       let attempt = 0;
@@ -165,8 +166,10 @@ export function createHttpTransport(deps: HttpDeps): Transport {
                 if (c === 'connected') {
                   attempt = 0;
                   sub.state?.('live');
-                  if (everConnected) sub.reconnected();
+                  // Back after a gap (or after failing at start-up): what is shown may be stale.
+                  if (everConnected || failedBefore) sub.reconnected();
                   everConnected = true;
+                  failedBefore = false;
                 }
               },
             });
@@ -184,6 +187,7 @@ export function createHttpTransport(deps: HttpDeps): Transport {
           failure = new ApiError('network', `The event stream dropped (${e instanceof Error ? e.message : String(e)}).`);
         }
         if (closed) return;
+        failedBefore = true;
         sub.state?.('down', failure);
         await sleep(backoffMs(attempt++));
       }
