@@ -288,6 +288,16 @@ export function adoptToken(win: Window): string | null {
 }
 
 let memoryToken: string | null = null;
+
+/** Keeps a token the user pasted for this session (the same place `#token=` goes). */
+export function rememberToken(win: Window, token: string): void {
+  memoryToken = token;
+  try {
+    win.sessionStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    /* memory only */
+  }
+}
 function storedToken(win: Window): string | null {
   try {
     return win.sessionStorage.getItem(TOKEN_KEY) ?? memoryToken;

@@ -24,12 +24,12 @@ function ent(entity: string, health: Health, extra: Partial<EntityStatus> = {}):
 
 describe('banner', () => {
   it('says everything is in sync when all entities are healthy', () => {
-    expect(banner([ent('a', 'healthy'), ent('b', 'healthy')])).toMatchObject({ tone: 'ok', title: 'Everything is in sync' });
+    expect(banner([ent('a', 'healthy'), ent('b', 'healthy')])).toMatchObject({ tone: 'ok', inSync: true, title: 'Everything is in sync' });
   });
 
   it('counts the entities that need attention and names them', () => {
     const b = banner([ent('a', 'failing'), ent('b', 'healthy'), ent('c', 'circuit_open')]);
-    expect(b).toMatchObject({ tone: 'bad', title: '2 entities need attention', detail: 'c/a, c/c' });
+    expect(b).toMatchObject({ tone: 'bad', inSync: false, title: '2 entities need attention', detail: 'c/a, c/c' });
     expect(banner([ent('a', 'lagging')])).toMatchObject({ tone: 'warn', title: '1 entity needs attention' });
   });
 

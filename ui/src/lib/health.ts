@@ -35,6 +35,8 @@ export const entityName = (e: { connection: string; entity: string }) => `${e.co
 
 export interface Banner {
   tone: 'ok' | 'warn' | 'bad' | 'info';
+  /** Whether every entity is in sync (failed items to review or paused ones aside). */
+  inSync: boolean;
   title: string;
   detail: string;
 }
@@ -42,7 +44,7 @@ export interface Banner {
 /** The sentence at the top of the Overview that answers "is everything in sync?". */
 export function banner(entities: EntityStatus[]): Banner {
   if (entities.length === 0) {
-    return { tone: 'info', title: 'No entities configured', detail: 'Add a connection and its entities on the Connections screen.' };
+    return { tone: 'info', inSync: false, title: 'No entities configured', detail: 'Add a connection and its entities on the Connections screen.' };
   }
   const bad = entities.filter((e) => needsAttention(e.health));
   if (bad.length) {
@@ -50,6 +52,7 @@ export function banner(entities: EntityStatus[]): Banner {
     const tone = bad.some((e) => e.health !== 'lagging') ? 'bad' : 'warn';
     return {
       tone,
+      inSync: false,
       title: `${bad.length} ${bad.length === 1 ? 'entity needs' : 'entities need'} attention`,
       detail: names,
     };
@@ -62,10 +65,11 @@ export function banner(entities: EntityStatus[]): Banner {
   if (paused.length) notes.push(`${paused.length} paused`);
   if (failed) notes.push(`${failed} failed ${failed === 1 ? 'item' : 'items'} to review`);
   if (busy.length || paused.length) {
-    return { tone: 'info', title: busy.length ? 'Syncing…' : 'Everything is in sync', detail: notes.join(' · ') };
+    return { tone: 'info', inSync: !busy.length, title: busy.length ? 'Syncing…' : 'Everything is in sync', detail: notes.join(' · ') };
   }
   return {
     tone: failed ? 'warn' : 'ok',
+    inSync: true,
     title: 'Everything is in sync',
     detail: notes.length ? notes.join(' · ') : `${entities.length} ${entities.length === 1 ? 'entity' : 'entities'} up to date`,
   };
