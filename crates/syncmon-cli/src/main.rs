@@ -158,7 +158,7 @@ struct Selection {
 
 #[derive(Subcommand)]
 enum CredsCommand {
-    /// Store a connection's secret (read from the terminal without echo, or from stdin).
+    /// Store a connection's (or a forwarding target's) secret (read from the terminal without echo, or from stdin).
     Set {
         connection: String,
         /// The webhook secret instead of the API secret.
@@ -421,7 +421,8 @@ fn creds(cli: &Cli, command: &CredsCommand) -> anyhow::Result<ExitCode> {
     let (connection, webhook) = match command {
         CredsCommand::Set { connection, webhook } | CredsCommand::Delete { connection, webhook } => (connection, *webhook),
     };
-    if config.connection(connection).is_none() {
+    // A target's secret lives under its id too (forwarding, `[[target]]`).
+    if config.connection(connection).is_none() && (webhook || config.target(connection).is_none()) {
         return Err(UsageError(format!("no connection `{connection}` in {}", path.display())).into());
     }
     let kind = if webhook { SecretKind::Webhook } else { SecretKind::Connection };

@@ -75,6 +75,12 @@ pub fn status_table(status: &[EntityStatus]) {
             if let Some(n) = s.next_attempt_at {
                 why.push_str(&format!(" next attempt {}", time(Some(n))));
             }
+            if s.forward_pending > 0 {
+                why.push_str(&format!(" {} changes waiting for the target", s.forward_pending));
+                if let Some(e) = &s.forward_error {
+                    why.push_str(&format!(" ({e})"));
+                }
+            }
             vec![
                 format!("{}/{}", s.connection, s.entity),
                 s.health.as_str().to_string(),

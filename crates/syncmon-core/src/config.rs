@@ -26,6 +26,9 @@ pub struct Config {
     pub webhooks: Option<WebhooksConfig>,
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Target APIs that entities forward their changes to (`forward_to`).
+    #[serde(default, rename = "target")]
+    pub targets: Vec<TargetConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,11 +167,90 @@ pub struct EntityConfig {
     /// Share of the entity a full resync may delete before it stops and asks.
     #[serde(default = "d_deletion_guard")]
     pub deletion_guard: f64,
+    /// Id of a `[[target]]` that receives every change of this entity.
+    pub forward_to: Option<String>,
+    /// Path under the target's base URL; defaults to "/<name>".
+    pub forward_path: Option<String>,
 }
 
 impl EntityConfig {
     pub fn path(&self) -> String {
         self.path.clone().unwrap_or_else(|| format!("/{}", self.name))
+    }
+
+    /// Path under the target's base URL that records are PUT below; defaults to "/<name>".
+    pub fn forward_path(&self) -> String {
+        self.forward_path.clone().unwrap_or_else(|| format!("/{}", self.name))
+    }
+}
+
+/// A target API that entities forward their changes to: `PUT {base_url}{forward_path}/{id}`
+/// for upserts, `DELETE` for deletions. Auth, limits and retries mean what they mean for a
+/// connection; the secret comes from the keyring account `<target id>` or `secret_env`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub id: String,
+    pub base_url: String,
+    #[serde(default = "d_auth")]
+    pub auth: AuthKind,
+    #[serde(default = "d_api_key_header")]
+    pub api_key_header: String,
+    pub token_url: Option<String>,
+    pub client_id: Option<String>,
+    pub scope: Option<String>,
+    pub secret_env: Option<String>,
+    #[serde(default = "d_max_concurrency")]
+    pub max_concurrency: usize,
+    #[serde(default = "d_rps")]
+    pub requests_per_second: f64,
+    #[serde(default = "d_timeout", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// Retries of a transient failure (408, 5xx, reset, timeout) before the record becomes a
+    /// failed item.
+    #[serde(default = "d_max_retries")]
+    pub max_retries: u32,
+    #[serde(default = "d_backoff_base", deserialize_with = "de_duration")]
+    pub backoff_base: Duration,
+    #[serde(default = "d_backoff_max", deserialize_with = "de_duration")]
+    pub backoff_max: Duration,
+    /// Consecutive records that exhaust their retries before delivery pauses for the cooldown
+    /// (the changes wait in the outbox instead of all becoming failed items).
+    #[serde(default = "d_breaker_threshold")]
+    pub breaker_threshold: u32,
+    #[serde(default = "d_breaker_cooldown", deserialize_with = "de_duration")]
+    pub breaker_cooldown: Duration,
+}
+
+impl TargetConfig {
+    /// The target as a connection, so that one HTTP client implementation (auth, TLS, limits,
+    /// retries, breaker, request log) serves both sides.
+    pub fn as_connection(&self) -> ConnectionConfig {
+        ConnectionConfig {
+            id: self.id.clone(),
+            base_url: self.base_url.clone(),
+            profile: ProfileKind::Rowversion,
+            auth: self.auth,
+            api_key_header: self.api_key_header.clone(),
+            token_url: self.token_url.clone(),
+            client_id: self.client_id.clone(),
+            scope: self.scope.clone(),
+            secret_env: self.secret_env.clone(),
+            webhook_secret_env: None,
+            webhook_entity_pointer: d_entity_pointer(),
+            api_version: None,
+            max_concurrency: self.max_concurrency,
+            requests_per_second: self.requests_per_second,
+            timeout: self.timeout,
+            max_retries: self.max_retries,
+            backoff_base: self.backoff_base,
+            backoff_max: self.backoff_max,
+            breaker_threshold: self.breaker_threshold,
+            breaker_cooldown: self.breaker_cooldown,
+            lookback: d_lookback(),
+            cursor: None,
+            entities: Vec::new(),
+        }
     }
 }
 
@@ -232,7 +314,66 @@ impl Config {
         }
         let config: Config = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
         config.validate()?;
+        config.validate_targets(text)?;
         Ok(config)
+    }
+
+    /// Targets and the entities' `forward_to`; errors name the line that is wrong.
+    fn validate_targets(&self, text: &str) -> Result<(), String> {
+        let at_line = |key: &str, value: &str, msg: String| match line_of(text, key, value) {
+            Some(n) => format!("line {n}: {msg}"),
+            None => msg,
+        };
+        let mut ids = HashSet::new();
+        for t in &self.targets {
+            let err = |msg: String| at_line("id", &t.id, format!("target `{}`: {msg}", t.id));
+            if !valid_name(&t.id) {
+                return Err(err("id may hold only letters, digits, `-` and `_` (it names the keyring entry)".into()));
+            }
+            if !ids.insert(t.id.as_str()) {
+                return Err(err("two targets have this id; give each a unique `id`".into()));
+            }
+            if self.connection(&t.id).is_some() {
+                return Err(err("a connection has the same id, and both would read the same keyring entry; rename the target".into()));
+            }
+            let url = url::Url::parse(&t.base_url)
+                .map_err(|e| err(format!("base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", t.base_url)))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(err("base_url must start with https:// (or http:// for a local target)".into()));
+            }
+            if t.auth == AuthKind::Oauth2 && (t.token_url.is_none() || t.client_id.is_none()) {
+                return Err(err("auth = \"oauth2\" needs `token_url` and `client_id` (the client secret goes in the keyring)".into()));
+            }
+            if t.max_concurrency == 0 {
+                return Err(err("max_concurrency must be at least 1".into()));
+            }
+            if !t.requests_per_second.is_finite() || t.requests_per_second <= 0.0 {
+                return Err(err("requests_per_second must be above 0".into()));
+            }
+        }
+        for c in &self.connections {
+            for e in &c.entities {
+                let at = format!("connection `{}`, entity `{}`", c.id, e.name);
+                match &e.forward_to {
+                    Some(t) if !ids.contains(t.as_str()) => {
+                        let known = if ids.is_empty() { "there is no [[target]] section".to_string() } else {
+                            let mut v: Vec<&str> = ids.iter().copied().collect();
+                            v.sort();
+                            format!("the targets are: {}", v.join(", "))
+                        };
+                        return Err(at_line("forward_to", t, format!("{at}: forward_to = \"{t}\" names no [[target]] ({known})")));
+                    }
+                    None if e.forward_path.is_some() => {
+                        return Err(format!("{at}: forward_path needs forward_to = \"<target id>\""));
+                    }
+                    _ => {}
+                }
+                if let Some(p) = e.forward_path.as_deref().filter(|p| !p.starts_with('/')) {
+                    return Err(at_line("forward_path", p, format!("{at}: forward_path must start with `/`, e.g. \"/{p}\"")));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -314,6 +455,19 @@ impl Config {
     pub fn connection(&self, id: &str) -> Option<&ConnectionConfig> {
         self.connections.iter().find(|c| c.id == id)
     }
+
+    pub fn target(&self, id: &str) -> Option<&TargetConfig> {
+        self.targets.iter().find(|t| t.id == id)
+    }
+}
+
+/// The 1-based line holding `key = "value"`, for errors about a value that parsed fine.
+fn line_of(text: &str, key: &str, value: &str) -> Option<usize> {
+    text.lines().position(|l| {
+        let Some((k, v)) = l.split_once('=') else { return false };
+        k.trim().trim_matches('"') == key && v.split('#').next().unwrap_or("").trim().trim_matches(['"', '\'']) == value
+    })
+    .map(|i| i + 1)
 }
 
 fn valid_name(s: &str) -> bool {
@@ -392,5 +546,67 @@ full_resync_every = "24h"
         assert!(Config::parse(two).unwrap_err().contains("unique"));
         let bad = "[[connection]]\nid = \"a b\"\nbase_url = \"http://x\"\n";
         assert!(Config::parse(bad).unwrap_err().contains("letters"));
+    }
+
+    const FORWARDING: &str = r#"
+[[target]]
+id = "erp"
+base_url = "https://erp.example.com/api"
+auth = "api_key"
+max_concurrency = 2
+
+[[connection]]
+id = "retail-prod"
+base_url = "https://api.example.com/tenant/prod/company"
+
+[[connection.entity]]
+name = "items"
+forward_to = "erp"
+"#;
+
+    #[test]
+    fn a_target_parses_with_connection_defaults_and_a_default_forward_path() {
+        let c = Config::parse(FORWARDING).unwrap();
+        let t = c.target("erp").unwrap();
+        assert_eq!((t.auth, t.max_concurrency, t.max_retries), (AuthKind::ApiKey, 2, 5));
+        assert_eq!(t.api_key_header, "x-np-api-key");
+        let e = &c.connections[0].entities[0];
+        assert_eq!(e.forward_to.as_deref(), Some("erp"));
+        assert_eq!(e.forward_path(), "/items");
+        let conn = t.as_connection();
+        assert_eq!((conn.id.as_str(), conn.timeout), ("erp", Duration::from_secs(30)));
+        let custom = Config::parse(&format!("{FORWARDING}forward_path = \"/v2/products\"\n")).unwrap();
+        assert_eq!(custom.connections[0].entities[0].forward_path(), "/v2/products");
+    }
+
+    #[test]
+    fn an_unknown_target_is_refused_with_its_line_and_the_known_targets() {
+        let err = Config::parse(&FORWARDING.replace("forward_to = \"erp\"", "forward_to = \"crm\"")).unwrap_err();
+        assert!(err.contains("line 14"), "{err}");
+        assert!(err.contains("crm") && err.contains("the targets are: erp"), "{err}");
+        let none = "[[connection]]\nid = \"a\"\nbase_url = \"http://x\"\n[[connection.entity]]\nname = \"items\"\nforward_to = \"erp\"\n";
+        let err = Config::parse(none).unwrap_err();
+        assert!(err.contains("line 6") && err.contains("no [[target]] section"), "{err}");
+    }
+
+    #[test]
+    fn bad_targets_are_refused_naming_the_target() {
+        let dup = FORWARDING.replace("[[connection]]", "[[target]]\nid = \"erp\"\nbase_url = \"http://y\"\n\n[[connection]]");
+        assert!(Config::parse(&dup).unwrap_err().contains("unique"));
+        let clash = FORWARDING.replace("id = \"erp\"", "id = \"retail-prod\"").replace("forward_to = \"erp\"", "forward_to = \"retail-prod\"");
+        let err = Config::parse(&clash).unwrap_err();
+        assert!(err.contains("line 3") && err.contains("keyring"), "{err}");
+        let err = Config::parse(&FORWARDING.replace("https://erp.example.com/api", "ftp://erp")).unwrap_err();
+        assert!(err.contains("target `erp`") && err.contains("https://"), "{err}");
+        let err = Config::parse(&FORWARDING.replace("auth = \"api_key\"", "auth = \"oauth2\"")).unwrap_err();
+        assert!(err.contains("token_url"), "{err}");
+        let err = Config::parse(&FORWARDING.replace("max_concurrency = 2", "max_concurrency = 0")).unwrap_err();
+        assert!(err.contains("max_concurrency"), "{err}");
+        let err = Config::parse(&FORWARDING.replace("max_concurrency = 2", "max_concurency = 2")).unwrap_err();
+        assert!(err.contains("line 6") && err.contains("max_concurency"), "a typo in a target names its line: {err}");
+        let err = Config::parse(&format!("{FORWARDING}forward_path = \"products\"\n")).unwrap_err();
+        assert!(err.contains("line 15") && err.contains("start with `/`"), "{err}");
+        let err = Config::parse(&FORWARDING.replace("forward_to = \"erp\"", "forward_path = \"/x\"")).unwrap_err();
+        assert!(err.contains("forward_path needs forward_to"), "{err}");
     }
 }

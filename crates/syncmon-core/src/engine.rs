@@ -6,6 +6,7 @@
 
 use crate::config::EntityConfig;
 use crate::events::{EventBus, EventKind};
+use crate::forward::{ForwardReport, Forwarder};
 use crate::profile::{Page, Profile};
 use crate::rowversion::RowVersion;
 use crate::source::{Failure, FailureClass, SourceClient};
@@ -35,6 +36,8 @@ pub struct EntityRt {
     pub nudge: Notify,
     /// One cycle at a time per entity, whoever asks.
     pub busy: tokio::sync::Mutex<()>,
+    /// The target the entity forwards its changes to, if any.
+    pub forward: Option<Arc<Forwarder>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +84,8 @@ pub struct CycleReport {
     pub duration_ms: u64,
     /// When the next attempt may happen (circuit open).
     pub next_attempt_at: Option<i64>,
+    /// The delivery pass to the entity's target that followed the cycle (`sync`, `resync`).
+    pub forwarded: Option<ForwardReport>,
 }
 
 impl CycleReport {
@@ -111,6 +116,9 @@ impl CycleReport {
         }
         if let Some(e) = &self.error {
             s.push_str(&format!(": {e}"));
+        }
+        if let Some(f) = &self.forwarded {
+            s.push_str(&format!("; {}", f.summary()));
         }
         s
     }
@@ -149,6 +157,7 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
         pass: None,
         duration_ms: 0,
         next_attempt_at: None,
+        forwarded: None,
     };
 
     let open_until = e.source.breaker.lock().unwrap().open_until(now);
@@ -281,6 +290,10 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
             match result {
                 Ok((applied, batch)) => {
                     report.failed_new += applied.failed_new as u64;
+                    if let Some(f) = e.forward.as_ref().filter(|_| applied.rows_written > 0) {
+                        // The changes are in the outbox; delivery overlaps the rest of the cycle.
+                        f.nudge.notify_one();
+                    }
                     for p in &batch {
                         report.pages += 1;
                         report.records += (p.page.records.len() + p.page.rejected.len()) as u64;
@@ -327,6 +340,9 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
             if let (Some(pass), CycleKind::Resync { allow_deletions }) = (pass, kind) {
                 match ctx.store.resync_finish(key, pass, e.cfg.deletion_guard, allow_deletions, now) {
                     Ok(end) => {
+                        if let Some(f) = e.forward.as_ref().filter(|_| end.deleted > 0) {
+                            f.nudge.notify_one();
+                        }
                         if end.guard_tripped {
                             report.outcome = Outcome::GuardTripped;
                             ctx.events.emit(EventKind::DeletionGuardTripped {

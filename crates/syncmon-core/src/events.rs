@@ -35,6 +35,8 @@ pub enum EventKind {
     Nudged { connection: String, entity: String },
     /// A bulk replay of failed items: `done` of `total` processed so far.
     ReplayProgress { done: usize, total: usize, replayed: usize, superseded: usize, still_failing: usize },
+    /// A delivery pass to the entity's target: what went out, what failed, what is left and why.
+    Forwarded { connection: String, entity: String, target: String, delivered: u64, failed: u64, pending: i64, error: Option<String> },
 }
 
 pub struct EventBus {

@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod engine;
 pub mod events;
+pub mod forward;
 pub mod profile;
 pub mod rowversion;
 pub mod scheduler;
@@ -125,6 +126,10 @@ pub struct EntityStatus {
     pub next_attempt_at: Option<i64>,
     pub poll_every_seconds: u64,
     pub resync_seen: Option<i64>,
+    /// Changes waiting to be delivered to the entity's target (0 when it forwards nowhere).
+    pub forward_pending: i64,
+    /// Why delivery to the target is stuck (credentials, circuit open), while changes wait.
+    pub forward_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
@@ -151,6 +156,11 @@ impl Syncmon {
     pub fn open_with_clock(config: Config, data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Syncmon> {
         let store = Arc::new(Store::open(&data_dir.join("syncmon.db"))?);
         let http = SourceClient::http_client();
+        let targets: BTreeMap<&str, Arc<SourceClient>> = config
+            .targets
+            .iter()
+            .map(|t| (t.id.as_str(), Arc::new(SourceClient::for_target(t, http.clone(), store.clone(), clock.clone()))))
+            .collect();
         let mut entities = Vec::new();
         for c in &config.connections {
             let source = Arc::new(SourceClient::new(c.clone(), http.clone(), store.clone(), clock.clone()));
@@ -158,6 +168,14 @@ impl Syncmon {
                 let key = EntityKey::new(&c.id, &e.name);
                 store.ensure_entity(&key)?;
                 let profile = Profile::new(c, e).map_err(Error::Usage)?;
+                let forward = match e.forward_to.as_deref().and_then(|t| targets.get(t)) {
+                    Some(target) => Some(Arc::new(forward::Forwarder::new(target.clone(), &e.forward_path()).map_err(Error::Usage)?)),
+                    None => None,
+                };
+                let queued = store.set_forward_target(&key, forward.as_ref().map(|f| f.target.cfg.id.as_str()), clock.now_ms())?;
+                if queued > 0 {
+                    tracing::info!("{key}: forwarding to `{}` starts; {queued} records queued for it", e.forward_to.as_deref().unwrap_or(""));
+                }
                 entities.push(Arc::new(EntityRt {
                     key,
                     cfg: e.clone(),
@@ -165,6 +183,7 @@ impl Syncmon {
                     profile,
                     nudge: tokio::sync::Notify::new(),
                     busy: tokio::sync::Mutex::new(()),
+                    forward,
                 }));
             }
         }
@@ -246,9 +265,18 @@ impl Syncmon {
         let runs = entities.iter().map(|e| {
             let resuming = self.ctx.store.entity(&e.key).map(|r| r.resync_state.as_deref() == Some("running")).unwrap_or(false);
             let kind = if resuming { CycleKind::Resync { allow_deletions: false } } else { CycleKind::Incremental };
-            engine::run_cycle(&self.ctx, e, kind, cancel)
+            async move { self.then_forward(e, engine::run_cycle(&self.ctx, e, kind, cancel).await, cancel).await }
         });
         futures::future::join_all(runs).await
+    }
+
+    /// Delivers what the cycle queued (and anything left from before) to the entity's target,
+    /// so that one-shot commands forward too; the agent's delivery workers do it continuously.
+    async fn then_forward(&self, e: &EntityRt, mut report: CycleReport, cancel: &CancellationToken) -> CycleReport {
+        if let Some(f) = e.forward.as_ref().filter(|_| !cancel.is_cancelled()) {
+            report.forwarded = Some(forward::deliver_pending(&self.ctx, &e.key, f, cancel).await);
+        }
+        report
     }
 
     /// A full resync pass of one entity: tombstones what the source no longer has, under the
@@ -265,9 +293,10 @@ impl Syncmon {
             let mut report = engine::run_cycle(&self.ctx, &e, CycleKind::Incremental, cancel).await;
             report.kind = "resync";
             report.pass = Some(end);
-            return Ok(report);
+            return Ok(self.then_forward(&e, report, cancel).await);
         }
-        Ok(engine::run_cycle(&self.ctx, &e, CycleKind::Resync { allow_deletions }, cancel).await)
+        let report = engine::run_cycle(&self.ctx, &e, CycleKind::Resync { allow_deletions }, cancel).await;
+        Ok(self.then_forward(&e, report, cancel).await)
     }
 
     /// Asks for a cycle of the entity now. Returns false for an unknown entity.
@@ -322,6 +351,8 @@ impl Syncmon {
                 next_attempt_at: row.next_attempt_at.filter(|t| *t > now),
                 poll_every_seconds: e.cfg.poll_every.as_secs(),
                 resync_seen: (row.resync_state.as_deref() == Some("running")).then_some(row.resync_seen),
+                forward_pending: self.ctx.store.outbox_count(&e.key)?,
+                forward_error: e.forward.as_ref().and_then(|f| f.last_error.lock().unwrap().clone()),
             });
         }
         Ok(out)
@@ -376,9 +407,10 @@ impl Syncmon {
         Ok(self.ctx.store.failed_ids(filter)?)
     }
 
-    /// Re-runs the validate stage of pending failed items: with the current record re-fetched by
-    /// id where the profile knows its URL, else with the stored payload. An item whose record the
-    /// replica already holds in a newer version is resolved as superseded.
+    /// Re-runs the failed stage of pending items. `validate`: with the current record re-fetched
+    /// by id where the profile knows its URL, else with the stored payload; an item whose record
+    /// the replica already holds in a newer version is resolved as superseded. `deliver`: sends
+    /// the record to the target again (see [`forward::replay`]).
     pub async fn replay(&self, ids: &[i64], cancel: &CancellationToken) -> Result<ReplayReport> {
         let mut report = ReplayReport { replayed: 0, superseded: 0, still_failing: 0 };
         for id in ids {
@@ -392,6 +424,23 @@ impl Syncmon {
             let Some(e) = self.entities.iter().find(|e| e.key.connection == item.connection && e.key.entity == item.entity) else {
                 continue;
             };
+            if item.stage == "deliver" {
+                let outcome = match &e.forward {
+                    Some(f) => forward::replay(&self.ctx, &e.key, f, &item, cancel).await?,
+                    None => {
+                        let rej = Rejected { id: item.record_id.clone(), version: None, payload: item.payload.clone(), kind: "not_forwarded",
+                            message: format!("{} forwards to no target any more (no forward_to in the config); discard the item", e.key) };
+                        self.ctx.store.replay_failed_again(*id, &rej, None, self.ctx.clock.now_ms())?;
+                        forward::Replayed::StillFailing
+                    }
+                };
+                match outcome {
+                    forward::Replayed::Replayed => report.replayed += 1,
+                    forward::Replayed::Superseded => report.superseded += 1,
+                    forward::Replayed::StillFailing => report.still_failing += 1,
+                }
+                continue;
+            }
             let now = self.ctx.clock.now_ms();
             let (payload, tracking) = match item.record_id.as_deref().and_then(|rid| e.profile.record_url(rid)) {
                 Some(url) => match e.source.fetch(&url, Some(&e.key.entity), cancel, |f| Ok(String::from_utf8_lossy(&f.body).into_owned()), |_, _, _| {}).await {

@@ -1,8 +1,10 @@
 //! The agent loop: one worker per entity. Each catches up once at start, then waits for the
 //! first of its poll timer (with jitter, so entities do not fire together), a nudge, or
-//! shutdown. The webhook receiver, when configured, turns verified calls into nudges.
+//! shutdown. The webhook receiver, when configured, turns verified calls into nudges. An entity
+//! that forwards to a target also has a delivery worker, woken by the writes that queue changes.
 
 use crate::engine::{self, CycleKind, EntityRt};
+use crate::forward::{self, Forwarder};
 use crate::secrets::{self, SecretKind};
 use crate::webhook::{self, NudgeTarget, WebhookConnection};
 use crate::{Error, Result, Syncmon};
@@ -28,6 +30,10 @@ pub async fn run(sm: Arc<Syncmon>, cancel: CancellationToken) -> Result<()> {
         });
     }
     for e in sm.entities.clone() {
+        if let Some(f) = e.forward.clone() {
+            let (sm, e, cancel) = (sm.clone(), e.clone(), cancel.clone());
+            tasks.spawn(async move { deliverer(sm, e, f, cancel).await });
+        }
         let sm = sm.clone();
         let cancel = cancel.clone();
         tasks.spawn(async move { worker(sm, e, cancel).await });
@@ -77,6 +83,28 @@ async fn worker(sm: Arc<Syncmon>, e: Arc<EntityRt>, cancel: CancellationToken) {
             CycleKind::Incremental
         };
         engine::run_cycle(&sm.ctx, &e, kind, &cancel).await;
+    }
+}
+
+/// Delivers the entity's outbox whenever a write queues changes, and at every poll interval
+/// (changes left by a stopped pass or a previous run). While the target's circuit is open it
+/// waits for the half-open time instead. A paused entity delivers nothing.
+async fn deliverer(sm: Arc<Syncmon>, e: Arc<EntityRt>, f: Arc<Forwarder>, cancel: CancellationToken) {
+    loop {
+        let paused = sm.ctx.store.entity(&e.key).map(|r| r.paused).unwrap_or(false);
+        let mut wait = e.cfg.poll_every;
+        if !paused {
+            let report = forward::deliver_pending(&sm.ctx, &e.key, &f, &cancel).await;
+            let now = sm.ctx.clock.now_ms();
+            if let Some(t) = report.next_attempt_at.filter(|t| *t > now) {
+                wait = Duration::from_millis((t - now) as u64 + 10).min(wait);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = f.nudge.notified() => {}
+            _ = cancel.cancelled() => return,
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP side of a connection: auth, limits, the retry policy, the circuit breaker and the
 //! request log. One `SourceClient` per connection, shared by its entities.
 
-use crate::config::{AuthKind, ConnectionConfig, ProfileKind};
+use crate::config::{AuthKind, ConnectionConfig, ProfileKind, TargetConfig};
 use crate::secrets::{self, redact_url, Secret, SecretKind};
 use crate::store::{RequestRow, Store};
 use crate::Clock;
@@ -178,6 +178,9 @@ pub struct SourceClient {
     cache_id: Mutex<Option<String>>,
     pub policy: RetryPolicy,
     pub breaker: Mutex<Breaker>,
+    /// A forwarding target rather than a source: errors say "target", and source-only headers
+    /// (`x-api-version`, `x-server-cache-id`) are not sent.
+    target: bool,
 }
 
 impl SourceClient {
@@ -193,11 +196,22 @@ impl SourceClient {
             secret: Mutex::new(None),
             token: tokio::sync::Mutex::new(None),
             cache_id: Mutex::new(None),
+            target: false,
             cfg,
             http,
             store,
             clock,
         }
+    }
+
+    /// A client for a forwarding target: the same auth, limits, retries, breaker and request log
+    /// as a source (the log names the target id as the connection).
+    pub fn for_target(cfg: &TargetConfig, http: reqwest::Client, store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
+        SourceClient { target: true, ..Self::new(cfg.as_connection(), http, store, clock) }
+    }
+
+    pub fn is_target(&self) -> bool {
+        self.target
     }
 
     /// Builds the shared HTTP client: rustls with the platform's roots, TLS always verified.
@@ -299,11 +313,16 @@ impl SourceClient {
 
     /// One GET, with limits, auth and the request log. Non-2xx answers are failures.
     pub async fn get_once(&self, url: &Url, entity: Option<&str>, attempt: u32) -> Result<Fetched, Failure> {
+        self.call_once(&reqwest::Method::GET, url, None, entity, attempt).await
+    }
+
+    /// One call of any method, with a JSON body for writes (forwarding); see [`Self::get_once`].
+    async fn call_once(&self, method: &reqwest::Method, url: &Url, body: Option<&bytes::Bytes>, entity: Option<&str>, attempt: u32) -> Result<Fetched, Failure> {
         let _permit = self.permits.acquire().await.expect("semaphore is never closed");
         self.limiter.until_ready().await;
         let mut headers = HeaderMap::new();
         self.auth_headers(&mut headers, entity).await?;
-        if self.cfg.profile == ProfileKind::Rowversion {
+        if self.cfg.profile == ProfileKind::Rowversion && !self.target {
             if let Some(v) = self.cfg.api_version.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
                 headers.insert("x-api-version", v);
             }
@@ -312,12 +331,18 @@ impl SourceClient {
             }
         }
         headers.insert(reqwest::header::ACCEPT, HeaderValue::from_static("application/json"));
+        let mut req = self.http.request(method.clone(), url.clone());
+        if let Some(b) = body {
+            headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            req = req.body(b.clone());
+        }
+        let m = method.as_str();
         let started = Instant::now();
-        let resp = match self.http.get(url.clone()).headers(headers).timeout(self.cfg.timeout).send().await {
+        let resp = match req.headers(headers).timeout(self.cfg.timeout).send().await {
             Ok(r) => r,
             Err(e) => {
                 let msg = describe_reqwest_error(&e);
-                self.log(url, "GET", entity, None, started, attempt, None, None, Some(msg.clone()));
+                self.log(url, m, entity, None, started, attempt, None, None, Some(msg.clone()));
                 return Err(Failure::new(FailureClass::Transient, msg));
             }
         };
@@ -330,7 +355,7 @@ impl SourceClient {
         let retry_after = retry_after(resp.headers());
         if resp.content_length().is_some_and(|l| l as usize > MAX_BODY_BYTES) {
             let msg = format!("the page is larger than {} MB; lower the entity's page_size", MAX_BODY_BYTES >> 20);
-            self.log(url, "GET", entity, Some(status), started, attempt, None, tid.clone(), Some(msg.clone()));
+            self.log(url, m, entity, Some(status), started, attempt, None, tid.clone(), Some(msg.clone()));
             return Err(Failure { class: FailureClass::Config, message: msg, http_status: Some(status), tracking_id: tid, retry_after: None });
         }
         let body = read_body(resp).await;
@@ -338,7 +363,7 @@ impl SourceClient {
             Ok(b) => (b, None),
             Err(e) => (bytes::Bytes::new(), Some(e)),
         };
-        self.log(url, "GET", entity, Some(status), started, attempt, Some(body.len()), tid.clone(), read_error.clone());
+        self.log(url, m, entity, Some(status), started, attempt, Some(body.len()), tid.clone(), read_error.clone());
         if let Some(e) = read_error {
             return Err(Failure { class: FailureClass::Transient, message: e, http_status: Some(status), tracking_id: tid, retry_after: None });
         }
@@ -346,6 +371,15 @@ impl SourceClient {
             return Ok(Fetched { status, body, tracking_id: tid, link });
         }
         let summary = error_summary(&body);
+        if self.target {
+            let (class, message) = match status {
+                429 => (FailureClass::RateLimited, format!("rate limited by the target: {summary}")),
+                401 => (FailureClass::Auth, format!("authentication failed at the target: {summary}")),
+                408 | 500..=599 => (FailureClass::Transient, format!("the target answered {status}: {summary}")),
+                _ => (FailureClass::Config, format!("the target rejected the {m} ({status}): {summary}")),
+            };
+            return Err(Failure { class, message, http_status: Some(status), tracking_id: tid, retry_after });
+        }
         let (class, message) = match status {
             429 => (FailureClass::RateLimited, format!("rate limited by the source: {summary}")),
             401 => (FailureClass::Auth, format!("authentication failed: {summary}")),
@@ -367,6 +401,21 @@ impl SourceClient {
         entity: Option<&str>,
         cancel: &CancellationToken,
         parse: impl Fn(&Fetched) -> Result<T, String>,
+        on_retry: impl FnMut(u32, &Failure, Duration),
+    ) -> Result<(T, Fetched), Failure> {
+        self.send(&reqwest::Method::GET, url, None, entity, cancel, parse, on_retry).await
+    }
+
+    /// Any method with the same retry policy as [`Self::fetch`]; writes carry a JSON `body`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send<T>(
+        &self,
+        method: &reqwest::Method,
+        url: &Url,
+        body: Option<&bytes::Bytes>,
+        entity: Option<&str>,
+        cancel: &CancellationToken,
+        parse: impl Fn(&Fetched) -> Result<T, String>,
         mut on_retry: impl FnMut(u32, &Failure, Duration),
     ) -> Result<(T, Fetched), Failure> {
         let (mut transient, mut limited, mut attempt) = (0u32, 0u32, 0u32);
@@ -374,7 +423,7 @@ impl SourceClient {
         loop {
             attempt += 1;
             let result = tokio::select! {
-                r = self.get_once(url, entity, attempt) => r,
+                r = self.call_once(method, url, body, entity, attempt) => r,
                 _ = cancel.cancelled() => return Err(Failure::new(FailureClass::Cancelled, "stopped")),
             };
             let failure = match result {

@@ -22,7 +22,9 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+mod outbox;
 mod queries;
+pub use outbox::OutboxItem;
 pub use queries::{CheckpointPoint, RequestStats, LIST_PAYLOAD_CHARS};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -165,6 +167,22 @@ CREATE INDEX failed_items_by_kind ON failed_items (state, error_kind, id);
 CREATE INDEX failed_items_text ON failed_items (state, id, record_id, tracking_id, message);
 -- The overview's sparklines: runs per entity in time order, from the index alone, no sorting.
 CREATE INDEX runs_by_entity_time ON runs (connection, entity, started_at, records);
+"#, r#"
+-- Forwarding (store/outbox.rs): the target an entity forwards to, and one outbox row per record
+-- changed since it was last delivered. The replica holds the payload; the row names the change.
+ALTER TABLE entity_state ADD COLUMN forward_to TEXT;
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    connection TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    id_hash INTEGER NOT NULL,
+    row_version TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    queued_at INTEGER NOT NULL,
+    UNIQUE (connection, entity, record_id)
+);
+CREATE INDEX outbox_by_entity ON outbox (connection, entity, id);
 "#];
 
 /// One row of `entity_state`.
@@ -470,10 +488,10 @@ impl Store {
         self.write(|c| {
             let tx = c.transaction()?;
             let mut applied = Applied::default();
-            let (checkpoint, pass, live_before): (String, i64, i64) = tx.query_row(
-                "SELECT checkpoint, resync_pass, replica_rows FROM entity_state WHERE connection = ?1 AND entity = ?2",
+            let (checkpoint, pass, live_before, forwarding): (String, i64, i64, bool) = tx.query_row(
+                "SELECT checkpoint, resync_pass, replica_rows, forward_to IS NOT NULL FROM entity_state WHERE connection = ?1 AND entity = ?2",
                 params![key.connection, key.entity],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )?;
             let mut live_delta = 0i64;
             {
@@ -504,6 +522,9 @@ impl Store {
                                 insert.execute(params![r.id, hash, r.version.as_str(), r.data, b.now_ms, pass])?;
                                 applied.rows_written += 1;
                                 live_delta += 1;
+                                if forwarding {
+                                    outbox::enqueue(&tx, key, &r.id, hash, r.version.as_str(), outbox::UPSERT, b.now_ms)?;
+                                }
                             }
                             Some((rowid, old, deleted, seen)) => {
                                 if RowVersion::parse(&old).is_none_or(|old| r.version > old) {
@@ -511,6 +532,10 @@ impl Store {
                                     applied.rows_written += 1;
                                     if deleted {
                                         live_delta += 1;
+                                    }
+                                    // Same transaction as the upsert: a change written is a change forwarded.
+                                    if forwarding {
+                                        outbox::enqueue(&tx, key, &r.id, hash, r.version.as_str(), outbox::UPSERT, b.now_ms)?;
                                     }
                                 } else if pass > seen {
                                     mark_seen.execute(params![rowid, pass])?;
@@ -526,10 +551,11 @@ impl Store {
                 |r| r.get(0),
             )?;
             if has_pending {
-                // A record that has since synced fine clears its failed items (superseded).
+                // A record that has since synced fine clears its failed items (superseded). Not
+                // delivery failures: reading a record again says nothing about the target having it.
                 let mut supersede = tx.prepare_cached(
                     "UPDATE failed_items SET state = 'resolved', resolution = 'superseded', resolved_at = ?1
-                     WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = 'pending'
+                     WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = 'pending' AND stage <> 'deliver'
                        AND (row_version IS NULL OR (length(row_version), row_version) <= (length(?5), ?5))",
                 )?;
                 for b in pages {
@@ -607,11 +633,14 @@ impl Store {
                 .is_some_and(|(_, v, deleted)| !deleted && RowVersion::parse(v).is_some_and(|v| v > record.version));
             let resolution = if newer_in_replica { "superseded" } else { "replayed" };
             if !newer_in_replica {
-                let (pass, live): (i64, i64) = tx.query_row(
-                    "SELECT resync_pass, replica_rows FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                let (pass, live, forwarding): (i64, i64, bool) = tx.query_row(
+                    "SELECT resync_pass, replica_rows, forward_to IS NOT NULL FROM entity_state WHERE connection = ?1 AND entity = ?2",
                     params![key.connection, key.entity],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )?;
+                if forwarding {
+                    outbox::enqueue(&tx, key, &record.id, hash, record.version.as_str(), outbox::UPSERT, now_ms)?;
+                }
                 match existing {
                     Some((rowid, _, deleted)) => {
                         tx.execute(
@@ -799,6 +828,7 @@ impl Store {
                 )?;
                 0
             } else {
+                outbox::enqueue_unseen_deletions(&tx, key, pass, now_ms)?;
                 let n = tx.execute(
                     &format!("UPDATE \"{table}\" SET deleted_at = ?1, updated_at = ?1 WHERE deleted_at IS NULL AND seen_pass < ?2"),
                     params![now_ms, pass],

@@ -11,16 +11,24 @@
 //!   `GET /alt/short/{entity}?since=N&limit=M` → array, a short page ends the feed;
 //!   `GET /alt/{shape}/{entity}/{id}`. These records carry `uid` and an integer `seq`.
 //! - `POST /oauth/token` (client credentials, form or HTTP Basic).
+//! - The simulated *target* (a forwarding sink): `PUT /target/{entity}/{id}` with a JSON object
+//!   body stores it (201 new, 200 replaced; a body `id` other than the path's is 400),
+//!   `DELETE /target/{entity}/{id}` removes it (204, or 404 when absent), `GET` reads it back.
+//!   Same auth as the source. Faults reach target calls only when aimed at them: `entity` =
+//!   `"target:{entity}"` (or `"target:*"` for every target call); a fault with no entity affects
+//!   source calls only. Status, rate-limit, slow and reset faults apply to target calls.
 //! - Control (no auth, no faults, not logged): `POST|GET|DELETE /_mock/faults`, `GET /_mock/entities`,
 //!   `GET /_mock/dataset/{entity}`, `POST /_mock/{mutate,insert,delete}/{entity}?n=N` (→ ids),
 //!   `POST /_mock/delete-all/{entity}`, `POST /_mock/late-commit/{entity}`, `POST /_mock/expire-tokens`,
-//!   `GET /_mock/requests`.
+//!   `GET /_mock/requests`, `GET /_mock/target/{entity}` (what the target holds, like `dataset`).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use syncmon_mock::{Fault, FaultKind, MockConfig, MockServer};
 //! let mock = MockServer::start(MockConfig::default()).await?;
 //! mock.inject(Fault { kind: FaultKind::Status(503), entity: Some("items".into()), times: 2 });
+//! // The next upsert forwarded to the target's `items` is refused:
+//! mock.inject(Fault { kind: FaultKind::Status(422), entity: Some("target:items".into()), times: 1 });
 //! println!("{}/items?sync=true&lastRowVersion=0", mock.base_url());
 //! mock.shutdown().await;
 //! # Ok(()) }
@@ -102,9 +110,11 @@ pub struct MockRecord {
     pub data: serde_json::Value,
 }
 
-/// One data request the source received (control and token calls are not logged).
+/// One data request the source (or the target) received (control and token calls are not logged).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestInfo {
+    /// `GET`, or `PUT`/`DELETE` at the target.
+    pub method: String,
     pub path: String,
     pub query: String,
     /// All request headers, names lowercase.
@@ -121,7 +131,8 @@ pub struct RequestInfo {
 pub struct Fault {
     #[serde(flatten)]
     pub kind: FaultKind,
-    /// None = any entity.
+    /// None = any entity of the source; `"target:{entity}"` = target calls for that entity,
+    /// `"target:*"` = every target call.
     #[serde(default)]
     pub entity: Option<String>,
     /// How many responses it affects; 0 = until cleared. Defaults to 1 in JSON.
@@ -327,6 +338,12 @@ impl MockServer {
     /// served for the entity (a transaction that committed late). Panics on an unknown entity.
     pub fn late_commit(&self, entity: &str) -> MockRecord {
         self.h.shared.late_commit(entity).unwrap_or_else(|| panic!("unknown entity {entity:?}"))
+    }
+
+    /// What the simulated target holds for an entity, sorted by id; `row_version` is the body's
+    /// `rowVersion` ("" when it had none), `data` the body as received.
+    pub fn target_dataset(&self, entity: &str) -> Vec<MockRecord> {
+        self.h.shared.target_dataset(entity)
     }
 
     /// The data requests received so far, oldest first.

@@ -12,7 +12,7 @@ use axum::serve::IncomingStream;
 use axum::Router;
 use base64::Engine;
 use rand::Rng;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io;
 use std::pin::Pin;
@@ -42,7 +42,12 @@ pub struct Shared {
     pub tokens: Mutex<HashMap<String, Instant>>,
     pub tokens_issued: AtomicUsize,
     cache_id: String,
+    /// The simulated target: entity → id → the last body PUT.
+    pub target: Mutex<HashMap<String, BTreeMap<String, serde_json::Value>>>,
 }
+
+/// Fault entities that aim at the simulated target start with this.
+const TARGET_PREFIX: &str = "target:";
 
 struct Reply {
     status: u16,
@@ -365,6 +370,7 @@ impl Shared {
             tokens: Mutex::new(HashMap::new()),
             tokens_issued: AtomicUsize::new(0),
             cache_id,
+            target: Mutex::new(HashMap::new()),
         }
     }
 
@@ -373,12 +379,17 @@ impl Shared {
         self.faults.lock().unwrap().push((fault, times));
     }
 
-    /// Takes one use of the first queued fault of the wanted class that matches the entity.
+    /// Takes one use of the first queued fault of the wanted class that matches the entity
+    /// (`target:{entity}` for target calls, which only faults aimed at the target match).
     fn take_fault(&self, entity: &str, record_level: bool) -> Option<FaultKind> {
+        let at_target = entity.starts_with(TARGET_PREFIX);
+        let matches = |f: &Fault| match f.entity.as_deref() {
+            None => !at_target,
+            Some("target:*") => at_target,
+            Some(e) => e == entity,
+        };
         let mut faults = self.faults.lock().unwrap();
-        let pos = faults
-            .iter()
-            .position(|(f, _)| f.kind.is_record_fault() == record_level && f.entity.as_deref().is_none_or(|e| e == entity))?;
+        let pos = faults.iter().position(|(f, _)| f.kind.is_record_fault() == record_level && matches(f))?;
         let kind = faults[pos].0.kind.clone();
         if faults[pos].1 > 0 {
             faults[pos].1 -= 1;
@@ -417,6 +428,19 @@ impl Shared {
         };
         rows.sort_by_key(|r| shape.keys.id(r.idx));
         rows.iter().map(|r| record_of(&shape, r)).collect()
+    }
+
+    pub fn target_dataset(&self, entity: &str) -> Vec<MockRecord> {
+        let t = self.target.lock().unwrap();
+        let Some(records) = t.get(entity) else { return Vec::new() };
+        records
+            .iter()
+            .map(|(id, body)| MockRecord {
+                id: id.clone(),
+                row_version: body.get("rowVersion").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+                data: body.clone(),
+            })
+            .collect()
     }
 
     pub fn change(&self, entity: &str, f: impl FnOnce(&mut Store, usize) -> Vec<u32>) -> Vec<String> {
@@ -525,6 +549,10 @@ async fn handle(State(sh): State<Arc<Shared>>, ConnectInfo(conn): ConnectInfo<Co
     let reply = match segs.as_slice() {
         ["_mock", rest @ ..] => control(&sh, req.method().clone(), rest, &query, req).await,
         ["oauth", "token"] => token(&sh, req).await,
+        ["target", entity, id] => match target(&sh, &conn, entity, id, &path, &query, &tracking, req).await {
+            Some(r) => r,
+            None => return Response::new(Body::empty()),
+        },
         _ => match data(&sh, &conn, &segs, &path, &query, &tracking, req).await {
             Some(r) => r,
             // Reset: the connection is already marked; this response is never written.
@@ -557,7 +585,14 @@ async fn data(sh: &Arc<Shared>, conn: &ConnCtl, segs: &[&str], path: &str, query
     };
     let headers: Vec<(String, String)> =
         req.headers().iter().map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
-    let seq = sh.log_start(RequestInfo { path: path.to_string(), query: query.to_string(), headers, status: 0, tracking_id: tracking.to_string() });
+    let seq = sh.log_start(RequestInfo {
+        method: req.method().to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        headers,
+        status: 0,
+        tracking_id: tracking.to_string(),
+    });
 
     let fault = sh.take_fault(&entity, false);
     let reply = match fault {
@@ -565,14 +600,7 @@ async fn data(sh: &Arc<Shared>, conn: &ConnCtl, segs: &[&str], path: &str, query
             conn.kill();
             return None;
         }
-        Some(FaultKind::RateLimit { retry_after_secs }) => {
-            let mut r = Reply::error(429, "too_many_requests", "Rate limit exceeded; retry later.");
-            r.headers.push(("retry-after", retry_after_secs.to_string()));
-            r.headers.push(("x-ratelimit-limit", "100".into()));
-            r.headers.push(("x-ratelimit-remaining", "0".into()));
-            r.headers.push(("x-ratelimit-reset", retry_after_secs.to_string()));
-            r
-        }
+        Some(FaultKind::RateLimit { retry_after_secs }) => rate_limited(retry_after_secs),
         Some(FaultKind::Status(s)) => gateway_reply(s),
         Some(FaultKind::InvalidJson) => Reply::json(200, "{\"morePages\":true,\"nextPageKey\":\"\",\"data\":[{\"id\":\"<html><body>Internal error</body></html>".into()),
         _ => {
@@ -605,6 +633,83 @@ async fn data(sh: &Arc<Shared>, conn: &ConnCtl, segs: &[&str], path: &str, query
     };
     sh.log_status(seq, reply.status);
     Some(reply)
+}
+
+fn rate_limited(retry_after_secs: u64) -> Reply {
+    let mut r = Reply::error(429, "too_many_requests", "Rate limit exceeded; retry later.");
+    r.headers.push(("retry-after", retry_after_secs.to_string()));
+    r.headers.push(("x-ratelimit-limit", "100".into()));
+    r.headers.push(("x-ratelimit-remaining", "0".into()));
+    r.headers.push(("x-ratelimit-reset", retry_after_secs.to_string()));
+    r
+}
+
+/// A call to the simulated target. None = the connection was reset.
+#[allow(clippy::too_many_arguments)]
+async fn target(sh: &Arc<Shared>, conn: &ConnCtl, entity: &str, id: &str, path: &str, query: &str, tracking: &str, req: Request) -> Option<Reply> {
+    let headers: Vec<(String, String)> =
+        req.headers().iter().map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+    let method = req.method().clone();
+    let seq = sh.log_start(RequestInfo {
+        method: method.to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        headers,
+        status: 0,
+        tracking_id: tracking.to_string(),
+    });
+    let fault = sh.take_fault(&format!("{TARGET_PREFIX}{entity}"), false);
+    let reply = match fault {
+        Some(FaultKind::Reset) => {
+            conn.kill();
+            return None;
+        }
+        Some(FaultKind::RateLimit { retry_after_secs }) => rate_limited(retry_after_secs),
+        Some(FaultKind::Status(s)) => gateway_reply(s),
+        _ => {
+            let r = match sh.check_auth(req.headers()) {
+                Some(denied) => denied,
+                None => target_call(sh, &method, entity, id, req).await,
+            };
+            if let Some(FaultKind::Slow { millis }) = fault {
+                sh.log_status(seq, r.status);
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+            }
+            r
+        }
+    };
+    sh.log_status(seq, reply.status);
+    Some(reply)
+}
+
+async fn target_call(sh: &Shared, method: &Method, entity: &str, id: &str, req: Request) -> Reply {
+    match *method {
+        Method::PUT => {
+            let body = match axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await {
+                Ok(b) => b,
+                Err(_) => return Reply::error(400, "invalid_body", "The body could not be read."),
+            };
+            let value: serde_json::Value = match serde_json::from_slice(&body) {
+                Ok(v @ serde_json::Value::Object(_)) => v,
+                Ok(_) => return Reply::error(400, "invalid_body", "The body must be a JSON object."),
+                Err(e) => return Reply::error(400, "invalid_body", &format!("The body is not JSON: {e}")),
+            };
+            if let Some(body_id) = value.get("id").and_then(|v| v.as_str()).filter(|b| *b != id) {
+                return Reply::error(400, "id_mismatch", &format!("The body's id {body_id:?} is not the id in the URL {id:?}."));
+            }
+            let previous = sh.target.lock().unwrap().entry(entity.to_string()).or_default().insert(id.to_string(), value.clone());
+            Reply::json(if previous.is_some() { 200 } else { 201 }, value.to_string())
+        }
+        Method::DELETE => match sh.target.lock().unwrap().get_mut(entity).and_then(|m| m.remove(id)) {
+            Some(_) => Reply::empty(204),
+            None => Reply::error(404, "resource_not_found", &format!("No {entity} record with id {id} at the target.")),
+        },
+        Method::GET => match sh.target.lock().unwrap().get(entity).and_then(|m| m.get(id)) {
+            Some(v) => Reply::json(200, v.to_string()),
+            None => Reply::error(404, "resource_not_found", &format!("No {entity} record with id {id} at the target.")),
+        },
+        _ => Reply::error(405, "method_not_allowed", "The target takes PUT, DELETE and GET."),
+    }
 }
 
 fn serve_data(sh: &Shared, route: &Route<'_>, query: &str, host: Option<&str>) -> Reply {
@@ -857,6 +962,8 @@ async fn control(sh: &Shared, method: Method, rest: &[&str], query: &str, req: R
             Reply::json(200, serde_json::Value::Array(list).to_string())
         }
         ("GET", ["dataset", entity]) if known(entity) => Reply::json(200, records_json(&sh.dataset(entity))),
+        // The target takes any entity name (the forward path decides it), so no `known` check.
+        ("GET", ["target", entity]) => Reply::json(200, records_json(&sh.target_dataset(entity))),
         ("POST", [op @ ("mutate" | "insert" | "delete"), entity]) if known(entity) => {
             let n = n();
             let ids = match *op {

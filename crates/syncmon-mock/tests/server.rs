@@ -616,3 +616,48 @@ async fn truncation_and_reset_on_the_wire() {
     let page = get_json(&format!("{}/items?pageSize=2", mock.base_url())).await;
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn the_target_stores_puts_removes_deletes_and_takes_only_faults_aimed_at_it() {
+    let mock = start(&[("items", 3)]).await;
+    let c = client();
+    let url = |id: &str| format!("{}/target/items/{id}", mock.base_url());
+    let rec = serde_json::json!({ "id": "a", "rowVersion": "7", "name": "x" });
+
+    let r = c.put(url("a")).json(&rec).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(r.headers().get("trackingid").is_some(), "target answers carry a Trackingid");
+    let newer = serde_json::json!({ "id": "a", "rowVersion": "9", "name": "y" });
+    assert_eq!(c.put(url("a")).json(&newer).send().await.unwrap().status(), 200, "a replace");
+    let held = mock.target_dataset("items");
+    assert_eq!(held.len(), 1);
+    assert_eq!((held[0].id.as_str(), held[0].row_version.as_str()), ("a", "9"));
+    assert_eq!(held[0].data, newer);
+    let over_http = get_json(&format!("{}/_mock/target/items", mock.base_url())).await;
+    assert_eq!(over_http[0]["rowVersion"], "9");
+    assert_eq!(get_json(&url("a")).await, newer);
+
+    assert_eq!(c.put(url("b")).json(&rec).send().await.unwrap().status(), 400, "the body's id must be the URL's");
+    assert_eq!(c.put(url("b")).body("[1]").send().await.unwrap().status(), 400, "an object, not an array");
+
+    // Faults without an entity are the source's; target faults are aimed with `target:`.
+    mock.inject(Fault { kind: FaultKind::Status(503), entity: None, times: 1 });
+    assert_eq!(c.put(url("a")).json(&newer).send().await.unwrap().status(), 200);
+    assert_eq!(get(&format!("{}/items", mock.base_url())).await.status(), 503);
+    mock.inject(Fault { kind: FaultKind::Status(422), entity: Some("target:items".into()), times: 1 });
+    mock.inject(Fault { kind: FaultKind::RateLimit { retry_after_secs: 3 }, entity: Some("target:*".into()), times: 1 });
+    assert_eq!(get(&format!("{}/items", mock.base_url())).await.status(), 200, "the source is not affected");
+    let r = c.put(url("a")).json(&newer).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "unprocessable_entity");
+    let r = c.delete(url("a")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["retry-after"].to_str().unwrap()), (429, "3"));
+
+    assert_eq!(c.delete(url("a")).send().await.unwrap().status(), 204);
+    assert_eq!(c.delete(url("a")).send().await.unwrap().status(), 404, "already gone");
+    assert!(mock.target_dataset("items").is_empty());
+    let target_calls: Vec<_> = mock.requests().into_iter().filter(|r| r.path.starts_with("/target/")).collect();
+    assert_eq!(target_calls.iter().filter(|r| r.method == "DELETE").count(), 3);
+    assert_eq!(target_calls.last().unwrap().status, 404);
+}

@@ -1,0 +1,273 @@
+//! The forwarding sink (DESIGN §4: "target API rejects an upsert", "target API transient
+//! failure") against the simulated target: the same mock process is the source and, under
+//! `/target`, the target. Faults aimed at `target:items` hit only the target.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+use syncmon_core::store::FailedFilter;
+use syncmon_mock::{Fault, FaultKind, MockConfig, MockServer, RequestInfo};
+use tokio_util::sync::CancellationToken;
+
+/// `max_retries = 3` and one request at a time, so that a fault of N responses hits exactly the
+/// first record's tries.
+fn target_section(base_url: &str, extra: &str) -> String {
+    format!(
+        "\n[[target]]\nid = \"dst\"\nbase_url = \"{base_url}/target\"\nbackoff_base = \"20ms\"\nbackoff_max = \"100ms\"\n\
+         max_retries = 3\nmax_concurrency = 1\nrequests_per_second = 1000\ntimeout = \"2s\"\n{extra}\n"
+    )
+}
+
+fn forwarding_config(mock: &MockServer, target_extra: &str) -> String {
+    config_text(&mock.base_url(), &["items"], "", "forward_to = \"dst\"") + &target_section(&mock.base_url(), target_extra)
+}
+
+async fn forwarding(records: usize) -> Harness {
+    let mock = MockServer::start(MockConfig { entities: entities(&[("items", records)]), ..Default::default() }).await.unwrap();
+    let text = forwarding_config(&mock, "");
+    Harness::with_config(mock, text).await
+}
+
+fn at_target(f: Fault) -> Fault {
+    Fault { entity: Some("target:items".into()), ..f }
+}
+
+fn target_calls(h: &Harness) -> Vec<RequestInfo> {
+    h.mock.requests().into_iter().filter(|r| r.path.starts_with("/target/")).collect()
+}
+
+/// The target holds exactly the source: same ids, and each body is the source's record
+/// (rowVersion included).
+fn assert_target_converged(h: &Harness) {
+    let target: std::collections::BTreeMap<_, _> = h.mock.target_dataset("items").into_iter().map(|r| (r.id.clone(), r)).collect();
+    let source = h.source("items");
+    let missing: Vec<_> = source.keys().filter(|k| !target.contains_key(*k)).take(5).collect();
+    let extra: Vec<_> = target.keys().filter(|k| !source.contains_key(*k)).take(5).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "target lacks {missing:?}, has extra {extra:?} ({} vs {})", target.len(), source.len());
+    for (id, (v, data)) in &source {
+        assert_eq!(&target[id].row_version, v, "items/{id}: the target must hold the source's version");
+        assert_eq!(&target[id].data, data, "items/{id}: the target must hold the record as the source served it");
+    }
+    let status = h.sm.status().unwrap().remove(0);
+    assert_eq!(status.forward_pending, 0, "nothing left in the outbox");
+}
+
+fn deliver_failures(h: &Harness) -> Vec<syncmon_core::store::FailedItem> {
+    h.sm.failed_items(&FailedFilter { stage: Some("deliver".into()), ..Default::default() }, None, 100).unwrap()
+}
+
+#[tokio::test]
+async fn the_initial_sync_forwards_every_record_and_changes_follow() {
+    let h = forwarding(250).await;
+    let r = h.sync_ok("items").await;
+    let f = r.forwarded.clone().expect("a forwarding entity reports its delivery");
+    assert_eq!((f.delivered, f.failed_new, f.pending), (250, 0, 0), "{}", r.summary());
+    assert!(r.summary().contains("forwarded 250 to dst"), "{}", r.summary());
+    assert_target_converged(&h);
+    h.assert_converged("items");
+    let puts = target_calls(&h);
+    assert_eq!(puts.len(), 250, "one PUT per record");
+    let first = &puts[0];
+    assert_eq!(first.method, "PUT");
+    assert!(first.headers.iter().any(|(k, v)| k == "content-type" && v == "application/json"));
+    assert!(!first.headers.iter().any(|(k, _)| k == "if-match" || k == "x-server-cache-id"));
+
+    h.mock.mutate("items", 5);
+    h.mock.insert("items", 3);
+    let r = h.sync_ok("items").await;
+    assert_eq!(r.forwarded.unwrap().delivered, 8, "only the changes are forwarded");
+    assert_target_converged(&h);
+
+    // A re-read of unchanged records (the lookback) writes nothing, so forwards nothing.
+    let r = h.sync_ok("items").await;
+    assert_eq!(r.forwarded.unwrap().delivered, 0);
+    let log = h.sm.requests(None, false, 1000).unwrap();
+    assert!(log.iter().any(|l| l.connection == "dst" && l.method == "PUT" && l.tracking_id.is_some()), "target calls are in the request log with their Trackingid");
+}
+
+#[tokio::test]
+async fn a_target_that_fails_a_few_times_is_retried_and_gets_everything() {
+    let h = forwarding(100).await;
+    h.mock.inject(at_target(Fault { kind: FaultKind::Status(503), entity: None, times: 2 }));
+    h.mock.inject(at_target(Fault { kind: FaultKind::Reset, entity: None, times: 1 }));
+    let r = h.sync_ok("items").await;
+    assert_eq!(r.forwarded.unwrap().failed_new, 0);
+    assert!(deliver_failures(&h).is_empty());
+    assert_target_converged(&h);
+    assert_eq!(target_calls(&h).len(), 100 + 3, "each failure retried once more");
+}
+
+#[tokio::test]
+async fn a_record_whose_retries_run_out_becomes_a_failed_item_and_the_rest_goes_on() {
+    let h = forwarding(60).await;
+    let max = max_version(&h, "items").to_string();
+    // One try plus max_retries = 3: the first record's every try.
+    h.mock.inject(at_target(Fault { kind: FaultKind::Status(503), entity: None, times: 4 }));
+    let r = h.sync_ok("items").await;
+    assert_eq!(h.checkpoint("items"), max, "the checkpoint never waits for delivery");
+    let f = r.forwarded.unwrap();
+    assert_eq!((f.delivered, f.failed_new, f.pending), (59, 1, 0));
+
+    let items = deliver_failures(&h);
+    assert_eq!(items.len(), 1);
+    let item = &items[0];
+    assert_eq!((item.stage.as_str(), item.error_kind.as_str(), item.http_status), ("deliver", "target_unavailable", Some(503)));
+    let last_503 = target_calls(&h).into_iter().filter(|c| c.status == 503).last().unwrap();
+    assert_eq!(item.tracking_id.as_deref(), Some(last_503.tracking_id.as_str()), "the Trackingid of the target's last answer");
+    assert!(item.message.contains("503"), "{}", item.message);
+    let record_id = item.record_id.clone().unwrap();
+    assert!(!h.mock.target_dataset("items").iter().any(|r| r.id == record_id));
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&item.payload).unwrap()["id"], record_id.as_str(), "the payload is the record");
+    assert_eq!(h.sm.status().unwrap()[0].pending_failed, 1);
+
+    // Another cycle neither re-sends it nor piles up a duplicate; replay does, and resolves it.
+    h.sync_ok("items").await;
+    assert_eq!(deliver_failures(&h).len(), 1);
+    let report = h.sm.replay(&[item.id], &CancellationToken::new()).await.unwrap();
+    assert_eq!((report.replayed, report.still_failing), (1, 0));
+    assert_eq!(h.sm.failed_item(item.id).unwrap().state, "resolved");
+    assert_target_converged(&h);
+}
+
+#[tokio::test]
+async fn a_rejected_record_fails_at_once_and_replay_after_the_fix_delivers_it() {
+    let h = forwarding(40).await;
+    h.mock.inject(at_target(Fault { kind: FaultKind::Status(422), entity: None, times: 1 }));
+    let r = h.sync_ok("items").await;
+    assert_eq!(r.forwarded.unwrap().failed_new, 1);
+    assert_eq!(target_calls(&h).len(), 40, "a 4xx is not retried");
+    let items = deliver_failures(&h);
+    let item = &items[0];
+    assert_eq!((item.error_kind.as_str(), item.http_status), ("target_rejected", Some(422)));
+    assert!(item.message.contains("unprocessable_entity"), "the target's {{code, message}} is kept: {}", item.message);
+    assert!(item.tracking_id.is_some());
+
+    // Still refused: the item stays pending with one more attempt and the new Trackingid.
+    h.mock.inject(at_target(Fault { kind: FaultKind::Status(400), entity: None, times: 1 }));
+    let report = h.sm.replay(&[item.id], &CancellationToken::new()).await.unwrap();
+    assert_eq!(report.still_failing, 1);
+    let again = h.sm.failed_item(item.id).unwrap();
+    assert_eq!((again.state.as_str(), again.attempts, again.http_status), ("pending", 2, Some(400)));
+    assert_ne!(again.tracking_id, item.tracking_id);
+
+    // Fixed at the target: replay delivers it and resolves the item.
+    let report = h.sm.replay(&h.sm.failed_ids(&FailedFilter { stage: Some("deliver".into()), ..Default::default() }).unwrap(), &CancellationToken::new()).await.unwrap();
+    assert_eq!((report.replayed, report.still_failing), (1, 0));
+    assert_eq!(h.sm.failed_item(item.id).unwrap().resolution.as_deref(), Some("replayed"));
+    assert_target_converged(&h);
+}
+
+#[tokio::test]
+async fn a_replay_sends_the_newer_version_when_the_replica_has_one() {
+    let mut h = forwarding(20).await;
+    h.mock.inject(at_target(Fault { kind: FaultKind::Status(409), entity: None, times: 1 }));
+    h.sync_ok("items").await;
+    let item = deliver_failures(&h).remove(0);
+    let record_id = item.record_id.clone().unwrap();
+    // Every record changes at the source and reaches the replica, but not the target (no
+    // credentials for a while): the replica now holds a newer version than the failed item.
+    assert!(h.mock.mutate("items", 20).contains(&record_id));
+    h.config_text = forwarding_config(&h.mock, "auth = \"bearer\"\nsecret_env = \"SYNCMON_TEST_FORWARDING_UNSET\"");
+    h.reopen();
+    assert_eq!(h.sync_ok("items").await.forwarded.unwrap().pending, 20);
+    h.config_text = forwarding_config(&h.mock, "");
+    h.reopen();
+    let report = h.sm.replay(&[item.id], &CancellationToken::new()).await.unwrap();
+    assert_eq!((report.superseded, report.replayed), (1, 0), "the newer version went out instead");
+    assert_eq!(h.sm.failed_item(item.id).unwrap().resolution.as_deref(), Some("superseded"));
+    let sent = h.mock.target_dataset("items").into_iter().find(|r| r.id == record_id).unwrap();
+    assert_eq!(sent.row_version, h.source("items")[&record_id].0);
+    assert_eq!(h.sm.status().unwrap()[0].forward_pending, 19, "the replay delivered that record's queued change");
+    h.sync_ok("items").await;
+    assert_target_converged(&h);
+}
+
+#[tokio::test]
+async fn a_rate_limited_target_is_waited_for_as_told() {
+    let h = forwarding(30).await;
+    h.mock.inject(at_target(Fault { kind: FaultKind::RateLimit { retry_after_secs: 1 }, entity: None, times: 1 }));
+    let started = Instant::now();
+    let r = h.sync_ok("items").await;
+    assert!(started.elapsed() >= Duration::from_millis(950), "Retry-After: 1 must be honoured");
+    assert_eq!(r.forwarded.unwrap().failed_new, 0);
+    assert_target_converged(&h);
+}
+
+#[tokio::test]
+async fn deletions_found_by_a_resync_are_deleted_at_the_target() {
+    let h = forwarding(50).await;
+    h.sync_ok("items").await;
+    let gone = h.mock.delete("items", 3);
+    let r = h.sm.resync("items", false, &CancellationToken::new()).await.unwrap();
+    assert_eq!(r.pass.unwrap().deleted, 3);
+    assert_eq!(r.forwarded.unwrap().delivered, 3);
+    let deletes: Vec<_> = target_calls(&h).into_iter().filter(|c| c.method == "DELETE").collect();
+    assert_eq!(deletes.len(), 3);
+    assert!(deletes.iter().all(|d| gone.iter().any(|g| d.path.ends_with(g.as_str())) && d.status == 204));
+    assert_target_converged(&h);
+}
+
+#[tokio::test]
+async fn the_outbox_survives_a_restart_and_credentials_trouble_keeps_changes_queued() {
+    let mock = MockServer::start(MockConfig { entities: entities(&[("items", 80)]), ..Default::default() }).await.unwrap();
+    // No usable credentials: nothing can be delivered, and that is not the records' fault.
+    let text = forwarding_config(&mock, "auth = \"bearer\"\nsecret_env = \"SYNCMON_TEST_FORWARDING_UNSET\"");
+    let mut h = Harness::with_config(mock, text).await;
+    let r = h.sync_ok("items").await;
+    let f = r.forwarded.unwrap();
+    assert_eq!((f.delivered, f.failed_new, f.pending), (0, 0, 80));
+    assert!(f.error.as_deref().unwrap_or("").contains("SYNCMON_TEST_FORWARDING_UNSET"), "{:?}", f.error);
+    let status = h.sm.status().unwrap().remove(0);
+    assert_eq!(status.forward_pending, 80);
+    assert!(status.forward_error.is_some());
+    assert!(deliver_failures(&h).is_empty());
+    assert!(target_calls(&h).is_empty());
+
+    // The process ends with the changes undelivered; the next one (fixed config) delivers them.
+    h.config_text = forwarding_config(&h.mock, "");
+    h.reopen();
+    assert_eq!(h.sm.status().unwrap()[0].forward_pending, 80, "the outbox is on disk");
+    let r = h.sync_ok("items").await;
+    assert_eq!(r.records, 0, "nothing new at the source");
+    assert_eq!(r.forwarded.unwrap().delivered, 80);
+    assert_target_converged(&h);
+}
+
+#[tokio::test]
+async fn turning_forwarding_on_for_a_synced_entity_sends_it_all() {
+    let mock = MockServer::start(MockConfig { entities: entities(&[("items", 70)]), ..Default::default() }).await.unwrap();
+    let plain = config_text(&mock.base_url(), &["items"], "", "") + &target_section(&mock.base_url(), "");
+    let mut h = Harness::with_config(mock, plain).await;
+    let r = h.sync_ok("items").await;
+    assert!(r.forwarded.is_none());
+    assert_eq!(h.sm.status().unwrap()[0].forward_pending, 0);
+    h.config_text = forwarding_config(&h.mock, "");
+    h.reopen();
+    assert_eq!(h.sm.status().unwrap()[0].forward_pending, 70);
+    h.sync_ok("items").await;
+    assert_target_converged(&h);
+}
+
+#[tokio::test]
+async fn the_agent_delivers_as_it_syncs() {
+    let h = forwarding(120).await;
+    let cancel = CancellationToken::new();
+    let agent = tokio::spawn({
+        let (sm, cancel) = (h.sm.clone(), cancel.clone());
+        async move { sm.run(cancel).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.mock.target_dataset("items").len() < 120 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.mock.mutate("items", 4);
+    assert!(h.sm.nudge("src", "items"));
+    let changed = |h: &Harness| h.source("items").iter().all(|(id, (v, _))| h.mock.target_dataset("items").iter().any(|t| &t.id == id && &t.row_version == v));
+    while !changed(&h) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    agent.await.unwrap().unwrap();
+    assert_target_converged(&h);
+}
