@@ -14,6 +14,7 @@ export type { FailedItem } from "./FailedItem";
 export type { FailedPageResult } from "./FailedPageResult";
 export type { Failure } from "./Failure";
 export type { FailureClass } from "./FailureClass";
+export type { ForwardReport } from "./ForwardReport";
 export type { Health } from "./Health";
 export type { Outcome } from "./Outcome";
 export type { OverviewHeader } from "./OverviewHeader";
