@@ -113,7 +113,7 @@ async fn a_record_whose_retries_run_out_becomes_a_failed_item_and_the_rest_goes_
     assert_eq!(items.len(), 1);
     let item = &items[0];
     assert_eq!((item.stage.as_str(), item.error_kind.as_str(), item.http_status), ("deliver", "target_unavailable", Some(503)));
-    let last_503 = target_calls(&h).into_iter().filter(|c| c.status == 503).last().unwrap();
+    let last_503 = target_calls(&h).into_iter().rfind(|c| c.status == 503).unwrap();
     assert_eq!(item.tracking_id.as_deref(), Some(last_503.tracking_id.as_str()), "the Trackingid of the target's last answer");
     assert!(item.message.contains("503"), "{}", item.message);
     let record_id = item.record_id.clone().unwrap();
