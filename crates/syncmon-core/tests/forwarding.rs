@@ -271,3 +271,29 @@ async fn the_agent_delivers_as_it_syncs() {
     agent.await.unwrap().unwrap();
     assert_target_converged(&h);
 }
+
+#[tokio::test]
+async fn a_target_that_stays_down_opens_its_circuit_and_the_changes_wait() {
+    let mock = MockServer::start(MockConfig { entities: entities(&[("items", 30)]), ..Default::default() }).await.unwrap();
+    let text = forwarding_config(&mock, "breaker_threshold = 2\nbreaker_cooldown = \"300ms\"");
+    let h = Harness::with_config(mock, text).await;
+    h.mock.inject(at_target(Fault { kind: FaultKind::Status(502), entity: None, times: 0 }));
+    let r = h.sync_ok("items").await;
+    let f = r.forwarded.unwrap();
+    assert_eq!((f.delivered, f.failed_new, f.pending), (0, 2, 28), "two records ran out of retries, then the circuit opened");
+    assert!(f.next_attempt_at.is_some());
+    assert!(f.error.as_deref().unwrap_or("").contains("delivery pauses"), "{:?}", f.error);
+    assert_eq!(target_calls(&h).len(), 2 * 4, "no call while the circuit is open");
+    let s = h.sm.status().unwrap().remove(0);
+    assert_eq!((s.forward_pending, s.pending_failed), (28, 2));
+    assert!(s.forward_error.is_some());
+
+    h.mock.clear_faults();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let r = h.sync_ok("items").await;
+    assert_eq!(r.forwarded.unwrap().delivered, 28);
+    assert!(h.sm.status().unwrap()[0].forward_error.is_none());
+    let ids = h.sm.failed_ids(&FailedFilter { stage: Some("deliver".into()), ..Default::default() }).unwrap();
+    assert_eq!(h.sm.replay(&ids, &CancellationToken::new()).await.unwrap().replayed, 2);
+    assert_target_converged(&h);
+}
