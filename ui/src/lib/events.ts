@@ -19,6 +19,8 @@ export function eventTone(e: Event): 'ok' | 'warn' | 'bad' | 'plain' {
     case 'retrying':
     case 'failed_items_added':
       return 'warn';
+    case 'forwarded':
+      return e.error || e.failed ? 'warn' : 'plain';
     case 'circuit_closed':
       return 'ok';
     default:
@@ -50,6 +52,8 @@ export function describeEvent(e: Event): string {
       return 'circuit closed, calls resume';
     case 'nudged':
       return 'nudged: poll now';
+    case 'forwarded':
+      return `forwarded ${count(e.delivered)} to ${e.target}${e.failed ? `, ${count(e.failed)} failed` : ''}${e.pending ? `, ${count(e.pending)} waiting` : ''}${e.error ? `: ${e.error}` : ''}`;
     case 'replay_progress':
       return `replay: ${count(e.done)} of ${count(e.total)} (${count(e.replayed)} replayed, ${count(e.superseded)} superseded, ${count(e.still_failing)} still failing)`;
     default:

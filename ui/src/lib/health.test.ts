@@ -18,6 +18,8 @@ function ent(entity: string, health: Health, extra: Partial<EntityStatus> = {}):
     next_attempt_at: null,
     poll_every_seconds: 60,
     resync_seen: null,
+    forward_pending: 0,
+    forward_error: null,
     ...extra,
   };
 }
