@@ -16,6 +16,15 @@ export default defineConfig({
     port: 5173,
     strictPort: true,
     // `npm run dev` against a running `syncmon serve` (token via #token=… as usual).
-    proxy: { '/api': { target: 'http://127.0.0.1:8384', changeOrigin: true } },
+    // `syncmon serve` refuses a foreign Origin, so the proxy drops the dev server's.
+    proxy: {
+      '/api': {
+        target: 'http://127.0.0.1:8384',
+        changeOrigin: true,
+        bypass: (req) => {
+          delete (req as unknown as { headers: Record<string, unknown> }).headers.origin;
+        },
+      },
+    },
   },
 });
