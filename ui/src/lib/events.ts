@@ -53,7 +53,7 @@ export function describeEvent(e: Event): string {
     case 'nudged':
       return 'nudged: poll now';
     case 'forwarded':
-      return `forwarded ${count(e.delivered)} to ${e.target}${e.failed ? `, ${count(e.failed)} failed` : ''}${e.pending ? `, ${count(e.pending)} waiting` : ''}${e.error ? `: ${e.error}` : ''}`;
+      return `forwarded ${count(e.delivered)} to ${e.target}${e.failed ? `, ${count(e.failed)} failed` : ''}${e.pending ? `, ${count(e.pending)} waiting` : ''}${e.error ? `: ${plainWords(e.error)}` : ''}`;
     case 'replay_progress':
       return `replay: ${count(e.done)} of ${count(e.total)} (${count(e.replayed)} replayed, ${count(e.superseded)} superseded, ${count(e.still_failing)} still failing)`;
     default:

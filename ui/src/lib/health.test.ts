@@ -49,6 +49,12 @@ describe('banner', () => {
     expect(banner([ent('a', 'healthy', { pending_failed: 3 })])).toMatchObject({ tone: 'warn', title: 'Everything is in sync', detail: '3 failed items to review' });
   });
 
+  it('counts an entity whose forwarding is stuck as needing attention, without calling it failing', () => {
+    const b = banner([ent('a', 'healthy', { forward_error: 'target circuit open', forward_pending: 12 }), ent('b', 'healthy')]);
+    expect(b).toMatchObject({ tone: 'warn', inSync: false, title: '1 entity needs attention', detail: 'c/a' });
+    expect(sortEntities([ent('b', 'healthy'), ent('z', 'healthy', { forward_error: 'x' })]).map((e) => e.entity)).toEqual(['z', 'b']);
+  });
+
   it('says what to do when nothing is configured', () => {
     expect(banner([]).title).toBe('No entities configured');
   });

@@ -31,6 +31,16 @@ export function needsAttention(h: Health): boolean {
   return h === 'failing' || h === 'circuit_open' || h === 'lagging';
 }
 
+/** Delivery to the entity's target is stuck while changes wait (the entity itself may be healthy). */
+export function forwardingStuck(e: EntityStatus): boolean {
+  return !!e.forward_error;
+}
+
+/** Whether the row says why: anything not healthy, or forwarding that is stuck. */
+export function showsWhy(e: EntityStatus): boolean {
+  return e.health !== 'healthy' || forwardingStuck(e);
+}
+
 export const entityName = (e: { connection: string; entity: string }) => `${e.connection}/${e.entity}`;
 
 export interface Banner {
@@ -46,10 +56,10 @@ export function banner(entities: EntityStatus[]): Banner {
   if (entities.length === 0) {
     return { tone: 'info', inSync: false, title: 'No entities configured', detail: 'Add a connection and its entities on the Connections screen.' };
   }
-  const bad = entities.filter((e) => needsAttention(e.health));
+  const bad = entities.filter((e) => needsAttention(e.health) || forwardingStuck(e));
   if (bad.length) {
     const names = bad.slice(0, 3).map(entityName).join(', ') + (bad.length > 3 ? ` and ${bad.length - 3} more` : '');
-    const tone = bad.some((e) => e.health !== 'lagging') ? 'bad' : 'warn';
+    const tone = bad.some((e) => needsAttention(e.health) && e.health !== 'lagging') ? 'bad' : 'warn';
     return {
       tone,
       inSync: false,
@@ -77,7 +87,8 @@ export function banner(entities: EntityStatus[]): Banner {
 
 /** Worst first, then by name: problems rise to the top. */
 export function sortEntities(entities: EntityStatus[]): EntityStatus[] {
-  return [...entities].sort((a, b) => severity(b.health) - severity(a.health) || entityName(a).localeCompare(entityName(b)));
+  const rank = (e: EntityStatus) => Math.max(severity(e.health), forwardingStuck(e) ? SEVERITY.lagging : 0);
+  return [...entities].sort((a, b) => rank(b) - rank(a) || entityName(a).localeCompare(entityName(b)));
 }
 
 export const ERROR_RATE_RED = 0.05;
