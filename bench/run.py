@@ -24,12 +24,17 @@ Then, on syncmon's last replica with 1,000,000 failed items added: `status --jso
 
 Wall times are whole commands (process start and, for Python, interpreter and imports included);
 "own s" is the contender's own timing of the sync (syncmon: the cycle's duration_ms; the scripts:
-from before the first request to the end). records/s and the ratios use wall time. Peak RSS is the
-child's own ru_maxrss from wait4 (max over the repeats). dlt and the plain script run in
-bench/.venv with the exact pins of bench/requirements.txt.
+from before the first request to the end). records/s and the ratios use wall time. dlt and the
+plain script run in bench/.venv with the exact pins of bench/requirements.txt.
+
+Peak RSS (max over the repeats): the child's ru_maxrss from wait4 when it is above this script's
+own high-water mark, else the child's VmHWM sampled from /proc every 3 ms. On Linux a child's
+ru_maxrss starts at its parent's RSS (the mm it had before exec is counted), so wait4 alone
+reports at least the size of the Python process that started it; VmHWM belongs to the exec'd image
+only and misses at most the last few milliseconds before exit.
 """
-import argparse, json, os, random, signal, shutil, socket, sqlite3, statistics, subprocess, sys, tempfile, time
-import urllib.request, uuid
+import argparse, json, os, random, signal, shutil, socket, sqlite3, statistics, subprocess, sys, tempfile, threading
+import time, urllib.request, uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
@@ -85,19 +90,51 @@ def dlt_version():
     return out.stdout.strip() or "?"
 
 
+def hwm_mb(pid="self"):
+    """VmHWM of a process in MB, None when it has none (exited, zombie)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss(ru_maxrss_kb, floor_mb, sampled_mb):
+    """The child's peak RSS: ru_maxrss is max(its own peak, the parent's RSS at fork)."""
+    ru = ru_maxrss_kb / 1024.0
+    return ru if ru > floor_mb + 1.0 else (sampled_mb or 0.0)
+
+
 def timed(cmd, env=None, ok=(0,)):
-    """Runs cmd to completion; returns (wall seconds, peak RSS MB from wait4, stdout)."""
+    """Runs cmd to completion; returns (wall seconds, peak RSS in MB, stdout)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        floor = hwm_mb()
         start = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        sampled, done = [0.0], threading.Event()
+
+        def sample():
+            while not done.is_set():
+                v = hwm_mb(p.pid)
+                if v:
+                    sampled[0] = max(sampled[0], v)
+                done.wait(0.003)
+
+        th = threading.Thread(target=sample, daemon=True)
+        th.start()
         _, status, usage = os.wait4(p.pid, 0)
         took = time.perf_counter() - start
+        done.set()
+        th.join()
         p.returncode = code = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
         o, e = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if code not in ok:
         sys.exit(f"{' '.join(cmd)} exited {code}:\n{o[-3000:]}\n{e[-3000:]}")
-    return took, usage.ru_maxrss / 1024.0, o
+    return took, peak_rss(usage.ru_maxrss, floor, sampled[0]), o
 
 
 def last_json(out):
@@ -291,6 +328,7 @@ def idle_cpu(work, entities, records, poll, warmup, measure):
         syncmon_config(cfg, mock.url, names, poll_every=f"{poll}s", conn="idle")
         base = [BIN, "--config", cfg, "--data-dir", data]
         syncmon_sync(base)  # the initial catch-up, not measured
+        floor, hwm = hwm_mb(), None
         with open(os.path.join(work, "run.log"), "wb") as err:
             p = subprocess.Popen(base + ["run"], stdout=subprocess.DEVNULL, stderr=err)
             try:
@@ -300,6 +338,7 @@ def idle_cpu(work, entities, records, poll, warmup, measure):
                 c0, t0, ms0 = cpu_seconds(p.pid), time.perf_counter(), int(time.time() * 1000)
                 time.sleep(measure)
                 c1, t1, ms1 = cpu_seconds(p.pid), time.perf_counter(), int(time.time() * 1000)
+                hwm = hwm_mb(p.pid)
             finally:
                 p.send_signal(signal.SIGTERM)
                 deadline = time.time() + 30
@@ -319,7 +358,7 @@ def idle_cpu(work, entities, records, poll, warmup, measure):
         db.close()
         wall = t1 - t0
         return {"cpu_s": c1 - c0, "wall": wall, "pct": 100.0 * (c1 - c0) / wall, "requests": requests,
-                "rss": usage.ru_maxrss / 1024.0 if usage else 0.0}
+                "rss": peak_rss(usage.ru_maxrss, floor, hwm)}
     finally:
         mock.stop()
 
@@ -351,7 +390,11 @@ def main():
     ap.add_argument("--idle-seconds", type=int, default=None, help="measured period (default 60, --quick 30)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--build-attempts", type=int, default=5)
+    ap.add_argument("--fill-failed", nargs=2, metavar=("DB", "COUNT"), help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.fill_failed:
+        print(fill_failed(a.fill_failed[0], int(a.fill_failed[1])))
+        return
     n = 100_000 if a.quick else a.records
     n_dlt = min(n, a.dlt_records)
     idle_seconds = a.idle_seconds or (30 if a.quick else 60)
@@ -402,7 +445,9 @@ def main():
         replica_mb = sum(os.path.getsize(os.path.join(work, "data", f)) for f in os.listdir(os.path.join(work, "data"))) / 1e6
         log(f"adding {a.failed_items:,} failed items to syncmon's replica")
         t0 = time.perf_counter()
-        failed = fill_failed(db_path, a.failed_items)
+        # In a child process, so this script's own RSS stays small (see peak_rss).
+        failed = int(subprocess.run([sys.executable, os.path.abspath(__file__), "--fill-failed", db_path, str(a.failed_items)],
+                                    check=True, capture_output=True, text=True).stdout)
         log(f"  {failed:,} pending failed items in {time.perf_counter() - t0:.0f} s; timing status and failed list")
         q = queries(base, failed, reps=7)
 
@@ -445,11 +490,11 @@ def main():
             print(f"| {label:<38} | {c:>9,} | {fmt_rate(c, t):>9} | {t:>7.2f} | {o:>7.3f} | {r:>11.1f} |")
     print()
     help_t = q["syncmon --help (process start, no database)"][0]
-    print(f"| {'query (' + format(failed, ',') + ' failed items, ' + format(n, ',') + '-row replica)':<52} | {'wall ms':>7} | {'minus --help':>12} | {'peak RSS MB':>11} |")
-    print(f"| {'-' * 52} | {'-' * 6}: | {'-' * 11}: | {'-' * 10}: |")
+    print(f"| {'query (' + format(failed, ',') + ' failed items, ' + format(n, ',') + '-row replica)':<53} | {'wall ms':>7} | {'minus --help':>12} |")
+    print(f"| {'-' * 53} | {'-' * 6}: | {'-' * 11}: |")
     for k, (t, r) in q.items():
         extra = "" if "--help" in k else f"{(t - help_t) * 1000:.1f}"
-        print(f"| {k:<52} | {t * 1000:>7.1f} | {extra:>12} | {r:>11.1f} |")
+        print(f"| {k:<53} | {t * 1000:>7.1f} | {extra:>12} |")
     print()
     scaled = idle["pct"] * a.idle_poll / 60.0
     print(f"Idle agent: `syncmon run`, {a.idle_entities} entities x 100 records, poll_every = \"{a.idle_poll}s\", after the catch-up: "
