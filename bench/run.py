@@ -8,13 +8,13 @@ One command, everything on loopback against `syncmon mock` (a fixed dataset: --m
     python3 bench/run.py --repeat 3 --skip-dlt --records 500000 --no-build
 
 Contenders, run interleaved (round r starts at contender r) and repeated --repeat times, each
-initial sync into a fresh database, all against the same source process:
+initial sync into a fresh database, all against one source process (dlt: its own, see below):
 
 - syncmon        `syncmon sync --json` (initial), then 10,000 changes and `sync` again (incremental)
 - plain          bench/plain_sync.py: requests + sqlite3, one page + checkpoint per transaction
 - dlt            bench/dlt_sync.py: dlt rest_api source, incremental cursor, merge, SQLite via sqlalchemy;
                  at most --dlt-records (100,000) on its own source process and --dlt-changes (1,000)
-                 before its incremental run: its SQLite merge scans the table once per change batch row
+                 before its incremental run: its SQLite merge takes tens of seconds for 10,000
 - fetch-only     crates/syncmon-mock/examples/fetch_only.rs: read + parse the feed in Rust, no storage
 - python fetch   plain_sync.py --fetch-only: read + parse the feed with requests, no storage
 
