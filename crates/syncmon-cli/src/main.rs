@@ -47,7 +47,18 @@ enum Command {
         json: bool,
     },
     /// The agent: scheduled polls and the webhook receiver, until Ctrl-C / SIGTERM.
-    Run,
+    Run {
+        /// Desktop notifications (session D-Bus) when an entity keeps failing, failed items
+        /// appear, a circuit opens, a resync's deletion guard trips, and on recovery.
+        #[arg(long)]
+        notify: bool,
+        /// Notify once an entity has been failing this long (default: the setting, as in the UI).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "notify")]
+        notify_failing_after: Option<std::time::Duration>,
+        /// At most one notification per entity within this time (default 5m).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "notify")]
+        notify_debounce: Option<std::time::Duration>,
+    },
     /// The agent plus the web UI and its HTTP API on loopback, until Ctrl-C / SIGTERM.
     Serve(serve::ServeArgs),
     /// Per entity: state, checkpoint, last caught up, lag, replica rows, pending failed items.
@@ -275,10 +286,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let ok = reports.iter().all(|r| r.outcome == Outcome::CaughtUp);
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Run => {
+        Command::Run { notify, notify_failing_after, notify_debounce } => {
             let sm = Arc::new(load(&cli)?);
             tracing::info!("agent started: {} entities; Ctrl-C to stop", sm.status()?.len());
-            sm.run(shutdown_token()).await?;
+            let cancel = shutdown_token();
+            if *notify {
+                let overrides = syncmon_notify::Overrides { failing_after: *notify_failing_after, debounce: *notify_debounce, burst: None };
+                tokio::spawn(syncmon_notify::run(sm.clone(), overrides, syncmon_notify::show_or_log, cancel.clone()));
+            }
+            sm.run(cancel).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json } => {

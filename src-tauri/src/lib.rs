@@ -1,0 +1,215 @@
+//! The desktop shell: the engine runs in-process on Tauri's tokio runtime; the window talks to it
+//! through one command, `rpc` (docs/api.md), and hears every engine event as `syncmon://event`.
+//! The shell only wires: behaviour lives in `syncmon_core::api`, notification policy in
+//! `syncmon_notify`, the demo setup in `syncmon_demo`.
+
+mod tray;
+
+use clap::Parser;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use syncmon_core::api::{self, ApiError, StreamNotice};
+use syncmon_core::config::Config;
+use syncmon_core::Syncmon;
+use tauri::{Emitter, Manager, Runtime, State};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+/// The Tauri event that carries every engine event (payload: `Event`, or `{"type":"resync_needed"}`
+/// after the window fell behind and should refetch).
+pub const EVENT: &str = "syncmon://event";
+
+#[derive(Parser, Debug)]
+#[command(name = "syncmon-desktop", version, about = "Syncmon: keeps a local SQLite replica in sync with rowVersion REST APIs, and shows whether it is.")]
+pub struct Args {
+    /// Config file (TOML). Default: the platform config dir, e.g. ~/.config/syncmon/syncmon.toml
+    #[arg(long, env = "SYNCMON_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the replica and its state live. Default: the platform data dir.
+    #[arg(long, env = "SYNCMON_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Run on the built-in simulated source, with faults, like `syncmon demo`.
+    #[arg(long)]
+    pub demo: bool,
+    /// With --demo: keep the simulated source healthy (no injected faults).
+    #[arg(long, requires = "demo")]
+    pub no_faults: bool,
+    /// With --demo: where the simulated source listens.
+    #[arg(long, default_value = "127.0.0.1:8380", requires = "demo")]
+    pub mock_listen: std::net::SocketAddr,
+    /// With --demo: where the webhook receiver listens.
+    #[arg(long, default_value = "127.0.0.1:8385", requires = "demo")]
+    pub webhook_listen: std::net::SocketAddr,
+    /// With --demo: seconds between scheduled polls.
+    #[arg(long, default_value_t = 15, requires = "demo")]
+    pub poll_seconds: u64,
+    /// With --demo: records per entity.
+    #[arg(long, default_value_t = 2000, requires = "demo")]
+    pub records: usize,
+    /// Start with the window hidden (in the tray).
+    #[arg(long)]
+    pub hidden: bool,
+}
+
+/// The engine, shared by the command handler, the tray and the background tasks.
+pub type Engine = Arc<Syncmon>;
+
+/// The one command: a request of docs/api.md in, its result (or `{code, message, field?}`) out.
+#[tauri::command]
+pub async fn rpc(engine: State<'_, Engine>, request: Value) -> Result<Value, ApiError> {
+    let request = api::parse_request(request)?;
+    api::call(&engine, request).await
+}
+
+/// The invoke handler of the window (and of tests on the mock runtime).
+pub fn invoke_handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+    tauri::generate_handler![rpc]
+}
+
+/// Opens the engine as `syncmon` would: the same config and data dir (flags, environment,
+/// platform defaults). A missing config file opens an empty engine; the Connections screen
+/// writes the file.
+pub fn open_engine(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result<Syncmon, String> {
+    let path = config.unwrap_or_else(syncmon_core::default_config_path);
+    let config = if path.exists() { Config::load(&path).map_err(|e| e.to_string())? } else { Config::parse("").map_err(|e| e.to_string())? };
+    let data_dir = data_dir.unwrap_or_else(syncmon_core::default_data_dir);
+    Ok(Syncmon::open(config, &data_dir).map_err(|e| e.to_string())?.with_config_path(path))
+}
+
+/// Forwards every engine event to the windows until `cancel`.
+async fn forward_events<R: Runtime>(app: tauri::AppHandle<R>, mut rx: tokio::sync::broadcast::Receiver<syncmon_core::events::Event>, cancel: CancellationToken) {
+    loop {
+        let sent = tokio::select! {
+            _ = cancel.cancelled() => return,
+            ev = rx.recv() => match ev {
+                Ok(ev) => app.emit(EVENT, &ev),
+                Err(RecvError::Lagged(_)) => app.emit(EVENT, StreamNotice::ResyncNeeded),
+                Err(RecvError::Closed) => return,
+            },
+        };
+        if let Err(e) = sent {
+            tracing::debug!("cannot forward an event to the window: {e}");
+        }
+    }
+}
+
+fn show_main<R: Runtime>(app: &tauri::AppHandle<R>) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+}
+
+/// What `Quit` stops: the engine finishes or abandons its current page, then the app exits.
+struct Shutdown {
+    cancel: CancellationToken,
+    engine_done: std::sync::Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
+}
+
+pub(crate) fn quit<R: Runtime>(app: &tauri::AppHandle<R>) {
+    let shutdown = app.state::<Shutdown>();
+    shutdown.cancel.cancel();
+    let done = shutdown.engine_done.lock().ok().and_then(|mut d| d.take());
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        if let Some(done) = done {
+            // Bounded: a page in flight gets a few seconds to commit.
+            let _ = tokio::time::timeout(Duration::from_secs(5), done).await;
+        }
+        app.exit(0);
+    });
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("syncmon_desktop=info,syncmon_core=info,syncmon_notify=info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+pub fn main() {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    init_logging();
+    if let Err(e) = run(args) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let cancel = CancellationToken::new();
+    // The single-instance check comes first: a second launch must not start a second engine on
+    // the same replica (it hands its arguments over and exits inside the plugin).
+    let builder = tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| show_main(app)));
+
+    let (engine, demo) = if args.demo {
+        let opts = syncmon_demo::DemoOptions {
+            mock_listen: args.mock_listen,
+            webhook_listen: args.webhook_listen,
+            records: args.records,
+            poll_seconds: args.poll_seconds,
+        };
+        let data_dir = args.data_dir.clone().unwrap_or_else(syncmon_demo::default_data_dir);
+        let demo = tauri::async_runtime::block_on(syncmon_demo::Demo::start(&opts, &data_dir))?;
+        tracing::info!("demo: simulated source on {}, config {}", demo.mock.base_url(), demo.config_path.display());
+        (Arc::new(demo.open()?), Some(demo))
+    } else {
+        (Arc::new(open_engine(args.config.clone(), args.data_dir.clone())?), None)
+    };
+    if let Some(demo) = &demo {
+        if !args.no_faults {
+            let c = cancel.clone();
+            tauri::async_runtime::block_on(async { demo.spawn_faults(c) });
+        }
+    }
+
+    let hidden = args.hidden;
+    let setup_cancel = cancel.clone();
+    let app = builder
+        .manage(engine.clone())
+        .manage(Shutdown { cancel: cancel.clone(), engine_done: std::sync::Mutex::new(None) })
+        .invoke_handler(invoke_handler())
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            let engine = app.state::<Engine>().inner().clone();
+            let cancel = setup_cancel;
+            // Subscribed before the agent starts, so the window misses nothing.
+            let events = engine.subscribe();
+            tauri::async_runtime::spawn(forward_events(handle.clone(), events, cancel.clone()));
+            let e = engine.clone();
+            let c = cancel.clone();
+            let done = tauri::async_runtime::spawn(async move {
+                if let Err(err) = e.run(c).await {
+                    tracing::error!("the agent stopped: {err}");
+                }
+            });
+            *app.state::<Shutdown>().engine_done.lock().expect("lock") = Some(done);
+            tauri::async_runtime::spawn(syncmon_notify::run(engine.clone(), syncmon_notify::Overrides::default(), syncmon_notify::show_or_log, cancel.clone()));
+            tray::create(&handle, engine, cancel)?;
+            if hidden {
+                if let Some(w) = app.get_webview_window("main") {
+                    w.hide()?;
+                }
+            }
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Closing the window keeps syncing in the tray; Quit (tray menu) ends the app.
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                if window.label() == "main" {
+                    api.prevent_close();
+                    let _ = window.hide();
+                }
+            }
+        })
+        .build(tauri::generate_context!())
+        .map_err(|e| format!("cannot start the window: {e}"))?;
+    app.run(|_, _| {});
+    drop(demo);
+    Ok(())
+}
