@@ -3,17 +3,17 @@
 //! The shell only wires: behaviour lives in `syncmon_core::api`, notification policy in
 //! `syncmon_notify`, the demo setup in `syncmon_demo`.
 
+mod commands;
 mod tray;
 
 use clap::Parser;
-use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use syncmon_core::api::{self, ApiError, StreamNotice};
+use syncmon_core::api::StreamNotice;
 use syncmon_core::config::Config;
 use syncmon_core::Syncmon;
-use tauri::{Emitter, Manager, Runtime, State};
+use tauri::{Emitter, Manager, Runtime};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -56,16 +56,9 @@ pub struct Args {
 /// The engine, shared by the command handler, the tray and the background tasks.
 pub type Engine = Arc<Syncmon>;
 
-/// The one command: a request of docs/api.md in, its result (or `{code, message, field?}`) out.
-#[tauri::command]
-pub async fn rpc(engine: State<'_, Engine>, request: Value) -> Result<Value, ApiError> {
-    let request = api::parse_request(request)?;
-    api::call(&engine, request).await
-}
-
 /// The invoke handler of the window (and of tests on the mock runtime).
 pub fn invoke_handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
-    tauri::generate_handler![rpc]
+    tauri::generate_handler![commands::rpc]
 }
 
 /// Opens the engine as `syncmon` would: the same config and data dir (flags, environment,
@@ -164,7 +157,7 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(demo) = &demo {
         if !args.no_faults {
             let c = cancel.clone();
-            tauri::async_runtime::block_on(async { demo.spawn_faults(c) });
+            let _faults = tauri::async_runtime::block_on(async { demo.spawn_faults(c) });
         }
     }
 
