@@ -193,9 +193,7 @@ impl Policy {
     /// The notifications due now: at most one (a burst is one notification).
     pub fn tick(&mut self, now: i64) -> Option<Notification> {
         // Held items whose quiet time is over join a burst if they still hold.
-        let debounce = ms(self.cfg.debounce);
-        let (due, keep): (Vec<Item>, Vec<Item>) =
-            std::mem::take(&mut self.held).into_iter().partition(|i| self.last_told.get(i.subject()).is_none_or(|t| now - t >= debounce));
+        let (keep, due): (Vec<Item>, Vec<Item>) = std::mem::take(&mut self.held).into_iter().partition(|i| self.is_quiet(i, now));
         self.held = keep;
         for item in due {
             if self.still_holds(&item) {
@@ -229,18 +227,25 @@ impl Policy {
                 st.told_failing = true;
             }
         }
-        let told_recently = |subject: &str| self.last_told.get(subject).is_some_and(|t| now - t < ms(self.cfg.debounce));
-        let mut quiet = told_recently(item.subject());
-        if let Item::CircuitOpened { connection, .. } = &item {
-            // The circuit opening over entities the user was just told are failing adds nothing.
-            let mut failing = self.entities.iter().filter(|(_, s)| s.connection == *connection && s.health.is_some_and(is_failing)).peekable();
-            quiet |= failing.peek().is_some() && failing.all(|(k, _)| told_recently(k));
-        }
-        if quiet {
+        if self.is_quiet(&item, now) {
             merge_into(&mut self.held, item);
         } else {
             self.add_to_burst(item, now);
         }
+    }
+
+    /// Whether the item's subject is in its quiet time.
+    fn is_quiet(&self, item: &Item, now: i64) -> bool {
+        let told_recently = |subject: &str| self.last_told.get(subject).is_some_and(|t| now - t < ms(self.cfg.debounce));
+        if told_recently(item.subject()) {
+            return true;
+        }
+        if let Item::CircuitOpened { connection, .. } = item {
+            // The circuit opening over entities the user was just told are failing adds nothing.
+            let mut failing = self.entities.iter().filter(|(_, s)| s.connection == *connection && s.health.is_some_and(is_failing)).peekable();
+            return failing.peek().is_some() && failing.all(|(k, _)| told_recently(k.as_str()));
+        }
+        false
     }
 
     fn add_to_burst(&mut self, item: Item, now: i64) {
@@ -416,7 +421,7 @@ where
                     tracing::info!(summary = %n.summary, "notification");
                     let deliver = deliver.clone();
                     // D-Bus calls block; keep them off the runtime's workers.
-                    tokio::task::spawn_blocking(move || deliver(n));
+                    tokio::task::spawn_blocking(move || (*deliver)(n));
                 }
             }
         }
