@@ -23,8 +23,14 @@ after(async () => {
   await wd.quit().catch(() => {});
 });
 
-function shot(name) {
+async function shot(name) {
   if (!SHOTS) return;
+  // The DOM is ahead of the pixels: let two frames render and reach the X server first.
+  await wd.call('POST', '/execute/async', {
+    script: 'const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));',
+    args: [],
+  });
+  await new Promise((r) => setTimeout(r, 800));
   mkdirSync(SHOTS, { recursive: true });
   // The whole Xvfb screen; WebDriver's own screenshot call is not used (it can hang).
   execFileSync('import', ['-window', 'root', join(SHOTS, `${name}.png`)], { timeout: 20_000 });
@@ -116,7 +122,7 @@ test('the desktop window shows the demo, a failing entity with its Trackingid, f
     await wd.byTestId(`entity-row-${e}`);
     await waitHealth(e, ['healthy']);
   }
-  shot('overview');
+  await shot('overview');
 
   const pid = appPid();
   if (pid) {
@@ -132,12 +138,17 @@ test('the desktop window shows the demo, a failing entity with its Trackingid, f
   await wd.click(await wd.byTestId(`sync-now-${ENTITY}`));
   await waitHealth(ENTITY, ['failing', 'circuit_open']);
   const tracking = await wd.waitFor('the Trackingid of the failed request on the row', async () => {
-    const [el] = await wd.findAll(`[data-testid="entity-row-${ENTITY}"] [data-testid="tracking-id"]`);
-    const t = el && (await wd.text(el));
-    return t && t.trim();
+    const t = await wd.script(`const el = document.querySelector('[data-testid="entity-row-${ENTITY}"] [data-testid="tracking-id"]'); return el && el.textContent.trim();`);
+    return t;
   });
+  // Between its retries the entity reads failing; during one it reads resyncing: catch a still
+  // frame of the failing state for the screenshot (bounded).
+  for (let i = 0; i < 10; i++) {
+    await waitHealth(ENTITY, ['failing', 'circuit_open']);
+    await shot('overview-failing');
+    if (['failing', 'circuit_open'].includes(await health(ENTITY))) break;
+  }
   assert.match(tracking, /^[0-9a-f-]{36}$/, 'the Trackingid the source sent');
-  shot('overview-failing');
 
   // The fix, then a page with poison records (no rowVersion).
   await mock('DELETE', '/faults');
@@ -153,26 +164,26 @@ test('the desktop window shows the demo, a failing entity with its Trackingid, f
   assert.equal(rows.length, 3, 'one failed item per poison record');
   await wd.click(rows[0]);
   await wd.byTestId('failed-detail');
-  shot('failed-items');
+  await shot('failed-items');
 
   // Replay after the fix: the records are fetched again by id and apply.
   await mock('DELETE', '/faults');
   await wd.click(await wd.byTestId('replay-all'));
   await wd.click(await wd.byTestId('confirm'));
   await wd.waitFor('the failed list to empty', async () => (await wd.findAll('[data-testid="failed-row"]')).length === 0 && (await wd.findAll('[data-testid="failed-empty"]')).length > 0);
-  shot('failed-items-empty');
+  await shot('failed-items-empty');
 
   // Full resync, slowed down at the source so its progress shows.
   await go(`#/entity/${ENTITY}`);
   const resync = await wd.byTestId('resync', { timeoutMs: 10_000 }).catch(() => null);
-  shot('entity');
+  await shot('entity');
   await mock('POST', '/faults', { kind: 'slow', millis: 800, entity: 'items', times: 8 });
   if (resync) {
     await wd.click(resync);
     const [confirm] = await wd.findAll('[data-testid="confirm"]');
     if (confirm) await wd.click(confirm);
     await wd.byTestId('progress', { timeoutMs: 20_000, everyMs: 100 });
-    shot('entity-resync-progress');
+    await shot('entity-resync-progress');
     await wd.waitFor('the resync to finish', async () => (await wd.findAll('[data-testid="progress"]')).length === 0, { timeoutMs: 90_000 });
     await go('#/overview');
   } else {
@@ -186,14 +197,14 @@ test('the desktop window shows the demo, a failing entity with its Trackingid, f
       const [why] = await wd.findAll(`[data-testid="why-${ENTITY}"]`);
       return why && /records read/.test(await wd.text(why));
     }, { timeoutMs: 20_000, everyMs: 100 });
-    shot('overview-resyncing');
+    await shot('overview-resyncing');
   }
   await waitHealth(ENTITY, ['healthy'], 90_000);
 
   await wd.click(await wd.byTestId('nav-activity'));
   await new Promise((r) => setTimeout(r, 1000));
-  shot('activity');
+  await shot('activity');
   await wd.click(await wd.byTestId('nav-connections'));
   await new Promise((r) => setTimeout(r, 1000));
-  shot('connections');
+  await shot('connections');
 });

@@ -2,7 +2,7 @@
 // tauri-driver (which hands the session to WebKitWebDriver). Every call has a timeout: a WebDriver
 // server that hangs must fail the test, not stall the suite.
 
-const ELEMENT = 'element-6066-11e4-a6c6-4a7f0e4d3f8a';
+const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
 
 export class WebDriver {
   constructor(base, { callTimeoutMs = 30_000 } = {}) {

@@ -16,7 +16,7 @@ fi
 cargo test --workspace --locked -- --test-threads=2
 if [ -f ui/package.json ]; then
   cargo build --locked -p syncmon-desktop
-  scripts/e2e-desktop.sh
+  SHOTS=target/e2e-screenshots scripts/e2e-desktop.sh   # docs/screenshots/ stays as committed
 else
   echo "desktop end-to-end test skipped: no ui/ to embed yet"
 fi

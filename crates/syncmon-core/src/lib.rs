@@ -323,7 +323,8 @@ impl Syncmon {
                 (Health::Paused, Some("paused by the user".to_string()))
             } else if row.next_attempt_at.is_some_and(|t| t > now) && row.last_outcome.as_deref() != Some("caught_up") {
                 (Health::CircuitOpen, row.last_error.clone())
-            } else if row.resync_state.as_deref() == Some("running") {
+            } else if row.resync_state.as_deref() == Some("running") && row.last_outcome.as_deref() != Some("failed") {
+                // A resync pass whose last cycle failed is failing (it resumes at the next cycle).
                 (Health::Resyncing, Some(format!("full resync in progress: {} records read", row.resync_seen)))
             } else if row.resync_state.as_deref() == Some("guard_tripped") {
                 (Health::Failing, row.last_error.clone().or(Some("the full resync stopped at the deletion guard".into())))
