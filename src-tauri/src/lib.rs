@@ -134,43 +134,47 @@ pub fn main() {
     }
 }
 
+/// Opens the engine (on the demo source with `--demo`); the demo's simulated source lives as long
+/// as the returned handle.
+fn open(args: &Args, cancel: &CancellationToken) -> Result<(Engine, Option<syncmon_demo::Demo>), String> {
+    if !args.demo {
+        return Ok((Arc::new(open_engine(args.config.clone(), args.data_dir.clone())?), None));
+    }
+    let opts = syncmon_demo::DemoOptions {
+        mock_listen: args.mock_listen,
+        webhook_listen: args.webhook_listen,
+        records: args.records,
+        poll_seconds: args.poll_seconds,
+    };
+    let data_dir = args.data_dir.clone().unwrap_or_else(syncmon_demo::default_data_dir);
+    let demo = tauri::async_runtime::block_on(syncmon_demo::Demo::start(&opts, &data_dir))?;
+    tracing::info!("demo: simulated source on {}, config {}", demo.mock.base_url(), demo.config_path.display());
+    if !args.no_faults {
+        tauri::async_runtime::spawn(demo.faults(cancel.clone()));
+    }
+    Ok((Arc::new(demo.open()?), Some(demo)))
+}
+
+/// Keeps the demo's simulated source alive with the app.
+struct DemoSource(#[allow(dead_code)] syncmon_demo::Demo);
+
 fn run(args: Args) -> Result<(), String> {
     let cancel = CancellationToken::new();
-    // The single-instance check comes first: a second launch must not start a second engine on
-    // the same replica (it hands its arguments over and exits inside the plugin).
-    let builder = tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| show_main(app)));
-
-    let (engine, demo) = if args.demo {
-        let opts = syncmon_demo::DemoOptions {
-            mock_listen: args.mock_listen,
-            webhook_listen: args.webhook_listen,
-            records: args.records,
-            poll_seconds: args.poll_seconds,
-        };
-        let data_dir = args.data_dir.clone().unwrap_or_else(syncmon_demo::default_data_dir);
-        let demo = tauri::async_runtime::block_on(syncmon_demo::Demo::start(&opts, &data_dir))?;
-        tracing::info!("demo: simulated source on {}, config {}", demo.mock.base_url(), demo.config_path.display());
-        (Arc::new(demo.open()?), Some(demo))
-    } else {
-        (Arc::new(open_engine(args.config.clone(), args.data_dir.clone())?), None)
-    };
-    if let Some(demo) = &demo {
-        if !args.no_faults {
-            let c = cancel.clone();
-            let _faults = tauri::async_runtime::block_on(async { demo.spawn_faults(c) });
-        }
-    }
-
-    let hidden = args.hidden;
     let setup_cancel = cancel.clone();
-    let app = builder
-        .manage(engine.clone())
+    // The single-instance plugin comes first: a second launch hands its arguments to the first
+    // and exits before anything below opens the replica or starts a demo source.
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| show_main(app)))
         .manage(Shutdown { cancel: cancel.clone(), engine_done: std::sync::Mutex::new(None) })
         .invoke_handler(invoke_handler())
         .setup(move |app| {
-            let handle = app.handle().clone();
-            let engine = app.state::<Engine>().inner().clone();
             let cancel = setup_cancel;
+            let (engine, demo) = open(&args, &cancel)?;
+            app.manage(engine.clone());
+            if let Some(demo) = demo {
+                app.manage(DemoSource(demo));
+            }
+            let handle = app.handle().clone();
             // Subscribed before the agent starts, so the window misses nothing.
             let events = engine.subscribe();
             tauri::async_runtime::spawn(forward_events(handle.clone(), events, cancel.clone()));
@@ -184,25 +188,23 @@ fn run(args: Args) -> Result<(), String> {
             *app.state::<Shutdown>().engine_done.lock().expect("lock") = Some(done);
             tauri::async_runtime::spawn(syncmon_notify::run(engine.clone(), syncmon_notify::Overrides::default(), syncmon_notify::show_or_log, cancel.clone()));
             tray::create(&handle, engine, cancel)?;
-            if hidden {
-                if let Some(w) = app.get_webview_window("main") {
-                    w.hide()?;
+            // The window is made once the engine is managed, so its first `rpc` finds it.
+            let config = app.config().app.windows.iter().find(|w| w.label == "main").cloned().ok_or("no main window in tauri.conf.json")?;
+            let window = tauri::WebviewWindowBuilder::from_config(app, &config)?.visible(!args.hidden).build()?;
+            window.on_window_event({
+                let window = window.clone();
+                move |event| {
+                    // Closing the window keeps syncing in the tray; Quit (tray menu) ends the app.
+                    if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                        api.prevent_close();
+                        let _ = window.hide();
+                    }
                 }
-            }
+            });
             Ok(())
         })
-        .on_window_event(|window, event| {
-            // Closing the window keeps syncing in the tray; Quit (tray menu) ends the app.
-            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
-                if window.label() == "main" {
-                    api.prevent_close();
-                    let _ = window.hide();
-                }
-            }
-        })
         .build(tauri::generate_context!())
-        .map_err(|e| format!("cannot start the window: {e}"))?;
+        .map_err(|e| format!("cannot start: {e}"))?;
     app.run(|_, _| {});
-    drop(demo);
     Ok(())
 }

@@ -80,7 +80,7 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         });
     }
     if !args.no_faults {
-        demo.spawn_faults(cancel.clone());
+        tokio::spawn(demo.faults(cancel.clone()));
     }
     let agent = sm.run(cancel.clone()).await;
     cancel.cancel();

@@ -87,11 +87,10 @@ impl Demo {
         Ok(Syncmon::open(config, &self.data_dir).map_err(|e| e.to_string())?.with_config_path(&self.config_path))
     }
 
-    /// Every 20 s something realistic goes wrong, and a change is announced by webhook; until
-    /// `cancel`.
-    pub fn spawn_faults(&self, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
-        let (mock, url, secret) = (self.mock.clone(), self.webhook_url.clone(), self.secret.clone());
-        tokio::spawn(async move { fault_loop(mock, url, secret, cancel).await })
+    /// The fault script: every 20 s something realistic goes wrong, and a change is announced by
+    /// webhook; until `cancel`. Spawn it on the runtime.
+    pub fn faults(&self, cancel: CancellationToken) -> impl std::future::Future<Output = ()> + Send + 'static {
+        fault_loop(self.mock.clone(), self.webhook_url.clone(), self.secret.clone(), cancel)
     }
 }
 

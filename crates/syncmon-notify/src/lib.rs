@@ -345,7 +345,7 @@ fn merge_into(list: &mut Vec<Item>, item: Item) {
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 120 && s % 60 == 0 {
+    if s >= 120 && s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else {
         format!("{s} s")
@@ -410,7 +410,7 @@ where
             },
             _ = ticker.tick() => {
                 ticks += 1;
-                if ticks % 5 == 0 {
+                if ticks.is_multiple_of(5) {
                     policy.set_config(config_for(&sm, &overrides));
                 }
                 let s = sm.clone();
