@@ -21,6 +21,8 @@ fn status(entity: &str, health: Health) -> EntityStatus {
         next_attempt_at: None,
         poll_every_seconds: 30,
         resync_seen: None,
+        forward_pending: 0,
+        forward_error: None,
     }
 }
 
