@@ -122,7 +122,27 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
+/// WebKitGTK takes `navigator.language` from the messages locale. Under the C/POSIX locale
+/// (containers, CI, `env -i`) it reports "C", which `Intl` rejects, so the UI's chart library
+/// cannot even load. Such a session shows the UI in en-US; a real locale is left alone. Runs first
+/// in `main`, while the process has one thread.
+fn avoid_c_locale_in_the_webview() {
+    let c_like = |v: &str| v == "C" || v == "POSIX" || v.starts_with("C.");
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let Some(effective) = var("LC_ALL").or_else(|| var("LC_MESSAGES")).or_else(|| var("LANG")) else { return };
+    if !c_like(&effective) {
+        return;
+    }
+    if let Some(all) = var("LC_ALL") {
+        // LC_ALL would override LC_MESSAGES: keep its character set through LANG instead.
+        std::env::set_var("LANG", all);
+        std::env::remove_var("LC_ALL");
+    }
+    std::env::set_var("LC_MESSAGES", "en_US.UTF-8");
+}
+
 pub fn main() {
+    avoid_c_locale_in_the_webview();
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => e.exit(),
