@@ -390,10 +390,13 @@ def main():
     ap.add_argument("--idle-seconds", type=int, default=None, help="measured period (default 60, --quick 30)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--build-attempts", type=int, default=5)
-    ap.add_argument("--fill-failed", nargs=2, metavar=("DB", "COUNT"), help=argparse.SUPPRESS)
+    # DB COUNT [CONNECTION ENTITY]: also used by e2e/serve.test.mjs to fill the Failed items screen.
+    ap.add_argument("--fill-failed", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.fill_failed:
-        print(fill_failed(a.fill_failed[0], int(a.fill_failed[1])))
+        if len(a.fill_failed) not in (2, 4):
+            sys.exit("--fill-failed DB COUNT [CONNECTION ENTITY]")
+        print(fill_failed(a.fill_failed[0], int(a.fill_failed[1]), *a.fill_failed[2:]))
         return
     n = 100_000 if a.quick else a.records
     n_dlt = min(n, a.dlt_records)

@@ -1,6 +1,6 @@
 // A minimal W3C WebDriver client over fetch: enough to drive the desktop window through
-// tauri-driver (which hands the session to WebKitWebDriver). Every call has a timeout: a WebDriver
-// server that hangs must fail the test, not stall the suite.
+// tauri-driver (which hands the session to WebKitWebDriver) and Chromium through chromedriver.
+// Every call has a timeout: a WebDriver server that hangs must fail the test, not stall the suite.
 
 const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
 
@@ -49,6 +49,15 @@ export class WebDriver {
     } finally {
       this.session = null;
     }
+  }
+
+  async navigate(url) {
+    return this.call('POST', '/url', { url }, 60_000);
+  }
+
+  /** An async script: the last argument is the callback that ends it. */
+  async scriptAsync(source, args = [], timeoutMs = this.callTimeoutMs) {
+    return this.call('POST', '/execute/async', { script: source, args }, timeoutMs);
   }
 
   /** All elements matching a CSS selector (possibly none). */

@@ -1,0 +1,119 @@
+// The user's journey through the demo, shared by the desktop window (desktop.test.mjs) and the
+// served UI in Chromium (serve.test.mjs): the same screens, the same data-testids, the same checks.
+// Faults are switched on and off through the simulated source's control API.
+
+import assert from 'node:assert/strict';
+
+export const ENTITY = 'demo/items';
+export const DEMO_ENTITIES = ['demo/items', 'demo/customers', 'demo/salesorders'];
+
+/** The simulated source's control API at `base` (http://127.0.0.1:PORT/_mock). */
+export function mockControl(base) {
+  return async function mock(method, path, body) {
+    const res = await fetch(base + path, {
+      method,
+      headers: body ? { 'content-type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(10_000),
+    });
+    assert.ok(res.ok, `${method} ${path}: ${res.status} ${await res.text()}`);
+  };
+}
+
+/** The health shown on an entity's Overview row. */
+export async function health(wd, entity) {
+  const [pill] = await wd.findAll(`[data-testid="status-${entity}"]`);
+  return pill ? wd.attr(pill, 'data-health') : null;
+}
+
+export async function waitHealth(wd, entity, wanted, timeoutMs = 60_000) {
+  return wd.waitFor(`${entity} to be ${wanted.join(' or ')}`, async () => {
+    const h = await health(wd, entity);
+    return wanted.includes(h) ? h : null;
+  }, { timeoutMs });
+}
+
+export async function go(wd, hash) {
+  await wd.script(`location.hash = ${JSON.stringify(hash)}`);
+}
+
+/**
+ * Overview healthy → an outage turns the entity failing with the failed request's Trackingid →
+ * poison records land in Failed items → Replay all after the fix empties the list → Sync now and
+ * Full resync (with its progress bar) → Activity and Connections. `shot(name)` takes a screenshot.
+ */
+export async function demoJourney(wd, { mock, shot }) {
+  for (const e of DEMO_ENTITIES) {
+    await wd.byTestId(`entity-row-${e}`, { timeoutMs: 60_000 });
+    await waitHealth(wd, e, ['healthy']);
+  }
+  await shot('overview');
+
+  // A source outage: every call of items answers 503 until cleared.
+  await mock('POST', '/faults', { kind: 'status', status: 503, entity: 'items', times: 0 });
+  await wd.click(await wd.byTestId(`sync-now-${ENTITY}`));
+  await waitHealth(wd, ENTITY, ['failing', 'circuit_open']);
+  const tracking = await wd.waitFor('the Trackingid of the failed request on the row', async () =>
+    wd.script(`const el = document.querySelector('[data-testid="entity-row-${ENTITY}"] [data-testid="tracking-id"]'); return el && el.textContent.trim();`));
+  assert.match(tracking, /^[0-9a-f-]{36}$/, 'the Trackingid the source sent');
+  // Between its retries the entity reads failing; during one it reads resyncing: catch a still
+  // frame of the failing state for the screenshot (bounded).
+  for (let i = 0; i < 10; i++) {
+    await waitHealth(wd, ENTITY, ['failing', 'circuit_open']);
+    await shot('overview-failing');
+    if (['failing', 'circuit_open'].includes(await health(wd, ENTITY))) break;
+  }
+
+  // The fix, then a page with three poison records (no rowVersion).
+  await mock('DELETE', '/faults');
+  await mock('POST', '/faults', { kind: 'missing_row_version', records: 3, entity: 'items', times: 1 });
+  await mock('POST', '/mutate/items?n=10');
+  await wd.click(await wd.byTestId(`sync-now-${ENTITY}`));
+  await waitHealth(wd, ENTITY, ['healthy']);
+  await wd.click(await wd.byTestId('nav-failed'));
+  const rows = await wd.waitFor('three failed rows', async () => {
+    const r = await wd.findAll('[data-testid="failed-row"]');
+    return r.length >= 3 ? r : null;
+  });
+  assert.equal(rows.length, 3, 'one failed item per poison record');
+  await wd.click(rows[0]);
+  const detail = await wd.byTestId('failed-detail');
+  assert.match(await wd.text(detail), /[0-9a-f]{8}-[0-9a-f]{4}-/, 'the detail pane shows the Trackingid');
+  await shot('failed-items');
+
+  // Replay after the fix: the records are fetched again by id and apply.
+  await mock('DELETE', '/faults');
+  await wd.click(await wd.byTestId('replay-all'));
+  await wd.click(await wd.byTestId('confirm'));
+  await wd.waitFor('the failed list to empty', async () =>
+    (await wd.findAll('[data-testid="failed-row"]')).length === 0 && (await wd.findAll('[data-testid="failed-empty"]')).length > 0);
+  await shot('failed-items-empty');
+
+  // Sync now on the Entity screen, then a Full resync slowed down at the source so that its
+  // progress shows.
+  await go(wd, `#/entity/${ENTITY}`);
+  await wd.click(await wd.byTestId(`sync-now-${ENTITY}`, { timeoutMs: 10_000 }));
+  await shot('entity');
+  await mock('POST', '/faults', { kind: 'slow', millis: 800, entity: 'items', times: 8 });
+  await wd.click(await wd.byTestId('resync'));
+  await wd.click(await wd.byTestId('confirm'));
+  await wd.byTestId('progress', { timeoutMs: 20_000, everyMs: 100 });
+  await shot('entity-resync-progress');
+  await wd.waitFor('the resync to finish', async () => (await wd.findAll('[data-testid="progress"]')).length === 0, { timeoutMs: 90_000 });
+  const report = await wd.byTestId('resync-report', { timeoutMs: 10_000 });
+  assert.match(await wd.text(report), /Full resync finished/, 'the resync reports its end');
+  await go(wd, '#/overview');
+  await waitHealth(wd, ENTITY, ['healthy'], 90_000);
+
+  await wd.click(await wd.byTestId('nav-activity'));
+  await new Promise((r) => setTimeout(r, 1000));
+  await shot('activity');
+  await wd.click(await wd.byTestId('nav-connections'));
+  // The demo connection opens in the form; Test connection makes one call and shows its outcome.
+  await wd.click(await wd.byTestId('test-connection', { timeoutMs: 10_000 }));
+  const result = await wd.byTestId('test-result', { timeoutMs: 20_000 });
+  const text = await wd.text(result);
+  assert.match(text, /OK/, `the demo source answers the test: ${text}`);
+  assert.match(text, /[0-9a-f]{8}-[0-9a-f]{4}-/, 'the test shows the Trackingid of its call');
+  await shot('connections');
+}
