@@ -33,6 +33,18 @@ export async function waitHealth(wd, entity, wanted, timeoutMs = 60_000) {
   }, { timeoutMs });
 }
 
+/**
+ * The text of the first element matching `css` when it is laid out with a size (the user can see
+ * it), else null. WebKitWebDriver's element text leaves out the Trackingid's <code> inside an
+ * inline flex box, so this reads the DOM.
+ */
+export async function shownText(wd, css) {
+  return wd.script(`const el = document.querySelector(arguments[0]);
+    if (!el) return null;
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 ? el.textContent.trim() : null;`, [css]);
+}
+
 export async function go(wd, hash) {
   await wd.script(`location.hash = ${JSON.stringify(hash)}`);
 }
@@ -54,7 +66,7 @@ export async function demoJourney(wd, { mock, shot }) {
   await wd.click(await wd.byTestId(`sync-now-${ENTITY}`));
   await waitHealth(wd, ENTITY, ['failing', 'circuit_open']);
   const tracking = await wd.waitFor('the Trackingid of the failed request on the row', async () =>
-    wd.script(`const el = document.querySelector('[data-testid="entity-row-${ENTITY}"] [data-testid="tracking-id"]'); return el && el.textContent.trim();`));
+    shownText(wd, `[data-testid="entity-row-${ENTITY}"] [data-testid="tracking-id"]`));
   assert.match(tracking, /^[0-9a-f-]{36}$/, 'the Trackingid the source sent');
   // Between its retries the entity reads failing; during one it reads resyncing: catch a still
   // frame of the failing state for the screenshot (bounded).
@@ -77,8 +89,9 @@ export async function demoJourney(wd, { mock, shot }) {
   });
   assert.equal(rows.length, 3, 'one failed item per poison record');
   await wd.click(rows[0]);
-  const detail = await wd.byTestId('failed-detail');
-  assert.match(await wd.text(detail), /[0-9a-f]{8}-[0-9a-f]{4}-/, 'the detail pane shows the Trackingid');
+  await wd.byTestId('failed-detail');
+  assert.match(await shownText(wd, '[data-testid="failed-detail"] [data-testid="tracking-id"]') ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-/,
+    'the detail pane shows the Trackingid');
   await shot('failed-items');
 
   // Replay after the fix: the records are fetched again by id and apply.
@@ -114,6 +127,7 @@ export async function demoJourney(wd, { mock, shot }) {
   const result = await wd.byTestId('test-result', { timeoutMs: 20_000 });
   const text = await wd.text(result);
   assert.match(text, /OK/, `the demo source answers the test: ${text}`);
-  assert.match(text, /[0-9a-f]{8}-[0-9a-f]{4}-/, 'the test shows the Trackingid of its call');
+  assert.match(await shownText(wd, '[data-testid="test-result"] [data-testid="tracking-id"]') ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-/,
+    'the test shows the Trackingid of its call');
   await shot('connections');
 }
