@@ -543,6 +543,15 @@ impl Store {
                             }
                         }
                     }
+                    // A record rejected with its id (e.g. no rowVersion) still exists at the
+                    // source: a pass must not tombstone the row it had.
+                    for rej in b.rejected {
+                        let Some(id) = rej.id.as_deref() else { continue };
+                        let existing = find.query_row(params![id_hash(id), id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(3)?))).optional()?;
+                        if let Some((rowid, _)) = existing.filter(|(_, seen)| pass > *seen) {
+                            mark_seen.execute(params![rowid, pass])?;
+                        }
+                    }
                 }
             }
             let has_pending: bool = tx.query_row(
@@ -718,9 +727,12 @@ impl Store {
                 "UPDATE runs SET finished_at = ?1, outcome = ?2, error = ?3, tracking_id = ?4 WHERE id = ?5",
                 params![now_ms, outcome, error, tracking_id, run_id],
             )?;
+            // The first catch-up read the whole feed from zero: it counts as the first full pass,
+            // so `full_resync_every` runs from it rather than re-reading everything at once.
             tx.execute(
                 "UPDATE entity_state SET last_cycle_at = ?1, last_outcome = ?2, last_error = ?3, last_http_status = ?4,
-                   last_tracking_id = ?5, next_attempt_at = NULL, last_caught_up_at = CASE WHEN ?6 THEN ?1 ELSE last_caught_up_at END
+                   last_tracking_id = ?5, next_attempt_at = NULL, last_caught_up_at = CASE WHEN ?6 THEN ?1 ELSE last_caught_up_at END,
+                   last_full_resync_at = CASE WHEN ?6 AND last_caught_up_at IS NULL THEN coalesce(last_full_resync_at, ?1) ELSE last_full_resync_at END
                  WHERE connection = ?7 AND entity = ?8",
                 params![now_ms, outcome, error, http_status, tracking_id, caught_up, key.connection, key.entity],
             )?;
@@ -1267,6 +1279,22 @@ mod tests {
         let end = store.resync_finish(&key, pass, 0.5, true, 7).unwrap();
         assert_eq!(end.deleted, 7);
         assert_eq!(store.replica_count(&key).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_resync_does_not_tombstone_a_row_whose_record_came_back_rejected() {
+        let (_d, store, key) = setup();
+        let all: Vec<Record> = (0..10).map(|i| rec(&format!("r{i}"), &format!("{}", i + 1))).collect();
+        apply(&store, &key, &all, &[]);
+        let (pass, _) = store.resync_begin(&key).unwrap();
+        let poisoned: Vec<Rejected> = ["r8", "r9"]
+            .iter()
+            .map(|id| Rejected { id: Some((*id).into()), version: None, payload: "{}".into(), kind: "missing_row_version", message: "m".into() })
+            .collect();
+        apply(&store, &key, &all[..8], &poisoned);
+        let end = store.resync_finish(&key, pass, 0.5, false, 5).unwrap();
+        assert_eq!(end, PassEnd { live_before: 10, unseen: 0, deleted: 0, guard_tripped: false });
+        assert_eq!(store.replica_count(&key).unwrap(), 10);
     }
 
     #[test]
