@@ -37,8 +37,12 @@ async function shot(name) {
   console.log(`screenshot: ${join(SHOTS, `${name}.png`)}`);
 }
 
-/** Resident memory (kB) of a process and all its descendants, from /proc. */
-function treeRssKb(rootPid) {
+/**
+ * Memory (kB) of a process and all its descendants, from /proc: RSS summed (shared libraries
+ * counted once per process) and PSS (each shared page split among the processes that map it:
+ * what the tree costs the machine).
+ */
+function treeMemoryKb(rootPid) {
   const children = new Map();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
@@ -48,21 +52,24 @@ function treeRssKb(rootPid) {
       children.get(ppid).push(Number(d));
     } catch {}
   }
-  let total = 0;
+  let rss = 0;
+  let pss = 0;
   const procs = [];
   const stack = [rootPid];
   while (stack.length) {
     const pid = stack.pop();
     try {
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      const kb = Number((/VmRSS:\s+(\d+)/.exec(status) ?? [0, 0])[1]);
+      const r = Number((/VmRSS:\s+(\d+)/.exec(status) ?? [0, 0])[1]);
+      const p = Number((/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')) ?? [0, 0])[1]);
       const name = /Name:\s+(\S+)/.exec(status)[1];
-      total += kb;
-      procs.push(`${name} ${Math.round(kb / 1024)} MB`);
+      rss += r;
+      pss += p;
+      procs.push(`${name} ${Math.round(r / 1024)}/${Math.round(p / 1024)} MB`);
     } catch {}
     stack.push(...(children.get(pid) ?? []));
   }
-  return { total, procs };
+  return { rss, pss, procs };
 }
 
 function appPid() {
@@ -101,8 +108,8 @@ test('the desktop window shows the demo, a failing entity with its Trackingid, f
         const pid = appPid();
         assert.ok(pid, 'the app process is found in /proc');
         await new Promise((r) => setTimeout(r, 3000));
-        const { total, procs } = treeRssKb(pid);
-        console.log(`MEASURE RSS app+WebKit ${Math.round(total / 1024)} MB (${procs.join(', ')})`);
+        const { rss, pss, procs } = treeMemoryKb(pid);
+        console.log(`MEASURE memory app+WebKit: RSS ${Math.round(rss / 1024)} MB summed, PSS ${Math.round(pss / 1024)} MB (RSS/PSS: ${procs.join(', ')})`);
       }
     },
   });
