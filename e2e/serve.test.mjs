@@ -151,6 +151,26 @@ test('in Chromium: the demo journey through the served UI', { timeout: 420_000 }
   await demoJourney(wd, { mock, shot });
 });
 
+test("in Chromium: the UI follows the system's dark theme", async () => {
+  const background = () => wd.script('return getComputedStyle(document.body).backgroundColor');
+  const light = await background();
+  // What a desktop set to dark mode tells the page (Chrome DevTools Protocol through chromedriver).
+  await wd.call('POST', '/goog/cdp/execute', { cmd: 'Emulation.setEmulatedMedia', params: { features: [{ name: 'prefers-color-scheme', value: 'dark' }] } });
+  try {
+    await go(wd, '#/overview');
+    await wd.byTestId(`entity-row-${ENTITY}`);
+    const dark = await background();
+    const luminance = (css) => {
+      const [r, g, b] = css.match(/\d+/g).map(Number);
+      return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    assert.ok(luminance(light) > 200 && luminance(dark) < 40, `light ${light}, dark ${dark}`);
+    await shot('overview-dark');
+  } finally {
+    await wd.call('POST', '/goog/cdp/execute', { cmd: 'Emulation.setEmulatedMedia', params: { features: [] } });
+  }
+});
+
 test('in Chromium: Failed items with 100,000 rows stays virtualised and reaches the last row', { timeout: 300_000 }, async () => {
   execFileSync('python3', [join(ROOT, 'bench/run.py'), '--fill-failed', join(dataDir, 'syncmon.db'), String(FAILED_ROWS), 'demo', 'items'],
     { timeout: 240_000 });
