@@ -509,48 +509,51 @@ impl Store {
                 // Every id received is evidence it exists at the source: mark it with the current
                 // pass so that a pass in progress does not tombstone it.
                 let mut mark_seen = tx.prepare_cached(&format!("UPDATE \"{table}\" SET seen_pass = ?2 WHERE rowid = ?1"))?;
-                for b in pages {
-                    for r in b.records {
-                        let hash = id_hash(&r.id);
-                        let existing = find
-                            .query_row(params![hash, r.id], |row| {
-                                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, bool>(2)?, row.get::<_, i64>(3)?))
-                            })
-                            .optional()?;
-                        match existing {
-                            None => {
-                                insert.execute(params![r.id, hash, r.version.as_str(), r.data, b.now_ms, pass])?;
-                                applied.rows_written += 1;
-                                live_delta += 1;
-                                if forwarding {
-                                    outbox::enqueue(&tx, key, &r.id, hash, r.version.as_str(), outbox::UPSERT, b.now_ms)?;
-                                }
+                // Rows are visited in id_hash order, so the index is walked front to back (each
+                // leaf page read once) instead of at random. The sort is stable: two versions of
+                // one id keep their feed order (and older never overwrites newer anyway).
+                let mut rows: Vec<(i64, &Record, i64)> =
+                    pages.iter().flat_map(|b| b.records.iter().map(move |r| (id_hash(&r.id), r, b.now_ms))).collect();
+                rows.sort_by_key(|(hash, _, _)| *hash);
+                for (hash, r, now_ms) in rows {
+                    let existing = find
+                        .query_row(params![hash, r.id], |row| {
+                            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, bool>(2)?, row.get::<_, i64>(3)?))
+                        })
+                        .optional()?;
+                    match existing {
+                        None => {
+                            insert.execute(params![r.id, hash, r.version.as_str(), r.data, now_ms, pass])?;
+                            applied.rows_written += 1;
+                            live_delta += 1;
+                            if forwarding {
+                                outbox::enqueue(&tx, key, &r.id, hash, r.version.as_str(), outbox::UPSERT, now_ms)?;
                             }
-                            Some((rowid, old, deleted, seen)) => {
-                                if RowVersion::parse(&old).is_none_or(|old| r.version > old) {
-                                    update.execute(params![rowid, r.version.as_str(), r.data, b.now_ms, pass])?;
-                                    applied.rows_written += 1;
-                                    if deleted {
-                                        live_delta += 1;
-                                    }
-                                    // Same transaction as the upsert: a change written is a change forwarded.
-                                    if forwarding {
-                                        outbox::enqueue(&tx, key, &r.id, hash, r.version.as_str(), outbox::UPSERT, b.now_ms)?;
-                                    }
-                                } else if pass > seen {
-                                    mark_seen.execute(params![rowid, pass])?;
+                        }
+                        Some((rowid, old, deleted, seen)) => {
+                            if RowVersion::parse(&old).is_none_or(|old| r.version > old) {
+                                update.execute(params![rowid, r.version.as_str(), r.data, now_ms, pass])?;
+                                applied.rows_written += 1;
+                                if deleted {
+                                    live_delta += 1;
                                 }
+                                // Same transaction as the upsert: a change written is a change forwarded.
+                                if forwarding {
+                                    outbox::enqueue(&tx, key, &r.id, hash, r.version.as_str(), outbox::UPSERT, now_ms)?;
+                                }
+                            } else if pass > seen {
+                                mark_seen.execute(params![rowid, pass])?;
                             }
                         }
                     }
-                    // A record rejected with its id (e.g. no rowVersion) still exists at the
-                    // source: a pass must not tombstone the row it had.
-                    for rej in b.rejected {
-                        let Some(id) = rej.id.as_deref() else { continue };
-                        let existing = find.query_row(params![id_hash(id), id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(3)?))).optional()?;
-                        if let Some((rowid, _)) = existing.filter(|(_, seen)| pass > *seen) {
-                            mark_seen.execute(params![rowid, pass])?;
-                        }
+                }
+                // A record rejected with its id (e.g. no rowVersion) still exists at the source: a
+                // pass must not tombstone the row it had.
+                for rej in pages.iter().flat_map(|b| b.rejected) {
+                    let Some(id) = rej.id.as_deref() else { continue };
+                    let existing = find.query_row(params![id_hash(id), id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(3)?))).optional()?;
+                    if let Some((rowid, _)) = existing.filter(|(_, seen)| pass > *seen) {
+                        mark_seen.execute(params![rowid, pass])?;
                     }
                 }
             }
