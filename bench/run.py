@@ -3,7 +3,8 @@
 
 One command, everything on loopback against `syncmon mock` (a fixed dataset: --mutations-per-sec 0):
 
-    python3 bench/run.py              # 1,000,000 records (dlt on 100,000: see --dlt-records)
+    python3 bench/run.py              # 1,000,000 records, every contender on all of them (~12 min)
+    python3 bench/run.py --dlt-records 100000   # dlt on its own 100,000-record source (~5 min)
     python3 bench/run.py --quick      # 100,000 records, a few minutes
     python3 bench/run.py --repeat 3 --skip-dlt --records 500000 --no-build
 
@@ -13,8 +14,8 @@ initial sync into a fresh database, all against one source process (dlt: its own
 - syncmon        `syncmon sync --json` (initial), then 10,000 changes and `sync` again (incremental)
 - plain          bench/plain_sync.py: requests + sqlite3, one page + checkpoint per transaction
 - dlt            bench/dlt_sync.py: dlt rest_api source, incremental cursor, merge, SQLite via sqlalchemy;
-                 at most --dlt-records (100,000) on its own source process and --dlt-changes (1,000)
-                 before its incremental run: its SQLite merge takes tens of seconds for 10,000
+                 --dlt-changes (1,000) before its incremental run: its SQLite merge has no key to use
+                 and takes tens of seconds; with --dlt-records below --records, on its own source
 - fetch-only     crates/syncmon-mock/examples/fetch_only.rs: read + parse the feed in Rust, no storage
 - python fetch   plain_sync.py --fetch-only: read + parse the feed with requests, no storage
 
@@ -379,8 +380,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="100,000 records")
     ap.add_argument("--repeat", type=int, default=3, help="rounds of every contender (default 3)")
     ap.add_argument("--changes", type=int, default=10_000, help="changes before each incremental sync")
-    ap.add_argument("--dlt-records", type=int, default=100_000,
-                    help="records for dlt (its own source process) when --records is larger; dlt does ~5k/s (default 100,000)")
+    ap.add_argument("--dlt-records", type=int, default=None,
+                    help="records for dlt (its own source process) when fewer than --records; dlt does ~10k/s (default: all)")
     ap.add_argument("--dlt-changes", type=int, default=1_000,
                     help="changes before dlt's incremental run (its sqlite merge is slow: default 1,000)")
     ap.add_argument("--skip-dlt", action="store_true")
@@ -399,7 +400,7 @@ def main():
         print(fill_failed(a.fill_failed[0], int(a.fill_failed[1]), *a.fill_failed[2:]))
         return
     n = 100_000 if a.quick else a.records
-    n_dlt = min(n, a.dlt_records)
+    n_dlt = min(n, a.dlt_records or n)
     idle_seconds = a.idle_seconds or (30 if a.quick else 60)
     if not sys.platform.startswith("linux"):
         sys.exit("the benchmark reads /proc and wait4 rusage: Linux only")
