@@ -141,9 +141,8 @@ fn avoid_c_locale_in_the_webview() {
     std::env::set_var("LC_MESSAGES", "en_US.UTF-8");
 }
 
-/// WebKitGTK's accelerated compositing costs the web process about 100 MB and buys nothing for
-/// tables and small charts; on the software GL of VMs and remote desktops (where store PCs often
-/// run) it is also slower. Off unless the user set the variable either way.
+/// WebKitGTK's accelerated compositing cost the web process about 100 MB (measured under Xvfb)
+/// and buys nothing for tables and small charts. Off unless the user set the variable either way.
 fn prefer_software_compositing() {
     #[cfg(target_os = "linux")]
     if std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none() {
