@@ -202,7 +202,10 @@ async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, item: OutboxI
             tracking_id: fail.tracking_id.clone(),
         });
     };
-    let result = target.send(&method, &url, body.as_ref(), Some(&key.entity), cancel, |_| Ok(()), on_retry).await;
+    // Logged as the target's call for `connection/entity`, so `requests --entity` shows it with the
+    // entity's own calls (and two sources' entities of one name stay apart).
+    let for_entity = format!("{}/{}", key.connection, key.entity);
+    let result = target.send(&method, &url, body.as_ref(), Some(&for_entity), cancel, |_| Ok(()), on_retry).await;
     let now = ctx.clock.now_ms();
     let failure = match result {
         Ok(_) => None,

@@ -1002,42 +1002,59 @@ impl Store {
         self.write(|_| Ok(()))
     }
 
+    /// The newest request-log rows, all or one entity's: its own calls and those its forwarding
+    /// made to its target (logged under the target's id for `connection/entity`).
     pub fn requests(&self, key: Option<&EntityKey>, failed_only: bool, limit: u32) -> Result<Vec<RequestRow>> {
         self.flush()?;
         self.read(|c| {
-            let mut sql = String::from(
-                "SELECT id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error FROM request_log WHERE 1 = 1",
-            );
-            let mut args: Vec<rusqlite::types::Value> = Vec::new();
-            if let Some(k) = key {
-                sql.push_str(" AND connection = ? AND entity = ?");
-                args.push(k.connection.clone().into());
-                args.push(k.entity.clone().into());
+            let query = |conn_entity: Option<(&str, &str)>| -> Result<Vec<RequestRow>> {
+                let mut sql = String::from(
+                    "SELECT id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error FROM request_log WHERE 1 = 1",
+                );
+                let mut args: Vec<rusqlite::types::Value> = Vec::new();
+                if let Some((connection, entity)) = conn_entity {
+                    // One range of the (connection, entity, id) index.
+                    sql.push_str(" AND connection = ? AND entity = ?");
+                    args.push(connection.to_string().into());
+                    args.push(entity.to_string().into());
+                }
+                if failed_only {
+                    sql.push_str(" AND (status IS NULL OR status >= 400)");
+                }
+                sql.push_str(" ORDER BY id DESC LIMIT ?");
+                args.push((limit as i64).into());
+                let mut st = c.prepare(&sql)?;
+                let rows = st
+                    .query_map(rusqlite::params_from_iter(args), |r| {
+                        Ok(RequestRow {
+                            id: r.get(0)?,
+                            at: r.get(1)?,
+                            connection: r.get(2)?,
+                            entity: r.get(3)?,
+                            method: r.get(4)?,
+                            url: r.get(5)?,
+                            status: r.get(6)?,
+                            duration_ms: r.get(7)?,
+                            attempt: r.get(8)?,
+                            bytes: r.get(9)?,
+                            tracking_id: r.get(10)?,
+                            error: r.get(11)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            };
+            let Some(k) = key else { return query(None) };
+            let mut rows = query(Some((&k.connection, &k.entity)))?;
+            let target: Option<String> = c
+                .query_row("SELECT forward_to FROM entity_state WHERE connection = ?1 AND entity = ?2", params![k.connection, k.entity], |r| r.get(0))
+                .optional()?
+                .flatten();
+            if let Some(target) = target {
+                rows.extend(query(Some((&target, &k.to_string())))?);
+                rows.sort_by_key(|r| std::cmp::Reverse(r.id));
+                rows.truncate(limit as usize);
             }
-            if failed_only {
-                sql.push_str(" AND (status IS NULL OR status >= 400)");
-            }
-            sql.push_str(" ORDER BY id DESC LIMIT ?");
-            args.push((limit as i64).into());
-            let mut st = c.prepare(&sql)?;
-            let rows = st
-                .query_map(rusqlite::params_from_iter(args), |r| {
-                    Ok(RequestRow {
-                        id: r.get(0)?,
-                        at: r.get(1)?,
-                        connection: r.get(2)?,
-                        entity: r.get(3)?,
-                        method: r.get(4)?,
-                        url: r.get(5)?,
-                        status: r.get(6)?,
-                        duration_ms: r.get(7)?,
-                        attempt: r.get(8)?,
-                        bytes: r.get(9)?,
-                        tracking_id: r.get(10)?,
-                        error: r.get(11)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
