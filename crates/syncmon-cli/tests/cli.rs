@@ -161,6 +161,53 @@ async fn killing_the_agent_at_random_moments_never_loses_or_duplicates_a_change(
     assert_eq!(db, "ok");
 }
 
+/// Forwarding under the same abuse: the agent killed at random moments while it syncs and
+/// delivers to a target; in the end the target holds every record at the source's version. The
+/// target's rate limit (1,000 calls/s) keeps the first runs busy delivering on any machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_agent_while_it_forwards_never_loses_a_change_for_the_target() {
+    let mock = mock(4_000, MockAuth::None).await;
+    let target = format!(
+        "\n[[target]]\nid = \"dst\"\nbase_url = \"{}/target\"\nbackoff_base = \"20ms\"\nbackoff_max = \"200ms\"\n\
+         max_concurrency = 2\nrequests_per_second = 1000\n",
+        mock.base_url()
+    );
+    let env = Env::new(&(conn(&mock.base_url(), "", "forward_to = \"dst\"") + &target));
+    let mut rng = rand::thread_rng();
+    let mut killed_mid_delivery = 0;
+    for _ in 0..10 {
+        let before = mock.target_dataset("items").len();
+        let mut child = env.cmd(&["sync"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(100..900))).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            if mock.target_dataset("items").len() > before {
+                killed_mid_delivery += 1;
+            }
+        }
+        child.wait().unwrap();
+        mock.mutate("items", 100);
+        mock.insert("items", 20);
+    }
+    eprintln!("killed while delivering: {killed_mid_delivery} of 10 runs");
+    assert!(killed_mid_delivery >= 3, "runs must be killed while delivering to test anything ({killed_mid_delivery} of 10)");
+    // Bounded: the outbox drains within a few more runs.
+    for _ in 0..5 {
+        let out = env.run(&["sync"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let status: serde_json::Value = serde_json::from_slice(&env.run(&["status", "--json"]).stdout).unwrap();
+        if status[0]["forward_pending"] == 0 {
+            break;
+        }
+    }
+    let at_target: std::collections::BTreeMap<_, _> = mock.target_dataset("items").into_iter().map(|r| (r.id, r.row_version)).collect();
+    let source: std::collections::BTreeMap<_, _> = mock.dataset("items").into_iter().map(|r| (r.id, r.row_version)).collect();
+    let stale = source.iter().filter(|(id, v)| at_target.get(*id) != Some(v)).count();
+    let extra = at_target.keys().filter(|id| !source.contains_key(*id)).count();
+    assert_eq!((stale, extra), (0, 0), "target vs source: {stale} missing or stale, {extra} extra (of {})", source.len());
+    assert_replica_equals_source(&env, &mock);
+}
+
 fn rusqlite_check(path: &Path) -> String {
     let db = rusqlite::Connection::open(path).unwrap();
     db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap()
