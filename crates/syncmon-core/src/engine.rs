@@ -10,7 +10,7 @@ use crate::forward::{ForwardReport, Forwarder};
 use crate::profile::{Page, Profile};
 use crate::rowversion::RowVersion;
 use crate::source::{Failure, FailureClass, SourceClient};
-use crate::store::{EntityKey, PageBatch, PassEnd, Store};
+use crate::store::{EntityKey, EntityRow, PageBatch, PassEnd, Store};
 use crate::Clock;
 use serde::Serialize;
 use std::sync::Arc;
@@ -42,9 +42,34 @@ pub struct EntityRt {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CycleKind {
+    /// Reads strictly after the checkpoint; becomes a [`CycleKind::Lookback`] sweep when one is
+    /// due (see [`cycle_kind`]), so every caller (agent, `sync`, nudges) sweeps on schedule.
     Incremental,
+    /// A lookback sweep (DESIGN §2.5): re-reads from the checkpoint that was current at the
+    /// entity's lookback anchor, to pick up late commits below what polls already read.
+    Lookback,
     /// A full resync pass (resumes an interrupted one).
     Resync { allow_deletions: bool },
+}
+
+impl CycleKind {
+    /// The run kind in the runs table, reports and events.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CycleKind::Incremental => "incremental",
+            CycleKind::Lookback => "lookback",
+            CycleKind::Resync { .. } => "resync",
+        }
+    }
+}
+
+/// What an incremental cycle actually is: a lookback sweep once one is due (sweeps enabled,
+/// `lookback_due_at` reached), else a plain poll. The one place that decides.
+pub fn cycle_kind(kind: CycleKind, row: Option<&EntityRow>, lookback_ms: i64, now_ms: i64) -> CycleKind {
+    match (kind, row.and_then(|r| r.lookback_due_at)) {
+        (CycleKind::Incremental, Some(due)) if lookback_ms > 0 && due <= now_ms => CycleKind::Lookback,
+        (k, _) => k,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -140,10 +165,10 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
     let started = std::time::Instant::now();
     let key = &e.key;
     let now = ctx.clock.now_ms();
-    let kind_name = match kind {
-        CycleKind::Incremental => "incremental",
-        CycleKind::Resync { .. } => "resync",
-    };
+    let started_at = now;
+    let lookback_ms = e.source.cfg.lookback.as_millis() as i64;
+    let kind = cycle_kind(kind, ctx.store.entity(key).ok().as_ref(), lookback_ms, now);
+    let kind_name = kind.as_str();
     let mut report = CycleReport {
         connection: key.connection.clone(),
         entity: key.entity.clone(),
@@ -172,9 +197,10 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
 
     let setup = (|| -> Result<(RowVersion, Option<i64>, i64), String> {
         Ok(match kind {
-            CycleKind::Incremental => {
-                let from = ctx.store.lookback_start(key, now, e.source.cfg.lookback.as_millis() as i64).map_err(|x| x.to_string())?;
-                (from, None, 0)
+            CycleKind::Incremental => (ctx.store.entity(key).map_err(|x| x.to_string())?.checkpoint, None, 0),
+            CycleKind::Lookback => {
+                let anchor = ctx.store.entity(key).map_err(|x| x.to_string())?.lookback_anchor_at;
+                (ctx.store.checkpoint_at(key, anchor).map_err(|x| x.to_string())?, None, 0)
             }
             CycleKind::Resync { .. } => {
                 let expected = ctx.store.replica_count(key).map_err(|x| x.to_string())?;
@@ -414,6 +440,12 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
             ctx.runs_kept,
         ) {
             tracing::warn!(entity = %key, error = %x, "could not record the run");
+        }
+    }
+    if caught_up {
+        let swept_from = (kind == CycleKind::Lookback).then_some(started_at);
+        if let Err(x) = ctx.store.schedule_lookback(key, now, lookback_ms, swept_from) {
+            tracing::warn!(entity = %key, error = %x, "could not schedule the lookback sweep");
         }
     }
     if let Some(until) = report.next_attempt_at {
