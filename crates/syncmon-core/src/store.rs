@@ -659,14 +659,16 @@ impl Store {
                     params![checkpoint.as_str(), key.connection, key.entity],
                 )?;
                 // History inside a long cycle too (an initial load of hours), so that a lookback
-                // sweep can start from where the load was `lookback` ago rather than from 0.
-                let now_ms = pages.last().map_or(0, |b| b.now_ms);
-                let last_at: Option<i64> = tx.query_row(
-                    "SELECT max(at) FROM checkpoint_history WHERE connection = ?1 AND entity = ?2",
-                    params![key.connection, key.entity],
+                // sweep can start from where the load was `lookback` ago rather than from 0. A
+                // short cycle adds no point besides the one at its end (`finish_run`).
+                let (now_ms, run_id) = pages.last().map_or((0, 0), |b| (b.now_ms, b.run_id));
+                let since: Option<i64> = tx.query_row(
+                    "SELECT max(coalesce((SELECT max(at) FROM checkpoint_history WHERE connection = ?1 AND entity = ?2), ?4),
+                                coalesce((SELECT started_at FROM runs WHERE id = ?3), ?4))",
+                    params![key.connection, key.entity, run_id, i64::MIN],
                     |r| r.get(0),
                 )?;
-                if last_at.is_none_or(|t| now_ms - t >= HISTORY_EVERY_MS) {
+                if since.is_none_or(|t| now_ms.saturating_sub(t) >= HISTORY_EVERY_MS) {
                     tx.execute(
                         "INSERT INTO checkpoint_history (connection, entity, at, checkpoint) VALUES (?1, ?2, ?3, ?4)",
                         params![key.connection, key.entity, now_ms, checkpoint.as_str()],
@@ -1406,7 +1408,10 @@ mod tests {
     }
 
     fn apply_at(store: &Store, key: &EntityKey, records: &[Record], now_ms: i64) {
-        let run = store.begin_run(key, "incremental", now_ms).unwrap();
+        apply_in_run(store, key, store.begin_run(key, "incremental", now_ms - HISTORY_EVERY_MS).unwrap(), records, now_ms)
+    }
+
+    fn apply_in_run(store: &Store, key: &EntityKey, run: i64, records: &[Record], now_ms: i64) {
         let max = records.iter().map(|r| r.version.clone()).max();
         store
             .apply_page(key, &PageBatch { records, rejected: &[], tracking_id: None, http_status: None, max_version: max.as_ref(), resync_cursor: None, run_id: run, now_ms })
@@ -1458,12 +1463,14 @@ mod tests {
     #[test]
     fn a_long_cycle_records_checkpoint_history_every_few_seconds() {
         let (_d, store, key) = setup();
-        for (i, at) in [0, 1_000, 4_999, 5_000, 9_000, 10_001].into_iter().enumerate() {
-            apply_at(&store, &key, &[rec(&format!("r{i}"), &format!("{}", 10 * (i + 1)))], at);
+        let run = store.begin_run(&key, "incremental", 0).unwrap();
+        for (i, at) in [1_000, 4_999, 5_000, 9_000, 9_999, 10_001, 16_000].into_iter().enumerate() {
+            apply_in_run(&store, &key, run, &[rec(&format!("r{i}"), &format!("{}", 10 * (i + 1)))], at);
         }
         let at: Vec<i64> = history(&store, &key).into_iter().map(|(at, _)| at).collect();
-        assert_eq!(at, vec![0, 5_000, 10_001]);
-        assert_eq!(store.checkpoint_at(&key, Some(9_999)).unwrap().as_str(), "40");
+        assert_eq!(at, vec![5_000, 10_001, 16_000], "none in the cycle's first seconds, then one every 5 s");
+        assert_eq!(store.checkpoint_at(&key, Some(9_999)).unwrap().as_str(), "30");
+        assert_eq!(store.checkpoint_at(&key, Some(4_999)).unwrap(), RowVersion::zero());
     }
 
     #[test]
