@@ -10,7 +10,7 @@ use crate::forward::{ForwardReport, Forwarder};
 use crate::profile::{Page, Profile};
 use crate::rowversion::RowVersion;
 use crate::source::{Failure, FailureClass, SourceClient};
-use crate::store::{EntityKey, EntityRow, PageBatch, PassEnd, Store};
+use crate::store::{EntityKey, PageBatch, PassEnd, Store};
 use crate::Clock;
 use serde::Serialize;
 use std::sync::Arc;
@@ -64,10 +64,11 @@ impl CycleKind {
 }
 
 /// What an incremental cycle actually is: a lookback sweep once one is due (sweeps enabled,
-/// `lookback_due_at` reached), else a plain poll. The one place that decides.
-pub fn cycle_kind(kind: CycleKind, row: Option<&EntityRow>, lookback_ms: i64, now_ms: i64) -> CycleKind {
-    match (kind, row.and_then(|r| r.lookback_due_at)) {
-        (CycleKind::Incremental, Some(due)) if lookback_ms > 0 && due <= now_ms => CycleKind::Lookback,
+/// `lookback_due_at` reached), else a plain poll. The one place that decides. A due time more
+/// than a lookback ahead means the clock was set back: sweep now rather than wait for it.
+pub fn cycle_kind(kind: CycleKind, due_at: Option<i64>, lookback_ms: i64, now_ms: i64) -> CycleKind {
+    match (kind, due_at) {
+        (CycleKind::Incremental, Some(due)) if lookback_ms > 0 && (due <= now_ms || due > now_ms + lookback_ms) => CycleKind::Lookback,
         (k, _) => k,
     }
 }
@@ -167,7 +168,7 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
     let now = ctx.clock.now_ms();
     let started_at = now;
     let lookback_ms = e.source.cfg.lookback.as_millis() as i64;
-    let kind = cycle_kind(kind, ctx.store.entity(key).ok().as_ref(), lookback_ms, now);
+    let kind = cycle_kind(kind, ctx.store.entity(key).ok().and_then(|r| r.lookback_due_at), lookback_ms, now);
     let kind_name = kind.as_str();
     let mut report = CycleReport {
         connection: key.connection.clone(),
@@ -468,4 +469,23 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
         _ => tracing::info!("{}", report.summary()),
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_becomes_a_sweep_once_one_is_due_and_only_then() {
+        let (l, now) = (600_000, 10_000_000);
+        let kind = |due| cycle_kind(CycleKind::Incremental, due, l, now);
+        assert_eq!(kind(None), CycleKind::Incremental, "nothing scheduled before the first catch-up");
+        assert_eq!(kind(Some(now + 1)), CycleKind::Incremental);
+        assert_eq!(kind(Some(now)), CycleKind::Lookback);
+        assert_eq!(kind(Some(now - 1)), CycleKind::Lookback);
+        assert_eq!(kind(Some(now + l + 1)), CycleKind::Lookback, "the clock was set back");
+        assert_eq!(cycle_kind(CycleKind::Incremental, Some(now - 1), 0, now), CycleKind::Incremental, "lookback = 0s: no sweeps");
+        let resync = CycleKind::Resync { allow_deletions: false };
+        assert_eq!(cycle_kind(resync, Some(now - 1), l, now), resync, "a resync pass stays one");
+    }
 }
