@@ -540,7 +540,7 @@ impl SourceClient {
                     let who = if self.target { "target" } else { "source" };
                     let wait = humantime::format_duration(Duration::from_secs(after.as_secs()));
                     return Err(Failure {
-                        message: format!("{}; the {who} asked to wait {wait} (Retry-After)", failure.message),
+                        message: format!("{}; the {who} asked to wait {wait} (Retry-After)", failure.message.trim_end_matches('.')),
                         ..failure
                     });
                 }
