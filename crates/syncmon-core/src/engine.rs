@@ -165,11 +165,11 @@ fn describe_next(url: &url::Url) -> String {
     }
 }
 
-/// Why the fetcher stopped a cycle that the source did not end.
-struct Stalled {
-    what: String,
-    tracking_id: Option<String>,
-    http_status: u16,
+/// Why the fetcher ended before the feed did.
+enum FetchStop {
+    Failed(Failure),
+    /// The source is not advancing: `what` it did, on the page with this Trackingid and status.
+    Stalled { what: String, tracking_id: Option<String>, http_status: u16 },
 }
 
 struct ParsedPage {
@@ -267,7 +267,7 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
         let mut without_progress = 0u32;
         loop {
             if cancel.is_cancelled() {
-                return Err(Err(Failure { class: FailureClass::Cancelled, message: "stopped".into(), http_status: None, tracking_id: None, retry_after: None }));
+                return Err(FetchStop::Failed(Failure { class: FailureClass::Cancelled, message: "stopped".into(), http_status: None, tracking_id: None, retry_after: None }));
             }
             let on_retry = |attempt: u32, f: &Failure, wait: std::time::Duration| {
                 ctx.events.emit(EventKind::Retrying {
@@ -281,7 +281,7 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
                 });
             };
             let parse = |f: &crate::source::Fetched| e.profile.parse_page(&f.body, &first, f.link.as_deref());
-            let (page, fetched) = e.source.fetch(&url, Some(&key.entity), cancel, parse, on_retry).await.map_err(Err)?;
+            let (page, fetched) = e.source.fetch(&url, Some(&key.entity), cancel, parse, on_retry).await.map_err(FetchStop::Failed)?;
             let next = page.next.clone();
             // A page that points back to a page already asked for, or the last of a long run of
             // pages that bring nothing, is not applied: the checkpoint stays at the last good page.
@@ -293,12 +293,12 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
             let stalled = match &next {
                 Some(n) if !seen.first_visit(n) => Some(format!("the source returned the same next page twice ({})", describe_next(n))),
                 Some(_) if without_progress >= MAX_PAGES_WITHOUT_PROGRESS => {
-                    Some(format!("the source returned {MAX_PAGES_WITHOUT_PROGRESS} pages in a row with no record and no higher rowVersion"))
+                    Some(format!("the source returned {MAX_PAGES_WITHOUT_PROGRESS} pages in a row with no record and no higher version"))
                 }
                 _ => None,
             };
             if let Some(what) = stalled {
-                return Err(Ok(Stalled { what, tracking_id: fetched.tracking_id, http_status: fetched.status }));
+                return Err(FetchStop::Stalled { what, tracking_id: fetched.tracking_id, http_status: fetched.status });
             }
             if tx.send(ParsedPage { page, tracking_id: fetched.tracking_id, status: fetched.status }).await.is_err() {
                 return Ok(()); // the writer stopped; it reports why
@@ -398,18 +398,18 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
     let (fetched, (write_failure, last_tracking)) = tokio::join!(fetcher, writer);
     let fetch_failure = match fetched {
         Ok(()) => None,
-        Err(Err(f)) => Some(f),
-        Err(Ok(stalled)) => {
+        Err(FetchStop::Failed(f)) => Some(f),
+        Err(FetchStop::Stalled { what, tracking_id, http_status }) => {
+            // Read after the writer is done: the checkpoint the pages before the bad one reached.
             let checkpoint = ctx.store.entity(key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
-            let tid = stalled.tracking_id.as_deref().unwrap_or("of the last page");
+            let tid = tracking_id.as_deref().unwrap_or("of the last page");
             Some(Failure {
                 class: FailureClass::Config,
                 message: format!(
-                    "{}: it is not advancing; the cycle stopped at the last good page, checkpoint {checkpoint}; report the Trackingid {tid} to the source's owner",
-                    stalled.what
+                    "{what}: it is not advancing; the cycle stopped at the last good page, checkpoint {checkpoint}; report the Trackingid {tid} to the source's owner"
                 ),
-                http_status: Some(stalled.http_status),
-                tracking_id: stalled.tracking_id,
+                http_status: Some(http_status),
+                tracking_id,
                 retry_after: None,
             })
         }

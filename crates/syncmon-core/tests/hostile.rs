@@ -189,10 +189,13 @@ impl Case {
     }
 
     fn with_entity(base_url: &str, conn_extra: &str, entity_extra: &str) -> Case {
+        let extra = format!("max_retries = 1\n{conn_extra}");
+        Self::from_text(config_text(base_url, &["items"], &extra, entity_extra))
+    }
+
+    fn from_text(text: String) -> Case {
         std::env::set_var("SYNCMON_HOSTILE_KEY", API_KEY);
         std::env::set_var("SYNCMON_HOSTILE_SECRET", CLIENT_SECRET);
-        let extra = format!("max_retries = 1\n{conn_extra}");
-        let text = config_text(base_url, &["items"], &extra, entity_extra);
         let dir = tempfile::tempdir().unwrap();
         let config = Config::parse(&text).unwrap_or_else(|e| panic!("test config must parse: {e}\n{text}"));
         let sm = Arc::new(Syncmon::open(config, dir.path()).unwrap());
@@ -254,6 +257,26 @@ async fn a_redirect_to_another_port_fails_naming_both_origins_and_the_key_never_
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].status, Some(302));
     assert!(log[0].error.as_deref().unwrap_or("").contains("another origin"), "{:?}", log[0]);
+}
+
+#[tokio::test]
+async fn a_target_that_redirects_to_another_origin_never_gets_the_change_nor_the_key() {
+    let other = Server::start(|_| resp(200, "")).await;
+    let to = other.origin();
+    let target = Server::start(move |q| redirect(308, &format!("{to}{}", q.target))).await;
+    let api = Server::start(|_| page(&[("a", 1)], None)).await;
+    let text = config_text(&api.origin(), &["items"], "", "forward_to = \"dst\"")
+        + &format!("\n[[target]]\nid = \"dst\"\nbase_url = \"{}\"\n{API_KEY_CONN}\n", target.origin());
+    let case = Case::from_text(text);
+    let r = case.sync().await;
+    assert_eq!(r.outcome, Outcome::CaughtUp, "{}", r.summary());
+    assert!(other.requests().is_empty(), "the other origin gets neither the record nor the key");
+    assert_eq!(target.requests().len(), 1, "not retried");
+    let failed = case.sm.failed_items(&FailedFilter::default(), None, 10).unwrap();
+    assert_eq!(failed.len(), 1, "the change is a failed item of stage deliver, to replay once the target is fixed");
+    assert_eq!(failed[0].stage, "deliver");
+    let msg = &failed[0].message;
+    assert!(msg.contains(&target.origin()) && msg.contains(&other.origin()) && msg.contains("target's base_url"), "{msg}");
 }
 
 #[tokio::test]
@@ -500,7 +523,8 @@ async fn a_retry_after_of_a_year_leaves_the_entity_waiting_with_the_time_not_a_h
     assert_eq!(st.next_attempt_at, Some(until));
     assert_eq!(api.requests().len(), 1, "one call, no hot retries");
 
-    // The agent does not call the source again before the time it was given (polls every 1 s).
+    // The agent does not call the source again before the time it was given: it polls every
+    // second, so a window of 2.5 s would show its calls (an absence has no event to wait for).
     let cancel = CancellationToken::new();
     let agent = tokio::spawn({
         let (sm, cancel) = (case.sm.clone(), cancel.clone());
