@@ -477,9 +477,10 @@ fn severity(h: Health) -> u8 {
         Health::Paused => 1,
         Health::Pending => 2,
         Health::Resyncing => 3,
-        Health::Lagging => 4,
-        Health::Failing => 5,
-        Health::CircuitOpen => 6,
+        Health::Waiting => 4,
+        Health::Lagging => 5,
+        Health::Failing => 6,
+        Health::CircuitOpen => 7,
     }
 }
 

@@ -18,7 +18,7 @@ pub mod store;
 pub mod webhook;
 
 use crate::config::{Config, ConfigError};
-use crate::engine::{CycleKind, CycleReport, EngineCtx, EntityRt};
+use crate::engine::{CycleKind, CycleReport, EngineCtx, EntityRt, Outcome};
 use crate::events::{Event, EventBus, EventKind};
 use crate::profile::{Profile, Rejected};
 use crate::source::{FailureClass, SourceClient};
@@ -91,6 +91,8 @@ pub enum Health {
     Paused,
     Resyncing,
     CircuitOpen,
+    /// The source asked for a long wait (`Retry-After`); calls resume at `next_attempt_at`.
+    Waiting,
     /// Never synced yet.
     Pending,
 }
@@ -104,6 +106,7 @@ impl Health {
             Health::Paused => "paused",
             Health::Resyncing => "resyncing",
             Health::CircuitOpen => "circuit open",
+            Health::Waiting => "waiting",
             Health::Pending => "pending",
         }
     }
@@ -321,6 +324,9 @@ impl Syncmon {
             let lag_ms = row.last_caught_up_at.map(|t| (now - t).max(0));
             let (health, reason) = if row.paused {
                 (Health::Paused, Some("paused by the user".to_string()))
+            } else if row.next_attempt_at.is_some_and(|t| t > now) && row.last_outcome.as_deref() == Some(Outcome::Waiting.as_str()) {
+                // Front ends say "waiting for the source until 14:05" from next_attempt_at, in local time.
+                (Health::Waiting, row.last_error.clone())
             } else if row.next_attempt_at.is_some_and(|t| t > now) && row.last_outcome.as_deref() != Some("caught_up") {
                 (Health::CircuitOpen, row.last_error.clone())
             } else if row.resync_state.as_deref() == Some("running") && row.last_outcome.as_deref() != Some("failed") {

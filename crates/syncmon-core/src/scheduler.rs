@@ -56,7 +56,8 @@ async fn worker(sm: Arc<Syncmon>, e: Arc<EntityRt>, cancel: CancellationToken) {
             let row = sm.ctx.store.entity(&e.key).ok();
             let now = sm.ctx.clock.now_ms();
             let poll = e.cfg.poll_every.mul_f64(rand::thread_rng().gen_range(0.9..1.1));
-            // While the circuit is open, wake when it half-opens rather than at the next poll.
+            // While the circuit is open (or the source asked to wait), wake when it half-opens
+            // (or the wait ends) rather than at the next poll.
             let wait = match row.and_then(|r| r.next_attempt_at).filter(|t| *t > now) {
                 Some(t) => Duration::from_millis((t - now) as u64 + 10).min(poll),
                 None => poll,
@@ -76,6 +77,11 @@ async fn worker(sm: Arc<Syncmon>, e: Arc<EntityRt>, cancel: CancellationToken) {
             continue;
         }
         let now = sm.ctx.clock.now_ms();
+        // The source asked for a long wait (Retry-After): neither polls nor nudges call it before
+        // then (an explicit `syncmon sync` still does).
+        if row.last_outcome.as_deref() == Some(engine::Outcome::Waiting.as_str()) && row.next_attempt_at.is_some_and(|t| t > now) {
+            continue;
+        }
         let resync_due = e.cfg.full_resync_every.is_some_and(|every| {
             row.last_caught_up_at.is_some() && row.last_full_resync_at.is_none_or(|t| now - t >= every.as_millis() as i64)
         });

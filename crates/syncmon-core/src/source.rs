@@ -15,8 +15,17 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 /// Pages larger than this are refused rather than buffered (a misconfigured page size or a
-/// runaway server must not exhaust memory).
-pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+/// runaway server must not exhaust memory). 64 MB is 64 KB a record at the default page size.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Redirects followed for one call, each within the origin the call was made to.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// A `Retry-After` up to this long is waited for within the cycle (the pages read so far stay
+/// in flight); a longer one ends the cycle with the entity waiting, visible in the status, and
+/// the agent comes back when the source said to. One minute is far above any normal pacing and
+/// keeps an idle-looking entity explained within a minute.
+pub const LONGEST_WAIT_IN_CYCLE: Duration = Duration::from_secs(60);
 
 /// A successful response, body read in full.
 #[derive(Debug)]
@@ -75,6 +84,9 @@ impl std::fmt::Display for Failure {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     Retry { after: Duration, reason: String },
+    /// The source asked for a wait longer than [`LONGEST_WAIT_IN_CYCLE`]: end the cycle and
+    /// come back `after` from now.
+    WaitOutsideCycle { after: Duration },
     GiveUp,
 }
 
@@ -98,8 +110,11 @@ impl RetryPolicy {
     /// `transient_tries` and `limited_tries` count the failures so far, this one included.
     pub fn decide(&self, f: &Failure, transient_tries: u32, limited_tries: u32, rng: &mut impl Rng) -> Decision {
         match f.class {
+            FailureClass::RateLimited if f.retry_after.is_some_and(|w| w > LONGEST_WAIT_IN_CYCLE) => {
+                Decision::WaitOutsideCycle { after: f.retry_after.unwrap_or_default() }
+            }
             FailureClass::RateLimited if limited_tries <= self.max_rate_limited => {
-                let after = f.retry_after.unwrap_or_else(|| self.full_jitter(limited_tries, rng)).min(Duration::from_secs(300));
+                let after = f.retry_after.unwrap_or_else(|| self.full_jitter(limited_tries, rng));
                 Decision::Retry { after, reason: "rate limited (429)".into() }
             }
             FailureClass::Transient if transient_tries <= self.max_retries => {
@@ -220,6 +235,9 @@ impl SourceClient {
             .user_agent(concat!("syncmon/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(60))
+            // Redirects are followed by `call_once` and the token request, only within the
+            // origin asked: the client's own policy would carry the credentials anywhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a TLS backend is compiled in")
     }
@@ -272,17 +290,48 @@ impl SourceClient {
         if let Some(s) = &self.cfg.scope {
             form.push(("scope", s.clone()));
         }
-        let started = Instant::now();
-        let result = self.http.post(url.clone()).form(&form).timeout(self.cfg.timeout).send().await;
-        let (status, tracking_id, body) = match result {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let tid = tracking_id(resp.headers());
-                (Some(status), tid, resp.bytes().await.ok())
+        // The token request follows redirects itself, like `call_once`: only within token_url's
+        // origin, so that the client secret is never posted anywhere else.
+        let (mut method, mut url, mut hops) = (reqwest::Method::POST, url, 0);
+        let (status, tracking_id, body) = loop {
+            let started = Instant::now();
+            let mut req = self.http.request(method.clone(), url.clone());
+            if method == reqwest::Method::POST {
+                req = req.form(&form);
             }
-            Err(e) => (None, None, Some(bytes::Bytes::from(e.to_string()))),
+            let resp = match req.timeout(self.cfg.timeout).send().await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    self.log(&url, method.as_str(), entity, None, started, 1, None, None, Some(describe_reqwest_error(&e)));
+                    break (None, None, None);
+                }
+            };
+            let status = resp.status().as_u16();
+            let tid = tracking_id(resp.headers());
+            let Some(next) = redirect_location(&resp, &url) else {
+                let body = resp.bytes().await.ok();
+                self.log(&url, method.as_str(), entity, Some(status), started, 1, body.as_ref().map(|b| b.len()), tid.clone(), None);
+                break (Some(status), tid, body);
+            };
+            let refused = if next.origin() != url.origin() {
+                Some(format!(
+                    "the token endpoint redirected {} → {}, another origin; Syncmon does not send the client secret to another origin: set token_url to the URL that issues the tokens",
+                    url.origin().ascii_serialization(),
+                    next.origin().ascii_serialization()
+                ))
+            } else if hops == MAX_REDIRECTS {
+                Some(format!("the token endpoint redirected more than {MAX_REDIRECTS} times; set token_url to the URL the redirects end at"))
+            } else {
+                None
+            };
+            self.log(&url, method.as_str(), entity, Some(status), started, 1, None, tid.clone(), refused.clone());
+            if let Some(message) = refused {
+                return Err(Failure { class: FailureClass::Config, message, http_status: Some(status), tracking_id: tid, retry_after: None });
+            }
+            hops += 1;
+            method = method_after_redirect(status, &method);
+            url = next;
         };
-        self.log(&url, "POST", entity, status, started, 1, body.as_ref().map(|b| b.len()), tracking_id.clone(), None);
         let fail = |msg: String| Failure { class: FailureClass::Auth, message: msg, http_status: status, tracking_id: tracking_id.clone(), retry_after: None };
         match status {
             Some(200..=299) => {}
@@ -331,21 +380,55 @@ impl SourceClient {
             }
         }
         headers.insert(reqwest::header::ACCEPT, HeaderValue::from_static("application/json"));
-        let mut req = self.http.request(method.clone(), url.clone());
-        if let Some(b) = body {
+        if body.is_some() {
             headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            req = req.body(b.clone());
         }
-        let m = method.as_str();
-        let started = Instant::now();
-        let resp = match req.headers(headers).timeout(self.cfg.timeout).send().await {
-            Ok(r) => r,
-            Err(e) => {
-                let msg = describe_reqwest_error(&e);
-                self.log(url, m, entity, None, started, attempt, None, None, Some(msg.clone()));
-                return Err(Failure::new(FailureClass::Transient, msg));
+        let (mut method, mut url, mut body) = (method.clone(), url.clone(), body.cloned());
+        let mut hops = 0;
+        let (resp, started) = loop {
+            let mut req = self.http.request(method.clone(), url.clone());
+            if let Some(b) = &body {
+                req = req.body(b.clone());
             }
+            let started = Instant::now();
+            let resp = match req.headers(headers.clone()).timeout(self.cfg.timeout).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let msg = describe_reqwest_error(&e);
+                    self.log(&url, method.as_str(), entity, None, started, attempt, None, None, Some(msg.clone()));
+                    return Err(Failure::new(FailureClass::Transient, msg));
+                }
+            };
+            let Some(next) = redirect_location(&resp, &url) else { break (resp, started) };
+            // Each hop is a call of its own in the request log, with its own URL and status.
+            let status = resp.status().as_u16();
+            let tid = tracking_id(resp.headers());
+            let refused = if next.origin() != url.origin() {
+                let (who, fix) = if self.target { ("target", "set the target's base_url") } else { ("source", "set base_url") };
+                Some(format!(
+                    "the {who} redirected {} → {}, another origin; Syncmon does not send credentials to another origin: {fix} to the origin that serves the API",
+                    url.origin().ascii_serialization(),
+                    next.origin().ascii_serialization()
+                ))
+            } else if hops == MAX_REDIRECTS {
+                Some(format!("the {} redirected more than {MAX_REDIRECTS} times; set the URL the redirects end at in the config", if self.target { "target" } else { "source" }))
+            } else {
+                None
+            };
+            self.log(&url, method.as_str(), entity, Some(status), started, attempt, None, tid.clone(), refused.clone());
+            if let Some(message) = refused {
+                return Err(Failure { class: FailureClass::Config, message, http_status: Some(status), tracking_id: tid, retry_after: None });
+            }
+            hops += 1;
+            let m = method_after_redirect(status, &method);
+            if m != method {
+                body = None;
+                headers.remove(reqwest::header::CONTENT_TYPE);
+            }
+            method = m;
+            url = next;
         };
+        let (m, url) = (method.as_str(), &url);
         let status = resp.status().as_u16();
         let tid = tracking_id(resp.headers());
         if let Some(c) = resp.headers().get("x-server-cache-id").and_then(|v| v.to_str().ok()) {
@@ -363,9 +446,9 @@ impl SourceClient {
             Ok(b) => (b, None),
             Err(e) => (bytes::Bytes::new(), Some(e)),
         };
-        self.log(url, m, entity, Some(status), started, attempt, Some(body.len()), tid.clone(), read_error.clone());
-        if let Some(e) = read_error {
-            return Err(Failure { class: FailureClass::Transient, message: e, http_status: Some(status), tracking_id: tid, retry_after: None });
+        self.log(url, m, entity, Some(status), started, attempt, Some(body.len()), tid.clone(), read_error.as_ref().map(|(_, e)| e.clone()));
+        if let Some((class, message)) = read_error {
+            return Err(Failure { class, message, http_status: Some(status), tracking_id: tid, retry_after: None });
         }
         if (200..300).contains(&status) {
             return Ok(Fetched { status, body, tracking_id: tid, link });
@@ -431,7 +514,7 @@ impl SourceClient {
                     Ok(t) => return Ok((t, f)),
                     Err(e) => Failure {
                         class: FailureClass::Transient,
-                        message: format!("unusable response body: {e}"),
+                        message: format!("unusable response body: {e}; if it persists, report the Trackingid to the source's owner"),
                         http_status: Some(f.status),
                         tracking_id: f.tracking_id.clone(),
                         retry_after: None,
@@ -453,6 +536,14 @@ impl SourceClient {
             let decision = self.policy.decide(&failure, transient, limited, &mut rand::thread_rng());
             match decision {
                 Decision::GiveUp => return Err(failure),
+                Decision::WaitOutsideCycle { after } => {
+                    let who = if self.target { "target" } else { "source" };
+                    let wait = humantime::format_duration(Duration::from_secs(after.as_secs()));
+                    return Err(Failure {
+                        message: format!("{}; the {who} asked to wait {wait} (Retry-After)", failure.message.trim_end_matches('.')),
+                        ..failure
+                    });
+                }
                 Decision::Retry { after, .. } => {
                     on_retry(attempt, &failure, after);
                     tokio::select! {
@@ -483,6 +574,26 @@ impl SourceClient {
         if let Err(e) = self.store.log_request(&row) {
             tracing::warn!(error = %e, "could not write the request log");
         }
+    }
+}
+
+/// Where a redirect answer (301, 302, 303, 307, 308 with a `Location`) points, resolved against
+/// the URL that was asked; None for any other answer.
+fn redirect_location(resp: &reqwest::Response, from: &Url) -> Option<Url> {
+    if !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = resp.headers().get(reqwest::header::LOCATION)?.to_str().ok()?;
+    from.join(location).ok()
+}
+
+/// 303 turns any method into GET, and so do 301/302 for a POST (what every client does);
+/// 307 and 308 keep the method and its body.
+fn method_after_redirect(status: u16, method: &reqwest::Method) -> reqwest::Method {
+    match status {
+        303 if *method != reqwest::Method::HEAD => reqwest::Method::GET,
+        301 | 302 if *method == reqwest::Method::POST => reqwest::Method::GET,
+        _ => method.clone(),
     }
 }
 
@@ -547,18 +658,20 @@ pub fn error_summary(body: &[u8]) -> String {
     }
 }
 
-async fn read_body(mut resp: reqwest::Response) -> Result<bytes::Bytes, String> {
+/// Reads the body as it streams in, up to [`MAX_BODY_BYTES`]: a larger one is refused (a
+/// configuration problem, not retried) before it is held in memory whole.
+async fn read_body(mut resp: reqwest::Response) -> Result<bytes::Bytes, (FailureClass, String)> {
     let mut buf = bytes::BytesMut::with_capacity(resp.content_length().unwrap_or(64 * 1024).min(MAX_BODY_BYTES as u64) as usize);
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(format!("the page is larger than {} MB; lower the entity's page_size", MAX_BODY_BYTES >> 20));
+                    return Err((FailureClass::Config, format!("the page is larger than {} MB; lower the entity's page_size", MAX_BODY_BYTES >> 20)));
                 }
                 buf.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(buf.freeze()),
-            Err(e) => return Err(format!("the response was cut off: {}", describe_reqwest_error(&e))),
+            Err(e) => return Err((FailureClass::Transient, format!("the response was cut off: {}", describe_reqwest_error(&e)))),
         }
     }
 }
@@ -605,7 +718,7 @@ mod tests {
             for _ in 0..50 {
                 match policy().decide(&f, attempt, 0, &mut rng) {
                     Decision::Retry { after, .. } => assert!(after <= ceiling, "attempt {attempt}: {after:?} > {ceiling:?}"),
-                    Decision::GiveUp => panic!("attempt {attempt} is within the budget"),
+                    other => panic!("attempt {attempt} is within the budget: {other:?}"),
                 }
             }
         }
@@ -620,6 +733,16 @@ mod tests {
         assert!(matches!(policy().decide(&f, 0, 1, &mut rng), Decision::Retry { after, .. } if after == Duration::from_secs(2)));
         assert_eq!(policy().decide(&f, 0, 6, &mut rng), Decision::GiveUp);
         assert_eq!(policy().decide(&Failure::new(FailureClass::Config, "404"), 1, 0, &mut rng), Decision::GiveUp);
+    }
+
+    #[test]
+    fn a_wait_longer_than_a_cycle_may_block_ends_the_cycle_instead() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut f = Failure::new(FailureClass::RateLimited, "429");
+        f.retry_after = Some(LONGEST_WAIT_IN_CYCLE);
+        assert!(matches!(policy().decide(&f, 0, 1, &mut rng), Decision::Retry { after, .. } if after == LONGEST_WAIT_IN_CYCLE));
+        f.retry_after = Some(Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(policy().decide(&f, 0, 1, &mut rng), Decision::WaitOutsideCycle { after: Duration::from_secs(365 * 24 * 3600) });
     }
 
     #[test]
