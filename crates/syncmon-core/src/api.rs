@@ -5,7 +5,7 @@
 //! Every type that crosses to the UI derives `ts_rs::TS`; `tests/bindings.rs` generates the
 //! TypeScript files in `ui/src/lib/generated/` and fails when the committed ones are stale.
 
-use crate::config::{Config, ConnectionConfig, ProfileKind};
+use crate::config::{Config, ConfigWarning, ConnectionConfig, ProfileKind};
 use crate::engine::CycleReport;
 use crate::events::{Event, EventKind};
 use crate::profile::Profile;
@@ -245,6 +245,8 @@ pub struct OverviewResult {
     pub header: OverviewHeader,
     /// `connection/entity` → records received per hour over the last 24 h, oldest first.
     pub sparklines: BTreeMap<String, Vec<i64>>,
+    /// Risky settings in the config (plain HTTP to a remote host, an open webhook listener).
+    pub warnings: Vec<ConfigWarning>,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]
@@ -503,7 +505,7 @@ pub fn overview(sm: &Syncmon) -> Result<OverviewResult, ApiError> {
         pending_failed: entities.iter().map(|e| e.pending_failed).sum(),
         requests_5m: stats.requests,
     };
-    Ok(OverviewResult { entities, header, sparklines })
+    Ok(OverviewResult { entities, header, sparklines, warnings: sm.config_warnings().to_vec() })
 }
 
 fn entity_detail(sm: &Syncmon, name: &str) -> Result<EntityDetailResult, ApiError> {

@@ -240,3 +240,22 @@ async fn settings_have_defaults_and_are_kept() {
     h.reopen();
     assert_eq!(ok(&h.sm, json!({"method": "settings"})).await, json!({"notifications": false, "failing_after_seconds": 120}));
 }
+
+#[tokio::test]
+async fn overview_carries_the_config_warnings_for_the_ui() {
+    let mock = syncmon_mock::MockServer::start(MockConfig { entities: entities(&[("items", 10)]), ..Default::default() }).await.unwrap();
+    let text = format!(
+        "[webhooks]\nlisten = \"0.0.0.0:0\"\n\n[[target]]\nid = \"erp\"\nbase_url = \"http://erp.example.com/api\"\n\n{}",
+        config_text(&mock.base_url(), &["items"], "", "")
+    );
+    let h = Harness::with_config(mock, text).await;
+    let o = ok(&h.sm, json!({"method": "overview"})).await;
+    let warnings = o["warnings"].as_array().unwrap();
+    let keys: Vec<&str> = warnings.iter().map(|w| w["key"].as_str().unwrap()).collect();
+    // The source on loopback is plain HTTP too, and is no warning.
+    assert_eq!(keys, ["targets[0].base_url", "webhooks.listen"], "{o}");
+    assert!(warnings[0]["message"].as_str().unwrap().contains("plain http:// to erp.example.com"), "{o}");
+
+    let quiet = two_entities().await;
+    assert_eq!(ok(&quiet.sm, json!({"method": "overview"})).await["warnings"], json!([]));
+}
