@@ -398,6 +398,7 @@ impl Config {
             if t.auth == AuthKind::Oauth2 && (t.token_url.is_none() || t.client_id.is_none()) {
                 return Err(err("auth = \"oauth2\" needs `token_url` and `client_id` (the client secret goes in the keyring)".into()));
             }
+            at.check_env_names(&table, [("secret_env", &t.secret_env)])?;
             at.check_client_limits(&table, &t.as_connection())?;
         }
         for (ci, c) in self.connections.iter().enumerate() {
@@ -474,6 +475,7 @@ impl Config {
             if c.auth == AuthKind::Oauth2 && (c.token_url.is_none() || c.client_id.is_none()) {
                 return Err(format!("{at}: auth = \"oauth2\" needs `token_url` and `client_id` (the client secret goes in the keyring)"));
             }
+            loc.check_env_names(&table, [("secret_env", &c.secret_env), ("webhook_secret_env", &c.webhook_secret_env)])?;
             loc.check_client_limits(&table, c)?;
             loc.check_duration(&table, "lookback", c.lookback, Duration::ZERO, MAX_DURATION)?;
             match (c.profile, &c.cursor) {
@@ -698,6 +700,24 @@ impl<'a> Locator<'a> {
                 _ => humantime::format_duration(d).to_string(),
             };
             return Err(format!("{} must be between {} and {}: a value outside cannot work", self.key(table, key), fmt(min), fmt(max)));
+        }
+        Ok(())
+    }
+
+    /// `secret_env` names a variable; anything else is most likely the secret itself, pasted into
+    /// the wrong key, and is refused without being repeated.
+    fn check_env_names<const N: usize>(&self, table: &[Seg], keys: [(&str, &Option<String>); N]) -> Result<(), String> {
+        for (key, value) in keys {
+            let Some(name) = value else { continue };
+            let mut b = name.bytes();
+            let valid = b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_');
+            if !valid {
+                return Err(format!(
+                    "{} must be the NAME of an environment variable (letters, digits, `_`), not the secret itself — the value \
+                     is not shown; keep the secret in the keyring with `syncmon creds set <id>` or in that variable",
+                    self.key(table, key)
+                ));
+            }
         }
         Ok(())
     }
@@ -1016,6 +1036,8 @@ forward_to = "erp"
             ("auth = \"hunter2\"", "line 4: `auth`: unknown value: expected one of"),
             ("timeout = \"hunter2\"", "line 4: `timeout`: this is not a duration"),
             ("api_version = 'hunter2", "line 4"),
+            ("secret_env = \"hunter2-pasted\"", "connections[0].secret_env (line 4) must be the NAME of an environment variable"),
+            ("webhook_secret_env = \"hunter2 x\"", "connections[0].webhook_secret_env (line 4) must be the NAME"),
         ];
         for (line, expected) in cases {
             let err = Config::parse(&format!("{conn}{line}\n")).unwrap_err();
