@@ -338,16 +338,33 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Creates the data directory readable by its owner only (0700 on Unix): the replica holds the
-/// source's data. An existing directory is left as it is (it may be shared on purpose).
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.as_os_str().is_empty() || dir.is_dir() {
+/// source's data. An existing directory is tightened only while it holds nothing but Syncmon's
+/// own files (made for Syncmon, e.g. by an older version or by the agent lock): a directory the
+/// user shares on purpose is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() {
         return Ok(());
     }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
+    if !dir.is_dir() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        return builder.create(dir);
+    }
     #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        let ours = std::fs::read_dir(dir)?.all(|e| {
+            e.is_ok_and(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("syncmon.db") || n == "agent.lock"))
+        });
+        if mode & 0o077 != 0 && ours {
+            // Best effort: a directory owned by someone else stays as it is.
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700));
+        }
+    }
+    Ok(())
 }
 
 /// The database file is created owner-only (0600 on Unix) before SQLite opens it; SQLite gives its
