@@ -259,3 +259,46 @@ async fn overview_carries_the_config_warnings_for_the_ui() {
     let quiet = two_entities().await;
     assert_eq!(ok(&quiet.sm, json!({"method": "overview"})).await["warnings"], json!([]));
 }
+
+/// A source on loopback whose first page points to the next with credentials in its query (some
+/// APIs echo the caller's key into their links): the request log — in the RPC result and in the
+/// database file — shows the call with those values redacted and the paging parameters intact.
+#[tokio::test]
+async fn credential_looking_query_parameters_never_reach_the_request_log() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        // Bounded: two pages, then the server stops.
+        for _ in 0..2 {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let mut buf = vec![0u8; 8192];
+            let n = sock.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            let body = if head.contains("pageKey=2") {
+                r#"{"morePages": false, "data": [{"id": "b", "rowVersion": "2"}]}"#.to_string()
+            } else {
+                r#"{"morePages": true, "nextPageURL": "/items?x-api-key=LEAKED-1&auth=LEAKED-2&Api-Key=LEAKED-3&pageKey=2&sync=true", "data": [{"id": "a", "rowVersion": "1"}]}"#.to_string()
+            };
+            let reply = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let _ = sock.write_all(reply.as_bytes()).await;
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::parse(&common::config_text(&base, &["items"], "", "")).unwrap();
+    let sm = Arc::new(Syncmon::open(config, dir.path()).unwrap());
+    let sel = sm.select(None, &["items".to_string()]).unwrap();
+    let reports = sm.sync_once(&sel, &tokio_util::sync::CancellationToken::new()).await;
+    assert_eq!(reports[0].outcome, syncmon_core::engine::Outcome::CaughtUp, "{:?}", reports[0]);
+    let rows = ok(&sm, json!({"method": "requests", "params": {"entity": "items"}})).await;
+    let urls: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["url"].as_str().unwrap()).collect();
+    assert_eq!(urls.len(), 2, "{rows}");
+    assert!(urls.iter().any(|u| u.contains("pageKey=2") && u.contains("sync=true") && u.contains("x-api-key=REDACTED")), "{urls:?}");
+    assert!(urls.iter().all(|u| !u.contains("LEAKED")), "{urls:?}");
+    drop(sm);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.windows(6).any(|w| w == b"LEAKED"), "a credential in {}", path.display());
+    }
+}
