@@ -674,7 +674,7 @@ fn check_view(v: &ConnectionView) -> Result<(), ApiError> {
     let duration = |field: String, text: &str| {
         humantime::parse_duration(text)
             .map(|_| ())
-            .map_err(|e| ApiError::field("config", field, format!("`{text}` is not a duration ({e}); write e.g. \"30s\", \"5m\", \"24h\"")))
+            .map_err(|_| ApiError::field("config", field, "this is not a duration; write e.g. \"30s\", \"5m\", \"24h\""))
     };
     duration("timeout".into(), &v.timeout)?;
     for (i, e) in v.entities.iter().enumerate() {
@@ -693,6 +693,13 @@ fn field_of(message: &str, v: &ConnectionView) -> Option<String> {
         "base_url", "token_url", "client_id", "max_concurrency", "requests_per_second", "api_key_header", "secret_env", "webhook_secret_env",
         "timeout", "profile", "auth", "cursor",
     ];
+    // "connections[2].entities[1].page_size (line 14) …": the key path, within the connection.
+    if let Some(rest) = message.strip_prefix("connections[").and_then(|r| r.split_once("].")).map(|(_, r)| r) {
+        let key = rest.split([' ', ':']).next().unwrap_or("");
+        if !key.is_empty() {
+            return Some(key.to_string());
+        }
+    }
     if let Some(rest) = message.split("entity `").nth(1) {
         let name = rest.split('`').next().unwrap_or("");
         let i = v.entities.iter().position(|e| e.name == name)?;

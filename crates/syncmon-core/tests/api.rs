@@ -197,8 +197,22 @@ async fn save_connection_edits_the_file_in_place_keeping_comments_and_refuses_se
     bad_duration["entities"][0]["poll_every"] = json!("often");
     let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": bad_duration}})).await.unwrap_err();
     assert_eq!(e.field.as_deref(), Some("entities[0].poll_every"), "{e}");
+    let mut with_password = again[0].clone();
+    with_password["base_url"] = json!(format!("http://alice:pw-0123456789@{}", h.mock.addr()));
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": with_password}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("base_url"), "{e}");
+    assert!(e.message.contains("user name/password") && !e.message.contains("pw-0123456789"), "{e}");
+    let mut key_in_path = again[0].clone();
+    key_in_path["entities"][1]["path"] = json!("/customers?api_key=pw-0123456789");
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": key_in_path}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("entities[1].path"), "{e}");
+    assert!(!e.message.contains("pw-0123456789"), "{e}");
+    let mut no_timeout = again[0].clone();
+    no_timeout["timeout"] = json!("0s");
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": no_timeout}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("timeout"), "{e}");
     assert_eq!(std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap(), before);
-    assert!(!before.contains("hunter2") && !before.contains("sk-live"));
+    assert!(!before.contains("hunter2") && !before.contains("sk-live") && !before.contains("pw-0123456789"));
 }
 
 #[tokio::test]
