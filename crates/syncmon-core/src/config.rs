@@ -560,7 +560,7 @@ impl Config {
             })?;
         }
         let storage = [Seg::Key("storage")];
-        loc.check_duration(&storage, "request_log_retention", self.storage.request_log_retention, Duration::from_secs(60), Duration::from_secs(10 * 365 * 86400))?;
+        loc.check_duration(&storage, "request_log_retention", self.storage.request_log_retention, Duration::from_secs(1), Duration::from_secs(10 * 365 * 86400))?;
         if self.storage.runs_kept == 0 {
             return Err(format!("{} must be at least 1 (the last run of each entity is what status shows)", loc.key(&storage, "runs_kept")));
         }
@@ -1064,7 +1064,7 @@ forward_to = "erp"
             (format!("{base}{entity}page_size = 0\n"), "page_size must be between 1 and 100000 (line 6)"),
             (format!("{base}{entity}poll_every = \"0s\"\n"), "connections[0].entities[0].poll_every (line 6) must be between 1s and"),
             (format!("{base}{entity}full_resync_every = \"0s\"\n"), "connections[0].entities[0].full_resync_every (line 6) must be between 1s and"),
-            (format!("[storage]\nrequest_log_retention = \"0s\"\n{base}"), "storage.request_log_retention (line 2) must be between 1m and"),
+            (format!("[storage]\nrequest_log_retention = \"0s\"\n{base}"), "storage.request_log_retention (line 2) must be between 1s and"),
             (format!("[storage]\nruns_kept = 0\n{base}"), "storage.runs_kept (line 2) must be at least 1"),
             (format!("[[target]]\nid = \"t\"\nbase_url = \"https://t.example\"\ntimeout = \"0s\"\n{base}"), "targets[0].timeout (line 4) must be between"),
         ];
