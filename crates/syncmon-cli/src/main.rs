@@ -301,8 +301,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let sm = load(&cli)?;
             let status = sm.status()?;
             if *json {
+                // The JSON on stdout stays the list of entities; the warnings go to stderr.
+                for w in sm.config_warnings() {
+                    eprintln!("warning: {}", w.message);
+                }
                 output::json(&status)?;
             } else {
+                for w in sm.config_warnings() {
+                    println!("warning: {}", w.message);
+                }
                 output::status_table(&status);
             }
             Ok(ExitCode::SUCCESS)

@@ -148,6 +148,8 @@ pub struct Syncmon {
     pub(crate) entities: Vec<Arc<EntityRt>>,
     /// The file the config came from; the Connections screen edits it in place.
     pub(crate) config_path: Option<PathBuf>,
+    /// Risky settings (plain HTTP to a remote host, an open webhook listener), computed once.
+    pub(crate) warnings: Vec<config::ConfigWarning>,
 }
 
 impl Syncmon {
@@ -192,7 +194,8 @@ impl Syncmon {
         }
         let events = Arc::new(EventBus::new(clock.clone()));
         let ctx = Arc::new(EngineCtx { store, events, clock, runs_kept: config.storage.runs_kept });
-        Ok(Syncmon { config, ctx, entities, config_path: None })
+        let warnings = config.warnings();
+        Ok(Syncmon { config, ctx, entities, config_path: None, warnings })
     }
 
     /// Remembers which file the config was loaded from, so front ends can save edits to it.
@@ -207,6 +210,11 @@ impl Syncmon {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// What in the config may work but is risky; `status`, the UI and the agent's log show it.
+    pub fn config_warnings(&self) -> &[config::ConfigWarning] {
+        &self.warnings
     }
 
     /// Up to `limit` of the last events (at most `events::RECENT_EVENTS`), newest first.
@@ -511,6 +519,9 @@ impl Syncmon {
 
     /// Runs the agent until `cancel`: scheduled polls, nudges, the webhook receiver.
     pub async fn run(self: &Arc<Self>, cancel: CancellationToken) -> Result<()> {
+        for w in &self.warnings {
+            tracing::warn!("config: {}", w.message);
+        }
         scheduler::run(self.clone(), cancel).await
     }
 }

@@ -182,7 +182,7 @@ impl Profile {
         let next = if !body.more_pages {
             None
         } else if let Some(u) = body.next_page_url.filter(|u| !u.is_empty()) {
-            Some(self.entity_url.join(&u).map_err(|e| format!("nextPageURL `{u}` is not a URL: {e}"))?)
+            Some(self.entity_url.join(&u).map_err(|e| format!("nextPageURL `{}` is not a URL: {e}", crate::secrets::redact_url_text(&u)))?)
         } else if let Some(k) = body.next_page_key.filter(|k| !k.is_empty()) {
             let mut u = self.entity_url.clone();
             u.query_pairs_mut().append_pair("pageKey", &k);
@@ -216,12 +216,12 @@ impl Profile {
             }
         } else if let Some(ptr) = &c.next_url_pointer {
             match pointer_string(root, ptr)? {
-                Some(u) => Some(self.entity_url.join(&u).map_err(|e| format!("next URL `{u}` is not a URL: {e}"))?),
+                Some(u) => Some(self.entity_url.join(&u).map_err(|e| format!("next URL `{}` is not a URL: {e}", crate::secrets::redact_url_text(&u)))?),
                 None => None,
             }
         } else if c.next == Some(NextPageMode::LinkHeader) {
             match link_header.and_then(next_link) {
-                Some(u) => Some(self.entity_url.join(&u).map_err(|e| format!("Link URL `{u}` is not a URL: {e}"))?),
+                Some(u) => Some(self.entity_url.join(&u).map_err(|e| format!("Link URL `{}` is not a URL: {e}", crate::secrets::redact_url_text(&u)))?),
                 None => None,
             }
         } else {

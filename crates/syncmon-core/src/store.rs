@@ -347,11 +347,70 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// Creates the data directory readable by its owner only (0700 on Unix): the replica holds the
+/// source's data. An existing directory is tightened only while it holds nothing but Syncmon's
+/// own files (made for Syncmon, e.g. by an older version or by the agent lock): a directory the
+/// user shares on purpose is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    if !dir.is_dir() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        return builder.create(dir);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        let ours = std::fs::read_dir(dir)?.all(|e| {
+            e.is_ok_and(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("syncmon.db") || n == "agent.lock"))
+        });
+        if mode & 0o077 != 0 && ours {
+            // Best effort: a directory owned by someone else stays as it is.
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700));
+        }
+    }
+    Ok(())
+}
+
+/// The database file is created owner-only (0600 on Unix) before SQLite opens it; SQLite gives its
+/// `-wal` and `-shm` files the database's mode. Files a looser umask made earlier are tightened.
+fn make_private_files(db: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(db) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            if let Ok(meta) = std::fs::metadata(&file) {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700))?;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open { path: path.into(), message: e.to_string() })?;
+            create_private_dir(dir).map_err(|e| StoreError::Open { path: path.into(), message: e.to_string() })?;
         }
+        make_private_files(path).map_err(|e| StoreError::Open { path: path.into(), message: e.to_string() })?;
         let open = || -> rusqlite::Result<Connection> {
             let c = Connection::open(path)?;
             configure(&c)?;
