@@ -304,6 +304,11 @@ impl MockServer {
         self.h.shared.inject(fault);
     }
 
+    /// Queued faults that still have responses to affect (a fault queued with `times: 0` counts).
+    pub fn pending_faults(&self) -> usize {
+        self.h.shared.faults.lock().unwrap().len()
+    }
+
     pub fn clear_faults(&self) {
         self.h.shared.faults.lock().unwrap().clear();
     }
