@@ -42,9 +42,35 @@ pub struct EntityRt {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CycleKind {
+    /// Reads strictly after the checkpoint; becomes a [`CycleKind::Lookback`] sweep when one is
+    /// due (see [`cycle_kind`]), so every caller (agent, `sync`, nudges) sweeps on schedule.
     Incremental,
+    /// A lookback sweep (DESIGN §2.5): re-reads from the checkpoint that was current at the
+    /// entity's lookback anchor, to pick up late commits below what polls already read.
+    Lookback,
     /// A full resync pass (resumes an interrupted one).
     Resync { allow_deletions: bool },
+}
+
+impl CycleKind {
+    /// The run kind in the runs table, reports and events.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CycleKind::Incremental => "incremental",
+            CycleKind::Lookback => "lookback",
+            CycleKind::Resync { .. } => "resync",
+        }
+    }
+}
+
+/// What an incremental cycle actually is: a lookback sweep once one is due (sweeps enabled,
+/// `lookback_due_at` reached), else a plain poll. The one place that decides. A due time more
+/// than a lookback ahead means the clock was set back: sweep now rather than wait for it.
+pub fn cycle_kind(kind: CycleKind, due_at: Option<i64>, lookback_ms: i64, now_ms: i64) -> CycleKind {
+    match (kind, due_at) {
+        (CycleKind::Incremental, Some(due)) if lookback_ms > 0 && (due <= now_ms || due > now_ms + lookback_ms) => CycleKind::Lookback,
+        (k, _) => k,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -140,10 +166,10 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
     let started = std::time::Instant::now();
     let key = &e.key;
     let now = ctx.clock.now_ms();
-    let kind_name = match kind {
-        CycleKind::Incremental => "incremental",
-        CycleKind::Resync { .. } => "resync",
-    };
+    let started_at = now;
+    let lookback_ms = e.source.cfg.lookback.as_millis() as i64;
+    let kind = cycle_kind(kind, ctx.store.entity(key).ok().and_then(|r| r.lookback_due_at), lookback_ms, now);
+    let kind_name = kind.as_str();
     let mut report = CycleReport {
         connection: key.connection.clone(),
         entity: key.entity.clone(),
@@ -172,9 +198,10 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
 
     let setup = (|| -> Result<(RowVersion, Option<i64>, i64), String> {
         Ok(match kind {
-            CycleKind::Incremental => {
-                let from = ctx.store.lookback_start(key, now, e.source.cfg.lookback.as_millis() as i64).map_err(|x| x.to_string())?;
-                (from, None, 0)
+            CycleKind::Incremental => (ctx.store.entity(key).map_err(|x| x.to_string())?.checkpoint, None, 0),
+            CycleKind::Lookback => {
+                let anchor = ctx.store.entity(key).map_err(|x| x.to_string())?.lookback_anchor_at;
+                (ctx.store.checkpoint_at(key, anchor).map_err(|x| x.to_string())?, None, 0)
             }
             CycleKind::Resync { .. } => {
                 let expected = ctx.store.replica_count(key).map_err(|x| x.to_string())?;
@@ -416,6 +443,12 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
             tracing::warn!(entity = %key, error = %x, "could not record the run");
         }
     }
+    if caught_up {
+        let swept_from = (kind == CycleKind::Lookback).then_some(started_at);
+        if let Err(x) = ctx.store.schedule_lookback(key, now, lookback_ms, swept_from) {
+            tracing::warn!(entity = %key, error = %x, "could not schedule the lookback sweep");
+        }
+    }
     if let Some(until) = report.next_attempt_at {
         let _ = ctx.store.note_skipped(key, Outcome::Failed.as_str(), error_text.as_deref().unwrap_or(""), Some(until), now);
     }
@@ -436,4 +469,23 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
         _ => tracing::info!("{}", report.summary()),
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_becomes_a_sweep_once_one_is_due_and_only_then() {
+        let (l, now) = (600_000, 10_000_000);
+        let kind = |due| cycle_kind(CycleKind::Incremental, due, l, now);
+        assert_eq!(kind(None), CycleKind::Incremental, "nothing scheduled before the first catch-up");
+        assert_eq!(kind(Some(now + 1)), CycleKind::Incremental);
+        assert_eq!(kind(Some(now)), CycleKind::Lookback);
+        assert_eq!(kind(Some(now - 1)), CycleKind::Lookback);
+        assert_eq!(kind(Some(now + l + 1)), CycleKind::Lookback, "the clock was set back");
+        assert_eq!(cycle_kind(CycleKind::Incremental, Some(now - 1), 0, now), CycleKind::Incremental, "lookback = 0s: no sweeps");
+        let resync = CycleKind::Resync { allow_deletions: false };
+        assert_eq!(cycle_kind(resync, Some(now - 1), l, now), resync, "a resync pass stays one");
+    }
 }

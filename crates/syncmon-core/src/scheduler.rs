@@ -1,7 +1,9 @@
 //! The agent loop: one worker per entity. Each catches up once at start, then waits for the
 //! first of its poll timer (with jitter, so entities do not fire together), a nudge, or
-//! shutdown. The webhook receiver, when configured, turns verified calls into nudges. An entity
-//! that forwards to a target also has a delivery worker, woken by the writes that queue changes.
+//! shutdown. A poll is an incremental cycle, which the engine turns into a lookback sweep when
+//! one is due (`engine::cycle_kind`), so `syncmon sync` sweeps on the same schedule. The webhook
+//! receiver, when configured, turns verified calls into nudges. An entity that forwards to a
+//! target also has a delivery worker, woken by the writes that queue changes.
 
 use crate::engine::{self, CycleKind, EntityRt};
 use crate::forward::{self, Forwarder};
