@@ -116,14 +116,21 @@ async fn deliverer(sm: Arc<Syncmon>, e: Arc<EntityRt>, f: Arc<Forwarder>, cancel
     }
 }
 
-/// Bounded upkeep once an hour: the request log keeps its retention.
+/// How often housekeeping runs: twice per retention period, so the request log never holds more
+/// than 1.5 × its retention, and at least hourly; never more often than every second.
+fn housekeeping_interval(retention: Duration) -> Duration {
+    (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(3600))
+}
+
+/// Bounded upkeep: the request log keeps its retention.
 async fn housekeeping(sm: Arc<Syncmon>, cancel: CancellationToken) {
+    let every = housekeeping_interval(sm.config.storage.request_log_retention);
     loop {
         let cutoff = sm.ctx.clock.now_ms() - sm.config.storage.request_log_retention.as_millis() as i64;
         let s = sm.clone();
         let _ = tokio::task::spawn_blocking(move || s.ctx.store.prune_request_log(cutoff)).await;
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = cancel.cancelled() => return,
         }
     }

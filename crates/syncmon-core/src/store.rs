@@ -641,7 +641,10 @@ impl Store {
                             }
                         }
                         Some((rowid, old, deleted, seen)) => {
-                            if RowVersion::parse(&old).is_none_or(|old| r.version > old) {
+                            // Newer wins; and a tombstone yields to the same version served again:
+                            // the source still has the record (the pass that tombstoned it missed
+                            // it, e.g. served without its id), so the row lives again.
+                            if RowVersion::parse(&old).is_none_or(|old| r.version > old || (deleted && r.version >= old)) {
                                 update.execute(params![rowid, r.version.as_str(), r.data, now_ms, pass])?;
                                 applied.rows_written += 1;
                                 if deleted {
