@@ -381,7 +381,8 @@ impl Config {
             if !ids.insert(t.id.as_str()) {
                 return Err(err("two targets have this id; give each a unique `id`".into()));
             }
-            if self.connection(&t.id).is_some() {
+            // Some keyrings (Windows) ignore case in account names.
+            if self.connections.iter().any(|c| c.id.eq_ignore_ascii_case(&t.id)) {
                 return Err(err("a connection has the same id, and both would read the same keyring entry; rename the target".into()));
             }
             let url = url::Url::parse(&t.base_url).map_err(|e| {
@@ -924,6 +925,8 @@ forward_to = "erp"
         let clash = FORWARDING.replace("id = \"erp\"", "id = \"retail-prod\"").replace("forward_to = \"erp\"", "forward_to = \"retail-prod\"");
         let err = Config::parse(&clash).unwrap_err();
         assert!(err.contains("line 3") && err.contains("keyring"), "{err}");
+        let err = Config::parse(&clash.replacen("id = \"retail-prod\"", "id = \"Retail-Prod\"", 1).replace("forward_to = \"retail-prod\"", "forward_to = \"Retail-Prod\"")).unwrap_err();
+        assert!(err.contains("line 3") && err.contains("keyring"), "a target id that differs only in case: {err}");
         let err = Config::parse(&FORWARDING.replace("https://erp.example.com/api", "ftp://erp")).unwrap_err();
         assert!(err.contains("target `erp`") && err.contains("https://"), "{err}");
         let err = Config::parse(&FORWARDING.replace("auth = \"api_key\"", "auth = \"oauth2\"")).unwrap_err();
