@@ -538,7 +538,7 @@ impl SourceClient {
                 Decision::GiveUp => return Err(failure),
                 Decision::WaitOutsideCycle { after } => {
                     let who = if self.target { "target" } else { "source" };
-                    let wait = humantime::format_duration(Duration::from_secs(after.as_secs()));
+                    let wait = rough_duration(after);
                     return Err(Failure {
                         message: format!("{}; the {who} asked to wait {wait} (Retry-After)", failure.message.trim_end_matches('.')),
                         ..failure
@@ -574,6 +574,17 @@ impl SourceClient {
         if let Err(e) = self.store.log_request(&row) {
             tracing::warn!(error = %e, "could not write the request log");
         }
+    }
+}
+
+/// "90 s", "45 min", "5 h", "365 days": a wait as people say it (humantime's months of 30.44
+/// days make a year read "11months 30days 3h 50m 24s").
+fn rough_duration(d: Duration) -> String {
+    match d.as_secs() {
+        s if s < 120 => format!("{s} s"),
+        s if s < 2 * 3600 => format!("{} min", s / 60),
+        s if s < 2 * 86_400 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
     }
 }
 
@@ -743,6 +754,8 @@ mod tests {
         assert!(matches!(policy().decide(&f, 0, 1, &mut rng), Decision::Retry { after, .. } if after == LONGEST_WAIT_IN_CYCLE));
         f.retry_after = Some(Duration::from_secs(365 * 24 * 3600));
         assert_eq!(policy().decide(&f, 0, 1, &mut rng), Decision::WaitOutsideCycle { after: Duration::from_secs(365 * 24 * 3600) });
+        assert_eq!(rough_duration(Duration::from_secs(365 * 24 * 3600)), "365 days");
+        assert_eq!(rough_duration(Duration::from_secs(2 * 3600)), "2 h");
     }
 
     #[test]

@@ -517,7 +517,7 @@ async fn a_retry_after_of_a_year_leaves_the_entity_waiting_with_the_time_not_a_h
     assert_eq!(r.outcome, Outcome::Waiting, "{}", r.summary());
     let until = r.next_attempt_at.expect("the report says until when");
     assert!((until - before - YEAR as i64 * 1000).abs() < 60_000, "a year from now: {until}");
-    assert!(Case::error(&r).contains("Retry-After"), "{}", Case::error(&r));
+    assert!(Case::error(&r).contains("asked to wait 365 days (Retry-After)"), "{}", Case::error(&r));
     let st = case.status();
     assert_eq!(st.health, Health::Waiting);
     assert_eq!(st.next_attempt_at, Some(until));
