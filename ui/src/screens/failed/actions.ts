@@ -76,43 +76,32 @@ export interface Confirmation {
   note: string;
 }
 
-const DISCARD_NOTE = 'Discarded items stay visible under State: Discarded.';
-
 /** What the dialog says before a Replay all / Discard: `total` matching, `targets` chosen. */
 export function confirmation(kind: ConfirmKind, total: number | null, targets: number): Confirmation {
-  const all = total ?? 0;
-  switch (kind) {
-    case 'replay-all':
-      return {
-        title: 'Replay all matching items?',
-        confirmLabel: `Replay ${count(all)}`,
-        danger: false,
-        lead: 'This re-runs the failed stage for ',
-        count: count(all),
-        rest: `${plural(total, 'item')} matching the current filter.`,
-        note: 'Items whose record has since synced fine are resolved as superseded; the rest stay in the list with their new error.',
-      };
-    case 'discard-all':
-      return {
-        title: 'Discard failed items?',
-        confirmLabel: `Discard ${count(all)}`,
-        danger: true,
-        lead: 'This discards ',
-        count: count(all),
-        rest: `${plural(total, 'item')} matching the current filter. They will not be replayed.`,
-        note: DISCARD_NOTE,
-      };
-    case 'discard':
-      return {
-        title: 'Discard failed items?',
-        confirmLabel: `Discard ${count(targets)}`,
-        danger: true,
-        lead: 'This discards ',
-        count: count(targets),
-        rest: `${plural(targets, 'item')}. ${targets === 1 ? 'It' : 'They'} will not be replayed.`,
-        note: DISCARD_NOTE,
-      };
+  if (kind === 'replay-all') {
+    return {
+      title: 'Replay all matching items?',
+      confirmLabel: `Replay ${count(total ?? 0)}`,
+      danger: false,
+      lead: 'This re-runs the failed stage for ',
+      count: count(total ?? 0),
+      rest: `${plural(total, 'item')} matching the current filter.`,
+      note: 'Items whose record has since synced fine are resolved as superseded; the rest stay in the list with their new error.',
+    };
   }
+  const all = kind === 'discard-all';
+  const n = all ? (total ?? 0) : targets;
+  return {
+    title: 'Discard failed items?',
+    confirmLabel: `Discard ${count(n)}`,
+    danger: true,
+    lead: 'This discards ',
+    count: count(n),
+    rest: all
+      ? `${plural(total, 'item')} matching the current filter. They will not be replayed.`
+      : `${plural(targets, 'item')}. ${targets === 1 ? 'It' : 'They'} will not be replayed.`,
+    note: 'Discarded items stay visible under State: Discarded.',
+  };
 }
 
 /** After a replay of `ids` (null: all matching), whether the open item must be fetched again. */
