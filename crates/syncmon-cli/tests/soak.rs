@@ -79,11 +79,11 @@ impl Env {
     }
 
     /// `syncmon run`, its output appended to the agent log.
-    fn spawn_agent(&self, incarnation: usize) -> Child {
+    fn spawn_agent(&self, incarnation: usize) -> Agent {
         let mut log = File::options().create(true).append(true).open(&self.log).unwrap();
         writeln!(log, "=== soak: agent start #{incarnation}").unwrap();
         let err = log.try_clone().unwrap();
-        Command::new(BIN)
+        let child = Command::new(BIN)
             .arg("--config")
             .arg(&self.config)
             .arg("--data-dir")
@@ -95,13 +95,37 @@ impl Env {
             .stdout(log)
             .stderr(err)
             .spawn()
-            .unwrap()
+            .unwrap();
+        Agent(child)
     }
 
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// The agent's process, SIGKILLed and reaped when dropped: a failing assertion leaves no agent behind.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Agent {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Agent {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
     }
 }
 
@@ -277,7 +301,7 @@ async fn soak_every_fault_at_once_with_sigkill_restarts() {
     let mut top_served: HashMap<&str, (u64, Instant)> = HashMap::new();
     let (hooks_ok, hooks_refused, hooks_in_flight) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
 
-    let exited_by_itself = |agent: &mut Child, env: &Env| {
+    let exited_by_itself = |agent: &mut Agent, env: &Env| {
         if let Some(status) = agent.try_wait().unwrap() {
             panic!("the agent exited by itself ({status}); its log ends:\n{}", env.log_tail());
         }
@@ -401,7 +425,7 @@ async fn soak_every_fault_at_once_with_sigkill_restarts() {
             .map(|e| (*e, conn.query_row("SELECT resync_pass FROM entity_state WHERE entity = ?1", [e], |r| r.get(0)).unwrap()))
             .collect()
     };
-    let sample_now = |agent: &Child, incarnation: usize, samples: &mut Vec<(f64, usize, u64, usize)>| {
+    let sample_now = |agent: &Agent, incarnation: usize, samples: &mut Vec<(f64, usize, u64, usize)>| {
         if let Some((rss, fds)) = sample(agent.id()) {
             samples.push((started.elapsed().as_secs_f64(), incarnation, rss, fds));
         }
