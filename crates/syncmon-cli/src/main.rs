@@ -279,19 +279,27 @@ fn load_read_only(cli: &Cli) -> anyhow::Result<Syncmon> {
 }
 
 /// Cancelled on Ctrl-C or SIGTERM: the current page is finished or abandoned, never half-written.
+/// The handlers are installed before this returns, so a signal that arrives while the command is
+/// still starting stops it cleanly too instead of killing it.
 fn shutdown_token() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::spawn(async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-        }
-        #[cfg(not(unix))]
+            tracing::info!("stopping: finishing the current page");
+            t.cancel();
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("stopping: finishing the current page");
         t.cancel();
@@ -319,9 +327,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Run { notify, notify_failing_after, notify_debounce } => {
+            let cancel = shutdown_token();
             let sm = Arc::new(load_agent(&cli)?);
             tracing::info!("agent started: {} entities; Ctrl-C to stop", sm.status()?.len());
-            let cancel = shutdown_token();
             if *notify {
                 let overrides = syncmon_notify::Overrides { failing_after: *notify_failing_after, debounce: *notify_debounce, burst: None };
                 tokio::spawn(syncmon_notify::run(sm.clone(), overrides, syncmon_notify::show_or_log, cancel.clone()));
