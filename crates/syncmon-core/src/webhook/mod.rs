@@ -29,6 +29,7 @@ mod test_support;
 
 pub use standard::{sign_standard, verify_standard_signature, VerifyError, TIMESTAMP_TOLERANCE_SECS};
 
+use crate::clock::Clock;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -80,26 +81,10 @@ pub trait NudgeTarget: Send + Sync + 'static {
     fn nudge(&self, connection: &str, entity: &str) -> bool;
 }
 
-/// Time source for timestamp checks and the replay window.
-pub trait Clock: Send + Sync + 'static {
-    fn now_unix(&self) -> i64;
-}
-
-/// The machine's clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_unix(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
-    }
-}
-
 struct Shared {
     connections: HashMap<String, WebhookConnection>,
     target: Arc<dyn NudgeTarget>,
+    /// The engine's clock: timestamp tolerance and the replay window.
     clock: Arc<dyn Clock>,
     replay: Mutex<ReplayCache>,
 }

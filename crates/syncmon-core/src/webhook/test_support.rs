@@ -1,8 +1,8 @@
-//! The receiver on loopback with a recording nudge target and a fixed clock, for the dialects' tests.
+//! The receiver on loopback with a recording nudge target and a clock fixed at `NOW`, for the dialects' tests.
 
 use super::*;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(crate) const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub(crate) const CLIENT_STATE: &str = "bc-client-state-3f1c9a";
@@ -30,14 +30,6 @@ impl Recorder {
     }
 }
 
-pub(crate) struct FixedClock(AtomicI64);
-
-impl Clock for FixedClock {
-    fn now_unix(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
 pub(crate) struct Server {
     pub(crate) base: String,
     pub(crate) rec: Arc<Recorder>,
@@ -56,7 +48,7 @@ pub(crate) fn conn(id: &str) -> WebhookConnection {
 
 pub(crate) async fn serve(connections: Vec<WebhookConnection>) -> Server {
     let rec = Arc::new(Recorder::default());
-    let clock = Arc::new(FixedClock(AtomicI64::new(NOW)));
+    let clock = Arc::new(crate::clock::TestClock::fixed(NOW * 1000));
     let app = router(connections, rec.clone(), clock);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
