@@ -1,7 +1,9 @@
-//! Backoff, breaker and scheduler timing on tokio's paused clock: minutes of simulated time in
-//! milliseconds of real time, and exact. The engine reads the time of day from a `TestClock` that
-//! follows tokio's clock, so its decisions (open-until, half-open, waits) and tokio's sleeps see
-//! the same simulated time. Servers run on loopback in the same runtime.
+//! The engine reads the time of day from one clock, the one given at open.
+//!
+//! Backoff, breaker and scheduler timing run on tokio's paused clock: minutes of simulated time
+//! in milliseconds of real time, and exact. The engine's clock is a `TestClock` that follows
+//! tokio's clock, so its decisions (open-until, half-open, waits) and tokio's sleeps see the same
+//! simulated time. Servers run on loopback in the same runtime.
 
 mod common;
 
@@ -22,11 +24,18 @@ const START_MS: i64 = 1_800_000_000_000;
 /// calls on the machine's clock, which barely moves here. A request timeout far beyond the
 /// simulated spans, so no call times out while the paused clock jumps ahead.
 fn config(base_url: &str, conn_extra: &str, entity_extra: &str) -> Config {
-    let text = format!(
+    parse(&text(base_url, conn_extra, entity_extra))
+}
+
+fn text(base_url: &str, conn_extra: &str, entity_extra: &str) -> String {
+    format!(
         "[[connection]]\nid = \"src\"\nbase_url = \"{base_url}\"\nrequests_per_second = 1000000\ntimeout = \"1h\"\n{conn_extra}\n\
          [[connection.entity]]\nname = \"items\"\npage_size = 100\n{entity_extra}\n"
-    );
-    Config::parse(&text).unwrap_or_else(|e| panic!("test config must parse: {e}\n{text}"))
+    )
+}
+
+fn parse(text: &str) -> Config {
+    Config::parse(text).unwrap_or_else(|e| panic!("test config must parse: {e}\n{text}"))
 }
 
 /// A source that answers every request 503 and notes when each arrived (on tokio's clock).
@@ -148,4 +157,48 @@ async fn the_agent_polls_each_entity_at_its_interval() {
         assert!((27_000..=33_100).contains(&gap), "polls 30 s ± 10 % apart, not {gap} ms: {starts:?}");
     }
     Harness { dir, mock, sm, config_text: String::new() }.assert_converged("items");
+}
+
+#[tokio::test]
+async fn the_webhook_receiver_checks_timestamps_on_the_engines_clock() {
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    std::env::set_var("SYNCMON_CLOCK_TEST_WEBHOOK_SECRET", SECRET);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mock = MockServer::start(MockConfig { entities: entities(&[("items", 10)]), ..Default::default() }).await.unwrap();
+    let entity = text(&mock.base_url(), "webhook_secret_env = \"SYNCMON_CLOCK_TEST_WEBHOOK_SECRET\"", "poll_every = \"1h\"");
+    let config = parse(&format!("[webhooks]\nlisten = \"127.0.0.1:{port}\"\n{entity}"));
+    let dir = tempfile::tempdir().unwrap();
+    // The engine's clock, months away from the machine's.
+    let sm = Arc::new(Syncmon::open_with_clock(config, dir.path(), Arc::new(TestClock::fixed(START_MS))).unwrap());
+    let cancel = CancellationToken::new();
+    let agent = tokio::spawn({
+        let (sm, cancel) = (sm.clone(), cancel.clone());
+        async move { sm.run(cancel).await.unwrap() }
+    });
+    let url = format!("http://127.0.0.1:{port}/webhooks/src");
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
+    let send = |id: &'static str, ts: i64| {
+        let body = r#"{"entity":"items"}"#;
+        let req = client
+            .post(&url)
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", syncmon_core::webhook::sign_standard(SECRET, id, ts, body.as_bytes()))
+            .body(body);
+        async move { req.send().await.map(|r| r.status().as_u16()) }
+    };
+    // The receiver listens once the agent runs (bounded: 100 × 50 ms).
+    let machine_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let mut on_machine_time = Err(());
+    for _ in 0..100 {
+        if let Ok(status) = send("msg_machine", machine_now).await {
+            on_machine_time = Ok(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(on_machine_time, Ok(401), "a timestamp on the machine's clock is stale on the engine's");
+    assert_eq!(send("msg_engine", START_MS / 1000 - 60).await.unwrap(), 202, "a minute before the engine's now is fresh");
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(30), agent).await.expect("the agent stops when cancelled").unwrap();
 }
