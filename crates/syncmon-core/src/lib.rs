@@ -6,6 +6,7 @@
 
 pub mod agent_lock;
 pub mod api;
+mod clock;
 pub mod config;
 pub mod engine;
 pub mod events;
@@ -32,20 +33,8 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+pub use clock::{Clock, SystemClock, TestClock};
 pub use rowversion::RowVersion;
-
-/// Time source; passed in so that logic under test does not call `now()` behind its back.
-pub trait Clock: Send + Sync + 'static {
-    fn now_ms(&self) -> i64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-    }
-}
 
 /// Errors at the façade: a closed set of codes the front ends may branch on, plus a message
 /// that says what happened and what to do next.
