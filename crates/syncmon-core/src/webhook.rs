@@ -213,6 +213,20 @@ pub fn sign_standard(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) ->
     format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
 }
 
+/// Verifies a Business Central notification: every entry of `value` must carry the connection's
+/// `clientState` (compared in constant time). `Err(i)`: entry `i` does not.
+pub fn verify_bc_client_state(entries: &[Value], expected: &str) -> Result<(), usize> {
+    for (i, entry) in entries.iter().enumerate() {
+        let given = entry.get("clientState").and_then(Value::as_str);
+        // Compare even when missing, so both paths cost the same.
+        let ok = secret_eq(given.unwrap_or(""), expected) && given.is_some();
+        if !ok {
+            return Err(i);
+        }
+    }
+    Ok(())
+}
+
 /// Constant-time equality of two secrets (compares SHA-256 digests, so lengths do not leak either).
 fn secret_eq(given: &str, expected: &str) -> bool {
     let a = Sha256::digest(given.as_bytes());
@@ -457,18 +471,13 @@ fn bc_notification(st: &Shared, conn: &WebhookConnection, entries: &[Value]) -> 
         );
     };
     // Authenticate every entry before acting on any.
-    for (i, entry) in entries.iter().enumerate() {
-        let given = entry.get("clientState").and_then(Value::as_str);
-        // Compare even when missing, so both paths cost the same.
-        let ok = secret_eq(given.unwrap_or(""), expected) && given.is_some();
-        if !ok {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                "bad_client_state",
-                format!("notification entry {i} does not carry this connection's clientState"),
-                &conn.id,
-            );
-        }
+    if let Err(i) = verify_bc_client_state(entries, expected) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "bad_client_state",
+            format!("notification entry {i} does not carry this connection's clientState"),
+            &conn.id,
+        );
     }
 
     let mut nudged: Vec<&str> = Vec::new();
