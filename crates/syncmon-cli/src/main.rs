@@ -327,6 +327,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Run { notify, notify_failing_after, notify_debounce } => {
+            // Signals are taken first: a Ctrl-C while the replica is checked and opened stops cleanly.
             let cancel = shutdown_token();
             let sm = Arc::new(load_agent(&cli)?);
             tracing::info!("agent started: {} entities; Ctrl-C to stop", sm.status()?.len());

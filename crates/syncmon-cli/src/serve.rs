@@ -118,9 +118,9 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         println!("{}#token={token}", url_for(args.listen));
         return Ok(ExitCode::SUCCESS);
     }
+    let cancel = shutdown_token();
     let sm = Arc::new(load_agent(cli)?);
     let ui_dir = args.ui_dir.clone().unwrap_or_else(default_ui_dir);
-    let cancel = shutdown_token();
     let server = Server::start(sm.clone(), args.listen, token.clone(), ui_dir.clone(), cancel.clone())
         .await
         .map_err(|e| UsageError(format!("cannot listen on {}: {e}; pass --listen with a free port", args.listen)))?;

@@ -125,3 +125,61 @@ fn mutated_configs_load_or_fail_with_a_message() {
         }
     }
 }
+
+/// The webhook verifier under seeded mutations of a real signed call (both dialects): a mutated
+/// id, timestamp, body, key or signature header never verifies unless the header still carries
+/// the real signature for exactly this message; a Business Central body verifies only when every
+/// entry carries exactly the clientState. Never a panic. (Open-ended: the `webhook_verifier`
+/// fuzz target.)
+#[test]
+fn mutated_webhook_calls_never_verify_unless_genuine() {
+    use syncmon_core::webhook::{sign_standard, verify_bc_client_state, verify_standard_signature};
+    const NOW: i64 = 1_700_000_000;
+    let key = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (id, ts, body) = ("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", NOW.to_string(), r#"{"entity":"items","type":"changed"}"#);
+    let good = sign_standard(key, id, NOW, body.as_bytes());
+    assert!(verify_standard_signature(key, id, &ts, body.as_bytes(), &good, NOW).is_ok());
+    // Genuinely signed, but outside the clock tolerance: refused either way.
+    for skew in [-301, 301, -1_000_000_000, i64::MAX / 2] {
+        let at = NOW.saturating_add(skew);
+        let sig = sign_standard(key, id, at, body.as_bytes());
+        assert!(verify_standard_signature(key, id, &at.to_string(), body.as_bytes(), &sig, NOW).is_err(), "skew {skew}");
+    }
+    let mut rng = Rng(0x5eed_0004);
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    let mut verified = 0;
+    for round in 0..20_000 {
+        let (mut k, mut i, mut t, mut b, mut h) = (key.to_string(), id.to_string(), ts.clone(), body.to_string(), good.clone());
+        match rng.below(6) {
+            0 => k = text(mutate(&mut rng, key)),
+            1 => i = text(mutate(&mut rng, id)),
+            2 => t = text(mutate(&mut rng, &ts)),
+            3 => b = text(mutate(&mut rng, body)),
+            4 => h = text(mutate(&mut rng, &good)),
+            _ => h = format!("v1,{} {}", text(mutate(&mut rng, "AAAA")), text(mutate(&mut rng, &good))),
+        }
+        let genuine = i == id && t == ts && b == body && h.split_ascii_whitespace().any(|s| s == good);
+        // A key that decodes to the same bytes (e.g. without the prefix) is the same key.
+        let same_key = k == key || k.trim().strip_prefix("whsec_").unwrap_or(k.trim()) == key.strip_prefix("whsec_").unwrap();
+        let ok = verify_standard_signature(&k, &i, &t, b.as_bytes(), &h, NOW).is_ok();
+        if ok {
+            verified += 1;
+        }
+        assert_eq!(ok, genuine && same_key, "round {round}: key {k:?} id {i:?} ts {t:?} body {b:?} header {h:?}");
+    }
+    assert!(verified > 20, "some mutations must leave the call genuine ({verified})");
+
+    let state = "s3cret-client-state";
+    let bc = format!(r#"{{"value":[{{"clientState":"{state}","resource":"api/v2.0/companies(1)/items(2)","changeType":"updated"}},{{"clientState":"{state}","resource":"items","changeType":"collection"}}]}}"#);
+    let mut accepted = 0;
+    for round in 0..20_000 {
+        let mutated = text(mutate(&mut rng, &bc));
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(&mutated) else { continue };
+        let Some(entries) = doc.get("value").and_then(|v| v.as_array()) else { continue };
+        let all_match = entries.iter().all(|e| e.get("clientState").and_then(|c| c.as_str()) == Some(state));
+        let ok = verify_bc_client_state(entries, state).is_ok();
+        accepted += ok as usize;
+        assert_eq!(ok, all_match, "round {round}: {mutated}");
+    }
+    assert!(accepted > 10, "some mutations must keep the notification genuine ({accepted})");
+}

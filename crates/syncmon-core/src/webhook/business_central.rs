@@ -32,6 +32,20 @@ fn secret_eq(given: &str, expected: &str) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// Verifies a Business Central notification: every entry of `value` must carry the connection's
+/// `clientState` (compared in constant time). `Err(i)`: entry `i` does not.
+pub fn verify_bc_client_state(entries: &[Value], expected: &str) -> Result<(), usize> {
+    for (i, entry) in entries.iter().enumerate() {
+        let given = entry.get("clientState").and_then(Value::as_str);
+        // Compare even when missing, so both paths cost the same.
+        let ok = secret_eq(given.unwrap_or(""), expected) && given.is_some();
+        if !ok {
+            return Err(i);
+        }
+    }
+    Ok(())
+}
+
 /// Business Central notifications.
 ///
 /// The sender deletes the subscription on any answer other than 2xx, 408, 429 or 5xx, so:
@@ -53,18 +67,13 @@ pub(super) fn handle_notification(st: &Shared, conn: &WebhookConnection, entries
         );
     };
     // Authenticate every entry before acting on any.
-    for (i, entry) in entries.iter().enumerate() {
-        let given = entry.get("clientState").and_then(Value::as_str);
-        // Compare even when missing, so both paths cost the same.
-        let ok = secret_eq(given.unwrap_or(""), expected) && given.is_some();
-        if !ok {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                "bad_client_state",
-                format!("notification entry {i} does not carry this connection's clientState"),
-                &conn.id,
-            );
-        }
+    if let Err(i) = verify_bc_client_state(entries, expected) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "bad_client_state",
+            format!("notification entry {i} does not carry this connection's clientState"),
+            &conn.id,
+        );
     }
 
     let mut nudged: Vec<&str> = Vec::new();

@@ -27,6 +27,7 @@ mod standard;
 #[cfg(test)]
 mod test_support;
 
+pub use business_central::verify_bc_client_state;
 pub use standard::{sign_standard, verify_standard_signature, VerifyError, TIMESTAMP_TOLERANCE_SECS};
 
 use crate::clock::Clock;
