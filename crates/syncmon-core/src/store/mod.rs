@@ -21,11 +21,14 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+mod failed;
 mod outbox;
 mod queries;
 mod schema;
+pub use failed::{FailedFilter, FailedItem, LIST_PAYLOAD_CHARS};
+use failed::record_failure;
 pub use outbox::OutboxItem;
-pub use queries::{CheckpointPoint, RequestStats, LIST_PAYLOAD_CHARS};
+pub use queries::{CheckpointPoint, RequestStats};
 pub use schema::SCHEMA_VERSION;
 use schema::{integrity_problems, is_corruption, migrate};
 
@@ -129,38 +132,6 @@ pub struct Applied {
     pub rows_written: usize,
     pub failed_new: usize,
     pub superseded: usize,
-}
-
-#[derive(Debug, Clone, Serialize, ts_rs::TS)]
-pub struct FailedItem {
-    pub id: i64,
-    pub connection: String,
-    pub entity: String,
-    pub record_id: Option<String>,
-    pub row_version: Option<String>,
-    pub payload: String,
-    pub stage: String,
-    pub error_kind: String,
-    pub message: String,
-    pub http_status: Option<u16>,
-    pub tracking_id: Option<String>,
-    pub attempts: i64,
-    pub first_failed_at: i64,
-    pub last_failed_at: i64,
-    pub state: String,
-    pub resolution: Option<String>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct FailedFilter {
-    pub connection: Option<String>,
-    pub entity: Option<String>,
-    pub stage: Option<String>,
-    pub error_kind: Option<String>,
-    /// None = pending only.
-    pub state: Option<String>,
-    /// Substring of the record id, Trackingid or message.
-    pub text: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
@@ -835,18 +806,6 @@ impl Store {
         })
     }
 
-    /// A replay that failed again: the item stays pending with one more attempt and the new error.
-    pub fn replay_failed_again(&self, failed_id: i64, rej: &Rejected, tracking_id: Option<&str>, now_ms: i64) -> Result<()> {
-        self.write(|c| {
-            c.execute(
-                "UPDATE failed_items SET attempts = attempts + 1, last_failed_at = ?1, error_kind = ?2, message = ?3,
-                   tracking_id = coalesce(?4, tracking_id) WHERE id = ?5",
-                params![now_ms, rej.kind, rej.message, tracking_id, failed_id],
-            )?;
-            Ok(())
-        })
-    }
-
     pub fn begin_run(&self, key: &EntityKey, kind: &str, now_ms: i64) -> Result<i64> {
         self.write(|c| {
             c.execute(
@@ -1045,63 +1004,6 @@ impl Store {
     }
 
     /// Pending failed items of the entity, from the counter the triggers keep exact.
-    pub fn pending_failed_count(&self, key: &EntityKey) -> Result<i64> {
-        self.read(|c| {
-            Ok(c.query_row(
-                "SELECT pending_failed FROM entity_state WHERE connection = ?1 AND entity = ?2",
-                params![key.connection, key.entity],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0))
-        })
-    }
-
-    /// A page of failed items, newest first, after `before_id` (keyset paging: constant time per page).
-    pub fn failed_items(&self, f: &FailedFilter, before_id: Option<i64>, limit: u32) -> Result<Vec<FailedItem>> {
-        self.read(|c| {
-            let (sql, args) = failed_query(f, "SELECT * FROM failed_items", before_id, Some(limit));
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), failed_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
-    }
-
-    pub fn failed_ids(&self, f: &FailedFilter) -> Result<Vec<i64>> {
-        self.read(|c| {
-            let (sql, args) = failed_query(f, "SELECT id FROM failed_items", None, None);
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
-    }
-
-    pub fn failed_item(&self, id: i64) -> Result<FailedItem> {
-        self.read(|c| {
-            c.query_row("SELECT * FROM failed_items WHERE id = ?1", [id], failed_row)
-                .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("no failed item {id}; `syncmon failed list` shows them")))
-        })
-    }
-
-    /// Marks items discarded; returns how many were pending.
-    pub fn discard_failed(&self, ids: &[i64], now_ms: i64) -> Result<usize> {
-        self.write(|c| {
-            let tx = c.transaction()?;
-            let mut n = 0;
-            {
-                let mut st = tx.prepare_cached(
-                    "UPDATE failed_items SET state = 'discarded', resolution = 'discarded', resolved_at = ?1 WHERE id = ?2 AND state = 'pending'",
-                )?;
-                for id in ids {
-                    n += st.execute(params![now_ms, id])?;
-                }
-            }
-            tx.commit()?;
-            Ok(n)
-        })
-    }
-
     pub fn runs(&self, key: &EntityKey, limit: u32) -> Result<Vec<RunRow>> {
         self.read(|c| {
             let mut st = c.prepare(
@@ -1268,98 +1170,6 @@ fn entity_row(r: &rusqlite::Row) -> rusqlite::Result<EntityRow> {
         lookback_anchor_at: r.get(17)?,
         lookback_due_at: r.get(18)?,
     })
-}
-
-fn failed_row(r: &rusqlite::Row) -> rusqlite::Result<FailedItem> {
-    Ok(FailedItem {
-        id: r.get("id")?,
-        connection: r.get("connection")?,
-        entity: r.get("entity")?,
-        record_id: r.get("record_id")?,
-        row_version: r.get("row_version")?,
-        payload: r.get("payload")?,
-        stage: r.get("stage")?,
-        error_kind: r.get("error_kind")?,
-        message: r.get("message")?,
-        http_status: r.get("http_status")?,
-        tracking_id: r.get("tracking_id")?,
-        attempts: r.get("attempts")?,
-        first_failed_at: r.get("first_failed_at")?,
-        last_failed_at: r.get("last_failed_at")?,
-        state: r.get("state")?,
-        resolution: r.get("resolution")?,
-    })
-}
-
-fn failed_query(f: &FailedFilter, select: &str, before_id: Option<i64>, limit: Option<u32>) -> (String, Vec<rusqlite::types::Value>) {
-    let mut sql = format!("{select} WHERE state = ?");
-    let mut args: Vec<rusqlite::types::Value> = vec![f.state.clone().unwrap_or_else(|| "pending".into()).into()];
-    for (col, val) in [("connection", &f.connection), ("entity", &f.entity), ("stage", &f.stage), ("error_kind", &f.error_kind)] {
-        if let Some(v) = val {
-            sql.push_str(&format!(" AND {col} = ?"));
-            args.push(v.clone().into());
-        }
-    }
-    if let Some(t) = f.text.as_ref().filter(|t| !t.is_empty()) {
-        sql.push_str(" AND (instr(record_id, ?) > 0 OR instr(tracking_id, ?) > 0 OR instr(message, ?) > 0)");
-        for _ in 0..3 {
-            args.push(t.clone().into());
-        }
-    }
-    if let Some(b) = before_id {
-        sql.push_str(" AND id < ?");
-        args.push(b.into());
-    }
-    sql.push_str(" ORDER BY id DESC");
-    if let Some(l) = limit {
-        sql.push_str(" LIMIT ?");
-        args.push((l as i64).into());
-    }
-    (sql, args)
-}
-
-/// Inserts a failed item, or counts another attempt on the pending one for the same record and
-/// stage (a re-read of the same bad record must not pile up duplicates). Returns true when new.
-fn record_failure(
-    tx: &rusqlite::Transaction,
-    key: &EntityKey,
-    rej: &Rejected,
-    stage: &str,
-    http_status: Option<u16>,
-    tracking_id: Option<&str>,
-    now_ms: i64,
-) -> Result<bool> {
-    let existing: Option<i64> = match &rej.id {
-        Some(id) => tx
-            .prepare_cached("SELECT id FROM failed_items WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND state = 'pending' AND stage = ?4")?
-            .query_row(params![key.connection, key.entity, id, stage], |r| r.get(0))
-            .optional()?,
-        None => tx
-            .prepare_cached(
-                "SELECT id FROM failed_items WHERE connection = ?1 AND entity = ?2 AND record_id IS NULL AND state = 'pending' AND stage = ?3 AND payload = ?4",
-            )?
-            .query_row(params![key.connection, key.entity, stage, rej.payload], |r| r.get(0))
-            .optional()?,
-    };
-    let version = rej.version.as_ref().map(|v| v.as_str().to_string());
-    match existing {
-        Some(fid) => {
-            tx.prepare_cached(
-                "UPDATE failed_items SET attempts = attempts + 1, last_failed_at = ?1, payload = ?2, row_version = coalesce(?3, row_version),
-                   error_kind = ?4, message = ?5, http_status = ?6, tracking_id = ?7 WHERE id = ?8",
-            )?
-            .execute(params![now_ms, rej.payload, version, rej.kind, rej.message, http_status, tracking_id, fid])?;
-            Ok(false)
-        }
-        None => {
-            tx.prepare_cached(
-                "INSERT INTO failed_items (connection, entity, record_id, row_version, payload, stage, error_kind, message, http_status,
-                   tracking_id, first_failed_at, last_failed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
-            )?
-            .execute(params![key.connection, key.entity, rej.id, version, rej.payload, stage, rej.kind, rej.message, http_status, tracking_id, now_ms])?;
-            Ok(true)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,9 @@
 //! table) and the small settings table. Kept apart from the replica write path in `store.rs` so the
 //! two evolve without stepping on each other; these are reads plus one tiny key/value write.
 
-use super::{failed_query, failed_row, EntityKey, FailedFilter, FailedItem, Result, Store};
+use super::{EntityKey, Result, Store};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
-
-/// Items in list pages carry at most this much payload; `failed_item` gives the full one.
-pub const LIST_PAYLOAD_CHARS: i64 = 2048;
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -110,78 +107,6 @@ impl Store {
         })
     }
 
-    /// How many failed items match the filter.
-    pub fn failed_count(&self, f: &FailedFilter) -> Result<i64> {
-        self.read(|c| {
-            let simple = f.stage.is_none() && f.error_kind.is_none() && f.text.as_deref().is_none_or(str::is_empty);
-            if simple && f.state.as_deref().is_none_or(|s| s == "pending") {
-                // The per-entity counter the triggers keep: no scan of the failed items at all.
-                let mut sql = String::from("SELECT coalesce(sum(pending_failed), 0) FROM entity_state WHERE 1 = 1");
-                let mut args: Vec<rusqlite::types::Value> = Vec::new();
-                for (col, val) in [("connection", &f.connection), ("entity", &f.entity)] {
-                    if let Some(v) = val {
-                        sql.push_str(&format!(" AND {col} = ?"));
-                        args.push(v.clone().into());
-                    }
-                }
-                return Ok(c.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?);
-            }
-            let (sql, args) = failed_query(f, "SELECT count(*) FROM failed_items", None, None);
-            Ok(c.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?)
-        })
-    }
-
-    /// A page of failed items, newest first, by offset, with payloads cut to
-    /// `LIST_PAYLOAD_CHARS`. The offset is walked in the index only (the inner query selects ids
-    /// from a covering index), so a page near the end costs an index walk, not a table scan.
-    pub fn failed_page(&self, f: &FailedFilter, offset: u32, limit: u32) -> Result<Vec<FailedItem>> {
-        self.read(|c| {
-            let (inner, mut args) = failed_query(f, "SELECT id FROM failed_items", None, Some(limit));
-            args.push((offset as i64).into());
-            let sql = format!(
-                "SELECT id, connection, entity, record_id, row_version, substr(payload, 1, {LIST_PAYLOAD_CHARS}) AS payload, stage,
-                   error_kind, message, http_status, tracking_id, attempts, first_failed_at, last_failed_at, state, resolution
-                 FROM failed_items WHERE id IN ({inner} OFFSET ?) ORDER BY id DESC"
-            );
-            let mut st = c.prepare_cached(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), failed_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
-    }
-
-    /// `(total, page)` for the failed-items table. A text search cannot use an index to count, so
-    /// it scans once (in the narrow covering text index), counting and keeping the page's ids, and
-    /// then reads just those rows; other filters count from counters or indexes.
-    pub fn failed_page_with_total(&self, f: &FailedFilter, offset: u32, limit: u32) -> Result<(i64, Vec<FailedItem>)> {
-        if f.text.as_deref().is_none_or(str::is_empty) {
-            return Ok((self.failed_count(f)?, self.failed_page(f, offset, limit)?));
-        }
-        self.read(|c| {
-            let (sql, args) = failed_query(f, "SELECT id FROM failed_items", None, None);
-            let mut st = c.prepare_cached(&sql)?;
-            let mut rows = st.query(rusqlite::params_from_iter(args))?;
-            let (mut total, mut ids) = (0i64, Vec::with_capacity(limit as usize));
-            while let Some(r) = rows.next()? {
-                if total >= offset as i64 && ids.len() < limit as usize {
-                    ids.push(r.get::<_, i64>(0)?);
-                }
-                total += 1;
-            }
-            if ids.is_empty() {
-                return Ok((total, Vec::new()));
-            }
-            let marks = vec!["?"; ids.len()].join(",");
-            let sql = format!(
-                "SELECT id, connection, entity, record_id, row_version, substr(payload, 1, {LIST_PAYLOAD_CHARS}) AS payload, stage,
-                   error_kind, message, http_status, tracking_id, attempts, first_failed_at, last_failed_at, state, resolution
-                 FROM failed_items WHERE id IN ({marks}) ORDER BY id DESC"
-            );
-            let mut st = c.prepare(&sql)?;
-            let items = st.query_map(rusqlite::params_from_iter(ids), failed_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((total, items))
-        })
-    }
-
     /// Pauses or resumes the entities in one transaction; returns how many actually changed.
     pub fn set_paused_many(&self, keys: &[EntityKey], paused: bool) -> Result<usize> {
         self.write(|c| {
@@ -216,8 +141,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::Rejected;
-    use crate::store::PageBatch;
 
     fn setup() -> (tempfile::TempDir, Store, EntityKey) {
         let dir = tempfile::tempdir().unwrap();
@@ -225,44 +148,6 @@ mod tests {
         let key = EntityKey::new("c", "items");
         store.ensure_entity(&key).unwrap();
         (dir, store, key)
-    }
-
-    fn reject(store: &Store, key: &EntityKey, n: usize, kind: &'static str) {
-        let rejected: Vec<Rejected> = (0..n)
-            .map(|i| Rejected { id: Some(format!("{kind}-{i}")), version: None, payload: "x".repeat(3000), kind, message: format!("bad record {i}") })
-            .collect();
-        let run = store.begin_run(key, "incremental", 1).unwrap();
-        store
-            .apply_page(key, &PageBatch { records: &[], rejected: &rejected, tracking_id: Some("trk-1"), http_status: Some(200), max_version: None, resync_cursor: None, run_id: run, now_ms: 1 })
-            .unwrap();
-    }
-
-    #[test]
-    fn failed_pages_count_and_cut_payloads() {
-        let (_d, store, key) = setup();
-        reject(&store, &key, 250, "missing_id");
-        reject(&store, &key, 5, "missing_field");
-        let all = FailedFilter::default();
-        assert_eq!(store.failed_count(&all).unwrap(), 255);
-        let page = store.failed_page(&all, 0, 100).unwrap();
-        assert_eq!(page.len(), 100);
-        assert!(page.windows(2).all(|w| w[0].id > w[1].id), "newest first");
-        assert_eq!(page[0].payload.len() as i64, LIST_PAYLOAD_CHARS);
-        let last = store.failed_page(&all, 200, 100).unwrap();
-        assert_eq!(last.len(), 55);
-        let kind = FailedFilter { error_kind: Some("missing_field".into()), ..Default::default() };
-        assert_eq!(store.failed_count(&kind).unwrap(), 5);
-        let text = FailedFilter { text: Some("bad record 24".into()), ..Default::default() };
-        assert_eq!(store.failed_count(&text).unwrap(), 1 + 10, "24 and 240..249 of missing_id, none of the 5 others");
-        assert_eq!(store.failed_page(&text, 0, 100).unwrap().len(), 11);
-        let (total, page) = store.failed_page_with_total(&text, 5, 4).unwrap();
-        assert_eq!((total, page.len()), (11, 4));
-        let ids = |items: &[FailedItem]| items.iter().map(|i| i.id).collect::<Vec<_>>();
-        assert_eq!(ids(&page), ids(&store.failed_page(&text, 5, 4).unwrap()));
-        assert_eq!(store.failed_page_with_total(&text, 20, 4).unwrap().0, 11);
-        assert!(store.failed_page_with_total(&text, 20, 4).unwrap().1.is_empty());
-        let discarded = FailedFilter { state: Some("discarded".into()), ..Default::default() };
-        assert_eq!(store.failed_count(&discarded).unwrap(), 0);
     }
 
     #[test]

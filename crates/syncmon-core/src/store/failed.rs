@@ -1,0 +1,334 @@
+//! Failed items: records a stage could not take (stages `validate`, `apply`, `deliver`), how they
+//! are written, filtered, paged, replayed and discarded. `FailedFilter` is the one filter over them.
+
+use super::{EntityKey, Result, Store, StoreError};
+use crate::profile::Rejected;
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+/// Items in list pages carry at most this much payload; `failed_item` gives the full one.
+pub const LIST_PAYLOAD_CHARS: i64 = 2048;
+
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct FailedItem {
+    pub id: i64,
+    pub connection: String,
+    pub entity: String,
+    pub record_id: Option<String>,
+    pub row_version: Option<String>,
+    pub payload: String,
+    pub stage: String,
+    pub error_kind: String,
+    pub message: String,
+    pub http_status: Option<u16>,
+    pub tracking_id: Option<String>,
+    pub attempts: i64,
+    pub first_failed_at: i64,
+    pub last_failed_at: i64,
+    pub state: String,
+    pub resolution: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FailedFilter {
+    pub connection: Option<String>,
+    pub entity: Option<String>,
+    pub stage: Option<String>,
+    pub error_kind: Option<String>,
+    /// None = pending only.
+    pub state: Option<String>,
+    /// Substring of the record id, Trackingid or message.
+    pub text: Option<String>,
+}
+
+impl Store {
+    pub fn pending_failed_count(&self, key: &EntityKey) -> Result<i64> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT pending_failed FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                params![key.connection, key.entity],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+        })
+    }
+
+    /// A page of failed items, newest first, after `before_id` (keyset paging: constant time per page).
+    pub fn failed_items(&self, f: &FailedFilter, before_id: Option<i64>, limit: u32) -> Result<Vec<FailedItem>> {
+        self.read(|c| {
+            let (sql, args) = failed_query(f, "SELECT * FROM failed_items", before_id, Some(limit));
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args), failed_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    pub fn failed_ids(&self, f: &FailedFilter) -> Result<Vec<i64>> {
+        self.read(|c| {
+            let (sql, args) = failed_query(f, "SELECT id FROM failed_items", None, None);
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args), |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    pub fn failed_item(&self, id: i64) -> Result<FailedItem> {
+        self.read(|c| {
+            c.query_row("SELECT * FROM failed_items WHERE id = ?1", [id], failed_row)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("no failed item {id}; `syncmon failed list` shows them")))
+        })
+    }
+
+    /// Marks items discarded; returns how many were pending.
+    pub fn discard_failed(&self, ids: &[i64], now_ms: i64) -> Result<usize> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let mut n = 0;
+            {
+                let mut st = tx.prepare_cached(
+                    "UPDATE failed_items SET state = 'discarded', resolution = 'discarded', resolved_at = ?1 WHERE id = ?2 AND state = 'pending'",
+                )?;
+                for id in ids {
+                    n += st.execute(params![now_ms, id])?;
+                }
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    /// A replay that failed again: the item stays pending with one more attempt and the new error.
+    pub fn replay_failed_again(&self, failed_id: i64, rej: &Rejected, tracking_id: Option<&str>, now_ms: i64) -> Result<()> {
+        self.write(|c| {
+            c.execute(
+                "UPDATE failed_items SET attempts = attempts + 1, last_failed_at = ?1, error_kind = ?2, message = ?3,
+                   tracking_id = coalesce(?4, tracking_id) WHERE id = ?5",
+                params![now_ms, rej.kind, rej.message, tracking_id, failed_id],
+            )?;
+            Ok(())
+        })
+    }
+
+}
+
+pub(super) fn failed_row(r: &rusqlite::Row) -> rusqlite::Result<FailedItem> {
+    Ok(FailedItem {
+        id: r.get("id")?,
+        connection: r.get("connection")?,
+        entity: r.get("entity")?,
+        record_id: r.get("record_id")?,
+        row_version: r.get("row_version")?,
+        payload: r.get("payload")?,
+        stage: r.get("stage")?,
+        error_kind: r.get("error_kind")?,
+        message: r.get("message")?,
+        http_status: r.get("http_status")?,
+        tracking_id: r.get("tracking_id")?,
+        attempts: r.get("attempts")?,
+        first_failed_at: r.get("first_failed_at")?,
+        last_failed_at: r.get("last_failed_at")?,
+        state: r.get("state")?,
+        resolution: r.get("resolution")?,
+    })
+}
+
+pub(super) fn failed_query(f: &FailedFilter, select: &str, before_id: Option<i64>, limit: Option<u32>) -> (String, Vec<rusqlite::types::Value>) {
+    let mut sql = format!("{select} WHERE state = ?");
+    let mut args: Vec<rusqlite::types::Value> = vec![f.state.clone().unwrap_or_else(|| "pending".into()).into()];
+    for (col, val) in [("connection", &f.connection), ("entity", &f.entity), ("stage", &f.stage), ("error_kind", &f.error_kind)] {
+        if let Some(v) = val {
+            sql.push_str(&format!(" AND {col} = ?"));
+            args.push(v.clone().into());
+        }
+    }
+    if let Some(t) = f.text.as_ref().filter(|t| !t.is_empty()) {
+        sql.push_str(" AND (instr(record_id, ?) > 0 OR instr(tracking_id, ?) > 0 OR instr(message, ?) > 0)");
+        for _ in 0..3 {
+            args.push(t.clone().into());
+        }
+    }
+    if let Some(b) = before_id {
+        sql.push_str(" AND id < ?");
+        args.push(b.into());
+    }
+    sql.push_str(" ORDER BY id DESC");
+    if let Some(l) = limit {
+        sql.push_str(" LIMIT ?");
+        args.push((l as i64).into());
+    }
+    (sql, args)
+}
+
+/// Inserts a failed item, or counts another attempt on the pending one for the same record and
+/// stage (a re-read of the same bad record must not pile up duplicates). Returns true when new.
+pub(super) fn record_failure(
+    tx: &rusqlite::Transaction,
+    key: &EntityKey,
+    rej: &Rejected,
+    stage: &str,
+    http_status: Option<u16>,
+    tracking_id: Option<&str>,
+    now_ms: i64,
+) -> Result<bool> {
+    let existing: Option<i64> = match &rej.id {
+        Some(id) => tx
+            .prepare_cached("SELECT id FROM failed_items WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND state = 'pending' AND stage = ?4")?
+            .query_row(params![key.connection, key.entity, id, stage], |r| r.get(0))
+            .optional()?,
+        None => tx
+            .prepare_cached(
+                "SELECT id FROM failed_items WHERE connection = ?1 AND entity = ?2 AND record_id IS NULL AND state = 'pending' AND stage = ?3 AND payload = ?4",
+            )?
+            .query_row(params![key.connection, key.entity, stage, rej.payload], |r| r.get(0))
+            .optional()?,
+    };
+    let version = rej.version.as_ref().map(|v| v.as_str().to_string());
+    match existing {
+        Some(fid) => {
+            tx.prepare_cached(
+                "UPDATE failed_items SET attempts = attempts + 1, last_failed_at = ?1, payload = ?2, row_version = coalesce(?3, row_version),
+                   error_kind = ?4, message = ?5, http_status = ?6, tracking_id = ?7 WHERE id = ?8",
+            )?
+            .execute(params![now_ms, rej.payload, version, rej.kind, rej.message, http_status, tracking_id, fid])?;
+            Ok(false)
+        }
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO failed_items (connection, entity, record_id, row_version, payload, stage, error_kind, message, http_status,
+                   tracking_id, first_failed_at, last_failed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+            )?
+            .execute(params![key.connection, key.entity, rej.id, version, rej.payload, stage, rej.kind, rej.message, http_status, tracking_id, now_ms])?;
+            Ok(true)
+        }
+    }
+}
+
+
+impl Store {
+    /// How many failed items match the filter.
+    pub fn failed_count(&self, f: &FailedFilter) -> Result<i64> {
+        self.read(|c| {
+            let simple = f.stage.is_none() && f.error_kind.is_none() && f.text.as_deref().is_none_or(str::is_empty);
+            if simple && f.state.as_deref().is_none_or(|s| s == "pending") {
+                // The per-entity counter the triggers keep: no scan of the failed items at all.
+                let mut sql = String::from("SELECT coalesce(sum(pending_failed), 0) FROM entity_state WHERE 1 = 1");
+                let mut args: Vec<rusqlite::types::Value> = Vec::new();
+                for (col, val) in [("connection", &f.connection), ("entity", &f.entity)] {
+                    if let Some(v) = val {
+                        sql.push_str(&format!(" AND {col} = ?"));
+                        args.push(v.clone().into());
+                    }
+                }
+                return Ok(c.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?);
+            }
+            let (sql, args) = failed_query(f, "SELECT count(*) FROM failed_items", None, None);
+            Ok(c.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?)
+        })
+    }
+
+    /// A page of failed items, newest first, by offset, with payloads cut to
+    /// `LIST_PAYLOAD_CHARS`. The offset is walked in the index only (the inner query selects ids
+    /// from a covering index), so a page near the end costs an index walk, not a table scan.
+    pub fn failed_page(&self, f: &FailedFilter, offset: u32, limit: u32) -> Result<Vec<FailedItem>> {
+        self.read(|c| {
+            let (inner, mut args) = failed_query(f, "SELECT id FROM failed_items", None, Some(limit));
+            args.push((offset as i64).into());
+            let sql = format!(
+                "SELECT id, connection, entity, record_id, row_version, substr(payload, 1, {LIST_PAYLOAD_CHARS}) AS payload, stage,
+                   error_kind, message, http_status, tracking_id, attempts, first_failed_at, last_failed_at, state, resolution
+                 FROM failed_items WHERE id IN ({inner} OFFSET ?) ORDER BY id DESC"
+            );
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args), failed_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// `(total, page)` for the failed-items table. A text search cannot use an index to count, so
+    /// it scans once (in the narrow covering text index), counting and keeping the page's ids, and
+    /// then reads just those rows; other filters count from counters or indexes.
+    pub fn failed_page_with_total(&self, f: &FailedFilter, offset: u32, limit: u32) -> Result<(i64, Vec<FailedItem>)> {
+        if f.text.as_deref().is_none_or(str::is_empty) {
+            return Ok((self.failed_count(f)?, self.failed_page(f, offset, limit)?));
+        }
+        self.read(|c| {
+            let (sql, args) = failed_query(f, "SELECT id FROM failed_items", None, None);
+            let mut st = c.prepare_cached(&sql)?;
+            let mut rows = st.query(rusqlite::params_from_iter(args))?;
+            let (mut total, mut ids) = (0i64, Vec::with_capacity(limit as usize));
+            while let Some(r) = rows.next()? {
+                if total >= offset as i64 && ids.len() < limit as usize {
+                    ids.push(r.get::<_, i64>(0)?);
+                }
+                total += 1;
+            }
+            if ids.is_empty() {
+                return Ok((total, Vec::new()));
+            }
+            let marks = vec!["?"; ids.len()].join(",");
+            let sql = format!(
+                "SELECT id, connection, entity, record_id, row_version, substr(payload, 1, {LIST_PAYLOAD_CHARS}) AS payload, stage,
+                   error_kind, message, http_status, tracking_id, attempts, first_failed_at, last_failed_at, state, resolution
+                 FROM failed_items WHERE id IN ({marks}) ORDER BY id DESC"
+            );
+            let mut st = c.prepare(&sql)?;
+            let items = st.query_map(rusqlite::params_from_iter(ids), failed_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((total, items))
+        })
+    }
+
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::PageBatch;
+
+    fn setup() -> (tempfile::TempDir, Store, EntityKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("replica.db")).unwrap();
+        let key = EntityKey::new("c", "items");
+        store.ensure_entity(&key).unwrap();
+        (dir, store, key)
+    }
+
+    fn reject(store: &Store, key: &EntityKey, n: usize, kind: &'static str) {
+        let rejected: Vec<Rejected> = (0..n)
+            .map(|i| Rejected { id: Some(format!("{kind}-{i}")), version: None, payload: "x".repeat(3000), kind, message: format!("bad record {i}") })
+            .collect();
+        let run = store.begin_run(key, "incremental", 1).unwrap();
+        store
+            .apply_page(key, &PageBatch { records: &[], rejected: &rejected, tracking_id: Some("trk-1"), http_status: Some(200), max_version: None, resync_cursor: None, run_id: run, now_ms: 1 })
+            .unwrap();
+    }
+
+    #[test]
+    fn failed_pages_count_and_cut_payloads() {
+        let (_d, store, key) = setup();
+        reject(&store, &key, 250, "missing_id");
+        reject(&store, &key, 5, "missing_field");
+        let all = FailedFilter::default();
+        assert_eq!(store.failed_count(&all).unwrap(), 255);
+        let page = store.failed_page(&all, 0, 100).unwrap();
+        assert_eq!(page.len(), 100);
+        assert!(page.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        assert_eq!(page[0].payload.len() as i64, LIST_PAYLOAD_CHARS);
+        let last = store.failed_page(&all, 200, 100).unwrap();
+        assert_eq!(last.len(), 55);
+        let kind = FailedFilter { error_kind: Some("missing_field".into()), ..Default::default() };
+        assert_eq!(store.failed_count(&kind).unwrap(), 5);
+        let text = FailedFilter { text: Some("bad record 24".into()), ..Default::default() };
+        assert_eq!(store.failed_count(&text).unwrap(), 1 + 10, "24 and 240..249 of missing_id, none of the 5 others");
+        assert_eq!(store.failed_page(&text, 0, 100).unwrap().len(), 11);
+        let (total, page) = store.failed_page_with_total(&text, 5, 4).unwrap();
+        assert_eq!((total, page.len()), (11, 4));
+        let ids = |items: &[FailedItem]| items.iter().map(|i| i.id).collect::<Vec<_>>();
+        assert_eq!(ids(&page), ids(&store.failed_page(&text, 5, 4).unwrap()));
+        assert_eq!(store.failed_page_with_total(&text, 20, 4).unwrap().0, 11);
+        assert!(store.failed_page_with_total(&text, 20, 4).unwrap().1.is_empty());
+        let discarded = FailedFilter { state: Some("discarded".into()), ..Default::default() };
+        assert_eq!(store.failed_count(&discarded).unwrap(), 0);
+    }
+}
