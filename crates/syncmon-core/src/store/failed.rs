@@ -42,6 +42,7 @@ pub struct FailedFilter {
 }
 
 impl Store {
+    /// Pending failed items of the entity, from the counter the triggers keep exact.
     pub fn pending_failed_count(&self, key: &EntityKey) -> Result<i64> {
         self.read(|c| {
             Ok(c.query_row(

@@ -6,8 +6,6 @@ use super::{EntityKey, Result, Store};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-const HOUR_MS: i64 = 3_600_000;
-
 /// Calls to the sources over a recent window.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct RequestStats {
@@ -54,44 +52,6 @@ impl Store {
         })
     }
 
-    /// Records received per hour over the `hours` hours ending at `now_ms`, oldest first, for every
-    /// entity that had runs in that window (from the run history).
-    pub fn hourly_changes(&self, now_ms: i64, hours: usize) -> Result<std::collections::BTreeMap<EntityKey, Vec<i64>>> {
-        let start = now_ms - hours as i64 * HOUR_MS;
-        self.read(|c| {
-            // Rows arrive grouped by entity (index order), so they are summed as they stream by
-            // instead of GROUP BY sorting every run of the day.
-            let mut st = c.prepare_cached(
-                "SELECT connection, entity, started_at, records FROM runs INDEXED BY runs_by_entity_time
-                 WHERE started_at >= ?1 AND started_at < ?2 ORDER BY connection, entity",
-            )?;
-            let mut out: std::collections::BTreeMap<EntityKey, Vec<i64>> = std::collections::BTreeMap::new();
-            let mut current: Option<(EntityKey, Vec<i64>)> = None;
-            let mut rows = st.query(params![start, now_ms])?;
-            while let Some(r) = rows.next()? {
-                let text = |i: usize| -> rusqlite::Result<&str> {
-                    r.get_ref(i)?.as_str().map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
-                };
-                let (conn, ent) = (text(0)?, text(1)?);
-                if current.as_ref().is_none_or(|(k, _)| k.connection != conn || k.entity != ent) {
-                    if let Some((k, v)) = current.take() {
-                        out.insert(k, v);
-                    }
-                    current = Some((EntityKey::new(conn, ent), vec![0; hours]));
-                }
-                let bucket = ((r.get::<_, i64>(2)? - start) / HOUR_MS) as usize;
-                if let Some((_, v)) = current.as_mut() {
-                    if let Some(slot) = v.get_mut(bucket) {
-                        *slot += r.get::<_, i64>(3)?;
-                    }
-                }
-            }
-            if let Some((k, v)) = current {
-                out.insert(k, v);
-            }
-            Ok(out)
-        })
-    }
 
     /// The entity's checkpoint over time (after each caught-up cycle that moved it, and every few
     /// seconds within a long cycle), since `since_ms`, oldest first.

@@ -1,0 +1,174 @@
+//! Runs: one row per cycle of an entity (what it read, how it ended), the cycle's outcome on the
+//! entity, and the per-hour sums the overview's sparklines show.
+
+use super::{EntityKey, Result, Store};
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+const HOUR_MS: i64 = 3_600_000;
+
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct RunRow {
+    pub id: i64,
+    pub connection: String,
+    pub entity: String,
+    pub kind: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub pages: i64,
+    pub records: i64,
+    pub failed_records: i64,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub tracking_id: Option<String>,
+}
+
+impl Store {
+    pub fn begin_run(&self, key: &EntityKey, kind: &str, now_ms: i64) -> Result<i64> {
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO runs (connection, entity, kind, started_at) VALUES (?1, ?2, ?3, ?4)",
+                params![key.connection, key.entity, kind, now_ms],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Closes a run and records the cycle's outcome on the entity. `caught_up` sets the
+    /// last-caught-up time and a checkpoint history point.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_run(
+        &self,
+        key: &EntityKey,
+        run_id: i64,
+        outcome: &str,
+        error: Option<&str>,
+        http_status: Option<u16>,
+        tracking_id: Option<&str>,
+        caught_up: bool,
+        now_ms: i64,
+        runs_kept: u32,
+    ) -> Result<()> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE runs SET finished_at = ?1, outcome = ?2, error = ?3, tracking_id = ?4 WHERE id = ?5",
+                params![now_ms, outcome, error, tracking_id, run_id],
+            )?;
+            // The first catch-up read the whole feed from zero: it counts as the first full pass,
+            // so `full_resync_every` runs from it rather than re-reading everything at once.
+            tx.execute(
+                "UPDATE entity_state SET last_cycle_at = ?1, last_outcome = ?2, last_error = ?3, last_http_status = ?4,
+                   last_tracking_id = ?5, next_attempt_at = NULL, last_caught_up_at = CASE WHEN ?6 THEN ?1 ELSE last_caught_up_at END,
+                   last_full_resync_at = CASE WHEN ?6 AND last_caught_up_at IS NULL THEN coalesce(last_full_resync_at, ?1) ELSE last_full_resync_at END
+                 WHERE connection = ?7 AND entity = ?8",
+                params![now_ms, outcome, error, http_status, tracking_id, caught_up, key.connection, key.entity],
+            )?;
+            if caught_up {
+                let checkpoint: String = tx.query_row(
+                    "SELECT checkpoint FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                    params![key.connection, key.entity],
+                    |r| r.get(0),
+                )?;
+                let last: Option<String> = tx
+                    .query_row(
+                        "SELECT checkpoint FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 ORDER BY at DESC LIMIT 1",
+                        params![key.connection, key.entity],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if last.as_deref() != Some(checkpoint.as_str()) {
+                    tx.execute(
+                        "INSERT INTO checkpoint_history (connection, entity, at, checkpoint) VALUES (?1, ?2, ?3, ?4)",
+                        params![key.connection, key.entity, now_ms, checkpoint],
+                    )?;
+                }
+            }
+            tx.execute(
+                "DELETE FROM runs WHERE connection = ?1 AND entity = ?2 AND id <= (SELECT id FROM runs WHERE connection = ?1 AND entity = ?2 ORDER BY id DESC LIMIT 1 OFFSET ?3)",
+                params![key.connection, key.entity, runs_kept],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Records a cycle that did not run (circuit open): the reason and the next attempt.
+    pub fn note_skipped(&self, key: &EntityKey, outcome: &str, error: &str, next_attempt_at: Option<i64>, now_ms: i64) -> Result<()> {
+        self.write(|c| {
+            c.execute(
+                "UPDATE entity_state SET last_outcome = ?1, last_error = ?2, next_attempt_at = ?3, last_cycle_at = ?4
+                 WHERE connection = ?5 AND entity = ?6",
+                params![outcome, error, next_attempt_at, now_ms, key.connection, key.entity],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn runs(&self, key: &EntityKey, limit: u32) -> Result<Vec<RunRow>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT id, connection, entity, kind, started_at, finished_at, pages, records, failed_records, outcome, error, tracking_id
+                 FROM runs WHERE connection = ?1 AND entity = ?2 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = st
+                .query_map(params![key.connection, key.entity, limit], |r| {
+                    Ok(RunRow {
+                        id: r.get(0)?,
+                        connection: r.get(1)?,
+                        entity: r.get(2)?,
+                        kind: r.get(3)?,
+                        started_at: r.get(4)?,
+                        finished_at: r.get(5)?,
+                        pages: r.get(6)?,
+                        records: r.get(7)?,
+                        failed_records: r.get(8)?,
+                        outcome: r.get(9)?,
+                        error: r.get(10)?,
+                        tracking_id: r.get(11)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Records received per hour over the `hours` hours ending at `now_ms`, oldest first, for every
+    /// entity that had runs in that window (from the run history).
+    pub fn hourly_changes(&self, now_ms: i64, hours: usize) -> Result<std::collections::BTreeMap<EntityKey, Vec<i64>>> {
+        let start = now_ms - hours as i64 * HOUR_MS;
+        self.read(|c| {
+            // Rows arrive grouped by entity (index order), so they are summed as they stream by
+            // instead of GROUP BY sorting every run of the day.
+            let mut st = c.prepare_cached(
+                "SELECT connection, entity, started_at, records FROM runs INDEXED BY runs_by_entity_time
+                 WHERE started_at >= ?1 AND started_at < ?2 ORDER BY connection, entity",
+            )?;
+            let mut out: std::collections::BTreeMap<EntityKey, Vec<i64>> = std::collections::BTreeMap::new();
+            let mut current: Option<(EntityKey, Vec<i64>)> = None;
+            let mut rows = st.query(params![start, now_ms])?;
+            while let Some(r) = rows.next()? {
+                let text = |i: usize| -> rusqlite::Result<&str> {
+                    r.get_ref(i)?.as_str().map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+                };
+                let (conn, ent) = (text(0)?, text(1)?);
+                if current.as_ref().is_none_or(|(k, _)| k.connection != conn || k.entity != ent) {
+                    if let Some((k, v)) = current.take() {
+                        out.insert(k, v);
+                    }
+                    current = Some((EntityKey::new(conn, ent), vec![0; hours]));
+                }
+                let bucket = ((r.get::<_, i64>(2)? - start) / HOUR_MS) as usize;
+                if let Some((_, v)) = current.as_mut() {
+                    if let Some(slot) = v.get_mut(bucket) {
+                        *slot += r.get::<_, i64>(3)?;
+                    }
+                }
+            }
+            if let Some((k, v)) = current {
+                out.insert(k, v);
+            }
+            Ok(out)
+        })
+    }
+}
