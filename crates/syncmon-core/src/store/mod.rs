@@ -24,12 +24,14 @@ use std::sync::Mutex;
 mod failed;
 mod outbox;
 mod queries;
+mod request_log;
 mod runs;
 mod schema;
 pub use failed::{FailedFilter, FailedItem, LIST_PAYLOAD_CHARS};
 use failed::record_failure;
 pub use outbox::OutboxItem;
-pub use queries::{CheckpointPoint, RequestStats};
+pub use queries::CheckpointPoint;
+pub use request_log::{RequestRow, RequestStats};
 pub use runs::RunRow;
 pub use schema::SCHEMA_VERSION;
 use schema::{integrity_problems, is_corruption, migrate};
@@ -134,22 +136,6 @@ pub struct Applied {
     pub rows_written: usize,
     pub failed_new: usize,
     pub superseded: usize,
-}
-
-#[derive(Debug, Clone, Serialize, ts_rs::TS)]
-pub struct RequestRow {
-    pub id: i64,
-    pub at: i64,
-    pub connection: String,
-    pub entity: Option<String>,
-    pub method: String,
-    pub url: String,
-    pub status: Option<u16>,
-    pub duration_ms: i64,
-    pub attempt: u32,
-    pub bytes: Option<i64>,
-    pub tracking_id: Option<String>,
-    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -410,25 +396,6 @@ impl Store {
         let mut c = writer.lock().unwrap_or_else(|p| p.into_inner());
         self.flush_log(&mut c)?;
         f(&mut c)
-    }
-
-    fn flush_log(&self, c: &mut Connection) -> Result<()> {
-        let rows = std::mem::take(&mut *self.pending_log.lock().unwrap_or_else(|p| p.into_inner()));
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let tx = c.transaction()?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO request_log (at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            for r in &rows {
-                insert.execute(params![r.at, r.connection, r.entity, r.method, r.url, r.status, r.duration_ms, r.attempt, r.bytes, r.tracking_id, r.error])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -906,92 +873,6 @@ impl Store {
             each(row).map_err(|e| StoreError::NotFound(format!("write failed: {e}")))?;
         }
         Ok(())
-    }
-
-    /// Queues a request-log row; it is written with the next write, at the latest when the cycle
-    /// ends, or right away when the writer is free and rows pile up.
-    pub fn log_request(&self, r: &RequestRow) -> Result<()> {
-        let queued = {
-            let mut q = self.pending_log.lock().unwrap_or_else(|p| p.into_inner());
-            q.push(r.clone());
-            q.len()
-        };
-        if queued >= 64 {
-            if let Some(Ok(mut c)) = self.writer.as_ref().map(Mutex::try_lock) {
-                self.flush_log(&mut c)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes queued request-log rows now.
-    pub fn flush(&self) -> Result<()> {
-        if self.writer.is_none() {
-            return Ok(()); // a read-only store makes no calls to log
-        }
-        self.write(|_| Ok(()))
-    }
-
-    /// The newest request-log rows, all or one entity's: its own calls and those its forwarding
-    /// made to its target (logged under the target's id for `connection/entity`).
-    pub fn requests(&self, key: Option<&EntityKey>, failed_only: bool, limit: u32) -> Result<Vec<RequestRow>> {
-        self.flush()?;
-        self.read(|c| {
-            let query = |conn_entity: Option<(&str, &str)>| -> Result<Vec<RequestRow>> {
-                let mut sql = String::from(
-                    "SELECT id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error FROM request_log WHERE 1 = 1",
-                );
-                let mut args: Vec<rusqlite::types::Value> = Vec::new();
-                if let Some((connection, entity)) = conn_entity {
-                    // One range of the (connection, entity, id) index.
-                    sql.push_str(" AND connection = ? AND entity = ?");
-                    args.push(connection.to_string().into());
-                    args.push(entity.to_string().into());
-                }
-                if failed_only {
-                    sql.push_str(" AND (status IS NULL OR status >= 400)");
-                }
-                sql.push_str(" ORDER BY id DESC LIMIT ?");
-                args.push((limit as i64).into());
-                let mut st = c.prepare(&sql)?;
-                let rows = st
-                    .query_map(rusqlite::params_from_iter(args), |r| {
-                        Ok(RequestRow {
-                            id: r.get(0)?,
-                            at: r.get(1)?,
-                            connection: r.get(2)?,
-                            entity: r.get(3)?,
-                            method: r.get(4)?,
-                            url: r.get(5)?,
-                            status: r.get(6)?,
-                            duration_ms: r.get(7)?,
-                            attempt: r.get(8)?,
-                            bytes: r.get(9)?,
-                            tracking_id: r.get(10)?,
-                            error: r.get(11)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows)
-            };
-            let Some(k) = key else { return query(None) };
-            let mut rows = query(Some((&k.connection, &k.entity)))?;
-            let target: Option<String> = c
-                .query_row("SELECT forward_to FROM entity_state WHERE connection = ?1 AND entity = ?2", params![k.connection, k.entity], |r| r.get(0))
-                .optional()?
-                .flatten();
-            if let Some(target) = target {
-                rows.extend(query(Some((&target, &k.to_string())))?);
-                rows.sort_by_key(|r| std::cmp::Reverse(r.id));
-                rows.truncate(limit as usize);
-            }
-            Ok(rows)
-        })
-    }
-
-    /// Drops request-log entries older than the retention; bounded work per call.
-    pub fn prune_request_log(&self, older_than_ms: i64) -> Result<usize> {
-        self.write(|c| Ok(c.execute("DELETE FROM request_log WHERE id IN (SELECT id FROM request_log WHERE at < ?1 LIMIT 50000)", [older_than_ms])?))
     }
 }
 

@@ -6,18 +6,6 @@ use super::{EntityKey, Result, Store};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-/// Calls to the sources over a recent window.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct RequestStats {
-    pub requests: i64,
-    /// No answer, or HTTP 4xx/5xx.
-    pub failed: i64,
-    /// `failed / requests`, 0 when there were none.
-    pub error_rate: f64,
-    /// None when there were no requests.
-    pub p95_ms: Option<i64>,
-}
-
 /// One point of an entity's checkpoint history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct CheckpointPoint {
@@ -26,33 +14,6 @@ pub struct CheckpointPoint {
 }
 
 impl Store {
-    /// Request count, error rate and p95 latency of the calls logged since `since_ms`.
-    pub fn request_stats(&self, since_ms: i64) -> Result<RequestStats> {
-        self.flush()?;
-        self.read(|c| {
-            let (requests, failed): (i64, i64) = c.query_row(
-                "SELECT count(*), coalesce(sum(status IS NULL OR status >= 400), 0) FROM request_log WHERE at >= ?1",
-                [since_ms],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let p95_ms = if requests == 0 {
-                None
-            } else {
-                // Nearest-rank p95: the ceil(0.95 n)-th smallest duration.
-                let rank = ((requests as f64) * 0.95).ceil() as i64;
-                c.query_row(
-                    "SELECT duration_ms FROM request_log WHERE at >= ?1 ORDER BY duration_ms LIMIT 1 OFFSET ?2",
-                    params![since_ms, (rank - 1).max(0)],
-                    |r| r.get(0),
-                )
-                .optional()?
-            };
-            let error_rate = if requests == 0 { 0.0 } else { failed as f64 / requests as f64 };
-            Ok(RequestStats { requests, failed, error_rate, p95_ms })
-        })
-    }
-
-
     /// The entity's checkpoint over time (after each caught-up cycle that moved it, and every few
     /// seconds within a long cycle), since `since_ms`, oldest first.
     pub fn checkpoint_history(&self, key: &EntityKey, since_ms: i64) -> Result<Vec<CheckpointPoint>> {
@@ -108,33 +69,6 @@ mod tests {
         let key = EntityKey::new("c", "items");
         store.ensure_entity(&key).unwrap();
         (dir, store, key)
-    }
-
-    #[test]
-    fn request_stats_give_the_error_rate_and_p95() {
-        let (_d, store, _key) = setup();
-        for i in 0..100 {
-            store
-                .log_request(&crate::store::RequestRow {
-                    id: 0,
-                    at: 1000 + i,
-                    connection: "c".into(),
-                    entity: Some("items".into()),
-                    method: "GET".into(),
-                    url: "http://x".into(),
-                    status: Some(if i < 10 { 503 } else { 200 }),
-                    duration_ms: i + 1,
-                    attempt: 1,
-                    bytes: None,
-                    tracking_id: None,
-                    error: None,
-                })
-                .unwrap();
-        }
-        let s = store.request_stats(1000).unwrap();
-        assert_eq!((s.requests, s.failed, s.p95_ms), (100, 10, Some(95)));
-        assert!((s.error_rate - 0.1).abs() < 1e-9);
-        assert_eq!(store.request_stats(5000).unwrap().p95_ms, None);
     }
 
     #[test]

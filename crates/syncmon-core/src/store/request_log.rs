@@ -1,0 +1,208 @@
+//! The request log: every call to a source or target (URL redacted, status, duration, attempt),
+//! queued in memory and written with the next write so that logging never waits for a page.
+
+use super::{EntityKey, Result, Store};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct RequestRow {
+    pub id: i64,
+    pub at: i64,
+    pub connection: String,
+    pub entity: Option<String>,
+    pub method: String,
+    pub url: String,
+    pub status: Option<u16>,
+    pub duration_ms: i64,
+    pub attempt: u32,
+    pub bytes: Option<i64>,
+    pub tracking_id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Calls to the sources over a recent window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RequestStats {
+    pub requests: i64,
+    /// No answer, or HTTP 4xx/5xx.
+    pub failed: i64,
+    /// `failed / requests`, 0 when there were none.
+    pub error_rate: f64,
+    /// None when there were no requests.
+    pub p95_ms: Option<i64>,
+}
+
+impl Store {
+    pub(super) fn flush_log(&self, c: &mut Connection) -> Result<()> {
+        let rows = std::mem::take(&mut *self.pending_log.lock().unwrap_or_else(|p| p.into_inner()));
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let tx = c.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO request_log (at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for r in &rows {
+                insert.execute(params![r.at, r.connection, r.entity, r.method, r.url, r.status, r.duration_ms, r.attempt, r.bytes, r.tracking_id, r.error])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Queues a request-log row; it is written with the next write, at the latest when the cycle
+    /// ends, or right away when the writer is free and rows pile up.
+    pub fn log_request(&self, r: &RequestRow) -> Result<()> {
+        let queued = {
+            let mut q = self.pending_log.lock().unwrap_or_else(|p| p.into_inner());
+            q.push(r.clone());
+            q.len()
+        };
+        if queued >= 64 {
+            if let Some(Ok(mut c)) = self.writer.as_ref().map(Mutex::try_lock) {
+                self.flush_log(&mut c)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes queued request-log rows now.
+    pub fn flush(&self) -> Result<()> {
+        if self.writer.is_none() {
+            return Ok(()); // a read-only store makes no calls to log
+        }
+        self.write(|_| Ok(()))
+    }
+
+    /// The newest request-log rows, all or one entity's: its own calls and those its forwarding
+    /// made to its target (logged under the target's id for `connection/entity`).
+    pub fn requests(&self, key: Option<&EntityKey>, failed_only: bool, limit: u32) -> Result<Vec<RequestRow>> {
+        self.flush()?;
+        self.read(|c| {
+            let query = |conn_entity: Option<(&str, &str)>| -> Result<Vec<RequestRow>> {
+                let mut sql = String::from(
+                    "SELECT id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error FROM request_log WHERE 1 = 1",
+                );
+                let mut args: Vec<rusqlite::types::Value> = Vec::new();
+                if let Some((connection, entity)) = conn_entity {
+                    // One range of the (connection, entity, id) index.
+                    sql.push_str(" AND connection = ? AND entity = ?");
+                    args.push(connection.to_string().into());
+                    args.push(entity.to_string().into());
+                }
+                if failed_only {
+                    sql.push_str(" AND (status IS NULL OR status >= 400)");
+                }
+                sql.push_str(" ORDER BY id DESC LIMIT ?");
+                args.push((limit as i64).into());
+                let mut st = c.prepare(&sql)?;
+                let rows = st
+                    .query_map(rusqlite::params_from_iter(args), |r| {
+                        Ok(RequestRow {
+                            id: r.get(0)?,
+                            at: r.get(1)?,
+                            connection: r.get(2)?,
+                            entity: r.get(3)?,
+                            method: r.get(4)?,
+                            url: r.get(5)?,
+                            status: r.get(6)?,
+                            duration_ms: r.get(7)?,
+                            attempt: r.get(8)?,
+                            bytes: r.get(9)?,
+                            tracking_id: r.get(10)?,
+                            error: r.get(11)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            };
+            let Some(k) = key else { return query(None) };
+            let mut rows = query(Some((&k.connection, &k.entity)))?;
+            let target: Option<String> = c
+                .query_row("SELECT forward_to FROM entity_state WHERE connection = ?1 AND entity = ?2", params![k.connection, k.entity], |r| r.get(0))
+                .optional()?
+                .flatten();
+            if let Some(target) = target {
+                rows.extend(query(Some((&target, &k.to_string())))?);
+                rows.sort_by_key(|r| std::cmp::Reverse(r.id));
+                rows.truncate(limit as usize);
+            }
+            Ok(rows)
+        })
+    }
+
+    /// Drops request-log entries older than the retention; bounded work per call.
+    pub fn prune_request_log(&self, older_than_ms: i64) -> Result<usize> {
+        self.write(|c| Ok(c.execute("DELETE FROM request_log WHERE id IN (SELECT id FROM request_log WHERE at < ?1 LIMIT 50000)", [older_than_ms])?))
+    }
+
+    /// Request count, error rate and p95 latency of the calls logged since `since_ms`.
+    pub fn request_stats(&self, since_ms: i64) -> Result<RequestStats> {
+        self.flush()?;
+        self.read(|c| {
+            let (requests, failed): (i64, i64) = c.query_row(
+                "SELECT count(*), coalesce(sum(status IS NULL OR status >= 400), 0) FROM request_log WHERE at >= ?1",
+                [since_ms],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let p95_ms = if requests == 0 {
+                None
+            } else {
+                // Nearest-rank p95: the ceil(0.95 n)-th smallest duration.
+                let rank = ((requests as f64) * 0.95).ceil() as i64;
+                c.query_row(
+                    "SELECT duration_ms FROM request_log WHERE at >= ?1 ORDER BY duration_ms LIMIT 1 OFFSET ?2",
+                    params![since_ms, (rank - 1).max(0)],
+                    |r| r.get(0),
+                )
+                .optional()?
+            };
+            let error_rate = if requests == 0 { 0.0 } else { failed as f64 / requests as f64 };
+            Ok(RequestStats { requests, failed, error_rate, p95_ms })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, Store, EntityKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("replica.db")).unwrap();
+        let key = EntityKey::new("c", "items");
+        store.ensure_entity(&key).unwrap();
+        (dir, store, key)
+    }
+
+    #[test]
+    fn request_stats_give_the_error_rate_and_p95() {
+        let (_d, store, _key) = setup();
+        for i in 0..100 {
+            store
+                .log_request(&crate::store::RequestRow {
+                    id: 0,
+                    at: 1000 + i,
+                    connection: "c".into(),
+                    entity: Some("items".into()),
+                    method: "GET".into(),
+                    url: "http://x".into(),
+                    status: Some(if i < 10 { 503 } else { 200 }),
+                    duration_ms: i + 1,
+                    attempt: 1,
+                    bytes: None,
+                    tracking_id: None,
+                    error: None,
+                })
+                .unwrap();
+        }
+        let s = store.request_stats(1000).unwrap();
+        assert_eq!((s.requests, s.failed, s.p95_ms), (100, 10, Some(95)));
+        assert!((s.error_rate - 0.1).abs() < 1e-9);
+        assert_eq!(store.request_stats(5000).unwrap().p95_ms, None);
+    }
+}
