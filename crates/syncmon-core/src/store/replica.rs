@@ -1,0 +1,670 @@
+//! The replica: one table per entity, the entity's state row, pages applied atomically, full
+//! resync passes and their deletions.
+//!
+//! Invariants (the product's guarantees live here):
+//! - A page's upserts, its failed items and the checkpoint advance commit in ONE transaction, so a
+//!   crash at any instant resumes from the last committed page: no lost change, no duplicate.
+//! - An older rowVersion never overwrites a newer one. Versions are canonical decimal text and
+//!   compare as `(length(v), v)`, i.e. as unsigned integers of any length, in SQL as in Rust.
+//! - The checkpoint only moves forward.
+//! - A full resync marks every id it receives with the pass number (`seen_pass`); only when the whole
+//!   pass has completed are unseen rows tombstoned (`deleted_at`), and only under the deletion guard.
+//!
+//! Layout: one table per entity, `replica_<connection>_<entity>` with an integer rowid (so the
+//! B-tree is not keyed by random UUID text) and an index on the id's hash; plain SQL can read it.
+
+use super::checkpoints::HISTORY_EVERY_MS;
+use super::{open_read_only_connection, outbox, record_failure, EntityKey, Result, Store, StoreError};
+use crate::profile::{Record, Rejected};
+use crate::rowversion::RowVersion;
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+/// One row of `entity_state`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntityRow {
+    pub key: EntityKey,
+    pub checkpoint: RowVersion,
+    pub last_caught_up_at: Option<i64>,
+    pub last_cycle_at: Option<i64>,
+    pub last_outcome: Option<String>,
+    pub last_error: Option<String>,
+    pub last_http_status: Option<u16>,
+    pub last_tracking_id: Option<String>,
+    pub paused: bool,
+    pub resync_pass: i64,
+    pub resync_state: Option<String>,
+    pub resync_cursor: Option<RowVersion>,
+    pub resync_seen: i64,
+    pub resync_would_delete: Option<i64>,
+    pub last_full_resync_at: Option<i64>,
+    /// When a skipped or failed entity will be tried next (circuit open, backoff).
+    pub next_attempt_at: Option<i64>,
+    /// The next lookback sweep starts from the checkpoint current at this time (None = from 0).
+    pub lookback_anchor_at: Option<i64>,
+    /// When the next lookback sweep is due (None = not scheduled yet).
+    pub lookback_due_at: Option<i64>,
+}
+
+/// What a page contributes to the replica, applied atomically by [`Store::apply_page`].
+pub struct PageBatch<'a> {
+    pub records: &'a [Record],
+    pub rejected: &'a [Rejected],
+    pub tracking_id: Option<&'a str>,
+    pub http_status: Option<u16>,
+    /// Highest version in the page; the checkpoint becomes max(checkpoint, this).
+    pub max_version: Option<&'a RowVersion>,
+    /// During a full resync: the pass's own cursor advances too.
+    pub resync_cursor: Option<&'a RowVersion>,
+    pub run_id: i64,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub rows_written: usize,
+    pub failed_new: usize,
+    pub superseded: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaRow {
+    pub id: String,
+    #[serde(rename = "rowVersion")]
+    pub row_version: String,
+    pub data: Box<serde_json::value::RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<i64>,
+}
+
+/// The end of a full resync pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct PassEnd {
+    pub live_before: i64,
+    pub unseen: i64,
+    pub deleted: i64,
+    pub guard_tripped: bool,
+}
+
+impl Store {
+    /// Creates the entity's state row and replica table if they do not exist yet.
+    pub fn ensure_entity(&self, key: &EntityKey) -> Result<()> {
+        let table = key.table();
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let owner: Option<(String, String)> = tx
+                .query_row("SELECT connection, entity FROM entity_state WHERE replica_table = ?1", [&table], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if let Some((conn, ent)) = owner {
+                if conn != key.connection || ent != key.entity {
+                    return Err(StoreError::NotFound(format!(
+                        "entity {key} would share the replica table `{table}` with {conn}/{ent}; rename one of them"
+                    )));
+                }
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO entity_state (connection, entity, replica_table) VALUES (?1, ?2, ?3)",
+                params![key.connection, key.entity, table],
+            )?;
+            tx.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS \"{table}\" (
+                    rowid INTEGER PRIMARY KEY,
+                    id TEXT NOT NULL,
+                    id_hash INTEGER NOT NULL,
+                    row_version TEXT NOT NULL,
+                    data TEXT NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    deleted_at INTEGER,
+                    seen_pass INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX IF NOT EXISTS \"{table}_by_id_hash\" ON \"{table}\" (id_hash);"
+            ))?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    pub fn entity(&self, key: &EntityKey) -> Result<EntityRow> {
+        self.read(|c| {
+            c.query_row(&format!("{ENTITY_SELECT} WHERE connection = ?1 AND entity = ?2"), params![key.connection, key.entity], entity_row)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("no entity {key} in the replica")))
+        })
+    }
+
+    pub fn entities(&self) -> Result<Vec<EntityRow>> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!("{ENTITY_SELECT} ORDER BY connection, entity"))?;
+            let rows = st.query_map([], entity_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Applies pages atomically, in feed order, in one transaction: upserts (older never
+    /// overwrites newer), failed items, superseded failed items, run progress, checkpoint and
+    /// resync cursor. Several pages per transaction are as exact as one: the checkpoint written
+    /// is the highest version among exactly the rows committed with it.
+    pub fn apply_pages(&self, key: &EntityKey, pages: &[PageBatch]) -> Result<Applied> {
+        let table = key.table();
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let mut applied = Applied::default();
+            let (checkpoint, pass, live_before, forwarding): (String, i64, i64, bool) = tx.query_row(
+                "SELECT checkpoint, resync_pass, replica_rows, forward_to IS NOT NULL FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                params![key.connection, key.entity],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            let mut live_delta = 0i64;
+            {
+                let mut find = tx.prepare_cached(&format!(
+                    "SELECT rowid, row_version, deleted_at IS NOT NULL, seen_pass FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"
+                ))?;
+                let mut insert = tx.prepare_cached(&format!(
+                    "INSERT INTO \"{table}\" (id, id_hash, row_version, data, updated_at, deleted_at, seen_pass)
+                     VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)"
+                ))?;
+                let mut update = tx.prepare_cached(&format!(
+                    "UPDATE \"{table}\" SET row_version = ?2, data = ?3, updated_at = ?4, deleted_at = NULL,
+                       seen_pass = max(seen_pass, ?5) WHERE rowid = ?1"
+                ))?;
+                // Every id received is evidence it exists at the source: mark it with the current
+                // pass so that a pass in progress does not tombstone it.
+                let mut mark_seen = tx.prepare_cached(&format!("UPDATE \"{table}\" SET seen_pass = ?2 WHERE rowid = ?1"))?;
+                // Rows are visited in id_hash order, so the index is walked front to back (each
+                // leaf page read once) instead of at random. The sort is stable: two versions of
+                // one id keep their feed order (and older never overwrites newer anyway).
+                let mut rows: Vec<(i64, &Record, i64)> =
+                    pages.iter().flat_map(|b| b.records.iter().map(move |r| (id_hash(&r.id), r, b.now_ms))).collect();
+                rows.sort_by_key(|(hash, _, _)| *hash);
+                for (hash, r, now_ms) in rows {
+                    let existing = find
+                        .query_row(params![hash, r.id], |row| {
+                            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, bool>(2)?, row.get::<_, i64>(3)?))
+                        })
+                        .optional()?;
+                    match existing {
+                        None => {
+                            insert.execute(params![r.id, hash, r.version.as_str(), r.data, now_ms, pass])?;
+                            applied.rows_written += 1;
+                            live_delta += 1;
+                            if forwarding {
+                                outbox::enqueue(&tx, key, &r.id, hash, r.version.as_str(), outbox::UPSERT, now_ms)?;
+                            }
+                        }
+                        Some((rowid, old, deleted, seen)) => {
+                            // Newer wins; and a tombstone yields to the same version served again:
+                            // the source still has the record (the pass that tombstoned it missed
+                            // it, e.g. served without its id), so the row lives again.
+                            if RowVersion::parse(&old).is_none_or(|old| r.version > old || (deleted && r.version >= old)) {
+                                update.execute(params![rowid, r.version.as_str(), r.data, now_ms, pass])?;
+                                applied.rows_written += 1;
+                                if deleted {
+                                    live_delta += 1;
+                                }
+                                // Same transaction as the upsert: a change written is a change forwarded.
+                                if forwarding {
+                                    outbox::enqueue(&tx, key, &r.id, hash, r.version.as_str(), outbox::UPSERT, now_ms)?;
+                                }
+                            } else if pass > seen {
+                                mark_seen.execute(params![rowid, pass])?;
+                            }
+                        }
+                    }
+                }
+                // A record rejected with its id (e.g. no rowVersion) still exists at the source: a
+                // pass must not tombstone the row it had.
+                for rej in pages.iter().flat_map(|b| b.rejected) {
+                    let Some(id) = rej.id.as_deref() else { continue };
+                    let existing = find.query_row(params![id_hash(id), id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(3)?))).optional()?;
+                    if let Some((rowid, _)) = existing.filter(|(_, seen)| pass > *seen) {
+                        mark_seen.execute(params![rowid, pass])?;
+                    }
+                }
+            }
+            let has_pending: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM failed_items WHERE state = 'pending' AND connection = ?1 AND entity = ?2)",
+                params![key.connection, key.entity],
+                |r| r.get(0),
+            )?;
+            if has_pending {
+                // A record that has since synced fine clears its failed items (superseded). Not
+                // delivery failures: reading a record again says nothing about the target having it.
+                let mut supersede = tx.prepare_cached(
+                    "UPDATE failed_items SET state = 'resolved', resolution = 'superseded', resolved_at = ?1
+                     WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = 'pending' AND stage <> 'deliver'
+                       AND (row_version IS NULL OR (length(row_version), row_version) <= (length(?5), ?5))",
+                )?;
+                for b in pages {
+                    for r in b.records {
+                        applied.superseded += supersede.execute(params![b.now_ms, key.connection, key.entity, r.id, r.version.as_str()])?;
+                    }
+                }
+            }
+            let mut checkpoint = RowVersion::parse(&checkpoint).unwrap_or_default();
+            let mut checkpoint_moved = false;
+            let mut resync_cursor = None;
+            let (mut records, mut rejected) = (0i64, 0i64);
+            for b in pages {
+                for rej in b.rejected {
+                    if record_failure(&tx, key, rej, "validate", b.http_status, b.tracking_id, b.now_ms)? {
+                        applied.failed_new += 1;
+                    }
+                }
+                records += b.records.len() as i64;
+                rejected += b.rejected.len() as i64;
+                if let Some(v) = b.max_version.filter(|v| **v > checkpoint) {
+                    checkpoint = v.clone();
+                    checkpoint_moved = true;
+                }
+                if b.resync_cursor.is_some() {
+                    resync_cursor = b.resync_cursor;
+                }
+            }
+            if let Some(last) = pages.last() {
+                tx.execute(
+                    "UPDATE runs SET pages = pages + ?1, records = records + ?2, failed_records = failed_records + ?3 WHERE id = ?4",
+                    params![pages.len() as i64, records, rejected, last.run_id],
+                )?;
+            }
+            if checkpoint_moved {
+                tx.execute(
+                    "UPDATE entity_state SET checkpoint = ?1 WHERE connection = ?2 AND entity = ?3",
+                    params![checkpoint.as_str(), key.connection, key.entity],
+                )?;
+                // History inside a long cycle too (an initial load of hours), so that a lookback
+                // sweep can start from where the load was `lookback` ago rather than from 0. A
+                // short cycle adds no point besides the one at its end (`finish_run`).
+                let (now_ms, run_id) = pages.last().map_or((0, 0), |b| (b.now_ms, b.run_id));
+                let since: Option<i64> = tx.query_row(
+                    "SELECT max(coalesce((SELECT max(at) FROM checkpoint_history WHERE connection = ?1 AND entity = ?2), ?4),
+                                coalesce((SELECT started_at FROM runs WHERE id = ?3), ?4))",
+                    params![key.connection, key.entity, run_id, i64::MIN],
+                    |r| r.get(0),
+                )?;
+                if since.is_none_or(|t| now_ms.saturating_sub(t) >= HISTORY_EVERY_MS) {
+                    tx.execute(
+                        "INSERT INTO checkpoint_history (connection, entity, at, checkpoint) VALUES (?1, ?2, ?3, ?4)",
+                        params![key.connection, key.entity, now_ms, checkpoint.as_str()],
+                    )?;
+                }
+            }
+            if let Some(cursor) = resync_cursor {
+                tx.execute(
+                    "UPDATE entity_state SET resync_cursor = ?1, resync_seen = resync_seen + ?2 WHERE connection = ?3 AND entity = ?4",
+                    params![cursor.as_str(), records + rejected, key.connection, key.entity],
+                )?;
+            }
+            if live_delta != 0 {
+                set_replica_rows(&tx, key, live_before + live_delta)?;
+            }
+            tx.commit()?;
+            Ok(applied)
+        })
+    }
+
+    /// One page: see [`Store::apply_pages`].
+    pub fn apply_page(&self, key: &EntityKey, b: &PageBatch) -> Result<Applied> {
+        self.apply_pages(key, std::slice::from_ref(b))
+    }
+
+    /// Applies one record outside a page (replay): the same upsert rule, and the failed item resolved.
+    pub fn apply_replayed(&self, key: &EntityKey, record: &Record, failed_id: i64, now_ms: i64) -> Result<bool> {
+        let table = key.table();
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let hash = id_hash(&record.id);
+            let existing: Option<(i64, String, bool)> = tx
+                .query_row(
+                    &format!("SELECT rowid, row_version, deleted_at IS NOT NULL FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"),
+                    params![hash, record.id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let newer_in_replica = existing
+                .as_ref()
+                .is_some_and(|(_, v, deleted)| !deleted && RowVersion::parse(v).is_some_and(|v| v > record.version));
+            let resolution = if newer_in_replica { "superseded" } else { "replayed" };
+            if !newer_in_replica {
+                let (pass, live, forwarding): (i64, i64, bool) = tx.query_row(
+                    "SELECT resync_pass, replica_rows, forward_to IS NOT NULL FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                    params![key.connection, key.entity],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                if forwarding {
+                    outbox::enqueue(&tx, key, &record.id, hash, record.version.as_str(), outbox::UPSERT, now_ms)?;
+                }
+                match existing {
+                    Some((rowid, _, deleted)) => {
+                        tx.execute(
+                            &format!(
+                                "UPDATE \"{table}\" SET row_version = ?2, data = ?3, updated_at = ?4, deleted_at = NULL,
+                                   seen_pass = max(seen_pass, ?5) WHERE rowid = ?1"
+                            ),
+                            params![rowid, record.version.as_str(), record.data, now_ms, pass],
+                        )?;
+                        if deleted {
+                            set_replica_rows(&tx, key, live + 1)?;
+                        }
+                    }
+                    None => {
+                        tx.execute(
+                            &format!(
+                                "INSERT INTO \"{table}\" (id, id_hash, row_version, data, updated_at, deleted_at, seen_pass)
+                                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)"
+                            ),
+                            params![record.id, hash, record.version.as_str(), record.data, now_ms, pass],
+                        )?;
+                        set_replica_rows(&tx, key, live + 1)?;
+                    }
+                }
+            }
+            tx.execute(
+                "UPDATE failed_items SET state = 'resolved', resolution = ?1, resolved_at = ?2, attempts = attempts + 1 WHERE id = ?3",
+                params![resolution, now_ms, failed_id],
+            )?;
+            tx.commit()?;
+            Ok(newer_in_replica)
+        })
+    }
+
+    pub fn set_paused(&self, key: &EntityKey, paused: bool) -> Result<()> {
+        self.write(|c| {
+            c.execute("UPDATE entity_state SET paused = ?1 WHERE connection = ?2 AND entity = ?3", params![paused, key.connection, key.entity])?;
+            Ok(())
+        })
+    }
+
+    /// Pauses or resumes the entities in one transaction; returns how many actually changed.
+    pub fn set_paused_many(&self, keys: &[EntityKey], paused: bool) -> Result<usize> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let mut n = 0;
+            {
+                let mut st = tx.prepare_cached("UPDATE entity_state SET paused = ?1 WHERE connection = ?2 AND entity = ?3 AND paused <> ?1")?;
+                for k in keys {
+                    n += st.execute(params![paused, k.connection, k.entity])?;
+                }
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    /// Starts a full resync pass, or resumes the one in progress. Returns (pass, cursor).
+    pub fn resync_begin(&self, key: &EntityKey) -> Result<(i64, RowVersion)> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let (pass, state, cursor): (i64, Option<String>, Option<String>) = tx.query_row(
+                "SELECT resync_pass, resync_state, resync_cursor FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                params![key.connection, key.entity],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let out = if state.as_deref() == Some("running") {
+                (pass, cursor.and_then(|c| RowVersion::parse(&c)).unwrap_or_default())
+            } else {
+                tx.execute(
+                    "UPDATE entity_state SET resync_pass = resync_pass + 1, resync_state = 'running', resync_cursor = '0',
+                       resync_seen = 0, resync_would_delete = NULL WHERE connection = ?1 AND entity = ?2",
+                    params![key.connection, key.entity],
+                )?;
+                (pass + 1, RowVersion::zero())
+            };
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    /// Ends a completed pass: tombstones the live rows it did not see, unless that is more than
+    /// `guard` of them and deletions were not allowed, in which case it stops and asks.
+    pub fn resync_finish(&self, key: &EntityKey, pass: i64, guard: f64, allow_deletions: bool, now_ms: i64) -> Result<PassEnd> {
+        let table = key.table();
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let live: i64 = tx.query_row(&format!("SELECT count(*) FROM \"{table}\" WHERE deleted_at IS NULL"), [], |r| r.get(0))?;
+            let unseen: i64 = tx.query_row(
+                &format!("SELECT count(*) FROM \"{table}\" WHERE deleted_at IS NULL AND seen_pass < ?1"),
+                [pass],
+                |r| r.get(0),
+            )?;
+            let tripped = live > 0 && (unseen as f64) > guard * (live as f64) && !allow_deletions;
+            let deleted = if tripped {
+                tx.execute(
+                    "UPDATE entity_state SET resync_state = 'guard_tripped', resync_would_delete = ?1 WHERE connection = ?2 AND entity = ?3",
+                    params![unseen, key.connection, key.entity],
+                )?;
+                0
+            } else {
+                outbox::enqueue_unseen_deletions(&tx, key, pass, now_ms)?;
+                let n = tx.execute(
+                    &format!("UPDATE \"{table}\" SET deleted_at = ?1, updated_at = ?1 WHERE deleted_at IS NULL AND seen_pass < ?2"),
+                    params![now_ms, pass],
+                )? as i64;
+                tx.execute(
+                    "UPDATE entity_state SET resync_state = NULL, resync_cursor = NULL, resync_would_delete = NULL,
+                       last_full_resync_at = ?1 WHERE connection = ?2 AND entity = ?3",
+                    params![now_ms, key.connection, key.entity],
+                )?;
+                // A full pass is also when the live-row counter is re-based on an exact count.
+                set_replica_rows(&tx, key, live - n)?;
+                n
+            };
+            tx.commit()?;
+            Ok(PassEnd { live_before: live, unseen, deleted, guard_tripped: tripped })
+        })
+    }
+
+    /// Live rows in the replica, from the counter every write keeps exact (not a table scan).
+    pub fn replica_count(&self, key: &EntityKey) -> Result<i64> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT replica_rows FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                params![key.connection, key.entity],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// Calls `each` for every replica row in the order first received, streaming (memory stays flat).
+    pub fn for_each_replica_row(&self, key: &EntityKey, include_deleted: bool, mut each: impl FnMut(ReplicaRow) -> std::io::Result<()>) -> Result<()> {
+        let table = key.table();
+        let path = self.path.clone();
+        // A dedicated connection: an export can take long and must not hold the shared reader.
+        let c = open_read_only_connection(&path)?;
+        let filter = if include_deleted { "" } else { "WHERE deleted_at IS NULL" };
+        let mut st = c.prepare(&format!("SELECT id, row_version, data, deleted_at FROM \"{table}\" {filter} ORDER BY rowid"))?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let data: String = r.get(2)?;
+            let row = ReplicaRow {
+                id: r.get(0)?,
+                row_version: r.get(1)?,
+                data: serde_json::value::RawValue::from_string(data).map_err(|e| StoreError::NotFound(format!("corrupt row: {e}")))?,
+                deleted_at: r.get(3)?,
+            };
+            each(row).map_err(|e| StoreError::NotFound(format!("write failed: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+fn set_replica_rows(tx: &rusqlite::Transaction, key: &EntityKey, n: i64) -> rusqlite::Result<()> {
+    tx.execute("UPDATE entity_state SET replica_rows = ?1 WHERE connection = ?2 AND entity = ?3", params![n, key.connection, key.entity])?;
+    Ok(())
+}
+
+/// The replica's lookup key: FNV-1a (64 bit) of the id. Replica tables are keyed by an integer
+/// rowid in arrival order with an index on this hash rather than a unique index on the id text:
+/// random text keys (UUIDs) make every page dirty hundreds of wide index pages, which bounds
+/// initial syncs at a third of the speed. Collisions are harmless: lookups also compare `id`.
+/// The function is fixed forever: stored hashes must stay valid across versions.
+pub fn id_hash(id: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h as i64
+}
+
+const ENTITY_SELECT: &str = "SELECT connection, entity, checkpoint, last_caught_up_at, last_cycle_at, last_outcome, last_error,
+    last_http_status, last_tracking_id, paused, resync_pass, resync_state, resync_cursor, resync_seen, resync_would_delete,
+    last_full_resync_at, next_attempt_at, lookback_anchor_at, lookback_due_at FROM entity_state";
+
+fn entity_row(r: &rusqlite::Row) -> rusqlite::Result<EntityRow> {
+    let checkpoint: String = r.get(2)?;
+    let cursor: Option<String> = r.get(12)?;
+    Ok(EntityRow {
+        key: EntityKey { connection: r.get(0)?, entity: r.get(1)? },
+        checkpoint: RowVersion::parse(&checkpoint).unwrap_or_default(),
+        last_caught_up_at: r.get(3)?,
+        last_cycle_at: r.get(4)?,
+        last_outcome: r.get(5)?,
+        last_error: r.get(6)?,
+        last_http_status: r.get(7)?,
+        last_tracking_id: r.get(8)?,
+        paused: r.get(9)?,
+        resync_pass: r.get(10)?,
+        resync_state: r.get(11)?,
+        resync_cursor: cursor.and_then(|c| RowVersion::parse(&c)),
+        resync_seen: r.get(13)?,
+        resync_would_delete: r.get(14)?,
+        last_full_resync_at: r.get(15)?,
+        next_attempt_at: r.get(16)?,
+        lookback_anchor_at: r.get(17)?,
+        lookback_due_at: r.get(18)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FailedFilter;
+
+    fn rec(id: &str, v: &str) -> Record {
+        Record { id: id.into(), version: RowVersion::parse(v).unwrap(), data: format!(r#"{{"id":"{id}","rowVersion":"{v}"}}"#) }
+    }
+
+
+    fn setup() -> (tempfile::TempDir, Store, EntityKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("replica.db")).unwrap();
+        let key = EntityKey::new("c", "items");
+        store.ensure_entity(&key).unwrap();
+        (dir, store, key)
+    }
+
+    fn apply(store: &Store, key: &EntityKey, records: &[Record], rejected: &[Rejected]) -> Applied {
+        let run = store.begin_run(key, "incremental", 1).unwrap();
+        let max = records.iter().map(|r| r.version.clone()).max();
+        store
+            .apply_page(key, &PageBatch { records, rejected, tracking_id: Some("t"), http_status: Some(200), max_version: max.as_ref(), resync_cursor: None, run_id: run, now_ms: 1 })
+            .unwrap()
+    }
+
+    fn version_of(store: &Store, key: &EntityKey, id: &str) -> String {
+        let mut v = None;
+        store
+            .for_each_replica_row(key, true, |r| {
+                if r.id == id {
+                    v = Some(r.row_version.clone());
+                }
+                Ok(())
+            })
+            .unwrap();
+        v.unwrap()
+    }
+
+    #[test]
+    fn id_hash_is_fnv1a_forever() {
+        // Stored hashes must stay valid across versions: these are FNV-1a 64 reference values.
+        assert_eq!(id_hash(""), 0xcbf2_9ce4_8422_2325_u64 as i64);
+        assert_eq!(id_hash("a"), 0xaf63_dc4c_8601_ec8c_u64 as i64);
+        assert_eq!(id_hash("foobar"), 0x8594_4171_f739_67e8_u64 as i64);
+    }
+
+    #[test]
+    fn an_older_version_never_overwrites_a_newer_one_even_across_a_digit() {
+        let (_d, store, key) = setup();
+        apply(&store, &key, &[rec("a", "1000000")], &[]);
+        apply(&store, &key, &[rec("a", "999999")], &[]);
+        assert_eq!(version_of(&store, &key, "a"), "1000000");
+        assert_eq!(store.entity(&key).unwrap().checkpoint.as_str(), "1000000", "the checkpoint never moves back");
+    }
+
+    #[test]
+    fn the_same_id_twice_in_a_page_keeps_the_highest_version() {
+        let (_d, store, key) = setup();
+        apply(&store, &key, &[rec("a", "7"), rec("a", "5")], &[]);
+        assert_eq!(version_of(&store, &key, "a"), "7");
+        assert_eq!(store.replica_count(&key).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_rejected_record_is_counted_once_per_record_and_superseded_when_it_syncs() {
+        let (_d, store, key) = setup();
+        let rej = Rejected { id: Some("b".into()), version: None, payload: "{}".into(), kind: "missing_row_version", message: "m".into() };
+        assert_eq!(apply(&store, &key, &[], std::slice::from_ref(&rej)).failed_new, 1);
+        assert_eq!(apply(&store, &key, &[], std::slice::from_ref(&rej)).failed_new, 0, "a re-read must not add a duplicate");
+        let items = store.failed_items(&FailedFilter::default(), None, 10).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].attempts, 2);
+        assert_eq!(items[0].tracking_id.as_deref(), Some("t"));
+        assert_eq!(apply(&store, &key, &[rec("b", "9")], &[]).superseded, 1);
+        assert_eq!(store.pending_failed_count(&key).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_resync_tombstones_only_unseen_rows_and_the_guard_stops_a_mass_deletion() {
+        let (_d, store, key) = setup();
+        let all: Vec<Record> = (0..10).map(|i| rec(&format!("r{i}"), &format!("{}", i + 1))).collect();
+        apply(&store, &key, &all, &[]);
+        let (pass, cursor) = store.resync_begin(&key).unwrap();
+        assert_eq!(cursor, RowVersion::zero());
+        apply(&store, &key, &all[..8], &[]);
+        let end = store.resync_finish(&key, pass, 0.5, false, 5).unwrap();
+        assert_eq!(end, PassEnd { live_before: 10, unseen: 2, deleted: 2, guard_tripped: false });
+        assert_eq!(store.replica_count(&key).unwrap(), 8);
+
+        let (pass, _) = store.resync_begin(&key).unwrap();
+        apply(&store, &key, &all[..1], &[]);
+        let end = store.resync_finish(&key, pass, 0.5, false, 6).unwrap();
+        assert!(end.guard_tripped && end.deleted == 0 && end.unseen == 7, "{end:?}");
+        assert_eq!(store.entity(&key).unwrap().resync_state.as_deref(), Some("guard_tripped"));
+        let end = store.resync_finish(&key, pass, 0.5, true, 7).unwrap();
+        assert_eq!(end.deleted, 7);
+        assert_eq!(store.replica_count(&key).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_resync_does_not_tombstone_a_row_whose_record_came_back_rejected() {
+        let (_d, store, key) = setup();
+        let all: Vec<Record> = (0..10).map(|i| rec(&format!("r{i}"), &format!("{}", i + 1))).collect();
+        apply(&store, &key, &all, &[]);
+        let (pass, _) = store.resync_begin(&key).unwrap();
+        let poisoned: Vec<Rejected> = ["r8", "r9"]
+            .iter()
+            .map(|id| Rejected { id: Some((*id).into()), version: None, payload: "{}".into(), kind: "missing_row_version", message: "m".into() })
+            .collect();
+        apply(&store, &key, &all[..8], &poisoned);
+        let end = store.resync_finish(&key, pass, 0.5, false, 5).unwrap();
+        assert_eq!(end, PassEnd { live_before: 10, unseen: 0, deleted: 0, guard_tripped: false });
+        assert_eq!(store.replica_count(&key).unwrap(), 10);
+    }
+
+    #[test]
+    fn an_interrupted_resync_resumes_from_its_cursor() {
+        let (_d, store, key) = setup();
+        let (pass, _) = store.resync_begin(&key).unwrap();
+        let run = store.begin_run(&key, "resync", 1).unwrap();
+        let records = [rec("a", "5")];
+        store
+            .apply_page(&key, &PageBatch { records: &records, rejected: &[], tracking_id: None, http_status: None, max_version: Some(&records[0].version), resync_cursor: Some(&records[0].version), run_id: run, now_ms: 1 })
+            .unwrap();
+        drop(store);
+        let store = Store::open(&_d.path().join("replica.db")).unwrap();
+        assert_eq!(store.resync_begin(&key).unwrap(), (pass, RowVersion::from(5)));
+        assert_eq!(store.runs(&key, 5).unwrap()[0].outcome, "interrupted");
+    }
+}
