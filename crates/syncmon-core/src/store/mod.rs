@@ -1,7 +1,8 @@
 //! The SQLite store. `Store` (this file) opens the database, owns its connections and hands the
 //! parts below a reading or a writing connection; each part adds its own methods to `Store`:
 //! - `schema` — the numbered migrations and integrity checks;
-//! - `replica` — replica tables, entity state, pages applied atomically, full resyncs;
+//! - `replica` — replica tables, pages applied atomically, full resyncs;
+//! - `entity_state` — the entity's state row as the front ends read it, pausing;
 //! - `checkpoints` — checkpoint history and lookback-sweep scheduling;
 //! - `failed` — failed items (every stage), their filter, replay bookkeeping;
 //! - `runs` — the run history; `request_log` — the calls made; `outbox` — the forwarding queue;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 mod checkpoints;
+mod entity_state;
 mod failed;
 mod outbox;
 mod replica;
@@ -27,7 +29,8 @@ pub use failed::{FailedFilter, FailedItem, LIST_PAYLOAD_CHARS};
 use failed::record_failure;
 pub use outbox::OutboxItem;
 pub use checkpoints::CheckpointPoint;
-pub use replica::{id_hash, Applied, EntityRow, PageBatch, PassEnd, ReplicaRow};
+pub use entity_state::EntityRow;
+pub use replica::{id_hash, Applied, PageBatch, PassEnd, ReplicaRow};
 pub use request_log::{RequestRow, RequestStats};
 pub use runs::RunRow;
 pub use schema::SCHEMA_VERSION;

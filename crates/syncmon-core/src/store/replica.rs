@@ -20,32 +20,6 @@ use crate::rowversion::RowVersion;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-/// One row of `entity_state`.
-#[derive(Debug, Clone, Serialize)]
-pub struct EntityRow {
-    pub key: EntityKey,
-    pub checkpoint: RowVersion,
-    pub last_caught_up_at: Option<i64>,
-    pub last_cycle_at: Option<i64>,
-    pub last_outcome: Option<String>,
-    pub last_error: Option<String>,
-    pub last_http_status: Option<u16>,
-    pub last_tracking_id: Option<String>,
-    pub paused: bool,
-    pub resync_pass: i64,
-    pub resync_state: Option<String>,
-    pub resync_cursor: Option<RowVersion>,
-    pub resync_seen: i64,
-    pub resync_would_delete: Option<i64>,
-    pub last_full_resync_at: Option<i64>,
-    /// When a skipped or failed entity will be tried next (circuit open, backoff).
-    pub next_attempt_at: Option<i64>,
-    /// The next lookback sweep starts from the checkpoint current at this time (None = from 0).
-    pub lookback_anchor_at: Option<i64>,
-    /// When the next lookback sweep is due (None = not scheduled yet).
-    pub lookback_due_at: Option<i64>,
-}
-
 /// What a page contributes to the replica, applied atomically by [`Store::apply_page`].
 pub struct PageBatch<'a> {
     pub records: &'a [Record],
@@ -123,22 +97,6 @@ impl Store {
             ))?;
             tx.commit()?;
             Ok(())
-        })
-    }
-
-    pub fn entity(&self, key: &EntityKey) -> Result<EntityRow> {
-        self.read(|c| {
-            c.query_row(&format!("{ENTITY_SELECT} WHERE connection = ?1 AND entity = ?2"), params![key.connection, key.entity], entity_row)
-                .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("no entity {key} in the replica")))
-        })
-    }
-
-    pub fn entities(&self) -> Result<Vec<EntityRow>> {
-        self.read(|c| {
-            let mut st = c.prepare(&format!("{ENTITY_SELECT} ORDER BY connection, entity"))?;
-            let rows = st.query_map([], entity_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
         })
     }
 
@@ -369,28 +327,6 @@ impl Store {
         })
     }
 
-    pub fn set_paused(&self, key: &EntityKey, paused: bool) -> Result<()> {
-        self.write(|c| {
-            c.execute("UPDATE entity_state SET paused = ?1 WHERE connection = ?2 AND entity = ?3", params![paused, key.connection, key.entity])?;
-            Ok(())
-        })
-    }
-
-    /// Pauses or resumes the entities in one transaction; returns how many actually changed.
-    pub fn set_paused_many(&self, keys: &[EntityKey], paused: bool) -> Result<usize> {
-        self.write(|c| {
-            let tx = c.transaction()?;
-            let mut n = 0;
-            {
-                let mut st = tx.prepare_cached("UPDATE entity_state SET paused = ?1 WHERE connection = ?2 AND entity = ?3 AND paused <> ?1")?;
-                for k in keys {
-                    n += st.execute(params![paused, k.connection, k.entity])?;
-                }
-            }
-            tx.commit()?;
-            Ok(n)
-        })
-    }
 
     /// Starts a full resync pass, or resumes the one in progress. Returns (pass, cursor).
     pub fn resync_begin(&self, key: &EntityKey) -> Result<(i64, RowVersion)> {
@@ -508,34 +444,6 @@ pub fn id_hash(id: &str) -> i64 {
     h as i64
 }
 
-const ENTITY_SELECT: &str = "SELECT connection, entity, checkpoint, last_caught_up_at, last_cycle_at, last_outcome, last_error,
-    last_http_status, last_tracking_id, paused, resync_pass, resync_state, resync_cursor, resync_seen, resync_would_delete,
-    last_full_resync_at, next_attempt_at, lookback_anchor_at, lookback_due_at FROM entity_state";
-
-fn entity_row(r: &rusqlite::Row) -> rusqlite::Result<EntityRow> {
-    let checkpoint: String = r.get(2)?;
-    let cursor: Option<String> = r.get(12)?;
-    Ok(EntityRow {
-        key: EntityKey { connection: r.get(0)?, entity: r.get(1)? },
-        checkpoint: RowVersion::parse(&checkpoint).unwrap_or_default(),
-        last_caught_up_at: r.get(3)?,
-        last_cycle_at: r.get(4)?,
-        last_outcome: r.get(5)?,
-        last_error: r.get(6)?,
-        last_http_status: r.get(7)?,
-        last_tracking_id: r.get(8)?,
-        paused: r.get(9)?,
-        resync_pass: r.get(10)?,
-        resync_state: r.get(11)?,
-        resync_cursor: cursor.and_then(|c| RowVersion::parse(&c)),
-        resync_seen: r.get(13)?,
-        resync_would_delete: r.get(14)?,
-        last_full_resync_at: r.get(15)?,
-        next_attempt_at: r.get(16)?,
-        lookback_anchor_at: r.get(17)?,
-        lookback_due_at: r.get(18)?,
-    })
-}
 
 #[cfg(test)]
 mod tests {
