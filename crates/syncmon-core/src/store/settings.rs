@@ -1,6 +1,6 @@
 //! The small key/value settings table (the UI's saved preferences).
 
-use super::{EntityKey, Result, Store};
+use super::{Result, Store};
 use rusqlite::{params, OptionalExtension};
 
 impl Store {
@@ -22,6 +22,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::EntityKey;
 
     fn setup() -> (tempfile::TempDir, Store, EntityKey) {
         let dir = tempfile::tempdir().unwrap();
