@@ -47,30 +47,10 @@ fn check_view(v: &ConnectionView) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Names the form field a config validation message is about.
-fn field_of(message: &str, v: &ConnectionView) -> Option<String> {
-    const ENTITY_KEYS: &[&str] = &["page_size", "deletion_guard", "poll_every", "full_resync_every", "required_fields", "path"];
-    const CONN_KEYS: &[&str] = &[
-        "base_url", "token_url", "client_id", "max_concurrency", "requests_per_second", "api_key_header", "secret_env", "webhook_secret_env",
-        "timeout", "profile", "auth", "cursor",
-    ];
-    // "connections[2].entities[1].page_size (line 14) …": the key path, within the connection.
-    if let Some(rest) = message.strip_prefix("connections[").and_then(|r| r.split_once("].")).map(|(_, r)| r) {
-        let key = rest.split([' ', ':']).next().unwrap_or("");
-        if !key.is_empty() {
-            return Some(key.to_string());
-        }
-    }
-    if let Some(rest) = message.split("entity `").nth(1) {
-        let name = rest.split('`').next().unwrap_or("");
-        let i = v.entities.iter().position(|e| e.name == name)?;
-        let key = ENTITY_KEYS.iter().find(|k| message.contains(*k)).copied().unwrap_or("name");
-        return Some(format!("entities[{i}].{key}"));
-    }
-    if let Some(k) = CONN_KEYS.iter().find(|k| message.contains(*k)) {
-        return Some(k.to_string());
-    }
-    (message.contains("id may hold") || message.contains("unique `id`")).then(|| "id".into())
+/// The form field of a config key, when the key is inside the connection being saved
+/// (`connections[2].entities[1].page_size` → `entities[1].page_size`).
+fn form_field(key: &str, index: usize) -> Option<String> {
+    key.strip_prefix(&format!("connections[{index}].")).map(str::to_string)
 }
 
 /// Writes `v` into the table, keeping the comments around an existing key and value (replacing
@@ -192,19 +172,20 @@ pub fn save_connection(sm: &Syncmon, v: &ConnectionView) -> Result<SaveConnectio
     let connections = doc["connection"]
         .as_array_of_tables_mut()
         .ok_or_else(|| ApiError::new("config", format!("{}: `connection` must be written [[connection]]", path.display())))?;
-    let existing = connections.iter_mut().find(|t| t.get("id").and_then(|i| i.as_str()) == Some(v.id.as_str()));
-    match existing {
-        Some(table) => fill_connection(table, v),
+    let found = connections.iter().position(|t| t.get("id").and_then(|i| i.as_str()) == Some(v.id.as_str()));
+    let index = match found {
+        Some(i) => i,
         None => {
-            let mut table = toml_edit::Table::new();
-            fill_connection(&mut table, v);
-            connections.push(table);
+            connections.push(toml_edit::Table::new());
+            connections.len() - 1
         }
-    }
+    };
+    fill_connection(connections.get_mut(index).expect("the connection's table was just found or added"), v);
     let new_text = doc.to_string();
-    let parsed = Config::parse(&new_text).map_err(|message| {
-        let field = field_of(&message, v);
-        ApiError { code: "config".into(), message, field }
+    let parsed = Config::parse(&new_text).map_err(|p| ApiError {
+        code: "config".into(),
+        field: p.key.as_deref().and_then(|k| form_field(k, index)),
+        message: p.message,
     })?;
     // The written file must say what the screen said: the entities under this connection.
     let names: Vec<&str> = parsed.connection(&v.id).map(|c| c.entities.iter().map(|e| e.name.as_str()).collect()).unwrap_or_default();
