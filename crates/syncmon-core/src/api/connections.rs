@@ -5,7 +5,6 @@ use super::{ApiError, ConnectionView, EntityView, TestConnectionResult};
 use crate::config::{Config, ConnectionConfig, ProfileKind};
 use crate::profile::Profile;
 use crate::secrets::{self, Secret, SecretKind};
-use crate::source::SourceClient;
 use crate::{Error, RowVersion, Syncmon};
 use std::time::{Duration, Instant};
 
@@ -99,7 +98,7 @@ pub async fn test_connection(sm: &Syncmon, id: &str) -> Result<TestConnectionRes
             None,
         ),
     };
-    let client = SourceClient::new(c, SourceClient::http_client(), sm.ctx.store.clone(), sm.ctx.clock.clone());
+    let client = sm.source_client(c);
     let started = Instant::now();
     let result = client.get_once(&url, entity.as_deref(), 1).await;
     let latency_ms = started.elapsed().as_millis() as u64;

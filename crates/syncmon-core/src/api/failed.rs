@@ -11,12 +11,8 @@ use tokio_util::sync::CancellationToken;
 const REPLAY_CHUNK: usize = 100;
 
 pub(super) fn store_filter(sm: &Syncmon, f: &FailedFilter) -> Result<store::FailedFilter, ApiError> {
-    let mut out = store::FailedFilter::default();
-    if let Some(name) = f.entity.as_deref().filter(|n| !n.is_empty()) {
-        let e = sm.one(name).map_err(|e| ApiError::field(e.code(), "entity", e.to_string()))?;
-        out.connection = Some(e.key.connection.clone());
-        out.entity = Some(e.key.entity.clone());
-    }
+    let entity = f.entity.as_deref().filter(|n| !n.is_empty());
+    let mut out = sm.failed_filter_for(entity).map_err(|e| ApiError::field(e.code(), "entity", e.to_string()))?;
     if let Some(state) = f.state.as_deref() {
         if !matches!(state, "pending" | "resolved" | "discarded") {
             return Err(ApiError::field("usage", "state", format!("state `{state}` is none of pending, resolved, discarded")));
@@ -50,7 +46,7 @@ pub(super) async fn replay(sm: &Syncmon, ids: &[i64]) -> Result<ReplayReport, Ap
         total.superseded += r.superseded;
         total.still_failing += r.still_failing;
         done += chunk.len();
-        sm.ctx.events.emit(EventKind::ReplayProgress {
+        sm.emit(EventKind::ReplayProgress {
             done,
             total: ids.len(),
             replayed: total.replayed,

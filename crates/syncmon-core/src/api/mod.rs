@@ -231,9 +231,7 @@ pub async fn call(sm: &Arc<Syncmon>, req: Request) -> Result<Value, ApiError> {
     match req {
         Request::Overview {} => to_json(views::overview(sm)?),
         Request::SyncNow { entity } => {
-            let selected = sm.select(None, &entity.into_iter().collect::<Vec<_>>())?;
-            let nudged = selected.iter().filter(|e| sm.nudge(&e.key.connection, &e.key.entity)).count();
-            to_json(SyncNowResult { nudged })
+            to_json(SyncNowResult { nudged: sm.nudge_where(entity.as_deref())? })
         }
         Request::Resync { entity, allow_deletions } => {
             let report: CycleReport = sm.resync(&entity, allow_deletions, &CancellationToken::new()).await?;
@@ -254,7 +252,7 @@ pub async fn call(sm: &Arc<Syncmon>, req: Request) -> Result<Value, ApiError> {
                 return Err(ApiError::field("usage", "limit", format!("a page holds at most {MAX_PAGE} items; ask for the next page with offset")));
             }
             let f = failed::store_filter(sm, &filter)?;
-            let (total, items) = sm.store().failed_page_with_total(&f, offset, limit)?;
+            let (total, items) = sm.failed_page(&f, offset, limit)?;
             to_json(FailedPageResult { total, items })
         }
         Request::FailedItem { id } => to_json(sm.failed_item(id)?),

@@ -9,7 +9,7 @@ const SETTINGS_KEY: &str = "ui";
 
 /// The stored settings, or the defaults.
 pub fn settings(sm: &Syncmon) -> Result<Settings, ApiError> {
-    Ok(sm.store().setting(SETTINGS_KEY)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
+    Ok(sm.setting(SETTINGS_KEY)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
 }
 
 fn severity(h: Health) -> u8 {
@@ -26,10 +26,10 @@ fn severity(h: Health) -> u8 {
 }
 
 pub fn overview(sm: &Syncmon) -> Result<OverviewResult, ApiError> {
-    let now = sm.ctx.clock.now_ms();
+    let now = sm.now_ms();
     let entities = sm.status()?;
-    let stats = sm.store().request_stats(now - 5 * 60_000)?;
-    let mut hourly = sm.store().hourly_changes(now, 24)?;
+    let stats = sm.request_stats(now - 5 * 60_000)?;
+    let mut hourly = sm.hourly_changes(now, 24)?;
     let sparklines = entities
         .iter()
         .map(|e| {
@@ -49,17 +49,17 @@ pub fn overview(sm: &Syncmon) -> Result<OverviewResult, ApiError> {
 }
 
 pub(super) fn entity_detail(sm: &Syncmon, name: &str) -> Result<EntityDetailResult, ApiError> {
-    let e = sm.one(name)?;
-    let now = sm.ctx.clock.now_ms();
+    let key = sm.entity_key(name)?;
+    let now = sm.now_ms();
     let status = sm
         .status()?
         .into_iter()
-        .find(|s| s.connection == e.key.connection && s.entity == e.key.entity)
-        .ok_or_else(|| ApiError::new("not_found", format!("no status for {}", e.key)))?;
-    let runs = sm.store().runs(&e.key, 50)?;
-    let checkpoints = sm.store().checkpoint_history(&e.key, now - 7 * 24 * HOUR_MS)?;
+        .find(|s| s.connection == key.connection && s.entity == key.entity)
+        .ok_or_else(|| ApiError::new("not_found", format!("no status for {key}")))?;
+    let runs = sm.runs_of(&key, 50)?;
+    let checkpoints = sm.checkpoint_history(&key, now - 7 * 24 * HOUR_MS)?;
     let start = now - 24 * HOUR_MS;
-    let counts = sm.store().hourly_changes(now, 24)?.remove(&e.key).unwrap_or_else(|| vec![0; 24]);
+    let counts = sm.hourly_changes(now, 24)?.remove(&key).unwrap_or_else(|| vec![0; 24]);
     let throughput = counts.into_iter().enumerate().map(|(i, records)| ThroughputPoint { at: start + i as i64 * HOUR_MS, records }).collect();
     Ok(EntityDetailResult { status, runs, checkpoints, throughput })
 }
@@ -67,6 +67,6 @@ pub(super) fn entity_detail(sm: &Syncmon, name: &str) -> Result<EntityDetailResu
 /// Stores the UI settings and returns them.
 pub(super) fn save_settings(sm: &Syncmon, s: Settings) -> Result<Settings, ApiError> {
     let text = serde_json::to_string(&s).map_err(|e| ApiError::new("storage", e.to_string()))?;
-    sm.store().set_setting(SETTINGS_KEY, &text)?;
+    sm.set_setting(SETTINGS_KEY, &text)?;
     Ok(s)
 }
