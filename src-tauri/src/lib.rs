@@ -61,14 +61,15 @@ pub fn invoke_handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
     tauri::generate_handler![commands::rpc]
 }
 
-/// Opens the engine as `syncmon` would: the same config and data dir (flags, environment,
-/// platform defaults). A missing config file opens an empty engine; the Connections screen
-/// writes the file.
+/// Opens the engine as `syncmon run` would: the same config and data dir (flags, environment,
+/// platform defaults), holding the data dir's agent lock (a running `syncmon run`/`serve` makes
+/// the app exit 2 naming it). A missing config file opens an empty engine; the Connections
+/// screen writes the file.
 pub fn open_engine(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result<Syncmon, String> {
     let path = config.unwrap_or_else(syncmon_core::default_config_path);
     let config = if path.exists() { Config::load(&path).map_err(|e| e.to_string())? } else { Config::parse("").map_err(|e| e.to_string())? };
     let data_dir = data_dir.unwrap_or_else(syncmon_core::default_data_dir);
-    Ok(Syncmon::open(config, &data_dir).map_err(|e| e.to_string())?.with_config_path(path))
+    Ok(Syncmon::open_agent(config, &data_dir).map_err(|e| e.to_string())?.with_config_path(path))
 }
 
 /// Forwards every engine event to the windows until `cancel`.

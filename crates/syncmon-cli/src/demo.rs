@@ -1,7 +1,7 @@
 //! `syncmon demo`: the simulated source with faults switched on, a generated config pointing at
 //! it, and the agent — so every screen has something to show.
 
-use crate::{load, shutdown_token, Cli, UsageError};
+use crate::{config_of, shutdown_token, Cli, UsageError};
 use clap::Args;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -46,7 +46,8 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let demo = Demo::start(&opts, &data_dir).await.map_err(UsageError)?;
     let (mock, config_path) = (demo.mock.clone(), demo.config_path.clone());
     let demo_cli = Cli { config: Some(config_path.clone()), data_dir: Some(data_dir.clone()), verbose: cli.verbose, command: crate::Command::Run { notify: false, notify_failing_after: None, notify_debounce: None } };
-    let sm = Arc::new(load(&demo_cli)?);
+    let (path, config) = config_of(&demo_cli)?;
+    let sm = Arc::new(syncmon_core::Syncmon::open_agent_locked(config, &data_dir, demo.agent_lock())?.with_config_path(path));
     println!("syncmon demo");
     println!("  simulated source  {}", mock.base_url());
     println!("  config            {}", config_path.display());

@@ -76,6 +76,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// SQLite's integrity check of the replica (read-only): "ok" (exit 0), or the problems and
+    /// what to do (exit 1).
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
     /// The replica as JSON lines: {"id":…,"rowVersion":…,"data":{…}}.
     Export {
         entity: String,
@@ -222,7 +228,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let usage = e.downcast_ref::<UsageError>().is_some()
-                || e.downcast_ref::<syncmon_core::Error>().is_some_and(|e| matches!(e.code(), "config" | "usage" | "not_found" | "credentials"));
+                || e.downcast_ref::<syncmon_core::Error>().is_some_and(|e| matches!(e.code(), "config" | "usage" | "not_found" | "credentials" | "agent_running" | "damaged"));
             eprintln!("error: {e:#}");
             ExitCode::from(if usage { 2 } else { 1 })
         }
@@ -239,27 +245,61 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
-fn load(cli: &Cli) -> anyhow::Result<Syncmon> {
+fn config_of(cli: &Cli) -> anyhow::Result<(PathBuf, Config)> {
     let path = cli.config.clone().unwrap_or_else(syncmon_core::default_config_path);
     let config = Config::load(&path).map_err(|e| UsageError(e.to_string()))?;
-    let data_dir = cli.data_dir.clone().unwrap_or_else(syncmon_core::default_data_dir);
-    Ok(Syncmon::open(config, &data_dir)?.with_config_path(path))
+    Ok((path, config))
+}
+
+fn data_dir_of(cli: &Cli) -> PathBuf {
+    cli.data_dir.clone().unwrap_or_else(syncmon_core::default_data_dir)
+}
+
+/// For commands that write a little beside a running agent (`failed replay|discard`): short
+/// transactions that wait for the agent's writer, no agent lock.
+fn load(cli: &Cli) -> anyhow::Result<Syncmon> {
+    let (path, config) = config_of(cli)?;
+    Ok(Syncmon::open(config, &data_dir_of(cli))?.with_config_path(path))
+}
+
+/// For the agent (`run`, `serve`) and the one-shot writers (`sync`, `resync`): takes the data
+/// directory's agent lock, so that a second one exits 2 naming the holder. `sync` and `resync`
+/// take it too rather than wait: they run whole cycles that would race the agent's own cycles of
+/// the same entities (checkpoints, resync passes), and an agent holds the lock for days, so
+/// waiting would mean hanging; the message says what to do instead.
+fn load_agent(cli: &Cli) -> anyhow::Result<Syncmon> {
+    let (path, config) = config_of(cli)?;
+    Ok(Syncmon::open_agent(config, &data_dir_of(cli))?.with_config_path(path))
+}
+
+/// For the read commands: read-only, never migrates, works beside a busy agent.
+fn load_read_only(cli: &Cli) -> anyhow::Result<Syncmon> {
+    let (path, config) = config_of(cli)?;
+    Ok(Syncmon::open_read_only(config, &data_dir_of(cli))?.with_config_path(path))
 }
 
 /// Cancelled on Ctrl-C or SIGTERM: the current page is finished or abandoned, never half-written.
+/// The handlers are installed before this returns, so a signal that arrives while the command is
+/// still starting stops it cleanly too instead of killing it.
 fn shutdown_token() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::spawn(async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-        }
-        #[cfg(not(unix))]
+            tracing::info!("stopping: finishing the current page");
+            t.cancel();
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("stopping: finishing the current page");
         t.cancel();
@@ -270,7 +310,7 @@ fn shutdown_token() -> CancellationToken {
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Sync { connection, entities, json } => {
-            let sm = load(&cli)?;
+            let sm = load_agent(&cli)?;
             let selected = sm.select(connection.as_deref(), entities)?;
             if selected.is_empty() {
                 return Err(UsageError("the config lists no entities; add [[connection.entity]] sections".into()).into());
@@ -287,9 +327,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Run { notify, notify_failing_after, notify_debounce } => {
-            let sm = Arc::new(load(&cli)?);
-            tracing::info!("agent started: {} entities; Ctrl-C to stop", sm.status()?.len());
             let cancel = shutdown_token();
+            let sm = Arc::new(load_agent(&cli)?);
+            tracing::info!("agent started: {} entities; Ctrl-C to stop", sm.status()?.len());
             if *notify {
                 let overrides = syncmon_notify::Overrides { failing_after: *notify_failing_after, debounce: *notify_debounce, burst: None };
                 tokio::spawn(syncmon_notify::run(sm.clone(), overrides, syncmon_notify::show_or_log, cancel.clone()));
@@ -298,7 +338,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json } => {
-            let sm = load(&cli)?;
+            let sm = load_read_only(&cli)?;
             let status = sm.status()?;
             if *json {
                 // The JSON on stdout stays the list of entities; the warnings go to stderr.
@@ -315,7 +355,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Resync { entity, yes, json } => {
-            let sm = load(&cli)?;
+            let sm = load_agent(&cli)?;
             let report = sm.resync(entity, *yes, &shutdown_token()).await?;
             if *json {
                 output::json(&report)?;
@@ -324,8 +364,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(if report.outcome == Outcome::CaughtUp { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::Check { json } => check(&cli, *json),
         Command::Export { entity, include_deleted } => {
-            let sm = load(&cli)?;
+            let sm = load_read_only(&cli)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             let n = sm.export(entity, *include_deleted, &mut out)?;
@@ -334,7 +375,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Failed { command } => failed(&cli, command).await,
         Command::Requests { entity, failed, limit, json } => {
-            let sm = load(&cli)?;
+            let sm = load_read_only(&cli)?;
             let rows = sm.requests(entity.as_deref(), *failed, *limit)?;
             if *json {
                 output::json(&rows)?;
@@ -369,8 +410,31 @@ fn mock_config(a: &MockArgs) -> syncmon_mock::MockConfig {
     }
 }
 
+/// `syncmon check`: exit 0 sound, 1 damaged (with what to do), 2 no replica / bad usage.
+fn check(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
+    let data_dir = data_dir_of(cli);
+    let problems = Syncmon::check_integrity(&data_dir)?;
+    let advice = (!problems.is_empty()).then(|| syncmon_core::store::damaged_advice(&data_dir.join(syncmon_core::DB_FILE)));
+    if json {
+        output::json(&serde_json::json!({ "ok": problems.is_empty(), "problems": problems, "advice": advice }))?;
+    } else if let Some(advice) = &advice {
+        println!("the replica {} is damaged; SQLite's integrity check found:", data_dir.join(syncmon_core::DB_FILE).display());
+        for p in &problems {
+            println!("  {p}");
+        }
+        println!("what to do: {advice}");
+    } else {
+        println!("ok");
+    }
+    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
 async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> {
-    let sm = load(cli)?;
+    // Listing and showing only read; replay and discard write (see `load`).
+    let sm = match command {
+        FailedCommand::List { .. } | FailedCommand::Show { .. } => load_read_only(cli)?,
+        FailedCommand::Replay(_) | FailedCommand::Discard(_) => load(cli)?,
+    };
     match command {
         FailedCommand::List { filter, limit, before, json } => {
             let mut f = sm.failed_filter_for(filter.entity.as_deref())?;

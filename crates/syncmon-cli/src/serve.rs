@@ -4,7 +4,7 @@
 //! the first start and printed once inside the URL; `--token-env VAR` takes it from the
 //! environment instead (headless machines without a keyring).
 
-use crate::{load, shutdown_token, Cli, UsageError};
+use crate::{load_agent, shutdown_token, Cli, UsageError};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -118,7 +118,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         println!("{}#token={token}", url_for(args.listen));
         return Ok(ExitCode::SUCCESS);
     }
-    let sm = Arc::new(load(cli)?);
+    let sm = Arc::new(load_agent(cli)?);
     let ui_dir = args.ui_dir.clone().unwrap_or_else(default_ui_dir);
     let cancel = shutdown_token();
     let server = Server::start(sm.clone(), args.listen, token.clone(), ui_dir.clone(), cancel.clone())

@@ -315,15 +315,17 @@ async fn sigterm_mid_sync_stops_cleanly_on_a_page_boundary() {
     let mock = mock(150_000, MockAuth::None).await;
     let last = mock.dataset("items").iter().map(|r| r.row_version.parse::<u128>().unwrap()).max().unwrap();
     let env = Env::new(&conn(&mock.base_url(), "", "poll_every = \"1h\""));
+    let db = env.data().join("syncmon.db");
     for signal in ["TERM", "INT"] {
+        // The second round starts from where the first one stopped: wait for new pages.
+        let before = checkpoint_of(&db).unwrap_or(0);
         let child = env.cmd(&["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         // Wait until some pages are in, bounded.
-        let db = env.data().join("syncmon.db");
         let mut waited = 0;
         while waited < 200 {
             tokio::time::sleep(Duration::from_millis(25)).await;
             waited += 1;
-            if checkpoint_of(&db).is_some_and(|c| c > 0) {
+            if checkpoint_of(&db).is_some_and(|c| c > before) {
                 break;
             }
         }

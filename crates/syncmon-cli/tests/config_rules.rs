@@ -33,6 +33,9 @@ async fn status_and_the_agent_warn_about_plain_http_to_another_machine() {
         c
     };
 
+    // Read commands never create the replica: one sync first.
+    let out = cmd(&["sync"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = cmd(&["status"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();

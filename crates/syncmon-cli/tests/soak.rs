@@ -28,7 +28,11 @@ const ENTITIES: [&str; 3] = ["items", "customers", "salesorders"];
 /// others a record missing from the replica before the final full resync can only be a lost change.
 const DAMAGED: &str = "customers";
 const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const LATE_COMMIT_DUE: Duration = Duration::from_secs(20);
+/// Lookback sweeps catch commits up to a lookback late; the driver makes late commits at most
+/// half a lookback late (measured from when the version above them was first served), and each
+/// must be in the replica within `LATE_COMMIT_DUE`, long before a full resync would bring it.
+const LOOKBACK: Duration = Duration::from_secs(5);
+const LATE_COMMIT_DUE: Duration = Duration::from_secs(30);
 
 struct Settings {
     drive: Duration,
@@ -75,11 +79,11 @@ impl Env {
     }
 
     /// `syncmon run`, its output appended to the agent log.
-    fn spawn_agent(&self, incarnation: usize) -> Child {
+    fn spawn_agent(&self, incarnation: usize) -> Agent {
         let mut log = File::options().create(true).append(true).open(&self.log).unwrap();
         writeln!(log, "=== soak: agent start #{incarnation}").unwrap();
         let err = log.try_clone().unwrap();
-        Command::new(BIN)
+        let child = Command::new(BIN)
             .arg("--config")
             .arg(&self.config)
             .arg("--data-dir")
@@ -91,13 +95,37 @@ impl Env {
             .stdout(log)
             .stderr(err)
             .spawn()
-            .unwrap()
+            .unwrap();
+        Agent(child)
     }
 
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// The agent's process, SIGKILLed and reaped when dropped: a failing assertion leaves no agent behind.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Agent {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Agent {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
     }
 }
 
@@ -110,8 +138,9 @@ fn config_text(s: &Settings, base_url: &str, webhook_port: u16) -> String {
         "[webhooks]\nlisten = \"127.0.0.1:{webhook_port}\"\n\n[storage]\nrequest_log_retention = \"{}s\"\nruns_kept = 1000000\n\n\
          [[connection]]\nid = \"src\"\nbase_url = \"{base_url}\"\nwebhook_secret_env = \"SOAK_WEBHOOK_SECRET\"\n\
          requests_per_second = 500\ntimeout = \"2s\"\nbackoff_base = \"20ms\"\nbackoff_max = \"500ms\"\n\
-         breaker_cooldown = \"2s\"\nlookback = \"2s\"\n",
-        s.retention.as_secs()
+         breaker_cooldown = \"2s\"\nlookback = \"{}s\"\n",
+        s.retention.as_secs(),
+        LOOKBACK.as_secs()
     );
     for e in ENTITIES {
         t.push_str(&format!(
@@ -206,6 +235,7 @@ struct Counts {
     outages: usize,
     restarts: usize,
     late_overdue: usize,
+    late_skipped: usize,
     late_confirmed: usize,
     late_max_latency: Duration,
 }
@@ -267,9 +297,11 @@ async fn soak_every_fault_at_once_with_sigkill_restarts() {
     let mut next_sample = Instant::now();
     let mut next_late_check = Instant::now() + Duration::from_secs(5);
     let mut late: Vec<LateCommit> = Vec::new();
+    // When each entity's highest served version last moved: how late a late commit would be.
+    let mut top_served: HashMap<&str, (u64, Instant)> = HashMap::new();
     let (hooks_ok, hooks_refused, hooks_in_flight) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
 
-    let exited_by_itself = |agent: &mut Child, env: &Env| {
+    let exited_by_itself = |agent: &mut Agent, env: &Env| {
         if let Some(status) = agent.try_wait().unwrap() {
             panic!("the agent exited by itself ({status}); its log ends:\n{}", env.log_tail());
         }
@@ -302,11 +334,23 @@ async fn soak_every_fault_at_once_with_sigkill_restarts() {
         if rng.gen_bool(0.2) {
             c.deleted += mock.delete(e, 1).len();
         }
+        for e in ["items", "salesorders"] {
+            let top = mock.max_served(e);
+            if top_served.get(e).is_none_or(|(v, _)| *v != top) {
+                top_served.insert(e, (top, now));
+            }
+        }
         if rng.gen_bool(0.25) {
             let e = if rng.gen_bool(0.5) { "items" } else { "salesorders" };
-            let r = mock.late_commit(e);
-            late.push(LateCommit { entity: e, id: r.id, version: r.row_version.parse().unwrap(), at: now, overdue: false });
-            c.late += 1;
+            // Only as late as the sweeps promise to catch (a commit later than the lookback is
+            // the full resync's job).
+            if top_served.get(e).is_some_and(|(v, since)| *v > 0 && now - *since <= LOOKBACK / 2) {
+                let r = mock.late_commit(e);
+                late.push(LateCommit { entity: e, id: r.id, version: r.row_version.parse().unwrap(), at: now, overdue: false });
+                c.late += 1;
+            } else {
+                c.late_skipped += 1;
+            }
         }
         if rng.gen_bool(0.02) {
             c.poison += mock.insert_poisoned(ENTITIES[rng.gen_range(0..3)], 1).len();
@@ -333,7 +377,7 @@ async fn soak_every_fault_at_once_with_sigkill_restarts() {
             next_sample = now + Duration::from_secs(1);
         }
 
-        // Late commits must arrive by incremental polls (lookback), long before a full resync.
+        // Late commits must arrive by the lookback sweeps, long before a full resync.
         if now >= next_late_check {
             next_late_check = now + Duration::from_secs(5);
             let replicas: HashMap<&str, _> = ["items", "salesorders"].into_iter().filter_map(|e| replica(&env.db(), e).map(|r| (e, r))).collect();
@@ -381,7 +425,7 @@ async fn soak_every_fault_at_once_with_sigkill_restarts() {
             .map(|e| (*e, conn.query_row("SELECT resync_pass FROM entity_state WHERE entity = ?1", [e], |r| r.get(0)).unwrap()))
             .collect()
     };
-    let sample_now = |agent: &Child, incarnation: usize, samples: &mut Vec<(f64, usize, u64, usize)>| {
+    let sample_now = |agent: &Agent, incarnation: usize, samples: &mut Vec<(f64, usize, u64, usize)>| {
         if let Some((rss, fds)) = sample(agent.id()) {
             samples.push((started.elapsed().as_secs_f64(), incarnation, rss, fds));
         }
@@ -482,7 +526,8 @@ async fn soak_every_fault_at_once_with_sigkill_restarts() {
     let all = window(&|_| true);
     let changes = c.mutated + c.inserted + c.deleted + c.late + c.poison;
     let served = mock.records_served();
-    let incremental = runs.iter().find(|r| r.0 == "incremental").map(|r| r.2).unwrap_or(0);
+    let read_by = |kind: &str| runs.iter().find(|r| r.0 == kind).map(|r| r.2).unwrap_or(0);
+    let polls_and_sweeps = read_by("incremental") + read_by("lookback");
 
     println!("---- soak figures ----");
     println!("duration: {:.0} s driving + {:.0} s catching up (seed {})", s.drive.as_secs_f64(), calm.elapsed().as_secs_f64(), s.seed);
@@ -498,16 +543,18 @@ async fn soak_every_fault_at_once_with_sigkill_restarts() {
         println!("runs {kind}: {n}, {records} records read");
     }
     println!(
-        "incremental records read per change: {:.2} (incremental runs' records / changes; the initial load counts as incremental)",
-        (incremental as f64 - s.records as f64).max(0.0) / changes.max(1) as f64
+        "records read by polls and sweeps per change: {:.2} (after the {} of the initial load; records of runs killed mid-page not counted)",
+        (polls_and_sweeps as f64 - s.records as f64).max(0.0) / changes.max(1) as f64,
+        s.records
     );
     println!(
-        "late commits: {} confirmed while driving (slowest {:.1} s), {} overdue (> {} s), {} missing after phase A",
+        "late commits: {} confirmed while driving (slowest {:.1} s), {} overdue (> {} s), {} missing after phase A; {} not made (the top had not moved for half a lookback)",
         c.late_confirmed,
         c.late_max_latency.as_secs_f64(),
         c.late_overdue,
         LATE_COMMIT_DUE.as_secs(),
-        late_missing_at_calm.len()
+        late_missing_at_calm.len(),
+        c.late_skipped
     );
     println!("phase A (incremental only): items {:?}, salesorders {:?}, converged after {:?} s", phase_a.0, phase_a.1, phase_a_secs);
     for (e, d) in &final_diff {
@@ -524,6 +571,7 @@ async fn soak_every_fault_at_once_with_sigkill_restarts() {
     let kills_expected = (s.drive.as_secs() / s.kill_every_secs.1).max(1) as usize;
     assert!(c.restarts >= kills_expected, "the agent must be killed at least {kills_expected} times to test anything ({})", c.restarts);
     assert!(hooks_ok.load(Ordering::SeqCst) > 0, "webhooks reached the agent");
+    assert_eq!(c.late_overdue, 0, "late commits not in the replica {} s after they were made (lookback {} s)", LATE_COMMIT_DUE.as_secs(), LOOKBACK.as_secs());
     assert!(late_missing_at_calm.is_empty(), "late commits lost by the incremental polls (before the final full resync): {late_missing_at_calm:?}");
     assert!(phase_a_secs.is_some(), "incremental polls lost changes: items {:?}, salesorders {:?}", phase_a.0, phase_a.1);
     assert!(resynced, "no full resync completed after the changes stopped; log:\n{}", env.log_tail());

@@ -4,7 +4,9 @@
 //! served web UI) calls its queries and commands and subscribes to its event stream. The engine
 //! knows nothing of Tauri or of HTTP handlers.
 
+pub mod agent_lock;
 pub mod api;
+mod clock;
 pub mod config;
 pub mod engine;
 pub mod events;
@@ -17,6 +19,7 @@ pub mod source;
 pub mod store;
 pub mod webhook;
 
+use crate::agent_lock::{AgentLock, LockError};
 use crate::config::{Config, ConfigError};
 use crate::engine::{CycleKind, CycleReport, EngineCtx, EntityRt, Outcome};
 use crate::events::{Event, EventBus, EventKind};
@@ -30,20 +33,8 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+pub use clock::{Clock, SystemClock, TestClock};
 pub use rowversion::RowVersion;
-
-/// Time source; passed in so that logic under test does not call `now()` behind its back.
-pub trait Clock: Send + Sync + 'static {
-    fn now_ms(&self) -> i64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-    }
-}
 
 /// Errors at the façade: a closed set of codes the front ends may branch on, plus a message
 /// that says what happened and what to do next.
@@ -59,6 +50,8 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Secret(#[from] secrets::SecretError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("{0}")]
     Io(String),
 }
@@ -68,9 +61,13 @@ impl Error {
         match self {
             Error::Config(_) => "config",
             Error::Usage(_) => "usage",
-            Error::NotFound(_) | Error::Store(StoreError::NotFound(_)) => "not_found",
+            Error::NotFound(_) | Error::Store(StoreError::NotFound(_) | StoreError::NoReplica { .. }) => "not_found",
+            Error::Store(StoreError::SchemaTooOld { .. } | StoreError::SchemaTooNew { .. } | StoreError::ReadOnly { .. }) => "usage",
+            Error::Store(StoreError::Damaged { .. }) => "damaged",
             Error::Store(_) => "storage",
             Error::Secret(_) => "credentials",
+            Error::Lock(LockError::Held { .. }) => "agent_running",
+            Error::Lock(LockError::Io { .. }) => "io",
             Error::Io(_) => "io",
         }
     }
@@ -150,16 +147,60 @@ pub struct Syncmon {
     pub(crate) config_path: Option<PathBuf>,
     /// Risky settings (plain HTTP to a remote host, an open webhook listener), computed once.
     pub(crate) warnings: Vec<config::ConfigWarning>,
+    /// Held by an agent (and one-shot writers) for as long as this handle lives.
+    agent_lock: Option<Arc<AgentLock>>,
 }
 
 impl Syncmon {
-    /// Opens the replica in `data_dir` (created if needed) for the configured connections.
+    /// Opens the replica in `data_dir` (created if needed) for the configured connections,
+    /// without the agent lock: for embedding and tests. Front ends use [`Syncmon::open_agent`]
+    /// to write and [`Syncmon::open_read_only`] to read.
     pub fn open(config: Config, data_dir: &Path) -> Result<Syncmon> {
         Self::open_with_clock(config, data_dir, Arc::new(SystemClock))
     }
 
     pub fn open_with_clock(config: Config, data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Syncmon> {
-        let store = Arc::new(Store::open(&data_dir.join("syncmon.db"))?);
+        let store = Arc::new(Store::open(&data_dir.join(DB_FILE))?);
+        Self::build(config, store, clock, None)
+    }
+
+    /// Opens the replica for an agent (`run`, `serve`, `demo`, the desktop app) or a one-shot
+    /// writer (`sync`, `resync`): takes the data directory's agent lock (refused, naming the
+    /// holder, while another agent runs), checks the database (`PRAGMA quick_check`: a damaged
+    /// replica refuses to start, saying what to do), then migrates it. The lock is held until
+    /// the handle is dropped.
+    pub fn open_agent(config: Config, data_dir: &Path) -> Result<Syncmon> {
+        let lock = AgentLock::acquire(data_dir, SystemClock.now_ms())?;
+        Self::open_agent_locked(config, data_dir, Arc::new(lock))
+    }
+
+    /// [`Syncmon::open_agent`] with the lock already taken, for a front end that must hold it
+    /// before it prepares the data directory (the demo writes its config there).
+    pub fn open_agent_locked(config: Config, data_dir: &Path, lock: Arc<AgentLock>) -> Result<Syncmon> {
+        let store = Arc::new(Store::open_checked(&data_dir.join(DB_FILE))?);
+        Self::build(config, store, Arc::new(SystemClock), Some(lock))
+    }
+
+    /// Opens the replica for reading only (`status`, `export`, `failed list|show`, `requests`):
+    /// no lock, no migration, no write; works beside a busy agent and on a read-only copy.
+    /// Commands that would write fail with a message saying the database is read-only.
+    pub fn open_read_only(config: Config, data_dir: &Path) -> Result<Syncmon> {
+        let store = Arc::new(Store::open_read_only(&data_dir.join(DB_FILE))?);
+        Self::build(config, store, Arc::new(SystemClock), None)
+    }
+
+    /// SQLite's full integrity check of the replica in `data_dir`, read-only: the problems found,
+    /// none when it is sound. [`store::damaged_advice`] says what to do otherwise.
+    pub fn check_integrity(data_dir: &Path) -> Result<Vec<String>> {
+        match Store::open_read_only(&data_dir.join(DB_FILE)) {
+            Ok(store) => Ok(store.integrity_check()?),
+            Err(StoreError::Damaged { problems, .. }) => Ok(problems),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn build(config: Config, store: Arc<Store>, clock: Arc<dyn Clock>, agent_lock: Option<Arc<AgentLock>>) -> Result<Syncmon> {
+        let writable = !store.is_read_only();
         let http = SourceClient::http_client();
         let targets: BTreeMap<&str, Arc<SourceClient>> = config
             .targets
@@ -171,15 +212,19 @@ impl Syncmon {
             let source = Arc::new(SourceClient::new(c.clone(), http.clone(), store.clone(), clock.clone()));
             for e in &c.entities {
                 let key = EntityKey::new(&c.id, &e.name);
-                store.ensure_entity(&key)?;
+                if writable {
+                    store.ensure_entity(&key)?;
+                }
                 let profile = Profile::new(c, e).map_err(Error::Usage)?;
                 let forward = match e.forward_to.as_deref().and_then(|t| targets.get(t)) {
                     Some(target) => Some(Arc::new(forward::Forwarder::new(target.clone(), &e.forward_path()).map_err(Error::Usage)?)),
                     None => None,
                 };
-                let queued = store.set_forward_target(&key, forward.as_ref().map(|f| f.target.cfg.id.as_str()), clock.now_ms())?;
-                if queued > 0 {
-                    tracing::info!("{key}: forwarding to `{}` starts; {queued} records queued for it", e.forward_to.as_deref().unwrap_or(""));
+                if writable {
+                    let queued = store.set_forward_target(&key, forward.as_ref().map(|f| f.target.cfg.id.as_str()), clock.now_ms())?;
+                    if queued > 0 {
+                        tracing::info!("{key}: forwarding to `{}` starts; {queued} records queued for it", e.forward_to.as_deref().unwrap_or(""));
+                    }
                 }
                 entities.push(Arc::new(EntityRt {
                     key,
@@ -195,7 +240,12 @@ impl Syncmon {
         let events = Arc::new(EventBus::new(clock.clone()));
         let ctx = Arc::new(EngineCtx { store, events, clock, runs_kept: config.storage.runs_kept });
         let warnings = config.warnings();
-        Ok(Syncmon { config, ctx, entities, config_path: None, warnings })
+        Ok(Syncmon { config, ctx, entities, config_path: None, warnings, agent_lock })
+    }
+
+    /// Whether this handle holds the data directory's agent lock.
+    pub fn holds_agent_lock(&self) -> bool {
+        self.agent_lock.is_some()
     }
 
     /// Remembers which file the config was loaded from, so front ends can save edits to it.
@@ -327,7 +377,28 @@ impl Syncmon {
         let rows: BTreeMap<EntityKey, store::EntityRow> = self.ctx.store.entities()?.into_iter().map(|r| (r.key.clone(), r)).collect();
         let mut out = Vec::new();
         for e in &self.entities {
-            let Some(row) = rows.get(&e.key) else { continue };
+            let Some(row) = rows.get(&e.key) else {
+                // Read-only: an entity added to the config that no agent has opened yet.
+                out.push(EntityStatus {
+                    connection: e.key.connection.clone(),
+                    entity: e.key.entity.clone(),
+                    health: Health::Pending,
+                    reason: Some("not synced yet".to_string()),
+                    checkpoint: RowVersion::zero().to_string(),
+                    last_caught_up_at: None,
+                    lag_seconds: None,
+                    replica_rows: 0,
+                    pending_failed: 0,
+                    last_http_status: None,
+                    last_tracking_id: None,
+                    next_attempt_at: None,
+                    poll_every_seconds: e.cfg.poll_every.as_secs(),
+                    resync_seen: None,
+                    forward_pending: 0,
+                    forward_error: None,
+                });
+                continue;
+            };
             let poll_ms = e.cfg.poll_every.as_millis() as i64;
             let lag_ms = row.last_caught_up_at.map(|t| (now - t).max(0));
             let (health, reason) = if row.paused {
@@ -388,6 +459,7 @@ impl Syncmon {
     /// Streams the replica as `{"id","rowVersion","data"}` lines.
     pub fn export(&self, name: &str, include_deleted: bool, out: &mut dyn std::io::Write) -> Result<u64> {
         let e = self.one(name)?;
+        self.ctx.store.entity(&e.key)?; // "no entity … in the replica" rather than "no such table"
         let mut n = 0u64;
         self.ctx.store.for_each_replica_row(&e.key, include_deleted, |row| {
             serde_json::to_writer(&mut *out, &row)?;
@@ -542,6 +614,9 @@ pub fn default_config_path() -> PathBuf {
         .map(|d| d.config_dir().join("syncmon.toml"))
         .unwrap_or_else(|| PathBuf::from("syncmon.toml"))
 }
+
+/// The replica's file inside the data directory.
+pub const DB_FILE: &str = "syncmon.db";
 
 /// Where the replica lives when neither `--data-dir` nor `SYNCMON_DATA_DIR` says.
 pub fn default_data_dir() -> PathBuf {

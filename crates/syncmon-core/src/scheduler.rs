@@ -21,7 +21,7 @@ pub async fn run(sm: Arc<Syncmon>, cancel: CancellationToken) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&w.listen)
             .await
             .map_err(|e| Error::Io(format!("cannot listen for webhooks on {}: {e}; pick a free port in [webhooks] listen", w.listen)))?;
-        let router = webhook::router(webhook_connections(&sm), Arc::new(Nudger(sm.clone())), Arc::new(webhook::SystemClock));
+        let router = webhook::router(webhook_connections(&sm), Arc::new(Nudger(sm.clone())), sm.ctx.clock.clone());
         tracing::info!("webhook receiver listening on http://{}/webhooks/<connection>", w.listen);
         let stop = cancel.clone();
         tasks.spawn(async move {

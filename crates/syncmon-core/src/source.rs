@@ -4,12 +4,14 @@
 use crate::config::{AuthKind, ConnectionConfig, ProfileKind, TargetConfig};
 use crate::secrets::{self, redact_url, Secret, SecretKind};
 use crate::store::{RequestRow, Store};
-use crate::Clock;
+use crate::clock::Clock;
 use governor::{Quota, RateLimiter};
 use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+// `Instant` only measures how long a call took, for the request log; every time a decision
+// depends on is read from the engine's clock.
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -176,9 +178,12 @@ impl Breaker {
 
 struct CachedToken {
     value: Secret,
-    refresh_at: Instant,
+    /// On the engine's clock, in ms.
+    refresh_at_ms: i64,
 }
 
+/// The rate limiter spaces calls on its own monotonic clock: it measures intervals between
+/// calls, it does not read the time of day.
 type DirectLimiter = RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, governor::clock::DefaultClock>;
 
 pub struct SourceClient {
@@ -276,7 +281,7 @@ impl SourceClient {
     /// A cached client-credentials token, fetched when missing or about to expire.
     async fn oauth_token(&self, entity: Option<&str>) -> Result<Secret, Failure> {
         let mut slot = self.token.lock().await;
-        if let Some(t) = slot.as_ref().filter(|t| t.refresh_at > Instant::now()) {
+        if let Some(t) = slot.as_ref().filter(|t| t.refresh_at_ms > self.clock.now_ms()) {
             return Ok(t.value.clone());
         }
         let token_url = self.cfg.token_url.clone().unwrap_or_default();
@@ -352,7 +357,7 @@ impl SourceClient {
         // Refresh shortly before expiry: at 90 % of the lifetime, at most a minute early.
         let margin = (life / 10).min(Duration::from_secs(60));
         let token = Secret::new(parsed.access_token);
-        *slot = Some(CachedToken { value: token.clone(), refresh_at: Instant::now() + life - margin });
+        *slot = Some(CachedToken { value: token.clone(), refresh_at_ms: self.clock.now_ms() + (life - margin).as_millis() as i64 });
         Ok(token)
     }
 
@@ -435,7 +440,7 @@ impl SourceClient {
             *self.cache_id.lock().unwrap() = Some(c.to_string());
         }
         let link = resp.headers().get(reqwest::header::LINK).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let retry_after = retry_after(resp.headers());
+        let retry_after = retry_after(resp.headers(), self.clock.now_system());
         if resp.content_length().is_some_and(|l| l as usize > MAX_BODY_BYTES) {
             let msg = format!("the page is larger than {} MB; lower the entity's page_size", MAX_BODY_BYTES >> 20);
             self.log(url, m, entity, Some(status), started, attempt, None, tid.clone(), Some(msg.clone()));
@@ -613,25 +618,26 @@ fn tracking_id(h: &HeaderMap) -> Option<String> {
     h.get("trackingid").and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-/// `Retry-After` in seconds (or an HTTP date), else `X-RateLimit-Reset` as seconds from now.
-fn retry_after(h: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` in seconds (or an HTTP date), else `X-RateLimit-Reset` as seconds from now;
+/// dates are measured from `now`, the engine's clock.
+fn retry_after(h: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(v) = get("retry-after") {
         if let Ok(secs) = v.parse::<u64>() {
             return Some(Duration::from_secs(secs));
         }
         if let Ok(at) = humantime::parse_rfc3339_weak(v).or_else(|_| httpdate_to_system(v)) {
-            return Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default());
+            return Some(at.duration_since(now).unwrap_or_default());
         }
     }
     get("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok()).map(|s| {
         // Either seconds to wait or a unix timestamp; a big number is a timestamp.
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         Duration::from_secs(if s > 1_000_000_000 { s.saturating_sub(now) } else { s })
     })
 }
 
-fn httpdate_to_system(v: &str) -> Result<std::time::SystemTime, ()> {
+fn httpdate_to_system(v: &str) -> Result<SystemTime, ()> {
     // "Wed, 21 Oct 2015 07:28:00 GMT" → RFC 3339 for humantime.
     let parts: Vec<&str> = v.split_whitespace().collect();
     if parts.len() != 6 {
@@ -776,10 +782,17 @@ mod tests {
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {
         let mut h = HeaderMap::new();
+        let now = crate::clock::TestClock::fixed(1_445_412_420_000).now_system(); // 2015-10-21 07:27:00 UTC
         h.insert("retry-after", HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
         h.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
-        assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past means now");
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(60)), "a date is a wait measured on the engine's clock");
+        assert_eq!(retry_after(&h, now + Duration::from_secs(3600)), Some(Duration::ZERO), "a date in the past means now");
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("1445412450"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)), "a reset timestamp, measured on the engine's clock");
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("12"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(12)), "a small reset is seconds to wait");
     }
 
     #[test]

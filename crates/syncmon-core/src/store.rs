@@ -16,8 +16,7 @@
 
 use crate::profile::{Record, Rejected};
 use crate::rowversion::RowVersion;
-use rusqlite::{params, Connection, OptionalExtension};
-use rusqlite_migration::{Migrations, M};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -37,6 +36,28 @@ pub enum StoreError {
     Open { path: PathBuf, message: String },
     #[error("{0}")]
     NotFound(String),
+    /// A read-only open found no database (or an empty one that an agent is creating right now).
+    #[error("no replica yet in {}: run `syncmon sync` or `syncmon run` first", dir.display())]
+    NoReplica { dir: PathBuf },
+    /// The database's schema is older than this build's; read-only opens never migrate.
+    #[error("the database {} has schema version {found}, this Syncmon uses {expected}: run the agent once to upgrade the database (`syncmon run`, or `syncmon sync`)", path.display())]
+    SchemaTooOld { path: PathBuf, found: usize, expected: usize },
+    #[error("the database {} has schema version {found}, newer than this Syncmon's {expected}: it was written by a newer Syncmon; use that version", path.display())]
+    SchemaTooNew { path: PathBuf, found: usize, expected: usize },
+    /// SQLite's integrity check found problems (or SQLite refused the file as corrupt).
+    #[error("the replica {} is damaged ({}): {}", path.display(), problems.first().map(String::as_str).unwrap_or("integrity check failed"), damaged_advice(path))]
+    Damaged { path: PathBuf, problems: Vec<String> },
+    #[error("the database {} was opened read-only; this command cannot change it", path.display())]
+    ReadOnly { path: PathBuf },
+}
+
+/// What to do about a damaged replica: it is a copy of the sources, so it can be rebuilt.
+pub fn damaged_advice(db: &Path) -> String {
+    let dir = db.parent().map(|d| d.display().to_string()).unwrap_or_else(|| ".".into());
+    format!(
+        "stop the agent, move {dir} aside and run `syncmon sync` to rebuild the replica from the sources (its failed items \
+         and history stay in the old copy), or restore a backup of {dir}"
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -323,12 +344,17 @@ pub struct PassEnd {
 
 pub struct Store {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    /// None when opened read-only ([`Store::open_read_only`]): every write is refused.
+    writer: Option<Mutex<Connection>>,
     reader: Mutex<Connection>,
     /// Request-log rows waiting for the next write: logging a request must never wait for a
     /// page transaction, or fetching the next page would stall behind writing this one.
     pending_log: Mutex<Vec<RequestRow>>,
 }
+
+/// The schema version this build writes: migrations are numbered from 1 in `PRAGMA user_version`
+/// (the numbering `rusqlite_migration` used, so existing databases carry on).
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // Measured on 1M ~800-byte rows (bench/): 8 KB pages balance the initial load (fewer index
@@ -336,11 +362,12 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // a whole page: 16 KB doubled their cost). A bounded cache keeps memory flat. Checkpoints
     // every 128 MB of WAL rather than 32 MB: a 10,000-change cycle then finishes without paying
     // for one, and the WAL file is cut back to 64 MB afterwards.
+    // The busy timeout first: switching a new file to WAL needs a lock another opener may hold.
     conn.execute_batch(
-        "PRAGMA page_size = 8192;
+        "PRAGMA busy_timeout = 10000;
+         PRAGMA page_size = 8192;
          PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
-         PRAGMA busy_timeout = 10000;
          PRAGMA cache_size = -16384;
          PRAGMA wal_autocheckpoint = 16384;
          PRAGMA journal_size_limit = 67108864;",
@@ -405,25 +432,181 @@ fn make_private_files(db: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Brings the schema to [`SCHEMA_VERSION`] in ONE immediate transaction: the version is read
+/// under the write lock, so a second process opening the same new database waits and then finds
+/// the schema made, instead of both creating it ("table entity_state already exists").
+fn migrate(conn: &mut Connection) -> std::result::Result<(), String> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| e.to_string())?;
+    let found: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| e.to_string())?;
+    if found > SCHEMA_VERSION {
+        return Err(format!("the database has schema version {found}, newer than this Syncmon's {SCHEMA_VERSION}: it was written by a newer Syncmon; use that version"));
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(found) {
+        tx.execute_batch(m).map_err(|e| format!("migration {} failed: {e}", i + 1))?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| e.to_string())?;
+    tx.commit().map_err(|e| e.to_string())
+}
+
+/// SQLite's verdict on a file it cannot read as a database.
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase))
+}
+
+/// Runs `PRAGMA integrity_check` (or the cheaper `quick_check`): the problems, none when "ok".
+fn integrity_problems(c: &Connection, quick: bool) -> rusqlite::Result<Vec<String>> {
+    let pragma = if quick { "PRAGMA quick_check(100)" } else { "PRAGMA integrity_check(100)" };
+    let mut st = c.prepare(pragma)?;
+    let rows: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    Ok(if rows.len() == 1 && rows[0] == "ok" { Vec::new() } else { rows })
+}
+
+/// A connection that can only read: never migrates, never writes the file. Waits for a writer
+/// (busy_timeout) instead of failing "database is locked". In a directory this process cannot
+/// write (a read-only copy, read-only media) SQLite cannot create the WAL's `-wal`/`-shm` files;
+/// nothing can be writing such a copy, so it is then opened as immutable.
+fn open_read_only_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let setup = |c: Connection| -> rusqlite::Result<Connection> {
+        c.busy_timeout(std::time::Duration::from_secs(10))?;
+        c.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -16384;")?;
+        // Reading the header proves the file can be read (the -shm can be made, or exists).
+        c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
+        Ok(c)
+    };
+    match Connection::open_with_flags(path, flags).and_then(setup) {
+        Ok(c) => Ok(c),
+        Err(e) if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)) && !dir_writable(path) => {
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Connection::open_with_flags(uri, flags).and_then(setup)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether this process can create files next to `path`: creates and removes a probe file, the
+/// only portable answer (permission bits say nothing about read-only mounts or ACLs).
+fn dir_writable(path: &Path) -> bool {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let probe = dir.join(format!(".syncmon-probe-{}", std::process::id()));
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).open(&probe).is_ok();
+    if created {
+        let _ = std::fs::remove_file(&probe);
+    }
+    created
+}
+
+/// A path as the `file:` URI's path part (percent-encoding what a URI cannot hold).
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for b in path.to_string_lossy().bytes() {
+        match b {
+            b'?' | b'#' | b'%' => out.push_str(&format!("%{b:02X}")),
+            _ => out.push(b as char),
+        }
+    }
+    out
+}
+
 impl Store {
+    /// Opens (creating if needed) and migrates the database for writing.
     pub fn open(path: &Path) -> Result<Store> {
+        Self::open_writer(path, false)
+    }
+
+    /// [`Store::open`] for the agent: first `PRAGMA quick_check`, so a damaged replica refuses
+    /// to start (with what to do) instead of reading "healthy" until an export trips over it.
+    pub fn open_checked(path: &Path) -> Result<Store> {
+        Self::open_writer(path, true)
+    }
+
+    fn open_writer(path: &Path, check: bool) -> Result<Store> {
         if let Some(dir) = path.parent() {
             create_private_dir(dir).map_err(|e| StoreError::Open { path: path.into(), message: e.to_string() })?;
         }
         make_private_files(path).map_err(|e| StoreError::Open { path: path.into(), message: e.to_string() })?;
+        let existed = path.metadata().is_ok_and(|m| m.len() > 0);
+        let damaged = |problems: Vec<String>| StoreError::Damaged { path: path.into(), problems };
+        let failed = |e: rusqlite::Error| if is_corruption(&e) { damaged(vec![e.to_string()]) } else { StoreError::Open { path: path.into(), message: e.to_string() } };
         let open = || -> rusqlite::Result<Connection> {
-            let c = Connection::open(path)?;
-            configure(&c)?;
-            Ok(c)
+            // Two openers switching a new file to WAL at once can deadlock on its locks; SQLite
+            // then answers "busy" at once, without the busy timeout. A few short retries settle it.
+            let mut tries = 0;
+            loop {
+                let c = Connection::open(path)?;
+                match configure(&c) {
+                    Ok(()) => return Ok(c),
+                    Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) && tries < 100 => {
+                        tries += 1;
+                        drop(c);
+                        std::thread::sleep(std::time::Duration::from_millis(10 + rand::random::<u64>() % 20));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         };
-        let mut writer = open().map_err(|e| StoreError::Open { path: path.into(), message: e.to_string() })?;
-        Migrations::new(MIGRATIONS.iter().map(|m| M::up(m)).collect())
-            .to_latest(&mut writer)
-            .map_err(|e| StoreError::Open { path: path.into(), message: format!("migration failed: {e}") })?;
+        let mut writer = open().map_err(failed)?;
+        if check && existed {
+            let problems = integrity_problems(&writer, true).map_err(failed)?;
+            if !problems.is_empty() {
+                return Err(damaged(problems));
+            }
+        }
+        migrate(&mut writer).map_err(|e| StoreError::Open { path: path.into(), message: format!("migration failed: {e}") })?;
         // Runs cut off by a crash or kill are closed as such, so they do not look alive.
-        writer.execute("UPDATE runs SET outcome = 'interrupted' WHERE outcome = 'running'", [])?;
-        let reader = open().map_err(|e| StoreError::Open { path: path.into(), message: e.to_string() })?;
-        Ok(Store { path: path.to_path_buf(), writer: Mutex::new(writer), reader: Mutex::new(reader), pending_log: Mutex::new(Vec::new()) })
+        writer.execute("UPDATE runs SET outcome = 'interrupted' WHERE outcome = 'running'", []).map_err(failed)?;
+        let reader = open().map_err(failed)?;
+        Ok(Store { path: path.to_path_buf(), writer: Some(Mutex::new(writer)), reader: Mutex::new(reader), pending_log: Mutex::new(Vec::new()) })
+    }
+
+    /// Opens an existing database for reading only: no migration, no write, nothing that could
+    /// disturb an agent using it (or one creating it right now). Refuses a database whose schema
+    /// is not this build's, and says when there is no replica yet.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        if !path.is_file() {
+            return Err(StoreError::NoReplica { dir });
+        }
+        let failed = |e: rusqlite::Error| {
+            if is_corruption(&e) {
+                StoreError::Damaged { path: path.into(), problems: vec![e.to_string()] }
+            } else {
+                StoreError::Open { path: path.into(), message: e.to_string() }
+            }
+        };
+        let reader = open_read_only_connection(path).map_err(failed)?;
+        let found: usize = reader.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(failed)?;
+        if found == 0 {
+            // An empty file, or an agent's first transaction not committed yet.
+            let tables: i64 = reader.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).map_err(failed)?;
+            if tables == 0 {
+                return Err(StoreError::NoReplica { dir });
+            }
+        }
+        if found < SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooOld { path: path.into(), found, expected: SCHEMA_VERSION });
+        }
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew { path: path.into(), found, expected: SCHEMA_VERSION });
+        }
+        Ok(Store { path: path.to_path_buf(), writer: None, reader: Mutex::new(reader), pending_log: Mutex::new(Vec::new()) })
+    }
+
+    /// `PRAGMA integrity_check` on this store's reading connection: the problems, empty when
+    /// the database is sound.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        self.read(|c| match integrity_problems(c, false) {
+            Ok(p) => Ok(p),
+            Err(e) if is_corruption(&e) => Ok(vec![e.to_string()]),
+            Err(e) => Err(e.into()),
+        })
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.writer.is_none()
     }
 
     pub fn path(&self) -> &Path {
@@ -431,7 +614,8 @@ impl Store {
     }
 
     fn write<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut c = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(writer) = &self.writer else { return Err(StoreError::ReadOnly { path: self.path.clone() }) };
+        let mut c = writer.lock().unwrap_or_else(|p| p.into_inner());
         self.flush_log(&mut c)?;
         f(&mut c)
     }
@@ -1008,7 +1192,7 @@ impl Store {
         let table = key.table();
         let path = self.path.clone();
         // A dedicated connection: an export can take long and must not hold the shared reader.
-        let c = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let c = open_read_only_connection(&path)?;
         let filter = if include_deleted { "" } else { "WHERE deleted_at IS NULL" };
         let mut st = c.prepare(&format!("SELECT id, row_version, data, deleted_at FROM \"{table}\" {filter} ORDER BY rowid"))?;
         let mut rows = st.query([])?;
@@ -1120,7 +1304,7 @@ impl Store {
             q.len()
         };
         if queued >= 64 {
-            if let Ok(mut c) = self.writer.try_lock() {
+            if let Some(Ok(mut c)) = self.writer.as_ref().map(Mutex::try_lock) {
                 self.flush_log(&mut c)?;
             }
         }
@@ -1129,6 +1313,9 @@ impl Store {
 
     /// Writes queued request-log rows now.
     pub fn flush(&self) -> Result<()> {
+        if self.writer.is_none() {
+            return Ok(()); // a read-only store makes no calls to log
+        }
         self.write(|_| Ok(()))
     }
 
@@ -1346,6 +1533,53 @@ mod tests {
 
     fn rec(id: &str, v: &str) -> Record {
         Record { id: id.into(), version: RowVersion::parse(v).unwrap(), data: format!(r#"{{"id":"{id}","rowVersion":"{v}"}}"#) }
+    }
+
+    /// Two processes (here: threads with their own connections) opening the same new database at
+    /// once: both end up with the whole schema, neither fails "table … already exists".
+    #[test]
+    fn concurrent_first_opens_migrate_once() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("syncmon.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(3));
+            let openers: Vec<_> = (0..3)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Store::open(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for o in openers {
+                if let Err(e) = o.join().unwrap() {
+                    panic!("round {round}: a concurrent open failed: {e}");
+                }
+            }
+            let c = Connection::open(&path).unwrap();
+            assert_eq!(c.query_row("PRAGMA user_version", [], |r| r.get::<_, usize>(0)).unwrap(), SCHEMA_VERSION);
+        }
+    }
+
+    #[test]
+    fn a_read_only_open_never_migrates_and_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("syncmon.db");
+        assert!(matches!(Store::open_read_only(&path), Err(StoreError::NoReplica { .. })));
+        assert!(!path.exists(), "a read-only open creates nothing");
+        let key = EntityKey::new("c", "items");
+        let store = Store::open(&path).unwrap();
+        store.ensure_entity(&key).unwrap();
+        drop(store);
+        let ro = Store::open_read_only(&path).unwrap();
+        assert_eq!(ro.entity(&key).unwrap().checkpoint, RowVersion::zero());
+        assert!(matches!(ro.set_paused(&key, true), Err(StoreError::ReadOnly { .. })));
+        assert!(ro.integrity_check().unwrap().is_empty());
+        drop(ro);
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", SCHEMA_VERSION - 1).unwrap();
+        let err = Store::open_read_only(&path).err().unwrap().to_string();
+        assert!(err.contains("run the agent once to upgrade the database"), "{err}");
     }
 
     fn setup() -> (tempfile::TempDir, Store, EntityKey) {

@@ -10,34 +10,19 @@
 mod common;
 
 use common::*;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use syncmon_core::config::Config;
-use syncmon_core::{Clock, Syncmon};
+use syncmon_core::{Syncmon, TestClock};
 use syncmon_mock::{Fault, FaultKind, MockConfig, MockServer};
 use tokio_util::sync::CancellationToken;
-
-/// A clock that moves only when the test says.
-struct TestClock(AtomicI64);
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl TestClock {
-    fn advance(&self, ms: i64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
-    }
-}
 
 async fn with_test_clock(records: usize, conn_extra: &str) -> (Harness, Arc<TestClock>) {
     let mock = MockServer::start(MockConfig { entities: entities(&[("items", records)]), ..Default::default() }).await.unwrap();
     let text = config_text(&mock.base_url(), &["items"], conn_extra, "");
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000_000)));
+    // A clock that moves only when the test says.
+    let clock = Arc::new(TestClock::fixed(1_800_000_000_000));
     let sm = Arc::new(Syncmon::open_with_clock(Config::parse(&text).unwrap(), dir.path(), clock.clone()).unwrap());
     (Harness { dir, mock, sm, config_text: text }, clock)
 }
@@ -106,20 +91,20 @@ async fn a_late_commit_below_the_top_of_the_initial_load_made_while_it_runs_arri
 async fn a_late_commit_behind_the_checkpoint_arrives_by_the_next_sweep_and_not_on_every_poll() {
     let (h, clock) = with_test_clock(300, "lookback = \"10s\"").await;
     assert_eq!(h.sync_ok("items").await.kind, "incremental");
-    clock.advance(1_000);
+    clock.advance(Duration::from_millis(1_000));
     h.mock.mutate("items", 20);
     h.sync_ok("items").await;
 
     // A commit behind the checkpoint: polls read strictly after it and do not see it.
     let late = h.mock.late_commit("items");
     assert!(version(&late.row_version) < version(&h.checkpoint("items")), "the late commit lies behind the checkpoint");
-    clock.advance(1_000);
+    clock.advance(Duration::from_millis(1_000));
     let poll = h.sync_ok("items").await;
     assert_eq!((poll.kind, poll.records), ("incremental", 0), "a poll re-reads nothing");
     assert!(!h.replica("items").contains_key(&late.id));
 
     // The first sweep, 10 s after the first catch-up, re-reads from the beginning.
-    clock.advance(8_000);
+    clock.advance(Duration::from_millis(8_000));
     let sweep = h.sync_ok("items").await;
     assert_eq!(sweep.kind, "lookback");
     assert!(h.replica("items").contains_key(&late.id), "the sweep brings the late commit");
@@ -127,14 +112,14 @@ async fn a_late_commit_behind_the_checkpoint_arrives_by_the_next_sweep_and_not_o
 
     // The next late commit is found by the next sweep, which reads from the checkpoint current
     // a lookback before the previous sweep, not from the beginning again.
-    clock.advance(2_000);
+    clock.advance(Duration::from_millis(2_000));
     h.mock.mutate("items", 20);
     h.sync_ok("items").await;
     let late = h.mock.late_commit("items");
-    clock.advance(1_000);
+    clock.advance(Duration::from_millis(1_000));
     h.sync_ok("items").await;
     assert!(!h.replica("items").contains_key(&late.id));
-    clock.advance(7_000);
+    clock.advance(Duration::from_millis(7_000));
     let sweep = h.sync_ok("items").await;
     assert_eq!(sweep.kind, "lookback");
     assert!(sweep.records < 100, "the second sweep re-reads the last two lookbacks, not all 300 records: {}", sweep.summary());
@@ -147,12 +132,12 @@ async fn with_steady_changes_the_records_read_stay_within_three_times_the_record
     // A poll every second, 10 changes each, a late commit every 7th; lookback 10 s; 6 lookbacks.
     let (h, clock) = with_test_clock(1000, "lookback = \"10s\"").await;
     h.sync_ok("items").await;
-    clock.advance(10_000);
+    clock.advance(Duration::from_millis(10_000));
     let first_sweep = h.sync_ok("items").await;
     let (mut served, mut changed, mut sweeps) = (0u64, 0u64, 0u32);
     let polls = 60;
     for poll in 1..=polls {
-        clock.advance(1_000);
+        clock.advance(Duration::from_millis(1_000));
         changed += h.mock.mutate("items", 10).len() as u64;
         if poll % 7 == 0 {
             h.mock.late_commit("items");
@@ -178,7 +163,7 @@ async fn the_initial_load_is_re_read_once_by_the_first_sweep_not_on_every_poll()
     let mut kinds = Vec::new();
     // Six lookbacks of polls, one a second, with changes.
     for _ in 0..30 {
-        clock.advance(1_000);
+        clock.advance(Duration::from_millis(1_000));
         h.mock.mutate("items", 5);
         kinds.push(h.sync_ok("items").await.kind);
     }

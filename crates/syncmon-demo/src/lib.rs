@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use syncmon_core::agent_lock::AgentLock;
 use syncmon_core::config::Config;
 use syncmon_core::Syncmon;
 use syncmon_mock::{Fault, FaultKind, MockConfig, MockServer};
@@ -51,14 +53,19 @@ pub struct Demo {
     pub data_dir: PathBuf,
     pub webhook_url: String,
     secret: String,
+    /// The data directory's agent lock, taken before anything is written there.
+    lock: Arc<AgentLock>,
 }
 
 impl Demo {
-    /// Starts the simulated source and writes `demo.toml` into `data_dir` (created if needed).
+    /// Takes `data_dir`'s agent lock (refused, naming the holder, while another agent uses it),
+    /// starts the simulated source and writes `demo.toml` into `data_dir` (created if needed).
     /// Sets [`DEMO_WEBHOOK_ENV`] in this process's environment: call it before spawning threads
     /// that read the environment.
     pub async fn start(opts: &DemoOptions, data_dir: &Path) -> Result<Demo, String> {
         std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create the data dir {}: {e}", data_dir.display()))?;
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let lock = Arc::new(AgentLock::acquire(data_dir, now_ms).map_err(|e| e.to_string())?);
         let mock = MockServer::start(MockConfig {
             listen: Some(opts.mock_listen),
             entities: ENTITIES.iter().map(|n| syncmon_mock::EntitySpec { name: n.to_string(), records: opts.records }).collect(),
@@ -78,13 +85,19 @@ impl Demo {
             data_dir: data_dir.to_path_buf(),
             webhook_url: format!("http://{}/webhooks/demo", opts.webhook_listen),
             secret,
+            lock,
         })
     }
 
-    /// Opens the engine on the generated config.
+    /// Opens the engine on the generated config, as an agent holding the demo's lock.
     pub fn open(&self) -> Result<Syncmon, String> {
         let config = Config::load(&self.config_path).map_err(|e| e.to_string())?;
-        Ok(Syncmon::open(config, &self.data_dir).map_err(|e| e.to_string())?.with_config_path(&self.config_path))
+        Ok(Syncmon::open_agent_locked(config, &self.data_dir, self.agent_lock()).map_err(|e| e.to_string())?.with_config_path(&self.config_path))
+    }
+
+    /// The data directory's agent lock, for front ends that open the engine themselves.
+    pub fn agent_lock(&self) -> Arc<AgentLock> {
+        self.lock.clone()
     }
 
     /// The fault script: every 20 s something realistic goes wrong, and a change is announced by

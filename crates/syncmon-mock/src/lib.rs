@@ -356,6 +356,13 @@ impl MockServer {
         self.h.shared.late_commit(entity).unwrap_or_else(|| panic!("unknown entity {entity:?}"))
     }
 
+    /// The highest rowVersion served in a page of the entity so far (0 before the first), the
+    /// ceiling below which `late_commit` lands.
+    pub fn max_served(&self, entity: &str) -> u64 {
+        let s = self.h.shared.store.lock().unwrap();
+        s.entity_index(entity).map_or(0, |e| s.entities[e].max_served)
+    }
+
     /// What the simulated target holds for an entity, sorted by id; `row_version` is the body's
     /// `rowVersion` ("" when it had none), `data` the body as received.
     pub fn target_dataset(&self, entity: &str) -> Vec<MockRecord> {

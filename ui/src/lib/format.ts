@@ -76,6 +76,11 @@ export function count(n: number | null | undefined): string {
   return n == null ? '—' : nf.format(n);
 }
 
+/** The noun for a count: plural(1, 'item') → "item", plural(3, 'entity', 'entities') → "entities". */
+export function plural(n: number | null | undefined, one: string, many = `${one}s`): string {
+  return n === 1 ? one : many;
+}
+
 /** 0.0734 → "7.3 %". */
 export function percent(share: number | null | undefined): string {
   if (share == null || !Number.isFinite(share)) return '—';
