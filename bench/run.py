@@ -391,7 +391,7 @@ def main():
     ap.add_argument("--idle-seconds", type=int, default=None, help="measured period (default 60, --quick 30)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--build-attempts", type=int, default=5)
-    # DB COUNT [CONNECTION ENTITY]: also used by e2e/serve.test.mjs to fill the Failed items screen.
+    # DB COUNT [CONNECTION ENTITY]: also used by tests/e2e/serve.test.mjs to fill the Failed items screen.
     ap.add_argument("--fill-failed", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.fill_failed:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The real desktop window end to end: syncmon-desktop on the demo source under Xvfb, on a private
-# D-Bus, driven over WebDriver (tauri-driver + WebKitWebDriver) by e2e/desktop.test.mjs.
+# D-Bus, driven over WebDriver (tauri-driver + WebKitWebDriver) by tests/e2e/desktop.test.mjs.
 # Screenshots of the main screens go to docs/screenshots/ (SHOTS to change).
 #   APP=target/release/syncmon-desktop scripts/e2e-desktop.sh   # another build
 set -euo pipefail
@@ -35,7 +35,7 @@ export WEBDRIVER=http://127.0.0.1:$port
 
 status=0
 for attempt in 1 2; do
-  if timeout 600 node --test --test-concurrency=1 e2e/desktop.test.mjs 2>&1 | tee "$log/node.log"; then
+  if timeout 600 node --test --test-concurrency=1 tests/e2e/desktop.test.mjs 2>&1 | tee "$log/node.log"; then
     status=0
     break
   fi

@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-system-deps.sh
 scripts/install-tauri-driver.sh
+scripts/make-icons.sh --check     # icons/ is what its source image makes
 # The desktop app embeds the built UI: build it before the Rust build.
 npm ci --prefix ui --no-audit --no-fund
 npm run --prefix ui check   # svelte-check: types and accessibility

@@ -14,6 +14,6 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        Err(message) => assert!(!message.trim().is_empty()),
+        Err(problem) => assert!(!problem.message.trim().is_empty()),
     }
 });

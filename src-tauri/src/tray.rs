@@ -34,9 +34,9 @@ impl Overall {
 
     fn icon(self) -> &'static [u8] {
         match self {
-            Overall::Ok => include_bytes!("../icons/tray-ok.png"),
-            Overall::Lagging => include_bytes!("../icons/tray-lagging.png"),
-            Overall::Failing => include_bytes!("../icons/tray-failing.png"),
+            Overall::Ok => include_bytes!("../../icons/tray-ok.png"),
+            Overall::Lagging => include_bytes!("../../icons/tray-lagging.png"),
+            Overall::Failing => include_bytes!("../../icons/tray-failing.png"),
         }
     }
 

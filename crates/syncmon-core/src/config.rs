@@ -14,9 +14,34 @@ use std::time::Duration;
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}. Create it (see README) or pass --config PATH")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    #[error("{path}: {problem}")]
+    Invalid { path: PathBuf, problem: ConfigProblem },
 }
+
+/// What the rules refuse in a config: the message as shown (it names the key and its line where
+/// that reads best for the rule), and the key it is about as a dotted path
+/// (`connections[0].entities[1].page_size`, `storage.runs_kept`) with its line when known, so
+/// that a form can show the message beside the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: Option<String>,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl ConfigProblem {
+    fn unplaced(message: String) -> Self {
+        ConfigProblem { key: None, line: None, message }
+    }
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigProblem {}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -297,27 +322,27 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Config::parse(&text).map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })
+        Config::parse(&text).map_err(|problem| ConfigError::Invalid { path: path.to_path_buf(), problem })
     }
 
     /// Parses and validates; the error names the key, its line and what to write instead, and
     /// never repeats a value (it may be a secret pasted into the wrong key).
-    pub fn parse(text: &str) -> Result<Config, String> {
+    pub fn parse(text: &str) -> Result<Config, ConfigProblem> {
+        let at = Locator::new(text);
         let secret_keys: Vec<String> = SECRET_KEYS.iter().map(|k| normalized_key(k)).collect();
         for (n, line) in text.lines().enumerate() {
             let key = line.trim_start().split('=').next().unwrap_or("").trim().trim_matches(['"', '\'']);
             // `clientSecret`, `Client-Secret` and `client_secret` are one key here.
             if line.contains('=') && secret_keys.contains(&normalized_key(key)) {
-                return Err(format!(
+                return Err(ConfigProblem { key: at.key_at_line(n + 1), line: Some(n + 1), message: format!(
                     "line {}: `{key}` would store a secret in plain text, which Syncmon refuses (the value is not shown). Remove \
                      the line and run `syncmon creds set <connection id>` to keep it in the OS keyring, or name an environment \
                      variable with `secret_env = \"VAR\"` (`webhook_secret_env` for the webhook secret)",
                     n + 1
-                ));
+                ) });
             }
         }
-        let config: Config = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
-        let at = Locator::new(text);
+        let config: Config = toml::from_str(text).map_err(|e| toml_error(&at, &e))?;
         config.validate(&at)?;
         config.validate_targets(text, &at)?;
         Ok(config)
@@ -367,47 +392,49 @@ impl Config {
     }
 
     /// Targets and the entities' `forward_to`; errors name the line that is wrong.
-    fn validate_targets(&self, text: &str, at: &Locator) -> Result<(), String> {
+    fn validate_targets(&self, text: &str, at: &Locator) -> Result<(), ConfigProblem> {
         let at_line = |key: &str, value: &str, msg: String| match line_of(text, key, value) {
             Some(n) => format!("line {n}: {msg}"),
             None => msg,
         };
         let mut ids = HashSet::new();
         for (ti, t) in self.targets.iter().enumerate() {
-            let err = |msg: String| at_line("id", &t.id, format!("target `{}`: {msg}", t.id));
+            let table = [Seg::Key("target"), Seg::Index(ti)];
+            let err = |key: &str, msg: String| at.problem(&table, key, at_line("id", &t.id, format!("target `{}`: {msg}", t.id)));
             if !valid_name(&t.id) {
-                return Err(err("id may hold only letters, digits, `-` and `_` (it names the keyring entry)".into()));
+                return Err(err("id", "id may hold only letters, digits, `-` and `_` (it names the keyring entry)".into()));
             }
             if !ids.insert(t.id.as_str()) {
-                return Err(err("two targets have this id; give each a unique `id`".into()));
+                return Err(err("id", "two targets have this id; give each a unique `id`".into()));
             }
             // Some keyrings (Windows) ignore case in account names.
             if self.connections.iter().any(|c| c.id.eq_ignore_ascii_case(&t.id)) {
-                return Err(err("a connection has the same id, and both would read the same keyring entry; rename the target".into()));
+                return Err(err("id", "a connection has the same id, and both would read the same keyring entry; rename the target".into()));
             }
             let url = url::Url::parse(&t.base_url).map_err(|e| {
-                err(format!("base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", secrets::redact_url_text(&t.base_url)))
+                err("base_url", format!("base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", secrets::redact_url_text(&t.base_url)))
             })?;
             if !matches!(url.scheme(), "http" | "https") {
-                return Err(err("base_url must start with https:// (or http:// for a local target)".into()));
+                return Err(err("base_url", "base_url must start with https:// (or http:// for a local target)".into()));
             }
-            let table = [Seg::Key("target"), Seg::Index(ti)];
             at.refuse_secret_in_url(&table, "base_url", &t.id, &url)?;
             if let Some(token_url) = &t.token_url {
                 at.refuse_secret_in_url_text(&table, "token_url", &t.id, token_url)?;
             }
             if t.auth == AuthKind::Oauth2 && (t.token_url.is_none() || t.client_id.is_none()) {
-                return Err(err("auth = \"oauth2\" needs `token_url` and `client_id` (the client secret goes in the keyring)".into()));
+                let missing = if t.token_url.is_none() { "token_url" } else { "client_id" };
+                return Err(err(missing, "auth = \"oauth2\" needs `token_url` and `client_id` (the client secret goes in the keyring)".into()));
             }
             at.check_env_names(&table, [("secret_env", &t.secret_env)])?;
             at.check_client_limits(&table, &t.as_connection())?;
         }
         for (ci, c) in self.connections.iter().enumerate() {
             for (ei, e) in c.entities.iter().enumerate() {
+                let table = [Seg::Key("connection"), Seg::Index(ci), Seg::Key("entity"), Seg::Index(ei)];
                 if let Some(p) = &e.forward_path {
-                    let table = [Seg::Key("connection"), Seg::Index(ci), Seg::Key("entity"), Seg::Index(ei)];
                     at.refuse_secret_in_path(&table, "forward_path", &c.id, p)?;
                 }
+                let loc = at;
                 let at = format!("connection `{}`, entity `{}`", c.id, e.name);
                 match &e.forward_to {
                     Some(t) if !ids.contains(t.as_str()) => {
@@ -416,22 +443,22 @@ impl Config {
                             v.sort();
                             format!("the targets are: {}", v.join(", "))
                         };
-                        return Err(at_line("forward_to", t, format!("{at}: forward_to = \"{t}\" names no [[target]] ({known})")));
+                        return Err(loc.problem(&table, "forward_to", at_line("forward_to", t, format!("{at}: forward_to = \"{t}\" names no [[target]] ({known})"))));
                     }
                     None if e.forward_path.is_some() => {
-                        return Err(format!("{at}: forward_path needs forward_to = \"<target id>\""));
+                        return Err(loc.problem(&table, "forward_path", format!("{at}: forward_path needs forward_to = \"<target id>\"")));
                     }
                     _ => {}
                 }
                 if let Some(p) = e.forward_path.as_deref().filter(|p| !p.starts_with('/')) {
-                    return Err(at_line("forward_path", p, format!("{at}: forward_path must start with `/`, e.g. \"/{p}\"")));
+                    return Err(loc.problem(&table, "forward_path", at_line("forward_path", p, format!("{at}: forward_path must start with `/`, e.g. \"/{p}\""))));
                 }
             }
         }
         Ok(())
     }
 
-    fn validate(&self, loc: &Locator) -> Result<(), String> {
+    fn validate(&self, loc: &Locator) -> Result<(), ConfigProblem> {
         let mut ids = HashSet::new();
         // Lowercased id → index: SQLite table names ignore case, so ids must differ in more than case.
         let mut folded_ids: HashMap<String, usize> = HashMap::new();
@@ -441,27 +468,27 @@ impl Config {
             let at = format!("connection `{}`", c.id);
             let table = [Seg::Key("connection"), Seg::Index(ci)];
             if !valid_name(&c.id) {
-                return Err(format!("{at}: id may hold only letters, digits, `-` and `_` (it names keyring entries and tables)"));
+                return Err(loc.problem(&table, "id", format!("{at}: id may hold only letters, digits, `-` and `_` (it names keyring entries and tables)")));
             }
             if !ids.insert(c.id.as_str()) {
-                return Err(format!("{at}: two connections have this id; give each a unique `id`"));
+                return Err(loc.problem(&table, "id", format!("{at}: two connections have this id; give each a unique `id`")));
             }
             if let Some(&other) = folded_ids.get(&c.id.to_ascii_lowercase()) {
                 let o = &self.connections[other];
-                return Err(format!(
+                return Err(loc.problem(&table, "id", format!(
                     "connection \"{}\"{} differs from \"{}\"{} only in case; replica tables ignore case: rename one",
                     c.id,
                     loc.at_line(&[&table[..], &[Seg::Key("id")]].concat()),
                     o.id,
                     loc.at_line(&[Seg::Key("connection"), Seg::Index(other), Seg::Key("id")]),
-                ));
+                )));
             }
             folded_ids.insert(c.id.to_ascii_lowercase(), ci);
             let url = url::Url::parse(&c.base_url).map_err(|e| {
-                format!("{at}: base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", secrets::redact_url_text(&c.base_url))
+                loc.problem(&table, "base_url", format!("{at}: base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", secrets::redact_url_text(&c.base_url)))
             })?;
             if !matches!(url.scheme(), "http" | "https") {
-                return Err(format!("{at}: base_url must start with https:// (or http:// for a local source)"));
+                return Err(loc.problem(&table, "base_url", format!("{at}: base_url must start with https:// (or http:// for a local source)")));
             }
             loc.refuse_secret_in_url(&table, "base_url", &c.id, &url)?;
             if let Some(token_url) = &c.token_url {
@@ -470,35 +497,37 @@ impl Config {
             if let Some(q) = c.cursor.as_ref().and_then(|cur| cur.extra_query.as_deref()) {
                 if let Some(name) = url::form_urlencoded::parse(q.as_bytes()).map(|(k, _)| k).find(|k| secrets::is_secret_param(k)) {
                     let cursor = [&table[..], &[Seg::Key("cursor")]].concat();
-                    return Err(secret_in_url_message(&loc.key(&cursor, "extra_query"), &c.id, &format!("carries the credential-looking query parameter `{name}`")));
+                    return Err(loc.problem(&cursor, "extra_query", secret_in_url_message(&loc.key(&cursor, "extra_query"), &c.id, &format!("carries the credential-looking query parameter `{name}`"))));
                 }
             }
             if c.auth == AuthKind::Oauth2 && (c.token_url.is_none() || c.client_id.is_none()) {
-                return Err(format!("{at}: auth = \"oauth2\" needs `token_url` and `client_id` (the client secret goes in the keyring)"));
+                let missing = if c.token_url.is_none() { "token_url" } else { "client_id" };
+                return Err(loc.problem(&table, missing, format!("{at}: auth = \"oauth2\" needs `token_url` and `client_id` (the client secret goes in the keyring)")));
             }
             loc.check_env_names(&table, [("secret_env", &c.secret_env), ("webhook_secret_env", &c.webhook_secret_env)])?;
             loc.check_client_limits(&table, c)?;
             loc.check_duration(&table, "lookback", c.lookback, Duration::ZERO, MAX_DURATION)?;
             match (c.profile, &c.cursor) {
                 (ProfileKind::Cursor, None) => {
-                    return Err(format!("{at}: profile = \"cursor\" needs a [connection.cursor] section with at least `filter_param`"))
+                    return Err(loc.problem(&table, "profile", format!("{at}: profile = \"cursor\" needs a [connection.cursor] section with at least `filter_param`")))
                 }
                 (ProfileKind::Cursor, Some(cur)) => {
+                    let cursor = [&table[..], &[Seg::Key("cursor")]].concat();
                     let ways = [cur.next_token_pointer.is_some(), cur.next_url_pointer.is_some(), cur.next.is_some()]
                         .iter()
                         .filter(|x| **x)
                         .count();
                     if ways != 1 {
-                        return Err(format!(
+                        return Err(loc.problem(&table, "cursor", format!(
                             "{at}: the cursor profile needs exactly one way to find the next page: `next_token_pointer` + \
                              `next_token_param`, `next_url_pointer`, `next = \"link-header\"` or `next = \"short-page\"`"
-                        ));
+                        )));
                     }
                     if cur.next_token_pointer.is_some() && cur.next_token_param.is_none() {
-                        return Err(format!("{at}: `next_token_pointer` needs `next_token_param` (the query parameter that carries the token)"));
+                        return Err(loc.problem(&cursor, "next_token_param", format!("{at}: `next_token_pointer` needs `next_token_param` (the query parameter that carries the token)")));
                     }
                     if cur.next == Some(NextPageMode::ShortPage) && cur.page_size_param.is_none() {
-                        return Err(format!("{at}: `next = \"short-page\"` needs `page_size_param`, or a short page cannot be told apart"));
+                        return Err(loc.problem(&cursor, "page_size_param", format!("{at}: `next = \"short-page\"` needs `page_size_param`, or a short page cannot be told apart")));
                     }
                 }
                 _ => {}
@@ -510,25 +539,25 @@ impl Config {
                 let entity = [&table[..], &[Seg::Key("entity"), Seg::Index(ei)]].concat();
                 let name_line = |i: usize| loc.at_line(&[&table[..], &[Seg::Key("entity"), Seg::Index(i), Seg::Key("name")]].concat());
                 if !valid_name(&e.name) {
-                    return Err(format!("{at}: name may hold only letters, digits, `-` and `_`"));
+                    return Err(loc.problem(&entity, "name", format!("{at}: name may hold only letters, digits, `-` and `_`")));
                 }
                 if !names.insert(e.name.as_str()) {
-                    return Err(format!("{at}: listed twice"));
+                    return Err(loc.problem(&entity, "name", format!("{at}: listed twice")));
                 }
                 if let Some(&other) = folded_names.get(&e.name.to_ascii_lowercase()) {
-                    return Err(format!(
+                    return Err(loc.problem(&entity, "name", format!(
                         "{at}: entity \"{}\"{} differs from \"{}\"{} only in case; replica tables ignore case: rename one",
                         e.name,
                         name_line(ei),
                         c.entities[other].name,
                         name_line(other),
-                    ));
+                    )));
                 }
                 folded_names.insert(e.name.to_ascii_lowercase(), ei);
                 let replica = crate::store::EntityKey::new(&c.id, &e.name).table().to_ascii_lowercase();
                 if let Some(&(oc, oe)) = tables.get(&replica) {
                     let (other_conn, other) = (&self.connections[oc], &self.connections[oc].entities[oe]);
-                    return Err(format!(
+                    return Err(loc.problem(&entity, "name", format!(
                         "entity {}/{}{} and {}/{}{} would share the replica table `{replica}` (`-` becomes `_` in table names, \
                          and they ignore case): rename one",
                         c.id,
@@ -537,17 +566,17 @@ impl Config {
                         other_conn.id,
                         other.name,
                         loc.at_line(&[Seg::Key("connection"), Seg::Index(oc), Seg::Key("entity"), Seg::Index(oe), Seg::Key("name")]),
-                    ));
+                    )));
                 }
                 tables.insert(replica, (ci, ei));
                 if let Some(p) = &e.path {
                     loc.refuse_secret_in_path(&entity, "path", &c.id, p)?;
                 }
                 if !(1..=MAX_PAGE_SIZE).contains(&e.page_size) {
-                    return Err(format!("{at}: page_size must be between 1 and {MAX_PAGE_SIZE}{}", loc.at_line(&[&entity[..], &[Seg::Key("page_size")]].concat())));
+                    return Err(loc.problem(&entity, "page_size", format!("{at}: page_size must be between 1 and {MAX_PAGE_SIZE}{}", loc.at_line(&[&entity[..], &[Seg::Key("page_size")]].concat()))));
                 }
                 if !(e.deletion_guard > 0.0 && e.deletion_guard <= 1.0) {
-                    return Err(format!("{at}: deletion_guard is a share between 0 and 1, e.g. 0.5"));
+                    return Err(loc.problem(&entity, "deletion_guard", format!("{at}: deletion_guard is a share between 0 and 1, e.g. 0.5")));
                 }
                 loc.check_duration(&entity, "poll_every", e.poll_every, Duration::from_secs(1), MAX_DURATION)?;
                 if let Some(every) = e.full_resync_every {
@@ -557,13 +586,13 @@ impl Config {
         }
         if let Some(w) = &self.webhooks {
             w.listen.parse::<std::net::SocketAddr>().map_err(|_| {
-                format!("[webhooks] listen = \"{}\" is not an address; write e.g. \"127.0.0.1:8385\"", w.listen)
+                loc.problem(&[Seg::Key("webhooks")], "listen", format!("[webhooks] listen = \"{}\" is not an address; write e.g. \"127.0.0.1:8385\"", w.listen))
             })?;
         }
         let storage = [Seg::Key("storage")];
         loc.check_duration(&storage, "request_log_retention", self.storage.request_log_retention, Duration::from_secs(1), Duration::from_secs(10 * 365 * 86400))?;
         if self.storage.runs_kept == 0 {
-            return Err(format!("{} must be at least 1 (the last run of each entity is what status shows)", loc.key(&storage, "runs_kept")));
+            return Err(loc.problem(&storage, "runs_kept", format!("{} must be at least 1 (the last run of each entity is what status shows)", loc.key(&storage, "runs_kept"))));
         }
         Ok(())
     }
@@ -671,28 +700,80 @@ impl<'a> Locator<'a> {
 
     /// `connections[0].entities[1].page_size (line 14)`: the key as the error names it.
     fn key(&self, table: &[Seg], key: &str) -> String {
-        let mut name = String::new();
-        for seg in table {
-            match *seg {
-                Seg::Key(k) => {
-                    if !name.is_empty() {
-                        name.push('.');
-                    }
-                    name.push_str(match k {
-                        "connection" => "connections",
-                        "entity" => "entities",
-                        "target" => "targets",
-                        other => other,
-                    });
-                }
-                Seg::Index(i) => name.push_str(&format!("[{i}]")),
-            }
-        }
         let path = [table, &[Seg::Key(key)]].concat();
-        format!("{name}.{key}{}", self.at_line(&path))
+        format!("{}{}", dotted(table, key), self.at_line(&path))
     }
 
-    fn check_duration(&self, table: &[Seg], key: &str, d: Duration, min: Duration, max: Duration) -> Result<(), String> {
+    /// A refusal of `key` in `table`, carrying the key and its line.
+    fn problem(&self, table: &[Seg], key: &str, message: String) -> ConfigProblem {
+        let line = self.line(&[table, &[Seg::Key(key)]].concat());
+        ConfigProblem { key: Some(dotted(table, key)), line, message }
+    }
+
+    /// The dotted key written on 1-based `line`, for what the TOML parser and the secret scan
+    /// report by position only.
+    fn key_at_line(&self, line: usize) -> Option<String> {
+        let mut path = Vec::new();
+        self.find_key(self.doc.as_ref()?.as_table(), line, &mut path)
+    }
+
+    fn find_key<'d>(&self, table: &'d toml_edit::Table, line: usize, path: &mut Vec<Seg<'d>>) -> Option<String> {
+        for (k, item) in table.iter() {
+            let found = match item {
+                toml_edit::Item::Table(t) => {
+                    path.push(Seg::Key(k));
+                    let found = self.find_key(t, line, path);
+                    path.pop();
+                    found
+                }
+                toml_edit::Item::ArrayOfTables(a) => a.iter().enumerate().find_map(|(i, t)| {
+                    path.extend([Seg::Key(k), Seg::Index(i)]);
+                    let found = self.find_key(t, line, path);
+                    path.truncate(path.len() - 2);
+                    found
+                }),
+                _ => {
+                    let key_line = table.key(k).and_then(|key| key.span()).map(|s| line_of_offset(self.text, s.start));
+                    (key_line == Some(line)).then(|| dotted(path, k))
+                }
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+}
+
+/// `connections[0].entities[1].page_size`: `connection`, `entity` and `target` tables are named
+/// like the fields that hold them.
+fn dotted(table: &[Seg], key: &str) -> String {
+    let mut name = String::new();
+    for seg in table {
+        match *seg {
+            Seg::Key(k) => {
+                if !name.is_empty() {
+                    name.push('.');
+                }
+                name.push_str(match k {
+                    "connection" => "connections",
+                    "entity" => "entities",
+                    "target" => "targets",
+                    other => other,
+                });
+            }
+            Seg::Index(i) => name.push_str(&format!("[{i}]")),
+        }
+    }
+    if name.is_empty() {
+        key.to_string()
+    } else {
+        format!("{name}.{key}")
+    }
+}
+
+impl<'a> Locator<'a> {
+    fn check_duration(&self, table: &[Seg], key: &str, d: Duration, min: Duration, max: Duration) -> Result<(), ConfigProblem> {
         if d < min || d > max {
             // Whole days as "365d": humantime would write a year as "11months 30days 3h 50m 24s".
             let fmt = |d: Duration| match d.as_secs() {
@@ -700,53 +781,53 @@ impl<'a> Locator<'a> {
                 s if s >= 2 * 86400 && s % 86400 == 0 && d.subsec_nanos() == 0 => format!("{}d", s / 86400),
                 _ => humantime::format_duration(d).to_string(),
             };
-            return Err(format!("{} must be between {} and {}: a value outside cannot work", self.key(table, key), fmt(min), fmt(max)));
+            return Err(self.problem(table, key, format!("{} must be between {} and {}: a value outside cannot work", self.key(table, key), fmt(min), fmt(max))));
         }
         Ok(())
     }
 
     /// `secret_env` names a variable; anything else is most likely the secret itself, pasted into
     /// the wrong key, and is refused without being repeated.
-    fn check_env_names<const N: usize>(&self, table: &[Seg], keys: [(&str, &Option<String>); N]) -> Result<(), String> {
+    fn check_env_names<const N: usize>(&self, table: &[Seg], keys: [(&str, &Option<String>); N]) -> Result<(), ConfigProblem> {
         for (key, value) in keys {
             let Some(name) = value else { continue };
             let mut b = name.bytes();
             let valid = b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_');
             if !valid {
-                return Err(format!(
+                return Err(self.problem(table, key, format!(
                     "{} must be the NAME of an environment variable (letters, digits, `_`), not the secret itself — the value \
                      is not shown; keep the secret in the keyring with `syncmon creds set <id>` or in that variable",
                     self.key(table, key)
-                ));
+                )));
             }
         }
         Ok(())
     }
 
     /// The limits a connection and a target share.
-    fn check_client_limits(&self, table: &[Seg], c: &ConnectionConfig) -> Result<(), String> {
+    fn check_client_limits(&self, table: &[Seg], c: &ConnectionConfig) -> Result<(), ConfigProblem> {
         if !(1..=256).contains(&c.max_concurrency) {
-            return Err(format!("{} must be between 1 and 256", self.key(table, "max_concurrency")));
+            return Err(self.problem(table, "max_concurrency", format!("{} must be between 1 and 256", self.key(table, "max_concurrency"))));
         }
         if !(c.requests_per_second.is_finite() && (0.001..=1_000_000.0).contains(&c.requests_per_second)) {
-            return Err(format!(
+            return Err(self.problem(table, "requests_per_second", format!(
                 "{} must be between 0.001 (one request in about 17 minutes) and 1000000",
                 self.key(table, "requests_per_second")
-            ));
+            )));
         }
         self.check_duration(table, "timeout", c.timeout, Duration::from_millis(100), Duration::from_secs(3600))?;
         if c.max_retries > 100 {
-            return Err(format!("{} must be between 0 and 100", self.key(table, "max_retries")));
+            return Err(self.problem(table, "max_retries", format!("{} must be between 0 and 100", self.key(table, "max_retries"))));
         }
         self.check_duration(table, "backoff_base", c.backoff_base, Duration::from_millis(1), Duration::from_secs(3600))?;
         self.check_duration(table, "backoff_max", c.backoff_max, c.backoff_base, Duration::from_secs(86400))?;
         if !(1..=10_000).contains(&c.breaker_threshold) {
-            return Err(format!("{} must be between 1 and 10000", self.key(table, "breaker_threshold")));
+            return Err(self.problem(table, "breaker_threshold", format!("{} must be between 1 and 10000", self.key(table, "breaker_threshold"))));
         }
         self.check_duration(table, "breaker_cooldown", c.breaker_cooldown, Duration::from_millis(10), Duration::from_secs(86400))
     }
 
-    fn refuse_secret_in_url(&self, table: &[Seg], key: &str, id: &str, url: &url::Url) -> Result<(), String> {
+    fn refuse_secret_in_url(&self, table: &[Seg], key: &str, id: &str, url: &url::Url) -> Result<(), ConfigProblem> {
         let problem = if !url.username().is_empty() || url.password().is_some() {
             Some("contains a user name/password".to_string())
         } else {
@@ -756,19 +837,19 @@ impl<'a> Locator<'a> {
                 .map(|k| format!("carries the credential-looking query parameter `{k}`"))
         };
         match problem {
-            Some(p) => Err(secret_in_url_message(&self.key(table, key), id, &p)),
+            Some(p) => Err(self.problem(table, key, secret_in_url_message(&self.key(table, key), id, &p))),
             None => Ok(()),
         }
     }
 
-    fn refuse_secret_in_url_text(&self, table: &[Seg], key: &str, id: &str, text: &str) -> Result<(), String> {
+    fn refuse_secret_in_url_text(&self, table: &[Seg], key: &str, id: &str, text: &str) -> Result<(), ConfigProblem> {
         let url = url::Url::parse(text)
-            .map_err(|e| format!("{} is not a URL ({e}); write e.g. \"https://login.example.com/oauth2/token\"", self.key(table, key)))?;
+            .map_err(|e| self.problem(table, key, format!("{} is not a URL ({e}); write e.g. \"https://login.example.com/oauth2/token\"", self.key(table, key))))?;
         self.refuse_secret_in_url(table, key, id, &url)
     }
 
     /// A path below a base URL (`/items?api_key=…` is refused like a URL).
-    fn refuse_secret_in_path(&self, table: &[Seg], key: &str, id: &str, path: &str) -> Result<(), String> {
+    fn refuse_secret_in_path(&self, table: &[Seg], key: &str, id: &str, path: &str) -> Result<(), ConfigProblem> {
         let base = url::Url::parse("http://localhost/").expect("a constant URL");
         match base.join(path) {
             Ok(u) => self.refuse_secret_in_url(table, key, id, &u),
@@ -783,7 +864,8 @@ fn line_of_offset(text: &str, offset: usize) -> usize {
 
 /// A TOML or type error as "line N: `key`: reason", built from the error's span: the parser's
 /// own display quotes the source line, and with it a value that may be a secret.
-fn toml_error(text: &str, e: &toml::de::Error) -> String {
+fn toml_error(at: &Locator, e: &toml::de::Error) -> ConfigProblem {
+    let text = at.text;
     let message = e.message().trim_end();
     // serde names the value in "invalid type: string \"…\", expected …": keep what was expected.
     let reason = match message.split_once(", expected ") {
@@ -793,14 +875,15 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
         Some((head, expected)) if head.starts_with("unknown variant") => format!("unknown value: expected {expected}"),
         _ => message.to_string(),
     };
-    let Some(span) = e.span() else { return reason };
+    let Some(span) = e.span() else { return ConfigProblem::unplaced(reason) };
     let n = line_of_offset(text, span.start);
     let line = text.lines().nth(n - 1).unwrap_or("");
     let key = line.split_once('=').map(|(k, _)| k.trim().trim_matches(['"', '\''])).filter(|k| !k.is_empty() && !k.starts_with('['));
-    match key {
+    let message = match key {
         Some(k) if !reason.contains(&format!("`{k}`")) => format!("line {n}: `{k}`: {reason}"),
         _ => format!("line {n}: {reason}"),
-    }
+    };
+    ConfigProblem { key: at.key_at_line(n), line: Some(n), message }
 }
 
 #[cfg(test)]
@@ -836,7 +919,7 @@ full_resync_every = "24h"
     #[test]
     fn a_plaintext_secret_is_refused_with_its_line() {
         let text = format!("{MINIMAL}client_secret = \"hunter2\"\n");
-        let err = Config::parse(&text).unwrap_err();
+        let err = Config::parse(&text).unwrap_err().to_string();
         assert!(err.contains("line 13"), "{err}");
         assert!(err.contains("syncmon creds set"), "the error must say what to do: {err}");
         assert!(!err.contains("hunter2"), "the error must not echo the secret: {err}");
@@ -844,27 +927,27 @@ full_resync_every = "24h"
 
     #[test]
     fn a_typo_names_the_line_and_the_expected_fields() {
-        let err = Config::parse("[[connection]]\nid = \"a\"\nbase_url = \"http://x\"\npoll_evry = \"5m\"\n").unwrap_err();
+        let err = Config::parse("[[connection]]\nid = \"a\"\nbase_url = \"http://x\"\npoll_evry = \"5m\"\n").unwrap_err().to_string();
         assert!(err.contains("line 4"), "{err}");
         assert!(err.contains("poll_evry"), "{err}");
     }
 
     #[test]
     fn a_bad_duration_says_how_to_write_one() {
-        let err = Config::parse(&MINIMAL.replace("\"5m\"", "\"five minutes\"")).unwrap_err();
+        let err = Config::parse(&MINIMAL.replace("\"5m\"", "\"five minutes\"")).unwrap_err().to_string();
         assert!(err.contains("e.g. \"30s\""), "{err}");
     }
 
     #[test]
     fn oauth2_without_a_token_url_is_refused() {
-        let err = Config::parse(&MINIMAL.replace("token_url = \"https://login.example.com/oauth2/token\"\n", "")).unwrap_err();
+        let err = Config::parse(&MINIMAL.replace("token_url = \"https://login.example.com/oauth2/token\"\n", "")).unwrap_err().to_string();
         assert!(err.contains("token_url"), "{err}");
     }
 
     #[test]
     fn the_cursor_profile_needs_one_way_to_page() {
         let text = "[[connection]]\nid = \"a\"\nbase_url = \"http://127.0.0.1:1\"\nprofile = \"cursor\"\n[connection.cursor]\nfilter_param = \"since\"\n";
-        assert!(Config::parse(text).unwrap_err().contains("exactly one way"));
+        assert!(Config::parse(text).unwrap_err().to_string().contains("exactly one way"));
         let ok = format!("{text}next = \"link-header\"\n");
         Config::parse(&ok).unwrap();
     }
@@ -872,9 +955,9 @@ full_resync_every = "24h"
     #[test]
     fn duplicate_ids_and_bad_names_are_refused() {
         let two = "[[connection]]\nid = \"a\"\nbase_url = \"http://x\"\n[[connection]]\nid = \"a\"\nbase_url = \"http://y\"\n";
-        assert!(Config::parse(two).unwrap_err().contains("unique"));
+        assert!(Config::parse(two).unwrap_err().to_string().contains("unique"));
         let bad = "[[connection]]\nid = \"a b\"\nbase_url = \"http://x\"\n";
-        assert!(Config::parse(bad).unwrap_err().contains("letters"));
+        assert!(Config::parse(bad).unwrap_err().to_string().contains("letters"));
     }
 
     const FORWARDING: &str = r#"
@@ -910,34 +993,34 @@ forward_to = "erp"
 
     #[test]
     fn an_unknown_target_is_refused_with_its_line_and_the_known_targets() {
-        let err = Config::parse(&FORWARDING.replace("forward_to = \"erp\"", "forward_to = \"crm\"")).unwrap_err();
+        let err = Config::parse(&FORWARDING.replace("forward_to = \"erp\"", "forward_to = \"crm\"")).unwrap_err().to_string();
         assert!(err.contains("line 14"), "{err}");
         assert!(err.contains("crm") && err.contains("the targets are: erp"), "{err}");
         let none = "[[connection]]\nid = \"a\"\nbase_url = \"http://x\"\n[[connection.entity]]\nname = \"items\"\nforward_to = \"erp\"\n";
-        let err = Config::parse(none).unwrap_err();
+        let err = Config::parse(none).unwrap_err().to_string();
         assert!(err.contains("line 6") && err.contains("no [[target]] section"), "{err}");
     }
 
     #[test]
     fn bad_targets_are_refused_naming_the_target() {
         let dup = FORWARDING.replace("[[connection]]", "[[target]]\nid = \"erp\"\nbase_url = \"http://y\"\n\n[[connection]]");
-        assert!(Config::parse(&dup).unwrap_err().contains("unique"));
+        assert!(Config::parse(&dup).unwrap_err().to_string().contains("unique"));
         let clash = FORWARDING.replace("id = \"erp\"", "id = \"retail-prod\"").replace("forward_to = \"erp\"", "forward_to = \"retail-prod\"");
-        let err = Config::parse(&clash).unwrap_err();
+        let err = Config::parse(&clash).unwrap_err().to_string();
         assert!(err.contains("line 3") && err.contains("keyring"), "{err}");
-        let err = Config::parse(&clash.replacen("id = \"retail-prod\"", "id = \"Retail-Prod\"", 1).replace("forward_to = \"retail-prod\"", "forward_to = \"Retail-Prod\"")).unwrap_err();
+        let err = Config::parse(&clash.replacen("id = \"retail-prod\"", "id = \"Retail-Prod\"", 1).replace("forward_to = \"retail-prod\"", "forward_to = \"Retail-Prod\"")).unwrap_err().to_string();
         assert!(err.contains("line 3") && err.contains("keyring"), "a target id that differs only in case: {err}");
-        let err = Config::parse(&FORWARDING.replace("https://erp.example.com/api", "ftp://erp")).unwrap_err();
+        let err = Config::parse(&FORWARDING.replace("https://erp.example.com/api", "ftp://erp")).unwrap_err().to_string();
         assert!(err.contains("target `erp`") && err.contains("https://"), "{err}");
-        let err = Config::parse(&FORWARDING.replace("auth = \"api_key\"", "auth = \"oauth2\"")).unwrap_err();
+        let err = Config::parse(&FORWARDING.replace("auth = \"api_key\"", "auth = \"oauth2\"")).unwrap_err().to_string();
         assert!(err.contains("token_url"), "{err}");
-        let err = Config::parse(&FORWARDING.replace("max_concurrency = 2", "max_concurrency = 0")).unwrap_err();
+        let err = Config::parse(&FORWARDING.replace("max_concurrency = 2", "max_concurrency = 0")).unwrap_err().to_string();
         assert!(err.contains("max_concurrency"), "{err}");
-        let err = Config::parse(&FORWARDING.replace("max_concurrency = 2", "max_concurency = 2")).unwrap_err();
+        let err = Config::parse(&FORWARDING.replace("max_concurrency = 2", "max_concurency = 2")).unwrap_err().to_string();
         assert!(err.contains("line 6") && err.contains("max_concurency"), "a typo in a target names its line: {err}");
-        let err = Config::parse(&format!("{FORWARDING}forward_path = \"products\"\n")).unwrap_err();
+        let err = Config::parse(&format!("{FORWARDING}forward_path = \"products\"\n")).unwrap_err().to_string();
         assert!(err.contains("line 15") && err.contains("start with `/`"), "{err}");
-        let err = Config::parse(&FORWARDING.replace("forward_to = \"erp\"", "forward_path = \"/x\"")).unwrap_err();
+        let err = Config::parse(&FORWARDING.replace("forward_to = \"erp\"", "forward_path = \"/x\"")).unwrap_err().to_string();
         assert!(err.contains("forward_path needs forward_to"), "{err}");
     }
 
@@ -961,23 +1044,23 @@ name = "items"
 
     #[test]
     fn names_that_differ_only_in_case_are_refused_naming_both_and_their_lines() {
-        let err = Config::parse(TWO_ENTITIES).unwrap_err();
+        let err = Config::parse(TWO_ENTITIES).unwrap_err().to_string();
         assert!(err.contains("entity \"items\" (line 16) differs from \"Items\" (line 10) only in case"), "{err}");
         assert!(err.contains("rename one"), "{err}");
         let conns = "[[connection]]\nid = \"Shop\"\nbase_url = \"https://a.example\"\n\n[[connection]]\nid = \"shop\"\nbase_url = \"https://b.example\"\n";
-        let err = Config::parse(conns).unwrap_err();
+        let err = Config::parse(conns).unwrap_err().to_string();
         assert!(err.contains("connection \"shop\" (line 6) differs from \"Shop\" (line 2) only in case"), "{err}");
     }
 
     #[test]
     fn names_that_map_to_one_replica_table_are_refused() {
         let dash = TWO_ENTITIES.replace("\"Items\"", "\"a-b\"").replace("\"items\"", "\"a_b\"");
-        let err = Config::parse(&dash).unwrap_err();
+        let err = Config::parse(&dash).unwrap_err().to_string();
         assert!(err.contains("src/a_b (line 16) and src/a-b (line 10) would share the replica table `replica_src_a_b`"), "{err}");
         // connection `a_b` + entity `c` and connection `a` + entity `b_c` are both `replica_a_b_c`.
         let split = "[[connection]]\nid = \"a_b\"\nbase_url = \"https://a.example\"\n[[connection.entity]]\nname = \"c\"\n\
                      [[connection]]\nid = \"a\"\nbase_url = \"https://b.example\"\n[[connection.entity]]\nname = \"b_c\"\n";
-        let err = Config::parse(split).unwrap_err();
+        let err = Config::parse(split).unwrap_err().to_string();
         assert!(err.contains("a/b_c (line 10) and a_b/c (line 5) would share the replica table `replica_a_b_c`"), "{err}");
     }
 
@@ -1012,17 +1095,17 @@ forward_to = "erp"
         ];
         for (from, to, expected) in cases {
             let text = URLS.replace(from, to);
-            let err = Config::parse(&text).unwrap_err();
+            let err = Config::parse(&text).unwrap_err().to_string();
             assert!(err.contains(expected), "{to}: {err}");
             assert!(err.contains("syncmon creds set src") || err.contains("syncmon creds set erp"), "it says what to do: {err}");
             assert!(!err.contains("s3cr3t"), "the value must not be shown: {err}");
         }
         let cursor = "[[connection]]\nid = \"a\"\nbase_url = \"https://x.example\"\nprofile = \"cursor\"\n[connection.cursor]\n\
                       filter_param = \"since\"\nnext = \"link-header\"\nextra_query = \"order=seq&token=s3cr3t\"\n";
-        let err = Config::parse(cursor).unwrap_err();
+        let err = Config::parse(cursor).unwrap_err().to_string();
         assert!(err.contains("connections[0].cursor.extra_query (line 8)") && !err.contains("s3cr3t"), "{err}");
         let broken = URLS.replace("https://api.example.com/company", "https://alice:s3cr3t@api example.com");
-        let err = Config::parse(&broken).unwrap_err();
+        let err = Config::parse(&broken).unwrap_err().to_string();
         assert!(err.contains("not a URL") && !err.contains("s3cr3t"), "{err}");
         // Page keys and versions in a path are no secret.
         Config::parse(&URLS.replace("\"/items\"", "\"/items?pageKey=1&sync=true\"")).unwrap();
@@ -1043,7 +1126,7 @@ forward_to = "erp"
             ("webhook_secret_env = \"hunter2 x\"", "connections[0].webhook_secret_env (line 4) must be the NAME"),
         ];
         for (line, expected) in cases {
-            let err = Config::parse(&format!("{conn}{line}\n")).unwrap_err();
+            let err = Config::parse(&format!("{conn}{line}\n")).unwrap_err().to_string();
             assert!(err.contains(expected), "{line}: {err}");
             assert!(!err.contains("hunter2"), "{line}: the value must not be echoed: {err}");
         }
@@ -1072,7 +1155,7 @@ forward_to = "erp"
             (format!("[[target]]\nid = \"t\"\nbase_url = \"https://t.example\"\ntimeout = \"0s\"\n{base}"), "targets[0].timeout (line 4) must be between"),
         ];
         for (text, expected) in &cases {
-            let err = Config::parse(text).unwrap_err();
+            let err = Config::parse(text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text}\n→ {err}");
         }
         // The edges of the ranges are fine.
@@ -1115,5 +1198,29 @@ base_url = "https://api.example.com/company"
         let quiet = Config::parse(&text.replace("0.0.0.0", "127.0.0.1").replace("http://erp.internal", "https://erp.internal")
             .replace("http://api.example.com", "https://api.example.com").replace("http://10.1.2.3", "https://10.1.2.3")).unwrap();
         assert_eq!(quiet.warnings(), vec![]);
+    }
+
+    #[test]
+    fn a_refusal_carries_the_dotted_key_and_its_line() {
+        let base = "[[connection]]\nid = \"a\"\nbase_url = \"https://x.example\"\n";
+        let entity = "[[connection.entity]]\nname = \"items\"\n";
+        let cases = [
+            // By position only (the parser, the secret scan): the key is found from the line.
+            (format!("{base}max_retries = \"x\"\n"), "connections[0].max_retries", Some(4)),
+            (format!("{base}client_sercet = \"x\"\n"), "connections[0].client_sercet", Some(4)),
+            (format!("{base}{entity}client_secret = \"x\"\n"), "connections[0].entities[0].client_secret", Some(6)),
+            // By the rule that refused it, including messages that name no key or another one.
+            (format!("{base}{entity}deletion_guard = 2.0\n"), "connections[0].entities[0].deletion_guard", Some(6)),
+            (format!("{base}{entity}{entity}"), "connections[0].entities[1].name", Some(7)),
+            (format!("{base}auth = \"oauth2\"\ntoken_url = \"https://x.example/t\"\n"), "connections[0].client_id", None),
+            (format!("{base}[[connection]]\nid = \"A\"\nbase_url = \"https://y.example\"\n"), "connections[1].id", Some(5)),
+            (format!("[storage]\nruns_kept = 0\n{base}"), "storage.runs_kept", Some(2)),
+            (format!("[webhooks]\nlisten = \"nowhere\"\n{base}"), "webhooks.listen", Some(2)),
+            (format!("[[target]]\nid = \"t\"\nbase_url = \"ftp://t\"\n{base}"), "targets[0].base_url", Some(3)),
+        ];
+        for (text, key, line) in &cases {
+            let p = Config::parse(text).unwrap_err();
+            assert_eq!((p.key.as_deref(), p.line), (Some(*key), *line), "{text}\n→ {p}");
+        }
     }
 }

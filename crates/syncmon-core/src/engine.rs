@@ -206,91 +206,146 @@ struct ParsedPage {
 
 /// Runs one cycle. Never panics on source trouble: every failure ends up in the report, the
 /// entity's state and the run history.
+///
+/// The protocol, step by step: `begin` (circuit check, start version, run opened), then the
+/// feed read page by page — `fetch_pages` fetches and parses the next page while `write_pages`
+/// applies the current one, each page with its checkpoint in one transaction — and `finish`
+/// (resync pass end, breaker, run closed, lookback schedule, events).
 pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &CancellationToken) -> CycleReport {
     let _one_at_a_time = e.busy.lock().await;
     let started = std::time::Instant::now();
-    let key = &e.key;
-    let now = ctx.clock.now_ms();
-    let started_at = now;
-    let lookback_ms = e.source.cfg.lookback.as_millis() as i64;
-    let kind = cycle_kind(kind, ctx.store.entity(key).ok().and_then(|r| r.lookback_due_at), lookback_ms, now);
-    let kind_name = kind.as_str();
-    let mut report = CycleReport {
-        connection: key.connection.clone(),
-        entity: key.entity.clone(),
-        kind: kind_name,
-        outcome: Outcome::CaughtUp,
-        pages: 0,
-        records: 0,
-        failed_new: 0,
-        checkpoint: String::new(),
-        error: None,
-        pass: None,
-        duration_ms: 0,
-        next_attempt_at: None,
-        forwarded: None,
+    let (cycle, mut report) = match Cycle::begin(ctx, e, kind, cancel) {
+        Begun::Running(cycle, report) => (cycle, report),
+        Begun::Ended(report) => return report,
     };
+    // Pages in feed order through a small channel, so the next page is fetched and parsed while
+    // the current one is written. Room for one write batch plus the pages being fetched
+    // meanwhile: memory stays bounded by records, not by the size of the feed.
+    let (tx, rx) = mpsc::channel::<ParsedPage>((WRITE_BATCH_RECORDS / e.cfg.page_size.max(1) as usize).max(2));
+    let (fetched, written) = tokio::join!(cycle.fetch_pages(tx), cycle.write_pages(rx, &mut report));
+    // Read after the writer is done, so a stall names the checkpoint the good pages reached.
+    let failure = written.failure.or(cycle.fetch_failure(fetched));
+    cycle.finish(report, failure, written.last_tracking, started)
+}
 
-    let open_until = e.source.breaker.lock().unwrap().open_until(now);
-    if let Some(until) = open_until {
-        let msg = "the circuit is open after repeated failures; the source is not being called until the next attempt";
-        let _ = ctx.store.note_skipped(key, Outcome::CircuitOpen.as_str(), msg, Some(until), now);
-        report.outcome = Outcome::CircuitOpen;
-        report.next_attempt_at = Some(until);
-        report.checkpoint = ctx.store.entity(key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
-        return report;
+/// One cycle under way: what `begin` decided, read by every step after it.
+struct Cycle<'a> {
+    ctx: &'a EngineCtx,
+    e: &'a EntityRt,
+    cancel: &'a CancellationToken,
+    kind: CycleKind,
+    /// Clock time at the start (a lookback sweep covers the changes committed before it).
+    started_at: i64,
+    lookback_ms: i64,
+    /// The feed is read strictly after this version.
+    from: RowVersion,
+    /// For a resync: the pass under way, and the replica's row count when it began.
+    pass: Option<i64>,
+    expected: i64,
+    run_id: i64,
+}
+
+enum Begun<'a> {
+    Running(Cycle<'a>, CycleReport),
+    /// The cycle ended before reading the feed (circuit open, or the store could not start it).
+    Ended(CycleReport),
+}
+
+/// What the writer leaves behind.
+struct Written {
+    failure: Option<Failure>,
+    /// The Trackingid of the last page applied.
+    last_tracking: Option<String>,
+}
+
+impl<'a> Cycle<'a> {
+    /// Decides the kind (a poll may be a due lookback sweep), checks the circuit, chooses where to
+    /// start (checkpoint, the checkpoint at the lookback anchor, or the resync cursor) and opens
+    /// the run.
+    fn begin(ctx: &'a EngineCtx, e: &'a EntityRt, kind: CycleKind, cancel: &'a CancellationToken) -> Begun<'a> {
+        let key = &e.key;
+        let now = ctx.clock.now_ms();
+        let lookback_ms = e.source.cfg.lookback.as_millis() as i64;
+        let kind = cycle_kind(kind, ctx.store.entity(key).ok().and_then(|r| r.lookback_due_at), lookback_ms, now);
+        let kind_name = kind.as_str();
+        let mut report = CycleReport {
+            connection: key.connection.clone(),
+            entity: key.entity.clone(),
+            kind: kind_name,
+            outcome: Outcome::CaughtUp,
+            pages: 0,
+            records: 0,
+            failed_new: 0,
+            checkpoint: String::new(),
+            error: None,
+            pass: None,
+            duration_ms: 0,
+            next_attempt_at: None,
+            forwarded: None,
+        };
+
+        let open_until = e.source.breaker.lock().unwrap().open_until(now);
+        if let Some(until) = open_until {
+            let msg = "the circuit is open after repeated failures; the source is not being called until the next attempt";
+            let _ = ctx.store.note_skipped(key, Outcome::CircuitOpen.as_str(), msg, Some(until), now);
+            report.outcome = Outcome::CircuitOpen;
+            report.next_attempt_at = Some(until);
+            report.checkpoint = ctx.store.entity(key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
+            return Begun::Ended(report);
+        }
+
+        let setup = (|| -> Result<(RowVersion, Option<i64>, i64), String> {
+            Ok(match kind {
+                CycleKind::Incremental => (ctx.store.entity(key).map_err(|x| x.to_string())?.checkpoint, None, 0),
+                CycleKind::Lookback => {
+                    let anchor = ctx.store.entity(key).map_err(|x| x.to_string())?.lookback_anchor_at;
+                    (ctx.store.checkpoint_at(key, anchor).map_err(|x| x.to_string())?, None, 0)
+                }
+                CycleKind::Resync { .. } => {
+                    let expected = ctx.store.replica_count(key).map_err(|x| x.to_string())?;
+                    let (pass, cursor) = ctx.store.resync_begin(key).map_err(|x| x.to_string())?;
+                    (cursor, Some(pass), expected)
+                }
+            })
+        })();
+        let (from, pass, expected) = match setup {
+            Ok(s) => s,
+            Err(msg) => {
+                report.outcome = Outcome::Failed;
+                report.error = Some(Failure { class: FailureClass::Config, message: msg, http_status: None, tracking_id: None, retry_after: None });
+                return Begun::Ended(report);
+            }
+        };
+        let run_id = match ctx.store.begin_run(key, kind_name, now) {
+            Ok(id) => id,
+            Err(err) => {
+                report.outcome = Outcome::Failed;
+                report.error = Some(Failure { class: FailureClass::Config, message: err.to_string(), http_status: None, tracking_id: None, retry_after: None });
+                return Begun::Ended(report);
+            }
+        };
+        ctx.events.emit(EventKind::CycleStarted {
+            connection: key.connection.clone(),
+            entity: key.entity.clone(),
+            kind: kind_name.into(),
+            from: from.to_string(),
+        });
+        let cycle = Cycle { ctx, e, cancel, kind, started_at: now, lookback_ms, from, pass, expected, run_id };
+        Begun::Running(cycle, report)
     }
 
-    let setup = (|| -> Result<(RowVersion, Option<i64>, i64), String> {
-        Ok(match kind {
-            CycleKind::Incremental => (ctx.store.entity(key).map_err(|x| x.to_string())?.checkpoint, None, 0),
-            CycleKind::Lookback => {
-                let anchor = ctx.store.entity(key).map_err(|x| x.to_string())?.lookback_anchor_at;
-                (ctx.store.checkpoint_at(key, anchor).map_err(|x| x.to_string())?, None, 0)
-            }
-            CycleKind::Resync { .. } => {
-                let expected = ctx.store.replica_count(key).map_err(|x| x.to_string())?;
-                let (pass, cursor) = ctx.store.resync_begin(key).map_err(|x| x.to_string())?;
-                (cursor, Some(pass), expected)
-            }
-        })
-    })();
-    let (from, pass, expected) = match setup {
-        Ok(s) => s,
-        Err(msg) => {
-            report.outcome = Outcome::Failed;
-            report.error = Some(Failure { class: FailureClass::Config, message: msg, http_status: None, tracking_id: None, retry_after: None });
-            return report;
-        }
-    };
-    let run_id = match ctx.store.begin_run(key, kind_name, now) {
-        Ok(id) => id,
-        Err(err) => {
-            report.outcome = Outcome::Failed;
-            report.error = Some(Failure { class: FailureClass::Config, message: err.to_string(), http_status: None, tracking_id: None, retry_after: None });
-            return report;
-        }
-    };
-    ctx.events.emit(EventKind::CycleStarted {
-        connection: key.connection.clone(),
-        entity: key.entity.clone(),
-        kind: kind_name.into(),
-        from: from.to_string(),
-    });
-
-    // Fetcher: pages in feed order into a small channel, so the next page is fetched and parsed
-    // while the current one is written.
-    // Room for one write batch plus the pages being fetched meanwhile: memory stays bounded by
-    // records, not by the size of the feed.
-    let (tx, rx) = mpsc::channel::<ParsedPage>((WRITE_BATCH_RECORDS / e.cfg.page_size.max(1) as usize).max(2));
-    let first = e.profile.first_url(&from);
-    let fetcher = async {
-        // Owned here so that the channel closes when the fetcher ends and the writer's loop stops.
-        let tx = tx;
+    /// The fetcher: follows the feed from `from` and sends each parsed page to the writer. Stops
+    /// at the end of the feed, on a failure, or when the source is not advancing (a next page
+    /// asked for before, or a long run of pages that bring nothing).
+    async fn fetch_pages(&self, tx: mpsc::Sender<ParsedPage>) -> Result<(), FetchStop> {
+        // `tx` is owned here so that the channel closes when the fetcher ends and the writer's
+        // loop stops.
+        let (ctx, e, key, cancel) = (self.ctx, self.e, &self.e.key, self.cancel);
+        let first = e.profile.first_url(&self.from);
         let mut url = first.clone();
         let mut seen = SeenPages::default();
         seen.first_visit(&url);
-        let mut best = from.clone();
+        let mut best = self.from.clone();
         let mut without_progress = 0u32;
         loop {
             if cancel.is_cancelled() {
@@ -335,9 +390,13 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
                 None => return Ok(()),
             }
         }
-    };
-    let writer = async {
-        // Owned here so that a writer that stops early unblocks the fetcher's `send`.
+    }
+
+    /// The writer: applies the pages as they come, each with its checkpoint (and resync cursor)
+    /// in the same transaction, and counts them into the report.
+    async fn write_pages(&self, rx: mpsc::Receiver<ParsedPage>, report: &mut CycleReport) -> Written {
+        // `rx` is owned here so that a writer that stops early unblocks the fetcher's `send`.
+        let (ctx, e, key) = (self.ctx, self.e, &self.e.key);
         let mut rx = rx;
         let mut failure: Option<Failure> = None;
         let mut last_tracking: Option<String> = None;
@@ -359,7 +418,8 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
             let store = ctx.store.clone();
             let k = key.clone();
             let now = ctx.clock.now_ms();
-            let in_resync = pass.is_some();
+            let in_resync = self.pass.is_some();
+            let run_id = self.run_id;
             let result = tokio::task::spawn_blocking(move || {
                 let pages: Vec<PageBatch> = batch
                     .iter()
@@ -402,12 +462,12 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
                     if applied.failed_new > 0 {
                         ctx.events.emit(EventKind::FailedItemsAdded { connection: key.connection.clone(), entity: key.entity.clone(), count: applied.failed_new });
                     }
-                    if pass.is_some() {
+                    if self.pass.is_some() {
                         ctx.events.emit(EventKind::ResyncProgress {
                             connection: key.connection.clone(),
                             entity: key.entity.clone(),
                             seen: report.records as i64,
-                            expected,
+                            expected: self.expected,
                         });
                     }
                 }
@@ -416,80 +476,97 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
                     break;
                 }
             }
-            if cancel.is_cancelled() {
+            if self.cancel.is_cancelled() {
                 break;
             }
         }
-        (failure, last_tracking)
-    };
-    let (fetched, (write_failure, last_tracking)) = tokio::join!(fetcher, writer);
-    let fetch_failure = match fetched {
-        Ok(()) => None,
-        Err(FetchStop::Failed(f)) => Some(f),
-        Err(FetchStop::Stalled { what, tracking_id, http_status }) => {
-            // Read after the writer is done: the checkpoint the pages before the bad one reached.
-            let checkpoint = ctx.store.entity(key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
-            let tid = tracking_id.as_deref().unwrap_or("of the last page");
-            Some(Failure {
-                class: FailureClass::Config,
-                message: format!(
-                    "{what}: it is not advancing; the cycle stopped at the last good page, checkpoint {checkpoint}; report the Trackingid {tid} to the source's owner"
-                ),
-                http_status: Some(http_status),
-                tracking_id,
-                retry_after: None,
-            })
-        }
-    };
-    let failure = write_failure.or(fetch_failure);
+        Written { failure, last_tracking }
+    }
 
-    let now = ctx.clock.now_ms();
-    match &failure {
-        Some(f) if f.class == FailureClass::Cancelled || cancel.is_cancelled() => report.outcome = Outcome::Cancelled,
-        Some(f) if f.class == FailureClass::RateLimited && f.retry_after.is_some_and(|w| w > crate::source::LONGEST_WAIT_IN_CYCLE) => {
-            report.outcome = Outcome::Waiting;
-            let wait_ms = f.retry_after.unwrap_or_default().as_millis().min(i64::MAX as u128 / 2) as i64;
-            report.next_attempt_at = Some(now.saturating_add(wait_ms));
+    /// Why the fetcher ended early, as a failure (a stall names the checkpoint reached).
+    fn fetch_failure(&self, fetched: Result<(), FetchStop>) -> Option<Failure> {
+        match fetched {
+            Ok(()) => None,
+            Err(FetchStop::Failed(f)) => Some(f),
+            Err(FetchStop::Stalled { what, tracking_id, http_status }) => {
+                let checkpoint = self.ctx.store.entity(&self.e.key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
+                let tid = tracking_id.as_deref().unwrap_or("of the last page");
+                Some(Failure {
+                    class: FailureClass::Config,
+                    message: format!(
+                        "{what}: it is not advancing; the cycle stopped at the last good page, checkpoint {checkpoint}; report the Trackingid {tid} to the source's owner"
+                    ),
+                    http_status: Some(http_status),
+                    tracking_id,
+                    retry_after: None,
+                })
+            }
         }
-        Some(_) => report.outcome = Outcome::Failed,
-        None => {
-            if let (Some(pass), CycleKind::Resync { allow_deletions }) = (pass, kind) {
-                match ctx.store.resync_finish(key, pass, e.cfg.deletion_guard, allow_deletions, now) {
-                    Ok(end) => {
-                        if let Some(f) = e.forward.as_ref().filter(|_| end.deleted > 0) {
-                            f.nudge.notify_one();
+    }
+
+    /// Ends the cycle: the outcome (and a resync pass's end), the breaker, the run record, the
+    /// next lookback sweep, the waiting state, the closing event and the log line.
+    fn finish(&self, mut report: CycleReport, failure: Option<Failure>, last_tracking: Option<String>, started: std::time::Instant) -> CycleReport {
+        let now = self.ctx.clock.now_ms();
+        self.settle(&mut report, failure, now);
+        self.update_breaker(&mut report, now);
+        let (error_text, tracking) = self.record_run(&report, last_tracking, now);
+        self.announce(&mut report, error_text, tracking, started);
+        report
+    }
+
+    /// The outcome from how the feed read ended; a resync read to its end finishes its pass
+    /// (deleting what it did not see, unless the deletion guard stops it).
+    fn settle(&self, report: &mut CycleReport, failure: Option<Failure>, now: i64) {
+        let (ctx, e, key) = (self.ctx, self.e, &self.e.key);
+        match &failure {
+            Some(f) if f.class == FailureClass::Cancelled || self.cancel.is_cancelled() => report.outcome = Outcome::Cancelled,
+            Some(f) if f.class == FailureClass::RateLimited && f.retry_after.is_some_and(|w| w > crate::source::LONGEST_WAIT_IN_CYCLE) => {
+                report.outcome = Outcome::Waiting;
+                let wait_ms = f.retry_after.unwrap_or_default().as_millis().min(i64::MAX as u128 / 2) as i64;
+                report.next_attempt_at = Some(now.saturating_add(wait_ms));
+            }
+            Some(_) => report.outcome = Outcome::Failed,
+            None => {
+                if let (Some(pass), CycleKind::Resync { allow_deletions }) = (self.pass, self.kind) {
+                    match ctx.store.resync_finish(key, pass, e.cfg.deletion_guard, allow_deletions, now) {
+                        Ok(end) => {
+                            if let Some(f) = e.forward.as_ref().filter(|_| end.deleted > 0) {
+                                f.nudge.notify_one();
+                            }
+                            if end.guard_tripped {
+                                report.outcome = Outcome::GuardTripped;
+                                ctx.events.emit(EventKind::DeletionGuardTripped {
+                                    connection: key.connection.clone(),
+                                    entity: key.entity.clone(),
+                                    would_delete: end.unseen,
+                                    live: end.live_before,
+                                });
+                            }
+                            report.pass = Some(end);
                         }
-                        if end.guard_tripped {
-                            report.outcome = Outcome::GuardTripped;
-                            ctx.events.emit(EventKind::DeletionGuardTripped {
-                                connection: key.connection.clone(),
-                                entity: key.entity.clone(),
-                                would_delete: end.unseen,
-                                live: end.live_before,
-                            });
+                        Err(err) => {
+                            report.outcome = Outcome::Failed;
+                            report.error = Some(Failure { class: FailureClass::Config, message: err.to_string(), http_status: None, tracking_id: None, retry_after: None });
                         }
-                        report.pass = Some(end);
-                    }
-                    Err(err) => {
-                        report.outcome = Outcome::Failed;
-                        report.error = Some(Failure { class: FailureClass::Config, message: err.to_string(), http_status: None, tracking_id: None, retry_after: None });
                     }
                 }
             }
         }
-    }
-    if report.error.is_none() {
-        report.error = failure.filter(|f| f.class != FailureClass::Cancelled);
+        if report.error.is_none() {
+            report.error = failure.filter(|f| f.class != FailureClass::Cancelled);
+        }
     }
 
-    // The breaker counts failed cycles of the connection; a success closes it.
-    {
-        let mut breaker = e.source.breaker.lock().unwrap();
+    /// The breaker counts failed cycles of the connection; a success closes it.
+    fn update_breaker(&self, report: &mut CycleReport, now: i64) {
+        let key = &self.e.key;
+        let mut breaker = self.e.source.breaker.lock().unwrap();
         match report.outcome {
             Outcome::Failed if report.error.as_ref().is_some_and(|f| f.class == FailureClass::Transient) => {
                 if let Some(until) = breaker.record_failure(now) {
                     report.next_attempt_at = Some(until);
-                    ctx.events.emit(EventKind::CircuitOpened {
+                    self.ctx.events.emit(EventKind::CircuitOpened {
                         connection: key.connection.clone(),
                         until,
                         error: report.error.as_ref().map(|f| f.to_string()).unwrap_or_default(),
@@ -498,67 +575,78 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
             }
             Outcome::CaughtUp | Outcome::GuardTripped
                 if breaker.record_success() => {
-                    ctx.events.emit(EventKind::CircuitClosed { connection: key.connection.clone() });
+                    self.ctx.events.emit(EventKind::CircuitClosed { connection: key.connection.clone() });
                 }
             _ => {}
         }
     }
 
-    let caught_up = matches!(report.outcome, Outcome::CaughtUp | Outcome::GuardTripped);
-    let err = report.error.as_ref();
-    let error_text = match (&report.pass, err) {
-        (Some(p), None) if p.guard_tripped => Some(format!(
-            "the full resync would delete {} of {} rows (more than the {:.0} % guard); check the source, then allow it with `syncmon resync {} --yes`",
-            p.unseen,
-            p.live_before,
-            e.cfg.deletion_guard * 100.0,
-            key
-        )),
-        _ => err.map(|f| f.message.clone()),
-    };
-    let tracking = err.and_then(|f| f.tracking_id.clone()).or(last_tracking);
-    if report.outcome != Outcome::Cancelled || report.pages > 0 {
-        if let Err(x) = ctx.store.finish_run(
-            key,
-            run_id,
-            report.outcome.as_str(),
-            error_text.as_deref(),
-            err.and_then(|f| f.http_status),
-            tracking.as_deref(),
-            caught_up,
-            now,
-            ctx.runs_kept,
-        ) {
-            tracing::warn!(entity = %key, error = %x, "could not record the run");
+    /// Closes the run in the history, schedules the next lookback sweep after a catch-up, and
+    /// keeps a wait (circuit open, `Retry-After`) in the entity's state. Returns the error text
+    /// and Trackingid the run was closed with.
+    fn record_run(&self, report: &CycleReport, last_tracking: Option<String>, now: i64) -> (Option<String>, Option<String>) {
+        let (ctx, e, key) = (self.ctx, self.e, &self.e.key);
+        let caught_up = matches!(report.outcome, Outcome::CaughtUp | Outcome::GuardTripped);
+        let err = report.error.as_ref();
+        let error_text = match (&report.pass, err) {
+            (Some(p), None) if p.guard_tripped => Some(format!(
+                "the full resync would delete {} of {} rows (more than the {:.0} % guard); check the source, then allow it with `syncmon resync {} --yes`",
+                p.unseen,
+                p.live_before,
+                e.cfg.deletion_guard * 100.0,
+                key
+            )),
+            _ => err.map(|f| f.message.clone()),
+        };
+        let tracking = err.and_then(|f| f.tracking_id.clone()).or(last_tracking);
+        if report.outcome != Outcome::Cancelled || report.pages > 0 {
+            if let Err(x) = ctx.store.finish_run(
+                key,
+                self.run_id,
+                report.outcome.as_str(),
+                error_text.as_deref(),
+                err.and_then(|f| f.http_status),
+                tracking.as_deref(),
+                caught_up,
+                now,
+                ctx.runs_kept,
+            ) {
+                tracing::warn!(entity = %key, error = %x, "could not record the run");
+            }
+        }
+        if caught_up {
+            let swept_from = (self.kind == CycleKind::Lookback).then_some(self.started_at);
+            if let Err(x) = ctx.store.schedule_lookback(key, now, self.lookback_ms, swept_from) {
+                tracing::warn!(entity = %key, error = %x, "could not schedule the lookback sweep");
+            }
+        }
+        if let Some(until) = report.next_attempt_at {
+            let outcome = if report.outcome == Outcome::Waiting { Outcome::Waiting } else { Outcome::Failed };
+            let _ = ctx.store.note_skipped(key, outcome.as_str(), error_text.as_deref().unwrap_or(""), Some(until), now);
+        }
+        (error_text, tracking)
+    }
+
+    /// The final checkpoint and duration into the report, the closing event, and the log line.
+    fn announce(&self, report: &mut CycleReport, error_text: Option<String>, tracking: Option<String>, started: std::time::Instant) {
+        let (ctx, key) = (self.ctx, &self.e.key);
+        report.checkpoint = ctx.store.entity(key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        ctx.events.emit(EventKind::CycleFinished {
+            connection: key.connection.clone(),
+            entity: key.entity.clone(),
+            outcome: report.outcome.as_str().into(),
+            records: report.records,
+            error: error_text,
+            tracking_id: tracking,
+        });
+        match report.outcome {
+            Outcome::Failed | Outcome::GuardTripped | Outcome::Waiting => tracing::warn!("{}", report.summary()),
+            // An idle poll that found nothing is not news: 50 entities would log 50 lines a minute.
+            _ if report.records == 0 && report.failed_new == 0 => tracing::debug!("{}", report.summary()),
+            _ => tracing::info!("{}", report.summary()),
         }
     }
-    if caught_up {
-        let swept_from = (kind == CycleKind::Lookback).then_some(started_at);
-        if let Err(x) = ctx.store.schedule_lookback(key, now, lookback_ms, swept_from) {
-            tracing::warn!(entity = %key, error = %x, "could not schedule the lookback sweep");
-        }
-    }
-    if let Some(until) = report.next_attempt_at {
-        let outcome = if report.outcome == Outcome::Waiting { Outcome::Waiting } else { Outcome::Failed };
-        let _ = ctx.store.note_skipped(key, outcome.as_str(), error_text.as_deref().unwrap_or(""), Some(until), now);
-    }
-    report.checkpoint = ctx.store.entity(key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    ctx.events.emit(EventKind::CycleFinished {
-        connection: key.connection.clone(),
-        entity: key.entity.clone(),
-        outcome: report.outcome.as_str().into(),
-        records: report.records,
-        error: error_text,
-        tracking_id: tracking,
-    });
-    match report.outcome {
-        Outcome::Failed | Outcome::GuardTripped | Outcome::Waiting => tracing::warn!("{}", report.summary()),
-        // An idle poll that found nothing is not news: 50 entities would log 50 lines a minute.
-        _ if report.records == 0 && report.failed_new == 0 => tracing::debug!("{}", report.summary()),
-        _ => tracing::info!("{}", report.summary()),
-    }
-    report
 }
 
 #[cfg(test)]

@@ -622,3 +622,64 @@ pub const DB_FILE: &str = "syncmon.db";
 pub fn default_data_dir() -> PathBuf {
     directories::ProjectDirs::from("", "", "syncmon").map(|d| d.data_dir().to_path_buf()).unwrap_or_else(|| PathBuf::from("."))
 }
+
+/// What the RPC's views and actions (`api`) read and do, so that they go through the façade
+/// rather than into the store and the engine.
+impl Syncmon {
+    /// The engine's clock (ms since the epoch).
+    pub fn now_ms(&self) -> i64 {
+        self.ctx.clock.now_ms()
+    }
+
+    /// `NAME` or `CONNECTION/NAME` as the entity's key.
+    pub fn entity_key(&self, name: &str) -> Result<EntityKey> {
+        Ok(self.one(name)?.key.clone())
+    }
+
+    /// Asks one entity (`Some(name)`) or all of them for a cycle now; returns how many were asked.
+    pub fn nudge_where(&self, name: Option<&str>) -> Result<usize> {
+        let selected = self.select(None, &name.into_iter().map(str::to_string).collect::<Vec<_>>())?;
+        Ok(selected.iter().filter(|e| self.nudge(&e.key.connection, &e.key.entity)).count())
+    }
+
+    /// Calls, failures and latency of the request log since `since_ms`.
+    pub fn request_stats(&self, since_ms: i64) -> Result<store::RequestStats> {
+        Ok(self.ctx.store.request_stats(since_ms)?)
+    }
+
+    /// Records received per hour over the last `hours` hours before `now_ms`, oldest first.
+    pub fn hourly_changes(&self, now_ms: i64, hours: usize) -> Result<BTreeMap<EntityKey, Vec<i64>>> {
+        Ok(self.ctx.store.hourly_changes(now_ms, hours)?)
+    }
+
+    pub fn runs_of(&self, key: &EntityKey, limit: u32) -> Result<Vec<RunRow>> {
+        Ok(self.ctx.store.runs(key, limit)?)
+    }
+
+    pub fn checkpoint_history(&self, key: &EntityKey, since_ms: i64) -> Result<Vec<store::CheckpointPoint>> {
+        Ok(self.ctx.store.checkpoint_history(key, since_ms)?)
+    }
+
+    /// One page of failed items with the number of all that match.
+    pub fn failed_page(&self, filter: &FailedFilter, offset: u32, limit: u32) -> Result<(i64, Vec<FailedItem>)> {
+        Ok(self.ctx.store.failed_page_with_total(filter, offset, limit)?)
+    }
+
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.ctx.store.setting(key)?)
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        Ok(self.ctx.store.set_setting(key, value)?)
+    }
+
+    /// Tells the subscribers (e.g. a bulk replay's progress).
+    pub(crate) fn emit(&self, kind: EventKind) {
+        self.ctx.events.emit(kind);
+    }
+
+    /// An HTTP client for `c` that logs its calls in the request log, like the engine's.
+    pub(crate) fn source_client(&self, c: config::ConnectionConfig) -> SourceClient {
+        SourceClient::new(c, SourceClient::http_client(), self.ctx.store.clone(), self.ctx.clock.clone())
+    }
+}

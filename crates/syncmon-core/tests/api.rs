@@ -211,6 +211,31 @@ async fn save_connection_edits_the_file_in_place_keeping_comments_and_refuses_se
     no_timeout["timeout"] = json!("0s");
     let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": no_timeout}})).await.unwrap_err();
     assert_eq!(e.field.as_deref(), Some("timeout"), "{e}");
+    // The field comes from the key the rule checked, not from words in the message: these
+    // messages name another key first, the first of two same-named entities, or no key at all.
+    let mut no_client_id = again[0].clone();
+    no_client_id["auth"] = json!("oauth2");
+    no_client_id["token_url"] = json!("https://login.example.com/token");
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": no_client_id}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("client_id"), "{e}");
+    let mut twice = again[0].clone();
+    twice["entities"][1]["name"] = json!("items");
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": twice}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("entities[1].name"), "the second `items` is the one listed twice: {e}");
+    let mut one_table = again[0].clone();
+    one_table["entities"][0]["name"] = json!("a-b");
+    one_table["entities"][1]["name"] = json!("a_b");
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": one_table}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("entities[1].name"), "{e}");
+    let mut guard = again[0].clone();
+    guard["entities"][1]["deletion_guard"] = json!(2.0);
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": guard}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("entities[1].deletion_guard"), "{e}");
+    let mut case_twin = again[1].clone();
+    case_twin["id"] = json!("SRC");
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": case_twin}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("id"), "{e}");
+    assert!(e.message.contains("only in case"), "{e}");
     assert_eq!(std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap(), before);
     assert!(!before.contains("hunter2") && !before.contains("sk-live") && !before.contains("pw-0123456789"));
 }

@@ -121,7 +121,7 @@ fn mutated_configs_load_or_fail_with_a_message() {
                     }
                 }
             }
-            Err(message) => assert!(!message.trim().is_empty(), "an error must say something:\n{text}"),
+            Err(problem) => assert!(!problem.message.trim().is_empty(), "an error must say something:\n{text}"),
         }
     }
 }

@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { WebDriver } from './webdriver.mjs';
 import { ENTITY, demoJourney, go, mockControl } from './journey.mjs';
 
-const ROOT = resolve(import.meta.dirname, '..');
+const ROOT = resolve(import.meta.dirname, '../..');
 const SYNCMON = process.env.SYNCMON ?? join(ROOT, 'target/debug/syncmon');
 const CHROMEDRIVER = process.env.CHROMEDRIVER ?? '/usr/bin/chromedriver';
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';

@@ -1,0 +1,201 @@
+//! The config editor behind `save_connection`: writes one connection into the TOML file in
+//! place (comments and the other connections stay), validated by the same rules as loading.
+
+use super::{ApiError, ConnectionView, EntityView, SaveConnectionResult};
+use crate::config::Config;
+use crate::Syncmon;
+use std::time::Duration;
+
+fn valid_env_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// Checks what the TOML types alone cannot say well, naming the form field.
+fn check_view(v: &ConnectionView) -> Result<(), ApiError> {
+    for (field, value) in [("secret_env", &v.secret_env), ("webhook_secret_env", &v.webhook_secret_env)] {
+        if let Some(name) = value.as_deref().filter(|s| !s.is_empty()) {
+            if !valid_env_name(name) {
+                // Most likely the secret itself pasted into the wrong box: never write it.
+                return Err(ApiError::field(
+                    "config",
+                    field,
+                    "this must be the NAME of an environment variable (letters, digits, `_`), not the secret itself; \
+                     to store the secret, use Set secret (the OS keyring)",
+                ));
+            }
+        }
+    }
+    if !matches!(v.profile.as_str(), "rowversion" | "cursor") {
+        return Err(ApiError::field("config", "profile", format!("profile `{}` is none of rowversion, cursor", v.profile)));
+    }
+    if !matches!(v.auth.as_str(), "none" | "api_key" | "bearer" | "oauth2") {
+        return Err(ApiError::field("config", "auth", format!("auth `{}` is none of none, api_key, bearer, oauth2", v.auth)));
+    }
+    let duration = |field: String, text: &str| {
+        humantime::parse_duration(text)
+            .map(|_| ())
+            .map_err(|_| ApiError::field("config", field, "this is not a duration; write e.g. \"30s\", \"5m\", \"24h\""))
+    };
+    duration("timeout".into(), &v.timeout)?;
+    for (i, e) in v.entities.iter().enumerate() {
+        duration(format!("entities[{i}].poll_every"), &e.poll_every)?;
+        if let Some(f) = &e.full_resync_every {
+            duration(format!("entities[{i}].full_resync_every"), f)?;
+        }
+    }
+    Ok(())
+}
+
+/// The form field of a config key, when the key is inside the connection being saved
+/// (`connections[2].entities[1].page_size` → `entities[1].page_size`).
+fn form_field(key: &str, index: usize) -> Option<String> {
+    key.strip_prefix(&format!("connections[{index}].")).map(str::to_string)
+}
+
+/// Writes `v` into the table, keeping the comments around an existing key and value (replacing
+/// the item in place: inserting anew would drop the comment lines above the key).
+fn set(table: &mut toml_edit::Table, key: &str, v: impl Into<toml_edit::Value>) {
+    let mut v: toml_edit::Value = v.into();
+    match table.get_mut(key) {
+        Some(item) => {
+            if let Some(old) = item.as_value() {
+                *v.decor_mut() = old.decor().clone();
+            }
+            *item = toml_edit::Item::Value(v);
+        }
+        None => {
+            table.insert(key, toml_edit::Item::Value(v));
+        }
+    }
+}
+
+/// Like `set`, but a value equal to the default is only written when the file already has the key.
+fn set_unless_default<T: PartialEq + Into<toml_edit::Value>>(table: &mut toml_edit::Table, key: &str, v: T, default: T) {
+    if table.contains_key(key) || v != default {
+        set(table, key, v);
+    }
+}
+
+fn set_opt(table: &mut toml_edit::Table, key: &str, v: &Option<String>) {
+    match v.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => set(table, key, s),
+        None => {
+            table.remove(key);
+        }
+    }
+}
+
+fn set_duration(table: &mut toml_edit::Table, key: &str, text: &str, default: Duration) {
+    let same = humantime::parse_duration(text).is_ok_and(|d| d == default);
+    if table.contains_key(key) || !same {
+        set(table, key, text);
+    }
+}
+
+fn fill_entity(t: &mut toml_edit::Table, e: &EntityView) {
+    set(t, "name", e.name.as_str());
+    set_opt(t, "path", &e.path);
+    set_duration(t, "poll_every", &e.poll_every, Duration::from_secs(300));
+    set_unless_default(t, "page_size", e.page_size as i64, 1000);
+    set_opt(t, "full_resync_every", &e.full_resync_every);
+    if e.required_fields.is_empty() {
+        t.remove("required_fields");
+    } else {
+        set(t, "required_fields", e.required_fields.iter().collect::<toml_edit::Array>());
+    }
+    set_unless_default(t, "deletion_guard", e.deletion_guard, 0.5);
+}
+
+fn fill_connection(t: &mut toml_edit::Table, v: &ConnectionView) {
+    set(t, "id", v.id.as_str());
+    set(t, "base_url", v.base_url.as_str());
+    set_unless_default(t, "profile", v.profile.as_str(), "rowversion");
+    set_unless_default(t, "auth", v.auth.as_str(), "none");
+    match v.api_key_header.as_deref().filter(|s| !s.is_empty()) {
+        Some(h) => set_unless_default(t, "api_key_header", h, "x-np-api-key"),
+        None => {
+            t.remove("api_key_header");
+        }
+    }
+    for (key, value) in [
+        ("token_url", &v.token_url),
+        ("client_id", &v.client_id),
+        ("scope", &v.scope),
+        ("secret_env", &v.secret_env),
+        ("webhook_secret_env", &v.webhook_secret_env),
+        ("api_version", &v.api_version),
+    ] {
+        set_opt(t, key, value);
+    }
+    set_unless_default(t, "max_concurrency", v.max_concurrency as i64, 5);
+    set_unless_default(t, "requests_per_second", v.requests_per_second, 10.0);
+    set_duration(t, "timeout", &v.timeout, Duration::from_secs(30));
+
+    // Entities in the order the screen lists them; existing tables (and their comments) are kept.
+    let mut old: Vec<toml_edit::Table> = match t.remove("entity") {
+        Some(toml_edit::Item::ArrayOfTables(a)) => a.into_iter().collect(),
+        _ => Vec::new(),
+    };
+    let mut entities = toml_edit::ArrayOfTables::new();
+    for e in &v.entities {
+        let mut table = match old.iter().position(|o| o.get("name").and_then(|n| n.as_str()) == Some(e.name.as_str())) {
+            Some(i) => old.remove(i),
+            None => toml_edit::Table::new(),
+        };
+        fill_entity(&mut table, e);
+        entities.push(table);
+    }
+    if !entities.is_empty() {
+        t.insert("entity", toml_edit::Item::ArrayOfTables(entities));
+    }
+}
+
+/// Saves one connection into the config file, editing it in place (comments and the other
+/// connections stay as they are). Validated with the same rules as loading; never writes a secret.
+pub fn save_connection(sm: &Syncmon, v: &ConnectionView) -> Result<SaveConnectionResult, ApiError> {
+    let path = sm.config_path().ok_or_else(|| {
+        ApiError::usage("this engine was started without a config file, so there is nothing to save to; start it with --config PATH")
+    })?;
+    check_view(v)?;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(ApiError::new("io", format!("cannot read {}: {e}", path.display()))),
+    };
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| ApiError::new("config", format!("{} is not valid TOML ({e}); fix it by hand first", path.display())))?;
+    if !doc.contains_key("connection") {
+        doc.insert("connection", toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
+    }
+    let connections = doc["connection"]
+        .as_array_of_tables_mut()
+        .ok_or_else(|| ApiError::new("config", format!("{}: `connection` must be written [[connection]]", path.display())))?;
+    let found = connections.iter().position(|t| t.get("id").and_then(|i| i.as_str()) == Some(v.id.as_str()));
+    let index = match found {
+        Some(i) => i,
+        None => {
+            connections.push(toml_edit::Table::new());
+            connections.len() - 1
+        }
+    };
+    fill_connection(connections.get_mut(index).expect("the connection's table was just found or added"), v);
+    let new_text = doc.to_string();
+    let parsed = Config::parse(&new_text).map_err(|p| ApiError {
+        code: "config".into(),
+        field: p.key.as_deref().and_then(|k| form_field(k, index)),
+        message: p.message,
+    })?;
+    // The written file must say what the screen said: the entities under this connection.
+    let names: Vec<&str> = parsed.connection(&v.id).map(|c| c.entities.iter().map(|e| e.name.as_str()).collect()).unwrap_or_default();
+    if names != v.entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>() {
+        return Err(ApiError::new("config", format!("could not place the entities of `{}` in {}; edit the file by hand", v.id, path.display())));
+    }
+    // Written next to the file and renamed over it, so a crash never leaves half a config.
+    let tmp = path.with_extension("toml.saving");
+    std::fs::write(&tmp, new_text.as_bytes())
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| ApiError::new("io", format!("cannot write {}: {e}", path.display())))?;
+    Ok(SaveConnectionResult { path: path.display().to_string(), restart_required: true })
+}

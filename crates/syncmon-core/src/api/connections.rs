@@ -1,0 +1,147 @@
+//! The Connections screen's reads and checks: the connections as the form edits them, a test
+//! call, storing a secret in the keyring.
+
+use super::{ApiError, ConnectionView, EntityView, TestConnectionResult};
+use crate::config::{Config, ConnectionConfig, ProfileKind};
+use crate::profile::Profile;
+use crate::secrets::{self, Secret, SecretKind};
+use crate::{Error, RowVersion, Syncmon};
+use std::time::{Duration, Instant};
+
+/// The config as it is on disk now (so a saved connection shows at once), or the one the engine
+/// was opened with when there is no file.
+fn current_config(sm: &Syncmon) -> Result<Config, ApiError> {
+    match sm.config_path() {
+        Some(path) if path.exists() => Ok(Config::load(path).map_err(Error::from)?),
+        _ => Ok(sm.config().clone()),
+    }
+}
+
+fn has_secret(c: &ConnectionConfig, kind: SecretKind) -> bool {
+    let env = match kind {
+        SecretKind::Connection => &c.secret_env,
+        SecretKind::Webhook => &c.webhook_secret_env,
+    };
+    match env {
+        Some(var) => std::env::var(var).is_ok_and(|v| !v.is_empty()),
+        // An unreachable keyring reads as "no secret": the Connections screen offers to set one.
+        None => secrets::keyring_get(&secrets::keyring_account(&c.id, kind)).ok().flatten().is_some(),
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// The config as the screen shows it; looks up the keyring (blocking).
+pub fn connection_view(c: &ConnectionConfig) -> ConnectionView {
+    ConnectionView {
+        id: c.id.clone(),
+        base_url: c.base_url.clone(),
+        profile: match c.profile {
+            ProfileKind::Rowversion => "rowversion",
+            ProfileKind::Cursor => "cursor",
+        }
+        .into(),
+        auth: match c.auth {
+            crate::config::AuthKind::None => "none",
+            crate::config::AuthKind::ApiKey => "api_key",
+            crate::config::AuthKind::Bearer => "bearer",
+            crate::config::AuthKind::Oauth2 => "oauth2",
+        }
+        .into(),
+        api_key_header: Some(c.api_key_header.clone()),
+        token_url: c.token_url.clone(),
+        client_id: c.client_id.clone(),
+        scope: c.scope.clone(),
+        secret_env: c.secret_env.clone(),
+        webhook_secret_env: c.webhook_secret_env.clone(),
+        api_version: c.api_version.clone(),
+        max_concurrency: c.max_concurrency,
+        requests_per_second: c.requests_per_second,
+        timeout: fmt_duration(c.timeout),
+        entities: c
+            .entities
+            .iter()
+            .map(|e| EntityView {
+                name: e.name.clone(),
+                path: e.path.clone(),
+                poll_every: fmt_duration(e.poll_every),
+                page_size: e.page_size,
+                full_resync_every: e.full_resync_every.map(fmt_duration),
+                required_fields: e.required_fields.clone(),
+                deletion_guard: e.deletion_guard,
+            })
+            .collect(),
+        has_secret: c.auth != crate::config::AuthKind::None && has_secret(c, SecretKind::Connection),
+        has_webhook_secret: has_secret(c, SecretKind::Webhook),
+    }
+}
+
+/// One GET of the first entity's first page (page size 1), with the connection's own auth, TLS
+/// and headers: what the engine would see, without retries.
+pub async fn test_connection(sm: &Syncmon, id: &str) -> Result<TestConnectionResult, ApiError> {
+    let config = current_config(sm)?;
+    let c = config
+        .connection(id)
+        .ok_or_else(|| ApiError::field("not_found", "id", format!("no connection `{id}` in the config; save it first")))?
+        .clone();
+    let (url, entity) = match c.entities.first() {
+        Some(e) => {
+            let mut one = e.clone();
+            one.page_size = 1;
+            let profile = Profile::new(&c, &one).map_err(|m| ApiError::new("config", m))?;
+            (profile.first_url(&RowVersion::zero()), Some(e.name.clone()))
+        }
+        None => (
+            url::Url::parse(&c.base_url).map_err(|e| ApiError::field("config", "base_url", format!("base_url is not a URL: {e}")))?,
+            None,
+        ),
+    };
+    let client = sm.source_client(c);
+    let started = Instant::now();
+    let result = client.get_once(&url, entity.as_deref(), 1).await;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    Ok(match result {
+        Ok(f) => TestConnectionResult {
+            ok: true,
+            http_status: Some(f.status),
+            latency_ms,
+            message: format!("the source answered {} in {latency_ms} ms", f.status),
+            tracking_id: f.tracking_id,
+        },
+        Err(f) => {
+            let hint = match (f.class, f.http_status) {
+                (crate::source::FailureClass::Auth, _) => "check the credentials (Set secret) and the auth settings",
+                (_, None) => "check base_url and that the source is reachable from this machine",
+                _ => "check base_url, the entity's path and the credentials' permissions",
+            };
+            TestConnectionResult { ok: false, http_status: f.http_status, latency_ms, message: format!("{}; {hint}", f.message), tracking_id: f.tracking_id }
+        }
+    })
+}
+
+pub(super) async fn set_secret(sm: &Syncmon, connection: &str, webhook: bool, secret: String) -> Result<(), ApiError> {
+    if current_config(sm)?.connection(connection).is_none() {
+        return Err(ApiError::field("not_found", "connection", format!("no connection `{connection}` in the config; save it first")));
+    }
+    if secret.trim().is_empty() {
+        return Err(ApiError::field("usage", "secret", "the secret is empty; nothing was stored"));
+    }
+    let kind = if webhook { SecretKind::Webhook } else { SecretKind::Connection };
+    let account = secrets::keyring_account(connection, kind);
+    let secret = Secret::new(secret);
+    tokio::task::spawn_blocking(move || secrets::keyring_set(&account, &secret))
+        .await
+        .map_err(|e| ApiError::new("credentials", format!("the keyring call failed: {e}")))?
+        .map_err(|e| ApiError::from(Error::from(e)))
+}
+
+/// Every connection of the config on disk, as the form edits it (the keyring is asked off the
+/// async threads).
+pub(super) async fn list(sm: &Syncmon) -> Result<Vec<ConnectionView>, ApiError> {
+    let config = current_config(sm)?;
+    tokio::task::spawn_blocking(move || config.connections.iter().map(connection_view).collect::<Vec<_>>())
+        .await
+        .map_err(|e| ApiError::new("io", format!("looking up the keyring failed: {e}")))
+}

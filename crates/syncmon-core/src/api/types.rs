@@ -1,0 +1,186 @@
+//! The params and results of the RPC methods, as the UI sees them (exported with ts-rs).
+
+use crate::config::ConfigWarning;
+use crate::store::{CheckpointPoint, FailedItem, RunRow};
+use crate::{EntityStatus, Health};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use ts_rs::TS;
+
+/// Sent on the HTTP event stream in place of events a slow client missed: refetch what is shown.
+#[derive(Debug, Clone, Copy, Serialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamNotice {
+    ResyncNeeded,
+}
+
+/// The failed-items filter of the UI: `entity` is written `connection/entity`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
+pub struct FailedFilter {
+    #[ts(optional = nullable)]
+    #[serde(default)]
+    pub entity: Option<String>,
+    /// validate | apply | deliver
+    #[ts(optional = nullable)]
+    #[serde(default)]
+    pub stage: Option<String>,
+    #[ts(optional = nullable)]
+    #[serde(default)]
+    pub error_kind: Option<String>,
+    /// pending (the default) | resolved | discarded
+    #[ts(optional = nullable)]
+    #[serde(default)]
+    #[ts(type = "\"pending\" | \"resolved\" | \"discarded\" | null")]
+    pub state: Option<String>,
+    /// Matches the record id, the `Trackingid` or the message.
+    #[ts(optional = nullable)]
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct OverviewHeader {
+    /// The worst status of any entity.
+    pub health: Health,
+    /// Share of failed calls (no answer or HTTP 4xx/5xx) over the last 5 minutes, 0..1.
+    pub error_rate_5m: f64,
+    /// None when there were no calls in the last 5 minutes.
+    pub p95_ms_5m: Option<i64>,
+    pub pending_failed: i64,
+    pub requests_5m: i64,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct OverviewResult {
+    pub entities: Vec<EntityStatus>,
+    pub header: OverviewHeader,
+    /// `connection/entity` → records received per hour over the last 24 h, oldest first.
+    pub sparklines: BTreeMap<String, Vec<i64>>,
+    /// Risky settings in the config (plain HTTP to a remote host, an open webhook listener).
+    pub warnings: Vec<ConfigWarning>,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SyncNowResult {
+    pub nudged: usize,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SetPausedResult {
+    pub changed: usize,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ThroughputPoint {
+    /// Start of the hour (ms since the epoch).
+    pub at: i64,
+    pub records: i64,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct EntityDetailResult {
+    pub status: EntityStatus,
+    /// The latest 50 runs, newest first.
+    pub runs: Vec<RunRow>,
+    /// Checkpoint after each cycle that moved it, last 7 days, oldest first.
+    pub checkpoints: Vec<CheckpointPoint>,
+    /// Records received per hour, last 24 h, oldest first.
+    pub throughput: Vec<ThroughputPoint>,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct FailedPageResult {
+    pub total: i64,
+    /// Payloads cut to 2 KB; `failed_item` gives the full one.
+    pub items: Vec<FailedItem>,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct FailedDiscardResult {
+    pub discarded: usize,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct TestConnectionResult {
+    pub ok: bool,
+    pub http_status: Option<u16>,
+    pub latency_ms: u64,
+    pub tracking_id: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SaveConnectionResult {
+    /// The file that was written.
+    pub path: String,
+    /// The running engine keeps its config until it is restarted.
+    pub restart_required: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Settings {
+    /// Desktop notifications on or off.
+    pub notifications: bool,
+    /// Notify when an entity has been failing for this long.
+    pub failing_after_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { notifications: true, failing_after_seconds: 600 }
+    }
+}
+
+/// A connection as the Connections screen edits it: the config without any secret, plus whether
+/// the secrets are there. Durations are written like the config file ("30s", "5m", "24h").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ConnectionView {
+    pub id: String,
+    pub base_url: String,
+    #[ts(type = "\"rowversion\" | \"cursor\"")]
+    pub profile: String,
+    #[ts(type = "\"none\" | \"api_key\" | \"bearer\" | \"oauth2\"")]
+    pub auth: String,
+    /// Header that carries the key when auth = api_key (default `x-np-api-key`).
+    #[serde(default)]
+    pub api_key_header: Option<String>,
+    #[serde(default)]
+    pub token_url: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Name of an environment variable holding the secret (headless machines), instead of the keyring.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
+    #[serde(default)]
+    pub api_version: Option<String>,
+    pub max_concurrency: usize,
+    pub requests_per_second: f64,
+    pub timeout: String,
+    #[serde(default)]
+    pub entities: Vec<EntityView>,
+    /// Ignored on save.
+    #[serde(default)]
+    pub has_secret: bool,
+    /// Ignored on save.
+    #[serde(default)]
+    pub has_webhook_secret: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct EntityView {
+    pub name: String,
+    /// Path under the base URL; default `/<name>`.
+    #[serde(default)]
+    pub path: Option<String>,
+    pub poll_every: String,
+    pub page_size: u32,
+    #[serde(default)]
+    pub full_resync_every: Option<String>,
+    #[serde(default)]
+    pub required_fields: Vec<String>,
+    pub deletion_guard: f64,
+}

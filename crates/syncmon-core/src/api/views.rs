@@ -1,0 +1,72 @@
+//! Read views: the overview, one entity's detail, the UI settings.
+
+use super::{ApiError, EntityDetailResult, OverviewHeader, OverviewResult, Settings, ThroughputPoint};
+use crate::store;
+use crate::{Health, Syncmon};
+
+const HOUR_MS: i64 = 3_600_000;
+const SETTINGS_KEY: &str = "ui";
+
+/// The stored settings, or the defaults.
+pub fn settings(sm: &Syncmon) -> Result<Settings, ApiError> {
+    Ok(sm.setting(SETTINGS_KEY)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
+}
+
+fn severity(h: Health) -> u8 {
+    match h {
+        Health::Healthy => 0,
+        Health::Paused => 1,
+        Health::Pending => 2,
+        Health::Resyncing => 3,
+        Health::Waiting => 4,
+        Health::Lagging => 5,
+        Health::Failing => 6,
+        Health::CircuitOpen => 7,
+    }
+}
+
+pub fn overview(sm: &Syncmon) -> Result<OverviewResult, ApiError> {
+    let now = sm.now_ms();
+    let entities = sm.status()?;
+    let stats = sm.request_stats(now - 5 * 60_000)?;
+    let mut hourly = sm.hourly_changes(now, 24)?;
+    let sparklines = entities
+        .iter()
+        .map(|e| {
+            let key = store::EntityKey::new(&e.connection, &e.entity);
+            (key.to_string(), hourly.remove(&key).unwrap_or_else(|| vec![0; 24]))
+        })
+        .collect();
+    let health = entities.iter().map(|e| e.health).max_by_key(|h| severity(*h)).unwrap_or(Health::Healthy);
+    let header = OverviewHeader {
+        health,
+        error_rate_5m: stats.error_rate,
+        p95_ms_5m: stats.p95_ms,
+        pending_failed: entities.iter().map(|e| e.pending_failed).sum(),
+        requests_5m: stats.requests,
+    };
+    Ok(OverviewResult { entities, header, sparklines, warnings: sm.config_warnings().to_vec() })
+}
+
+pub(super) fn entity_detail(sm: &Syncmon, name: &str) -> Result<EntityDetailResult, ApiError> {
+    let key = sm.entity_key(name)?;
+    let now = sm.now_ms();
+    let status = sm
+        .status()?
+        .into_iter()
+        .find(|s| s.connection == key.connection && s.entity == key.entity)
+        .ok_or_else(|| ApiError::new("not_found", format!("no status for {key}")))?;
+    let runs = sm.runs_of(&key, 50)?;
+    let checkpoints = sm.checkpoint_history(&key, now - 7 * 24 * HOUR_MS)?;
+    let start = now - 24 * HOUR_MS;
+    let counts = sm.hourly_changes(now, 24)?.remove(&key).unwrap_or_else(|| vec![0; 24]);
+    let throughput = counts.into_iter().enumerate().map(|(i, records)| ThroughputPoint { at: start + i as i64 * HOUR_MS, records }).collect();
+    Ok(EntityDetailResult { status, runs, checkpoints, throughput })
+}
+
+/// Stores the UI settings and returns them.
+pub(super) fn save_settings(sm: &Syncmon, s: Settings) -> Result<Settings, ApiError> {
+    let text = serde_json::to_string(&s).map_err(|e| ApiError::new("storage", e.to_string()))?;
+    sm.set_setting(SETTINGS_KEY, &text)?;
+    Ok(s)
+}

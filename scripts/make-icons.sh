@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Makes the app and tray icons in icons/ with ImageMagick (scripts/install-system-deps.sh installs it).
+# The source image is icons/icon.png (512x512: a blue rounded square with a white ring); the bundle
+# sizes are resized from it. The tray icons are flat discs in the health colours (ok, lagging,
+# failing), drawn directly: at 64x64 they have no detail to take from a source.
+#   scripts/make-icons.sh           # the bundle sizes and the tray icons from icons/icon.png
+#   scripts/make-icons.sh --master  # also redraw icons/icon.png itself (after changing it below)
+#   scripts/make-icons.sh --check   # remake into a temporary folder, compare pixels with icons/
+# Always PNG32: Tauri's generate_context! refuses an indexed PNG ("icon ... is not RGBA").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v convert >/dev/null || { echo "no ImageMagick convert: scripts/install-system-deps.sh installs it" >&2; exit 2; }
+
+mode=${1:-make}
+case "$mode" in make | --master | --check) ;; *) echo "usage: $0 [--master | --check]" >&2; exit 2 ;; esac
+
+out=icons
+[ "$mode" = --check ] && { out=$(mktemp -d); trap 'rm -rf "$out"' EXIT; }
+
+draw_master() { # $1: output file
+  convert -size 512x512 xc:none \
+    -fill '#2b6cb0' -draw 'roundrectangle 32,32 480,480 96,96' \
+    -fill white -draw 'circle 256,256 256,150' \
+    -fill '#2b6cb0' -draw 'circle 256,256 256,200' \
+    "PNG32:$1"
+}
+
+master=icons/icon.png
+if [ "$mode" = --master ]; then
+  draw_master "$master"
+elif [ "$mode" = --check ]; then
+  draw_master "$out/icon.png"
+fi
+
+convert "$master" -resize 32x32 "PNG32:$out/32x32.png"
+convert "$master" -resize 128x128 "PNG32:$out/128x128.png"
+convert "$master" -resize 256x256 "PNG32:$out/128x128@2x.png"
+
+for tray in ok:'#2f9e44' lagging:'#f08c00' failing:'#e03131'; do
+  convert -size 64x64 xc:none -fill "${tray#*:}" -draw 'circle 32,32 32,4' "PNG32:$out/tray-${tray%%:*}.png"
+done
+
+if [ "$mode" = --check ]; then
+  # Pixels, not bytes: ImageMagick writes the creation time into each file.
+  differ=0
+  for made in "$out"/*.png; do
+    name=$(basename "$made")
+    pixels=$(compare -metric AE "$made" "icons/$name" null: 2>&1) || true
+    if [ "$pixels" = 0 ]; then
+      echo "icons/$name: same pixels"
+    else
+      echo "icons/$name: differs from what this script makes ($pixels pixels)" >&2
+      differ=1
+    fi
+  done
+  exit $differ
+fi
+echo "icons: made in $out/"
