@@ -7,7 +7,8 @@
 use crate::config::EntityConfig;
 use crate::events::{EventBus, EventKind};
 use crate::forward::{ForwardReport, Forwarder};
-use crate::profile::{Page, Profile};
+use crate::profile::Profile;
+use crate::record::Page;
 use crate::rowversion::RowVersion;
 use crate::source::{Failure, FailureClass, SourceClient};
 use crate::store::{EntityKey, PageBatch, PassEnd, Store};

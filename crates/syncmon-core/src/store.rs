@@ -14,7 +14,7 @@
 //! One writer connection (behind a mutex, used from blocking threads) and one reader connection;
 //! WAL lets readers run while a page is being written.
 
-use crate::profile::{Record, Rejected};
+use crate::record::{Record, Rejected};
 use crate::rowversion::RowVersion;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;

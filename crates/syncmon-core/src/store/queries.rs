@@ -216,7 +216,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::Rejected;
+    use crate::record::Rejected;
     use crate::store::PageBatch;
 
     fn setup() -> (tempfile::TempDir, Store, EntityKey) {
