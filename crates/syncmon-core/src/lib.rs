@@ -9,11 +9,12 @@ pub mod api;
 mod clock;
 pub mod config;
 pub mod engine;
+mod error;
 pub mod events;
 pub mod forward;
 pub mod profile;
-pub mod retry;
 pub mod record;
+pub mod retry;
 pub mod rowversion;
 pub mod scheduler;
 pub mod secrets;
@@ -21,8 +22,8 @@ pub mod source;
 pub mod store;
 pub mod webhook;
 
-use crate::agent_lock::{AgentLock, LockError};
-use crate::config::{Config, ConfigError};
+use crate::agent_lock::AgentLock;
+use crate::config::Config;
 use crate::engine::{CycleKind, CycleReport, EngineCtx, EntityRt, Outcome};
 use crate::events::{Event, EventBus, EventKind};
 use crate::profile::Profile;
@@ -37,46 +38,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use clock::{Clock, SystemClock, TestClock};
+pub use error::{Error, ErrorCode, Result};
 pub use rowversion::RowVersion;
-
-/// Errors at the façade: a closed set of codes the front ends may branch on, plus a message
-/// that says what happened and what to do next.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Secret(#[from] secrets::SecretError),
-    #[error(transparent)]
-    Lock(#[from] LockError),
-    #[error("{0}")]
-    Io(String),
-}
-
-impl Error {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::Config(_) => "config",
-            Error::Usage(_) => "usage",
-            Error::NotFound(_) | Error::Store(StoreError::NotFound(_) | StoreError::NoReplica { .. }) => "not_found",
-            Error::Store(StoreError::SchemaTooOld { .. } | StoreError::SchemaTooNew { .. } | StoreError::ReadOnly { .. }) => "usage",
-            Error::Store(StoreError::Damaged { .. }) => "damaged",
-            Error::Store(_) => "storage",
-            Error::Secret(_) => "credentials",
-            Error::Lock(LockError::Held { .. }) => "agent_running",
-            Error::Lock(LockError::Io { .. }) => "io",
-            Error::Io(_) => "io",
-        }
-    }
-}
-
-pub type Result<T> = std::result::Result<T, Error>;
 
 /// The status words of DESIGN §6, defined once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
