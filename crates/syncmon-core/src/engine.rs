@@ -5,26 +5,20 @@
 //! the loop that decides *when* to call it lives in `scheduler`.
 
 use crate::config::EntityConfig;
-use crate::events::{EventBus, EventKind};
+// Re-exported: `engine::EngineCtx` was its home before `context`.
+pub use crate::context::EngineCtx;
+use crate::events::EventKind;
 use crate::forward::{ForwardReport, Forwarder};
 use crate::profile::Profile;
 use crate::record::Page;
 use crate::rowversion::RowVersion;
-use crate::source::{Failure, FailureClass, SourceClient};
-use crate::store::{EntityKey, PageBatch, PassEnd, Store};
-use crate::Clock;
+use crate::retry::{Failure, FailureClass};
+use crate::source::SourceClient;
+use crate::store::{EntityKey, PageBatch, PassEnd};
 use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
-
-/// Everything a cycle needs that is shared by all entities.
-pub struct EngineCtx {
-    pub store: Arc<Store>,
-    pub events: Arc<EventBus>,
-    pub clock: Arc<dyn Clock>,
-    pub runs_kept: u32,
-}
 
 /// An entity at run time.
 pub struct EntityRt {
@@ -447,7 +441,7 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
     let now = ctx.clock.now_ms();
     match &failure {
         Some(f) if f.class == FailureClass::Cancelled || cancel.is_cancelled() => report.outcome = Outcome::Cancelled,
-        Some(f) if f.class == FailureClass::RateLimited && f.retry_after.is_some_and(|w| w > crate::source::LONGEST_WAIT_IN_CYCLE) => {
+        Some(f) if f.class == FailureClass::RateLimited && f.retry_after.is_some_and(|w| w > crate::retry::LONGEST_WAIT_IN_CYCLE) => {
             report.outcome = Outcome::Waiting;
             let wait_ms = f.retry_after.unwrap_or_default().as_millis().min(i64::MAX as u128 / 2) as i64;
             report.next_attempt_at = Some(now.saturating_add(wait_ms));
