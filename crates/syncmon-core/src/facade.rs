@@ -5,7 +5,7 @@ use crate::agent_lock::AgentLock;
 use crate::config::Config;
 use crate::context::EngineCtx;
 use crate::engine::{CycleKind, CycleReport, EntityRt, Outcome};
-use crate::events::{Event, EventBus, EventKind};
+use crate::events::{Event, EventBus};
 use crate::profile::Profile;
 use crate::record::Rejected;
 use crate::retry::FailureClass;
@@ -96,7 +96,7 @@ pub struct Syncmon {
     /// Risky settings (plain HTTP to a remote host, an open webhook listener), computed once.
     pub(crate) warnings: Vec<config::ConfigWarning>,
     /// Held by an agent (and one-shot writers) for as long as this handle lives.
-    pub(crate) agent_lock: Option<Arc<AgentLock>>,
+    agent_lock: Option<Arc<AgentLock>>,
 }
 
 impl Syncmon {
@@ -310,14 +310,7 @@ impl Syncmon {
 
     /// Asks for a cycle of the entity now. Returns false for an unknown entity.
     pub fn nudge(&self, connection: &str, entity: &str) -> bool {
-        match self.entities.iter().find(|e| e.key.connection == connection && e.key.entity == entity) {
-            Some(e) => {
-                e.nudge.notify_one();
-                self.ctx.events.emit(EventKind::Nudged { connection: connection.into(), entity: entity.into() });
-                true
-            }
-            None => false,
-        }
+        scheduler::nudge(&self.ctx, &self.entities, connection, entity)
     }
 
     pub fn status(&self) -> Result<Vec<EntityStatus>> {
@@ -542,7 +535,9 @@ impl Syncmon {
         for w in &self.warnings {
             tracing::warn!("config: {}", w.message);
         }
-        scheduler::run(self.clone(), cancel).await
+        // The handle (and with it the agent lock) lives until the loop ends: this call awaits it.
+        let agent = scheduler::Agent { config: self.config.clone(), ctx: self.ctx.clone(), entities: self.entities.clone() };
+        scheduler::run(Arc::new(agent), cancel).await
     }
 }
 
