@@ -16,6 +16,7 @@ mod facade;
 pub mod forward;
 pub mod profile;
 pub mod record;
+pub mod redact;
 pub mod retry;
 pub mod rowversion;
 pub mod scheduler;
