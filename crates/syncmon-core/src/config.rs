@@ -4,7 +4,7 @@
 //! (service `syncmon`, account = connection id) or from an environment variable named by
 //! `secret_env`. A plaintext secret is refused with the line it is on.
 
-use crate::secrets;
+use crate::redact;
 use serde::{Deserialize, Deserializer};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -412,7 +412,7 @@ impl Config {
                 return Err(err("id", "a connection has the same id, and both would read the same keyring entry; rename the target".into()));
             }
             let url = url::Url::parse(&t.base_url).map_err(|e| {
-                err("base_url", format!("base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", secrets::redact_url_text(&t.base_url)))
+                err("base_url", format!("base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", redact::redact_url_text(&t.base_url)))
             })?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(err("base_url", "base_url must start with https:// (or http:// for a local target)".into()));
@@ -485,7 +485,7 @@ impl Config {
             }
             folded_ids.insert(c.id.to_ascii_lowercase(), ci);
             let url = url::Url::parse(&c.base_url).map_err(|e| {
-                loc.problem(&table, "base_url", format!("{at}: base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", secrets::redact_url_text(&c.base_url)))
+                loc.problem(&table, "base_url", format!("{at}: base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", redact::redact_url_text(&c.base_url)))
             })?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(loc.problem(&table, "base_url", format!("{at}: base_url must start with https:// (or http:// for a local source)")));
@@ -495,7 +495,7 @@ impl Config {
                 loc.refuse_secret_in_url_text(&table, "token_url", &c.id, token_url)?;
             }
             if let Some(q) = c.cursor.as_ref().and_then(|cur| cur.extra_query.as_deref()) {
-                if let Some(name) = url::form_urlencoded::parse(q.as_bytes()).map(|(k, _)| k).find(|k| secrets::is_secret_param(k)) {
+                if let Some(name) = url::form_urlencoded::parse(q.as_bytes()).map(|(k, _)| k).find(|k| redact::is_secret_param(k)) {
                     let cursor = [&table[..], &[Seg::Key("cursor")]].concat();
                     return Err(loc.problem(&cursor, "extra_query", secret_in_url_message(&loc.key(&cursor, "extra_query"), &c.id, &format!("carries the credential-looking query parameter `{name}`"))));
                 }
@@ -833,7 +833,7 @@ impl<'a> Locator<'a> {
         } else {
             url.query_pairs()
                 .map(|(k, _)| k)
-                .find(|k| secrets::is_secret_param(k))
+                .find(|k| redact::is_secret_param(k))
                 .map(|k| format!("carries the credential-looking query parameter `{k}`"))
         };
         match problem {

@@ -5,25 +5,20 @@
 //! the loop that decides *when* to call it lives in `scheduler`.
 
 use crate::config::EntityConfig;
-use crate::events::{EventBus, EventKind};
+// Re-exported: `engine::EngineCtx` was its home before `context`.
+pub use crate::context::EngineCtx;
+use crate::events::EventKind;
 use crate::forward::{ForwardReport, Forwarder};
-use crate::profile::{Page, Profile};
+use crate::profile::Profile;
+use crate::record::Page;
 use crate::rowversion::RowVersion;
-use crate::source::{Failure, FailureClass, SourceClient};
-use crate::store::{EntityKey, PageBatch, PassEnd, Store};
-use crate::Clock;
+use crate::retry::{Failure, FailureClass};
+use crate::source::SourceClient;
+use crate::store::{EntityKey, PageBatch, PassEnd};
 use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
-
-/// Everything a cycle needs that is shared by all entities.
-pub struct EngineCtx {
-    pub store: Arc<Store>,
-    pub events: Arc<EventBus>,
-    pub clock: Arc<dyn Clock>,
-    pub runs_kept: u32,
-}
 
 /// An entity at run time.
 pub struct EntityRt {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-use crate::Clock;
+use crate::clock::Clock;
 
 /// How many recent events `EventBus::recent` keeps for the Activity screen.
 pub const RECENT_EVENTS: usize = 1000;
@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn the_ring_keeps_the_last_thousand_newest_first() {
-        let bus = EventBus::new(Arc::new(crate::SystemClock));
+        let bus = EventBus::new(Arc::new(crate::clock::SystemClock));
         for _ in 0..(RECENT_EVENTS + 5) {
             bus.emit(EventKind::CircuitClosed { connection: "c".into() });
         }

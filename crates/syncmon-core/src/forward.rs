@@ -11,10 +11,11 @@
 //! all becoming failed items while the target is down. Missing or refused credentials stop a
 //! pass the same way: they are not the record's fault.
 
-use crate::engine::EngineCtx;
+use crate::context::EngineCtx;
 use crate::events::EventKind;
 use crate::rowversion::RowVersion;
-use crate::source::{Failure, FailureClass, SourceClient};
+use crate::retry::{Failure, FailureClass};
+use crate::source::SourceClient;
 use crate::store::{EntityKey, FailedItem, OutboxItem, Store};
 use futures::StreamExt;
 use reqwest::Method;
@@ -232,7 +233,7 @@ async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, item: OutboxI
             FailureClass::Auth if replayed.is_none() => return Sent::Stop(Some(format!("target `{}`: {fail}", target.cfg.id))),
             FailureClass::Auth => "target_auth",
             // A wait longer than a call may block: the change stays queued for a later pass.
-            FailureClass::RateLimited if replayed.is_none() && fail.retry_after.is_some_and(|w| w > crate::source::LONGEST_WAIT_IN_CYCLE) => {
+            FailureClass::RateLimited if replayed.is_none() && fail.retry_after.is_some_and(|w| w > crate::retry::LONGEST_WAIT_IN_CYCLE) => {
                 return Sent::Stop(Some(format!("target `{}`: {fail}", target.cfg.id)))
             }
             FailureClass::Config => "target_rejected",

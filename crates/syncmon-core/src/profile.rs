@@ -5,6 +5,7 @@
 //! fields are read, and the record's text is kept as is for the replica.
 
 use crate::config::{ConnectionConfig, CursorConfig, EntityConfig, NextPageMode, ProfileKind};
+use crate::record::{Page, Record, Rejected};
 use crate::rowversion::RowVersion;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -12,35 +13,6 @@ use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::fmt;
 use url::Url;
-
-/// A record that passed validation.
-#[derive(Debug, Clone)]
-pub struct Record {
-    pub id: String,
-    pub version: RowVersion,
-    /// The record's JSON text as the source sent it.
-    pub data: String,
-}
-
-/// A record that failed validation (stage `validate`).
-#[derive(Debug, Clone)]
-pub struct Rejected {
-    pub id: Option<String>,
-    pub version: Option<RowVersion>,
-    pub payload: String,
-    pub kind: &'static str,
-    pub message: String,
-}
-
-#[derive(Debug)]
-pub struct Page {
-    pub records: Vec<Record>,
-    pub rejected: Vec<Rejected>,
-    /// Where the next page is; None at the end of the feed.
-    pub next: Option<Url>,
-    /// Highest version in the page (valid or rejected records).
-    pub max_version: Option<RowVersion>,
-}
 
 #[derive(Debug, Clone)]
 pub struct Profile {

@@ -5,17 +5,40 @@
 //! receiver, when configured, turns verified calls into nudges. An entity that forwards to a
 //! target also has a delivery worker, woken by the writes that queue changes.
 
+use crate::config::Config;
+use crate::context::EngineCtx;
 use crate::engine::{self, CycleKind, EntityRt};
 use crate::forward::{self, Forwarder};
 use crate::secrets::{self, SecretKind};
 use crate::webhook::{self, NudgeTarget, WebhookConnection};
-use crate::{Error, Result, Syncmon};
+use crate::error::{Error, Result};
+use crate::events::EventKind;
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub async fn run(sm: Arc<Syncmon>, cancel: CancellationToken) -> Result<()> {
+/// What the agent loop needs from the handle that runs it: the config, the shared context and
+/// the entities (not the façade itself).
+pub struct Agent {
+    pub config: Config,
+    pub ctx: Arc<EngineCtx>,
+    pub entities: Vec<Arc<EntityRt>>,
+}
+
+/// Asks for a cycle of the entity now. Returns false for an unknown entity.
+pub fn nudge(ctx: &EngineCtx, entities: &[Arc<EntityRt>], connection: &str, entity: &str) -> bool {
+    match entities.iter().find(|e| e.key.connection == connection && e.key.entity == entity) {
+        Some(e) => {
+            e.nudge.notify_one();
+            ctx.events.emit(EventKind::Nudged { connection: connection.into(), entity: entity.into() });
+            true
+        }
+        None => false,
+    }
+}
+
+pub async fn run(sm: Arc<Agent>, cancel: CancellationToken) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(w) = &sm.config.webhooks {
         let listener = tokio::net::TcpListener::bind(&w.listen)
@@ -49,7 +72,7 @@ pub async fn run(sm: Arc<Syncmon>, cancel: CancellationToken) -> Result<()> {
     Ok(())
 }
 
-async fn worker(sm: Arc<Syncmon>, e: Arc<EntityRt>, cancel: CancellationToken) {
+async fn worker(sm: Arc<Agent>, e: Arc<EntityRt>, cancel: CancellationToken) {
     let mut first = true;
     loop {
         if !first {
@@ -97,7 +120,7 @@ async fn worker(sm: Arc<Syncmon>, e: Arc<EntityRt>, cancel: CancellationToken) {
 /// Delivers the entity's outbox whenever a write queues changes, and at every poll interval
 /// (changes left by a stopped pass or a previous run). While the target's circuit is open it
 /// waits for the half-open time instead. A paused entity delivers nothing.
-async fn deliverer(sm: Arc<Syncmon>, e: Arc<EntityRt>, f: Arc<Forwarder>, cancel: CancellationToken) {
+async fn deliverer(sm: Arc<Agent>, e: Arc<EntityRt>, f: Arc<Forwarder>, cancel: CancellationToken) {
     loop {
         let paused = sm.ctx.store.entity(&e.key).map(|r| r.paused).unwrap_or(false);
         let mut wait = e.cfg.poll_every;
@@ -123,7 +146,7 @@ fn housekeeping_interval(retention: Duration) -> Duration {
 }
 
 /// Bounded upkeep: the request log keeps its retention.
-async fn housekeeping(sm: Arc<Syncmon>, cancel: CancellationToken) {
+async fn housekeeping(sm: Arc<Agent>, cancel: CancellationToken) {
     let every = housekeeping_interval(sm.config.storage.request_log_retention);
     loop {
         let cutoff = sm.ctx.clock.now_ms() - sm.config.storage.request_log_retention.as_millis() as i64;
@@ -136,7 +159,7 @@ async fn housekeeping(sm: Arc<Syncmon>, cancel: CancellationToken) {
     }
 }
 
-fn webhook_connections(sm: &Syncmon) -> Vec<WebhookConnection> {
+fn webhook_connections(sm: &Agent) -> Vec<WebhookConnection> {
     sm.config
         .connections
         .iter()
@@ -161,10 +184,10 @@ fn webhook_connections(sm: &Syncmon) -> Vec<WebhookConnection> {
         .collect()
 }
 
-struct Nudger(Arc<Syncmon>);
+struct Nudger(Arc<Agent>);
 
 impl NudgeTarget for Nudger {
     fn nudge(&self, connection: &str, entity: &str) -> bool {
-        self.0.nudge(connection, entity)
+        nudge(&self.0.ctx, &self.0.entities, connection, entity)
     }
 }

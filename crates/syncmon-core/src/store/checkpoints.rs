@@ -124,7 +124,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::Record;
+    use crate::record::Record;
     use crate::store::PageBatch;
 
     fn rec(id: &str, v: &str) -> Record {

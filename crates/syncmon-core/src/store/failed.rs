@@ -2,7 +2,7 @@
 //! are written, filtered, paged, replayed and discarded. `FailedFilter` is the one filter over them.
 
 use super::{EntityKey, Result, Store, StoreError};
-use crate::profile::Rejected;
+use crate::record::Rejected;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 

@@ -12,7 +12,7 @@
 //!   a failed item; a newer change queued meanwhile stays and is delivered on its own.
 
 use super::{record_failure, EntityKey, Result, Store};
-use crate::profile::Rejected;
+use crate::record::Rejected;
 use crate::rowversion::RowVersion;
 use rusqlite::{params, OptionalExtension};
 
@@ -203,7 +203,7 @@ impl Store {
 mod tests {
     use super::super::{PageBatch, Store};
     use super::*;
-    use crate::profile::Record;
+    use crate::record::Record;
 
     fn rec(id: &str, v: &str) -> Record {
         Record { id: id.into(), version: RowVersion::parse(v).unwrap(), data: format!(r#"{{"id":"{id}","rowVersion":"{v}"}}"#) }

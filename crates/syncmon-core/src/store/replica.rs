@@ -15,7 +15,7 @@
 
 use super::checkpoints::HISTORY_EVERY_MS;
 use super::{open_read_only_connection, outbox, record_failure, EntityKey, Result, Store, StoreError};
-use crate::profile::{Record, Rejected};
+use crate::record::{Record, Rejected};
 use crate::rowversion::RowVersion;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;

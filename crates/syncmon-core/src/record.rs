@@ -1,0 +1,34 @@
+//! What a page of a feed holds once parsed: the records that passed validation, those that did
+//! not, and where the next page is. The profile produces them, the engine and the store use them.
+
+use crate::rowversion::RowVersion;
+use url::Url;
+
+/// A record that passed validation.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub id: String,
+    pub version: RowVersion,
+    /// The record's JSON text as the source sent it.
+    pub data: String,
+}
+
+/// A record that failed validation (stage `validate`).
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub id: Option<String>,
+    pub version: Option<RowVersion>,
+    pub payload: String,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct Page {
+    pub records: Vec<Record>,
+    pub rejected: Vec<Rejected>,
+    /// Where the next page is; None at the end of the feed.
+    pub next: Option<Url>,
+    /// Highest version in the page (valid or rejected records).
+    pub max_version: Option<RowVersion>,
+}
