@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit and integration tests of the engine, the simulated source, the `syncmon`
 # command (including the crash test, the keyring test and the desktop-notification test on a
-# private D-Bus), the desktop shell's command mapping (Tauri's mock runtime), then the real desktop
+# private D-Bus, and the 2-minute soak: crates/syncmon-cli/tests/soak.rs, see scripts/soak.sh), the
+# desktop shell's command mapping (Tauri's mock runtime), then the real desktop
 # window end to end under Xvfb over WebDriver, and the served UI end to end in Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."

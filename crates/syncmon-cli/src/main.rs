@@ -285,19 +285,27 @@ fn load_read_only(cli: &Cli) -> anyhow::Result<Syncmon> {
 }
 
 /// Cancelled on Ctrl-C or SIGTERM: the current page is finished or abandoned, never half-written.
+/// The handlers are installed before this returns, so a signal that arrives while the command is
+/// still starting stops it cleanly too instead of killing it.
 fn shutdown_token() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::spawn(async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-        }
-        #[cfg(not(unix))]
+            tracing::info!("stopping: finishing the current page");
+            t.cancel();
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("stopping: finishing the current page");
         t.cancel();
@@ -340,8 +348,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let sm = load_read_only(&cli)?;
             let status = sm.status()?;
             if *json {
+                // The JSON on stdout stays the list of entities; the warnings go to stderr.
+                for w in sm.config_warnings() {
+                    eprintln!("warning: {}", w.message);
+                }
                 output::json(&status)?;
             } else {
+                for w in sm.config_warnings() {
+                    println!("warning: {}", w.message);
+                }
                 output::status_table(&status);
             }
             Ok(ExitCode::SUCCESS)

@@ -13,6 +13,40 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A time to come, in local time as users read a clock: "14:05" today, "2027-12-03 14:05" on
+/// another day (for "waiting for the source until …").
+pub fn until_local(ms: i64, now_ms: i64) -> String {
+    let ((day, time), (today, _)) = (local_day_and_time(ms), local_day_and_time(now_ms));
+    if day == today {
+        time
+    } else {
+        format!("{day} {time}")
+    }
+}
+
+/// ("2026-12-03", "14:05") in the machine's time zone (the C library's, which reads `TZ`).
+#[cfg(unix)]
+fn local_day_and_time(ms: i64) -> (String, String) {
+    let secs = ms.div_euclid(1000) as libc::time_t;
+    // SAFETY: an all-zero `tm` is a valid value; localtime_r only writes into the `tm` we own
+    // and reads `secs`, both valid for the call, and is thread-safe.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        return utc_day_and_time(ms);
+    }
+    (format!("{:04}-{:02}-{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday), format!("{:02}:{:02}", tm.tm_hour, tm.tm_min))
+}
+
+#[cfg(not(unix))]
+fn local_day_and_time(ms: i64) -> (String, String) {
+    utc_day_and_time(ms)
+}
+
+fn utc_day_and_time(ms: i64) -> (String, String) {
+    let t = time(Some(ms)); // 2026-12-03T14:05:00Z
+    (t.get(..10).unwrap_or_default().to_string(), format!("{} UTC", t.get(11..16).unwrap_or_default()))
+}
+
 /// Local time is not worth a timezone database here: timestamps print as UTC, ISO 8601.
 pub fn time(ms: Option<i64>) -> String {
     match ms {
@@ -60,10 +94,16 @@ pub fn status_table(status: &[EntityStatus]) {
         println!("No entities configured. Add [[connection.entity]] sections to the config.");
         return;
     }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
     let rows = status
         .iter()
         .map(|s| {
-            let mut why = s.reason.clone().unwrap_or_default();
+            let waiting = s.next_attempt_at.filter(|_| s.health == syncmon_core::Health::Waiting);
+            let mut why = match waiting {
+                Some(t) => format!("waiting for the source until {}: ", until_local(t, now)),
+                None => String::new(),
+            };
+            why.push_str(s.reason.as_deref().unwrap_or_default());
             if let Some(code) = s.last_http_status.filter(|c| *c >= 400) {
                 why.push_str(&format!(" (HTTP {code})"));
             }
@@ -72,7 +112,7 @@ pub fn status_table(status: &[EntityStatus]) {
                     why.push_str(&format!(" [Trackingid {t}]"));
                 }
             }
-            if let Some(n) = s.next_attempt_at {
+            if let Some(n) = s.next_attempt_at.filter(|_| waiting.is_none()) {
                 why.push_str(&format!(" next attempt {}", time(Some(n))));
             }
             if s.forward_pending > 0 {

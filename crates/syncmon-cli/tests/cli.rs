@@ -133,6 +133,35 @@ async fn sync_status_export_and_failed_items_from_the_command_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_retry_after_shows_in_status_as_waiting_until_a_local_time() {
+    let mock = mock(10, MockAuth::None).await;
+    let env = Env::new(&conn(&mock.base_url(), "", ""));
+    mock.inject(syncmon_mock::Fault { kind: syncmon_mock::FaultKind::RateLimit { retry_after_secs: 2 * 3600 }, entity: None, times: 1 });
+    let out = env.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(1), "not caught up: {}", text(&out));
+    assert!(text(&out).contains("src/items: waiting for the source") && text(&out).contains("Retry-After"), "{}", text(&out));
+    assert_eq!(mock.requests().len(), 1, "one call, not a retry loop");
+
+    let out = env.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status[0]["health"], "waiting");
+    let until = status[0]["next_attempt_at"].as_i64().expect("until when");
+    // The machine's zone, here a fixed UTC+05:30 (a POSIX TZ needs no zone database).
+    let local = |ms: i64| {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs((ms / 1000 + 5 * 3600 + 1800) as u64);
+        humantime::format_rfc3339_seconds(t).to_string()
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let (at, today) = (local(until), local(now));
+    let expected = if at[..10] == today[..10] { at[11..16].to_string() } else { format!("{} {}", &at[..10], &at[11..16]) };
+    let out = env.cmd(&["status"]).env("TZ", "IST-05:30").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let table = text(&out);
+    assert!(table.contains(&format!("waiting for the source until {expected}: rate limited by the source")), "{expected} in:\n{table}");
+    assert!(!table.contains("next attempt"), "said once: {table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_agent_at_random_moments_never_loses_or_duplicates_a_change() {
     let mock = mock(60_000, MockAuth::None).await;
     let env = Env::new(&conn(&mock.base_url(), "", ""));
@@ -286,15 +315,17 @@ async fn sigterm_mid_sync_stops_cleanly_on_a_page_boundary() {
     let mock = mock(150_000, MockAuth::None).await;
     let last = mock.dataset("items").iter().map(|r| r.row_version.parse::<u128>().unwrap()).max().unwrap();
     let env = Env::new(&conn(&mock.base_url(), "", "poll_every = \"1h\""));
+    let db = env.data().join("syncmon.db");
     for signal in ["TERM", "INT"] {
+        // The second round starts from where the first one stopped: wait for new pages.
+        let before = checkpoint_of(&db).unwrap_or(0);
         let child = env.cmd(&["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         // Wait until some pages are in, bounded.
-        let db = env.data().join("syncmon.db");
         let mut waited = 0;
         while waited < 200 {
             tokio::time::sleep(Duration::from_millis(25)).await;
             waited += 1;
-            if checkpoint_of(&db).is_some_and(|c| c > 0) {
+            if checkpoint_of(&db).is_some_and(|c| c > before) {
                 break;
             }
         }

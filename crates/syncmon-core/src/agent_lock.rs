@@ -46,9 +46,14 @@ impl AgentLock {
     pub fn acquire(data_dir: &Path, now_ms: i64) -> Result<AgentLock, LockError> {
         let path = data_dir.join(LOCK_FILE);
         let io = |e: std::io::Error| LockError::Io { path: path.clone(), message: e.to_string() };
-        std::fs::create_dir_all(data_dir).map_err(io)?;
-        // No truncation on open: the file may hold the current holder's details.
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        crate::store::create_private_dir(data_dir).map_err(io)?;
+        // No truncation on open: the file may hold the current holder's details. Owner-only, like
+        // everything else in the data directory.
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

@@ -5,7 +5,7 @@
 //! Every type that crosses to the UI derives `ts_rs::TS`; `tests/bindings.rs` generates the
 //! TypeScript files in `ui/src/lib/generated/` and fails when the committed ones are stale.
 
-use crate::config::{Config, ConnectionConfig, ProfileKind};
+use crate::config::{Config, ConfigWarning, ConnectionConfig, ProfileKind};
 use crate::engine::CycleReport;
 use crate::events::{Event, EventKind};
 use crate::profile::Profile;
@@ -245,6 +245,8 @@ pub struct OverviewResult {
     pub header: OverviewHeader,
     /// `connection/entity` → records received per hour over the last 24 h, oldest first.
     pub sparklines: BTreeMap<String, Vec<i64>>,
+    /// Risky settings in the config (plain HTTP to a remote host, an open webhook listener).
+    pub warnings: Vec<ConfigWarning>,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]
@@ -477,9 +479,10 @@ fn severity(h: Health) -> u8 {
         Health::Paused => 1,
         Health::Pending => 2,
         Health::Resyncing => 3,
-        Health::Lagging => 4,
-        Health::Failing => 5,
-        Health::CircuitOpen => 6,
+        Health::Waiting => 4,
+        Health::Lagging => 5,
+        Health::Failing => 6,
+        Health::CircuitOpen => 7,
     }
 }
 
@@ -503,7 +506,7 @@ pub fn overview(sm: &Syncmon) -> Result<OverviewResult, ApiError> {
         pending_failed: entities.iter().map(|e| e.pending_failed).sum(),
         requests_5m: stats.requests,
     };
-    Ok(OverviewResult { entities, header, sparklines })
+    Ok(OverviewResult { entities, header, sparklines, warnings: sm.config_warnings().to_vec() })
 }
 
 fn entity_detail(sm: &Syncmon, name: &str) -> Result<EntityDetailResult, ApiError> {
@@ -672,7 +675,7 @@ fn check_view(v: &ConnectionView) -> Result<(), ApiError> {
     let duration = |field: String, text: &str| {
         humantime::parse_duration(text)
             .map(|_| ())
-            .map_err(|e| ApiError::field("config", field, format!("`{text}` is not a duration ({e}); write e.g. \"30s\", \"5m\", \"24h\"")))
+            .map_err(|_| ApiError::field("config", field, "this is not a duration; write e.g. \"30s\", \"5m\", \"24h\""))
     };
     duration("timeout".into(), &v.timeout)?;
     for (i, e) in v.entities.iter().enumerate() {
@@ -691,6 +694,13 @@ fn field_of(message: &str, v: &ConnectionView) -> Option<String> {
         "base_url", "token_url", "client_id", "max_concurrency", "requests_per_second", "api_key_header", "secret_env", "webhook_secret_env",
         "timeout", "profile", "auth", "cursor",
     ];
+    // "connections[2].entities[1].page_size (line 14) …": the key path, within the connection.
+    if let Some(rest) = message.strip_prefix("connections[").and_then(|r| r.split_once("].")).map(|(_, r)| r) {
+        let key = rest.split([' ', ':']).next().unwrap_or("");
+        if !key.is_empty() {
+            return Some(key.to_string());
+        }
+    }
     if let Some(rest) = message.split("entity `").nth(1) {
         let name = rest.split('`').next().unwrap_or("");
         let i = v.entities.iter().position(|e| e.name == name)?;

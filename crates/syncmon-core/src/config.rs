@@ -4,8 +4,9 @@
 //! (service `syncmon`, account = connection id) or from an environment variable named by
 //! `secret_env`. A plaintext secret is refused with the line it is on.
 
+use crate::secrets;
 use serde::{Deserialize, Deserializer};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -277,9 +278,9 @@ fn d_runs_kept() -> u32 { 500 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!("`{text}` is not a duration ({e}); write e.g. \"30s\", \"5m\", \"24h\""))
-    })
+    // The text is not repeated: config errors never echo a value.
+    humantime::parse_duration(&text)
+        .map_err(|_| serde::de::Error::custom("this is not a duration; write e.g. \"30s\", \"5m\", \"24h\" (no sign)"))
 }
 
 fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -299,33 +300,80 @@ impl Config {
         Config::parse(&text).map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })
     }
 
-    /// Parses and validates; the error names the line and what to write instead.
+    /// Parses and validates; the error names the key, its line and what to write instead, and
+    /// never repeats a value (it may be a secret pasted into the wrong key).
     pub fn parse(text: &str) -> Result<Config, String> {
+        let secret_keys: Vec<String> = SECRET_KEYS.iter().map(|k| normalized_key(k)).collect();
         for (n, line) in text.lines().enumerate() {
-            let key = line.trim_start().split('=').next().unwrap_or("").trim().trim_matches('"');
-            if line.contains('=') && SECRET_KEYS.contains(&key) {
+            let key = line.trim_start().split('=').next().unwrap_or("").trim().trim_matches(['"', '\'']);
+            // `clientSecret`, `Client-Secret` and `client_secret` are one key here.
+            if line.contains('=') && secret_keys.contains(&normalized_key(key)) {
                 return Err(format!(
-                    "line {}: `{key}` would store a secret in plain text, which Syncmon refuses. Remove the line and \
-                     run `syncmon creds set <connection id>` to keep it in the OS keyring, or name an environment \
+                    "line {}: `{key}` would store a secret in plain text, which Syncmon refuses (the value is not shown). Remove \
+                     the line and run `syncmon creds set <connection id>` to keep it in the OS keyring, or name an environment \
                      variable with `secret_env = \"VAR\"` (`webhook_secret_env` for the webhook secret)",
                     n + 1
                 ));
             }
         }
-        let config: Config = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
-        config.validate()?;
-        config.validate_targets(text)?;
+        let config: Config = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        let at = Locator::new(text);
+        config.validate(&at)?;
+        config.validate_targets(text, &at)?;
         Ok(config)
     }
 
+    /// What may work but is risky: plain HTTP to another machine, a webhook listener other
+    /// machines can reach. Logged when the agent starts, shown by `status` and the UI.
+    pub fn warnings(&self) -> Vec<ConfigWarning> {
+        let mut out = Vec::new();
+        let mut plain_http = |key: String, url: &str, what: &str| {
+            if let Some(host) = url::Url::parse(url).ok().filter(|u| u.scheme() == "http").and_then(|u| remote_host(&u)) {
+                out.push(ConfigWarning {
+                    message: format!(
+                        "{key} uses plain http:// to {host}, a host that is not this machine: {what} and the data cross the network \
+                         unencrypted; use https://"
+                    ),
+                    key,
+                });
+            }
+        };
+        for (i, c) in self.connections.iter().enumerate() {
+            let what = if c.auth == AuthKind::None { "requests" } else { "the credentials" };
+            plain_http(format!("connections[{i}].base_url"), &c.base_url, what);
+            if let Some(t) = &c.token_url {
+                plain_http(format!("connections[{i}].token_url"), t, "the client secret");
+            }
+        }
+        for (i, t) in self.targets.iter().enumerate() {
+            let what = if t.auth == AuthKind::None { "requests" } else { "the credentials" };
+            plain_http(format!("targets[{i}].base_url"), &t.base_url, what);
+            if let Some(u) = &t.token_url {
+                plain_http(format!("targets[{i}].token_url"), u, "the client secret");
+            }
+        }
+        if let Some(addr) = self.webhooks.as_ref().and_then(|w| w.listen.parse::<std::net::SocketAddr>().ok()) {
+            if !addr.ip().is_loopback() {
+                out.push(ConfigWarning {
+                    key: "webhooks.listen".into(),
+                    message: format!(
+                        "webhooks.listen = {addr} accepts calls from other machines; unless they must reach it directly, listen on \
+                         127.0.0.1 behind a reverse proxy that terminates TLS"
+                    ),
+                });
+            }
+        }
+        out
+    }
+
     /// Targets and the entities' `forward_to`; errors name the line that is wrong.
-    fn validate_targets(&self, text: &str) -> Result<(), String> {
+    fn validate_targets(&self, text: &str, at: &Locator) -> Result<(), String> {
         let at_line = |key: &str, value: &str, msg: String| match line_of(text, key, value) {
             Some(n) => format!("line {n}: {msg}"),
             None => msg,
         };
         let mut ids = HashSet::new();
-        for t in &self.targets {
+        for (ti, t) in self.targets.iter().enumerate() {
             let err = |msg: String| at_line("id", &t.id, format!("target `{}`: {msg}", t.id));
             if !valid_name(&t.id) {
                 return Err(err("id may hold only letters, digits, `-` and `_` (it names the keyring entry)".into()));
@@ -333,26 +381,33 @@ impl Config {
             if !ids.insert(t.id.as_str()) {
                 return Err(err("two targets have this id; give each a unique `id`".into()));
             }
-            if self.connection(&t.id).is_some() {
+            // Some keyrings (Windows) ignore case in account names.
+            if self.connections.iter().any(|c| c.id.eq_ignore_ascii_case(&t.id)) {
                 return Err(err("a connection has the same id, and both would read the same keyring entry; rename the target".into()));
             }
-            let url = url::Url::parse(&t.base_url)
-                .map_err(|e| err(format!("base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", t.base_url)))?;
+            let url = url::Url::parse(&t.base_url).map_err(|e| {
+                err(format!("base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", secrets::redact_url_text(&t.base_url)))
+            })?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(err("base_url must start with https:// (or http:// for a local target)".into()));
+            }
+            let table = [Seg::Key("target"), Seg::Index(ti)];
+            at.refuse_secret_in_url(&table, "base_url", &t.id, &url)?;
+            if let Some(token_url) = &t.token_url {
+                at.refuse_secret_in_url_text(&table, "token_url", &t.id, token_url)?;
             }
             if t.auth == AuthKind::Oauth2 && (t.token_url.is_none() || t.client_id.is_none()) {
                 return Err(err("auth = \"oauth2\" needs `token_url` and `client_id` (the client secret goes in the keyring)".into()));
             }
-            if t.max_concurrency == 0 {
-                return Err(err("max_concurrency must be at least 1".into()));
-            }
-            if !t.requests_per_second.is_finite() || t.requests_per_second <= 0.0 {
-                return Err(err("requests_per_second must be above 0".into()));
-            }
+            at.check_env_names(&table, [("secret_env", &t.secret_env)])?;
+            at.check_client_limits(&table, &t.as_connection())?;
         }
-        for c in &self.connections {
-            for e in &c.entities {
+        for (ci, c) in self.connections.iter().enumerate() {
+            for (ei, e) in c.entities.iter().enumerate() {
+                if let Some(p) = &e.forward_path {
+                    let table = [Seg::Key("connection"), Seg::Index(ci), Seg::Key("entity"), Seg::Index(ei)];
+                    at.refuse_secret_in_path(&table, "forward_path", &c.id, p)?;
+                }
                 let at = format!("connection `{}`, entity `{}`", c.id, e.name);
                 match &e.forward_to {
                     Some(t) if !ids.contains(t.as_str()) => {
@@ -376,30 +431,54 @@ impl Config {
         Ok(())
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self, loc: &Locator) -> Result<(), String> {
         let mut ids = HashSet::new();
-        for c in &self.connections {
+        // Lowercased id → index: SQLite table names ignore case, so ids must differ in more than case.
+        let mut folded_ids: HashMap<String, usize> = HashMap::new();
+        // Lowercased replica table → (connection, entity) index, for names that map to one table.
+        let mut tables: HashMap<String, (usize, usize)> = HashMap::new();
+        for (ci, c) in self.connections.iter().enumerate() {
             let at = format!("connection `{}`", c.id);
+            let table = [Seg::Key("connection"), Seg::Index(ci)];
             if !valid_name(&c.id) {
                 return Err(format!("{at}: id may hold only letters, digits, `-` and `_` (it names keyring entries and tables)"));
             }
             if !ids.insert(c.id.as_str()) {
                 return Err(format!("{at}: two connections have this id; give each a unique `id`"));
             }
-            let url = url::Url::parse(&c.base_url)
-                .map_err(|e| format!("{at}: base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", c.base_url))?;
+            if let Some(&other) = folded_ids.get(&c.id.to_ascii_lowercase()) {
+                let o = &self.connections[other];
+                return Err(format!(
+                    "connection \"{}\"{} differs from \"{}\"{} only in case; replica tables ignore case: rename one",
+                    c.id,
+                    loc.at_line(&[&table[..], &[Seg::Key("id")]].concat()),
+                    o.id,
+                    loc.at_line(&[Seg::Key("connection"), Seg::Index(other), Seg::Key("id")]),
+                ));
+            }
+            folded_ids.insert(c.id.to_ascii_lowercase(), ci);
+            let url = url::Url::parse(&c.base_url).map_err(|e| {
+                format!("{at}: base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", secrets::redact_url_text(&c.base_url))
+            })?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(format!("{at}: base_url must start with https:// (or http:// for a local source)"));
+            }
+            loc.refuse_secret_in_url(&table, "base_url", &c.id, &url)?;
+            if let Some(token_url) = &c.token_url {
+                loc.refuse_secret_in_url_text(&table, "token_url", &c.id, token_url)?;
+            }
+            if let Some(q) = c.cursor.as_ref().and_then(|cur| cur.extra_query.as_deref()) {
+                if let Some(name) = url::form_urlencoded::parse(q.as_bytes()).map(|(k, _)| k).find(|k| secrets::is_secret_param(k)) {
+                    let cursor = [&table[..], &[Seg::Key("cursor")]].concat();
+                    return Err(secret_in_url_message(&loc.key(&cursor, "extra_query"), &c.id, &format!("carries the credential-looking query parameter `{name}`")));
+                }
             }
             if c.auth == AuthKind::Oauth2 && (c.token_url.is_none() || c.client_id.is_none()) {
                 return Err(format!("{at}: auth = \"oauth2\" needs `token_url` and `client_id` (the client secret goes in the keyring)"));
             }
-            if c.max_concurrency == 0 {
-                return Err(format!("{at}: max_concurrency must be at least 1"));
-            }
-            if !c.requests_per_second.is_finite() || c.requests_per_second <= 0.0 {
-                return Err(format!("{at}: requests_per_second must be above 0"));
-            }
+            loc.check_env_names(&table, [("secret_env", &c.secret_env), ("webhook_secret_env", &c.webhook_secret_env)])?;
+            loc.check_client_limits(&table, c)?;
+            loc.check_duration(&table, "lookback", c.lookback, Duration::ZERO, MAX_DURATION)?;
             match (c.profile, &c.cursor) {
                 (ProfileKind::Cursor, None) => {
                     return Err(format!("{at}: profile = \"cursor\" needs a [connection.cursor] section with at least `filter_param`"))
@@ -425,22 +504,54 @@ impl Config {
                 _ => {}
             }
             let mut names = HashSet::new();
-            for e in &c.entities {
+            let mut folded_names: HashMap<String, usize> = HashMap::new();
+            for (ei, e) in c.entities.iter().enumerate() {
                 let at = format!("{at}, entity `{}`", e.name);
+                let entity = [&table[..], &[Seg::Key("entity"), Seg::Index(ei)]].concat();
+                let name_line = |i: usize| loc.at_line(&[&table[..], &[Seg::Key("entity"), Seg::Index(i), Seg::Key("name")]].concat());
                 if !valid_name(&e.name) {
                     return Err(format!("{at}: name may hold only letters, digits, `-` and `_`"));
                 }
                 if !names.insert(e.name.as_str()) {
                     return Err(format!("{at}: listed twice"));
                 }
-                if e.page_size == 0 {
-                    return Err(format!("{at}: page_size must be at least 1"));
+                if let Some(&other) = folded_names.get(&e.name.to_ascii_lowercase()) {
+                    return Err(format!(
+                        "{at}: entity \"{}\"{} differs from \"{}\"{} only in case; replica tables ignore case: rename one",
+                        e.name,
+                        name_line(ei),
+                        c.entities[other].name,
+                        name_line(other),
+                    ));
+                }
+                folded_names.insert(e.name.to_ascii_lowercase(), ei);
+                let replica = crate::store::EntityKey::new(&c.id, &e.name).table().to_ascii_lowercase();
+                if let Some(&(oc, oe)) = tables.get(&replica) {
+                    let (other_conn, other) = (&self.connections[oc], &self.connections[oc].entities[oe]);
+                    return Err(format!(
+                        "entity {}/{}{} and {}/{}{} would share the replica table `{replica}` (`-` becomes `_` in table names, \
+                         and they ignore case): rename one",
+                        c.id,
+                        e.name,
+                        name_line(ei),
+                        other_conn.id,
+                        other.name,
+                        loc.at_line(&[Seg::Key("connection"), Seg::Index(oc), Seg::Key("entity"), Seg::Index(oe), Seg::Key("name")]),
+                    ));
+                }
+                tables.insert(replica, (ci, ei));
+                if let Some(p) = &e.path {
+                    loc.refuse_secret_in_path(&entity, "path", &c.id, p)?;
+                }
+                if !(1..=MAX_PAGE_SIZE).contains(&e.page_size) {
+                    return Err(format!("{at}: page_size must be between 1 and {MAX_PAGE_SIZE}{}", loc.at_line(&[&entity[..], &[Seg::Key("page_size")]].concat())));
                 }
                 if !(e.deletion_guard > 0.0 && e.deletion_guard <= 1.0) {
                     return Err(format!("{at}: deletion_guard is a share between 0 and 1, e.g. 0.5"));
                 }
-                if e.poll_every < Duration::from_secs(1) {
-                    return Err(format!("{at}: poll_every must be at least 1s"));
+                loc.check_duration(&entity, "poll_every", e.poll_every, Duration::from_secs(1), MAX_DURATION)?;
+                if let Some(every) = e.full_resync_every {
+                    loc.check_duration(&entity, "full_resync_every", every, Duration::from_secs(1), MAX_DURATION)?;
                 }
             }
         }
@@ -448,6 +559,11 @@ impl Config {
             w.listen.parse::<std::net::SocketAddr>().map_err(|_| {
                 format!("[webhooks] listen = \"{}\" is not an address; write e.g. \"127.0.0.1:8385\"", w.listen)
             })?;
+        }
+        let storage = [Seg::Key("storage")];
+        loc.check_duration(&storage, "request_log_retention", self.storage.request_log_retention, Duration::from_secs(1), Duration::from_secs(10 * 365 * 86400))?;
+        if self.storage.runs_kept == 0 {
+            return Err(format!("{} must be at least 1 (the last run of each entity is what status shows)", loc.key(&storage, "runs_kept")));
         }
         Ok(())
     }
@@ -472,6 +588,219 @@ fn line_of(text: &str, key: &str, value: &str) -> Option<usize> {
 
 fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A risky but workable setting, by its key (e.g. `connections[0].base_url`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+pub struct ConfigWarning {
+    pub key: String,
+    pub message: String,
+}
+
+/// Longest duration any setting takes; beyond it timers would overflow (and nothing would happen).
+const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
+const MAX_PAGE_SIZE: u32 = 100_000;
+
+/// `clientSecret`, `client-secret` and `client_secret` compare equal.
+fn normalized_key(k: &str) -> String {
+    k.chars().filter(|c| *c != '-' && *c != '_').collect::<String>().to_ascii_lowercase()
+}
+
+/// The host of a URL unless it is this machine (loopback address or `localhost`).
+fn remote_host(u: &url::Url) -> Option<String> {
+    match u.host()? {
+        url::Host::Domain(d) if d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost") => None,
+        url::Host::Domain(d) => Some(d.to_string()),
+        url::Host::Ipv4(ip) if ip.is_loopback() => None,
+        url::Host::Ipv6(ip) if ip.is_loopback() => None,
+        h => Some(h.to_string()),
+    }
+}
+
+fn secret_in_url_message(key: &str, id: &str, problem: &str) -> String {
+    format!(
+        "{key} {problem}; put credentials in the keyring with `syncmon creds set {id}` (or name an environment variable \
+         with `secret_env`) and choose the auth method with `auth` — the value is not shown"
+    )
+}
+
+/// A step on the way to a key: a table name or an index into an array of tables.
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Finds where keys are in the file, from the TOML parser's spans, so that an error can name the
+/// line without repeating the value.
+struct Locator<'a> {
+    text: &'a str,
+    doc: Option<toml_edit::ImDocument<&'a str>>,
+}
+
+impl<'a> Locator<'a> {
+    fn new(text: &'a str) -> Locator<'a> {
+        Locator { text, doc: toml_edit::ImDocument::parse(text).ok() }
+    }
+
+    fn line(&self, path: &[Seg]) -> Option<usize> {
+        let mut item = self.doc.as_ref()?.as_item();
+        let mut table_in_array: Option<&toml_edit::Table> = None;
+        for seg in path {
+            match *seg {
+                Seg::Key(k) => {
+                    item = match table_in_array.take() {
+                        Some(t) => t.get(k)?,
+                        None => item.get(k)?,
+                    }
+                }
+                Seg::Index(i) => table_in_array = Some(item.as_array_of_tables()?.get(i)?),
+            }
+        }
+        let span = match table_in_array {
+            Some(t) => t.span()?,
+            None => item.span()?,
+        };
+        Some(line_of_offset(self.text, span.start))
+    }
+
+    /// " (line N)", or "" when the key is not in the file (a default).
+    fn at_line(&self, path: &[Seg]) -> String {
+        self.line(path).map(|n| format!(" (line {n})")).unwrap_or_default()
+    }
+
+    /// `connections[0].entities[1].page_size (line 14)`: the key as the error names it.
+    fn key(&self, table: &[Seg], key: &str) -> String {
+        let mut name = String::new();
+        for seg in table {
+            match *seg {
+                Seg::Key(k) => {
+                    if !name.is_empty() {
+                        name.push('.');
+                    }
+                    name.push_str(match k {
+                        "connection" => "connections",
+                        "entity" => "entities",
+                        "target" => "targets",
+                        other => other,
+                    });
+                }
+                Seg::Index(i) => name.push_str(&format!("[{i}]")),
+            }
+        }
+        let path = [table, &[Seg::Key(key)]].concat();
+        format!("{name}.{key}{}", self.at_line(&path))
+    }
+
+    fn check_duration(&self, table: &[Seg], key: &str, d: Duration, min: Duration, max: Duration) -> Result<(), String> {
+        if d < min || d > max {
+            // Whole days as "365d": humantime would write a year as "11months 30days 3h 50m 24s".
+            let fmt = |d: Duration| match d.as_secs() {
+                _ if d.is_zero() => "0s".to_string(),
+                s if s >= 2 * 86400 && s % 86400 == 0 && d.subsec_nanos() == 0 => format!("{}d", s / 86400),
+                _ => humantime::format_duration(d).to_string(),
+            };
+            return Err(format!("{} must be between {} and {}: a value outside cannot work", self.key(table, key), fmt(min), fmt(max)));
+        }
+        Ok(())
+    }
+
+    /// `secret_env` names a variable; anything else is most likely the secret itself, pasted into
+    /// the wrong key, and is refused without being repeated.
+    fn check_env_names<const N: usize>(&self, table: &[Seg], keys: [(&str, &Option<String>); N]) -> Result<(), String> {
+        for (key, value) in keys {
+            let Some(name) = value else { continue };
+            let mut b = name.bytes();
+            let valid = b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_');
+            if !valid {
+                return Err(format!(
+                    "{} must be the NAME of an environment variable (letters, digits, `_`), not the secret itself — the value \
+                     is not shown; keep the secret in the keyring with `syncmon creds set <id>` or in that variable",
+                    self.key(table, key)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The limits a connection and a target share.
+    fn check_client_limits(&self, table: &[Seg], c: &ConnectionConfig) -> Result<(), String> {
+        if !(1..=256).contains(&c.max_concurrency) {
+            return Err(format!("{} must be between 1 and 256", self.key(table, "max_concurrency")));
+        }
+        if !(c.requests_per_second.is_finite() && (0.001..=1_000_000.0).contains(&c.requests_per_second)) {
+            return Err(format!(
+                "{} must be between 0.001 (one request in about 17 minutes) and 1000000",
+                self.key(table, "requests_per_second")
+            ));
+        }
+        self.check_duration(table, "timeout", c.timeout, Duration::from_millis(100), Duration::from_secs(3600))?;
+        if c.max_retries > 100 {
+            return Err(format!("{} must be between 0 and 100", self.key(table, "max_retries")));
+        }
+        self.check_duration(table, "backoff_base", c.backoff_base, Duration::from_millis(1), Duration::from_secs(3600))?;
+        self.check_duration(table, "backoff_max", c.backoff_max, c.backoff_base, Duration::from_secs(86400))?;
+        if !(1..=10_000).contains(&c.breaker_threshold) {
+            return Err(format!("{} must be between 1 and 10000", self.key(table, "breaker_threshold")));
+        }
+        self.check_duration(table, "breaker_cooldown", c.breaker_cooldown, Duration::from_millis(10), Duration::from_secs(86400))
+    }
+
+    fn refuse_secret_in_url(&self, table: &[Seg], key: &str, id: &str, url: &url::Url) -> Result<(), String> {
+        let problem = if !url.username().is_empty() || url.password().is_some() {
+            Some("contains a user name/password".to_string())
+        } else {
+            url.query_pairs()
+                .map(|(k, _)| k)
+                .find(|k| secrets::is_secret_param(k))
+                .map(|k| format!("carries the credential-looking query parameter `{k}`"))
+        };
+        match problem {
+            Some(p) => Err(secret_in_url_message(&self.key(table, key), id, &p)),
+            None => Ok(()),
+        }
+    }
+
+    fn refuse_secret_in_url_text(&self, table: &[Seg], key: &str, id: &str, text: &str) -> Result<(), String> {
+        let url = url::Url::parse(text)
+            .map_err(|e| format!("{} is not a URL ({e}); write e.g. \"https://login.example.com/oauth2/token\"", self.key(table, key)))?;
+        self.refuse_secret_in_url(table, key, id, &url)
+    }
+
+    /// A path below a base URL (`/items?api_key=…` is refused like a URL).
+    fn refuse_secret_in_path(&self, table: &[Seg], key: &str, id: &str, path: &str) -> Result<(), String> {
+        let base = url::Url::parse("http://localhost/").expect("a constant URL");
+        match base.join(path) {
+            Ok(u) => self.refuse_secret_in_url(table, key, id, &u),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+/// A TOML or type error as "line N: `key`: reason", built from the error's span: the parser's
+/// own display quotes the source line, and with it a value that may be a secret.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    // serde names the value in "invalid type: string \"…\", expected …": keep what was expected.
+    let reason = match message.split_once(", expected ") {
+        Some((head, expected)) if head.starts_with("invalid type") || head.starts_with("invalid value") => {
+            format!("wrong kind of value: expected {expected}")
+        }
+        Some((head, expected)) if head.starts_with("unknown variant") => format!("unknown value: expected {expected}"),
+        _ => message.to_string(),
+    };
+    let Some(span) = e.span() else { return reason };
+    let n = line_of_offset(text, span.start);
+    let line = text.lines().nth(n - 1).unwrap_or("");
+    let key = line.split_once('=').map(|(k, _)| k.trim().trim_matches(['"', '\''])).filter(|k| !k.is_empty() && !k.starts_with('['));
+    match key {
+        Some(k) if !reason.contains(&format!("`{k}`")) => format!("line {n}: `{k}`: {reason}"),
+        _ => format!("line {n}: {reason}"),
+    }
 }
 
 #[cfg(test)]
@@ -596,6 +925,8 @@ forward_to = "erp"
         let clash = FORWARDING.replace("id = \"erp\"", "id = \"retail-prod\"").replace("forward_to = \"erp\"", "forward_to = \"retail-prod\"");
         let err = Config::parse(&clash).unwrap_err();
         assert!(err.contains("line 3") && err.contains("keyring"), "{err}");
+        let err = Config::parse(&clash.replacen("id = \"retail-prod\"", "id = \"Retail-Prod\"", 1).replace("forward_to = \"retail-prod\"", "forward_to = \"Retail-Prod\"")).unwrap_err();
+        assert!(err.contains("line 3") && err.contains("keyring"), "a target id that differs only in case: {err}");
         let err = Config::parse(&FORWARDING.replace("https://erp.example.com/api", "ftp://erp")).unwrap_err();
         assert!(err.contains("target `erp`") && err.contains("https://"), "{err}");
         let err = Config::parse(&FORWARDING.replace("auth = \"api_key\"", "auth = \"oauth2\"")).unwrap_err();
@@ -608,5 +939,181 @@ forward_to = "erp"
         assert!(err.contains("line 15") && err.contains("start with `/`"), "{err}");
         let err = Config::parse(&FORWARDING.replace("forward_to = \"erp\"", "forward_path = \"/x\"")).unwrap_err();
         assert!(err.contains("forward_path needs forward_to"), "{err}");
+    }
+
+    const TWO_ENTITIES: &str = r#"
+[[connection]]
+id = "src"
+base_url = "https://api.example.com/tenant/prod/company"
+
+[[connection.entity]]
+name = "other"
+
+[[connection.entity]]
+name = "Items"
+
+[[connection.entity]]
+name = "more"
+
+[[connection.entity]]
+name = "items"
+"#;
+
+    #[test]
+    fn names_that_differ_only_in_case_are_refused_naming_both_and_their_lines() {
+        let err = Config::parse(TWO_ENTITIES).unwrap_err();
+        assert!(err.contains("entity \"items\" (line 16) differs from \"Items\" (line 10) only in case"), "{err}");
+        assert!(err.contains("rename one"), "{err}");
+        let conns = "[[connection]]\nid = \"Shop\"\nbase_url = \"https://a.example\"\n\n[[connection]]\nid = \"shop\"\nbase_url = \"https://b.example\"\n";
+        let err = Config::parse(conns).unwrap_err();
+        assert!(err.contains("connection \"shop\" (line 6) differs from \"Shop\" (line 2) only in case"), "{err}");
+    }
+
+    #[test]
+    fn names_that_map_to_one_replica_table_are_refused() {
+        let dash = TWO_ENTITIES.replace("\"Items\"", "\"a-b\"").replace("\"items\"", "\"a_b\"");
+        let err = Config::parse(&dash).unwrap_err();
+        assert!(err.contains("src/a_b (line 16) and src/a-b (line 10) would share the replica table `replica_src_a_b`"), "{err}");
+        // connection `a_b` + entity `c` and connection `a` + entity `b_c` are both `replica_a_b_c`.
+        let split = "[[connection]]\nid = \"a_b\"\nbase_url = \"https://a.example\"\n[[connection.entity]]\nname = \"c\"\n\
+                     [[connection]]\nid = \"a\"\nbase_url = \"https://b.example\"\n[[connection.entity]]\nname = \"b_c\"\n";
+        let err = Config::parse(split).unwrap_err();
+        assert!(err.contains("a/b_c (line 10) and a_b/c (line 5) would share the replica table `replica_a_b_c`"), "{err}");
+    }
+
+    const URLS: &str = r#"
+[[target]]
+id = "erp"
+base_url = "https://erp.example.com/api"
+
+[[connection]]
+id = "src"
+base_url = "https://api.example.com/company"
+auth = "oauth2"
+token_url = "https://login.example.com/token"
+client_id = "syncmon"
+
+[[connection.entity]]
+name = "items"
+path = "/items"
+forward_to = "erp"
+"#;
+
+    #[test]
+    fn secrets_in_urls_are_refused_with_the_key_and_line_never_the_value() {
+        Config::parse(URLS).unwrap();
+        let cases = [
+            ("https://api.example.com/company", "https://alice:s3cr3t-pw@api.example.com/company", "connections[0].base_url (line 8) contains a user name/password"),
+            ("https://api.example.com/company", "https://s3cr3t-user@api.example.com/company", "connections[0].base_url (line 8) contains a user name/password"),
+            ("\"/items\"", "\"/items?sync=true&api_key=s3cr3t\"", "connections[0].entities[0].path (line 15) carries the credential-looking query parameter `api_key`"),
+            ("https://login.example.com/token", "https://login.example.com/token?client_secret=s3cr3t", "connections[0].token_url (line 10) carries"),
+            ("https://erp.example.com/api", "https://erp.example.com/api?X-Api-Key=s3cr3t", "targets[0].base_url (line 4) carries the credential-looking query parameter `X-Api-Key`"),
+            ("forward_to = \"erp\"", "forward_to = \"erp\"\nforward_path = \"/in?auth=s3cr3t\"", "connections[0].entities[0].forward_path (line 17)"),
+        ];
+        for (from, to, expected) in cases {
+            let text = URLS.replace(from, to);
+            let err = Config::parse(&text).unwrap_err();
+            assert!(err.contains(expected), "{to}: {err}");
+            assert!(err.contains("syncmon creds set src") || err.contains("syncmon creds set erp"), "it says what to do: {err}");
+            assert!(!err.contains("s3cr3t"), "the value must not be shown: {err}");
+        }
+        let cursor = "[[connection]]\nid = \"a\"\nbase_url = \"https://x.example\"\nprofile = \"cursor\"\n[connection.cursor]\n\
+                      filter_param = \"since\"\nnext = \"link-header\"\nextra_query = \"order=seq&token=s3cr3t\"\n";
+        let err = Config::parse(cursor).unwrap_err();
+        assert!(err.contains("connections[0].cursor.extra_query (line 8)") && !err.contains("s3cr3t"), "{err}");
+        let broken = URLS.replace("https://api.example.com/company", "https://alice:s3cr3t@api example.com");
+        let err = Config::parse(&broken).unwrap_err();
+        assert!(err.contains("not a URL") && !err.contains("s3cr3t"), "{err}");
+        // Page keys and versions in a path are no secret.
+        Config::parse(&URLS.replace("\"/items\"", "\"/items?pageKey=1&sync=true\"")).unwrap();
+    }
+
+    #[test]
+    fn a_rejected_value_is_never_echoed() {
+        let conn = "[[connection]]\nid = \"a\"\nbase_url = \"https://x.example\"\n";
+        let cases = [
+            ("clientSecret = \"hunter2\"", "line 4: `clientSecret` would store a secret"),
+            ("Client-Secret = \"hunter2\"", "line 4: `Client-Secret` would store a secret"),
+            ("client_sercet = \"hunter2\"", "line 4: unknown field `client_sercet`"),
+            ("max_retries = \"hunter2\"", "line 4: `max_retries`: wrong kind of value: expected u32"),
+            ("auth = \"hunter2\"", "line 4: `auth`: unknown value: expected one of"),
+            ("timeout = \"hunter2\"", "line 4: `timeout`: this is not a duration"),
+            ("api_version = 'hunter2", "line 4"),
+            ("secret_env = \"hunter2-pasted\"", "connections[0].secret_env (line 4) must be the NAME of an environment variable"),
+            ("webhook_secret_env = \"hunter2 x\"", "connections[0].webhook_secret_env (line 4) must be the NAME"),
+        ];
+        for (line, expected) in cases {
+            let err = Config::parse(&format!("{conn}{line}\n")).unwrap_err();
+            assert!(err.contains(expected), "{line}: {err}");
+            assert!(!err.contains("hunter2"), "{line}: the value must not be echoed: {err}");
+        }
+    }
+
+    #[test]
+    fn values_that_cannot_work_are_refused_with_the_allowed_range() {
+        let base = "[[connection]]\nid = \"a\"\nbase_url = \"https://x.example\"\n";
+        let entity = "[[connection.entity]]\nname = \"items\"\n";
+        let cases = [
+            (format!("{base}timeout = \"0s\"\n"), "connections[0].timeout (line 4) must be between 100ms and 1h"),
+            (format!("{base}requests_per_second = 1e-6\n"), "connections[0].requests_per_second (line 4) must be between 0.001"),
+            (format!("{base}requests_per_second = 0\n"), "requests_per_second (line 4) must be between"),
+            (format!("{base}requests_per_second = -2.0\n"), "requests_per_second (line 4) must be between"),
+            (format!("{base}requests_per_second = nan\n"), "requests_per_second (line 4) must be between"),
+            (format!("{base}max_concurrency = 0\n"), "connections[0].max_concurrency (line 4) must be between 1 and 256"),
+            (format!("{base}breaker_threshold = 0\n"), "breaker_threshold (line 4) must be between 1 and"),
+            (format!("{base}backoff_base = \"10s\"\nbackoff_max = \"1s\"\n"), "connections[0].backoff_max (line 5) must be between 10s and"),
+            (format!("{base}lookback = \"-5m\"\n"), "line 4: `lookback`: this is not a duration"),
+            (format!("{base}lookback = \"400days\"\n"), "connections[0].lookback (line 4) must be between 0s and 365d"),
+            (format!("{base}{entity}page_size = 0\n"), "page_size must be between 1 and 100000 (line 6)"),
+            (format!("{base}{entity}poll_every = \"0s\"\n"), "connections[0].entities[0].poll_every (line 6) must be between 1s and"),
+            (format!("{base}{entity}full_resync_every = \"0s\"\n"), "connections[0].entities[0].full_resync_every (line 6) must be between 1s and"),
+            (format!("[storage]\nrequest_log_retention = \"0s\"\n{base}"), "storage.request_log_retention (line 2) must be between 1s and"),
+            (format!("[storage]\nruns_kept = 0\n{base}"), "storage.runs_kept (line 2) must be at least 1"),
+            (format!("[[target]]\nid = \"t\"\nbase_url = \"https://t.example\"\ntimeout = \"0s\"\n{base}"), "targets[0].timeout (line 4) must be between"),
+        ];
+        for (text, expected) in &cases {
+            let err = Config::parse(text).unwrap_err();
+            assert!(err.contains(expected), "{text}\n→ {err}");
+        }
+        // The edges of the ranges are fine.
+        Config::parse(&format!("{base}timeout = \"100ms\"\nrequests_per_second = 0.001\nlookback = \"0s\"\n{entity}poll_every = \"1s\"\nfull_resync_every = \"1s\"\n")).unwrap();
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_and_an_open_webhook_listener_are_warnings() {
+        let text = r#"
+[webhooks]
+listen = "0.0.0.0:8385"
+
+[[target]]
+id = "erp"
+base_url = "http://erp.internal:8080/api"
+
+[[connection]]
+id = "src"
+base_url = "http://api.example.com/company"
+auth = "oauth2"
+token_url = "http://10.1.2.3/token"
+client_id = "syncmon"
+
+[[connection]]
+id = "local"
+base_url = "http://127.0.0.1:8080"
+token_url = "http://localhost:9/token"
+
+[[connection]]
+id = "tls"
+base_url = "https://api.example.com/company"
+"#;
+        let c = Config::parse(text).unwrap();
+        let w = c.warnings();
+        let keys: Vec<&str> = w.iter().map(|w| w.key.as_str()).collect();
+        assert_eq!(keys, ["connections[0].base_url", "connections[0].token_url", "targets[0].base_url", "webhooks.listen"], "{w:#?}");
+        assert!(w[0].message.contains("plain http:// to api.example.com") && w[0].message.contains("use https://"), "{}", w[0].message);
+        assert!(w[1].message.contains("10.1.2.3") && w[1].message.contains("client secret"), "{}", w[1].message);
+        assert!(w[3].message.contains("0.0.0.0:8385") && w[3].message.contains("127.0.0.1"), "{}", w[3].message);
+        let quiet = Config::parse(&text.replace("0.0.0.0", "127.0.0.1").replace("http://erp.internal", "https://erp.internal")
+            .replace("http://api.example.com", "https://api.example.com").replace("http://10.1.2.3", "https://10.1.2.3")).unwrap();
+        assert_eq!(quiet.warnings(), vec![]);
     }
 }

@@ -42,9 +42,35 @@ pub struct EntityRt {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CycleKind {
+    /// Reads strictly after the checkpoint; becomes a [`CycleKind::Lookback`] sweep when one is
+    /// due (see [`cycle_kind`]), so every caller (agent, `sync`, nudges) sweeps on schedule.
     Incremental,
+    /// A lookback sweep (DESIGN §2.5): re-reads from the checkpoint that was current at the
+    /// entity's lookback anchor, to pick up late commits below what polls already read.
+    Lookback,
     /// A full resync pass (resumes an interrupted one).
     Resync { allow_deletions: bool },
+}
+
+impl CycleKind {
+    /// The run kind in the runs table, reports and events.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CycleKind::Incremental => "incremental",
+            CycleKind::Lookback => "lookback",
+            CycleKind::Resync { .. } => "resync",
+        }
+    }
+}
+
+/// What an incremental cycle actually is: a lookback sweep once one is due (sweeps enabled,
+/// `lookback_due_at` reached), else a plain poll. The one place that decides. A due time more
+/// than a lookback ahead means the clock was set back: sweep now rather than wait for it.
+pub fn cycle_kind(kind: CycleKind, due_at: Option<i64>, lookback_ms: i64, now_ms: i64) -> CycleKind {
+    match (kind, due_at) {
+        (CycleKind::Incremental, Some(due)) if lookback_ms > 0 && (due <= now_ms || due > now_ms + lookback_ms) => CycleKind::Lookback,
+        (k, _) => k,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -52,6 +78,9 @@ pub enum CycleKind {
 pub enum Outcome {
     CaughtUp,
     Failed,
+    /// The source asked for a wait longer than a cycle may block (a long `Retry-After`); the
+    /// agent calls it again at `next_attempt_at`.
+    Waiting,
     CircuitOpen,
     GuardTripped,
     Cancelled,
@@ -62,6 +91,7 @@ impl Outcome {
         match self {
             Outcome::CaughtUp => "caught_up",
             Outcome::Failed => "failed",
+            Outcome::Waiting => "waiting",
             Outcome::CircuitOpen => "circuit_open",
             Outcome::GuardTripped => "guard_tripped",
             Outcome::Cancelled => "cancelled",
@@ -82,7 +112,7 @@ pub struct CycleReport {
     pub error: Option<Failure>,
     pub pass: Option<PassEnd>,
     pub duration_ms: u64,
-    /// When the next attempt may happen (circuit open).
+    /// When the next attempt may happen (circuit open, or the source asked to wait).
     pub next_attempt_at: Option<i64>,
     /// The delivery pass to the entity's target that followed the cycle (`sync`, `resync`).
     pub forwarded: Option<ForwardReport>,
@@ -95,6 +125,7 @@ impl CycleReport {
         match self.outcome {
             Outcome::CaughtUp => s.push_str("caught up"),
             Outcome::Failed => s.push_str("FAILED"),
+            Outcome::Waiting => s.push_str("waiting for the source"),
             Outcome::CircuitOpen => s.push_str("skipped, circuit open"),
             Outcome::GuardTripped => s.push_str("resync STOPPED by the deletion guard"),
             Outcome::Cancelled => s.push_str("stopped"),
@@ -127,6 +158,46 @@ impl CycleReport {
 /// Records per write transaction at most, when pages queue up behind the writer.
 const WRITE_BATCH_RECORDS: usize = 10_000;
 
+/// Pages in a row with no record and no higher version before a cycle is stopped as not
+/// advancing (a source that answers `morePages: true` with a fresh key forever).
+pub const MAX_PAGES_WITHOUT_PROGRESS: u32 = 50;
+
+/// The next-page URLs a cycle has asked for, as hashes: a URL asked twice means the source is
+/// going round in circles. Bounded: past a million pages it starts over (a loop is then still
+/// caught by the no-progress count, or at its second turn).
+#[derive(Default)]
+struct SeenPages(std::collections::HashSet<u64>);
+
+impl SeenPages {
+    const MAX: usize = 1 << 20;
+
+    /// False when the URL was seen before in this cycle.
+    fn first_visit(&mut self, url: &url::Url) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        url.as_str().hash(&mut h);
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0.insert(h.finish())
+    }
+}
+
+/// How a next page is named in a message: its page key, or its URL (secrets redacted).
+fn describe_next(url: &url::Url) -> String {
+    match url.query_pairs().find(|(k, _)| k == "pageKey") {
+        Some((_, key)) => format!("pageKey {key}"),
+        None => crate::secrets::redact_url(url),
+    }
+}
+
+/// Why the fetcher ended before the feed did.
+enum FetchStop {
+    Failed(Failure),
+    /// The source is not advancing: `what` it did, on the page with this Trackingid and status.
+    Stalled { what: String, tracking_id: Option<String>, http_status: u16 },
+}
+
 struct ParsedPage {
     page: Page,
     tracking_id: Option<String>,
@@ -140,10 +211,10 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
     let started = std::time::Instant::now();
     let key = &e.key;
     let now = ctx.clock.now_ms();
-    let kind_name = match kind {
-        CycleKind::Incremental => "incremental",
-        CycleKind::Resync { .. } => "resync",
-    };
+    let started_at = now;
+    let lookback_ms = e.source.cfg.lookback.as_millis() as i64;
+    let kind = cycle_kind(kind, ctx.store.entity(key).ok().and_then(|r| r.lookback_due_at), lookback_ms, now);
+    let kind_name = kind.as_str();
     let mut report = CycleReport {
         connection: key.connection.clone(),
         entity: key.entity.clone(),
@@ -172,9 +243,10 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
 
     let setup = (|| -> Result<(RowVersion, Option<i64>, i64), String> {
         Ok(match kind {
-            CycleKind::Incremental => {
-                let from = ctx.store.lookback_start(key, now, e.source.cfg.lookback.as_millis() as i64).map_err(|x| x.to_string())?;
-                (from, None, 0)
+            CycleKind::Incremental => (ctx.store.entity(key).map_err(|x| x.to_string())?.checkpoint, None, 0),
+            CycleKind::Lookback => {
+                let anchor = ctx.store.entity(key).map_err(|x| x.to_string())?.lookback_anchor_at;
+                (ctx.store.checkpoint_at(key, anchor).map_err(|x| x.to_string())?, None, 0)
             }
             CycleKind::Resync { .. } => {
                 let expected = ctx.store.replica_count(key).map_err(|x| x.to_string())?;
@@ -216,9 +288,13 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
         // Owned here so that the channel closes when the fetcher ends and the writer's loop stops.
         let tx = tx;
         let mut url = first.clone();
+        let mut seen = SeenPages::default();
+        seen.first_visit(&url);
+        let mut best = from.clone();
+        let mut without_progress = 0u32;
         loop {
             if cancel.is_cancelled() {
-                return Err(Failure { class: FailureClass::Cancelled, message: "stopped".into(), http_status: None, tracking_id: None, retry_after: None });
+                return Err(FetchStop::Failed(Failure { class: FailureClass::Cancelled, message: "stopped".into(), http_status: None, tracking_id: None, retry_after: None }));
             }
             let on_retry = |attempt: u32, f: &Failure, wait: std::time::Duration| {
                 ctx.events.emit(EventKind::Retrying {
@@ -232,8 +308,25 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
                 });
             };
             let parse = |f: &crate::source::Fetched| e.profile.parse_page(&f.body, &first, f.link.as_deref());
-            let (page, fetched) = e.source.fetch(&url, Some(&key.entity), cancel, parse, on_retry).await?;
+            let (page, fetched) = e.source.fetch(&url, Some(&key.entity), cancel, parse, on_retry).await.map_err(FetchStop::Failed)?;
             let next = page.next.clone();
+            // A page that points back to a page already asked for, or the last of a long run of
+            // pages that bring nothing, is not applied: the checkpoint stays at the last good page.
+            let advanced = !page.records.is_empty() || !page.rejected.is_empty() || page.max_version.as_ref().is_some_and(|v| *v > best);
+            without_progress = if advanced { 0 } else { without_progress + 1 };
+            if let Some(v) = page.max_version.as_ref().filter(|v| **v > best) {
+                best = v.clone();
+            }
+            let stalled = match &next {
+                Some(n) if !seen.first_visit(n) => Some(format!("the source returned the same next page twice ({})", describe_next(n))),
+                Some(_) if without_progress >= MAX_PAGES_WITHOUT_PROGRESS => {
+                    Some(format!("the source returned {MAX_PAGES_WITHOUT_PROGRESS} pages in a row with no record and no higher version"))
+                }
+                _ => None,
+            };
+            if let Some(what) = stalled {
+                return Err(FetchStop::Stalled { what, tracking_id: fetched.tracking_id, http_status: fetched.status });
+            }
             if tx.send(ParsedPage { page, tracking_id: fetched.tracking_id, status: fetched.status }).await.is_err() {
                 return Ok(()); // the writer stopped; it reports why
             }
@@ -330,11 +423,34 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
         (failure, last_tracking)
     };
     let (fetched, (write_failure, last_tracking)) = tokio::join!(fetcher, writer);
-    let failure = write_failure.or(fetched.err());
+    let fetch_failure = match fetched {
+        Ok(()) => None,
+        Err(FetchStop::Failed(f)) => Some(f),
+        Err(FetchStop::Stalled { what, tracking_id, http_status }) => {
+            // Read after the writer is done: the checkpoint the pages before the bad one reached.
+            let checkpoint = ctx.store.entity(key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
+            let tid = tracking_id.as_deref().unwrap_or("of the last page");
+            Some(Failure {
+                class: FailureClass::Config,
+                message: format!(
+                    "{what}: it is not advancing; the cycle stopped at the last good page, checkpoint {checkpoint}; report the Trackingid {tid} to the source's owner"
+                ),
+                http_status: Some(http_status),
+                tracking_id,
+                retry_after: None,
+            })
+        }
+    };
+    let failure = write_failure.or(fetch_failure);
 
     let now = ctx.clock.now_ms();
     match &failure {
         Some(f) if f.class == FailureClass::Cancelled || cancel.is_cancelled() => report.outcome = Outcome::Cancelled,
+        Some(f) if f.class == FailureClass::RateLimited && f.retry_after.is_some_and(|w| w > crate::source::LONGEST_WAIT_IN_CYCLE) => {
+            report.outcome = Outcome::Waiting;
+            let wait_ms = f.retry_after.unwrap_or_default().as_millis().min(i64::MAX as u128 / 2) as i64;
+            report.next_attempt_at = Some(now.saturating_add(wait_ms));
+        }
         Some(_) => report.outcome = Outcome::Failed,
         None => {
             if let (Some(pass), CycleKind::Resync { allow_deletions }) = (pass, kind) {
@@ -416,8 +532,15 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
             tracing::warn!(entity = %key, error = %x, "could not record the run");
         }
     }
+    if caught_up {
+        let swept_from = (kind == CycleKind::Lookback).then_some(started_at);
+        if let Err(x) = ctx.store.schedule_lookback(key, now, lookback_ms, swept_from) {
+            tracing::warn!(entity = %key, error = %x, "could not schedule the lookback sweep");
+        }
+    }
     if let Some(until) = report.next_attempt_at {
-        let _ = ctx.store.note_skipped(key, Outcome::Failed.as_str(), error_text.as_deref().unwrap_or(""), Some(until), now);
+        let outcome = if report.outcome == Outcome::Waiting { Outcome::Waiting } else { Outcome::Failed };
+        let _ = ctx.store.note_skipped(key, outcome.as_str(), error_text.as_deref().unwrap_or(""), Some(until), now);
     }
     report.checkpoint = ctx.store.entity(key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -430,10 +553,29 @@ pub async fn run_cycle(ctx: &EngineCtx, e: &EntityRt, kind: CycleKind, cancel: &
         tracking_id: tracking,
     });
     match report.outcome {
-        Outcome::Failed | Outcome::GuardTripped => tracing::warn!("{}", report.summary()),
+        Outcome::Failed | Outcome::GuardTripped | Outcome::Waiting => tracing::warn!("{}", report.summary()),
         // An idle poll that found nothing is not news: 50 entities would log 50 lines a minute.
         _ if report.records == 0 && report.failed_new == 0 => tracing::debug!("{}", report.summary()),
         _ => tracing::info!("{}", report.summary()),
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_becomes_a_sweep_once_one_is_due_and_only_then() {
+        let (l, now) = (600_000, 10_000_000);
+        let kind = |due| cycle_kind(CycleKind::Incremental, due, l, now);
+        assert_eq!(kind(None), CycleKind::Incremental, "nothing scheduled before the first catch-up");
+        assert_eq!(kind(Some(now + 1)), CycleKind::Incremental);
+        assert_eq!(kind(Some(now)), CycleKind::Lookback);
+        assert_eq!(kind(Some(now - 1)), CycleKind::Lookback);
+        assert_eq!(kind(Some(now + l + 1)), CycleKind::Lookback, "the clock was set back");
+        assert_eq!(cycle_kind(CycleKind::Incremental, Some(now - 1), 0, now), CycleKind::Incremental, "lookback = 0s: no sweeps");
+        let resync = CycleKind::Resync { allow_deletions: false };
+        assert_eq!(cycle_kind(resync, Some(now - 1), l, now), resync, "a resync pass stays one");
+    }
 }

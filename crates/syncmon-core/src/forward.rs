@@ -231,6 +231,10 @@ async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, item: OutboxI
             // Not the record's fault: the change stays queued (or the replayed item pending).
             FailureClass::Auth if replayed.is_none() => return Sent::Stop(Some(format!("target `{}`: {fail}", target.cfg.id))),
             FailureClass::Auth => "target_auth",
+            // A wait longer than a call may block: the change stays queued for a later pass.
+            FailureClass::RateLimited if replayed.is_none() && fail.retry_after.is_some_and(|w| w > crate::source::LONGEST_WAIT_IN_CYCLE) => {
+                return Sent::Stop(Some(format!("target `{}`: {fail}", target.cfg.id)))
+            }
             FailureClass::Config => "target_rejected",
             FailureClass::RateLimited | FailureClass::Transient => {
                 if let Some(until) = target.breaker.lock().unwrap().record_failure(now) {

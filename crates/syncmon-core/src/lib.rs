@@ -6,6 +6,7 @@
 
 pub mod agent_lock;
 pub mod api;
+mod clock;
 pub mod config;
 pub mod engine;
 pub mod events;
@@ -20,7 +21,7 @@ pub mod webhook;
 
 use crate::agent_lock::{AgentLock, LockError};
 use crate::config::{Config, ConfigError};
-use crate::engine::{CycleKind, CycleReport, EngineCtx, EntityRt};
+use crate::engine::{CycleKind, CycleReport, EngineCtx, EntityRt, Outcome};
 use crate::events::{Event, EventBus, EventKind};
 use crate::profile::{Profile, Rejected};
 use crate::source::{FailureClass, SourceClient};
@@ -32,20 +33,8 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+pub use clock::{Clock, SystemClock, TestClock};
 pub use rowversion::RowVersion;
-
-/// Time source; passed in so that logic under test does not call `now()` behind its back.
-pub trait Clock: Send + Sync + 'static {
-    fn now_ms(&self) -> i64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-    }
-}
 
 /// Errors at the façade: a closed set of codes the front ends may branch on, plus a message
 /// that says what happened and what to do next.
@@ -99,6 +88,8 @@ pub enum Health {
     Paused,
     Resyncing,
     CircuitOpen,
+    /// The source asked for a long wait (`Retry-After`); calls resume at `next_attempt_at`.
+    Waiting,
     /// Never synced yet.
     Pending,
 }
@@ -112,6 +103,7 @@ impl Health {
             Health::Paused => "paused",
             Health::Resyncing => "resyncing",
             Health::CircuitOpen => "circuit open",
+            Health::Waiting => "waiting",
             Health::Pending => "pending",
         }
     }
@@ -153,6 +145,8 @@ pub struct Syncmon {
     pub(crate) entities: Vec<Arc<EntityRt>>,
     /// The file the config came from; the Connections screen edits it in place.
     pub(crate) config_path: Option<PathBuf>,
+    /// Risky settings (plain HTTP to a remote host, an open webhook listener), computed once.
+    pub(crate) warnings: Vec<config::ConfigWarning>,
     /// Held by an agent (and one-shot writers) for as long as this handle lives.
     agent_lock: Option<Arc<AgentLock>>,
 }
@@ -253,7 +247,8 @@ impl Syncmon {
         }
         let events = Arc::new(EventBus::new(clock.clone()));
         let ctx = Arc::new(EngineCtx { store, events, clock, runs_kept: config.storage.runs_kept });
-        Ok(Syncmon { config, ctx, entities, config_path: None, agent_lock })
+        let warnings = config.warnings();
+        Ok(Syncmon { config, ctx, entities, config_path: None, warnings, agent_lock })
     }
 
     /// Whether this handle holds the data directory's agent lock.
@@ -273,6 +268,11 @@ impl Syncmon {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// What in the config may work but is risky; `status`, the UI and the agent's log show it.
+    pub fn config_warnings(&self) -> &[config::ConfigWarning] {
+        &self.warnings
     }
 
     /// Up to `limit` of the last events (at most `events::RECENT_EVENTS`), newest first.
@@ -411,6 +411,9 @@ impl Syncmon {
             let lag_ms = row.last_caught_up_at.map(|t| (now - t).max(0));
             let (health, reason) = if row.paused {
                 (Health::Paused, Some("paused by the user".to_string()))
+            } else if row.next_attempt_at.is_some_and(|t| t > now) && row.last_outcome.as_deref() == Some(Outcome::Waiting.as_str()) {
+                // Front ends say "waiting for the source until 14:05" from next_attempt_at, in local time.
+                (Health::Waiting, row.last_error.clone())
             } else if row.next_attempt_at.is_some_and(|t| t > now) && row.last_outcome.as_deref() != Some("caught_up") {
                 (Health::CircuitOpen, row.last_error.clone())
             } else if row.resync_state.as_deref() == Some("running") && row.last_outcome.as_deref() != Some("failed") {
@@ -596,6 +599,9 @@ impl Syncmon {
 
     /// Runs the agent until `cancel`: scheduled polls, nudges, the webhook receiver.
     pub async fn run(self: &Arc<Self>, cancel: CancellationToken) -> Result<()> {
+        for w in &self.warnings {
+            tracing::warn!("config: {}", w.message);
+        }
         scheduler::run(self.clone(), cancel).await
     }
 }

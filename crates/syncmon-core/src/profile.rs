@@ -155,9 +155,11 @@ impl Profile {
         }
         if let Some(next) = &page.next {
             if next.origin() != self.entity_url.origin() {
+                // The same rule as for redirects (source.rs): credentials stay on the origin asked.
                 return Err(format!(
-                    "the next-page URL points to another server ({}); refusing to send credentials there",
-                    next.origin().ascii_serialization()
+                    "the next-page URL points to another server ({}, not {}); Syncmon does not send credentials to another origin: set base_url to the origin that serves the API",
+                    next.origin().ascii_serialization(),
+                    self.entity_url.origin().ascii_serialization()
                 ));
             }
         }
@@ -180,7 +182,7 @@ impl Profile {
         let next = if !body.more_pages {
             None
         } else if let Some(u) = body.next_page_url.filter(|u| !u.is_empty()) {
-            Some(self.entity_url.join(&u).map_err(|e| format!("nextPageURL `{u}` is not a URL: {e}"))?)
+            Some(self.entity_url.join(&u).map_err(|e| format!("nextPageURL `{}` is not a URL: {e}", crate::secrets::redact_url_text(&u)))?)
         } else if let Some(k) = body.next_page_key.filter(|k| !k.is_empty()) {
             let mut u = self.entity_url.clone();
             u.query_pairs_mut().append_pair("pageKey", &k);
@@ -214,12 +216,12 @@ impl Profile {
             }
         } else if let Some(ptr) = &c.next_url_pointer {
             match pointer_string(root, ptr)? {
-                Some(u) => Some(self.entity_url.join(&u).map_err(|e| format!("next URL `{u}` is not a URL: {e}"))?),
+                Some(u) => Some(self.entity_url.join(&u).map_err(|e| format!("next URL `{}` is not a URL: {e}", crate::secrets::redact_url_text(&u)))?),
                 None => None,
             }
         } else if c.next == Some(NextPageMode::LinkHeader) {
             match link_header.and_then(next_link) {
-                Some(u) => Some(self.entity_url.join(&u).map_err(|e| format!("Link URL `{u}` is not a URL: {e}"))?),
+                Some(u) => Some(self.entity_url.join(&u).map_err(|e| format!("Link URL `{}` is not a URL: {e}", crate::secrets::redact_url_text(&u)))?),
                 None => None,
             }
         } else {
@@ -272,8 +274,47 @@ impl Profile {
                 return Err(reject(Some(id), Some(version), "missing_field", format!("required field `{f}` is missing or null")));
             }
         }
+        let depth = nesting_depth(payload);
+        if depth > MAX_RECORD_DEPTH {
+            return Err(reject(
+                Some(id),
+                Some(version),
+                "too_deep",
+                format!("the record is nested {depth} levels deep, more than {MAX_RECORD_DEPTH}: readers of the replica could not parse it"),
+            ));
+        }
         Ok(Record { id, version, data: payload.to_string() })
     }
+}
+
+/// Records nested deeper than this are refused: most JSON readers (serde_json, SQLite's json
+/// functions at 1000) stop at about this depth, so the replica would hold rows nobody can read.
+pub const MAX_RECORD_DEPTH: usize = 128;
+
+/// The deepest nesting of arrays and objects in a JSON text, without parsing it (no recursion).
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Follows a JSON pointer through raw values without building a tree; "" is the root.

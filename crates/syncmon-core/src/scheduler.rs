@@ -1,7 +1,9 @@
 //! The agent loop: one worker per entity. Each catches up once at start, then waits for the
 //! first of its poll timer (with jitter, so entities do not fire together), a nudge, or
-//! shutdown. The webhook receiver, when configured, turns verified calls into nudges. An entity
-//! that forwards to a target also has a delivery worker, woken by the writes that queue changes.
+//! shutdown. A poll is an incremental cycle, which the engine turns into a lookback sweep when
+//! one is due (`engine::cycle_kind`), so `syncmon sync` sweeps on the same schedule. The webhook
+//! receiver, when configured, turns verified calls into nudges. An entity that forwards to a
+//! target also has a delivery worker, woken by the writes that queue changes.
 
 use crate::engine::{self, CycleKind, EntityRt};
 use crate::forward::{self, Forwarder};
@@ -19,7 +21,7 @@ pub async fn run(sm: Arc<Syncmon>, cancel: CancellationToken) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&w.listen)
             .await
             .map_err(|e| Error::Io(format!("cannot listen for webhooks on {}: {e}; pick a free port in [webhooks] listen", w.listen)))?;
-        let router = webhook::router(webhook_connections(&sm), Arc::new(Nudger(sm.clone())), Arc::new(webhook::SystemClock));
+        let router = webhook::router(webhook_connections(&sm), Arc::new(Nudger(sm.clone())), sm.ctx.clock.clone());
         tracing::info!("webhook receiver listening on http://{}/webhooks/<connection>", w.listen);
         let stop = cancel.clone();
         tasks.spawn(async move {
@@ -54,7 +56,8 @@ async fn worker(sm: Arc<Syncmon>, e: Arc<EntityRt>, cancel: CancellationToken) {
             let row = sm.ctx.store.entity(&e.key).ok();
             let now = sm.ctx.clock.now_ms();
             let poll = e.cfg.poll_every.mul_f64(rand::thread_rng().gen_range(0.9..1.1));
-            // While the circuit is open, wake when it half-opens rather than at the next poll.
+            // While the circuit is open (or the source asked to wait), wake when it half-opens
+            // (or the wait ends) rather than at the next poll.
             let wait = match row.and_then(|r| r.next_attempt_at).filter(|t| *t > now) {
                 Some(t) => Duration::from_millis((t - now) as u64 + 10).min(poll),
                 None => poll,
@@ -74,6 +77,11 @@ async fn worker(sm: Arc<Syncmon>, e: Arc<EntityRt>, cancel: CancellationToken) {
             continue;
         }
         let now = sm.ctx.clock.now_ms();
+        // The source asked for a long wait (Retry-After): neither polls nor nudges call it before
+        // then (an explicit `syncmon sync` still does).
+        if row.last_outcome.as_deref() == Some(engine::Outcome::Waiting.as_str()) && row.next_attempt_at.is_some_and(|t| t > now) {
+            continue;
+        }
         let resync_due = e.cfg.full_resync_every.is_some_and(|every| {
             row.last_caught_up_at.is_some() && row.last_full_resync_at.is_none_or(|t| now - t >= every.as_millis() as i64)
         });
@@ -108,14 +116,21 @@ async fn deliverer(sm: Arc<Syncmon>, e: Arc<EntityRt>, f: Arc<Forwarder>, cancel
     }
 }
 
-/// Bounded upkeep once an hour: the request log keeps its retention.
+/// How often housekeeping runs: twice per retention period, so the request log never holds more
+/// than 1.5 × its retention, and at least hourly; never more often than every second.
+fn housekeeping_interval(retention: Duration) -> Duration {
+    (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(3600))
+}
+
+/// Bounded upkeep: the request log keeps its retention.
 async fn housekeeping(sm: Arc<Syncmon>, cancel: CancellationToken) {
+    let every = housekeeping_interval(sm.config.storage.request_log_retention);
     loop {
         let cutoff = sm.ctx.clock.now_ms() - sm.config.storage.request_log_retention.as_millis() as i64;
         let s = sm.clone();
         let _ = tokio::task::spawn_blocking(move || s.ctx.store.prune_request_log(cutoff)).await;
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = cancel.cancelled() => return,
         }
     }

@@ -4,19 +4,30 @@
 use crate::config::{AuthKind, ConnectionConfig, ProfileKind, TargetConfig};
 use crate::secrets::{self, redact_url, Secret, SecretKind};
 use crate::store::{RequestRow, Store};
-use crate::Clock;
+use crate::clock::Clock;
 use governor::{Quota, RateLimiter};
 use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+// `Instant` only measures how long a call took, for the request log; every time a decision
+// depends on is read from the engine's clock.
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
 /// Pages larger than this are refused rather than buffered (a misconfigured page size or a
-/// runaway server must not exhaust memory).
-pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+/// runaway server must not exhaust memory). 64 MB is 64 KB a record at the default page size.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Redirects followed for one call, each within the origin the call was made to.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// A `Retry-After` up to this long is waited for within the cycle (the pages read so far stay
+/// in flight); a longer one ends the cycle with the entity waiting, visible in the status, and
+/// the agent comes back when the source said to. One minute is far above any normal pacing and
+/// keeps an idle-looking entity explained within a minute.
+pub const LONGEST_WAIT_IN_CYCLE: Duration = Duration::from_secs(60);
 
 /// A successful response, body read in full.
 #[derive(Debug)]
@@ -75,6 +86,9 @@ impl std::fmt::Display for Failure {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     Retry { after: Duration, reason: String },
+    /// The source asked for a wait longer than [`LONGEST_WAIT_IN_CYCLE`]: end the cycle and
+    /// come back `after` from now.
+    WaitOutsideCycle { after: Duration },
     GiveUp,
 }
 
@@ -98,8 +112,11 @@ impl RetryPolicy {
     /// `transient_tries` and `limited_tries` count the failures so far, this one included.
     pub fn decide(&self, f: &Failure, transient_tries: u32, limited_tries: u32, rng: &mut impl Rng) -> Decision {
         match f.class {
+            FailureClass::RateLimited if f.retry_after.is_some_and(|w| w > LONGEST_WAIT_IN_CYCLE) => {
+                Decision::WaitOutsideCycle { after: f.retry_after.unwrap_or_default() }
+            }
             FailureClass::RateLimited if limited_tries <= self.max_rate_limited => {
-                let after = f.retry_after.unwrap_or_else(|| self.full_jitter(limited_tries, rng)).min(Duration::from_secs(300));
+                let after = f.retry_after.unwrap_or_else(|| self.full_jitter(limited_tries, rng));
                 Decision::Retry { after, reason: "rate limited (429)".into() }
             }
             FailureClass::Transient if transient_tries <= self.max_retries => {
@@ -161,9 +178,12 @@ impl Breaker {
 
 struct CachedToken {
     value: Secret,
-    refresh_at: Instant,
+    /// On the engine's clock, in ms.
+    refresh_at_ms: i64,
 }
 
+/// The rate limiter spaces calls on its own monotonic clock: it measures intervals between
+/// calls, it does not read the time of day.
 type DirectLimiter = RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, governor::clock::DefaultClock>;
 
 pub struct SourceClient {
@@ -220,6 +240,9 @@ impl SourceClient {
             .user_agent(concat!("syncmon/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(60))
+            // Redirects are followed by `call_once` and the token request, only within the
+            // origin asked: the client's own policy would carry the credentials anywhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a TLS backend is compiled in")
     }
@@ -258,7 +281,7 @@ impl SourceClient {
     /// A cached client-credentials token, fetched when missing or about to expire.
     async fn oauth_token(&self, entity: Option<&str>) -> Result<Secret, Failure> {
         let mut slot = self.token.lock().await;
-        if let Some(t) = slot.as_ref().filter(|t| t.refresh_at > Instant::now()) {
+        if let Some(t) = slot.as_ref().filter(|t| t.refresh_at_ms > self.clock.now_ms()) {
             return Ok(t.value.clone());
         }
         let token_url = self.cfg.token_url.clone().unwrap_or_default();
@@ -272,17 +295,48 @@ impl SourceClient {
         if let Some(s) = &self.cfg.scope {
             form.push(("scope", s.clone()));
         }
-        let started = Instant::now();
-        let result = self.http.post(url.clone()).form(&form).timeout(self.cfg.timeout).send().await;
-        let (status, tracking_id, body) = match result {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let tid = tracking_id(resp.headers());
-                (Some(status), tid, resp.bytes().await.ok())
+        // The token request follows redirects itself, like `call_once`: only within token_url's
+        // origin, so that the client secret is never posted anywhere else.
+        let (mut method, mut url, mut hops) = (reqwest::Method::POST, url, 0);
+        let (status, tracking_id, body) = loop {
+            let started = Instant::now();
+            let mut req = self.http.request(method.clone(), url.clone());
+            if method == reqwest::Method::POST {
+                req = req.form(&form);
             }
-            Err(e) => (None, None, Some(bytes::Bytes::from(e.to_string()))),
+            let resp = match req.timeout(self.cfg.timeout).send().await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    self.log(&url, method.as_str(), entity, None, started, 1, None, None, Some(describe_reqwest_error(&e)));
+                    break (None, None, None);
+                }
+            };
+            let status = resp.status().as_u16();
+            let tid = tracking_id(resp.headers());
+            let Some(next) = redirect_location(&resp, &url) else {
+                let body = resp.bytes().await.ok();
+                self.log(&url, method.as_str(), entity, Some(status), started, 1, body.as_ref().map(|b| b.len()), tid.clone(), None);
+                break (Some(status), tid, body);
+            };
+            let refused = if next.origin() != url.origin() {
+                Some(format!(
+                    "the token endpoint redirected {} → {}, another origin; Syncmon does not send the client secret to another origin: set token_url to the URL that issues the tokens",
+                    url.origin().ascii_serialization(),
+                    next.origin().ascii_serialization()
+                ))
+            } else if hops == MAX_REDIRECTS {
+                Some(format!("the token endpoint redirected more than {MAX_REDIRECTS} times; set token_url to the URL the redirects end at"))
+            } else {
+                None
+            };
+            self.log(&url, method.as_str(), entity, Some(status), started, 1, None, tid.clone(), refused.clone());
+            if let Some(message) = refused {
+                return Err(Failure { class: FailureClass::Config, message, http_status: Some(status), tracking_id: tid, retry_after: None });
+            }
+            hops += 1;
+            method = method_after_redirect(status, &method);
+            url = next;
         };
-        self.log(&url, "POST", entity, status, started, 1, body.as_ref().map(|b| b.len()), tracking_id.clone(), None);
         let fail = |msg: String| Failure { class: FailureClass::Auth, message: msg, http_status: status, tracking_id: tracking_id.clone(), retry_after: None };
         match status {
             Some(200..=299) => {}
@@ -303,7 +357,7 @@ impl SourceClient {
         // Refresh shortly before expiry: at 90 % of the lifetime, at most a minute early.
         let margin = (life / 10).min(Duration::from_secs(60));
         let token = Secret::new(parsed.access_token);
-        *slot = Some(CachedToken { value: token.clone(), refresh_at: Instant::now() + life - margin });
+        *slot = Some(CachedToken { value: token.clone(), refresh_at_ms: self.clock.now_ms() + (life - margin).as_millis() as i64 });
         Ok(token)
     }
 
@@ -331,28 +385,62 @@ impl SourceClient {
             }
         }
         headers.insert(reqwest::header::ACCEPT, HeaderValue::from_static("application/json"));
-        let mut req = self.http.request(method.clone(), url.clone());
-        if let Some(b) = body {
+        if body.is_some() {
             headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            req = req.body(b.clone());
         }
-        let m = method.as_str();
-        let started = Instant::now();
-        let resp = match req.headers(headers).timeout(self.cfg.timeout).send().await {
-            Ok(r) => r,
-            Err(e) => {
-                let msg = describe_reqwest_error(&e);
-                self.log(url, m, entity, None, started, attempt, None, None, Some(msg.clone()));
-                return Err(Failure::new(FailureClass::Transient, msg));
+        let (mut method, mut url, mut body) = (method.clone(), url.clone(), body.cloned());
+        let mut hops = 0;
+        let (resp, started) = loop {
+            let mut req = self.http.request(method.clone(), url.clone());
+            if let Some(b) = &body {
+                req = req.body(b.clone());
             }
+            let started = Instant::now();
+            let resp = match req.headers(headers.clone()).timeout(self.cfg.timeout).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let msg = describe_reqwest_error(&e);
+                    self.log(&url, method.as_str(), entity, None, started, attempt, None, None, Some(msg.clone()));
+                    return Err(Failure::new(FailureClass::Transient, msg));
+                }
+            };
+            let Some(next) = redirect_location(&resp, &url) else { break (resp, started) };
+            // Each hop is a call of its own in the request log, with its own URL and status.
+            let status = resp.status().as_u16();
+            let tid = tracking_id(resp.headers());
+            let refused = if next.origin() != url.origin() {
+                let (who, fix) = if self.target { ("target", "set the target's base_url") } else { ("source", "set base_url") };
+                Some(format!(
+                    "the {who} redirected {} → {}, another origin; Syncmon does not send credentials to another origin: {fix} to the origin that serves the API",
+                    url.origin().ascii_serialization(),
+                    next.origin().ascii_serialization()
+                ))
+            } else if hops == MAX_REDIRECTS {
+                Some(format!("the {} redirected more than {MAX_REDIRECTS} times; set the URL the redirects end at in the config", if self.target { "target" } else { "source" }))
+            } else {
+                None
+            };
+            self.log(&url, method.as_str(), entity, Some(status), started, attempt, None, tid.clone(), refused.clone());
+            if let Some(message) = refused {
+                return Err(Failure { class: FailureClass::Config, message, http_status: Some(status), tracking_id: tid, retry_after: None });
+            }
+            hops += 1;
+            let m = method_after_redirect(status, &method);
+            if m != method {
+                body = None;
+                headers.remove(reqwest::header::CONTENT_TYPE);
+            }
+            method = m;
+            url = next;
         };
+        let (m, url) = (method.as_str(), &url);
         let status = resp.status().as_u16();
         let tid = tracking_id(resp.headers());
         if let Some(c) = resp.headers().get("x-server-cache-id").and_then(|v| v.to_str().ok()) {
             *self.cache_id.lock().unwrap() = Some(c.to_string());
         }
         let link = resp.headers().get(reqwest::header::LINK).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let retry_after = retry_after(resp.headers());
+        let retry_after = retry_after(resp.headers(), self.clock.now_system());
         if resp.content_length().is_some_and(|l| l as usize > MAX_BODY_BYTES) {
             let msg = format!("the page is larger than {} MB; lower the entity's page_size", MAX_BODY_BYTES >> 20);
             self.log(url, m, entity, Some(status), started, attempt, None, tid.clone(), Some(msg.clone()));
@@ -363,9 +451,9 @@ impl SourceClient {
             Ok(b) => (b, None),
             Err(e) => (bytes::Bytes::new(), Some(e)),
         };
-        self.log(url, m, entity, Some(status), started, attempt, Some(body.len()), tid.clone(), read_error.clone());
-        if let Some(e) = read_error {
-            return Err(Failure { class: FailureClass::Transient, message: e, http_status: Some(status), tracking_id: tid, retry_after: None });
+        self.log(url, m, entity, Some(status), started, attempt, Some(body.len()), tid.clone(), read_error.as_ref().map(|(_, e)| e.clone()));
+        if let Some((class, message)) = read_error {
+            return Err(Failure { class, message, http_status: Some(status), tracking_id: tid, retry_after: None });
         }
         if (200..300).contains(&status) {
             return Ok(Fetched { status, body, tracking_id: tid, link });
@@ -431,7 +519,7 @@ impl SourceClient {
                     Ok(t) => return Ok((t, f)),
                     Err(e) => Failure {
                         class: FailureClass::Transient,
-                        message: format!("unusable response body: {e}"),
+                        message: format!("unusable response body: {e}; if it persists, report the Trackingid to the source's owner"),
                         http_status: Some(f.status),
                         tracking_id: f.tracking_id.clone(),
                         retry_after: None,
@@ -453,6 +541,14 @@ impl SourceClient {
             let decision = self.policy.decide(&failure, transient, limited, &mut rand::thread_rng());
             match decision {
                 Decision::GiveUp => return Err(failure),
+                Decision::WaitOutsideCycle { after } => {
+                    let who = if self.target { "target" } else { "source" };
+                    let wait = rough_duration(after);
+                    return Err(Failure {
+                        message: format!("{}; the {who} asked to wait {wait} (Retry-After)", failure.message.trim_end_matches('.')),
+                        ..failure
+                    });
+                }
                 Decision::Retry { after, .. } => {
                     on_retry(attempt, &failure, after);
                     tokio::select! {
@@ -486,30 +582,62 @@ impl SourceClient {
     }
 }
 
+/// "90 s", "45 min", "5 h", "365 days": a wait as people say it (humantime's months of 30.44
+/// days make a year read "11months 30days 3h 50m 24s").
+fn rough_duration(d: Duration) -> String {
+    match d.as_secs() {
+        s if s < 120 => format!("{s} s"),
+        s if s < 2 * 3600 => format!("{} min", s / 60),
+        s if s < 2 * 86_400 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
+}
+
+/// Where a redirect answer (301, 302, 303, 307, 308 with a `Location`) points, resolved against
+/// the URL that was asked; None for any other answer.
+fn redirect_location(resp: &reqwest::Response, from: &Url) -> Option<Url> {
+    if !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = resp.headers().get(reqwest::header::LOCATION)?.to_str().ok()?;
+    from.join(location).ok()
+}
+
+/// 303 turns any method into GET, and so do 301/302 for a POST (what every client does);
+/// 307 and 308 keep the method and its body.
+fn method_after_redirect(status: u16, method: &reqwest::Method) -> reqwest::Method {
+    match status {
+        303 if *method != reqwest::Method::HEAD => reqwest::Method::GET,
+        301 | 302 if *method == reqwest::Method::POST => reqwest::Method::GET,
+        _ => method.clone(),
+    }
+}
+
 /// `Trackingid`, read case-insensitively (HeaderMap names are already lowercase).
 fn tracking_id(h: &HeaderMap) -> Option<String> {
     h.get("trackingid").and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-/// `Retry-After` in seconds (or an HTTP date), else `X-RateLimit-Reset` as seconds from now.
-fn retry_after(h: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` in seconds (or an HTTP date), else `X-RateLimit-Reset` as seconds from now;
+/// dates are measured from `now`, the engine's clock.
+fn retry_after(h: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(v) = get("retry-after") {
         if let Ok(secs) = v.parse::<u64>() {
             return Some(Duration::from_secs(secs));
         }
         if let Ok(at) = humantime::parse_rfc3339_weak(v).or_else(|_| httpdate_to_system(v)) {
-            return Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default());
+            return Some(at.duration_since(now).unwrap_or_default());
         }
     }
     get("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok()).map(|s| {
         // Either seconds to wait or a unix timestamp; a big number is a timestamp.
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         Duration::from_secs(if s > 1_000_000_000 { s.saturating_sub(now) } else { s })
     })
 }
 
-fn httpdate_to_system(v: &str) -> Result<std::time::SystemTime, ()> {
+fn httpdate_to_system(v: &str) -> Result<SystemTime, ()> {
     // "Wed, 21 Oct 2015 07:28:00 GMT" → RFC 3339 for humantime.
     let parts: Vec<&str> = v.split_whitespace().collect();
     if parts.len() != 6 {
@@ -547,18 +675,20 @@ pub fn error_summary(body: &[u8]) -> String {
     }
 }
 
-async fn read_body(mut resp: reqwest::Response) -> Result<bytes::Bytes, String> {
+/// Reads the body as it streams in, up to [`MAX_BODY_BYTES`]: a larger one is refused (a
+/// configuration problem, not retried) before it is held in memory whole.
+async fn read_body(mut resp: reqwest::Response) -> Result<bytes::Bytes, (FailureClass, String)> {
     let mut buf = bytes::BytesMut::with_capacity(resp.content_length().unwrap_or(64 * 1024).min(MAX_BODY_BYTES as u64) as usize);
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(format!("the page is larger than {} MB; lower the entity's page_size", MAX_BODY_BYTES >> 20));
+                    return Err((FailureClass::Config, format!("the page is larger than {} MB; lower the entity's page_size", MAX_BODY_BYTES >> 20)));
                 }
                 buf.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(buf.freeze()),
-            Err(e) => return Err(format!("the response was cut off: {}", describe_reqwest_error(&e))),
+            Err(e) => return Err((FailureClass::Transient, format!("the response was cut off: {}", describe_reqwest_error(&e)))),
         }
     }
 }
@@ -605,7 +735,7 @@ mod tests {
             for _ in 0..50 {
                 match policy().decide(&f, attempt, 0, &mut rng) {
                     Decision::Retry { after, .. } => assert!(after <= ceiling, "attempt {attempt}: {after:?} > {ceiling:?}"),
-                    Decision::GiveUp => panic!("attempt {attempt} is within the budget"),
+                    other => panic!("attempt {attempt} is within the budget: {other:?}"),
                 }
             }
         }
@@ -620,6 +750,18 @@ mod tests {
         assert!(matches!(policy().decide(&f, 0, 1, &mut rng), Decision::Retry { after, .. } if after == Duration::from_secs(2)));
         assert_eq!(policy().decide(&f, 0, 6, &mut rng), Decision::GiveUp);
         assert_eq!(policy().decide(&Failure::new(FailureClass::Config, "404"), 1, 0, &mut rng), Decision::GiveUp);
+    }
+
+    #[test]
+    fn a_wait_longer_than_a_cycle_may_block_ends_the_cycle_instead() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut f = Failure::new(FailureClass::RateLimited, "429");
+        f.retry_after = Some(LONGEST_WAIT_IN_CYCLE);
+        assert!(matches!(policy().decide(&f, 0, 1, &mut rng), Decision::Retry { after, .. } if after == LONGEST_WAIT_IN_CYCLE));
+        f.retry_after = Some(Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(policy().decide(&f, 0, 1, &mut rng), Decision::WaitOutsideCycle { after: Duration::from_secs(365 * 24 * 3600) });
+        assert_eq!(rough_duration(Duration::from_secs(365 * 24 * 3600)), "365 days");
+        assert_eq!(rough_duration(Duration::from_secs(2 * 3600)), "2 h");
     }
 
     #[test]
@@ -640,10 +782,17 @@ mod tests {
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {
         let mut h = HeaderMap::new();
+        let now = crate::clock::TestClock::fixed(1_445_412_420_000).now_system(); // 2015-10-21 07:27:00 UTC
         h.insert("retry-after", HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
         h.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
-        assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past means now");
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(60)), "a date is a wait measured on the engine's clock");
+        assert_eq!(retry_after(&h, now + Duration::from_secs(3600)), Some(Duration::ZERO), "a date in the past means now");
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("1445412450"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)), "a reset timestamp, measured on the engine's clock");
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("12"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(12)), "a small reset is seconds to wait");
     }
 
     #[test]

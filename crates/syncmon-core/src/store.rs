@@ -204,6 +204,12 @@ CREATE TABLE outbox (
     UNIQUE (connection, entity, record_id)
 );
 CREATE INDEX outbox_by_entity ON outbox (connection, entity, id);
+"#, r#"
+-- Lookback sweeps (DESIGN §2.5): the next sweep re-reads from the checkpoint that was current at
+-- `lookback_anchor_at` (NULL = from the beginning: the first sweep re-reads the initial load once),
+-- and is due at `lookback_due_at` (NULL = not scheduled: nothing has caught up yet).
+ALTER TABLE entity_state ADD COLUMN lookback_anchor_at INTEGER;
+ALTER TABLE entity_state ADD COLUMN lookback_due_at INTEGER;
 "#];
 
 /// One row of `entity_state`.
@@ -226,6 +232,10 @@ pub struct EntityRow {
     pub last_full_resync_at: Option<i64>,
     /// When a skipped or failed entity will be tried next (circuit open, backoff).
     pub next_attempt_at: Option<i64>,
+    /// The next lookback sweep starts from the checkpoint current at this time (None = from 0).
+    pub lookback_anchor_at: Option<i64>,
+    /// When the next lookback sweep is due (None = not scheduled yet).
+    pub lookback_due_at: Option<i64>,
 }
 
 /// What a page contributes to the replica, applied atomically by [`Store::apply_page`].
@@ -364,6 +374,64 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// Creates the data directory readable by its owner only (0700 on Unix): the replica holds the
+/// source's data. An existing directory is tightened only while it holds nothing but Syncmon's
+/// own files (made for Syncmon, e.g. by an older version or by the agent lock): a directory the
+/// user shares on purpose is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    if !dir.is_dir() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        return builder.create(dir);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        let ours = std::fs::read_dir(dir)?.all(|e| {
+            e.is_ok_and(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("syncmon.db") || n == "agent.lock"))
+        });
+        if mode & 0o077 != 0 && ours {
+            // Best effort: a directory owned by someone else stays as it is.
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700));
+        }
+    }
+    Ok(())
+}
+
+/// The database file is created owner-only (0600 on Unix) before SQLite opens it; SQLite gives its
+/// `-wal` and `-shm` files the database's mode. Files a looser umask made earlier are tightened.
+fn make_private_files(db: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(db) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            if let Ok(meta) = std::fs::metadata(&file) {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700))?;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
+}
+
 /// Brings the schema to [`SCHEMA_VERSION`] in ONE immediate transaction: the version is read
 /// under the write lock, so a second process opening the same new database waits and then finds
 /// the schema made, instead of both creating it ("table entity_state already exists").
@@ -457,8 +525,9 @@ impl Store {
 
     fn open_writer(path: &Path, check: bool) -> Result<Store> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open { path: path.into(), message: e.to_string() })?;
+            create_private_dir(dir).map_err(|e| StoreError::Open { path: path.into(), message: e.to_string() })?;
         }
+        make_private_files(path).map_err(|e| StoreError::Open { path: path.into(), message: e.to_string() })?;
         let existed = path.metadata().is_ok_and(|m| m.len() > 0);
         let damaged = |problems: Vec<String>| StoreError::Damaged { path: path.into(), problems };
         let failed = |e: rusqlite::Error| if is_corruption(&e) { damaged(vec![e.to_string()]) } else { StoreError::Open { path: path.into(), message: e.to_string() } };
@@ -630,36 +699,77 @@ impl Store {
         })
     }
 
-    /// Where a cycle starts reading: the checkpoint that was current `lookback_ms` ago (DESIGN
-    /// §2.5), so late commits behind the checkpoint are re-read. With no history that old, the
-    /// oldest recorded checkpoint; with none at all, the current one.
-    pub fn lookback_start(&self, key: &EntityKey, now_ms: i64, lookback_ms: i64) -> Result<RowVersion> {
+    /// Where a lookback sweep starts reading: the checkpoint that was current at `at` (the latest
+    /// history point at or before it), never above the current checkpoint. No such point, or no
+    /// anchor at all, means from the beginning: every version assigned since `at` lies above it,
+    /// so a commit that became visible late, below what polls had already read, is re-read.
+    pub fn checkpoint_at(&self, key: &EntityKey, at: Option<i64>) -> Result<RowVersion> {
         self.read(|c| {
-            let at_or_before: Option<String> = c
+            let Some(at) = at else { return Ok(RowVersion::zero()) };
+            let found: Option<String> = c
                 .query_row(
                     "SELECT checkpoint FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 AND at <= ?3
                      ORDER BY at DESC LIMIT 1",
-                    params![key.connection, key.entity, now_ms - lookback_ms],
+                    params![key.connection, key.entity, at],
                     |r| r.get(0),
                 )
                 .optional()?;
-            let found = match at_or_before {
-                Some(v) => Some(v),
-                None => c
-                    .query_row(
-                        "SELECT checkpoint FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 ORDER BY at ASC LIMIT 1",
-                        params![key.connection, key.entity],
-                        |r| r.get(0),
-                    )
-                    .optional()?,
-            };
             let current: String = c.query_row(
                 "SELECT checkpoint FROM entity_state WHERE connection = ?1 AND entity = ?2",
                 params![key.connection, key.entity],
                 |r| r.get(0),
             )?;
             let cur = RowVersion::parse(&current).unwrap_or_default();
-            Ok(found.and_then(|v| RowVersion::parse(&v)).map_or(cur.clone(), |h| h.min(cur)))
+            Ok(found.and_then(|v| RowVersion::parse(&v)).map_or(RowVersion::zero(), |h| h.min(cur)))
+        })
+    }
+
+    /// After a cycle that caught up: schedules the lookback sweeps (DESIGN §2.5) and prunes the
+    /// checkpoint history they read.
+    /// - A sweep that started at `sweep_started_at = s` has re-read everything that became visible
+    ///   by `s` and was assigned after its anchor. A commit visible after `s` is at most `lookback`
+    ///   late, so its version was assigned after `s − lookback`: the next sweep starts there and is
+    ///   due at `s + lookback`.
+    /// - Any other catch-up only schedules the first sweep, `lookback` after it, with the anchor
+    ///   left as it is (none at first: the first sweep re-reads the initial load once, including
+    ///   below its top, where a load cannot see late commits).
+    /// - `lookback_ms == 0` disables sweeps.
+    ///
+    /// History older than the UI's week and twice the lookback goes, except the point the anchor
+    /// needs.
+    pub fn schedule_lookback(&self, key: &EntityKey, now_ms: i64, lookback_ms: i64, sweep_started_at: Option<i64>) -> Result<()> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let args = params![key.connection, key.entity];
+            match sweep_started_at {
+                _ if lookback_ms <= 0 => {
+                    tx.execute("UPDATE entity_state SET lookback_due_at = NULL WHERE connection = ?1 AND entity = ?2", args)?;
+                }
+                Some(s) => {
+                    tx.execute(
+                        "UPDATE entity_state SET lookback_anchor_at = ?3, lookback_due_at = ?4 WHERE connection = ?1 AND entity = ?2",
+                        params![key.connection, key.entity, s - lookback_ms, s + lookback_ms],
+                    )?;
+                }
+                None => {
+                    tx.execute(
+                        "UPDATE entity_state SET lookback_due_at = coalesce(lookback_due_at, ?3) WHERE connection = ?1 AND entity = ?2",
+                        params![key.connection, key.entity, now_ms + lookback_ms],
+                    )?;
+                }
+            }
+            let anchor: Option<i64> = tx.query_row("SELECT lookback_anchor_at FROM entity_state WHERE connection = ?1 AND entity = ?2", args, |r| r.get(0))?;
+            let keep_from = (now_ms - HISTORY_KEPT_MS.max(2 * lookback_ms)).min(anchor.unwrap_or(i64::MAX));
+            // The newest point at or before `keep_from` stays: it is what `checkpoint_at` answers there.
+            tx.execute(
+                "DELETE FROM checkpoint_history WHERE rowid IN (
+                   SELECT rowid FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 AND at < (
+                     SELECT at FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 AND at <= ?3 ORDER BY at DESC LIMIT 1)
+                   LIMIT 10000)",
+                params![key.connection, key.entity, keep_from],
+            )?;
+            tx.commit()?;
+            Ok(())
         })
     }
 
@@ -715,7 +825,10 @@ impl Store {
                             }
                         }
                         Some((rowid, old, deleted, seen)) => {
-                            if RowVersion::parse(&old).is_none_or(|old| r.version > old) {
+                            // Newer wins; and a tombstone yields to the same version served again:
+                            // the source still has the record (the pass that tombstoned it missed
+                            // it, e.g. served without its id), so the row lives again.
+                            if RowVersion::parse(&old).is_none_or(|old| r.version > old || (deleted && r.version >= old)) {
                                 update.execute(params![rowid, r.version.as_str(), r.data, now_ms, pass])?;
                                 applied.rows_written += 1;
                                 if deleted {
@@ -791,6 +904,22 @@ impl Store {
                     "UPDATE entity_state SET checkpoint = ?1 WHERE connection = ?2 AND entity = ?3",
                     params![checkpoint.as_str(), key.connection, key.entity],
                 )?;
+                // History inside a long cycle too (an initial load of hours), so that a lookback
+                // sweep can start from where the load was `lookback` ago rather than from 0. A
+                // short cycle adds no point besides the one at its end (`finish_run`).
+                let (now_ms, run_id) = pages.last().map_or((0, 0), |b| (b.now_ms, b.run_id));
+                let since: Option<i64> = tx.query_row(
+                    "SELECT max(coalesce((SELECT max(at) FROM checkpoint_history WHERE connection = ?1 AND entity = ?2), ?4),
+                                coalesce((SELECT started_at FROM runs WHERE id = ?3), ?4))",
+                    params![key.connection, key.entity, run_id, i64::MIN],
+                    |r| r.get(0),
+                )?;
+                if since.is_none_or(|t| now_ms.saturating_sub(t) >= HISTORY_EVERY_MS) {
+                    tx.execute(
+                        "INSERT INTO checkpoint_history (connection, entity, at, checkpoint) VALUES (?1, ?2, ?3, ?4)",
+                        params![key.connection, key.entity, now_ms, checkpoint.as_str()],
+                    )?;
+                }
             }
             if let Some(cursor) = resync_cursor {
                 tx.execute(
@@ -972,12 +1101,13 @@ impl Store {
     }
 
     /// Sets the checkpoint back (e.g. to "0" to re-read everything). History is cleared so that the
-    /// lookback does not reach behind the reset.
+    /// lookback does not reach behind the reset, and the next sweep starts from the beginning.
     pub fn reset_checkpoint(&self, key: &EntityKey, to: &RowVersion) -> Result<()> {
         self.write(|c| {
             let tx = c.transaction()?;
             tx.execute("UPDATE entity_state SET checkpoint = ?1 WHERE connection = ?2 AND entity = ?3", params![to.as_str(), key.connection, key.entity])?;
             tx.execute("DELETE FROM checkpoint_history WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity])?;
+            tx.execute("UPDATE entity_state SET lookback_anchor_at = NULL WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity])?;
             tx.commit()?;
             Ok(())
         })
@@ -1252,6 +1382,11 @@ impl Store {
     }
 }
 
+/// Checkpoint history is written at most this often inside a cycle (at every catch-up besides).
+const HISTORY_EVERY_MS: i64 = 5_000;
+/// History kept at least this long (the UI's checkpoint chart shows a week), and twice the lookback.
+const HISTORY_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
+
 fn set_replica_rows(tx: &rusqlite::Transaction, key: &EntityKey, n: i64) -> rusqlite::Result<()> {
     tx.execute("UPDATE entity_state SET replica_rows = ?1 WHERE connection = ?2 AND entity = ?3", params![n, key.connection, key.entity])?;
     Ok(())
@@ -1273,7 +1408,7 @@ pub fn id_hash(id: &str) -> i64 {
 
 const ENTITY_SELECT: &str = "SELECT connection, entity, checkpoint, last_caught_up_at, last_cycle_at, last_outcome, last_error,
     last_http_status, last_tracking_id, paused, resync_pass, resync_state, resync_cursor, resync_seen, resync_would_delete,
-    last_full_resync_at, next_attempt_at FROM entity_state";
+    last_full_resync_at, next_attempt_at, lookback_anchor_at, lookback_due_at FROM entity_state";
 
 fn entity_row(r: &rusqlite::Row) -> rusqlite::Result<EntityRow> {
     let checkpoint: String = r.get(2)?;
@@ -1295,6 +1430,8 @@ fn entity_row(r: &rusqlite::Row) -> rusqlite::Result<EntityRow> {
         resync_would_delete: r.get(14)?,
         last_full_resync_at: r.get(15)?,
         next_attempt_at: r.get(16)?,
+        lookback_anchor_at: r.get(17)?,
+        lookback_due_at: r.get(18)?,
     })
 }
 
@@ -1566,18 +1703,86 @@ mod tests {
         assert_eq!(store.runs(&key, 5).unwrap()[0].outcome, "interrupted");
     }
 
+    fn apply_at(store: &Store, key: &EntityKey, records: &[Record], now_ms: i64) {
+        apply_in_run(store, key, store.begin_run(key, "incremental", now_ms - HISTORY_EVERY_MS).unwrap(), records, now_ms)
+    }
+
+    fn apply_in_run(store: &Store, key: &EntityKey, run: i64, records: &[Record], now_ms: i64) {
+        let max = records.iter().map(|r| r.version.clone()).max();
+        store
+            .apply_page(key, &PageBatch { records, rejected: &[], tracking_id: None, http_status: None, max_version: max.as_ref(), resync_cursor: None, run_id: run, now_ms })
+            .unwrap();
+    }
+
+    fn history(store: &Store, key: &EntityKey) -> Vec<(i64, String)> {
+        store.checkpoint_history(key, i64::MIN).unwrap().into_iter().map(|p| (p.at, p.checkpoint)).collect()
+    }
+
     #[test]
-    fn lookback_starts_from_the_checkpoint_current_back_then() {
+    fn a_sweep_starts_from_the_checkpoint_current_at_its_anchor() {
         let (_d, store, key) = setup();
         let run = store.begin_run(&key, "incremental", 0).unwrap();
-        apply(&store, &key, &[rec("a", "10")], &[]);
+        apply_at(&store, &key, &[rec("a", "10")], 1_000);
         store.finish_run(&key, run, "caught_up", None, None, None, true, 1_000, 100).unwrap();
-        apply(&store, &key, &[rec("b", "20")], &[]);
+        apply_at(&store, &key, &[rec("b", "20")], 500_000);
         store.finish_run(&key, run, "caught_up", None, None, None, true, 500_000, 100).unwrap();
-        apply(&store, &key, &[rec("c", "30")], &[]);
+        apply_at(&store, &key, &[rec("c", "30")], 900_000);
         store.finish_run(&key, run, "caught_up", None, None, None, true, 900_000, 100).unwrap();
-        assert_eq!(store.lookback_start(&key, 1_000_000, 600_000).unwrap().as_str(), "10");
-        assert_eq!(store.lookback_start(&key, 1_200_000, 600_000).unwrap().as_str(), "20");
-        assert_eq!(store.lookback_start(&key, 10_000_000, 600_000).unwrap().as_str(), "30");
+        assert_eq!(store.checkpoint_at(&key, Some(400_000)).unwrap().as_str(), "10");
+        assert_eq!(store.checkpoint_at(&key, Some(500_000)).unwrap().as_str(), "20");
+        assert_eq!(store.checkpoint_at(&key, Some(10_000_000)).unwrap().as_str(), "30");
+        assert_eq!(store.checkpoint_at(&key, Some(999)).unwrap(), RowVersion::zero(), "before any history: from the beginning");
+        assert_eq!(store.checkpoint_at(&key, None).unwrap(), RowVersion::zero(), "no anchor: from the beginning");
+    }
+
+    #[test]
+    fn the_first_sweep_comes_one_lookback_after_the_first_catch_up_and_each_sweep_schedules_the_next() {
+        let (_d, store, key) = setup();
+        let lookback = 600_000;
+        let row = |s: &Store| {
+            let r = s.entity(&key).unwrap();
+            (r.lookback_anchor_at, r.lookback_due_at)
+        };
+        assert_eq!(row(&store), (None, None), "nothing scheduled before a catch-up");
+        store.schedule_lookback(&key, 1_000, lookback, None).unwrap();
+        assert_eq!(row(&store), (None, Some(601_000)), "the first sweep re-reads from the beginning");
+        store.schedule_lookback(&key, 300_000, lookback, None).unwrap();
+        assert_eq!(row(&store), (None, Some(601_000)), "polls do not push the sweep back");
+        store.schedule_lookback(&key, 650_000, lookback, Some(602_000)).unwrap();
+        assert_eq!(row(&store), (Some(2_000), Some(1_202_000)), "a sweep started at s: anchor s - L, due s + L");
+        store.reset_checkpoint(&key, &RowVersion::zero()).unwrap();
+        assert_eq!(row(&store), (None, Some(1_202_000)), "a reset clears the history, so the next sweep reads from 0");
+        store.schedule_lookback(&key, 700_000, 0, None).unwrap();
+        assert_eq!(row(&store).1, None, "lookback = 0s: no sweeps");
+    }
+
+    #[test]
+    fn a_long_cycle_records_checkpoint_history_every_few_seconds() {
+        let (_d, store, key) = setup();
+        let run = store.begin_run(&key, "incremental", 0).unwrap();
+        for (i, at) in [1_000, 4_999, 5_000, 9_000, 9_999, 10_001, 16_000].into_iter().enumerate() {
+            apply_in_run(&store, &key, run, &[rec(&format!("r{i}"), &format!("{}", 10 * (i + 1)))], at);
+        }
+        let at: Vec<i64> = history(&store, &key).into_iter().map(|(at, _)| at).collect();
+        assert_eq!(at, vec![5_000, 10_001, 16_000], "none in the cycle's first seconds, then one every 5 s");
+        assert_eq!(store.checkpoint_at(&key, Some(9_999)).unwrap().as_str(), "30");
+        assert_eq!(store.checkpoint_at(&key, Some(4_999)).unwrap(), RowVersion::zero());
+    }
+
+    #[test]
+    fn pruning_keeps_a_week_twice_the_lookback_and_the_point_the_anchor_needs() {
+        let (_d, store, key) = setup();
+        let day = 24 * 3600 * 1000;
+        for d in 0..10 {
+            apply_at(&store, &key, &[rec(&format!("r{d}"), &format!("{}", 10 * (d + 1)))], d * day);
+        }
+        store.schedule_lookback(&key, 10 * day, 600_000, Some(2 * day + 600_000)).unwrap();
+        let at: Vec<i64> = history(&store, &key).into_iter().map(|(at, _)| at / day).collect();
+        assert_eq!(at, (2..10).collect::<Vec<_>>(), "the anchor (day 2) still finds its checkpoint");
+        store.schedule_lookback(&key, 10 * day, 600_000, Some(10 * day)).unwrap();
+        let at: Vec<i64> = history(&store, &key).into_iter().map(|(at, _)| at / day).collect();
+        assert_eq!(at, (3..10).collect::<Vec<_>>(), "a week back, plus the point at or before it");
+        store.schedule_lookback(&key, 10 * day, 30 * day, None).unwrap();
+        assert_eq!(history(&store, &key).len(), 7, "a lookback longer than a week keeps twice its length");
     }
 }

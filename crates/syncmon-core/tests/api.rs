@@ -197,8 +197,22 @@ async fn save_connection_edits_the_file_in_place_keeping_comments_and_refuses_se
     bad_duration["entities"][0]["poll_every"] = json!("often");
     let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": bad_duration}})).await.unwrap_err();
     assert_eq!(e.field.as_deref(), Some("entities[0].poll_every"), "{e}");
+    let mut with_password = again[0].clone();
+    with_password["base_url"] = json!(format!("http://alice:pw-0123456789@{}", h.mock.addr()));
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": with_password}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("base_url"), "{e}");
+    assert!(e.message.contains("user name/password") && !e.message.contains("pw-0123456789"), "{e}");
+    let mut key_in_path = again[0].clone();
+    key_in_path["entities"][1]["path"] = json!("/customers?api_key=pw-0123456789");
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": key_in_path}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("entities[1].path"), "{e}");
+    assert!(!e.message.contains("pw-0123456789"), "{e}");
+    let mut no_timeout = again[0].clone();
+    no_timeout["timeout"] = json!("0s");
+    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": no_timeout}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("timeout"), "{e}");
     assert_eq!(std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap(), before);
-    assert!(!before.contains("hunter2") && !before.contains("sk-live"));
+    assert!(!before.contains("hunter2") && !before.contains("sk-live") && !before.contains("pw-0123456789"));
 }
 
 #[tokio::test]
@@ -239,4 +253,66 @@ async fn settings_have_defaults_and_are_kept() {
     let mut h = h;
     h.reopen();
     assert_eq!(ok(&h.sm, json!({"method": "settings"})).await, json!({"notifications": false, "failing_after_seconds": 120}));
+}
+
+#[tokio::test]
+async fn overview_carries_the_config_warnings_for_the_ui() {
+    let mock = syncmon_mock::MockServer::start(MockConfig { entities: entities(&[("items", 10)]), ..Default::default() }).await.unwrap();
+    let text = format!(
+        "[webhooks]\nlisten = \"0.0.0.0:0\"\n\n[[target]]\nid = \"erp\"\nbase_url = \"http://erp.example.com/api\"\n\n{}",
+        config_text(&mock.base_url(), &["items"], "", "")
+    );
+    let h = Harness::with_config(mock, text).await;
+    let o = ok(&h.sm, json!({"method": "overview"})).await;
+    let warnings = o["warnings"].as_array().unwrap();
+    let keys: Vec<&str> = warnings.iter().map(|w| w["key"].as_str().unwrap()).collect();
+    // The source on loopback is plain HTTP too, and is no warning.
+    assert_eq!(keys, ["targets[0].base_url", "webhooks.listen"], "{o}");
+    assert!(warnings[0]["message"].as_str().unwrap().contains("plain http:// to erp.example.com"), "{o}");
+
+    let quiet = two_entities().await;
+    assert_eq!(ok(&quiet.sm, json!({"method": "overview"})).await["warnings"], json!([]));
+}
+
+/// A source on loopback whose first page points to the next with credentials in its query (some
+/// APIs echo the caller's key into their links): the request log — in the RPC result and in the
+/// database file — shows the call with those values redacted and the paging parameters intact.
+#[tokio::test]
+async fn credential_looking_query_parameters_never_reach_the_request_log() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        // Bounded: two pages, then the server stops.
+        for _ in 0..2 {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let mut buf = vec![0u8; 8192];
+            let n = sock.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            let body = if head.contains("pageKey=2") {
+                r#"{"morePages": false, "data": [{"id": "b", "rowVersion": "2"}]}"#.to_string()
+            } else {
+                r#"{"morePages": true, "nextPageURL": "/items?x-api-key=LEAKED-1&auth=LEAKED-2&Api-Key=LEAKED-3&pageKey=2&sync=true", "data": [{"id": "a", "rowVersion": "1"}]}"#.to_string()
+            };
+            let reply = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let _ = sock.write_all(reply.as_bytes()).await;
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::parse(&common::config_text(&base, &["items"], "", "")).unwrap();
+    let sm = Arc::new(Syncmon::open(config, dir.path()).unwrap());
+    let sel = sm.select(None, &["items".to_string()]).unwrap();
+    let reports = sm.sync_once(&sel, &tokio_util::sync::CancellationToken::new()).await;
+    assert_eq!(reports[0].outcome, syncmon_core::engine::Outcome::CaughtUp, "{:?}", reports[0]);
+    let rows = ok(&sm, json!({"method": "requests", "params": {"entity": "items"}})).await;
+    let urls: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["url"].as_str().unwrap()).collect();
+    assert_eq!(urls.len(), 2, "{rows}");
+    assert!(urls.iter().any(|u| u.contains("pageKey=2") && u.contains("sync=true") && u.contains("x-api-key=REDACTED")), "{urls:?}");
+    assert!(urls.iter().all(|u| !u.contains("LEAKED")), "{urls:?}");
+    drop(sm);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.windows(6).any(|w| w == b"LEAKED"), "a credential in {}", path.display());
+    }
 }

@@ -188,7 +188,8 @@ async fn a_failed_item_clears_itself_when_its_record_later_syncs_fine() {
     h.sync_ok("items").await;
     let items = h.sm.failed_items(&FailedFilter::default(), None, 10).unwrap();
     assert_eq!(items[0].record_id.as_deref(), Some(changed[0].as_str()));
-    // The fault is gone; the next cycle's lookback re-reads the record, now valid.
+    // The fault is gone; the next poll reads the record again, now valid (served without its
+    // rowVersion, it could not move the checkpoint past itself).
     h.sync_ok("items").await;
     assert!(h.sm.failed_items(&FailedFilter::default(), None, 10).unwrap().is_empty(), "superseded, not lingering");
     let resolved = h.sm.failed_items(&FailedFilter { state: Some("resolved".into()), ..Default::default() }, None, 10).unwrap();

@@ -79,8 +79,11 @@ async fn the_initial_sync_forwards_every_record_and_changes_follow() {
     assert_eq!(r.forwarded.unwrap().delivered, 8, "only the changes are forwarded");
     assert_target_converged(&h);
 
-    // A re-read of unchanged records (the lookback) writes nothing, so forwards nothing.
+    // A re-read of unchanged records (a lookback sweep, here a checkpoint reset) writes nothing,
+    // so forwards nothing.
+    h.sm.reset_checkpoint("src/items").await.unwrap();
     let r = h.sync_ok("items").await;
+    assert_eq!(r.records as usize, h.source("items").len(), "everything was read again");
     assert_eq!(r.forwarded.unwrap().delivered, 0);
     let log = h.sm.requests(None, false, 1000).unwrap();
     assert!(log.iter().any(|l| l.connection == "dst" && l.method == "PUT" && l.tracking_id.is_some()), "target calls are in the request log with their Trackingid");

@@ -18,7 +18,7 @@
 //!   `"target:{entity}"` (or `"target:*"` for every target call); a fault with no entity affects
 //!   source calls only. Status, rate-limit, slow and reset faults apply to target calls.
 //! - Control (no auth, no faults, not logged): `POST|GET|DELETE /_mock/faults`, `GET /_mock/entities`,
-//!   `GET /_mock/dataset/{entity}`, `POST /_mock/{mutate,insert,delete}/{entity}?n=N` (→ ids),
+//!   `GET /_mock/dataset/{entity}`, `POST /_mock/{mutate,insert,insert-poisoned,delete}/{entity}?n=N` (→ ids),
 //!   `POST /_mock/delete-all/{entity}`, `POST /_mock/late-commit/{entity}`, `POST /_mock/expire-tokens`,
 //!   `GET /_mock/requests`, `GET /_mock/target/{entity}` (what the target holds, like `dataset`).
 //!
@@ -304,6 +304,11 @@ impl MockServer {
         self.h.shared.inject(fault);
     }
 
+    /// Queued faults that still have responses to affect (a fault queued with `times: 0` counts).
+    pub fn pending_faults(&self) -> usize {
+        self.h.shared.faults.lock().unwrap().len()
+    }
+
     pub fn clear_faults(&self) {
         self.h.shared.faults.lock().unwrap().clear();
     }
@@ -320,6 +325,17 @@ impl MockServer {
 
     pub fn insert(&self, entity: &str, n: usize) -> Vec<String> {
         self.h.shared.change(entity, |s, e| s.insert(e, n))
+    }
+
+    /// Inserts `n` poison records: served without `rowVersion` in every version (a record that
+    /// never passes validation, however often it is read or changed). Returns their ids.
+    pub fn insert_poisoned(&self, entity: &str, n: usize) -> Vec<String> {
+        self.h.shared.change(entity, |s, e| s.insert_poisoned(e, n))
+    }
+
+    /// The ids of the entity's live poison records.
+    pub fn poisoned(&self, entity: &str) -> Vec<String> {
+        self.h.shared.change(entity, |s, e| s.poisoned(e))
     }
 
     pub fn delete(&self, entity: &str, n: usize) -> Vec<String> {
@@ -340,6 +356,13 @@ impl MockServer {
         self.h.shared.late_commit(entity).unwrap_or_else(|| panic!("unknown entity {entity:?}"))
     }
 
+    /// The highest rowVersion served in a page of the entity so far (0 before the first), the
+    /// ceiling below which `late_commit` lands.
+    pub fn max_served(&self, entity: &str) -> u64 {
+        let s = self.h.shared.store.lock().unwrap();
+        s.entity_index(entity).map_or(0, |e| s.entities[e].max_served)
+    }
+
     /// What the simulated target holds for an entity, sorted by id; `row_version` is the body's
     /// `rowVersion` ("" when it had none), `data` the body as received.
     pub fn target_dataset(&self, entity: &str) -> Vec<MockRecord> {
@@ -354,6 +377,11 @@ impl MockServer {
     /// Every OAuth token issued so far becomes invalid (401).
     pub fn expire_tokens(&self) {
         self.h.shared.tokens.lock().unwrap().clear();
+    }
+
+    /// Records served in feed pages so far (what a sync re-read costs the source).
+    pub fn records_served(&self) -> usize {
+        self.h.shared.records_served.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn tokens_issued(&self) -> usize {

@@ -41,6 +41,8 @@ pub struct Shared {
     /// Valid OAuth tokens and when they expire.
     pub tokens: Mutex<HashMap<String, Instant>>,
     pub tokens_issued: AtomicUsize,
+    /// Records served in pages (feed reads, not single-record calls), faulty responses included.
+    pub records_served: AtomicUsize,
     cache_id: String,
     /// The simulated target: entity → id → the last body PUT.
     pub target: Mutex<HashMap<String, BTreeMap<String, serde_json::Value>>>,
@@ -369,6 +371,7 @@ impl Shared {
             log: Mutex::new(Log { entries: Vec::new(), dropped: 0 }),
             tokens: Mutex::new(HashMap::new()),
             tokens_issued: AtomicUsize::new(0),
+            records_served: AtomicUsize::new(0),
             cache_id,
             target: Mutex::new(HashMap::new()),
         }
@@ -787,6 +790,7 @@ fn serve_data(sh: &Shared, route: &Route<'_>, query: &str, host: Option<&str>) -
         let (rows, more) = s.page(e, after, size);
         (rows, more, s.entities[e].shape)
     };
+    sh.records_served.fetch_add(rows.len(), Ordering::Relaxed);
     let fault = if rows.is_empty() { None } else { sh.take_fault(entity, true) };
     let last = rows.last().map(|r| r.version);
     let next_key = if more { encode_key(entity, last.or(after), size) } else { String::new() };
@@ -834,7 +838,7 @@ fn render_rows(out: &mut String, shape: &Shape, rows: &[Row], style: Style, faul
         store::render(out, shape, row, style, damage);
         if i == 0 && matches!(fault, Some(FaultKind::DuplicateId)) {
             // The same record again, as it was one change earlier: an older version after the newer.
-            let older = Row { idx: row.idx, version: row.version.saturating_sub(1), rev: row.rev.saturating_sub(1) };
+            let older = Row { idx: row.idx, version: row.version.saturating_sub(1), rev: row.rev.saturating_sub(1), poisoned: row.poisoned };
             out.push(',');
             store::render(out, shape, &older, style, Damage::default());
         }
@@ -964,11 +968,12 @@ async fn control(sh: &Shared, method: Method, rest: &[&str], query: &str, req: R
         ("GET", ["dataset", entity]) if known(entity) => Reply::json(200, records_json(&sh.dataset(entity))),
         // The target takes any entity name (the forward path decides it), so no `known` check.
         ("GET", ["target", entity]) => Reply::json(200, records_json(&sh.target_dataset(entity))),
-        ("POST", [op @ ("mutate" | "insert" | "delete"), entity]) if known(entity) => {
+        ("POST", [op @ ("mutate" | "insert" | "insert-poisoned" | "delete"), entity]) if known(entity) => {
             let n = n();
             let ids = match *op {
                 "mutate" => sh.change(entity, |s, e| s.mutate(e, n)),
                 "insert" => sh.change(entity, |s, e| s.insert(e, n)),
+                "insert-poisoned" => sh.change(entity, |s, e| s.insert_poisoned(e, n)),
                 _ => sh.change(entity, |s, e| s.delete(e, n)),
             };
             Reply::json(200, serde_json::to_string(&ids).unwrap_or_default())

@@ -12,6 +12,8 @@ pub struct Rec {
     pub version: u64,
     pub rev: u32,
     pub live: bool,
+    /// Served without its `rowVersion` in every version: a record that never passes validation.
+    pub poisoned: bool,
 }
 
 /// What rendering a record needs, copied out of the lock.
@@ -20,6 +22,7 @@ pub struct Row {
     pub idx: u32,
     pub version: u64,
     pub rev: u32,
+    pub poisoned: bool,
 }
 
 /// How an entity's records are rendered (copied out of the lock).
@@ -63,6 +66,7 @@ pub struct Damage {
 }
 
 pub fn render(out: &mut String, shape: &Shape, row: &Row, style: Style, damage: Damage) {
+    let damage = Damage { no_version: damage.no_version || row.poisoned, ..damage };
     out.push('{');
     let mut first = true;
     let (id_field, version_field) = match style {
@@ -116,7 +120,7 @@ impl Store {
             let mut recs = Vec::with_capacity(*n);
             let mut by_version = BTreeMap::new();
             for idx in 0..*n {
-                recs.push(Rec { version: next, rev: 0, live: true });
+                recs.push(Rec { version: next, rev: 0, live: true, poisoned: false });
                 by_version.insert(next, idx as u32);
                 next += 2;
             }
@@ -157,7 +161,8 @@ impl Store {
                 more = true;
                 break;
             }
-            rows.push(Row { idx, version, rev: ent.recs[idx as usize].rev });
+            let rec = &ent.recs[idx as usize];
+            rows.push(Row { idx, version, rev: rec.rev, poisoned: rec.poisoned });
         }
         if let Some(last) = rows.last() {
             ent.max_served = ent.max_served.max(last.version);
@@ -169,7 +174,7 @@ impl Store {
         let ent = &self.entities[e];
         let idx = ent.shape.keys.index_of(id)?;
         let rec = ent.recs.get(idx as usize)?;
-        rec.live.then_some(Row { idx, version: rec.version, rev: rec.rev })
+        rec.live.then_some(Row { idx, version: rec.version, rev: rec.rev, poisoned: rec.poisoned })
     }
 
     pub fn live_rows(&self, e: usize) -> Vec<Row> {
@@ -178,7 +183,7 @@ impl Store {
             .iter()
             .enumerate()
             .filter(|(_, r)| r.live)
-            .map(|(i, r)| Row { idx: i as u32, version: r.version, rev: r.rev })
+            .map(|(i, r)| Row { idx: i as u32, version: r.version, rev: r.rev, poisoned: r.poisoned })
             .collect()
     }
 
@@ -236,22 +241,37 @@ impl Store {
         picked
     }
 
-    fn push_record(&mut self, e: usize, version: u64) -> u32 {
+    fn push_record(&mut self, e: usize, version: u64, poisoned: bool) -> u32 {
         let ent = &mut self.entities[e];
         let idx = u32::try_from(ent.recs.len()).expect("fewer than 2^32 records");
-        ent.recs.push(Rec { version, rev: 0, live: true });
+        ent.recs.push(Rec { version, rev: 0, live: true, poisoned });
         ent.by_version.insert(version, idx);
         ent.live += 1;
         idx
     }
 
     pub fn insert(&mut self, e: usize, n: usize) -> Vec<u32> {
+        self.insert_as(e, n, false)
+    }
+
+    /// New records that are served without `rowVersion` whatever happens to them later (poison).
+    pub fn insert_poisoned(&mut self, e: usize, n: usize) -> Vec<u32> {
+        self.insert_as(e, n, true)
+    }
+
+    fn insert_as(&mut self, e: usize, n: usize, poisoned: bool) -> Vec<u32> {
         (0..n)
             .map(|_| {
                 let v = self.take_version();
-                self.push_record(e, v)
+                self.push_record(e, v, poisoned)
             })
             .collect()
+    }
+
+    /// The live poisoned records' indexes.
+    pub fn poisoned(&self, e: usize) -> Vec<u32> {
+        let ent = &self.entities[e];
+        ent.recs.iter().enumerate().filter(|(_, r)| r.live && r.poisoned).map(|(i, _)| i as u32).collect()
     }
 
     pub fn delete(&mut self, e: usize, n: usize) -> Vec<u32> {
@@ -305,15 +325,16 @@ impl Store {
             }
             None => self.take_version(),
         };
-        let idx = self.push_record(e, v);
-        Row { idx, version: v, rev: 0 }
+        let idx = self.push_record(e, v, false);
+        Row { idx, version: v, rev: 0, poisoned: false }
     }
 
     /// The most recently changed live record of an entity.
     pub fn newest(&self, e: usize) -> Option<Row> {
         let ent = &self.entities[e];
         let (&version, &idx) = ent.by_version.iter().next_back()?;
-        Some(Row { idx, version, rev: ent.recs[idx as usize].rev })
+        let rec = &ent.recs[idx as usize];
+        Some(Row { idx, version, rev: rec.rev, poisoned: rec.poisoned })
     }
 }
 
@@ -325,7 +346,7 @@ mod tests {
     fn render_shapes() {
         let s = Store::new(1, 999_998, &[("items".into(), 3)]);
         let shape = s.entities[0].shape;
-        let row = Row { idx: 2, version: 1_000_002, rev: 0 };
+        let row = Row { idx: 2, version: 1_000_002, rev: 0, poisoned: false };
         for style in [Style::RowVersion, Style::Alt] {
             for (no_id, no_version) in [(false, false), (true, false), (false, true), (true, true)] {
                 let mut out = String::new();

@@ -292,6 +292,37 @@ async fn record_faults_damage_one_page_and_leave_the_dataset_intact() {
     assert_eq!(ids.len(), 10);
 }
 
+/// Poison records stay poison: every read of them (feed or by id), before and after a change,
+/// lacks `rowVersion`, while the feed still orders them by their version.
+#[tokio::test]
+async fn poison_records_are_served_without_row_version_in_every_version() {
+    let mock = start(&[("items", 10)]).await;
+    let base = mock.base_url();
+    let served_before = mock.records_served();
+    let poisoned = mock.insert_poisoned("items", 2);
+    let by_http: Vec<String> = client().post(format!("{base}/_mock/insert-poisoned/items?n=1")).send().await.unwrap().json().await.unwrap();
+    let all: HashSet<String> = poisoned.iter().chain(&by_http).cloned().collect();
+    assert_eq!(all.len(), 3);
+    assert_eq!(mock.poisoned("items").into_iter().collect::<HashSet<_>>(), all);
+    let bad = |records: &[Value]| -> HashSet<String> {
+        records.iter().filter(|r| r.get("rowVersion").is_none()).map(|r| r["id"].as_str().unwrap().to_string()).collect()
+    };
+    let page = get_json(&format!("{base}/items?sync=true&pageSize=100")).await;
+    let data = page["data"].as_array().unwrap();
+    assert_eq!(data.len(), 13);
+    assert_eq!(bad(data), all, "exactly the poison records lack rowVersion");
+    assert_eq!(mock.records_served() - served_before, 13, "records served in pages are counted");
+    for _ in 0..5 {
+        mock.mutate("items", 13);
+    }
+    let page = get_json(&format!("{base}/items?sync=true&pageSize=100")).await;
+    assert_eq!(bad(page["data"].as_array().unwrap()), all, "a change does not cure a poison record");
+    let one = get_json(&format!("{base}/items/{}", poisoned[0])).await;
+    assert!(one.get("rowVersion").is_none() && one["id"] == poisoned[0].as_str());
+    mock.delete("items", 13);
+    assert!(mock.poisoned("items").is_empty(), "deleted poison records are not listed");
+}
+
 #[tokio::test]
 async fn faults_arrive_through_the_control_api() {
     let mock = start(&[("items", 20)]).await;

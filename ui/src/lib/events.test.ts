@@ -15,6 +15,9 @@ describe('activity lines', () => {
     const failed: Event = { ...base, type: 'cycle_finished', connection: 'c', entity: 'e', outcome: 'failed', records: 0, error: 'HTTP 503 after 5 tries', tracking_id: 't' };
     expect(describeEvent(failed)).toBe('failed: HTTP 503 after 5 tries');
     expect(eventTone(failed)).toBe('bad');
+    const waiting: Event = { ...failed, outcome: 'waiting', error: 'rate limited by the source; the source asked to wait 365 days (Retry-After)' };
+    expect(describeEvent(waiting)).toMatch(/^waiting: rate limited/);
+    expect(eventTone(waiting)).toBe('warn');
     const retry: Event = { ...base, type: 'retrying', connection: 'c', entity: 'e', attempt: 2, wait_ms: 1500, reason: 'server error', http_status: 503, tracking_id: null };
     expect(describeEvent(retry)).toBe('retry 2 in 1.5 s: server error (HTTP 503)');
     expect(describeEvent({ ...base, type: 'page_applied', connection: 'c', entity: 'e', records: 1000, failed: 2, checkpoint: '99' })).toBe(

@@ -12,7 +12,7 @@ export function eventEntity(e: Event): string | null {
 export function eventTone(e: Event): 'ok' | 'warn' | 'bad' | 'plain' {
   switch (e.type) {
     case 'cycle_finished':
-      return e.outcome === 'caught_up' ? 'ok' : 'bad';
+      return e.outcome === 'caught_up' ? 'ok' : e.outcome === 'waiting' ? 'warn' : 'bad';
     case 'circuit_opened':
     case 'deletion_guard_tripped':
       return 'bad';

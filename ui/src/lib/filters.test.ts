@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EMPTY_FORM, failedLink, filterKey, formFromQuery, queryFromForm, toFilter } from './filters';
-import { entityLink, parseRoute } from './route';
+import { entityLink, parseRoute, queryOf } from './route';
 
 describe('failed-items filter → params', () => {
   it('sends only what is set, trimmed', () => {
@@ -45,6 +45,12 @@ describe('hash routes', () => {
     expect(parseRoute('#/entity/demo')).toEqual({ name: 'overview' });
     expect(parseRoute('#/connections')).toEqual({ name: 'connections' });
     expect(parseRoute('#/activity')).toEqual({ name: 'activity' });
+  });
+
+  it('reads the query of a hash route', () => {
+    expect(queryOf('#/failed?entity=c%2Fitems&state=all').get('entity')).toBe('c/items');
+    expect(queryOf('#/failed?entity=c%2Fitems&state=all').get('state')).toBe('all');
+    expect([...queryOf('#/failed').keys()]).toEqual([]);
   });
 
   it('encodes entity links so odd names survive', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bytes, count, duration, lag, ms, percent, plainWords, prettyJson, relative } from './format';
+import { bytes, count, duration, lag, ms, percent, plainWords, plural, prettyJson, relative } from './format';
 
 const NOW = 1_700_000_000_000;
 
@@ -38,6 +38,13 @@ describe('format', () => {
     expect(percent(0.5)).toBe('50 %');
     expect(bytes(512)).toBe('512 B');
     expect(bytes(3500)).toBe('3.4 KB');
+  });
+
+  it('picks the noun for a count', () => {
+    expect(plural(1, 'item')).toBe('item');
+    expect(plural(0, 'item')).toBe('items');
+    expect(plural(null, 'item')).toBe('items');
+    expect(plural(2, 'entity', 'entities')).toBe('entities');
   });
 
   it('pretty-prints JSON payloads and leaves other text alone', () => {

@@ -63,10 +63,22 @@ export function clock(at: number | null | undefined): string {
   return timestamp(at).slice(11);
 }
 
+/** A local time to come: "14:05" today, "2027-12-03 14:05" on another day. */
+export function until(at: number | null | undefined, now: number): string {
+  if (at == null) return '—';
+  const [day, time] = timestamp(at).split(' ');
+  return day === timestamp(now).split(' ')[0] ? time.slice(0, 5) : `${day} ${time.slice(0, 5)}`;
+}
+
 const nf = new Intl.NumberFormat('en-US');
 /** 1234567 → "1,234,567". */
 export function count(n: number | null | undefined): string {
   return n == null ? '—' : nf.format(n);
+}
+
+/** The noun for a count: plural(1, 'item') → "item", plural(3, 'entity', 'entities') → "entities". */
+export function plural(n: number | null | undefined, one: string, many = `${one}s`): string {
+  return n === 1 ? one : many;
 }
 
 /** 0.0734 → "7.3 %". */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { banner, headerAlarms, needsAttention, sortEntities } from './health';
+import { banner, headerAlarms, needsAttention, sortEntities, waitingText } from './health';
 import type { EntityStatus, Health } from './types';
 
 function ent(entity: string, health: Health, extra: Partial<EntityStatus> = {}): EntityStatus {
@@ -66,9 +66,19 @@ describe('health ordering and thresholds', () => {
     expect(sorted.map((e) => e.entity)).toEqual(['x', 'z', 'y', 'a', 'b']);
   });
 
-  it('needs attention for failing, circuit open and lagging only', () => {
-    const all: Health[] = ['healthy', 'lagging', 'failing', 'paused', 'resyncing', 'circuit_open', 'pending'];
-    expect(all.filter(needsAttention)).toEqual(['lagging', 'failing', 'circuit_open']);
+  it('needs attention for failing, circuit open, lagging and waiting only', () => {
+    const all: Health[] = ['healthy', 'lagging', 'failing', 'paused', 'resyncing', 'circuit_open', 'waiting', 'pending'];
+    expect(all.filter(needsAttention)).toEqual(['lagging', 'failing', 'circuit_open', 'waiting']);
+  });
+
+  it('says until when an entity waits for the source, in local time, with the date when not today', () => {
+    const now = new Date(2026, 11, 3, 10, 0).getTime();
+    const at = new Date(2026, 11, 3, 14, 5).getTime();
+    expect(waitingText(ent('a', 'waiting', { next_attempt_at: at }), now)).toBe('waiting for the source until 14:05');
+    const nextYear = new Date(2027, 11, 3, 14, 5).getTime();
+    expect(waitingText(ent('a', 'waiting', { next_attempt_at: nextYear }), now)).toBe('waiting for the source until 2027-12-03 14:05');
+    expect(waitingText(ent('a', 'circuit_open', { next_attempt_at: at }), now)).toBeNull();
+    expect(banner([ent('a', 'waiting', { next_attempt_at: at })])).toMatchObject({ tone: 'warn', title: '1 entity needs attention' });
   });
 
   it('turns the error rate red above 5 % and p95 red above 500 ms', () => {

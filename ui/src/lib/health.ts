@@ -1,5 +1,6 @@
 // Status words (DESIGN §6), their colours, and the one-glance summary of the Overview.
 import type { EntityStatus, Health, OverviewHeader } from './types';
+import { until } from './format';
 
 export const HEALTH_LABEL: Record<Health, string> = {
   healthy: 'Healthy',
@@ -8,14 +9,16 @@ export const HEALTH_LABEL: Record<Health, string> = {
   paused: 'Paused',
   resyncing: 'Resyncing',
   circuit_open: 'Circuit open',
+  waiting: 'Waiting',
   pending: 'Not synced yet',
 };
 
 /** Worst first: the order the Overview sorts by and the header reports. */
 const SEVERITY: Record<Health, number> = {
-  circuit_open: 6,
-  failing: 5,
-  lagging: 4,
+  circuit_open: 7,
+  failing: 6,
+  lagging: 5,
+  waiting: 4,
   pending: 3,
   resyncing: 2,
   paused: 1,
@@ -26,9 +29,22 @@ export function severity(h: Health): number {
   return SEVERITY[h] ?? 0;
 }
 
-/** Needs a human: failing, circuit open, lagging. Paused/resyncing/pending are deliberate or transient. */
+/**
+ * Needs a human: failing, circuit open, lagging, waiting (the source asked for a long wait).
+ * Paused/resyncing/pending are deliberate or transient.
+ */
 export function needsAttention(h: Health): boolean {
-  return h === 'failing' || h === 'circuit_open' || h === 'lagging';
+  return h === 'failing' || h === 'circuit_open' || h === 'lagging' || h === 'waiting';
+}
+
+/** Lagging and waiting are warnings (nothing is broken yet); failing and circuit open are not. */
+function isBad(h: Health): boolean {
+  return h === 'failing' || h === 'circuit_open';
+}
+
+/** "waiting for the source until 14:05" (local time; with the date when not today). */
+export function waitingText(e: EntityStatus, now: number): string | null {
+  return e.health === 'waiting' && e.next_attempt_at != null ? `waiting for the source until ${until(e.next_attempt_at, now)}` : null;
 }
 
 /** Delivery to the entity's target is stuck while changes wait (the entity itself may be healthy). */
@@ -59,7 +75,7 @@ export function banner(entities: EntityStatus[]): Banner {
   const bad = entities.filter((e) => needsAttention(e.health) || forwardingStuck(e));
   if (bad.length) {
     const names = bad.slice(0, 3).map(entityName).join(', ') + (bad.length > 3 ? ` and ${bad.length - 3} more` : '');
-    const tone = bad.some((e) => needsAttention(e.health) && e.health !== 'lagging') ? 'bad' : 'warn';
+    const tone = bad.some((e) => isBad(e.health)) ? 'bad' : 'warn';
     return {
       tone,
       inSync: false,

@@ -7,11 +7,17 @@ export type Route =
   | { name: 'connections' }
   | { name: 'activity' };
 
+/** The query part of a hash route: `#/failed?entity=c%2Fitems` → `entity=c/items`. */
+export function queryOf(hash: string): URLSearchParams {
+  const qi = hash.indexOf('?');
+  return new URLSearchParams(qi < 0 ? '' : hash.slice(qi + 1));
+}
+
 export function parseRoute(hash: string): Route {
   const h = hash.replace(/^#\/?/, '');
   const qi = h.indexOf('?');
   const path = qi < 0 ? h : h.slice(0, qi);
-  const query = new URLSearchParams(qi < 0 ? '' : h.slice(qi + 1));
+  const query = queryOf(h);
   const parts = path.split('/').filter(Boolean).map((p) => {
     try {
       return decodeURIComponent(p);

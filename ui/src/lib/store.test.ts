@@ -11,7 +11,7 @@ function fakeTransport() {
     kind: 'http',
     async call(method) {
       calls.push(method);
-      return { entities: [], header: { health: 'healthy', error_rate_5m: 0, p95_ms_5m: null, pending_failed: 0, requests_5m: 0 }, sparklines: {} };
+      return { entities: [], header: { health: 'healthy', error_rate_5m: 0, p95_ms_5m: null, pending_failed: 0, requests_5m: 0 }, sparklines: {}, warnings: [] };
     },
     subscribe(s) {
       sub = s;

@@ -96,7 +96,8 @@ impl Store {
         })
     }
 
-    /// The entity's checkpoint after each caught-up cycle that moved it, since `since_ms`, oldest first.
+    /// The entity's checkpoint over time (after each caught-up cycle that moved it, and every few
+    /// seconds within a long cycle), since `since_ms`, oldest first.
     pub fn checkpoint_history(&self, key: &EntityKey, since_ms: i64) -> Result<Vec<CheckpointPoint>> {
         self.read(|c| {
             let mut st = c.prepare_cached(

@@ -6,7 +6,7 @@ import type { PassEnd } from "./PassEnd";
 
 export type CycleReport = { connection: string, entity: string, kind: string, outcome: Outcome, pages: number, records: number, failed_new: number, checkpoint: string, error: Failure | null, pass: PassEnd | null, duration_ms: number, 
 /**
- * When the next attempt may happen (circuit open).
+ * When the next attempt may happen (circuit open, or the source asked to wait).
  */
 next_attempt_at: number | null, 
 /**
