@@ -262,14 +262,20 @@ fn load(cli: &Cli) -> anyhow::Result<Syncmon> {
     Ok(Syncmon::open(config, &data_dir_of(cli))?.with_config_path(path))
 }
 
-/// For the agent (`run`, `serve`) and the one-shot writers (`sync`, `resync`): takes the data
-/// directory's agent lock, so that a second one exits 2 naming the holder. `sync` and `resync`
-/// take it too rather than wait: they run whole cycles that would race the agent's own cycles of
-/// the same entities (checkpoints, resync passes), and an agent holds the lock for days, so
-/// waiting would mean hanging; the message says what to do instead.
+/// For the agent (`run`, `serve`): takes the data directory's agent lock, so that a second agent
+/// exits 2 naming the holder, and refuses a damaged replica.
 fn load_agent(cli: &Cli) -> anyhow::Result<Syncmon> {
     let (path, config) = config_of(cli)?;
     Ok(Syncmon::open_agent(config, &data_dir_of(cli))?.with_config_path(path))
+}
+
+/// For the one-shot writers (`sync`, `resync`): they take the agent lock too, rather than wait.
+/// They run whole cycles that would race the agent's own cycles of the same entities
+/// (checkpoints, resync passes), and an agent holds the lock for days, so waiting would mean
+/// hanging; the message says what to do instead.
+fn load_one_shot(cli: &Cli) -> anyhow::Result<Syncmon> {
+    let (path, config) = config_of(cli)?;
+    Ok(Syncmon::open_one_shot(config, &data_dir_of(cli))?.with_config_path(path))
 }
 
 /// For the read commands: read-only, never migrates, works beside a busy agent.
@@ -310,7 +316,7 @@ fn shutdown_token() -> CancellationToken {
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Sync { connection, entities, json } => {
-            let sm = load_agent(&cli)?;
+            let sm = load_one_shot(&cli)?;
             let selected = sm.select(connection.as_deref(), entities)?;
             if selected.is_empty() {
                 return Err(UsageError("the config lists no entities; add [[connection.entity]] sections".into()).into());
@@ -356,7 +362,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Resync { entity, yes, json } => {
-            let sm = load_agent(&cli)?;
+            let sm = load_one_shot(&cli)?;
             let report = sm.resync(entity, *yes, &shutdown_token()).await?;
             if *json {
                 output::json(&report)?;

@@ -79,7 +79,9 @@ impl Running {
     /// SIGTERM, then the output (SIGKILL after 15 s).
     fn stop(&mut self) -> Output {
         let mut child = self.0.take().unwrap();
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        if child.try_wait().unwrap().is_none() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        }
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(15) && child.try_wait().unwrap().is_none() {
             std::thread::sleep(Duration::from_millis(20));
@@ -394,8 +396,10 @@ async fn check_finds_a_damaged_replica_and_the_agent_refuses_to_start_on_it() {
     assert_eq!(report["ok"], false);
     assert!(!report["problems"].as_array().unwrap().is_empty());
 
-    for args in [["run"], ["sync"]] {
-        let out = env.run_bounded(env.cmd(&args)).await;
+    for args in [vec!["run"], vec!["serve", "--listen", "127.0.0.1:0", "--token-env", "STORAGE_TEST_TOKEN"]] {
+        let mut c = env.cmd(&args);
+        c.env("STORAGE_TEST_TOKEN", "a-token-of-at-least-16-chars");
+        let out = env.run_bounded(c).await;
         let out = out.unwrap_or_else(|| panic!("`{}` must refuse a damaged replica, not start", args[0]));
         let t = text(&out);
         assert_eq!(out.status.code(), Some(2), "`{}`: {t}", args[0]);
