@@ -124,21 +124,9 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use super::super::test_support::{setup, rec};
     use crate::record::Record;
     use crate::store::PageBatch;
-
-    fn rec(id: &str, v: &str) -> Record {
-        Record { id: id.into(), version: RowVersion::parse(v).unwrap(), data: format!(r#"{{"id":"{id}","rowVersion":"{v}"}}"#) }
-    }
-
-
-    fn setup() -> (tempfile::TempDir, Store, EntityKey) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("replica.db")).unwrap();
-        let key = EntityKey::new("c", "items");
-        store.ensure_entity(&key).unwrap();
-        (dir, store, key)
-    }
 
     fn apply_at(store: &Store, key: &EntityKey, records: &[Record], now_ms: i64) {
         apply_in_run(store, key, store.begin_run(key, "incremental", now_ms - HISTORY_EVERY_MS).unwrap(), records, now_ms)

@@ -206,7 +206,6 @@ pub(super) fn record_failure(
     }
 }
 
-
 impl Store {
     /// How many failed items match the filter.
     pub fn failed_count(&self, f: &FailedFilter) -> Result<i64> {
@@ -285,15 +284,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use super::super::test_support::setup;
     use crate::store::PageBatch;
-
-    fn setup() -> (tempfile::TempDir, Store, EntityKey) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("replica.db")).unwrap();
-        let key = EntityKey::new("c", "items");
-        store.ensure_entity(&key).unwrap();
-        (dir, store, key)
-    }
 
     fn reject(store: &Store, key: &EntityKey, n: usize, kind: &'static str) {
         let rejected: Vec<Rejected> = (0..n)

@@ -25,6 +25,8 @@ mod request_log;
 mod runs;
 mod schema;
 mod settings;
+#[cfg(test)]
+mod test_support;
 pub use failed::{FailedFilter, FailedItem, LIST_PAYLOAD_CHARS};
 use failed::record_failure;
 pub use outbox::OutboxItem;

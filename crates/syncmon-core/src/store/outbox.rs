@@ -202,12 +202,9 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::super::{PageBatch, Store};
+    use super::super::test_support::rec;
     use super::*;
     use crate::record::Record;
-
-    fn rec(id: &str, v: &str) -> Record {
-        Record { id: id.into(), version: RowVersion::parse(v).unwrap(), data: format!(r#"{{"id":"{id}","rowVersion":"{v}"}}"#) }
-    }
 
     fn apply(store: &Store, key: &EntityKey, records: &[Record]) {
         let run = store.begin_run(key, "incremental", 1).unwrap();

@@ -327,7 +327,6 @@ impl Store {
         })
     }
 
-
     /// Starts a full resync pass, or resumes the one in progress. Returns (pass, cursor).
     pub fn resync_begin(&self, key: &EntityKey) -> Result<(i64, RowVersion)> {
         self.write(|c| {
@@ -444,24 +443,11 @@ pub fn id_hash(id: &str) -> i64 {
     h as i64
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use super::super::test_support::{setup, rec};
     use crate::store::FailedFilter;
-
-    fn rec(id: &str, v: &str) -> Record {
-        Record { id: id.into(), version: RowVersion::parse(v).unwrap(), data: format!(r#"{{"id":"{id}","rowVersion":"{v}"}}"#) }
-    }
-
-
-    fn setup() -> (tempfile::TempDir, Store, EntityKey) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("replica.db")).unwrap();
-        let key = EntityKey::new("c", "items");
-        store.ensure_entity(&key).unwrap();
-        (dir, store, key)
-    }
 
     fn apply(store: &Store, key: &EntityKey, records: &[Record], rejected: &[Rejected]) -> Applied {
         let run = store.begin_run(key, "incremental", 1).unwrap();

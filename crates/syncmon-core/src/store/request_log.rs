@@ -170,14 +170,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn setup() -> (tempfile::TempDir, Store, EntityKey) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("replica.db")).unwrap();
-        let key = EntityKey::new("c", "items");
-        store.ensure_entity(&key).unwrap();
-        (dir, store, key)
-    }
+    use super::super::test_support::setup;
 
     #[test]
     fn request_stats_give_the_error_rate_and_p95() {

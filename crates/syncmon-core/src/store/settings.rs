@@ -22,15 +22,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use super::super::test_support::setup;
     use crate::store::EntityKey;
-
-    fn setup() -> (tempfile::TempDir, Store, EntityKey) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("replica.db")).unwrap();
-        let key = EntityKey::new("c", "items");
-        store.ensure_entity(&key).unwrap();
-        (dir, store, key)
-    }
 
     #[test]
     fn settings_round_trip() {
