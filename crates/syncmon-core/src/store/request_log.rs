@@ -169,7 +169,6 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::test_support::setup;
 
     #[test]

@@ -21,9 +21,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::test_support::setup;
-    use crate::store::EntityKey;
 
     #[test]
     fn settings_round_trip() {
