@@ -11,8 +11,5 @@ fn main() {
         )
         .expect("write the placeholder ui/dist/index.html");
     }
-    tauri_build::try_build(
-        tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(&["rpc"])),
-    )
-    .expect("tauri-build");
+    tauri_build::try_build(tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(&["rpc"]))).expect("tauri-build");
 }

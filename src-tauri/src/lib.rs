@@ -73,7 +73,11 @@ pub fn open_engine(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result
 }
 
 /// Forwards every engine event to the windows until `cancel`.
-async fn forward_events<R: Runtime>(app: tauri::AppHandle<R>, mut rx: tokio::sync::broadcast::Receiver<syncmon_core::events::Event>, cancel: CancellationToken) {
+async fn forward_events<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    mut rx: tokio::sync::broadcast::Receiver<syncmon_core::events::Event>,
+    cancel: CancellationToken,
+) {
     loop {
         let sent = tokio::select! {
             _ = cancel.cancelled() => return,

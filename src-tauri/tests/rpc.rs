@@ -42,11 +42,7 @@ fn the_rpc_command_answers_what_api_call_answers_and_errors_carry_their_code() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = Config::parse(CONFIG).expect("config");
     let engine = Arc::new(Syncmon::open(config, dir.path()).expect("open the engine"));
-    let app = mock_builder()
-        .manage(engine.clone())
-        .invoke_handler(syncmon_desktop::invoke_handler())
-        .build(mock_context(noop_assets()))
-        .expect("mock app");
+    let app = mock_builder().manage(engine.clone()).invoke_handler(syncmon_desktop::invoke_handler()).build(mock_context(noop_assets())).expect("mock app");
     let webview = WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("mock window");
 
     let got = invoke(&webview, json!({ "request": { "method": "overview", "params": {} } })).expect("overview answers");

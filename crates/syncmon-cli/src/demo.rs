@@ -45,7 +45,12 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let opts = DemoOptions { mock_listen: args.mock_listen, webhook_listen: args.webhook_listen, records: args.records, poll_seconds: args.poll_seconds };
     let demo = Demo::start(&opts, &data_dir).await.map_err(UsageError)?;
     let (mock, config_path) = (demo.mock.clone(), demo.config_path.clone());
-    let demo_cli = Cli { config: Some(config_path.clone()), data_dir: Some(data_dir.clone()), verbose: cli.verbose, command: crate::Command::Run { notify: false, notify_failing_after: None, notify_debounce: None } };
+    let demo_cli = Cli {
+        config: Some(config_path.clone()),
+        data_dir: Some(data_dir.clone()),
+        verbose: cli.verbose,
+        command: crate::Command::Run { notify: false, notify_failing_after: None, notify_debounce: None },
+    };
     let (path, config) = config_of(&demo_cli)?;
     let sm = Arc::new(syncmon_core::Syncmon::open_agent_locked(config, &data_dir, demo.agent_lock())?.with_config_path(path));
     println!("syncmon demo");

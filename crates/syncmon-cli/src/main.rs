@@ -228,7 +228,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let usage = e.downcast_ref::<UsageError>().is_some()
-                || e.downcast_ref::<syncmon_core::Error>().is_some_and(|e| matches!(e.code(), "config" | "usage" | "not_found" | "credentials" | "agent_running" | "damaged"));
+                || e.downcast_ref::<syncmon_core::Error>()
+                    .is_some_and(|e| matches!(e.code(), "config" | "usage" | "not_found" | "credentials" | "agent_running" | "damaged"));
             eprintln!("error: {e:#}");
             ExitCode::from(if usage { 2 } else { 1 })
         }

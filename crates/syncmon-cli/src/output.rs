@@ -76,12 +76,7 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
     let line = |cells: Vec<String>| {
         let n = cells.len();
-        cells
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| if i + 1 == n { c } else { format!("{c:<w$}", w = widths[i]) })
-            .collect::<Vec<_>>()
-            .join("  ")
+        cells.into_iter().enumerate().map(|(i, c)| if i + 1 == n { c } else { format!("{c:<w$}", w = widths[i]) }).collect::<Vec<_>>().join("  ")
     };
     println!("{}", line(headers.iter().map(|h| h.to_string()).collect()));
     for r in rows {
@@ -171,9 +166,7 @@ pub fn failed_detail(i: &FailedItem) {
     if let Some(r) = &i.resolution {
         println!("  resolution   {r}");
     }
-    let pretty = serde_json::from_str::<serde_json::Value>(&i.payload)
-        .and_then(|v| serde_json::to_string_pretty(&v))
-        .unwrap_or_else(|_| i.payload.clone());
+    let pretty = serde_json::from_str::<serde_json::Value>(&i.payload).and_then(|v| serde_json::to_string_pretty(&v)).unwrap_or_else(|_| i.payload.clone());
     println!("  payload:\n{}", pretty.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n"));
 }
 

@@ -70,7 +70,10 @@ pub fn new_token() -> String {
 fn token_from_env(var: &str) -> anyhow::Result<String> {
     match std::env::var(var) {
         Ok(t) if t.len() >= 16 => Ok(t),
-        Ok(_) => Err(UsageError(format!("the token in ${var} is shorter than 16 characters; use a long random one, e.g. from `head -c 32 /dev/urandom | base64`")).into()),
+        Ok(_) => {
+            Err(UsageError(format!("the token in ${var} is shorter than 16 characters; use a long random one, e.g. from `head -c 32 /dev/urandom | base64`"))
+                .into())
+        }
         Err(_) => Err(UsageError(format!("--token-env {var}: the environment variable {var} is not set; put the access token in it")).into()),
     }
 }

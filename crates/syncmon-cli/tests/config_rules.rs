@@ -20,9 +20,7 @@ fn config(base_url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_the_agent_warn_about_plain_http_to_another_machine() {
-    let mock = MockServer::start(MockConfig { entities: vec![EntitySpec { name: "items".into(), records: 20 }], ..Default::default() })
-        .await
-        .unwrap();
+    let mock = MockServer::start(MockConfig { entities: vec![EntitySpec { name: "items".into(), records: 20 }], ..Default::default() }).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("syncmon.toml");
     std::fs::write(&cfg, config(&mock.base_url())).unwrap();
@@ -40,10 +38,7 @@ async fn status_and_the_agent_warn_about_plain_http_to_another_machine() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let first = stdout.lines().next().unwrap_or("");
-    assert!(
-        first.starts_with("warning: targets[0].base_url uses plain http:// to erp.example.com"),
-        "the warning comes first:\n{stdout}"
-    );
+    assert!(first.starts_with("warning: targets[0].base_url uses plain http:// to erp.example.com"), "the warning comes first:\n{stdout}");
     assert!(stdout.contains("src/items"), "then the table:\n{stdout}");
     assert_eq!(stdout.matches("warning:").count(), 1, "the loopback source is no warning:\n{stdout}");
 

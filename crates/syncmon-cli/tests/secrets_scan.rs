@@ -155,11 +155,7 @@ $S creds delete oauth >>"$LOG" 2>&1 || exit 22
     let keyed_env = mock(api_key(ENV_KEY)).await;
     let oauth_env = mock(oauth(ENV_CLIENT_SECRET)).await;
     let env_config = root.path().join("syncmon-env.toml");
-    std::fs::write(
-        &env_config,
-        config(&keyed_env, &oauth_env, "env-", "secret_env = \"SCAN_API_KEY\"", "secret_env = \"SCAN_CLIENT_SECRET\""),
-    )
-    .unwrap();
+    std::fs::write(&env_config, config(&keyed_env, &oauth_env, "env-", "secret_env = \"SCAN_API_KEY\"", "secret_env = \"SCAN_CLIENT_SECRET\"")).unwrap();
     let run = |args: &[&str], key: &str, secret: &str, log_name: &str| -> Output {
         let out = Command::new(BIN)
             .arg("--config")
@@ -210,10 +206,8 @@ $S creds delete oauth >>"$LOG" 2>&1 || exit 22
     }
     #[cfg(unix)]
     {
-        let modes: Vec<(String, u32)> = [data.join("syncmon.db"), wal.clone(), shm.clone()]
-            .iter()
-            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), mode(p)))
-            .collect();
+        let modes: Vec<(String, u32)> =
+            [data.join("syncmon.db"), wal.clone(), shm.clone()].iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), mode(p))).collect();
         for (name, m) in &modes {
             assert_eq!(m & 0o077, 0, "{name} is readable by others (mode {m:o}): {modes:?}");
         }

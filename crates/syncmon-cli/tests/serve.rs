@@ -114,7 +114,8 @@ async fn serve_answers_the_api_with_the_token_from_the_environment_and_stops_on_
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let banner = lines.next().expect("a banner line").unwrap();
     assert!(banner.contains("#token=<the token in $SYNCMON_TEST_TOKEN>") && !banner.contains(token), "the token is not printed: {banner}");
-    let port: u16 = banner.split("http://127.0.0.1:").nth(1).and_then(|r| r.split('/').next()).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{banner}"));
+    let port: u16 =
+        banner.split("http://127.0.0.1:").nth(1).and_then(|r| r.split('/').next()).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{banner}"));
     let note = lines.next().unwrap().unwrap();
     assert!(note.contains("npm --prefix ui ci"), "says how to build the missing UI: {note}");
 

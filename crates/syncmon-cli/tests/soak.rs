@@ -269,12 +269,8 @@ async fn soak_every_fault_at_once_with_sigkill_restarts() {
     // SYNCMON_SOAK_KEEP=1 keeps the directory (database, agent log) for a look afterwards.
     dir.disable_cleanup(std::env::var_os("SYNCMON_SOAK_KEEP").is_some());
     let port = free_port();
-    let env = Env {
-        config: dir.path().join("syncmon.toml"),
-        log: dir.path().join("agent.log"),
-        webhook_url: format!("http://127.0.0.1:{port}/webhooks/src"),
-        dir,
-    };
+    let env =
+        Env { config: dir.path().join("syncmon.toml"), log: dir.path().join("agent.log"), webhook_url: format!("http://127.0.0.1:{port}/webhooks/src"), dir };
     std::fs::write(&env.config, config_text(&s, &mock.base_url(), port)).unwrap();
     eprintln!(
         "soak: {} s of driving, {} records, full resync every {} s, SIGKILL every {}-{} s, seed {} (SYNCMON_SOAK_SEED to repeat)",
@@ -423,10 +419,7 @@ async fn soak_every_fault_at_once_with_sigkill_restarts() {
     let db = env.db();
     let passes_at_calm: HashMap<&str, i64> = {
         let conn = open_db(&db).expect("the database exists after the run");
-        ENTITIES
-            .iter()
-            .map(|e| (*e, conn.query_row("SELECT resync_pass FROM entity_state WHERE entity = ?1", [e], |r| r.get(0)).unwrap()))
-            .collect()
+        ENTITIES.iter().map(|e| (*e, conn.query_row("SELECT resync_pass FROM entity_state WHERE entity = ?1", [e], |r| r.get(0)).unwrap())).collect()
     };
     let sample_now = |agent: &Agent, incarnation: usize, samples: &mut Vec<(f64, usize, u64, usize)>| {
         if let Some((rss, fds)) = sample(agent.id()) {
@@ -453,7 +446,7 @@ async fn soak_every_fault_at_once_with_sigkill_restarts() {
         let live: HashSet<String> = ["items", "salesorders"].into_iter().flat_map(|e| mock.dataset(e).into_iter().map(|r| r.id)).collect();
         late.iter()
             .filter(|l| live.contains(&l.id))
-            .filter(|l| !replicas.get(l.entity).and_then(|r| r.get(&l.id)).and_then(|(v, _)| v.parse::<u128>().ok()).is_some_and(|v| v >= l.version))
+            .filter(|l| replicas.get(l.entity).and_then(|r| r.get(&l.id)).and_then(|(v, _)| v.parse::<u128>().ok()).is_none_or(|v| v < l.version))
             .map(|l| format!("{}/{}@{}", l.entity, l.id, l.version))
             .collect()
     };
@@ -536,7 +529,9 @@ async fn soak_every_fault_at_once_with_sigkill_restarts() {
     let panics = std::fs::read_to_string(&env.log).unwrap_or_default().lines().filter(|l| l.contains("panicked")).count();
 
     let third = s.drive.as_secs_f64() / 3.0;
-    let window = |f: &dyn Fn(f64) -> bool| samples.iter().filter(|x| f(x.0)).fold((u64::MAX, 0u64, usize::MAX, 0usize), |a, x| (a.0.min(x.2), a.1.max(x.2), a.2.min(x.3), a.3.max(x.3)));
+    let window = |f: &dyn Fn(f64) -> bool| {
+        samples.iter().filter(|x| f(x.0)).fold((u64::MAX, 0u64, usize::MAX, 0usize), |a, x| (a.0.min(x.2), a.1.max(x.2), a.2.min(x.3), a.3.max(x.3)))
+    };
     let early = window(&|t| t < third);
     let late_w = window(&|t| t >= 2.0 * third);
     let all = window(&|_| true);
@@ -559,7 +554,13 @@ async fn soak_every_fault_at_once_with_sigkill_restarts() {
         "changes made: {changes} ({} updates, {} inserts, {} deletes, {} late commits, {} poison records)",
         c.mutated, c.inserted, c.deleted, c.late, c.poison
     );
-    println!("faults injected: {} single + {} outages (15 × 503); webhooks accepted {} / not delivered {}", c.faults, c.outages, hooks_ok.load(Ordering::SeqCst), hooks_refused.load(Ordering::SeqCst));
+    println!(
+        "faults injected: {} single + {} outages (15 × 503); webhooks accepted {} / not delivered {}",
+        c.faults,
+        c.outages,
+        hooks_ok.load(Ordering::SeqCst),
+        hooks_refused.load(Ordering::SeqCst)
+    );
     println!("restarts (SIGKILL): {}", c.restarts);
     println!("records served by the source: {served} ({:.1} per change)", served as f64 / changes.max(1) as f64);
     for (kind, n, records) in &runs {

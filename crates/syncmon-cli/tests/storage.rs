@@ -285,8 +285,7 @@ async fn status_while_a_fresh_agent_creates_its_database_never_kills_it() {
     for round in 0..3 {
         let data = env.dir.path().join(format!("data{round}"));
         let mut agent = Running(Some(env.cmd_in(&data, &["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()));
-        let statuses: Vec<Child> =
-            (0..10).map(|_| env.cmd_in(&data, &["status"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()).collect();
+        let statuses: Vec<Child> = (0..10).map(|_| env.cmd_in(&data, &["status"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()).collect();
         for s in statuses {
             let out = s.wait_with_output().unwrap();
             let t = text(&out);

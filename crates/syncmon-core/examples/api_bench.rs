@@ -131,7 +131,9 @@ fn main() {
         println!(
             "    of which: status {:.2} ms, request stats {:.2} ms, hourly changes {:.2} ms",
             time(&|| drop(sm.status().unwrap())),
-            time(&|| { let _ = sm.store().request_stats(now - 300_000).unwrap(); }),
+            time(&|| {
+                let _ = sm.store().request_stats(now - 300_000).unwrap();
+            }),
             time(&|| drop(sm.store().hourly_changes(now, 24).unwrap())),
         );
     }

@@ -56,9 +56,7 @@ impl AgentLock {
         let mut file = options.open(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(LockError::Held { holder: describe(read_holder(&mut file).as_ref()), dir: data_dir.to_path_buf() })
-            }
+            Err(TryLockError::WouldBlock) => return Err(LockError::Held { holder: describe(read_holder(&mut file).as_ref()), dir: data_dir.to_path_buf() }),
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
         let holder = Holder { pid: std::process::id(), host: host_name(), started_at_ms: now_ms };

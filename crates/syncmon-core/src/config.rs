@@ -280,32 +280,71 @@ impl TargetConfig {
     }
 }
 
-fn d_profile() -> ProfileKind { ProfileKind::Rowversion }
-fn d_auth() -> AuthKind { AuthKind::None }
-fn d_api_key_header() -> String { "x-np-api-key".into() }
-fn d_entity_pointer() -> String { "/entity".into() }
-fn d_max_concurrency() -> usize { 5 }
-fn d_rps() -> f64 { 10.0 }
-fn d_timeout() -> Duration { Duration::from_secs(30) }
-fn d_max_retries() -> u32 { 5 }
-fn d_backoff_base() -> Duration { Duration::from_millis(500) }
-fn d_backoff_max() -> Duration { Duration::from_secs(30) }
-fn d_breaker_threshold() -> u32 { 3 }
-fn d_breaker_cooldown() -> Duration { Duration::from_secs(60) }
-fn d_lookback() -> Duration { Duration::from_secs(600) }
-fn d_id_field() -> String { "id".into() }
-fn d_version_field() -> String { "rowVersion".into() }
-fn d_poll_every() -> Duration { Duration::from_secs(300) }
-fn d_page_size() -> u32 { 1000 }
-fn d_deletion_guard() -> f64 { 0.5 }
-fn d_request_log_retention() -> Duration { Duration::from_secs(7 * 24 * 3600) }
-fn d_runs_kept() -> u32 { 500 }
+fn d_profile() -> ProfileKind {
+    ProfileKind::Rowversion
+}
+fn d_auth() -> AuthKind {
+    AuthKind::None
+}
+fn d_api_key_header() -> String {
+    "x-np-api-key".into()
+}
+fn d_entity_pointer() -> String {
+    "/entity".into()
+}
+fn d_max_concurrency() -> usize {
+    5
+}
+fn d_rps() -> f64 {
+    10.0
+}
+fn d_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn d_max_retries() -> u32 {
+    5
+}
+fn d_backoff_base() -> Duration {
+    Duration::from_millis(500)
+}
+fn d_backoff_max() -> Duration {
+    Duration::from_secs(30)
+}
+fn d_breaker_threshold() -> u32 {
+    3
+}
+fn d_breaker_cooldown() -> Duration {
+    Duration::from_secs(60)
+}
+fn d_lookback() -> Duration {
+    Duration::from_secs(600)
+}
+fn d_id_field() -> String {
+    "id".into()
+}
+fn d_version_field() -> String {
+    "rowVersion".into()
+}
+fn d_poll_every() -> Duration {
+    Duration::from_secs(300)
+}
+fn d_page_size() -> u32 {
+    1000
+}
+fn d_deletion_guard() -> f64 {
+    0.5
+}
+fn d_request_log_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn d_runs_kept() -> u32 {
+    500
+}
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     // The text is not repeated: config errors never echo a value.
-    humantime::parse_duration(&text)
-        .map_err(|_| serde::de::Error::custom("this is not a duration; write e.g. \"30s\", \"5m\", \"24h\" (no sign)"))
+    humantime::parse_duration(&text).map_err(|_| serde::de::Error::custom("this is not a duration; write e.g. \"30s\", \"5m\", \"24h\" (no sign)"))
 }
 
 fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -313,15 +352,11 @@ fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, 
 }
 
 /// Keys that would hold a secret in plain text. Refused wherever they appear.
-pub const SECRET_KEYS: &[&str] = &[
-    "secret", "client_secret", "password", "api_key", "token", "access_token", "bearer_token",
-    "webhook_secret", "client_state",
-];
+pub const SECRET_KEYS: &[&str] = &["secret", "client_secret", "password", "api_key", "token", "access_token", "bearer_token", "webhook_secret", "client_state"];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::parse(&text).map_err(|problem| ConfigError::Invalid { path: path.to_path_buf(), problem })
     }
 
@@ -334,12 +369,16 @@ impl Config {
             let key = line.trim_start().split('=').next().unwrap_or("").trim().trim_matches(['"', '\'']);
             // `clientSecret`, `Client-Secret` and `client_secret` are one key here.
             if line.contains('=') && secret_keys.contains(&normalized_key(key)) {
-                return Err(ConfigProblem { key: at.key_at_line(n + 1), line: Some(n + 1), message: format!(
-                    "line {}: `{key}` would store a secret in plain text, which Syncmon refuses (the value is not shown). Remove \
+                return Err(ConfigProblem {
+                    key: at.key_at_line(n + 1),
+                    line: Some(n + 1),
+                    message: format!(
+                        "line {}: `{key}` would store a secret in plain text, which Syncmon refuses (the value is not shown). Remove \
                      the line and run `syncmon creds set <connection id>` to keep it in the OS keyring, or name an environment \
                      variable with `secret_env = \"VAR\"` (`webhook_secret_env` for the webhook secret)",
-                    n + 1
-                ) });
+                        n + 1
+                    ),
+                });
             }
         }
         let config: Config = toml::from_str(text).map_err(|e| toml_error(&at, &e))?;
@@ -412,7 +451,13 @@ impl Config {
                 return Err(err("id", "a connection has the same id, and both would read the same keyring entry; rename the target".into()));
             }
             let url = url::Url::parse(&t.base_url).map_err(|e| {
-                err("base_url", format!("base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", redact::redact_url_text(&t.base_url)))
+                err(
+                    "base_url",
+                    format!(
+                        "base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"",
+                        redact::redact_url_text(&t.base_url)
+                    ),
+                )
             })?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(err("base_url", "base_url must start with https:// (or http:// for a local target)".into()));
@@ -438,12 +483,18 @@ impl Config {
                 let at = format!("connection `{}`, entity `{}`", c.id, e.name);
                 match &e.forward_to {
                     Some(t) if !ids.contains(t.as_str()) => {
-                        let known = if ids.is_empty() { "there is no [[target]] section".to_string() } else {
+                        let known = if ids.is_empty() {
+                            "there is no [[target]] section".to_string()
+                        } else {
                             let mut v: Vec<&str> = ids.iter().copied().collect();
                             v.sort();
                             format!("the targets are: {}", v.join(", "))
                         };
-                        return Err(loc.problem(&table, "forward_to", at_line("forward_to", t, format!("{at}: forward_to = \"{t}\" names no [[target]] ({known})"))));
+                        return Err(loc.problem(
+                            &table,
+                            "forward_to",
+                            at_line("forward_to", t, format!("{at}: forward_to = \"{t}\" names no [[target]] ({known})")),
+                        ));
                     }
                     None if e.forward_path.is_some() => {
                         return Err(loc.problem(&table, "forward_path", format!("{at}: forward_path needs forward_to = \"<target id>\"")));
@@ -451,7 +502,11 @@ impl Config {
                     _ => {}
                 }
                 if let Some(p) = e.forward_path.as_deref().filter(|p| !p.starts_with('/')) {
-                    return Err(loc.problem(&table, "forward_path", at_line("forward_path", p, format!("{at}: forward_path must start with `/`, e.g. \"/{p}\""))));
+                    return Err(loc.problem(
+                        &table,
+                        "forward_path",
+                        at_line("forward_path", p, format!("{at}: forward_path must start with `/`, e.g. \"/{p}\"")),
+                    ));
                 }
             }
         }
@@ -475,17 +530,28 @@ impl Config {
             }
             if let Some(&other) = folded_ids.get(&c.id.to_ascii_lowercase()) {
                 let o = &self.connections[other];
-                return Err(loc.problem(&table, "id", format!(
-                    "connection \"{}\"{} differs from \"{}\"{} only in case; replica tables ignore case: rename one",
-                    c.id,
-                    loc.at_line(&[&table[..], &[Seg::Key("id")]].concat()),
-                    o.id,
-                    loc.at_line(&[Seg::Key("connection"), Seg::Index(other), Seg::Key("id")]),
-                )));
+                return Err(loc.problem(
+                    &table,
+                    "id",
+                    format!(
+                        "connection \"{}\"{} differs from \"{}\"{} only in case; replica tables ignore case: rename one",
+                        c.id,
+                        loc.at_line(&[&table[..], &[Seg::Key("id")]].concat()),
+                        o.id,
+                        loc.at_line(&[Seg::Key("connection"), Seg::Index(other), Seg::Key("id")]),
+                    ),
+                ));
             }
             folded_ids.insert(c.id.to_ascii_lowercase(), ci);
             let url = url::Url::parse(&c.base_url).map_err(|e| {
-                loc.problem(&table, "base_url", format!("{at}: base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"", redact::redact_url_text(&c.base_url)))
+                loc.problem(
+                    &table,
+                    "base_url",
+                    format!(
+                        "{at}: base_url `{}` is not a URL ({e}); write e.g. \"https://api.example.com/tenant/prod/company\"",
+                        redact::redact_url_text(&c.base_url)
+                    ),
+                )
             })?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(loc.problem(&table, "base_url", format!("{at}: base_url must start with https:// (or http:// for a local source)")));
@@ -497,37 +563,58 @@ impl Config {
             if let Some(q) = c.cursor.as_ref().and_then(|cur| cur.extra_query.as_deref()) {
                 if let Some(name) = url::form_urlencoded::parse(q.as_bytes()).map(|(k, _)| k).find(|k| redact::is_secret_param(k)) {
                     let cursor = [&table[..], &[Seg::Key("cursor")]].concat();
-                    return Err(loc.problem(&cursor, "extra_query", secret_in_url_message(&loc.key(&cursor, "extra_query"), &c.id, &format!("carries the credential-looking query parameter `{name}`"))));
+                    return Err(loc.problem(
+                        &cursor,
+                        "extra_query",
+                        secret_in_url_message(&loc.key(&cursor, "extra_query"), &c.id, &format!("carries the credential-looking query parameter `{name}`")),
+                    ));
                 }
             }
             if c.auth == AuthKind::Oauth2 && (c.token_url.is_none() || c.client_id.is_none()) {
                 let missing = if c.token_url.is_none() { "token_url" } else { "client_id" };
-                return Err(loc.problem(&table, missing, format!("{at}: auth = \"oauth2\" needs `token_url` and `client_id` (the client secret goes in the keyring)")));
+                return Err(loc.problem(
+                    &table,
+                    missing,
+                    format!("{at}: auth = \"oauth2\" needs `token_url` and `client_id` (the client secret goes in the keyring)"),
+                ));
             }
             loc.check_env_names(&table, [("secret_env", &c.secret_env), ("webhook_secret_env", &c.webhook_secret_env)])?;
             loc.check_client_limits(&table, c)?;
             loc.check_duration(&table, "lookback", c.lookback, Duration::ZERO, MAX_DURATION)?;
             match (c.profile, &c.cursor) {
                 (ProfileKind::Cursor, None) => {
-                    return Err(loc.problem(&table, "profile", format!("{at}: profile = \"cursor\" needs a [connection.cursor] section with at least `filter_param`")))
+                    return Err(loc.problem(
+                        &table,
+                        "profile",
+                        format!("{at}: profile = \"cursor\" needs a [connection.cursor] section with at least `filter_param`"),
+                    ))
                 }
                 (ProfileKind::Cursor, Some(cur)) => {
                     let cursor = [&table[..], &[Seg::Key("cursor")]].concat();
-                    let ways = [cur.next_token_pointer.is_some(), cur.next_url_pointer.is_some(), cur.next.is_some()]
-                        .iter()
-                        .filter(|x| **x)
-                        .count();
+                    let ways = [cur.next_token_pointer.is_some(), cur.next_url_pointer.is_some(), cur.next.is_some()].iter().filter(|x| **x).count();
                     if ways != 1 {
-                        return Err(loc.problem(&table, "cursor", format!(
-                            "{at}: the cursor profile needs exactly one way to find the next page: `next_token_pointer` + \
+                        return Err(loc.problem(
+                            &table,
+                            "cursor",
+                            format!(
+                                "{at}: the cursor profile needs exactly one way to find the next page: `next_token_pointer` + \
                              `next_token_param`, `next_url_pointer`, `next = \"link-header\"` or `next = \"short-page\"`"
-                        )));
+                            ),
+                        ));
                     }
                     if cur.next_token_pointer.is_some() && cur.next_token_param.is_none() {
-                        return Err(loc.problem(&cursor, "next_token_param", format!("{at}: `next_token_pointer` needs `next_token_param` (the query parameter that carries the token)")));
+                        return Err(loc.problem(
+                            &cursor,
+                            "next_token_param",
+                            format!("{at}: `next_token_pointer` needs `next_token_param` (the query parameter that carries the token)"),
+                        ));
                     }
                     if cur.next == Some(NextPageMode::ShortPage) && cur.page_size_param.is_none() {
-                        return Err(loc.problem(&cursor, "page_size_param", format!("{at}: `next = \"short-page\"` needs `page_size_param`, or a short page cannot be told apart")));
+                        return Err(loc.problem(
+                            &cursor,
+                            "page_size_param",
+                            format!("{at}: `next = \"short-page\"` needs `page_size_param`, or a short page cannot be told apart"),
+                        ));
                     }
                 }
                 _ => {}
@@ -545,35 +632,47 @@ impl Config {
                     return Err(loc.problem(&entity, "name", format!("{at}: listed twice")));
                 }
                 if let Some(&other) = folded_names.get(&e.name.to_ascii_lowercase()) {
-                    return Err(loc.problem(&entity, "name", format!(
-                        "{at}: entity \"{}\"{} differs from \"{}\"{} only in case; replica tables ignore case: rename one",
-                        e.name,
-                        name_line(ei),
-                        c.entities[other].name,
-                        name_line(other),
-                    )));
+                    return Err(loc.problem(
+                        &entity,
+                        "name",
+                        format!(
+                            "{at}: entity \"{}\"{} differs from \"{}\"{} only in case; replica tables ignore case: rename one",
+                            e.name,
+                            name_line(ei),
+                            c.entities[other].name,
+                            name_line(other),
+                        ),
+                    ));
                 }
                 folded_names.insert(e.name.to_ascii_lowercase(), ei);
                 let replica = crate::store::EntityKey::new(&c.id, &e.name).table().to_ascii_lowercase();
                 if let Some(&(oc, oe)) = tables.get(&replica) {
                     let (other_conn, other) = (&self.connections[oc], &self.connections[oc].entities[oe]);
-                    return Err(loc.problem(&entity, "name", format!(
-                        "entity {}/{}{} and {}/{}{} would share the replica table `{replica}` (`-` becomes `_` in table names, \
+                    return Err(loc.problem(
+                        &entity,
+                        "name",
+                        format!(
+                            "entity {}/{}{} and {}/{}{} would share the replica table `{replica}` (`-` becomes `_` in table names, \
                          and they ignore case): rename one",
-                        c.id,
-                        e.name,
-                        name_line(ei),
-                        other_conn.id,
-                        other.name,
-                        loc.at_line(&[Seg::Key("connection"), Seg::Index(oc), Seg::Key("entity"), Seg::Index(oe), Seg::Key("name")]),
-                    )));
+                            c.id,
+                            e.name,
+                            name_line(ei),
+                            other_conn.id,
+                            other.name,
+                            loc.at_line(&[Seg::Key("connection"), Seg::Index(oc), Seg::Key("entity"), Seg::Index(oe), Seg::Key("name")]),
+                        ),
+                    ));
                 }
                 tables.insert(replica, (ci, ei));
                 if let Some(p) = &e.path {
                     loc.refuse_secret_in_path(&entity, "path", &c.id, p)?;
                 }
                 if !(1..=MAX_PAGE_SIZE).contains(&e.page_size) {
-                    return Err(loc.problem(&entity, "page_size", format!("{at}: page_size must be between 1 and {MAX_PAGE_SIZE}{}", loc.at_line(&[&entity[..], &[Seg::Key("page_size")]].concat()))));
+                    return Err(loc.problem(
+                        &entity,
+                        "page_size",
+                        format!("{at}: page_size must be between 1 and {MAX_PAGE_SIZE}{}", loc.at_line(&[&entity[..], &[Seg::Key("page_size")]].concat())),
+                    ));
                 }
                 if !(e.deletion_guard > 0.0 && e.deletion_guard <= 1.0) {
                     return Err(loc.problem(&entity, "deletion_guard", format!("{at}: deletion_guard is a share between 0 and 1, e.g. 0.5")));
@@ -590,9 +689,19 @@ impl Config {
             })?;
         }
         let storage = [Seg::Key("storage")];
-        loc.check_duration(&storage, "request_log_retention", self.storage.request_log_retention, Duration::from_secs(1), Duration::from_secs(10 * 365 * 86400))?;
+        loc.check_duration(
+            &storage,
+            "request_log_retention",
+            self.storage.request_log_retention,
+            Duration::from_secs(1),
+            Duration::from_secs(10 * 365 * 86400),
+        )?;
         if self.storage.runs_kept == 0 {
-            return Err(loc.problem(&storage, "runs_kept", format!("{} must be at least 1 (the last run of each entity is what status shows)", loc.key(&storage, "runs_kept"))));
+            return Err(loc.problem(
+                &storage,
+                "runs_kept",
+                format!("{} must be at least 1 (the last run of each entity is what status shows)", loc.key(&storage, "runs_kept")),
+            ));
         }
         Ok(())
     }
@@ -608,11 +717,12 @@ impl Config {
 
 /// The 1-based line holding `key = "value"`, for errors about a value that parsed fine.
 fn line_of(text: &str, key: &str, value: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let Some((k, v)) = l.split_once('=') else { return false };
-        k.trim().trim_matches('"') == key && v.split('#').next().unwrap_or("").trim().trim_matches(['"', '\'']) == value
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let Some((k, v)) = l.split_once('=') else { return false };
+            k.trim().trim_matches('"') == key && v.split('#').next().unwrap_or("").trim().trim_matches(['"', '\'']) == value
+        })
+        .map(|i| i + 1)
 }
 
 fn valid_name(s: &str) -> bool {
@@ -781,7 +891,11 @@ impl<'a> Locator<'a> {
                 s if s >= 2 * 86400 && s % 86400 == 0 && d.subsec_nanos() == 0 => format!("{}d", s / 86400),
                 _ => humantime::format_duration(d).to_string(),
             };
-            return Err(self.problem(table, key, format!("{} must be between {} and {}: a value outside cannot work", self.key(table, key), fmt(min), fmt(max))));
+            return Err(self.problem(
+                table,
+                key,
+                format!("{} must be between {} and {}: a value outside cannot work", self.key(table, key), fmt(min), fmt(max)),
+            ));
         }
         Ok(())
     }
@@ -794,11 +908,15 @@ impl<'a> Locator<'a> {
             let mut b = name.bytes();
             let valid = b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_');
             if !valid {
-                return Err(self.problem(table, key, format!(
-                    "{} must be the NAME of an environment variable (letters, digits, `_`), not the secret itself — the value \
+                return Err(self.problem(
+                    table,
+                    key,
+                    format!(
+                        "{} must be the NAME of an environment variable (letters, digits, `_`), not the secret itself — the value \
                      is not shown; keep the secret in the keyring with `syncmon creds set <id>` or in that variable",
-                    self.key(table, key)
-                )));
+                        self.key(table, key)
+                    ),
+                ));
             }
         }
         Ok(())
@@ -810,10 +928,11 @@ impl<'a> Locator<'a> {
             return Err(self.problem(table, "max_concurrency", format!("{} must be between 1 and 256", self.key(table, "max_concurrency"))));
         }
         if !(c.requests_per_second.is_finite() && (0.001..=1_000_000.0).contains(&c.requests_per_second)) {
-            return Err(self.problem(table, "requests_per_second", format!(
-                "{} must be between 0.001 (one request in about 17 minutes) and 1000000",
-                self.key(table, "requests_per_second")
-            )));
+            return Err(self.problem(
+                table,
+                "requests_per_second",
+                format!("{} must be between 0.001 (one request in about 17 minutes) and 1000000", self.key(table, "requests_per_second")),
+            ));
         }
         self.check_duration(table, "timeout", c.timeout, Duration::from_millis(100), Duration::from_secs(3600))?;
         if c.max_retries > 100 {
@@ -831,10 +950,7 @@ impl<'a> Locator<'a> {
         let problem = if !url.username().is_empty() || url.password().is_some() {
             Some("contains a user name/password".to_string())
         } else {
-            url.query_pairs()
-                .map(|(k, _)| k)
-                .find(|k| redact::is_secret_param(k))
-                .map(|k| format!("carries the credential-looking query parameter `{k}`"))
+            url.query_pairs().map(|(k, _)| k).find(|k| redact::is_secret_param(k)).map(|k| format!("carries the credential-looking query parameter `{k}`"))
         };
         match problem {
             Some(p) => Err(self.problem(table, key, secret_in_url_message(&self.key(table, key), id, &p))),
@@ -843,8 +959,9 @@ impl<'a> Locator<'a> {
     }
 
     fn refuse_secret_in_url_text(&self, table: &[Seg], key: &str, id: &str, text: &str) -> Result<(), ConfigProblem> {
-        let url = url::Url::parse(text)
-            .map_err(|e| self.problem(table, key, format!("{} is not a URL ({e}); write e.g. \"https://login.example.com/oauth2/token\"", self.key(table, key))))?;
+        let url = url::Url::parse(text).map_err(|e| {
+            self.problem(table, key, format!("{} is not a URL ({e}); write e.g. \"https://login.example.com/oauth2/token\"", self.key(table, key)))
+        })?;
         self.refuse_secret_in_url(table, key, id, &url)
     }
 
@@ -1008,7 +1125,11 @@ forward_to = "erp"
         let clash = FORWARDING.replace("id = \"erp\"", "id = \"retail-prod\"").replace("forward_to = \"erp\"", "forward_to = \"retail-prod\"");
         let err = Config::parse(&clash).unwrap_err().to_string();
         assert!(err.contains("line 3") && err.contains("keyring"), "{err}");
-        let err = Config::parse(&clash.replacen("id = \"retail-prod\"", "id = \"Retail-Prod\"", 1).replace("forward_to = \"retail-prod\"", "forward_to = \"Retail-Prod\"")).unwrap_err().to_string();
+        let err = Config::parse(
+            &clash.replacen("id = \"retail-prod\"", "id = \"Retail-Prod\"", 1).replace("forward_to = \"retail-prod\"", "forward_to = \"Retail-Prod\""),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("line 3") && err.contains("keyring"), "a target id that differs only in case: {err}");
         let err = Config::parse(&FORWARDING.replace("https://erp.example.com/api", "ftp://erp")).unwrap_err().to_string();
         assert!(err.contains("target `erp`") && err.contains("https://"), "{err}");
@@ -1086,11 +1207,27 @@ forward_to = "erp"
     fn secrets_in_urls_are_refused_with_the_key_and_line_never_the_value() {
         Config::parse(URLS).unwrap();
         let cases = [
-            ("https://api.example.com/company", "https://alice:s3cr3t-pw@api.example.com/company", "connections[0].base_url (line 8) contains a user name/password"),
-            ("https://api.example.com/company", "https://s3cr3t-user@api.example.com/company", "connections[0].base_url (line 8) contains a user name/password"),
-            ("\"/items\"", "\"/items?sync=true&api_key=s3cr3t\"", "connections[0].entities[0].path (line 15) carries the credential-looking query parameter `api_key`"),
+            (
+                "https://api.example.com/company",
+                "https://alice:s3cr3t-pw@api.example.com/company",
+                "connections[0].base_url (line 8) contains a user name/password",
+            ),
+            (
+                "https://api.example.com/company",
+                "https://s3cr3t-user@api.example.com/company",
+                "connections[0].base_url (line 8) contains a user name/password",
+            ),
+            (
+                "\"/items\"",
+                "\"/items?sync=true&api_key=s3cr3t\"",
+                "connections[0].entities[0].path (line 15) carries the credential-looking query parameter `api_key`",
+            ),
             ("https://login.example.com/token", "https://login.example.com/token?client_secret=s3cr3t", "connections[0].token_url (line 10) carries"),
-            ("https://erp.example.com/api", "https://erp.example.com/api?X-Api-Key=s3cr3t", "targets[0].base_url (line 4) carries the credential-looking query parameter `X-Api-Key`"),
+            (
+                "https://erp.example.com/api",
+                "https://erp.example.com/api?X-Api-Key=s3cr3t",
+                "targets[0].base_url (line 4) carries the credential-looking query parameter `X-Api-Key`",
+            ),
             ("forward_to = \"erp\"", "forward_to = \"erp\"\nforward_path = \"/in?auth=s3cr3t\"", "connections[0].entities[0].forward_path (line 17)"),
         ];
         for (from, to, expected) in cases {
@@ -1159,7 +1296,10 @@ forward_to = "erp"
             assert!(err.contains(expected), "{text}\n→ {err}");
         }
         // The edges of the ranges are fine.
-        Config::parse(&format!("{base}timeout = \"100ms\"\nrequests_per_second = 0.001\nlookback = \"0s\"\n{entity}poll_every = \"1s\"\nfull_resync_every = \"1s\"\n")).unwrap();
+        Config::parse(&format!(
+            "{base}timeout = \"100ms\"\nrequests_per_second = 0.001\nlookback = \"0s\"\n{entity}poll_every = \"1s\"\nfull_resync_every = \"1s\"\n"
+        ))
+        .unwrap();
     }
 
     #[test]
@@ -1195,8 +1335,14 @@ base_url = "https://api.example.com/company"
         assert!(w[0].message.contains("plain http:// to api.example.com") && w[0].message.contains("use https://"), "{}", w[0].message);
         assert!(w[1].message.contains("10.1.2.3") && w[1].message.contains("client secret"), "{}", w[1].message);
         assert!(w[3].message.contains("0.0.0.0:8385") && w[3].message.contains("127.0.0.1"), "{}", w[3].message);
-        let quiet = Config::parse(&text.replace("0.0.0.0", "127.0.0.1").replace("http://erp.internal", "https://erp.internal")
-            .replace("http://api.example.com", "https://api.example.com").replace("http://10.1.2.3", "https://10.1.2.3")).unwrap();
+        let quiet = Config::parse(
+            &text
+                .replace("0.0.0.0", "127.0.0.1")
+                .replace("http://erp.internal", "https://erp.internal")
+                .replace("http://api.example.com", "https://api.example.com")
+                .replace("http://10.1.2.3", "https://10.1.2.3"),
+        )
+        .unwrap();
         assert_eq!(quiet.warnings(), vec![]);
     }
 

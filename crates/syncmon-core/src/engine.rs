@@ -11,8 +11,8 @@ use crate::events::EventKind;
 use crate::forward::{ForwardReport, Forwarder};
 use crate::profile::Profile;
 use crate::record::Page;
-use crate::rowversion::RowVersion;
 use crate::retry::{Failure, FailureClass};
+use crate::rowversion::RowVersion;
 use crate::source::SourceClient;
 use crate::store::{EntityKey, PageBatch, PassEnd};
 use serde::Serialize;
@@ -190,7 +190,11 @@ fn describe_next(url: &url::Url) -> String {
 enum FetchStop {
     Failed(Failure),
     /// The source is not advancing: `what` it did, on the page with this Trackingid and status.
-    Stalled { what: String, tracking_id: Option<String>, http_status: u16 },
+    Stalled {
+        what: String,
+        tracking_id: Option<String>,
+        http_status: u16,
+    },
 }
 
 struct ParsedPage {
@@ -344,7 +348,13 @@ impl<'a> Cycle<'a> {
         let mut without_progress = 0u32;
         loop {
             if cancel.is_cancelled() {
-                return Err(FetchStop::Failed(Failure { class: FailureClass::Cancelled, message: "stopped".into(), http_status: None, tracking_id: None, retry_after: None }));
+                return Err(FetchStop::Failed(Failure {
+                    class: FailureClass::Cancelled,
+                    message: "stopped".into(),
+                    http_status: None,
+                    tracking_id: None,
+                    retry_after: None,
+                }));
             }
             let on_retry = |attempt: u32, f: &Failure, wait: std::time::Duration| {
                 ctx.events.emit(EventKind::Retrying {
@@ -455,7 +465,11 @@ impl<'a> Cycle<'a> {
                         });
                     }
                     if applied.failed_new > 0 {
-                        ctx.events.emit(EventKind::FailedItemsAdded { connection: key.connection.clone(), entity: key.entity.clone(), count: applied.failed_new });
+                        ctx.events.emit(EventKind::FailedItemsAdded {
+                            connection: key.connection.clone(),
+                            entity: key.entity.clone(),
+                            count: applied.failed_new,
+                        });
                     }
                     if self.pass.is_some() {
                         ctx.events.emit(EventKind::ResyncProgress {
@@ -467,7 +481,13 @@ impl<'a> Cycle<'a> {
                     }
                 }
                 Err(err) => {
-                    failure = Some(Failure { class: FailureClass::Config, message: format!("cannot write the replica: {err}"), http_status: None, tracking_id: last_tracking.clone(), retry_after: None });
+                    failure = Some(Failure {
+                        class: FailureClass::Config,
+                        message: format!("cannot write the replica: {err}"),
+                        http_status: None,
+                        tracking_id: last_tracking.clone(),
+                        retry_after: None,
+                    });
                     break;
                 }
             }
@@ -542,7 +562,13 @@ impl<'a> Cycle<'a> {
                         }
                         Err(err) => {
                             report.outcome = Outcome::Failed;
-                            report.error = Some(Failure { class: FailureClass::Config, message: err.to_string(), http_status: None, tracking_id: None, retry_after: None });
+                            report.error = Some(Failure {
+                                class: FailureClass::Config,
+                                message: err.to_string(),
+                                http_status: None,
+                                tracking_id: None,
+                                retry_after: None,
+                            });
                         }
                     }
                 }
@@ -568,10 +594,9 @@ impl<'a> Cycle<'a> {
                     });
                 }
             }
-            Outcome::CaughtUp | Outcome::GuardTripped
-                if breaker.record_success() => {
-                    self.ctx.events.emit(EventKind::CircuitClosed { connection: key.connection.clone() });
-                }
+            Outcome::CaughtUp | Outcome::GuardTripped if breaker.record_success() => {
+                self.ctx.events.emit(EventKind::CircuitClosed { connection: key.connection.clone() });
+            }
             _ => {}
         }
     }

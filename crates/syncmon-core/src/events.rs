@@ -23,20 +23,83 @@ pub struct Event {
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
-    CycleStarted { connection: String, entity: String, kind: String, from: String },
-    PageApplied { connection: String, entity: String, records: usize, failed: usize, checkpoint: String },
-    Retrying { connection: String, entity: String, attempt: u32, wait_ms: u64, reason: String, http_status: Option<u16>, tracking_id: Option<String> },
-    CycleFinished { connection: String, entity: String, outcome: String, records: u64, error: Option<String>, tracking_id: Option<String> },
-    FailedItemsAdded { connection: String, entity: String, count: usize },
-    ResyncProgress { connection: String, entity: String, seen: i64, expected: i64 },
-    DeletionGuardTripped { connection: String, entity: String, would_delete: i64, live: i64 },
-    CircuitOpened { connection: String, until: i64, error: String },
-    CircuitClosed { connection: String },
-    Nudged { connection: String, entity: String },
+    CycleStarted {
+        connection: String,
+        entity: String,
+        kind: String,
+        from: String,
+    },
+    PageApplied {
+        connection: String,
+        entity: String,
+        records: usize,
+        failed: usize,
+        checkpoint: String,
+    },
+    Retrying {
+        connection: String,
+        entity: String,
+        attempt: u32,
+        wait_ms: u64,
+        reason: String,
+        http_status: Option<u16>,
+        tracking_id: Option<String>,
+    },
+    CycleFinished {
+        connection: String,
+        entity: String,
+        outcome: String,
+        records: u64,
+        error: Option<String>,
+        tracking_id: Option<String>,
+    },
+    FailedItemsAdded {
+        connection: String,
+        entity: String,
+        count: usize,
+    },
+    ResyncProgress {
+        connection: String,
+        entity: String,
+        seen: i64,
+        expected: i64,
+    },
+    DeletionGuardTripped {
+        connection: String,
+        entity: String,
+        would_delete: i64,
+        live: i64,
+    },
+    CircuitOpened {
+        connection: String,
+        until: i64,
+        error: String,
+    },
+    CircuitClosed {
+        connection: String,
+    },
+    Nudged {
+        connection: String,
+        entity: String,
+    },
     /// A bulk replay of failed items: `done` of `total` processed so far.
-    ReplayProgress { done: usize, total: usize, replayed: usize, superseded: usize, still_failing: usize },
+    ReplayProgress {
+        done: usize,
+        total: usize,
+        replayed: usize,
+        superseded: usize,
+        still_failing: usize,
+    },
     /// A delivery pass to the entity's target: what went out, what failed, what is left and why.
-    Forwarded { connection: String, entity: String, target: String, delivered: u64, failed: u64, pending: i64, error: Option<String> },
+    Forwarded {
+        connection: String,
+        entity: String,
+        target: String,
+        delivered: u64,
+        failed: u64,
+        pending: i64,
+        error: Option<String>,
+    },
 }
 
 pub struct EventBus {

@@ -158,11 +158,8 @@ impl Syncmon {
     fn build(config: Config, store: Arc<Store>, clock: Arc<dyn Clock>, agent_lock: Option<Arc<AgentLock>>) -> Result<Syncmon> {
         let writable = !store.is_read_only();
         let http = SourceClient::http_client();
-        let targets: BTreeMap<&str, Arc<SourceClient>> = config
-            .targets
-            .iter()
-            .map(|t| (t.id.as_str(), Arc::new(SourceClient::for_target(t, http.clone(), store.clone(), clock.clone()))))
-            .collect();
+        let targets: BTreeMap<&str, Arc<SourceClient>> =
+            config.targets.iter().map(|t| (t.id.as_str(), Arc::new(SourceClient::for_target(t, http.clone(), store.clone(), clock.clone())))).collect();
         let mut entities = Vec::new();
         for c in &config.connections {
             let source = Arc::new(SourceClient::new(c.clone(), http.clone(), store.clone(), clock.clone()));
@@ -253,21 +250,11 @@ impl Syncmon {
                 Some((c, e)) => (Some(c), e),
                 None => (connection, name.as_str()),
             };
-            let found: Vec<_> = self
-                .entities
-                .iter()
-                .filter(|e| e.key.entity == ent && conn.is_none_or(|c| e.key.connection == c))
-                .cloned()
-                .collect();
+            let found: Vec<_> = self.entities.iter().filter(|e| e.key.entity == ent && conn.is_none_or(|c| e.key.connection == c)).cloned().collect();
             match found.len() {
                 0 => return Err(Error::NotFound(format!("no entity `{name}` in the config; `syncmon status` lists them"))),
                 1 => out.extend(found),
-                _ => {
-                    return Err(Error::Usage(format!(
-                        "`{name}` exists in several connections; write CONNECTION/{ent}, e.g. {}",
-                        found[0].key
-                    )))
-                }
+                _ => return Err(Error::Usage(format!("`{name}` exists in several connections; write CONNECTION/{ent}, e.g. {}", found[0].key))),
             }
         }
         Ok(out)
@@ -464,8 +451,13 @@ impl Syncmon {
                 let outcome = match &e.forward {
                     Some(f) => forward::replay(&self.ctx, &e.key, f, &item, cancel).await?,
                     None => {
-                        let rej = Rejected { id: item.record_id.clone(), version: None, payload: item.payload.clone(), kind: "not_forwarded",
-                            message: format!("{} forwards to no target any more (no forward_to in the config); discard the item", e.key) };
+                        let rej = Rejected {
+                            id: item.record_id.clone(),
+                            version: None,
+                            payload: item.payload.clone(),
+                            kind: "not_forwarded",
+                            message: format!("{} forwards to no target any more (no forward_to in the config); discard the item", e.key),
+                        };
                         self.ctx.store.replay_failed_again(*id, &rej, None, self.ctx.clock.now_ms())?;
                         forward::Replayed::StillFailing
                     }
@@ -479,16 +471,39 @@ impl Syncmon {
             }
             let now = self.ctx.clock.now_ms();
             let (payload, tracking) = match item.record_id.as_deref().and_then(|rid| e.profile.record_url(rid)) {
-                Some(url) => match e.source.fetch(&url, Some(&e.key.entity), cancel, |f| Ok(String::from_utf8_lossy(&f.body).into_owned()), |_, _, _| {}).await {
+                Some(url) => match e.source.fetch(&url, Some(&e.key.entity), cancel, |f| Ok(String::from_utf8_lossy(&f.body).into_owned()), |_, _, _| {}).await
+                {
                     Ok((body, f)) => (body, f.tracking_id),
                     Err(f) if f.class == FailureClass::Config && f.http_status == Some(404) => {
                         // Gone at the source: nothing left to replay.
-                        self.ctx.store.replay_failed_again(*id, &Rejected { id: item.record_id.clone(), version: None, payload: item.payload.clone(), kind: "not_found", message: format!("the record no longer exists at the source ({f}); discard the item") }, f.tracking_id.as_deref(), now)?;
+                        self.ctx.store.replay_failed_again(
+                            *id,
+                            &Rejected {
+                                id: item.record_id.clone(),
+                                version: None,
+                                payload: item.payload.clone(),
+                                kind: "not_found",
+                                message: format!("the record no longer exists at the source ({f}); discard the item"),
+                            },
+                            f.tracking_id.as_deref(),
+                            now,
+                        )?;
                         report.still_failing += 1;
                         continue;
                     }
                     Err(f) => {
-                        self.ctx.store.replay_failed_again(*id, &Rejected { id: item.record_id.clone(), version: None, payload: item.payload.clone(), kind: "fetch_failed", message: f.to_string() }, f.tracking_id.as_deref(), now)?;
+                        self.ctx.store.replay_failed_again(
+                            *id,
+                            &Rejected {
+                                id: item.record_id.clone(),
+                                version: None,
+                                payload: item.payload.clone(),
+                                kind: "fetch_failed",
+                                message: f.to_string(),
+                            },
+                            f.tracking_id.as_deref(),
+                            now,
+                        )?;
                         report.still_failing += 1;
                         continue;
                     }
@@ -561,9 +576,7 @@ fn humanize_ms(ms: i64) -> String {
 
 /// Where the config lives when neither `--config` nor `SYNCMON_CONFIG` says.
 pub fn default_config_path() -> PathBuf {
-    directories::ProjectDirs::from("", "", "syncmon")
-        .map(|d| d.config_dir().join("syncmon.toml"))
-        .unwrap_or_else(|| PathBuf::from("syncmon.toml"))
+    directories::ProjectDirs::from("", "", "syncmon").map(|d| d.config_dir().join("syncmon.toml")).unwrap_or_else(|| PathBuf::from("syncmon.toml"))
 }
 
 /// The replica's file inside the data directory.

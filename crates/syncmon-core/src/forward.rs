@@ -13,8 +13,8 @@
 
 use crate::context::EngineCtx;
 use crate::events::EventKind;
-use crate::rowversion::RowVersion;
 use crate::retry::{Failure, FailureClass};
+use crate::rowversion::RowVersion;
 use crate::source::SourceClient;
 use crate::store::{EntityKey, FailedItem, OutboxItem, Store};
 use futures::StreamExt;
@@ -98,7 +98,9 @@ impl ForwardReport {
 
 enum Sent {
     Delivered,
-    Failed { new: bool },
+    Failed {
+        new: bool,
+    },
     /// Left in the outbox: the pass stops (credentials, circuit open, cancelled).
     Stop(Option<String>),
 }
@@ -126,7 +128,8 @@ pub async fn deliver_pending(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, ca
         after = last.id;
         // Different records in parallel (up to the target's max_concurrency); each id is in the
         // outbox once, so no two requests race for the same record.
-        let mut sends = futures::stream::iter(batch).map(|item| send_one(ctx, key, f, item, None, cancel)).buffer_unordered(f.target.cfg.max_concurrency.max(1));
+        let mut sends =
+            futures::stream::iter(batch).map(|item| send_one(ctx, key, f, item, None, cancel)).buffer_unordered(f.target.cfg.max_concurrency.max(1));
         while let Some(sent) = sends.next().await {
             match sent {
                 Sent::Delivered => report.delivered += 1,
@@ -241,7 +244,11 @@ async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, item: OutboxI
                 if let Some(until) = target.breaker.lock().unwrap().record_failure(now) {
                     ctx.events.emit(EventKind::CircuitOpened { connection: target.cfg.id.clone(), until, error: fail.to_string() });
                 }
-                if fail.class == FailureClass::RateLimited { "target_rate_limited" } else { "target_unavailable" }
+                if fail.class == FailureClass::RateLimited {
+                    "target_rate_limited"
+                } else {
+                    "target_unavailable"
+                }
             }
         },
     };

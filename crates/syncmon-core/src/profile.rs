@@ -29,8 +29,8 @@ pub struct Profile {
 impl Profile {
     pub fn new(conn: &ConnectionConfig, entity: &EntityConfig) -> Result<Profile, String> {
         let base = conn.base_url.trim_end_matches('/');
-        let entity_url = Url::parse(&format!("{base}{}", entity.path()))
-            .map_err(|e| format!("connection `{}`, entity `{}`: bad URL ({e})", conn.id, entity.name))?;
+        let entity_url =
+            Url::parse(&format!("{base}{}", entity.path())).map_err(|e| format!("connection `{}`, entity `{}`: bad URL ({e})", conn.id, entity.name))?;
         let (id_field, version_field) = match (&conn.profile, &conn.cursor) {
             (ProfileKind::Cursor, Some(c)) => (c.id_field.clone(), c.version_field.clone()),
             _ => ("id".to_string(), "rowVersion".to_string()),
@@ -165,18 +165,11 @@ impl Profile {
         Ok((body.data, next))
     }
 
-    fn parse_cursor<'a>(
-        &self,
-        c: &CursorConfig,
-        text: &'a str,
-        first: &Url,
-        link_header: Option<&str>,
-    ) -> Result<(Vec<&'a RawValue>, Option<Url>), String> {
+    fn parse_cursor<'a>(&self, c: &CursorConfig, text: &'a str, first: &Url, link_header: Option<&str>) -> Result<(Vec<&'a RawValue>, Option<Url>), String> {
         let root: &RawValue = serde_json::from_str(text).map_err(|e| format!("the body is not JSON: {e}"))?;
-        let records_raw = pointer(root, &c.records_pointer)?
-            .ok_or_else(|| format!("no records at `{}` in the body", c.records_pointer))?;
-        let records: Vec<&RawValue> = serde_json::from_str(records_raw.get())
-            .map_err(|_| format!("the value at `{}` is not an array of records", c.records_pointer))?;
+        let records_raw = pointer(root, &c.records_pointer)?.ok_or_else(|| format!("no records at `{}` in the body", c.records_pointer))?;
+        let records: Vec<&RawValue> =
+            serde_json::from_str(records_raw.get()).map_err(|_| format!("the value at `{}` is not an array of records", c.records_pointer))?;
         let next = if let (Some(ptr), Some(param)) = (&c.next_token_pointer, &c.next_token_param) {
             match pointer_string(root, ptr)? {
                 Some(token) => {
@@ -452,7 +445,11 @@ mod tests {
         let p = profile("profile = \"cursor\"\n[connection.cursor]\nfilter_param = \"since\"\nnext = \"link-header\"", "");
         let first = p.first_url(&RowVersion::zero());
         let page = p
-            .parse_page(br#"[{"id":"a","rowVersion":1}]"#, &first, Some(r#"<http://127.0.0.1:9/api/items?c=2>; rel="next", <http://127.0.0.1:9/x>; rel="prev""#))
+            .parse_page(
+                br#"[{"id":"a","rowVersion":1}]"#,
+                &first,
+                Some(r#"<http://127.0.0.1:9/api/items?c=2>; rel="next", <http://127.0.0.1:9/x>; rel="prev""#),
+            )
             .unwrap();
         assert_eq!(page.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?c=2");
 

@@ -6,17 +6,41 @@
 /// (`api_key`, `API-Key`, `apikey` are one name). Page keys and versions (`pageKey`,
 /// `lastRowVersion`, `sync`) are not in it and stay visible.
 const SECRET_PARAMS: &[&str] = &[
-    "apikey", "xapikey", "key", "token", "accesstoken", "refreshtoken", "idtoken", "authtoken", "xauthtoken", "auth",
-    "authorization", "bearer", "password", "passwd", "pwd", "secret", "clientsecret", "signature", "sig", "code",
-    "sessionid", "session", "privatetoken", "subscriptionkey", "ocpapimsubscriptionkey", "credential", "credentials", "jwt",
+    "apikey",
+    "xapikey",
+    "key",
+    "token",
+    "accesstoken",
+    "refreshtoken",
+    "idtoken",
+    "authtoken",
+    "xauthtoken",
+    "auth",
+    "authorization",
+    "bearer",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "clientsecret",
+    "signature",
+    "sig",
+    "code",
+    "sessionid",
+    "session",
+    "privatetoken",
+    "subscriptionkey",
+    "ocpapimsubscriptionkey",
+    "credential",
+    "credentials",
+    "jwt",
 ];
 
 /// Whether a query parameter of this name may carry a secret (see [`SECRET_PARAMS`]); names that
 /// end in `secret`, `password`, `apikey`, `accesstoken` or `authtoken` count too.
 pub fn is_secret_param(name: &str) -> bool {
     let n: String = name.chars().filter(|c| *c != '-' && *c != '_').collect::<String>().to_ascii_lowercase();
-    SECRET_PARAMS.contains(&n.as_str())
-        || ["secret", "password", "apikey", "accesstoken", "authtoken"].iter().any(|s| n.ends_with(s))
+    SECRET_PARAMS.contains(&n.as_str()) || ["secret", "password", "apikey", "accesstoken", "authtoken"].iter().any(|s| n.ends_with(s))
 }
 
 /// Replaces the user name, password and the values of query parameters that may carry secrets,
@@ -92,8 +116,23 @@ mod tests {
     #[test]
     fn every_credential_looking_parameter_is_redacted_and_paging_stays_visible() {
         let secret_names = [
-            "x-api-key", "X-API-KEY", "auth", "Authorization", "api-key", "apiKey", "api_key", "key", "client_secret",
-            "clientSecret", "signature", "sig", "password", "access_token", "refresh_token", "subscription-key", "my_secret",
+            "x-api-key",
+            "X-API-KEY",
+            "auth",
+            "Authorization",
+            "api-key",
+            "apiKey",
+            "api_key",
+            "key",
+            "client_secret",
+            "clientSecret",
+            "signature",
+            "sig",
+            "password",
+            "access_token",
+            "refresh_token",
+            "subscription-key",
+            "my_secret",
         ];
         for name in secret_names {
             let u = url::Url::parse(&format!("https://h/items?sync=true&{name}=s3cr3t&pageKey=p1&lastRowVersion=9")).unwrap();

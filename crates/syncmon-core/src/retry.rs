@@ -59,10 +59,15 @@ impl std::fmt::Display for Failure {
 /// What to do after a failure.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    Retry { after: Duration, reason: String },
+    Retry {
+        after: Duration,
+        reason: String,
+    },
     /// The source asked for a wait longer than [`LONGEST_WAIT_IN_CYCLE`]: end the cycle and
     /// come back `after` from now.
-    WaitOutsideCycle { after: Duration },
+    WaitOutsideCycle {
+        after: Duration,
+    },
     GiveUp,
 }
 
@@ -175,10 +180,25 @@ mod tests {
     fn statuses_classify_the_same_for_sources_and_targets() {
         use FailureClass::*;
         let table = [
-            (300, Config), (304, Config), (400, Config), (401, Auth), (403, Config), (404, Config),
-            (405, Config), (408, Transient), (409, Config), (410, Config), (422, Config),
-            (429, RateLimited), (499, Config), (500, Transient), (502, Transient), (503, Transient),
-            (504, Transient), (599, Transient), (600, Config),
+            (300, Config),
+            (304, Config),
+            (400, Config),
+            (401, Auth),
+            (403, Config),
+            (404, Config),
+            (405, Config),
+            (408, Transient),
+            (409, Config),
+            (410, Config),
+            (422, Config),
+            (429, RateLimited),
+            (499, Config),
+            (500, Transient),
+            (502, Transient),
+            (503, Transient),
+            (504, Transient),
+            (599, Transient),
+            (600, Config),
         ];
         for (status, class) in table {
             assert_eq!(classify_status(status), class, "HTTP {status}");

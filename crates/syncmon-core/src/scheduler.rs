@@ -8,11 +8,11 @@
 use crate::config::Config;
 use crate::context::EngineCtx;
 use crate::engine::{self, CycleKind, EntityRt};
+use crate::error::{Error, Result};
+use crate::events::EventKind;
 use crate::forward::{self, Forwarder};
 use crate::secrets::{self, SecretKind};
 use crate::webhook::{self, NudgeTarget, WebhookConnection};
-use crate::error::{Error, Result};
-use crate::events::EventKind;
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,9 +105,10 @@ async fn worker(sm: Arc<Agent>, e: Arc<EntityRt>, cancel: CancellationToken) {
         if row.last_outcome.as_deref() == Some(engine::Outcome::Waiting.as_str()) && row.next_attempt_at.is_some_and(|t| t > now) {
             continue;
         }
-        let resync_due = e.cfg.full_resync_every.is_some_and(|every| {
-            row.last_caught_up_at.is_some() && row.last_full_resync_at.is_none_or(|t| now - t >= every.as_millis() as i64)
-        });
+        let resync_due = e
+            .cfg
+            .full_resync_every
+            .is_some_and(|every| row.last_caught_up_at.is_some() && row.last_full_resync_at.is_none_or(|t| now - t >= every.as_millis() as i64));
         let kind = if row.resync_state.as_deref() == Some("running") || (resync_due && row.resync_state.is_none()) {
             CycleKind::Resync { allow_deletions: false }
         } else {

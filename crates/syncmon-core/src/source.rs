@@ -1,12 +1,12 @@
 //! The HTTP side of a connection: auth, limits, the retry policy, the circuit breaker and the
 //! request log. One `SourceClient` per connection, shared by its entities.
 
-use crate::config::{AuthKind, ConnectionConfig, ProfileKind, TargetConfig};
-use crate::secrets::{self, redact_url, Secret, SecretKind};
-use crate::store::{RequestRow, Store};
 use crate::clock::Clock;
+use crate::config::{AuthKind, ConnectionConfig, ProfileKind, TargetConfig};
 use crate::retry::classify_status;
 pub use crate::retry::{Breaker, Decision, Failure, FailureClass, RetryPolicy, LONGEST_WAIT_IN_CYCLE};
+use crate::secrets::{self, redact_url, Secret, SecretKind};
+use crate::store::{RequestRow, Store};
 use governor::{Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderValue};
 use std::sync::{Arc, Mutex};
@@ -208,8 +208,8 @@ impl SourceClient {
             access_token: String,
             expires_in: Option<u64>,
         }
-        let parsed: TokenBody = serde_json::from_slice(body.as_deref().unwrap_or_default())
-            .map_err(|_| fail("the token endpoint answered without an access_token".into()))?;
+        let parsed: TokenBody =
+            serde_json::from_slice(body.as_deref().unwrap_or_default()).map_err(|_| fail("the token endpoint answered without an access_token".into()))?;
         let life = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
         // Refresh shortly before expiry: at 90 % of the lifetime, at most a minute early.
         let margin = (life / 10).min(Duration::from_secs(60));
@@ -228,7 +228,14 @@ impl SourceClient {
     }
 
     /// One call of any method, with a JSON body for writes (forwarding); see [`Self::get_once`].
-    async fn call_once(&self, method: &reqwest::Method, url: &Url, body: Option<&bytes::Bytes>, entity: Option<&str>, attempt: u32) -> Result<Fetched, Failure> {
+    async fn call_once(
+        &self,
+        method: &reqwest::Method,
+        url: &Url,
+        body: Option<&bytes::Bytes>,
+        entity: Option<&str>,
+        attempt: u32,
+    ) -> Result<Fetched, Failure> {
         let _permit = self.permits.acquire().await.expect("semaphore is never closed");
         self.limiter.until_ready().await;
         let mut headers = HeaderMap::new();
@@ -273,7 +280,10 @@ impl SourceClient {
                     next.origin().ascii_serialization()
                 ))
             } else if hops == MAX_REDIRECTS {
-                Some(format!("the {} redirected more than {MAX_REDIRECTS} times; set the URL the redirects end at in the config", if self.target { "target" } else { "source" }))
+                Some(format!(
+                    "the {} redirected more than {MAX_REDIRECTS} times; set the URL the redirects end at in the config",
+                    if self.target { "target" } else { "source" }
+                ))
             } else {
                 None
             };
@@ -332,7 +342,9 @@ impl SourceClient {
             (FailureClass::Auth, _) => format!("authentication failed: {summary}"),
             (FailureClass::Transient, _) => format!("the source answered {status}: {summary}"),
             (_, 400 | 403 | 404) => {
-                format!("the source refused the request ({status}): {summary}. Check the connection's base_url, the entity's path and the credentials' permissions")
+                format!(
+                    "the source refused the request ({status}): {summary}. Check the connection's base_url, the entity's path and the credentials' permissions"
+                )
             }
             _ => format!("the source answered {status}: {summary}"),
         };
@@ -419,7 +431,18 @@ impl SourceClient {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn log(&self, url: &Url, method: &str, entity: Option<&str>, status: Option<u16>, started: Instant, attempt: u32, bytes: Option<usize>, tracking_id: Option<String>, error: Option<String>) {
+    fn log(
+        &self,
+        url: &Url,
+        method: &str,
+        entity: Option<&str>,
+        status: Option<u16>,
+        started: Instant,
+        attempt: u32,
+        bytes: Option<usize>,
+        tracking_id: Option<String>,
+        error: Option<String>,
+    ) {
         let row = RequestRow {
             id: 0,
             at: self.clock.now_ms(),

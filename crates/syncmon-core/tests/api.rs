@@ -155,7 +155,9 @@ async fn save_connection_edits_the_file_in_place_keeping_comments_and_refuses_se
     let saved = ok(&sm, json!({"method": "save_connection", "params": {"connection": src}})).await;
     assert_eq!(saved["restart_required"], true);
     let text = std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap();
-    for comment in ["# Syncmon config — hand-written", "# the production tenant", "# where the API lives", "# items are the big one", "# small pages for the test"] {
+    for comment in
+        ["# Syncmon config — hand-written", "# the production tenant", "# where the API lives", "# items are the big one", "# small pages for the test"]
+    {
         assert!(text.contains(comment), "`{comment}` must survive:\n{text}");
     }
     let config = Config::parse(&text).unwrap();

@@ -23,9 +23,30 @@ fn export_into(dir: &Path) {
         ($($t:ty),* $(,)?) => { $( <$t>::export_all(&cfg).unwrap_or_else(|e| panic!("export {}: {e}", stringify!($t))); )* };
     }
     export!(
-        Request, ApiError, FailedFilter, OverviewResult, SyncNowResult, SetPausedResult, EntityDetailResult, FailedPageResult,
-        FailedDiscardResult, TestConnectionResult, SaveConnectionResult, Settings, ConnectionView, EntityView, Event, EventKind,
-        CycleReport, ReplayReport, RequestRow, FailedItem, RunRow, EntityStatus, Health, StreamNotice,
+        Request,
+        ApiError,
+        FailedFilter,
+        OverviewResult,
+        SyncNowResult,
+        SetPausedResult,
+        EntityDetailResult,
+        FailedPageResult,
+        FailedDiscardResult,
+        TestConnectionResult,
+        SaveConnectionResult,
+        Settings,
+        ConnectionView,
+        EntityView,
+        Event,
+        EventKind,
+        CycleReport,
+        ReplayReport,
+        RequestRow,
+        FailedItem,
+        RunRow,
+        EntityStatus,
+        Health,
+        StreamNotice,
     );
     let mut names: Vec<String> = read_dir(dir).into_keys().filter_map(|n| n.strip_suffix(".ts").map(str::to_string)).collect();
     names.sort();

@@ -68,12 +68,9 @@ async fn transient_failures_wait_with_full_jitter_under_the_cap_and_stop_after_m
     let cancel = CancellationToken::new();
     let started = Instant::now();
     // Bounded: a retry loop without its budget would run into this simulated hour.
-    let result = tokio::time::timeout(
-        Duration::from_secs(3600),
-        client.fetch(&url, Some("items"), &cancel, |_| Ok(()), |_, _, after| waits.push(after)),
-    )
-    .await
-    .expect("the retries end within their budget");
+    let result = tokio::time::timeout(Duration::from_secs(3600), client.fetch(&url, Some("items"), &cancel, |_| Ok(()), |_, _, after| waits.push(after)))
+        .await
+        .expect("the retries end within their budget");
     let failure = result.expect_err("the source always answers 503");
     assert_eq!(failure.class, FailureClass::Transient);
     assert_eq!(failure.http_status, Some(503));

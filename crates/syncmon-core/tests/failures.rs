@@ -213,10 +213,8 @@ async fn oauth_tokens_are_cached_and_refreshed_once_on_401() {
         ..Default::default()
     };
     let mock = syncmon_mock::MockServer::start(mock_cfg).await.unwrap();
-    let conn = format!(
-        "auth = \"oauth2\"\ntoken_url = \"{}/oauth/token\"\nclient_id = \"syncmon\"\nsecret_env = \"SYNCMON_TEST_OAUTH_SECRET\"",
-        mock.base_url()
-    );
+    let conn =
+        format!("auth = \"oauth2\"\ntoken_url = \"{}/oauth/token\"\nclient_id = \"syncmon\"\nsecret_env = \"SYNCMON_TEST_OAUTH_SECRET\"", mock.base_url());
     let text = config_text(&mock.base_url(), &["items"], &conn, "");
     let h = Harness::with_config(mock, text).await;
     h.sync_ok("items").await;

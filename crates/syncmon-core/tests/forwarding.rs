@@ -86,7 +86,10 @@ async fn the_initial_sync_forwards_every_record_and_changes_follow() {
     assert_eq!(r.records as usize, h.source("items").len(), "everything was read again");
     assert_eq!(r.forwarded.unwrap().delivered, 0);
     let log = h.sm.requests(None, false, 1000).unwrap();
-    assert!(log.iter().any(|l| l.connection == "dst" && l.method == "PUT" && l.tracking_id.is_some()), "target calls are in the request log with their Trackingid");
+    assert!(
+        log.iter().any(|l| l.connection == "dst" && l.method == "PUT" && l.tracking_id.is_some()),
+        "target calls are in the request log with their Trackingid"
+    );
     // The entity's request log shows its source calls and the forwarding's target calls.
     let entity_log = h.sm.requests(Some("src/items"), false, 1000).unwrap();
     assert!(entity_log.iter().any(|l| l.connection == "src" && l.method == "GET"), "the source calls");
@@ -162,7 +165,8 @@ async fn a_rejected_record_fails_at_once_and_replay_after_the_fix_delivers_it() 
     assert_ne!(again.tracking_id, item.tracking_id);
 
     // Fixed at the target: replay delivers it and resolves the item.
-    let report = h.sm.replay(&h.sm.failed_ids(&FailedFilter { stage: Some("deliver".into()), ..Default::default() }).unwrap(), &CancellationToken::new()).await.unwrap();
+    let report =
+        h.sm.replay(&h.sm.failed_ids(&FailedFilter { stage: Some("deliver".into()), ..Default::default() }).unwrap(), &CancellationToken::new()).await.unwrap();
     assert_eq!((report.replayed, report.still_failing), (1, 0));
     assert_eq!(h.sm.failed_item(item.id).unwrap().resolution.as_deref(), Some("replayed"));
     assert_target_converged(&h);

@@ -46,7 +46,10 @@ impl Req {
 enum Body {
     Bytes(Vec<u8>),
     /// `chunk` written `times` times with no Content-Length, the connection closed at the end.
-    Stream { chunk: Vec<u8>, times: usize },
+    Stream {
+        chunk: Vec<u8>,
+        times: usize,
+    },
 }
 
 struct Resp {
@@ -163,8 +166,7 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Req> {
     let mut lines = head.split("\r\n");
     let mut first = lines.next()?.split(' ');
     let (method, target) = (first.next()?.to_string(), first.next()?.to_string());
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
     let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     let mut body = buf[head_end + 4..].to_vec();
     while body.len() < len {
@@ -318,10 +320,7 @@ async fn a_token_url_307_to_another_origin_never_receives_the_client_secret() {
     let other = Server::start(|_| json(serde_json::json!({"access_token": "t", "expires_in": 3600}))).await;
     let to = format!("{}/oauth/token", other.origin());
     let api = Server::start(move |q| if q.target.starts_with("/oauth/token") { redirect(307, &to) } else { page(&[("a", 1)], None) }).await;
-    let conn = format!(
-        "auth = \"oauth2\"\ntoken_url = \"{}/oauth/token\"\nclient_id = \"syncmon\"\nsecret_env = \"SYNCMON_HOSTILE_SECRET\"",
-        api.origin()
-    );
+    let conn = format!("auth = \"oauth2\"\ntoken_url = \"{}/oauth/token\"\nclient_id = \"syncmon\"\nsecret_env = \"SYNCMON_HOSTILE_SECRET\"", api.origin());
     let case = Case::new(&api.origin(), &conn);
     let r = case.sync().await;
     assert_eq!(r.outcome, Outcome::Failed);
@@ -337,18 +336,13 @@ async fn a_token_url_307_to_another_origin_never_receives_the_client_secret() {
 async fn a_token_url_307_within_its_origin_re_posts_the_credentials_there() {
     let api = Server::start(|q| match q.target.as_str() {
         "/oauth/token" => redirect(307, "/oauth2/token"),
-        "/oauth2/token" if String::from_utf8_lossy(&q.body).contains(CLIENT_SECRET) => {
-            json(serde_json::json!({"access_token": "tok", "expires_in": 3600}))
-        }
+        "/oauth2/token" if String::from_utf8_lossy(&q.body).contains(CLIENT_SECRET) => json(serde_json::json!({"access_token": "tok", "expires_in": 3600})),
         "/oauth2/token" => resp(401, "no client secret"),
         _ if q.header("authorization") == Some("Bearer tok") => page(&[("a", 1)], None),
         _ => resp(401, "no token"),
     })
     .await;
-    let conn = format!(
-        "auth = \"oauth2\"\ntoken_url = \"{}/oauth/token\"\nclient_id = \"syncmon\"\nsecret_env = \"SYNCMON_HOSTILE_SECRET\"",
-        api.origin()
-    );
+    let conn = format!("auth = \"oauth2\"\ntoken_url = \"{}/oauth/token\"\nclient_id = \"syncmon\"\nsecret_env = \"SYNCMON_HOSTILE_SECRET\"", api.origin());
     let case = Case::new(&api.origin(), &conn);
     let r = case.sync().await;
     assert_eq!(r.outcome, Outcome::CaughtUp, "{}", r.summary());
@@ -445,7 +439,11 @@ async fn a_body_that_is_not_json_fails_the_cycle() {
 
 #[tokio::test]
 async fn html_with_status_200_fails_the_cycle() {
-    assert_refused_body(|| with_header(resp(200, "<!doctype html><html><body><h1>Sign in</h1></body></html>"), "content-type", "text/html"), "not a page of records").await;
+    assert_refused_body(
+        || with_header(resp(200, "<!doctype html><html><body><h1>Sign in</h1></body></html>"), "content-type", "text/html"),
+        "not a page of records",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -477,10 +475,7 @@ async fn records_with_wrong_types_or_nested_too_deep_become_failed_items_and_the
     let failed = case.sm.failed_items(&FailedFilter::default(), None, 100).unwrap();
     let mut kinds: Vec<_> = failed.iter().map(|f| (f.record_id.clone().unwrap_or_default(), f.error_kind.clone())).collect();
     kinds.sort();
-    assert_eq!(
-        kinds,
-        [("".to_string(), "missing_id".to_string()), ("n".into(), "too_deep".into()), ("t".into(), "missing_row_version".into())]
-    );
+    assert_eq!(kinds, [("".to_string(), "missing_id".to_string()), ("n".into(), "too_deep".into()), ("t".into(), "missing_row_version".into())]);
     assert_eq!(case.checkpoint(), "4");
 }
 
@@ -544,7 +539,11 @@ async fn a_short_retry_after_is_waited_for_within_the_cycle() {
     let api = Server::start(move |_| {
         let mut n = c.lock().unwrap();
         *n += 1;
-        if *n == 1 { with_header(resp(429, ""), "retry-after", "1") } else { page(&[("a", 1)], None) }
+        if *n == 1 {
+            with_header(resp(429, ""), "retry-after", "1")
+        } else {
+            page(&[("a", 1)], None)
+        }
     })
     .await;
     let case = Case::new(&api.origin(), "");

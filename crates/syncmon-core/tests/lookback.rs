@@ -66,7 +66,11 @@ async fn a_late_commit_below_the_top_of_the_initial_load_made_while_it_runs_arri
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let load = h.sm.runs("src/items", 100).unwrap().pop().unwrap();
-    assert_eq!((load.kind.as_str(), load.outcome.as_str(), load.records), ("incremental", "caught_up", 2000), "the load read the 2000 records, not the late one: {load:?}");
+    assert_eq!(
+        (load.kind.as_str(), load.outcome.as_str(), load.records),
+        ("incremental", "caught_up", 2000),
+        "the load read the 2000 records, not the late one: {load:?}"
+    );
     let top = h.mock.dataset("items").iter().filter(|r| r.id != late.id).map(|r| version(&r.row_version)).max().unwrap();
     assert!(version(&late.row_version) < top, "the late commit lies below the top of the initial load");
 

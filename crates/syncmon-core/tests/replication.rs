@@ -74,12 +74,8 @@ async fn a_full_resync_tombstones_exactly_the_deleted_ids() {
     let r = h.sm.resync("customers", false, &Default::default()).await.unwrap();
     assert_eq!(r.outcome, Outcome::CaughtUp, "{}", r.summary());
     assert_eq!(r.pass.unwrap().deleted, 7);
-    let tombstoned: Vec<String> = h
-        .export("customers", true)
-        .into_iter()
-        .filter(|v| v.get("deleted_at").is_some())
-        .map(|v| v["id"].as_str().unwrap().to_string())
-        .collect();
+    let tombstoned: Vec<String> =
+        h.export("customers", true).into_iter().filter(|v| v.get("deleted_at").is_some()).map(|v| v["id"].as_str().unwrap().to_string()).collect();
     let mut expected = deleted.clone();
     expected.sort();
     let mut got = tombstoned.clone();

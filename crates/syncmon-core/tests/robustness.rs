@@ -22,10 +22,35 @@ impl Rng {
 }
 
 const FRAGMENTS: &[&str] = &[
-    "null", "true", "-1", "1e309", "\"\"", "{}", "[]", "\"rowVersion\":", "\"id\":", "\"data\":",
-    "99999999999999999999999999999999999999", "\"\\u0000\"", "\"\\ud800\"", ",", ":", "{", "}", "[", "]",
-    "\"morePages\":true", "\"nextPageKey\":\"x\"", "\"nextPageURL\":\"http://evil.example/\"", "0x10", "\"-5\"",
-    "\"12a\"", "1.5", "\u{feff}", "\u{0}", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+    "null",
+    "true",
+    "-1",
+    "1e309",
+    "\"\"",
+    "{}",
+    "[]",
+    "\"rowVersion\":",
+    "\"id\":",
+    "\"data\":",
+    "99999999999999999999999999999999999999",
+    "\"\\u0000\"",
+    "\"\\ud800\"",
+    ",",
+    ":",
+    "{",
+    "}",
+    "[",
+    "]",
+    "\"morePages\":true",
+    "\"nextPageKey\":\"x\"",
+    "\"nextPageURL\":\"http://evil.example/\"",
+    "0x10",
+    "\"-5\"",
+    "\"12a\"",
+    "1.5",
+    "\u{feff}",
+    "\u{0}",
+    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
 ];
 
 fn mutate(rng: &mut Rng, base: &str) -> Vec<u8> {
@@ -56,9 +81,7 @@ fn mutate(rng: &mut Rng, base: &str) -> Vec<u8> {
 }
 
 fn profile(conn_extra: &str) -> Profile {
-    let text = format!(
-        "[[connection]]\nid = \"c\"\nbase_url = \"http://127.0.0.1:9/api\"\n{conn_extra}\n[[connection.entity]]\nname = \"items\"\n"
-    );
+    let text = format!("[[connection]]\nid = \"c\"\nbase_url = \"http://127.0.0.1:9/api\"\n{conn_extra}\n[[connection.entity]]\nname = \"items\"\n");
     let cfg = Config::parse(&text).unwrap();
     Profile::new(&cfg.connections[0], &cfg.connections[0].entities[0]).unwrap()
 }
@@ -170,7 +193,9 @@ fn mutated_webhook_calls_never_verify_unless_genuine() {
     assert!(verified > 20, "some mutations must leave the call genuine ({verified})");
 
     let state = "s3cret-client-state";
-    let bc = format!(r#"{{"value":[{{"clientState":"{state}","resource":"api/v2.0/companies(1)/items(2)","changeType":"updated"}},{{"clientState":"{state}","resource":"items","changeType":"collection"}}]}}"#);
+    let bc = format!(
+        r#"{{"value":[{{"clientState":"{state}","resource":"api/v2.0/companies(1)/items(2)","changeType":"updated"}},{{"clientState":"{state}","resource":"items","changeType":"collection"}}]}}"#
+    );
     let mut accepted = 0;
     for round in 0..20_000 {
         let mutated = text(mutate(&mut rng, &bc));

@@ -79,14 +79,7 @@ impl Demo {
         let config_path = data_dir.join("demo.toml");
         std::fs::write(&config_path, demo_config(&mock.base_url(), &opts.webhook_listen.to_string(), opts.poll_seconds))
             .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
-        Ok(Demo {
-            mock,
-            config_path,
-            data_dir: data_dir.to_path_buf(),
-            webhook_url: format!("http://{}/webhooks/demo", opts.webhook_listen),
-            secret,
-            lock,
-        })
+        Ok(Demo { mock, config_path, data_dir: data_dir.to_path_buf(), webhook_url: format!("http://{}/webhooks/demo", opts.webhook_listen), secret, lock })
     }
 
     /// Opens the engine on the generated config, as an agent holding the demo's lock.
@@ -116,9 +109,7 @@ pub fn demo_config(base_url: &str, webhook_listen: &str, poll_seconds: u64) -> S
          backoff_max = \"2s\"\nrequests_per_second = 50\nlookback = \"2m\"\n"
     );
     for e in ENTITIES {
-        s.push_str(&format!(
-            "\n[[connection.entity]]\nname = \"{e}\"\npoll_every = \"{poll_seconds}s\"\npage_size = 500\nfull_resync_every = \"1h\"\n"
-        ));
+        s.push_str(&format!("\n[[connection.entity]]\nname = \"{e}\"\npoll_every = \"{poll_seconds}s\"\npage_size = 500\nfull_resync_every = \"1h\"\n"));
     }
     s
 }

@@ -58,8 +58,5 @@ async fn main() {
     }
     let secs = t.elapsed().as_secs_f64();
     std::hint::black_box(max_len);
-    println!(
-        "{{\"records\":{n},\"pages\":{pages},\"bytes\":{bytes},\"seconds\":{secs:.4},\"records_per_sec\":{:.0}}}",
-        n as f64 / secs.max(1e-9)
-    );
+    println!("{{\"records\":{n},\"pages\":{pages},\"bytes\":{bytes},\"seconds\":{secs:.4},\"records_per_sec\":{:.0}}}", n as f64 / secs.max(1e-9));
 }

@@ -186,12 +186,40 @@ fn pick<'a>(list: &[&'a str], h: u64) -> &'a str {
 }
 
 const ADJ: &[&str] = &[
-    "ATHENS", "PARIS", "LONDON", "ROME", "MUNICH", "OSLO", "AMSTERDAM", "BERLIN", "MADRID", "SEVILLE", "TOKYO", "LISBON",
-    "Classic", "Modern", "Rustic", "Compact", "Deluxe", "Ergonomic",
+    "ATHENS",
+    "PARIS",
+    "LONDON",
+    "ROME",
+    "MUNICH",
+    "OSLO",
+    "AMSTERDAM",
+    "BERLIN",
+    "MADRID",
+    "SEVILLE",
+    "TOKYO",
+    "LISBON",
+    "Classic",
+    "Modern",
+    "Rustic",
+    "Compact",
+    "Deluxe",
+    "Ergonomic",
 ];
 const NOUN: &[&str] = &[
-    "Desk", "Mobile Pedestal", "Swivel Chair", "Conference Table", "Guest Chair", "Storage Unit", "Whiteboard", "Lamp",
-    "Bookcase", "Filing Cabinet", "Monitor Arm", "Footrest", "Coat Rack", "Side Table",
+    "Desk",
+    "Mobile Pedestal",
+    "Swivel Chair",
+    "Conference Table",
+    "Guest Chair",
+    "Storage Unit",
+    "Whiteboard",
+    "Lamp",
+    "Bookcase",
+    "Filing Cabinet",
+    "Monitor Arm",
+    "Footrest",
+    "Coat Rack",
+    "Side Table",
 ];
 const MATERIAL: &[&str] = &["oak", "walnut", "steel", "aluminium", "beech", "bamboo", "glass", "ash", "birch", "recycled plastic"];
 const CATEGORY: &[&str] = &["TABLE", "CHAIR", "STORAGE", "LIGHTING", "ACCESSORY", "MISC"];
@@ -199,8 +227,21 @@ const ITEM_TYPE: &[&str] = &["Inventory", "Inventory", "Inventory", "Service", "
 const UOM: &[(&str, &str, &str)] = &[("PCS", "Piece", "pcs"), ("BOX", "Box", "box"), ("SET", "Set", "set"), ("PACK", "Pack", "pk")];
 const TAX_GROUP: &[&str] = &["TAXABLE", "FURNITURE", "MATERIALS", "LABOR", "NONTAXABLE"];
 const COMPANY_A: &[&str] = &[
-    "Adatum", "Trey", "School of Fine Art", "Alpine Ski", "Relecloud", "Fabrikam", "Contoso", "Northwind", "Tailspin",
-    "Wide World", "Proseware", "Litware", "Coho", "Lamna", "Woodgrove",
+    "Adatum",
+    "Trey",
+    "School of Fine Art",
+    "Alpine Ski",
+    "Relecloud",
+    "Fabrikam",
+    "Contoso",
+    "Northwind",
+    "Tailspin",
+    "Wide World",
+    "Proseware",
+    "Litware",
+    "Coho",
+    "Lamna",
+    "Woodgrove",
 ];
 const COMPANY_B: &[&str] = &["Corporation", "Research", "House", "Traders", "Importers", "Logistics", "Retail", "GmbH", "Ltd.", "& Sons"];
 const STREET: &[&str] = &["Main Street", "Oak Avenue", "Harbour Road", "Station Road", "Mill Lane", "Church Street", "Park Drive", "King's Way"];

@@ -276,11 +276,7 @@ impl MockServer {
         let listen = cfg.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let base_url = if addr.ip().is_unspecified() {
-            format!("http://127.0.0.1:{}", addr.port())
-        } else {
-            format!("http://{addr}")
-        };
+        let base_url = if addr.ip().is_unspecified() { format!("http://127.0.0.1:{}", addr.port()) } else { format!("http://{addr}") };
         let shared = Arc::new(Shared::new(cfg, base_url));
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(server::serve(listener, shared.clone(), stop_rx.clone()))];

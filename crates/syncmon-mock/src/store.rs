@@ -179,12 +179,7 @@ impl Store {
 
     pub fn live_rows(&self, e: usize) -> Vec<Row> {
         let ent = &self.entities[e];
-        ent.recs
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.live)
-            .map(|(i, r)| Row { idx: i as u32, version: r.version, rev: r.rev, poisoned: r.poisoned })
-            .collect()
+        ent.recs.iter().enumerate().filter(|(_, r)| r.live).map(|(i, r)| Row { idx: i as u32, version: r.version, rev: r.rev, poisoned: r.poisoned }).collect()
     }
 
     pub fn live_count(&self, e: usize) -> usize {

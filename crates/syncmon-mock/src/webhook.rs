@@ -56,7 +56,8 @@ pub async fn send_standard(url: &str, secret: &str, entity: &str) -> reqwest::Re
 
 pub async fn send_bc(url: &str, client_state: &str, entity: &str, record: Option<u128>, seed: u64) -> reqwest::Result<reqwest::StatusCode> {
     let ts = now_secs();
-    let company = gen::uuid_string(((gen::splitmix(seed ^ 0xC0) as u128) << 64 | gen::splitmix(seed ^ 0xC1) as u128) & !(0xF000u128 << 64) | (0x4000u128 << 64));
+    let company =
+        gen::uuid_string(((gen::splitmix(seed ^ 0xC0) as u128) << 64 | gen::splitmix(seed ^ 0xC1) as u128) & !(0xF000u128 << 64) | (0x4000u128 << 64));
     let record = gen::uuid_string(record.unwrap_or_else(|| uuid::Uuid::new_v4().as_u128()));
     let body = serde_json::json!({
         "value": [{
@@ -86,12 +87,7 @@ mod tests {
     #[test]
     fn signature_matches_the_standard_webhooks_example() {
         // The example from the Standard Webhooks specification.
-        let sig = super::sign(
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
-            1614265330,
-            br#"{"test": 2432232314}"#,
-        );
+        let sig = super::sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 }

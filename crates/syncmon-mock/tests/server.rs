@@ -162,12 +162,8 @@ async fn errors_are_json_with_a_code() {
 
 #[tokio::test]
 async fn every_response_has_a_trackingid_and_a_cache_id() {
-    let mock = MockServer::start(MockConfig {
-        auth: MockAuth::ApiKey { header: "x-np-api-key".into(), key: "k".into() },
-        ..cfg(&[("items", 5)])
-    })
-    .await
-    .unwrap();
+    let mock =
+        MockServer::start(MockConfig { auth: MockAuth::ApiKey { header: "x-np-api-key".into(), key: "k".into() }, ..cfg(&[("items", 5)]) }).await.unwrap();
     let base = mock.base_url();
     mock.inject(Fault { kind: FaultKind::Status(503), entity: None, times: 1 });
     let c = client();
@@ -402,19 +398,40 @@ async fn oauth_tokens_are_required_and_can_be_expired() {
     let r = get(&format!("{base}/items")).await;
     assert_eq!(r.status(), 401);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "unauthorized");
-    let bad = c.post(format!("{base}/oauth/token")).header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&client_id=app&client_secret=wrong").send().await.unwrap();
+    let bad = c
+        .post(format!("{base}/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&client_id=app&client_secret=wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 401);
-    let tok: Value = c.post(format!("{base}/oauth/token")).header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&client_id=app&client_secret=s3cret&scope=api%3A%2F%2Fx%2F.default").send().await.unwrap().json().await.unwrap();
+    let tok: Value = c
+        .post(format!("{base}/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&client_id=app&client_secret=s3cret&scope=api%3A%2F%2Fx%2F.default")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(tok["token_type"], "Bearer");
     assert_eq!(tok["expires_in"], 3600);
     let token = tok["access_token"].as_str().unwrap().to_string();
     let ok = c.get(format!("{base}/items")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(ok.status(), 200);
     // HTTP Basic works too.
-    let basic: Value = c.post(format!("{base}/oauth/token")).basic_auth("app", Some("s3cret")).body("grant_type=client_credentials")
-        .send().await.unwrap().json().await.unwrap();
+    let basic: Value = c
+        .post(format!("{base}/oauth/token"))
+        .basic_auth("app", Some("s3cret"))
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(basic["access_token"].is_string());
     assert_eq!(mock.tokens_issued(), 2);
     mock.expire_tokens();
@@ -429,8 +446,15 @@ async fn oauth_tokens_are_required_and_can_be_expired() {
     })
     .await
     .unwrap();
-    let tok: Value = c.post(format!("{}/oauth/token", mock.base_url())).body("grant_type=client_credentials&client_id=app&client_secret=s")
-        .send().await.unwrap().json().await.unwrap();
+    let tok: Value = c
+        .post(format!("{}/oauth/token", mock.base_url()))
+        .body("grant_type=client_credentials&client_id=app&client_secret=s")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let r = c.get(format!("{}/items", mock.base_url())).bearer_auth(tok["access_token"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(r.status(), 401);
 }
@@ -443,8 +467,7 @@ async fn the_alternative_shapes_page_through_everything() {
     let check = |records: &[Value], shape: &str| {
         let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{shape}");
-        let got: BTreeMap<String, String> =
-            records.iter().map(|r| (r["uid"].as_str().unwrap().to_string(), r["seq"].as_u64().unwrap().to_string())).collect();
+        let got: BTreeMap<String, String> = records.iter().map(|r| (r["uid"].as_str().unwrap().to_string(), r["seq"].as_u64().unwrap().to_string())).collect();
         assert_eq!(got, truth, "{shape}");
         assert!(records.iter().all(|r| r.get("id").is_none() && r.get("rowVersion").is_none() && r.get("displayName").is_some()));
     };
@@ -561,7 +584,12 @@ mod webhooks {
 
     async fn receiver() -> (String, Seen) {
         let seen: Seen = Arc::default();
-        async fn hook(State(seen): State<Seen>, Query(q): Query<std::collections::HashMap<String, String>>, headers: HeaderMap, body: String) -> (axum::http::StatusCode, String) {
+        async fn hook(
+            State(seen): State<Seen>,
+            Query(q): Query<std::collections::HashMap<String, String>>,
+            headers: HeaderMap,
+            body: String,
+        ) -> (axum::http::StatusCode, String) {
             let token = q.get("validationToken").cloned();
             seen.lock().unwrap().push((headers, body, token.clone()));
             match token {

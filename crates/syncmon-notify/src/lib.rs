@@ -40,12 +40,7 @@ pub struct PolicyConfig {
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        PolicyConfig {
-            enabled: true,
-            failing_after: Duration::from_secs(300),
-            debounce: Duration::from_secs(300),
-            burst: Duration::from_secs(3),
-        }
+        PolicyConfig { enabled: true, failing_after: Duration::from_secs(300), debounce: Duration::from_secs(300), burst: Duration::from_secs(3) }
     }
 }
 
@@ -79,10 +74,7 @@ impl Item {
     /// The debounce key: the entity, or the connection for a circuit.
     fn subject(&self) -> &str {
         match self {
-            Item::Failing { entity, .. }
-            | Item::FailedItems { entity, .. }
-            | Item::GuardTripped { entity, .. }
-            | Item::Recovered { entity } => entity,
+            Item::Failing { entity, .. } | Item::FailedItems { entity, .. } | Item::GuardTripped { entity, .. } | Item::Recovered { entity } => entity,
             Item::CircuitOpened { connection, .. } => connection,
         }
     }
@@ -149,13 +141,10 @@ impl Policy {
             EventKind::FailedItemsAdded { connection, entity, count } if *count > 0 => {
                 self.raise(Item::FailedItems { entity: format!("{connection}/{entity}"), count: *count }, now)
             }
-            EventKind::CircuitOpened { connection, error, .. } => {
-                self.raise(Item::CircuitOpened { connection: connection.clone(), error: error.clone() }, now)
+            EventKind::CircuitOpened { connection, error, .. } => self.raise(Item::CircuitOpened { connection: connection.clone(), error: error.clone() }, now),
+            EventKind::DeletionGuardTripped { connection, entity, would_delete, live } => {
+                self.raise(Item::GuardTripped { entity: format!("{connection}/{entity}"), would_delete: *would_delete, live: *live }, now)
             }
-            EventKind::DeletionGuardTripped { connection, entity, would_delete, live } => self.raise(
-                Item::GuardTripped { entity: format!("{connection}/{entity}"), would_delete: *would_delete, live: *live },
-                now,
-            ),
             _ => {}
         }
     }
@@ -292,9 +281,9 @@ impl Policy {
                     let names = if stopped.is_empty() { String::new() } else { format!(" ({})", stopped.join(", ")) };
                     format!("{connection}: calls paused after repeated failures{names}: {error}")
                 }
-                Item::GuardTripped { entity, would_delete, live } => format!(
-                    "{entity}: the full resync would delete {would_delete} of {live} records and stopped; allow the deletions or check the source"
-                ),
+                Item::GuardTripped { entity, would_delete, live } => {
+                    format!("{entity}: the full resync would delete {would_delete} of {live} records and stopped; allow the deletions or check the source")
+                }
                 Item::Recovered { entity } => format!("{entity} is syncing again"),
             });
         }

@@ -138,10 +138,10 @@ fn query_token(query: Option<&str>) -> Option<&str> {
 async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     if !host_allowed(&host, st.opts.bound_addr) {
-        return with_headers(refuse(StatusCode::FORBIDDEN, &format!(
-            "Host `{host}` is not this server. Open http://127.0.0.1:{}/ (the address `syncmon serve` printed).",
-            st.opts.bound_addr.port()
-        )));
+        return with_headers(refuse(
+            StatusCode::FORBIDDEN,
+            &format!("Host `{host}` is not this server. Open http://127.0.0.1:{}/ (the address `syncmon serve` printed).", st.opts.bound_addr.port()),
+        ));
     }
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let same = origin.to_str().is_ok_and(|o| o.eq_ignore_ascii_case(&format!("http://{host}")));
@@ -338,11 +338,7 @@ async fn static_files(State(st): State<Arc<AppState>>, method: Method, uri: axum
     // Vite names assets by content hash: they never change. index.html must always be fresh.
     let cache = if rel.starts_with("assets/") { "public, max-age=31536000, immutable" } else { "no-cache" };
     let body = if method == Method::HEAD { Body::empty() } else { Body::from(bytes) };
-    Response::builder()
-        .header(header::CONTENT_TYPE, content_type(&file))
-        .header(header::CACHE_CONTROL, cache)
-        .body(body)
-        .expect("static response")
+    Response::builder().header(header::CONTENT_TYPE, content_type(&file)).header(header::CACHE_CONTROL, cache).body(body).expect("static response")
 }
 
 fn html_escape(s: &str) -> String {

@@ -134,7 +134,10 @@ async fn the_api_needs_the_token_as_bearer_or_cookie() {
     assert_eq!(r.status, 303);
     assert_eq!(r.header("location").as_deref(), Some("/"));
     let cookie = r.header("set-cookie").unwrap();
-    assert!(cookie.starts_with(&format!("syncmon_token={TOKEN}")) && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/"), "{cookie}");
+    assert!(
+        cookie.starts_with(&format!("syncmon_token={TOKEN}")) && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
     let r = rpc(s.addr, &[format!("Cookie: syncmon_token={TOKEN}")], r#"{"method":"settings"}"#).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = send(s.addr, "GET", "/?token=wrong", &host(s.addr), &[], "").await;
@@ -174,7 +177,10 @@ async fn static_files_spa_fallback_and_security_headers() {
     let r = send(s.addr, "GET", "/", &host(s.addr), &[], "").await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("Syncmon UI"));
-    assert_eq!(r.header("content-security-policy").as_deref(), Some("default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'"));
+    assert_eq!(
+        r.header("content-security-policy").as_deref(),
+        Some("default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'")
+    );
     assert_eq!(r.header("x-content-type-options").as_deref(), Some("nosniff"));
     assert_eq!(r.header("referrer-policy").as_deref(), Some("no-referrer"));
     assert_eq!(r.header("x-frame-options").as_deref(), Some("DENY"));

@@ -33,9 +33,7 @@ fn check_view(v: &ConnectionView) -> Result<(), ApiError> {
         return Err(ApiError::field("config", "auth", format!("auth `{}` is none of none, api_key, bearer, oauth2", v.auth)));
     }
     let duration = |field: String, text: &str| {
-        humantime::parse_duration(text)
-            .map(|_| ())
-            .map_err(|_| ApiError::field("config", field, "this is not a duration; write e.g. \"30s\", \"5m\", \"24h\""))
+        humantime::parse_duration(text).map(|_| ()).map_err(|_| ApiError::field("config", field, "this is not a duration; write e.g. \"30s\", \"5m\", \"24h\""))
     };
     duration("timeout".into(), &v.timeout)?;
     for (i, e) in v.entities.iter().enumerate() {
@@ -154,18 +152,17 @@ fn fill_connection(t: &mut toml_edit::Table, v: &ConnectionView) {
 /// Saves one connection into the config file, editing it in place (comments and the other
 /// connections stay as they are). Validated with the same rules as loading; never writes a secret.
 pub fn save_connection(sm: &Syncmon, v: &ConnectionView) -> Result<SaveConnectionResult, ApiError> {
-    let path = sm.config_path().ok_or_else(|| {
-        ApiError::usage("this engine was started without a config file, so there is nothing to save to; start it with --config PATH")
-    })?;
+    let path = sm
+        .config_path()
+        .ok_or_else(|| ApiError::usage("this engine was started without a config file, so there is nothing to save to; start it with --config PATH"))?;
     check_view(v)?;
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(ApiError::new("io", format!("cannot read {}: {e}", path.display()))),
     };
-    let mut doc: toml_edit::DocumentMut = text
-        .parse()
-        .map_err(|e| ApiError::new("config", format!("{} is not valid TOML ({e}); fix it by hand first", path.display())))?;
+    let mut doc: toml_edit::DocumentMut =
+        text.parse().map_err(|e| ApiError::new("config", format!("{} is not valid TOML ({e}); fix it by hand first", path.display())))?;
     if !doc.contains_key("connection") {
         doc.insert("connection", toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
     }

@@ -82,10 +82,7 @@ pub fn connection_view(c: &ConnectionConfig) -> ConnectionView {
 /// and headers: what the engine would see, without retries.
 pub async fn test_connection(sm: &Syncmon, id: &str) -> Result<TestConnectionResult, ApiError> {
     let config = current_config(sm)?;
-    let c = config
-        .connection(id)
-        .ok_or_else(|| ApiError::field("not_found", "id", format!("no connection `{id}` in the config; save it first")))?
-        .clone();
+    let c = config.connection(id).ok_or_else(|| ApiError::field("not_found", "id", format!("no connection `{id}` in the config; save it first")))?.clone();
     let (url, entity) = match c.entities.first() {
         Some(e) => {
             let mut one = e.clone();
@@ -93,10 +90,7 @@ pub async fn test_connection(sm: &Syncmon, id: &str) -> Result<TestConnectionRes
             let profile = Profile::new(&c, &one).map_err(|m| ApiError::new("config", m))?;
             (profile.first_url(&RowVersion::zero()), Some(e.name.clone()))
         }
-        None => (
-            url::Url::parse(&c.base_url).map_err(|e| ApiError::field("config", "base_url", format!("base_url is not a URL: {e}")))?,
-            None,
-        ),
+        None => (url::Url::parse(&c.base_url).map_err(|e| ApiError::field("config", "base_url", format!("base_url is not a URL: {e}")))?, None),
     };
     let client = sm.source_client(c);
     let started = Instant::now();

@@ -230,9 +230,7 @@ pub fn parse_request(mut v: Value) -> Result<Request, ApiError> {
 pub async fn call(sm: &Arc<Syncmon>, req: Request) -> Result<Value, ApiError> {
     match req {
         Request::Overview {} => to_json(views::overview(sm)?),
-        Request::SyncNow { entity } => {
-            to_json(SyncNowResult { nudged: sm.nudge_where(entity.as_deref())? })
-        }
+        Request::SyncNow { entity } => to_json(SyncNowResult { nudged: sm.nudge_where(entity.as_deref())? }),
         Request::Resync { entity, allow_deletions } => {
             let report: CycleReport = sm.resync(&entity, allow_deletions, &CancellationToken::new()).await?;
             to_json(report)
@@ -276,9 +274,7 @@ pub async fn call(sm: &Arc<Syncmon>, req: Request) -> Result<Value, ApiError> {
             to_json(events)
         }
         Request::Settings {} => to_json(views::settings(sm)?),
-        Request::SaveSettings { notifications, failing_after_seconds } => {
-            to_json(views::save_settings(sm, Settings { notifications, failing_after_seconds })?)
-        }
+        Request::SaveSettings { notifications, failing_after_seconds } => to_json(views::save_settings(sm, Settings { notifications, failing_after_seconds })?),
     }
 }
 

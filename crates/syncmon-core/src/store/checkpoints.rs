@@ -34,11 +34,8 @@ impl Store {
                     |r| r.get(0),
                 )
                 .optional()?;
-            let current: String = c.query_row(
-                "SELECT checkpoint FROM entity_state WHERE connection = ?1 AND entity = ?2",
-                params![key.connection, key.entity],
-                |r| r.get(0),
-            )?;
+            let current: String =
+                c.query_row("SELECT checkpoint FROM entity_state WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| r.get(0))?;
             let cur = RowVersion::parse(&current).unwrap_or_default();
             Ok(found.and_then(|v| RowVersion::parse(&v)).map_or(RowVersion::zero(), |h| h.min(cur)))
         })
@@ -110,9 +107,7 @@ impl Store {
     /// seconds within a long cycle), since `since_ms`, oldest first.
     pub fn checkpoint_history(&self, key: &EntityKey, since_ms: i64) -> Result<Vec<CheckpointPoint>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT at, checkpoint FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 AND at >= ?3 ORDER BY at",
-            )?;
+            let mut st = c.prepare_cached("SELECT at, checkpoint FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 AND at >= ?3 ORDER BY at")?;
             let rows = st
                 .query_map(params![key.connection, key.entity, since_ms], |r| Ok(CheckpointPoint { at: r.get(0)?, checkpoint: r.get(1)? }))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -123,8 +118,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{rec, setup};
     use super::*;
-    use super::super::test_support::{setup, rec};
     use crate::record::Record;
     use crate::store::PageBatch;
 
@@ -135,7 +130,19 @@ mod tests {
     fn apply_in_run(store: &Store, key: &EntityKey, run: i64, records: &[Record], now_ms: i64) {
         let max = records.iter().map(|r| r.version.clone()).max();
         store
-            .apply_page(key, &PageBatch { records, rejected: &[], tracking_id: None, http_status: None, max_version: max.as_ref(), resync_cursor: None, run_id: run, now_ms })
+            .apply_page(
+                key,
+                &PageBatch {
+                    records,
+                    rejected: &[],
+                    tracking_id: None,
+                    http_status: None,
+                    max_version: max.as_ref(),
+                    resync_cursor: None,
+                    run_id: run,
+                    now_ms,
+                },
+            )
             .unwrap();
     }
 

@@ -45,13 +45,9 @@ impl Store {
     /// Pending failed items of the entity, from the counter the triggers keep exact.
     pub fn pending_failed_count(&self, key: &EntityKey) -> Result<i64> {
         self.read(|c| {
-            Ok(c.query_row(
-                "SELECT pending_failed FROM entity_state WHERE connection = ?1 AND entity = ?2",
-                params![key.connection, key.entity],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0))
+            Ok(c.query_row("SELECT pending_failed FROM entity_state WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0))
         })
     }
 
@@ -111,7 +107,6 @@ impl Store {
             Ok(())
         })
     }
-
 }
 
 pub(super) fn failed_row(r: &rusqlite::Row) -> rusqlite::Result<FailedItem> {
@@ -200,7 +195,19 @@ pub(super) fn record_failure(
                 "INSERT INTO failed_items (connection, entity, record_id, row_version, payload, stage, error_kind, message, http_status,
                    tracking_id, first_failed_at, last_failed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
             )?
-            .execute(params![key.connection, key.entity, rej.id, version, rej.payload, stage, rej.kind, rej.message, http_status, tracking_id, now_ms])?;
+            .execute(params![
+                key.connection,
+                key.entity,
+                rej.id,
+                version,
+                rej.payload,
+                stage,
+                rej.kind,
+                rej.message,
+                http_status,
+                tracking_id,
+                now_ms
+            ])?;
             Ok(true)
         }
     }
@@ -278,13 +285,12 @@ impl Store {
             Ok((total, items))
         })
     }
-
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::test_support::setup;
+    use super::*;
     use crate::store::PageBatch;
 
     fn reject(store: &Store, key: &EntityKey, n: usize, kind: &'static str) {
@@ -293,7 +299,19 @@ mod tests {
             .collect();
         let run = store.begin_run(key, "incremental", 1).unwrap();
         store
-            .apply_page(key, &PageBatch { records: &[], rejected: &rejected, tracking_id: Some("trk-1"), http_status: Some(200), max_version: None, resync_cursor: None, run_id: run, now_ms: 1 })
+            .apply_page(
+                key,
+                &PageBatch {
+                    records: &[],
+                    rejected: &rejected,
+                    tracking_id: Some("trk-1"),
+                    http_status: Some(200),
+                    max_version: None,
+                    resync_cursor: None,
+                    run_id: run,
+                    now_ms: 1,
+                },
+            )
             .unwrap();
     }
 

@@ -27,11 +27,11 @@ mod schema;
 mod settings;
 #[cfg(test)]
 mod test_support;
-pub use failed::{FailedFilter, FailedItem, LIST_PAYLOAD_CHARS};
-use failed::record_failure;
-pub use outbox::OutboxItem;
 pub use checkpoints::CheckpointPoint;
 pub use entity_state::EntityRow;
+use failed::record_failure;
+pub use failed::{FailedFilter, FailedItem, LIST_PAYLOAD_CHARS};
+pub use outbox::OutboxItem;
 pub use replica::{id_hash, Applied, PageBatch, PassEnd, ReplicaRow};
 pub use request_log::{RequestRow, RequestStats};
 pub use runs::RunRow;
@@ -140,9 +140,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir)?.permissions().mode();
-        let ours = std::fs::read_dir(dir)?.all(|e| {
-            e.is_ok_and(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("syncmon.db") || n == "agent.lock"))
-        });
+        let ours = std::fs::read_dir(dir)?.all(|e| e.is_ok_and(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("syncmon.db") || n == "agent.lock")));
         if mode & 0o077 != 0 && ours {
             // Best effort: a directory owned by someone else stays as it is.
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700));
@@ -244,7 +242,8 @@ impl Store {
         make_private_files(path).map_err(|e| StoreError::Open { path: path.into(), message: e.to_string() })?;
         let existed = path.metadata().is_ok_and(|m| m.len() > 0);
         let damaged = |problems: Vec<String>| StoreError::Damaged { path: path.into(), problems };
-        let failed = |e: rusqlite::Error| if is_corruption(&e) { damaged(vec![e.to_string()]) } else { StoreError::Open { path: path.into(), message: e.to_string() } };
+        let failed =
+            |e: rusqlite::Error| if is_corruption(&e) { damaged(vec![e.to_string()]) } else { StoreError::Open { path: path.into(), message: e.to_string() } };
         let open = || -> rusqlite::Result<Connection> {
             // Two openers switching a new file to WAL at once can deadlock on its locks; SQLite
             // then answers "busy" at once, without the busy timeout. A few short retries settle it.
@@ -338,7 +337,6 @@ impl Store {
         let c = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         f(&c)
     }
-
 }
 
 #[cfg(test)]
@@ -365,5 +363,4 @@ mod tests {
         let err = Store::open_read_only(&path).err().unwrap().to_string();
         assert!(err.contains("run the agent once to upgrade the database"), "{err}");
     }
-
 }

@@ -66,16 +66,11 @@ impl Store {
         let table = key.table();
         self.write(|c| {
             let tx = c.transaction()?;
-            let owner: Option<(String, String)> = tx
-                .query_row("SELECT connection, entity FROM entity_state WHERE replica_table = ?1", [&table], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()?;
+            let owner: Option<(String, String)> =
+                tx.query_row("SELECT connection, entity FROM entity_state WHERE replica_table = ?1", [&table], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
             if let Some((conn, ent)) = owner {
                 if conn != key.connection || ent != key.entity {
-                    return Err(StoreError::NotFound(format!(
-                        "entity {key} would share the replica table `{table}` with {conn}/{ent}; rename one of them"
-                    )));
+                    return Err(StoreError::NotFound(format!("entity {key} would share the replica table `{table}` with {conn}/{ent}; rename one of them")));
                 }
             }
             tx.execute(
@@ -116,9 +111,8 @@ impl Store {
             )?;
             let mut live_delta = 0i64;
             {
-                let mut find = tx.prepare_cached(&format!(
-                    "SELECT rowid, row_version, deleted_at IS NOT NULL, seen_pass FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"
-                ))?;
+                let mut find = tx
+                    .prepare_cached(&format!("SELECT rowid, row_version, deleted_at IS NOT NULL, seen_pass FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?;
                 let mut insert = tx.prepare_cached(&format!(
                     "INSERT INTO \"{table}\" (id, id_hash, row_version, data, updated_at, deleted_at, seen_pass)
                      VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)"
@@ -133,8 +127,7 @@ impl Store {
                 // Rows are visited in id_hash order, so the index is walked front to back (each
                 // leaf page read once) instead of at random. The sort is stable: two versions of
                 // one id keep their feed order (and older never overwrites newer anyway).
-                let mut rows: Vec<(i64, &Record, i64)> =
-                    pages.iter().flat_map(|b| b.records.iter().map(move |r| (id_hash(&r.id), r, b.now_ms))).collect();
+                let mut rows: Vec<(i64, &Record, i64)> = pages.iter().flat_map(|b| b.records.iter().map(move |r| (id_hash(&r.id), r, b.now_ms))).collect();
                 rows.sort_by_key(|(hash, _, _)| *hash);
                 for (hash, r, now_ms) in rows {
                     let existing = find
@@ -280,9 +273,7 @@ impl Store {
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
-            let newer_in_replica = existing
-                .as_ref()
-                .is_some_and(|(_, v, deleted)| !deleted && RowVersion::parse(v).is_some_and(|v| v > record.version));
+            let newer_in_replica = existing.as_ref().is_some_and(|(_, v, deleted)| !deleted && RowVersion::parse(v).is_some_and(|v| v > record.version));
             let resolution = if newer_in_replica { "superseded" } else { "replayed" };
             if !newer_in_replica {
                 let (pass, live, forwarding): (i64, i64, bool) = tx.query_row(
@@ -358,11 +349,7 @@ impl Store {
         self.write(|c| {
             let tx = c.transaction()?;
             let live: i64 = tx.query_row(&format!("SELECT count(*) FROM \"{table}\" WHERE deleted_at IS NULL"), [], |r| r.get(0))?;
-            let unseen: i64 = tx.query_row(
-                &format!("SELECT count(*) FROM \"{table}\" WHERE deleted_at IS NULL AND seen_pass < ?1"),
-                [pass],
-                |r| r.get(0),
-            )?;
+            let unseen: i64 = tx.query_row(&format!("SELECT count(*) FROM \"{table}\" WHERE deleted_at IS NULL AND seen_pass < ?1"), [pass], |r| r.get(0))?;
             let tripped = live > 0 && (unseen as f64) > guard * (live as f64) && !allow_deletions;
             let deleted = if tripped {
                 tx.execute(
@@ -393,11 +380,7 @@ impl Store {
     /// Live rows in the replica, from the counter every write keeps exact (not a table scan).
     pub fn replica_count(&self, key: &EntityKey) -> Result<i64> {
         self.read(|c| {
-            Ok(c.query_row(
-                "SELECT replica_rows FROM entity_state WHERE connection = ?1 AND entity = ?2",
-                params![key.connection, key.entity],
-                |r| r.get(0),
-            )?)
+            Ok(c.query_row("SELECT replica_rows FROM entity_state WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| r.get(0))?)
         })
     }
 
@@ -445,15 +428,27 @@ pub fn id_hash(id: &str) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{rec, setup};
     use super::*;
-    use super::super::test_support::{setup, rec};
     use crate::store::FailedFilter;
 
     fn apply(store: &Store, key: &EntityKey, records: &[Record], rejected: &[Rejected]) -> Applied {
         let run = store.begin_run(key, "incremental", 1).unwrap();
         let max = records.iter().map(|r| r.version.clone()).max();
         store
-            .apply_page(key, &PageBatch { records, rejected, tracking_id: Some("t"), http_status: Some(200), max_version: max.as_ref(), resync_cursor: None, run_id: run, now_ms: 1 })
+            .apply_page(
+                key,
+                &PageBatch {
+                    records,
+                    rejected,
+                    tracking_id: Some("t"),
+                    http_status: Some(200),
+                    max_version: max.as_ref(),
+                    resync_cursor: None,
+                    run_id: run,
+                    now_ms: 1,
+                },
+            )
             .unwrap()
     }
 
@@ -554,7 +549,19 @@ mod tests {
         let run = store.begin_run(&key, "resync", 1).unwrap();
         let records = [rec("a", "5")];
         store
-            .apply_page(&key, &PageBatch { records: &records, rejected: &[], tracking_id: None, http_status: None, max_version: Some(&records[0].version), resync_cursor: Some(&records[0].version), run_id: run, now_ms: 1 })
+            .apply_page(
+                &key,
+                &PageBatch {
+                    records: &records,
+                    rejected: &[],
+                    tracking_id: None,
+                    http_status: None,
+                    max_version: Some(&records[0].version),
+                    resync_cursor: Some(&records[0].version),
+                    run_id: run,
+                    now_ms: 1,
+                },
+            )
             .unwrap();
         drop(store);
         let store = Store::open(&_d.path().join("replica.db")).unwrap();

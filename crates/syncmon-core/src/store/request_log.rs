@@ -144,11 +144,10 @@ impl Store {
     pub fn request_stats(&self, since_ms: i64) -> Result<RequestStats> {
         self.flush()?;
         self.read(|c| {
-            let (requests, failed): (i64, i64) = c.query_row(
-                "SELECT count(*), coalesce(sum(status IS NULL OR status >= 400), 0) FROM request_log WHERE at >= ?1",
-                [since_ms],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
+            let (requests, failed): (i64, i64) =
+                c.query_row("SELECT count(*), coalesce(sum(status IS NULL OR status >= 400), 0) FROM request_log WHERE at >= ?1", [since_ms], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
             let p95_ms = if requests == 0 {
                 None
             } else {

@@ -26,10 +26,7 @@ pub struct RunRow {
 impl Store {
     pub fn begin_run(&self, key: &EntityKey, kind: &str, now_ms: i64) -> Result<i64> {
         self.write(|c| {
-            c.execute(
-                "INSERT INTO runs (connection, entity, kind, started_at) VALUES (?1, ?2, ?3, ?4)",
-                params![key.connection, key.entity, kind, now_ms],
-            )?;
+            c.execute("INSERT INTO runs (connection, entity, kind, started_at) VALUES (?1, ?2, ?3, ?4)", params![key.connection, key.entity, kind, now_ms])?;
             Ok(c.last_insert_rowid())
         })
     }

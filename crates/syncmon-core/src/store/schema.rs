@@ -2,7 +2,8 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE entity_state (
     connection TEXT NOT NULL,
     entity TEXT NOT NULL,
@@ -99,17 +100,20 @@ CREATE TABLE request_log (
 );
 CREATE INDEX request_log_by_entity ON request_log (connection, entity, id);
 CREATE INDEX request_log_by_time ON request_log (at);
-"#, r#"
+"#,
+    r#"
 -- Front-end settings (notifications, thresholds) as small JSON values.
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 -- The failed-items table filtered by error kind pages and counts in the index.
 CREATE INDEX failed_items_by_kind ON failed_items (state, error_kind, id);
-"#, r#"
+"#,
+    r#"
 -- Text search over failed items scans this narrow index (id order, no payloads) instead of the table.
 CREATE INDEX failed_items_text ON failed_items (state, id, record_id, tracking_id, message);
 -- The overview's sparklines: runs per entity in time order, from the index alone, no sorting.
 CREATE INDEX runs_by_entity_time ON runs (connection, entity, started_at, records);
-"#, r#"
+"#,
+    r#"
 -- Forwarding (store/outbox.rs): the target an entity forwards to, and one outbox row per record
 -- changed since it was last delivered. The replica holds the payload; the row names the change.
 ALTER TABLE entity_state ADD COLUMN forward_to TEXT;
@@ -125,14 +129,15 @@ CREATE TABLE outbox (
     UNIQUE (connection, entity, record_id)
 );
 CREATE INDEX outbox_by_entity ON outbox (connection, entity, id);
-"#, r#"
+"#,
+    r#"
 -- Lookback sweeps (DESIGN §2.5): the next sweep re-reads from the checkpoint that was current at
 -- `lookback_anchor_at` (NULL = from the beginning: the first sweep re-reads the initial load once),
 -- and is due at `lookback_due_at` (NULL = not scheduled: nothing has caught up yet).
 ALTER TABLE entity_state ADD COLUMN lookback_anchor_at INTEGER;
 ALTER TABLE entity_state ADD COLUMN lookback_due_at INTEGER;
-"#];
-
+"#,
+];
 
 /// The schema version this build writes: migrations are numbered from 1 in `PRAGMA user_version`
 /// (the numbering `rusqlite_migration` used, so existing databases carry on).
@@ -145,7 +150,9 @@ pub(super) fn migrate(conn: &mut Connection) -> std::result::Result<(), String> 
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| e.to_string())?;
     let found: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| e.to_string())?;
     if found > SCHEMA_VERSION {
-        return Err(format!("the database has schema version {found}, newer than this Syncmon's {SCHEMA_VERSION}: it was written by a newer Syncmon; use that version"));
+        return Err(format!(
+            "the database has schema version {found}, newer than this Syncmon's {SCHEMA_VERSION}: it was written by a newer Syncmon; use that version"
+        ));
     }
     if found == SCHEMA_VERSION {
         return Ok(());
@@ -169,7 +176,6 @@ pub(super) fn integrity_problems(c: &Connection, quick: bool) -> rusqlite::Resul
     let rows: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
     Ok(if rows.len() == 1 && rows[0] == "ok" { Vec::new() } else { rows })
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -68,12 +68,7 @@ pub(super) fn handle_notification(st: &Shared, conn: &WebhookConnection, entries
     };
     // Authenticate every entry before acting on any.
     if let Err(i) = verify_bc_client_state(entries, expected) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "bad_client_state",
-            format!("notification entry {i} does not carry this connection's clientState"),
-            &conn.id,
-        );
+        return refuse(StatusCode::UNAUTHORIZED, "bad_client_state", format!("notification entry {i} does not carry this connection's clientState"), &conn.id);
     }
 
     let mut nudged: Vec<&str> = Vec::new();
@@ -185,24 +180,13 @@ mod tests {
     async fn bc_validation_token_is_echoed() {
         let s = default_server().await;
         let token = "Bc-Validation 9f2a/+=&x";
-        let r = s
-            .client
-            .post(format!("{}/webhooks/erp", s.base))
-            .query(&[("validationToken", token)])
-            .send()
-            .await
-            .unwrap();
+        let r = s.client.post(format!("{}/webhooks/erp", s.base)).query(&[("validationToken", token)]).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200);
         assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
         assert_eq!(r.text().await.unwrap(), token);
         // Without a clientState configured, or for an unknown connection: 404.
         for c in ["bare", "nope"] {
-            let r = s
-                .client
-                .post(format!("{}/webhooks/{c}?validationToken=abc", s.base))
-                .send()
-                .await
-                .unwrap();
+            let r = s.client.post(format!("{}/webhooks/{c}?validationToken=abc", s.base)).send().await.unwrap();
             assert_eq!(r.status().as_u16(), 404);
             assert_ne!(r.text().await.unwrap(), "abc");
         }

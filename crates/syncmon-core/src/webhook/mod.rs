@@ -155,16 +155,7 @@ async fn receive(
         return business_central::handle_validation(conn, token);
     }
 
-
-
-    let too_large = || {
-        refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-            &conn.id,
-        )
-    };
+    let too_large = || refuse(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body is larger than {MAX_BODY_BYTES} bytes"), &conn.id);
     let declared_len = header_str(&headers, header::CONTENT_LENGTH.as_str()).parse::<u64>().ok();
     if declared_len.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return too_large();
@@ -191,10 +182,7 @@ fn find_entity<'a>(entities: &'a [String], name: &str) -> Option<&'a str> {
     if name.is_empty() {
         return None;
     }
-    entities
-        .iter()
-        .find(|e| e.eq_ignore_ascii_case(name) || e.to_lowercase() == name.to_lowercase())
-        .map(String::as_str)
+    entities.iter().find(|e| e.eq_ignore_ascii_case(name) || e.to_lowercase() == name.to_lowercase()).map(String::as_str)
 }
 
 #[cfg(test)]

@@ -37,15 +37,10 @@ impl fmt::Display for VerifyError {
         match self {
             VerifyError::MissingHeader(h) => write!(f, "the {h} header is missing"),
             VerifyError::BadTimestamp => write!(f, "webhook-timestamp is not a unix time in seconds"),
-            VerifyError::Stale => write!(
-                f,
-                "webhook-timestamp is more than {} minutes away from the receiver's clock",
-                TIMESTAMP_TOLERANCE_SECS / 60
-            ),
-            VerifyError::BadSecret => write!(
-                f,
-                "the signing secret configured for this connection is not valid base64 (expected \"whsec_...\" or bare base64)"
-            ),
+            VerifyError::Stale => write!(f, "webhook-timestamp is more than {} minutes away from the receiver's clock", TIMESTAMP_TOLERANCE_SECS / 60),
+            VerifyError::BadSecret => {
+                write!(f, "the signing secret configured for this connection is not valid base64 (expected \"whsec_...\" or bare base64)")
+            }
             VerifyError::NoMatch => write!(f, "no v1 signature in webhook-signature matches"),
         }
     }
@@ -87,14 +82,7 @@ fn standard_mac(key: &[u8], msg_id: &str, timestamp: &str, body: &[u8]) -> HmacS
 /// Verifies a Standard Webhooks call. `signature_header` is the raw `webhook-signature` value:
 /// space-separated `v1,<base64>` entries, any one of which matching is enough (entries of other
 /// versions are ignored). Empty arguments count as missing headers.
-pub fn verify_standard_signature(
-    secret: &str,
-    msg_id: &str,
-    timestamp: &str,
-    body: &[u8],
-    signature_header: &str,
-    now_unix: i64,
-) -> Result<(), VerifyError> {
+pub fn verify_standard_signature(secret: &str, msg_id: &str, timestamp: &str, body: &[u8], signature_header: &str, now_unix: i64) -> Result<(), VerifyError> {
     if msg_id.is_empty() {
         return Err(VerifyError::MissingHeader("webhook-id"));
     }
@@ -135,12 +123,7 @@ pub fn sign_standard(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) ->
 /// Answers a call that is not a Business Central notification: verify, find the entity, nudge.
 pub(super) fn handle(st: &Shared, conn: &WebhookConnection, headers: &HeaderMap, body: &[u8], parsed: Option<&Value>) -> Response {
     let Some(secret) = conn.signing_secret.as_deref() else {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "webhooks_not_configured",
-            "this connection has no webhook signing secret configured",
-            &conn.id,
-        );
+        return refuse(StatusCode::UNAUTHORIZED, "webhooks_not_configured", "this connection has no webhook signing secret configured", &conn.id);
     };
     let msg_id = header_str(headers, "webhook-id");
     let timestamp = header_str(headers, "webhook-timestamp");
@@ -166,12 +149,7 @@ pub(super) fn handle(st: &Shared, conn: &WebhookConnection, headers: &HeaderMap,
         );
     };
     let Some(entity) = find_entity(&conn.entities, name) else {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            "unknown_entity",
-            format!("the connection has no entity named \"{}\"", shown(name)),
-            &conn.id,
-        );
+        return refuse(StatusCode::NOT_FOUND, "unknown_entity", format!("the connection has no entity named \"{}\"", shown(name)), &conn.id);
     };
 
     let key = format!("{}\u{0}{}", conn.id, msg_id);
@@ -182,12 +160,7 @@ pub(super) fn handle(st: &Shared, conn: &WebhookConnection, headers: &HeaderMap,
     };
     if !st.target.nudge(&conn.id, entity) {
         st.replay.lock().unwrap_or_else(|p| p.into_inner()).forget(&key, ticket);
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_accepting",
-            "the engine is not taking nudges right now (shutting down); retry later",
-            &conn.id,
-        );
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "not_accepting", "the engine is not taking nudges right now (shutting down); retry later", &conn.id);
     }
     tracing::debug!(connection = %conn.id, entity, "webhook nudge (Standard Webhooks)");
     accepted(json!({ "status": "accepted", "nudged": [entity] }))
@@ -207,23 +180,14 @@ mod tests {
     fn known_answer() {
         let body = br#"{"test": 2432232314}"#;
         let sig = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
-        assert_eq!(
-            verify_standard_signature(SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, sig, 1614265330),
-            Ok(())
-        );
+        assert_eq!(verify_standard_signature(SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, sig, 1614265330), Ok(()));
         assert_eq!(sign_standard(SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body), sig);
         // Bare base64 (no whsec_ prefix) is the same key.
         let bare = SECRET.strip_prefix("whsec_").unwrap();
-        assert_eq!(
-            verify_standard_signature(bare, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, sig, 1614265330),
-            Ok(())
-        );
+        assert_eq!(verify_standard_signature(bare, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, sig, 1614265330), Ok(()));
         // Any one of several signatures is enough; other versions are ignored.
         let several = format!("v1,AAAA v2,{} v1,notbase64!! {sig}", &sig[3..]);
-        assert_eq!(
-            verify_standard_signature(SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, &several, 1614265330),
-            Ok(())
-        );
+        assert_eq!(verify_standard_signature(SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, &several, 1614265330), Ok(()));
     }
 
     #[test]

@@ -71,12 +71,7 @@ impl Harness {
     pub fn replica(&self, entity: &str) -> BTreeMap<String, (String, serde_json::Value)> {
         self.export(entity, false)
             .into_iter()
-            .map(|v| {
-                (
-                    v["id"].as_str().unwrap().to_string(),
-                    (v["rowVersion"].as_str().unwrap().to_string(), v["data"].clone()),
-                )
-            })
+            .map(|v| (v["id"].as_str().unwrap().to_string(), (v["rowVersion"].as_str().unwrap().to_string(), v["data"].clone())))
             .collect()
     }
 
@@ -96,7 +91,12 @@ impl Harness {
         let source = self.source(entity);
         let missing: Vec<_> = source.keys().filter(|k| !replica.contains_key(*k)).take(5).collect();
         let extra: Vec<_> = replica.keys().filter(|k| !source.contains_key(*k)).take(5).collect();
-        assert!(missing.is_empty() && extra.is_empty(), "{entity}: replica lacks {missing:?}, has extra {extra:?} ({} vs {} rows)", replica.len(), source.len());
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{entity}: replica lacks {missing:?}, has extra {extra:?} ({} vs {} rows)",
+            replica.len(),
+            source.len()
+        );
         for (id, (v, data)) in &source {
             let (rv, rdata) = &replica[id];
             assert_eq!(rv, v, "{entity}/{id}: the replica must hold the source's version");

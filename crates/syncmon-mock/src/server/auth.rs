@@ -30,7 +30,11 @@ impl Shared {
                 if valid {
                     None
                 } else {
-                    let mut r = Reply::error(401, "unauthorized", if bearer.is_some() { "The access token is invalid or expired." } else { "A bearer token is required." });
+                    let mut r = Reply::error(
+                        401,
+                        "unauthorized",
+                        if bearer.is_some() { "The access token is invalid or expired." } else { "A bearer token is required." },
+                    );
                     r.headers.push(("www-authenticate", "Bearer error=\"invalid_token\"".into()));
                     Some(r)
                 }

@@ -10,8 +10,7 @@ use axum::http::Method;
 // Control API (no auth, no faults, not logged)
 
 fn records_json(records: &[MockRecord]) -> String {
-    let v: Vec<serde_json::Value> =
-        records.iter().map(|r| serde_json::json!({ "id": r.id, "rowVersion": r.row_version, "data": r.data })).collect();
+    let v: Vec<serde_json::Value> = records.iter().map(|r| serde_json::json!({ "id": r.id, "rowVersion": r.row_version, "data": r.data })).collect();
     serde_json::Value::Array(v).to_string()
 }
 

@@ -154,7 +154,6 @@ fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
-
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let app = Router::new().fallback(handle).with_state(shared);
     let _ = axum::serve(CtlListener(listener), app.into_make_service_with_connect_info::<ConnCtl>())

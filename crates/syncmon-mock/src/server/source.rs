@@ -45,7 +45,9 @@ pub(super) async fn data(sh: &Arc<Shared>, conn: &ConnCtl, segs: &[&str], path: 
         }
         Some(FaultKind::RateLimit { retry_after_secs }) => rate_limited(retry_after_secs),
         Some(FaultKind::Status(s)) => gateway_reply(s),
-        Some(FaultKind::InvalidJson) => Reply::json(200, "{\"morePages\":true,\"nextPageKey\":\"\",\"data\":[{\"id\":\"<html><body>Internal error</body></html>".into()),
+        Some(FaultKind::InvalidJson) => {
+            Reply::json(200, "{\"morePages\":true,\"nextPageKey\":\"\",\"data\":[{\"id\":\"<html><body>Internal error</body></html>".into())
+        }
         _ => {
             let host = req.headers().get("host").and_then(|h| h.to_str().ok()).map(str::to_string);
             let r = if req.method() != Method::GET {
