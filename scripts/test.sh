@@ -14,6 +14,11 @@ npm ci --prefix ui --no-audit --no-fund
 npm run --prefix ui check   # svelte-check: types and accessibility
 npm test --prefix ui        # the UI's logic (Vitest)
 npm run --prefix ui build
+# Formatting (rustfmt.toml) and lints: a warning fails the run.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 # Each test binary's tests run on 2 threads: the suites start real servers and child processes.
 cargo test --workspace --locked -- --test-threads=2
 cargo build --locked -p syncmon-desktop
