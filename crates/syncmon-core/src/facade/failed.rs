@@ -25,15 +25,15 @@ impl Syncmon {
         Ok(self.ctx.store.failed_item(id)?)
     }
 
-    /// Expands an entity filter given as NAME or CONNECTION/NAME into the store's filter.
-    pub fn failed_filter_for(&self, entity: Option<&str>) -> Result<FailedFilter> {
-        let mut f = FailedFilter::default();
-        if let Some(n) = entity {
-            let e = self.one(n)?;
-            f.connection = Some(e.key.connection.clone());
-            f.entity = Some(e.key.entity.clone());
-        }
-        Ok(f)
+    /// The filter with its entity resolved against the config: `NAME` or `CONNECTION/NAME`
+    /// becomes `CONNECTION/NAME`; an unknown or ambiguous name is an error. Front ends pass the
+    /// filter as the user wrote it through here before they list or act on failed items.
+    pub fn failed_filter(&self, filter: FailedFilter) -> Result<FailedFilter> {
+        let entity = match filter.entity.as_deref() {
+            Some(n) => Some(self.one(n)?.key.to_string()),
+            None => None,
+        };
+        Ok(FailedFilter { entity, ..filter })
     }
 
     pub fn failed_ids(&self, filter: &FailedFilter) -> Result<Vec<i64>> {
