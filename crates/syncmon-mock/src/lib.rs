@@ -10,6 +10,11 @@
 //!   `GET /alt/link/{entity}?since=N&limit=M` → array + `Link: <url>; rel="next"`;
 //!   `GET /alt/short/{entity}?since=N&limit=M` → array, a short page ends the feed;
 //!   `GET /alt/{shape}/{entity}/{id}`. These records carry `uid` and an integer `seq`.
+//! - Feeds without a rowVersion ([`FeedSpec`], `MockConfig::feeds`), at `/{feed}` and
+//!   `/{feed}/{id}`, pages `{"items": [...], "links": {"next": URL|null}}`, page size `limit`:
+//!   a *timestamp* feed, `GET /{feed}?modifiedSince=T&orderBy=lastModified&limit=N` (records with
+//!   a timestamp >= T, ordered by timestamp then id; the next URL carries an opaque `cursor`), and
+//!   a *snapshot* feed, `GET /{feed}?limit=N` (every live record; `cursor`, or `page=1,2,...`).
 //! - `POST /oauth/token` (client credentials, form or HTTP Basic).
 //! - The simulated *target* (a forwarding sink): `PUT /target/{entity}/{id}` with a JSON object
 //!   body stores it (201 new, 200 replaced; a body `id` other than the path's is 400),
@@ -21,6 +26,10 @@
 //!   `GET /_mock/dataset/{entity}`, `POST /_mock/{mutate,insert,insert-poisoned,delete}/{entity}?n=N` (→ ids),
 //!   `POST /_mock/delete-all/{entity}`, `POST /_mock/late-commit/{entity}`, `POST /_mock/expire-tokens`,
 //!   `GET /_mock/requests`, `GET /_mock/target/{entity}` (what the target holds, like `dataset`).
+//!   Feeds: `mutate`, `insert`, `delete`, `delete-all` and `dataset` take a feed name too;
+//!   `POST /_mock/mutate-served/{feed}?n=N` (or `&id=ID`, repeated) edits records at the newest
+//!   timestamp already served; `GET /_mock/feeds`; `GET|POST /_mock/clock` (the feeds' clock:
+//!   `{"unix_ms"}`, `{"unix"}`, `{"rfc3339"}`, `{"advance_ms"}` or `{"advance_secs"}`).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -298,10 +307,18 @@ impl std::fmt::Debug for MockServer {
 
 impl MockServer {
     /// Binds, builds the data set and starts serving (and mutating, when configured).
-    pub async fn start(cfg: MockConfig) -> std::io::Result<MockServer> {
+    pub async fn start(mut cfg: MockConfig) -> std::io::Result<MockServer> {
+        // An entity wins over a feed of the same name (`syncmon mock --entity vendors` keeps working).
+        cfg.feeds.retain(|f| {
+            let clash = cfg.entities.iter().any(|e| e.name == f.name);
+            if clash {
+                tracing::warn!(feed = %f.name, "an entity has this name; the feed is not served");
+            }
+            !clash
+        });
         let mut names = std::collections::HashSet::new();
-        if let Some(dup) = cfg.entities.iter().map(|e| &e.name).chain(cfg.feeds.iter().map(|f| &f.name)).find(|n| !names.insert(n.as_str())) {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("the entity or feed name {dup:?} is used twice")));
+        if let Some(dup) = cfg.feeds.iter().map(|f| &f.name).find(|n| !names.insert(n.as_str())) {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("two feeds are named {dup:?}")));
         }
         let listen = cfg.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         let listener = tokio::net::TcpListener::bind(listen).await?;

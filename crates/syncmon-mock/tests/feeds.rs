@@ -29,16 +29,18 @@ async fn post(url: &str, body: &str) -> reqwest::Response {
 }
 
 /// 250 vendors, 100 per timestamp (3 timestamps, the newest at T), and 120 prices.
-async fn start_with(format: TimeFormat) -> MockServer {
+fn start_config(format: TimeFormat) -> MockConfig {
     let ts = TimestampFeed { format, records_per_timestamp: 100, ..TimestampFeed::default() };
-    MockServer::start(MockConfig {
+    MockConfig {
         entities: Vec::new(),
         feeds: vec![FeedSpec { kind: FeedKind::Timestamp(ts), ..FeedSpec::timestamp("vendors", 250) }, FeedSpec::snapshot("prices", 120)],
         clock_ms: Some(T),
         ..Default::default()
-    })
-    .await
-    .unwrap()
+    }
+}
+
+async fn start_with(format: TimeFormat) -> MockServer {
+    MockServer::start(start_config(format)).await.unwrap()
 }
 
 async fn start() -> MockServer {
@@ -252,7 +254,10 @@ async fn the_default_mock_serves_one_feed_of_each_kind() {
     let base = mock.base_url();
     let feeds = get_json(&format!("{base}/_mock/feeds")).await;
     assert_eq!(feeds[0]["name"], "vendors");
-    assert_eq!((feeds[0]["kind"].as_str(), feeds[0]["field"].as_str(), feeds[0]["sinceParam"].as_str()), (Some("timestamp"), Some("lastModified"), Some("modifiedSince")));
+    assert_eq!(
+        (feeds[0]["kind"].as_str(), feeds[0]["field"].as_str(), feeds[0]["sinceParam"].as_str()),
+        (Some("timestamp"), Some("lastModified"), Some("modifiedSince"))
+    );
     assert_eq!((feeds[1]["name"].as_str(), feeds[1]["kind"].as_str()), (Some("prices"), Some("snapshot")));
     assert!(feeds[0]["newestServed"].is_null());
     let (vendors, _) = pass(&format!("{base}/vendors?modifiedSince=1970-01-01T00:00:00Z&orderBy=lastModified&limit=100")).await;
@@ -265,6 +270,32 @@ async fn the_default_mock_serves_one_feed_of_each_kind() {
     // The rowVersion entities are where they were.
     assert_eq!(get_json(&format!("{base}/_mock/entities")).await.as_array().unwrap().len(), 3);
 
-    let clash = MockConfig { feeds: vec![FeedSpec::snapshot("items", 1)], ..Default::default() };
-    assert_eq!(MockServer::start(clash).await.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    // An entity of a feed's name wins; two feeds of one name are refused.
+    let clash =
+        MockServer::start(MockConfig { entities: vec![syncmon_mock::EntitySpec { name: "vendors".into(), records: 4 }], ..Default::default() }).await.unwrap();
+    let page = get_json(&format!("{}/vendors?sync=true", clash.base_url())).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 4);
+    assert_eq!(get_json(&format!("{}/_mock/feeds", clash.base_url())).await.as_array().unwrap().len(), 1);
+    let twice = MockConfig { feeds: vec![FeedSpec::snapshot("p", 1), FeedSpec::snapshot("p", 2)], ..Default::default() };
+    assert_eq!(MockServer::start(twice).await.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+}
+
+/// With background changes on (the demo's), the feeds change too, stamped by the clock.
+#[tokio::test]
+async fn background_changes_reach_the_feeds() {
+    let mock = MockServer::start(MockConfig { mutations_per_sec: 200.0, clock_ms: Some(T + 60_000), ..start_config(TimeFormat::Rfc3339) }).await.unwrap();
+    let before = mock.dataset("vendors");
+    let prices = mock.dataset("prices");
+    let mut changed = (false, false);
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        changed = (mock.dataset("vendors") != before, mock.dataset("prices") != prices);
+        if changed == (true, true) {
+            break;
+        }
+    }
+    assert_eq!(changed, (true, true));
+    let stamped = mock.dataset("vendors").into_iter().filter(|r| r.row_version == "2024-01-01T00:01:10Z").count();
+    assert!(stamped > 0, "changed records carry the clock's time");
+    mock.shutdown().await;
 }
