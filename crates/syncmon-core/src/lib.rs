@@ -17,6 +17,7 @@ pub mod forward;
 pub mod profile;
 pub mod record;
 pub mod redact;
+pub mod replay;
 pub mod retry;
 pub mod rowversion;
 pub mod scheduler;
