@@ -11,11 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use syncmon_core::config::Config;
-use syncmon_core::engine::Outcome;
 use syncmon_core::secrets::{self, Secret, SecretKind};
-use syncmon_core::store::FailedFilter;
-use syncmon_core::Syncmon;
+use syncmon_core::{Config, FailedFilter, Outcome, Syncmon};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -422,7 +419,7 @@ fn mock_config(a: &MockArgs) -> syncmon_mock::MockConfig {
 fn check(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
     let data_dir = data_dir_of(cli);
     let problems = Syncmon::check_integrity(&data_dir)?;
-    let advice = (!problems.is_empty()).then(|| syncmon_core::store::damaged_advice(&data_dir.join(syncmon_core::DB_FILE)));
+    let advice = (!problems.is_empty()).then(|| Syncmon::damaged_advice(&data_dir));
     if json {
         output::json(&serde_json::json!({ "ok": problems.is_empty(), "problems": problems, "advice": advice }))?;
     } else if let Some(advice) = &advice {
