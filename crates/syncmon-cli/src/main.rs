@@ -445,11 +445,13 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
     };
     match command {
         FailedCommand::List { filter, limit, before, json } => {
-            let mut f = sm.failed_filter_for(filter.entity.as_deref())?;
-            f.stage = filter.stage.clone();
-            f.error_kind = filter.kind.clone();
-            f.state = filter.state.clone();
-            f.text = filter.search.clone();
+            let f = sm.failed_filter(FailedFilter {
+                entity: filter.entity.clone(),
+                stage: filter.stage.clone(),
+                error_kind: filter.kind.clone(),
+                state: filter.state.clone(),
+                text: filter.search.clone(),
+            })?;
             let items = sm.failed_items(&f, *before, *limit)?;
             if *json {
                 output::json(&items)?;
@@ -501,8 +503,8 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
 
 fn selection_ids(sm: &Syncmon, sel: &Selection) -> anyhow::Result<Vec<i64>> {
     if sel.all {
-        let f = sm.failed_filter_for(sel.entity.as_deref())?;
-        Ok(sm.failed_ids(&FailedFilter { state: None, ..f })?)
+        let f = sm.failed_filter(FailedFilter { entity: sel.entity.clone(), ..FailedFilter::default() })?;
+        Ok(sm.failed_ids(&f)?)
     } else if sel.ids.is_empty() {
         Err(UsageError("name the failed item ids, or --all (with --entity to narrow it)".into()).into())
     } else {
