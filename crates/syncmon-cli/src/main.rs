@@ -348,12 +348,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if *json {
                 // The JSON on stdout stays the list of entities; the warnings go to stderr.
                 for w in sm.config_warnings() {
-                    eprintln!("warning: {}", w.message);
+                    eprintln!("warning: {w}");
                 }
                 output::json(&status)?;
             } else {
                 for w in sm.config_warnings() {
-                    println!("warning: {}", w.message);
+                    println!("warning: {w}");
                 }
                 output::status_table(&status);
             }
