@@ -4,7 +4,7 @@
 use super::{ApiError, FailedFilter};
 use crate::events::EventKind;
 use crate::store;
-use crate::{ReplayReport, Syncmon};
+use crate::{ErrorCode, ReplayReport, Syncmon};
 use tokio_util::sync::CancellationToken;
 
 /// Items replayed between two `replay_progress` events.
@@ -12,10 +12,10 @@ const REPLAY_CHUNK: usize = 100;
 
 pub(super) fn store_filter(sm: &Syncmon, f: &FailedFilter) -> Result<store::FailedFilter, ApiError> {
     let entity = f.entity.as_deref().filter(|n| !n.is_empty());
-    let mut out = sm.failed_filter_for(entity).map_err(|e| ApiError::field(e.code(), "entity", e.to_string()))?;
+    let mut out = sm.failed_filter_for(entity).map_err(|e| ApiError::field(e.error_code(), "entity", e.to_string()))?;
     if let Some(state) = f.state.as_deref() {
         if !matches!(state, "pending" | "resolved" | "discarded") {
-            return Err(ApiError::field("usage", "state", format!("state `{state}` is none of pending, resolved, discarded")));
+            return Err(ApiError::field(ErrorCode::Usage, "state", format!("state `{state}` is none of pending, resolved, discarded")));
         }
     }
     let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
