@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 /// Declares [`ErrorCode`] from one list: each code's variant, its word on the wire and what it
-/// means. The meaning is the variant's doc (and so the TypeScript type's) and the description in
-/// docs/api.md's table of codes, which `tests/bindings.rs` checks against it.
+/// means. The meaning is the variant's doc and the description in docs/api.md's table of codes
+/// (a test of `syncmon-serve` checks the table against it).
 macro_rules! error_codes {
     ($( $variant:ident = $word:literal : $meaning:literal, )*) => {
         /// The codes a front end may branch on: the RPC's `ApiError.code` (`as_str` is its word),

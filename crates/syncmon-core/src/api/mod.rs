@@ -70,6 +70,9 @@ macro_rules! rpc_methods {
             }
         }
 
+        /// Every method's name, in the table's order.
+        pub const METHODS: &[&str] = &[$( stringify!($method), )*];
+
         /// Calls `visitor` with each method's name and result type, in the table's order.
         pub fn for_each_method(visitor: &mut impl MethodVisitor) {
             $( visitor.method::<$result>(stringify!($method)); )*
@@ -252,22 +255,14 @@ fn to_json<T: Serialize>(v: T) -> Result<Value, ApiError> {
 mod tests {
     use super::*;
 
-    /// `Request::method` (the table's names) and serde's method tags (`rename_all`) are the same
-    /// words in the same order.
+    /// The table's names (`Request::method`, `METHODS`, the UI's `Results`) and serde's method
+    /// tags (`rename_all`) are the same words in the same order.
     #[test]
     fn the_table_names_are_the_wire_names() {
-        struct Names(Vec<String>);
-        impl MethodVisitor for Names {
-            fn method<R: TS + 'static>(&mut self, name: &'static str) {
-                self.0.push(name.to_string());
-            }
-        }
-        let mut table = Names(Vec::new());
-        for_each_method(&mut table);
         let e = serde_json::from_value::<Request>(json!({"method": "?", "params": {}})).expect_err("no method `?`").to_string();
         let expected = e.split("expected one of").nth(1).unwrap_or_else(|| panic!("serde names the methods: {e}"));
         let wire: Vec<String> = expected.split('`').skip(1).step_by(2).map(str::to_string).collect();
-        assert_eq!(wire, table.0);
+        assert_eq!(wire, METHODS);
         let sync_now = parse_request(json!({"method": "sync_now"})).unwrap();
         assert_eq!(sync_now.method(), "sync_now");
     }
