@@ -48,7 +48,7 @@ pub(super) async fn failed_page(sm: &Arc<Syncmon>, filter: FailedFilter, offset:
     if limit > MAX_PAGE {
         return Err(ApiError::field(ErrorCode::Usage, "limit", format!("a page holds at most {MAX_PAGE} items; ask for the next page with offset")));
     }
-    let f = failed::store_filter(sm, &filter)?;
+    let f = failed::checked_filter(sm, &filter)?;
     let (total, items) = sm.failed_page(&f, offset, limit)?;
     Ok(FailedPageResult { total, items })
 }
