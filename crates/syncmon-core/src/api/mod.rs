@@ -6,8 +6,8 @@
 //! TypeScript files in `ui/src/lib/generated/` and fails when the committed ones are stale.
 
 //!
-//! The modules: this one is the contract (the methods, `ApiError`, the dispatch); `types` the
-//! params and results; `views` the read views; `failed` the failed-items actions; `connections`
+//! The modules: this one is the contract (the table of methods, from which the dispatch is
+//! generated, and `ApiError`); `methods` one handler per method; `types` the params and results; `views` the read views; `failed` the failed-items actions; `connections`
 //! the Connections screen's reads and tests; `config_edit` the config editor behind
 //! `save_connection`.
 
@@ -39,7 +39,8 @@ pub const MAX_PAGE: u32 = 500;
 /// `Request` variant) and its result type. From it come [`Request`], [`Request::method`], the
 /// dispatch in [`call`] (the handler of each method is the function of the same name in
 /// `methods.rs`, and it must return the method's result type) and [`for_each_method`], from which
-/// `tests/bindings.rs` writes the UI's `Results` map (`ui/src/lib/generated/rpc.ts`).
+/// `tests/bindings.rs` writes the UI's `Results` map (`ui/src/lib/generated/rpc.ts`). The name is
+/// the variant in snake_case, serde's tag on the wire (`the_table_names_are_the_wire_names`).
 macro_rules! rpc_methods {
     ($(
         $method:ident: $variant:ident { $( $(#[$field_attr:meta])* $field:ident: $field_ty:ty, )* } -> $result:ty;
