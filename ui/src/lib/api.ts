@@ -3,17 +3,17 @@
 // Screens call `api.call('method', params)` and never know which one runs.
 
 import { backoffMs, createSseParser } from './sse';
-import type { ApiError as EngineError, ErrorCode as EngineErrorCode, Method, ParamsOf, ResultOf, StreamMessage } from './types';
+import type { ApiError as EngineError, ErrorCode, Method, ParamsOf, ResultOf, StreamMessage } from './types';
 
-/** The engine's error codes (generated from Rust), plus `network` for "could not reach it". */
-export type ErrorCode = EngineErrorCode | 'network';
+/** What a call can fail with: the engine's `ErrorCode` (generated), or `network` (could not reach it). */
+export type CallErrorCode = ErrorCode | 'network';
 
 /** An error from the engine: `{code, message, field?}` whatever the transport. */
 export class ApiError extends Error {
-  readonly code: ErrorCode;
+  readonly code: CallErrorCode;
   readonly field: string | null;
   readonly httpStatus: number | null;
-  constructor(code: ErrorCode, message: string, field: string | null = null, httpStatus: number | null = null) {
+  constructor(code: CallErrorCode, message: string, field: string | null = null, httpStatus: number | null = null) {
     super(message);
     this.name = 'ApiError';
     this.code = code;
