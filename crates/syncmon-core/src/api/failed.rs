@@ -3,7 +3,7 @@
 
 use super::{ApiError, FailedFilter};
 use crate::events::EventKind;
-use crate::{ReplayReport, Syncmon};
+use crate::{ErrorCode, ReplayReport, Syncmon};
 use tokio_util::sync::CancellationToken;
 
 /// Items replayed between two `replay_progress` events.
@@ -15,10 +15,10 @@ pub(super) fn checked_filter(sm: &Syncmon, f: &FailedFilter) -> Result<FailedFil
     let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     let resolved = sm
         .failed_filter(FailedFilter { entity: nonempty(&f.entity), ..FailedFilter::default() })
-        .map_err(|e| ApiError::field(e.code(), "entity", e.to_string()))?;
+        .map_err(|e| ApiError::field(e.error_code(), "entity", e.to_string()))?;
     if let Some(state) = f.state.as_deref() {
         if !matches!(state, "pending" | "resolved" | "discarded") {
-            return Err(ApiError::field("usage", "state", format!("state `{state}` is none of pending, resolved, discarded")));
+            return Err(ApiError::field(ErrorCode::Usage, "state", format!("state `{state}` is none of pending, resolved, discarded")));
         }
     }
     Ok(FailedFilter {
