@@ -90,6 +90,11 @@ enum Command {
         #[command(subcommand)]
         command: FailedCommand,
     },
+    /// Batches of records pushed to `POST /ingest/<connection>/<entity>`.
+    Ingest {
+        #[command(subcommand)]
+        command: IngestCommand,
+    },
     /// The request log, newest first, with Trackingids.
     Requests {
         #[arg(long)]
@@ -139,11 +144,22 @@ enum FailedCommand {
     Discard(Selection),
 }
 
+#[derive(Subcommand)]
+enum IngestCommand {
+    /// One batch by the id its 202 answered with: queued, applied or partly failed, its counts
+    /// and the records that failed (read-only).
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Args)]
 struct FilterArgs {
     #[arg(long)]
     entity: Option<String>,
-    /// validate | apply | deliver
+    /// validate | apply | deliver | ingest
     #[arg(long)]
     stage: Option<String>,
     /// e.g. missing_id, missing_row_version, missing_field
@@ -386,6 +402,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Failed { command } => failed(&cli, command).await,
+        Command::Ingest { command: IngestCommand::Show { id, json } } => {
+            let batch = load_read_only(&cli)?.ingest_batch(id)?;
+            if *json {
+                output::json(&batch)?;
+            } else {
+                output::ingest_detail(&batch);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Requests { entity, failed, limit, json } => {
             let sm = load_read_only(&cli)?;
             let rows = sm.requests(entity.as_deref(), *failed, *limit)?;

@@ -1,7 +1,7 @@
 //! Human-readable tables and JSON output for the listings.
 
 use serde::Serialize;
-use syncmon_core::{EntityStatus, FailedItem, RequestRow};
+use syncmon_core::{EntityStatus, FailedItem, IngestState, RequestRow};
 
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
@@ -167,6 +167,30 @@ pub fn failed_detail(i: &FailedItem) {
     }
     let pretty = serde_json::from_str::<serde_json::Value>(&i.payload).and_then(|v| serde_json::to_string_pretty(&v)).unwrap_or_else(|_| i.payload.clone());
     println!("  payload:\n{}", pretty.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n"));
+}
+
+pub fn ingest_detail(b: &syncmon_core::IngestBatch) {
+    let state = match b.state {
+        IngestState::Queued => "queued (not applied yet: the agent applies it when it runs and the entity is not paused)",
+        IngestState::Applied => "applied",
+        IngestState::PartlyFailed => "partly failed (the records below are failed items of stage `ingest`; the rest is applied)",
+    };
+    println!("pushed batch {}", b.id);
+    println!("  entity       {}/{}", b.connection, b.entity);
+    println!("  state        {state}");
+    println!("  received     {}", time(Some(b.received_at)));
+    if let Some(at) = b.applied_at {
+        println!("  applied      {}", time(Some(at)));
+    }
+    if let (Some(records), Some(applied), Some(unchanged), Some(failed)) = (b.records, b.applied, b.unchanged, b.failed) {
+        println!("  records      {records}: {applied} written, {unchanged} unchanged (the replica had that version or newer), {failed} failed");
+    }
+    for f in &b.failures {
+        println!("  failed       {}: {}: {}", f.record_id.as_deref().unwrap_or("(no id)"), f.error_kind, f.message);
+    }
+    if !b.failures.is_empty() {
+        println!("  (syncmon failed list --search {} lists them as failed items)", b.id);
+    }
 }
 
 pub fn requests_table(rows: &[RequestRow]) {

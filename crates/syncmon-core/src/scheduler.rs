@@ -2,8 +2,10 @@
 //! first of its poll timer (with jitter, so entities do not fire together), a nudge, or
 //! shutdown. A poll is an incremental cycle, which the engine turns into a lookback sweep when
 //! one is due (`engine::cycle_kind`), so `syncmon sync` sweeps on the same schedule. The webhook
-//! receiver, when configured, turns verified calls into nudges. An entity that forwards to a
-//! target also has a delivery worker, woken by the writes that queue changes.
+//! receiver, when configured, turns verified calls into nudges and stores pushed records, which
+//! the ingest worker (`ingest.rs`) applies. A push-only entity (`poll_every = "never"`) has no
+//! poll worker. An entity that forwards to a target also has a delivery worker, woken by the
+//! writes that queue changes.
 
 use crate::config::Config;
 use crate::context::EngineCtx;
@@ -12,10 +14,13 @@ use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::forward::{self, Forwarder};
 use crate::secrets::{self, SecretKind};
-use crate::webhook::{self, NudgeTarget, WebhookConnection};
+use crate::ingest;
+use crate::store::EntityKey;
+use crate::webhook::{self, IngestOptions, IngestTarget, NudgeTarget, WebhookConnection};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// What the agent loop needs from the handle that runs it: the config, the shared context and
@@ -40,12 +45,15 @@ pub fn nudge(ctx: &EngineCtx, entities: &[Arc<EntityRt>], connection: &str, enti
 
 pub async fn run(sm: Arc<Agent>, cancel: CancellationToken) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
+    // Wakes the ingest worker when the receiver has stored a batch.
+    let ingest_wake = Arc::new(Notify::new());
     if let Some(w) = &sm.config.webhooks {
         let listener = tokio::net::TcpListener::bind(&w.listen)
             .await
             .map_err(|e| Error::Io(format!("cannot listen for webhooks on {}: {e}; pick a free port in [webhooks] listen", w.listen)))?;
-        let router = webhook::router(webhook_connections(&sm), Arc::new(Nudger(sm.clone())), sm.ctx.clock.clone());
-        tracing::info!("webhook receiver listening on http://{}/webhooks/<connection>", w.listen);
+        let ingest = IngestOptions { target: Arc::new(IngestQueue { agent: sm.clone(), wake: ingest_wake.clone() }), max_body_bytes: w.ingest_max_bytes };
+        let router = webhook::router(webhook_connections(&sm), Arc::new(Nudger(sm.clone())), Some(ingest), sm.ctx.clock.clone());
+        tracing::info!("webhook receiver listening on http://{0}/webhooks/<connection>, pushed records on http://{0}/ingest/<connection>/<entity>", w.listen);
         let stop = cancel.clone();
         tasks.spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await });
@@ -59,10 +67,15 @@ pub async fn run(sm: Arc<Agent>, cancel: CancellationToken) -> Result<()> {
             let (sm, e, cancel) = (sm.clone(), e.clone(), cancel.clone());
             tasks.spawn(async move { deliverer(sm, e, f, cancel).await });
         }
-        let sm = sm.clone();
-        let cancel = cancel.clone();
-        tasks.spawn(async move { worker(sm, e, cancel).await });
+        // Push-only (`poll_every = "never"`): never polled, its records arrive by POST /ingest.
+        if e.cfg.poll_every.is_some() {
+            let sm = sm.clone();
+            let cancel = cancel.clone();
+            tasks.spawn(async move { worker(sm, e, cancel).await });
+        }
     }
+    // Applies what an earlier agent left queued, then each batch the receiver stores.
+    tasks.spawn(ingest::worker(sm.ctx.clone(), sm.entities.clone(), ingest_wake, cancel.clone()));
     {
         let sm = sm.clone();
         let cancel = cancel.clone();
@@ -78,7 +91,7 @@ async fn worker(sm: Arc<Agent>, e: Arc<EntityRt>, cancel: CancellationToken) {
         if !first {
             let row = sm.ctx.store.entity(&e.key).ok();
             let now = sm.ctx.clock.now_ms();
-            let poll = e.cfg.poll_every.mul_f64(rand::thread_rng().gen_range(0.9..1.1));
+            let poll = e.cfg.poll_every.unwrap_or(crate::config::DEFAULT_POLL_EVERY).mul_f64(rand::thread_rng().gen_range(0.9..1.1));
             // While the circuit is open (or the source asked to wait), wake when it half-opens
             // (or the wait ends) rather than at the next poll.
             let wait = match row.and_then(|r| r.next_attempt_at).filter(|t| *t > now) {
@@ -124,7 +137,7 @@ async fn worker(sm: Arc<Agent>, e: Arc<EntityRt>, cancel: CancellationToken) {
 async fn deliverer(sm: Arc<Agent>, e: Arc<EntityRt>, f: Arc<Forwarder>, cancel: CancellationToken) {
     loop {
         let paused = sm.ctx.store.entity(&e.key).map(|r| r.paused).unwrap_or(false);
-        let mut wait = e.cfg.poll_every;
+        let mut wait = e.cfg.poll_every.unwrap_or(crate::config::DEFAULT_POLL_EVERY);
         if !paused {
             let report = forward::deliver_pending(&sm.ctx, &e.key, &f, &cancel).await;
             let now = sm.ctx.clock.now_ms();
@@ -146,13 +159,17 @@ fn housekeeping_interval(retention: Duration) -> Duration {
     (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(3600))
 }
 
-/// Bounded upkeep: the request log keeps its retention.
+/// Bounded upkeep: the request log keeps its retention, and so do applied pushed batches.
 async fn housekeeping(sm: Arc<Agent>, cancel: CancellationToken) {
     let every = housekeeping_interval(sm.config.storage.request_log_retention);
     loop {
         let cutoff = sm.ctx.clock.now_ms() - sm.config.storage.request_log_retention.as_millis() as i64;
         let s = sm.clone();
-        let _ = tokio::task::spawn_blocking(move || s.ctx.store.prune_request_log(cutoff)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = s.ctx.store.prune_request_log(cutoff);
+            s.ctx.store.prune_ingest_batches(cutoff)
+        })
+        .await;
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = cancel.cancelled() => return,
@@ -190,5 +207,20 @@ struct Nudger(Arc<Agent>);
 impl NudgeTarget for Nudger {
     fn nudge(&self, connection: &str, entity: &str) -> bool {
         nudge(&self.0.ctx, &self.0.entities, connection, entity)
+    }
+}
+
+/// Stores pushed batches for the ingest worker, and wakes it.
+struct IngestQueue {
+    agent: Arc<Agent>,
+    wake: Arc<Notify>,
+}
+
+impl IngestTarget for IngestQueue {
+    fn store(&self, connection: &str, entity: &str, webhook_id: &str, body: &str) -> std::result::Result<(String, bool), String> {
+        let ctx = &self.agent.ctx;
+        let stored = ctx.store.ingest_enqueue(&EntityKey::new(connection, entity), webhook_id, body, ctx.clock.now_ms()).map_err(|e| e.to_string())?;
+        self.wake.notify_one();
+        Ok(stored)
     }
 }

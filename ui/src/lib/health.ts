@@ -11,6 +11,7 @@ export const HEALTH_LABEL: Record<Health, string> = {
   circuit_open: 'Circuit open',
   waiting: 'Waiting',
   pending: 'Not synced yet',
+  push_only: 'Push-only',
 };
 
 /** Worst first: the order the Overview sorts by and the header reports. */
@@ -23,6 +24,7 @@ const SEVERITY: Record<Health, number> = {
   resyncing: 2,
   paused: 1,
   healthy: 0,
+  push_only: 0,
 };
 
 export function severity(h: Health): number {

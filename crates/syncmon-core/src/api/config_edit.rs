@@ -39,7 +39,9 @@ fn check_view(v: &ConnectionView) -> Result<(), ApiError> {
     };
     duration("timeout".into(), &v.timeout)?;
     for (i, e) in v.entities.iter().enumerate() {
-        duration(format!("entities[{i}].poll_every"), &e.poll_every)?;
+        if e.poll_every.trim() != "never" {
+            duration(format!("entities[{i}].poll_every"), &e.poll_every)?;
+        }
         if let Some(f) = &e.full_resync_every {
             duration(format!("entities[{i}].full_resync_every"), f)?;
         }
@@ -96,7 +98,7 @@ fn set_duration(table: &mut toml_edit::Table, key: &str, text: &str, default: Du
 fn fill_entity(t: &mut toml_edit::Table, e: &EntityView) {
     set(t, "name", e.name.as_str());
     set_opt(t, "path", &e.path);
-    set_duration(t, "poll_every", &e.poll_every, Duration::from_secs(300));
+    set_duration(t, "poll_every", &e.poll_every, crate::config::DEFAULT_POLL_EVERY);
     set_unless_default(t, "page_size", e.page_size as i64, 1000);
     set_opt(t, "full_resync_every", &e.full_resync_every);
     if e.required_fields.is_empty() {

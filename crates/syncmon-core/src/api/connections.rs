@@ -66,7 +66,7 @@ pub fn connection_view(c: &ConnectionConfig) -> ConnectionView {
             .map(|e| EntityView {
                 name: e.name.clone(),
                 path: e.path.clone(),
-                poll_every: fmt_duration(e.poll_every),
+                poll_every: e.poll_every.map_or_else(|| "never".to_string(), fmt_duration),
                 page_size: e.page_size,
                 full_resync_every: e.full_resync_every.map(fmt_duration),
                 required_fields: e.required_fields.clone(),

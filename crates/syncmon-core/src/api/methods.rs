@@ -8,7 +8,7 @@ use super::{
 };
 use crate::engine::CycleReport;
 use crate::events::Event;
-use crate::store::{FailedItem, RequestRow};
+use crate::store::{self, FailedItem, RequestRow};
 use crate::{ErrorCode, ReplayReport, Syncmon};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +55,10 @@ pub(super) async fn failed_page(sm: &Arc<Syncmon>, filter: FailedFilter, offset:
 
 pub(super) async fn failed_item(sm: &Arc<Syncmon>, id: i64) -> Answer<FailedItem> {
     Ok(sm.failed_item(id)?)
+}
+
+pub(super) async fn ingest_batch(sm: &Arc<Syncmon>, id: String) -> Answer<store::IngestBatch> {
+    Ok(sm.ingest_batch(&id)?)
 }
 
 pub(super) async fn failed_replay(sm: &Arc<Syncmon>, ids: Option<Vec<i64>>, filter: Option<FailedFilter>) -> Answer<ReplayReport> {

@@ -130,6 +130,9 @@ rpc_methods! {
     failed_item: FailedItem {
         id: i64,
     } -> store::FailedItem;
+    ingest_batch: IngestBatch {
+        id: String,
+    } -> store::IngestBatch;
     failed_replay: FailedReplay {
         #[ts(optional = nullable)]
         #[serde(default)]

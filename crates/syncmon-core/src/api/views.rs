@@ -14,7 +14,7 @@ pub fn settings(sm: &Syncmon) -> Result<Settings, ApiError> {
 
 fn severity(h: Health) -> u8 {
     match h {
-        Health::Healthy => 0,
+        Health::Healthy | Health::PushOnly => 0,
         Health::Paused => 1,
         Health::Pending => 2,
         Health::Resyncing => 3,

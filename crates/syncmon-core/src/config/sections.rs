@@ -9,6 +9,9 @@ use std::time::Duration;
 pub struct WebhooksConfig {
     /// Address of the webhook receiver; loopback unless a reverse proxy needs otherwise.
     pub listen: String,
+    /// Largest body `POST /ingest/<connection>/<entity>` accepts (bytes); bigger ones get 413.
+    #[serde(default = "d_ingest_max_bytes")]
+    pub ingest_max_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,8 +131,10 @@ pub struct EntityConfig {
     pub name: String,
     /// Path under the connection's base URL; defaults to "/<name>".
     pub path: Option<String>,
-    #[serde(default = "d_poll_every", deserialize_with = "de_duration")]
-    pub poll_every: Duration,
+    /// None (`poll_every = "never"`): push-only, records arrive by `POST /ingest` and the
+    /// scheduler never polls the entity.
+    #[serde(default = "d_poll_every", deserialize_with = "de_poll_every")]
+    pub poll_every: Option<Duration>,
     #[serde(default = "d_page_size")]
     pub page_size: u32,
     #[serde(default, deserialize_with = "de_opt_duration")]
@@ -272,8 +277,15 @@ fn d_id_field() -> String {
 fn d_version_field() -> String {
     "rowVersion".into()
 }
-fn d_poll_every() -> Duration {
-    Duration::from_secs(300)
+/// The poll interval when none is configured.
+pub const DEFAULT_POLL_EVERY: Duration = Duration::from_secs(300);
+fn d_poll_every() -> Option<Duration> {
+    Some(DEFAULT_POLL_EVERY)
+}
+/// 10 MiB: a large batch of records, small enough to hold in memory while it is stored.
+pub const DEFAULT_INGEST_MAX_BYTES: usize = 10 * 1024 * 1024;
+fn d_ingest_max_bytes() -> usize {
+    DEFAULT_INGEST_MAX_BYTES
 }
 fn d_page_size() -> u32 {
     1000
@@ -292,6 +304,17 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     // The text is not repeated: config errors never echo a value.
     humantime::parse_duration(&text).map_err(|_| serde::de::Error::custom("this is not a duration; write e.g. \"30s\", \"5m\", \"24h\" (no sign)"))
+}
+
+/// A duration, or "never" (push-only).
+fn de_poll_every<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.trim() == "never" {
+        return Ok(None);
+    }
+    humantime::parse_duration(&text)
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom("this is not a duration; write e.g. \"30s\", \"5m\", \"24h\" (no sign), or \"never\" for a push-only entity"))
 }
 
 fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

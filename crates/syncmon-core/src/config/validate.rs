@@ -215,7 +215,9 @@ impl Config {
                 if !(e.deletion_guard > 0.0 && e.deletion_guard <= 1.0) {
                     return Err(loc.problem(&entity, "deletion_guard", format!("{at}: deletion_guard is a share between 0 and 1, e.g. 0.5")));
                 }
-                loc.check_duration(&entity, "poll_every", e.poll_every, Duration::from_secs(1), MAX_DURATION)?;
+                if let Some(every) = e.poll_every {
+                    loc.check_duration(&entity, "poll_every", every, Duration::from_secs(1), MAX_DURATION)?;
+                }
                 if let Some(every) = e.full_resync_every {
                     loc.check_duration(&entity, "full_resync_every", every, Duration::from_secs(1), MAX_DURATION)?;
                 }
@@ -225,6 +227,14 @@ impl Config {
             w.listen.parse::<std::net::SocketAddr>().map_err(|_| {
                 loc.problem(&[Seg::Key("webhooks")], "listen", format!("[webhooks] listen = \"{}\" is not an address; write e.g. \"127.0.0.1:8385\"", w.listen))
             })?;
+            // A pushed batch is held in memory while it is stored: refuse limits that cannot work.
+            if !(1024..=1 << 30).contains(&w.ingest_max_bytes) {
+                return Err(loc.problem(
+                    &[Seg::Key("webhooks")],
+                    "ingest_max_bytes",
+                    format!("[webhooks] ingest_max_bytes must be between 1024 and {} (1 GiB); the default is {}", 1 << 30, super::sections::DEFAULT_INGEST_MAX_BYTES),
+                ));
+            }
         }
         let storage = [Seg::Key("storage")];
         loc.check_duration(

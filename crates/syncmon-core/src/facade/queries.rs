@@ -1,4 +1,4 @@
-//! The reads: run history, the request log, export, statistics, settings.
+//! The reads: pushed batches, run history, the request log, export, statistics, settings.
 
 use super::Syncmon;
 use crate::error::{Error, Result};
@@ -6,6 +6,16 @@ use crate::store::{self, EntityKey, RequestRow, RunRow};
 use std::collections::BTreeMap;
 
 impl Syncmon {
+    /// A pushed batch by the correlation id its 202 answered with: state, counts, failed records.
+    pub fn ingest_batch(&self, id: &str) -> Result<store::IngestBatch> {
+        self.ctx.store.ingest_batch(id.trim())?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "no pushed batch with id `{}`: use the id that POST /ingest/<connection>/<entity> answered with (applied batches are kept as long as the request log, [storage] request_log_retention)",
+                id.trim()
+            ))
+        })
+    }
+
     pub fn runs(&self, name: &str, limit: u32) -> Result<Vec<RunRow>> {
         Ok(self.ctx.store.runs(&self.one(name)?.key, limit)?)
     }

@@ -25,6 +25,8 @@ pub enum Health {
     Waiting,
     /// Never synced yet.
     Pending,
+    /// `poll_every = "never"`: records arrive only by `POST /ingest`, so no lag is measured.
+    PushOnly,
 }
 
 impl Health {
@@ -38,6 +40,7 @@ impl Health {
             Health::CircuitOpen => "circuit open",
             Health::Waiting => "waiting",
             Health::Pending => "pending",
+            Health::PushOnly => "push-only",
         }
     }
 }
@@ -57,6 +60,7 @@ pub struct EntityStatus {
     pub last_http_status: Option<u16>,
     pub last_tracking_id: Option<String>,
     pub next_attempt_at: Option<i64>,
+    /// 0 for a push-only entity (`poll_every = "never"`).
     pub poll_every_seconds: u64,
     pub resync_seen: Option<i64>,
     /// Changes waiting to be delivered to the entity's target (0 when it forwards nowhere).
@@ -65,19 +69,23 @@ pub struct EntityStatus {
     pub forward_error: Option<String>,
 }
 
+/// Why a push-only entity is neither lagging nor pending.
+const PUSH_ONLY_REASON: &str = "push-only: records arrive by POST /ingest, the entity is never polled";
+
 impl Syncmon {
     pub fn status(&self) -> Result<Vec<EntityStatus>> {
         let now = self.ctx.clock.now_ms();
         let rows: BTreeMap<EntityKey, store::EntityRow> = self.ctx.store.entities()?.into_iter().map(|r| (r.key.clone(), r)).collect();
         let mut out = Vec::new();
         for e in &self.entities {
+            let push_only = e.cfg.poll_every.is_none();
             let Some(row) = rows.get(&e.key) else {
                 // Read-only: an entity added to the config that no agent has opened yet.
                 out.push(EntityStatus {
                     connection: e.key.connection.clone(),
                     entity: e.key.entity.clone(),
-                    health: Health::Pending,
-                    reason: Some("not synced yet".to_string()),
+                    health: if push_only { Health::PushOnly } else { Health::Pending },
+                    reason: Some(if push_only { PUSH_ONLY_REASON } else { "not synced yet" }.to_string()),
                     checkpoint: RowVersion::zero().to_string(),
                     last_caught_up_at: None,
                     lag_seconds: None,
@@ -86,14 +94,14 @@ impl Syncmon {
                     last_http_status: None,
                     last_tracking_id: None,
                     next_attempt_at: None,
-                    poll_every_seconds: e.cfg.poll_every.as_secs(),
+                    poll_every_seconds: e.cfg.poll_every.map_or(0, |d| d.as_secs()),
                     resync_seen: None,
                     forward_pending: 0,
                     forward_error: None,
                 });
                 continue;
             };
-            let poll_ms = e.cfg.poll_every.as_millis() as i64;
+            let poll_ms = e.cfg.poll_every.map_or(i64::MAX, |d| d.as_millis() as i64);
             let lag_ms = row.last_caught_up_at.map(|t| (now - t).max(0));
             let (health, reason) = if row.paused {
                 (Health::Paused, Some("paused by the user".to_string()))
@@ -109,6 +117,8 @@ impl Syncmon {
                 (Health::Failing, row.last_error.clone().or(Some("the full resync stopped at the deletion guard".into())))
             } else if row.last_outcome.as_deref() == Some("failed") {
                 (Health::Failing, row.last_error.clone())
+            } else if push_only {
+                (Health::PushOnly, Some(PUSH_ONLY_REASON.to_string()))
             } else if lag_ms.is_none() {
                 (Health::Pending, Some("not synced yet".to_string()))
             } else if lag_ms.is_some_and(|l| l > 2 * poll_ms) {
@@ -129,7 +139,7 @@ impl Syncmon {
                 last_http_status: row.last_http_status,
                 last_tracking_id: row.last_tracking_id.clone(),
                 next_attempt_at: row.next_attempt_at.filter(|t| *t > now),
-                poll_every_seconds: e.cfg.poll_every.as_secs(),
+                poll_every_seconds: e.cfg.poll_every.map_or(0, |d| d.as_secs()),
                 resync_seen: (row.resync_state.as_deref() == Some("running")).then_some(row.resync_seen),
                 forward_pending: self.ctx.store.outbox_count(&e.key)?,
                 forward_error: e.forward.as_ref().and_then(|f| f.last_error.lock().unwrap().clone()),

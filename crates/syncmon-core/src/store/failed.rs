@@ -37,7 +37,7 @@ pub struct FailedFilter {
     #[ts(optional = nullable)]
     #[serde(default)]
     pub entity: Option<String>,
-    /// validate | apply | deliver
+    /// validate | apply | deliver | ingest
     #[ts(optional = nullable)]
     #[serde(default)]
     pub stage: Option<String>,

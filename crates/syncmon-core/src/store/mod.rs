@@ -5,6 +5,7 @@
 //! - `entity_state` — the entity's state row as the front ends read it, pausing;
 //! - `checkpoints` — checkpoint history and lookback-sweep scheduling;
 //! - `failed` — failed items (every stage), their filter, replay bookkeeping;
+//! - `ingest` — batches of pushed records, stored before the 202 and applied by the agent;
 //! - `runs` — the run history; `request_log` — the calls made; `outbox` — the forwarding queue;
 //! - `settings` — the UI's key/value settings.
 //!
@@ -19,6 +20,7 @@ use std::sync::Mutex;
 mod checkpoints;
 mod entity_state;
 mod failed;
+mod ingest;
 mod outbox;
 mod replica;
 mod request_log;
@@ -31,6 +33,7 @@ pub use checkpoints::CheckpointPoint;
 pub use entity_state::EntityRow;
 use failed::record_failure;
 pub use failed::{FailedFilter, FailedItem, LIST_PAYLOAD_CHARS};
+pub use ingest::{IngestApplied, IngestBatch, IngestFailure, IngestState, QueuedBatch, INGEST_STAGE};
 pub use outbox::OutboxItem;
 pub use replica::{id_hash, Applied, PageBatch, PassEnd, ReplicaRow};
 pub use request_log::{RequestRow, RequestStats};

@@ -100,6 +100,18 @@ impl Store {
     /// resync cursor. Several pages per transaction are as exact as one: the checkpoint written
     /// is the highest version among exactly the rows committed with it.
     pub fn apply_pages(&self, key: &EntityKey, pages: &[PageBatch]) -> Result<Applied> {
+        self.apply_pages_then(key, pages, "validate", |_, _| Ok(()))
+    }
+
+    /// [`Store::apply_pages`] with the rejected records as failed items of `stage`, and `then`
+    /// run inside the same transaction before it commits (a pushed batch records its outcome).
+    pub(super) fn apply_pages_then(
+        &self,
+        key: &EntityKey,
+        pages: &[PageBatch],
+        stage: &str,
+        then: impl FnOnce(&rusqlite::Transaction, &Applied) -> Result<()>,
+    ) -> Result<Applied> {
         let table = key.table();
         self.write(|c| {
             let tx = c.transaction()?;
@@ -199,7 +211,7 @@ impl Store {
             let (mut records, mut rejected) = (0i64, 0i64);
             for b in pages {
                 for rej in b.rejected {
-                    if record_failure(&tx, key, rej, "validate", b.http_status, b.tracking_id, b.now_ms)? {
+                    if record_failure(&tx, key, rej, stage, b.http_status, b.tracking_id, b.now_ms)? {
                         applied.failed_new += 1;
                     }
                 }
@@ -250,6 +262,7 @@ impl Store {
             if live_delta != 0 {
                 set_replica_rows(&tx, key, live_before + live_delta)?;
             }
+            then(&tx, &applied)?;
             tx.commit()?;
             Ok(applied)
         })

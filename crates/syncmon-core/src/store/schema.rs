@@ -137,6 +137,29 @@ CREATE INDEX outbox_by_entity ON outbox (connection, entity, id);
 ALTER TABLE entity_state ADD COLUMN lookback_anchor_at INTEGER;
 ALTER TABLE entity_state ADD COLUMN lookback_due_at INTEGER;
 "#,
+    r#"
+-- Records pushed to Syncmon (store/ingest.rs): one row per accepted `POST /ingest` call, written
+-- before the 202 answers it, applied later by the agent's ingest worker. `seq` is arrival order;
+-- `id` is the correlation id the caller got; `webhook_id` makes a repeated call one batch.
+CREATE TABLE ingest_batches (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    connection TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued',
+    records INTEGER,
+    applied INTEGER,
+    unchanged INTEGER,
+    failed INTEGER,
+    failures TEXT,
+    applied_at INTEGER,
+    UNIQUE (connection, webhook_id)
+);
+CREATE INDEX ingest_batches_by_state ON ingest_batches (state, seq);
+"#,
 ];
 
 /// The schema version this build writes: migrations are numbered from 1 in `PRAGMA user_version`

@@ -19,15 +19,19 @@
 //!
 //! Layout: this module holds the router, the connection types and the answers both dialects
 //! share; `standard` verifies and handles Standard Webhooks, `business_central` the Business
-//! Central dialect, and `replay` remembers the `webhook-id`s already acted on.
+//! Central dialect, and `replay` remembers the `webhook-id`s already acted on. `ingest` takes
+//! pushed records (`POST /ingest/{connection}/{entity}`), signed like a Standard Webhook: unlike a
+//! nudge, it stores what it receives (a batch the agent applies later).
 
 mod business_central;
+mod ingest;
 mod replay;
 mod standard;
 #[cfg(test)]
 mod test_support;
 
 pub use business_central::verify_bc_client_state;
+pub use ingest::{IngestOptions, IngestTarget};
 pub use standard::{sign_standard, verify_standard_signature, VerifyError, TIMESTAMP_TOLERANCE_SECS};
 
 use crate::clock::Clock;
@@ -88,10 +92,13 @@ struct Shared {
     /// The engine's clock: timestamp tolerance and the replay window.
     clock: Arc<dyn Clock>,
     replay: Mutex<ReplayCache>,
+    /// Pushed records (`POST /ingest/...`); None: that route answers 404.
+    ingest: Option<IngestOptions>,
 }
 
-/// The webhook receiver: `POST /webhooks/{connection_id}`.
-pub fn router(connections: Vec<WebhookConnection>, target: Arc<dyn NudgeTarget>, clock: Arc<dyn Clock>) -> Router {
+/// The webhook receiver: `POST /webhooks/{connection_id}`, and `POST /ingest/{connection_id}/{entity}`
+/// for pushed records (`webhook/ingest.rs`).
+pub fn router(connections: Vec<WebhookConnection>, target: Arc<dyn NudgeTarget>, ingest: Option<IngestOptions>, clock: Arc<dyn Clock>) -> Router {
     let mut map = HashMap::new();
     for mut c in connections {
         let pointer = c.entity_pointer.trim();
@@ -107,8 +114,11 @@ pub fn router(connections: Vec<WebhookConnection>, target: Arc<dyn NudgeTarget>,
         }
         map.insert(c.id.clone(), c);
     }
-    let shared = Arc::new(Shared { connections: map, target, clock, replay: Mutex::new(ReplayCache::default()) });
-    Router::new().route("/webhooks/{connection_id}", post(receive)).with_state(shared)
+    let shared = Arc::new(Shared { connections: map, target, clock, replay: Mutex::new(ReplayCache::default()), ingest });
+    Router::new()
+        .route("/webhooks/{connection_id}", post(receive))
+        .route("/ingest/{connection_id}/{entity}", post(ingest::receive))
+        .with_state(shared)
 }
 
 /// Shortens and escapes caller-supplied text before it goes into a log line or an answer.

@@ -120,10 +120,11 @@ pub fn sign_standard(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) ->
     format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
 }
 
-/// Answers a call that is not a Business Central notification: verify, find the entity, nudge.
-pub(super) fn handle(st: &Shared, conn: &WebhookConnection, headers: &HeaderMap, body: &[u8], parsed: Option<&Value>) -> Response {
+/// Verifies a Standard Webhooks call of `conn` (nudges and pushed records alike): its
+/// `webhook-id`, or the refusal to answer with.
+pub(super) fn verify_call<'h>(st: &Shared, conn: &WebhookConnection, headers: &'h HeaderMap, body: &[u8]) -> Result<&'h str, Response> {
     let Some(secret) = conn.signing_secret.as_deref() else {
-        return refuse(StatusCode::UNAUTHORIZED, "webhooks_not_configured", "this connection has no webhook signing secret configured", &conn.id);
+        return Err(refuse(StatusCode::UNAUTHORIZED, "webhooks_not_configured", "this connection has no webhook signing secret configured", &conn.id));
     };
     let msg_id = header_str(headers, "webhook-id");
     let timestamp = header_str(headers, "webhook-timestamp");
@@ -134,8 +135,17 @@ pub(super) fn handle(st: &Shared, conn: &WebhookConnection, headers: &HeaderMap,
             VerifyError::BadSecret => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::UNAUTHORIZED,
         };
-        return refuse(status, e.code(), e.to_string(), &conn.id);
+        return Err(refuse(status, e.code(), e.to_string(), &conn.id));
     }
+    Ok(msg_id)
+}
+
+/// Answers a call that is not a Business Central notification: verify, find the entity, nudge.
+pub(super) fn handle(st: &Shared, conn: &WebhookConnection, headers: &HeaderMap, body: &[u8], parsed: Option<&Value>) -> Response {
+    let msg_id = match verify_call(st, conn, headers, body) {
+        Ok(id) => id,
+        Err(refusal) => return refusal,
+    };
 
     let Some(doc) = parsed else {
         return refuse(StatusCode::BAD_REQUEST, "invalid_json", "the body is not JSON", &conn.id);

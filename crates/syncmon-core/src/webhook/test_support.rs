@@ -49,7 +49,7 @@ pub(crate) fn conn(id: &str) -> WebhookConnection {
 pub(crate) async fn serve(connections: Vec<WebhookConnection>) -> Server {
     let rec = Arc::new(Recorder::default());
     let clock = Arc::new(crate::clock::TestClock::fixed(NOW * 1000));
-    let app = router(connections, rec.clone(), clock);
+    let app = router(connections, rec.clone(), None, clock);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
