@@ -164,7 +164,7 @@ async fn save_connection_edits_the_file_in_place_keeping_comments_and_refuses_se
     let c = config.connection("src").unwrap();
     assert_eq!(c.requests_per_second, 20.0);
     assert_eq!(c.entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["items", "customers"]);
-    assert_eq!(c.entities[0].poll_every.as_secs(), 60);
+    assert_eq!(c.entities[0].poll_every.map(|d| d.as_secs()), Some(60));
     assert_eq!(c.entities[1].page_size, 50);
     assert!(config.connection("other").is_some(), "the other connection is untouched");
     let again = ok(&sm, json!({"method": "connections"})).await;

@@ -7,7 +7,7 @@
  */
 export type FailedFilter = { entity?: string | null, 
 /**
- * validate | apply | deliver
+ * validate | apply | deliver | ingest
  */
 stage?: string | null, error_kind?: string | null, 
 /**

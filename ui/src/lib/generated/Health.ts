@@ -3,4 +3,4 @@
 /**
  * The status words of DESIGN §6, defined once.
  */
-export type Health = "healthy" | "lagging" | "failing" | "paused" | "resyncing" | "circuit_open" | "waiting" | "pending";
+export type Health = "healthy" | "lagging" | "failing" | "paused" | "resyncing" | "circuit_open" | "waiting" | "pending" | "push_only";

@@ -7,6 +7,7 @@ import type { Event } from "./Event";
 import type { FailedDiscardResult } from "./FailedDiscardResult";
 import type { FailedItem } from "./FailedItem";
 import type { FailedPageResult } from "./FailedPageResult";
+import type { IngestBatch } from "./IngestBatch";
 import type { OverviewResult } from "./OverviewResult";
 import type { ReplayReport } from "./ReplayReport";
 import type { RequestRow } from "./RequestRow";
@@ -27,6 +28,7 @@ export interface Results {
   requests: Array<RequestRow>;
   failed_page: FailedPageResult;
   failed_item: FailedItem;
+  ingest_batch: IngestBatch;
   failed_replay: ReplayReport;
   failed_discard: FailedDiscardResult;
   connections: Array<ConnectionView>;
