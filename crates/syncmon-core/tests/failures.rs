@@ -239,9 +239,7 @@ async fn wrong_credentials_fail_as_authentication_errors() {
         auth: MockAuth::ApiKey { header: "x-np-api-key".into(), key: "right".into() },
         ..Default::default()
     };
-    let mock = syncmon_mock::MockServer::start(mock_cfg).await.unwrap();
-    let text = config_text(&mock.base_url(), &["items"], "auth = \"api_key\"\nsecret_env = \"SYNCMON_TEST_WRONG_KEY\"", "");
-    let h = Harness::with_config(mock, text).await;
+    let h = Harness::start(mock_cfg, "auth = \"api_key\"\nsecret_env = \"SYNCMON_TEST_WRONG_KEY\"", "").await;
     let r = h.sync("items").await;
     let err = r.error.unwrap();
     assert_eq!(err.class, FailureClass::Auth);
@@ -251,9 +249,12 @@ async fn wrong_credentials_fail_as_authentication_errors() {
 
 #[tokio::test]
 async fn a_missing_secret_says_how_to_provide_it() {
-    let mock = syncmon_mock::MockServer::start(MockConfig { entities: entities(&[("items", 10)]), ..Default::default() }).await.unwrap();
-    let text = config_text(&mock.base_url(), &["items"], "auth = \"bearer\"\nsecret_env = \"SYNCMON_TEST_UNSET_VAR\"", "");
-    let h = Harness::with_config(mock, text).await;
+    let h = Harness::start(
+        MockConfig { entities: entities(&[("items", 10)]), ..Default::default() },
+        "auth = \"bearer\"\nsecret_env = \"SYNCMON_TEST_UNSET_VAR\"",
+        "",
+    )
+    .await;
     let r = h.sync("items").await;
     assert!(r.error.unwrap().message.contains("SYNCMON_TEST_UNSET_VAR"));
 }
