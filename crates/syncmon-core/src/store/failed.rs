@@ -289,30 +289,14 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::setup;
+    use super::super::test_support::{apply, setup};
     use super::*;
-    use crate::store::PageBatch;
 
     fn reject(store: &Store, key: &EntityKey, n: usize, kind: &'static str) {
         let rejected: Vec<Rejected> = (0..n)
             .map(|i| Rejected { id: Some(format!("{kind}-{i}")), version: None, payload: "x".repeat(3000), kind, message: format!("bad record {i}") })
             .collect();
-        let run = store.begin_run(key, "incremental", 1).unwrap();
-        store
-            .apply_page(
-                key,
-                &PageBatch {
-                    records: &[],
-                    rejected: &rejected,
-                    tracking_id: Some("trk-1"),
-                    http_status: Some(200),
-                    max_version: None,
-                    resync_cursor: None,
-                    run_id: run,
-                    now_ms: 1,
-                },
-            )
-            .unwrap();
+        apply(store, key, &[], &rejected);
     }
 
     #[test]

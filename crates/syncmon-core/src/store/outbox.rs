@@ -201,18 +201,9 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::rec;
-    use super::super::{PageBatch, Store};
+    use super::super::test_support::{apply, rec};
+    use super::super::Store;
     use super::*;
-    use crate::record::Record;
-
-    fn apply(store: &Store, key: &EntityKey, records: &[Record]) {
-        let run = store.begin_run(key, "incremental", 1).unwrap();
-        let max = records.iter().map(|r| r.version.clone()).max();
-        let batch =
-            PageBatch { records, rejected: &[], tracking_id: None, http_status: None, max_version: max.as_ref(), resync_cursor: None, run_id: run, now_ms: 1 };
-        store.apply_page(key, &batch).unwrap();
-    }
 
     fn queued(store: &Store, key: &EntityKey) -> Vec<(String, String, String)> {
         store.outbox_batch(key, 0, 100).unwrap().into_iter().map(|o| (o.record_id, o.row_version, o.kind)).collect()
@@ -224,34 +215,34 @@ mod tests {
         let store = Store::open(&dir.path().join("replica.db")).unwrap();
         let key = EntityKey::new("c", "items");
         store.ensure_entity(&key).unwrap();
-        apply(&store, &key, &[rec("a", "1")]);
+        apply(&store, &key, &[rec("a", "1")], &[]);
         assert!(queued(&store, &key).is_empty(), "an entity that forwards nowhere queues nothing");
 
         assert_eq!(store.set_forward_target(&key, Some("t"), 2).unwrap(), 1, "turning forwarding on queues what the replica holds");
         assert_eq!(store.set_forward_target(&key, Some("t"), 3).unwrap(), 0, "and only once");
-        apply(&store, &key, &[rec("a", "5"), rec("b", "2")]);
-        apply(&store, &key, &[rec("a", "3")]);
+        apply(&store, &key, &[rec("a", "5"), rec("b", "2")], &[]);
+        apply(&store, &key, &[rec("a", "3")], &[]);
         assert_eq!(queued(&store, &key), vec![("a".into(), "5".into(), "upsert".into()), ("b".into(), "2".into(), "upsert".into())]);
 
         // "a" v5 is being delivered when v7 arrives: the delivery of v5 must not drop v7.
         let sending = store.outbox_batch(&key, 0, 1).unwrap().remove(0);
         assert_eq!(sending.data.as_deref(), Some(r#"{"id":"a","rowVersion":"5"}"#));
-        apply(&store, &key, &[rec("a", "7")]);
+        apply(&store, &key, &[rec("a", "7")], &[]);
         store.delivery_succeeded(&key, "a", &sending.row_version, &sending.kind, None, 4).unwrap();
         assert_eq!(queued(&store, &key)[0], ("a".into(), "7".into(), "upsert".into()));
 
         // A failed delivery leaves the outbox as a failed item; delivering a newer version supersedes it.
         assert!(store.delivery_failed(&key, "b", "2", "upsert", "{}", "target_rejected", "no", Some(422), Some("tid"), 5).unwrap());
         assert_eq!(queued(&store, &key).len(), 1);
-        apply(&store, &key, &[rec("b", "2")]);
+        apply(&store, &key, &[rec("b", "2")], &[]);
         assert_eq!(store.pending_failed_count(&key).unwrap(), 1, "re-reading the record does not resolve a delivery failure");
-        apply(&store, &key, &[rec("b", "9")]);
+        apply(&store, &key, &[rec("b", "9")], &[]);
         assert_eq!(store.delivery_succeeded(&key, "b", "9", "upsert", None, 6).unwrap(), 1);
         assert_eq!(store.pending_failed_count(&key).unwrap(), 0);
 
         // A resync's deletions are queued with the tombstones.
         let (pass, _) = store.resync_begin(&key).unwrap();
-        apply(&store, &key, &[rec("b", "9")]);
+        apply(&store, &key, &[rec("b", "9")], &[]);
         store.resync_finish(&key, pass, 1.0, false, 7).unwrap();
         assert!(queued(&store, &key).contains(&("a".into(), "7".into(), "delete".into())));
 

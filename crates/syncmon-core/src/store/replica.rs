@@ -428,29 +428,9 @@ pub fn id_hash(id: &str) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{rec, setup};
+    use super::super::test_support::{apply, rec, setup};
     use super::*;
     use crate::store::FailedFilter;
-
-    fn apply(store: &Store, key: &EntityKey, records: &[Record], rejected: &[Rejected]) -> Applied {
-        let run = store.begin_run(key, "incremental", 1).unwrap();
-        let max = records.iter().map(|r| r.version.clone()).max();
-        store
-            .apply_page(
-                key,
-                &PageBatch {
-                    records,
-                    rejected,
-                    tracking_id: Some("t"),
-                    http_status: Some(200),
-                    max_version: max.as_ref(),
-                    resync_cursor: None,
-                    run_id: run,
-                    now_ms: 1,
-                },
-            )
-            .unwrap()
-    }
 
     fn version_of(store: &Store, key: &EntityKey, id: &str) -> String {
         let mut v = None;
@@ -463,6 +443,14 @@ mod tests {
             })
             .unwrap();
         v.unwrap()
+    }
+
+    /// A replica of ten rows, `r0` to `r9` at versions 1 to 10, and the records that made it.
+    fn ten_rows() -> (tempfile::TempDir, Store, EntityKey, Vec<Record>) {
+        let (d, store, key) = setup();
+        let all: Vec<Record> = (0..10).map(|i| rec(&format!("r{i}"), &format!("{}", i + 1))).collect();
+        apply(&store, &key, &all, &[]);
+        (d, store, key, all)
     }
 
     #[test]
@@ -506,9 +494,7 @@ mod tests {
 
     #[test]
     fn a_resync_tombstones_only_unseen_rows_and_the_guard_stops_a_mass_deletion() {
-        let (_d, store, key) = setup();
-        let all: Vec<Record> = (0..10).map(|i| rec(&format!("r{i}"), &format!("{}", i + 1))).collect();
-        apply(&store, &key, &all, &[]);
+        let (_d, store, key, all) = ten_rows();
         let (pass, cursor) = store.resync_begin(&key).unwrap();
         assert_eq!(cursor, RowVersion::zero());
         apply(&store, &key, &all[..8], &[]);
@@ -528,9 +514,7 @@ mod tests {
 
     #[test]
     fn a_resync_does_not_tombstone_a_row_whose_record_came_back_rejected() {
-        let (_d, store, key) = setup();
-        let all: Vec<Record> = (0..10).map(|i| rec(&format!("r{i}"), &format!("{}", i + 1))).collect();
-        apply(&store, &key, &all, &[]);
+        let (_d, store, key, all) = ten_rows();
         let (pass, _) = store.resync_begin(&key).unwrap();
         let poisoned: Vec<Rejected> = ["r8", "r9"]
             .iter()
