@@ -35,6 +35,18 @@ use ts_rs::TS;
 /// Largest page of failed items a list may ask for.
 pub const MAX_PAGE: u32 = 500;
 
+/// The failed items a replay or discard acts on: the ids, or every item the filter matches (one
+/// of the two; `failed::selection` refuses both or neither).
+#[derive(Clone, Serialize, Deserialize, TS)]
+pub struct FailedSelection {
+    #[ts(optional = nullable)]
+    #[serde(default)]
+    pub ids: Option<Vec<i64>>,
+    #[ts(optional = nullable)]
+    #[serde(default)]
+    pub filter: Option<FailedFilter>,
+}
+
 /// One call. JSON: `{ "method": "failed_page", "params": { … } }`.
 #[derive(Clone, Serialize, Deserialize, TS)]
 #[serde(tag = "method", content = "params", rename_all = "snake_case")]
@@ -82,22 +94,8 @@ pub enum Request {
     FailedItem {
         id: i64,
     },
-    FailedReplay {
-        #[ts(optional = nullable)]
-        #[serde(default)]
-        ids: Option<Vec<i64>>,
-        #[ts(optional = nullable)]
-        #[serde(default)]
-        filter: Option<FailedFilter>,
-    },
-    FailedDiscard {
-        #[ts(optional = nullable)]
-        #[serde(default)]
-        ids: Option<Vec<i64>>,
-        #[ts(optional = nullable)]
-        #[serde(default)]
-        filter: Option<FailedFilter>,
-    },
+    FailedReplay(FailedSelection),
+    FailedDiscard(FailedSelection),
     Connections {},
     SaveConnection {
         connection: ConnectionView,
@@ -139,8 +137,8 @@ impl Request {
             Request::Requests { .. } => "requests",
             Request::FailedPage { .. } => "failed_page",
             Request::FailedItem { .. } => "failed_item",
-            Request::FailedReplay { .. } => "failed_replay",
-            Request::FailedDiscard { .. } => "failed_discard",
+            Request::FailedReplay(_) => "failed_replay",
+            Request::FailedDiscard(_) => "failed_discard",
             Request::Connections {} => "connections",
             Request::SaveConnection { .. } => "save_connection",
             Request::TestConnection { .. } => "test_connection",
@@ -254,12 +252,12 @@ pub async fn call(sm: &Arc<Syncmon>, req: Request) -> Result<Value, ApiError> {
             to_json(FailedPageResult { total, items })
         }
         Request::FailedItem { id } => to_json(sm.failed_item(id)?),
-        Request::FailedReplay { ids, filter } => {
-            let ids = failed::selection(sm, ids, filter)?;
+        Request::FailedReplay(selection) => {
+            let ids = failed::selection(sm, selection)?;
             to_json(failed::replay(sm, &ids).await?)
         }
-        Request::FailedDiscard { ids, filter } => {
-            let ids = failed::selection(sm, ids, filter)?;
+        Request::FailedDiscard(selection) => {
+            let ids = failed::selection(sm, selection)?;
             to_json(FailedDiscardResult { discarded: sm.discard(&ids)? })
         }
         Request::Connections {} => to_json(connections::list(sm).await?),

@@ -13,6 +13,7 @@ export type { FailedDiscardResult } from "./FailedDiscardResult";
 export type { FailedFilter } from "./FailedFilter";
 export type { FailedItem } from "./FailedItem";
 export type { FailedPageResult } from "./FailedPageResult";
+export type { FailedSelection } from "./FailedSelection";
 export type { Failure } from "./Failure";
 export type { FailureClass } from "./FailureClass";
 export type { ForwardReport } from "./ForwardReport";
