@@ -38,6 +38,21 @@ impl Shared {
     }
 }
 
+/// What a queued fault answers in place of any route, source or target: `None` when it resets
+/// the connection (no reply at all), `Some(Some(reply))` for a 429 or a gateway error, and
+/// `Some(None)` when the route answers (its own faults, if any, apply there).
+pub(super) fn answered_by_fault(conn: &ConnCtl, fault: Option<&FaultKind>) -> Option<Option<Reply>> {
+    match fault {
+        Some(FaultKind::Reset) => {
+            conn.kill();
+            None
+        }
+        Some(FaultKind::RateLimit { retry_after_secs }) => Some(Some(rate_limited(*retry_after_secs))),
+        Some(FaultKind::Status(s)) => Some(Some(gateway_reply(*s))),
+        _ => Some(None),
+    }
+}
+
 pub(super) fn gateway_reply(status: u16) -> Reply {
     let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error");
     if status >= 500 {

@@ -190,7 +190,18 @@ impl Shared {
         self.faults.lock().unwrap().push((fault, times));
     }
 
-    fn log_start(&self, info: RequestInfo) -> usize {
+    /// Notes a call as it arrives (its status comes later, `log_status`); returns its number.
+    fn log_start(&self, req: &Request, path: &str, query: &str, tracking: &str) -> usize {
+        let headers: Vec<(String, String)> =
+            req.headers().iter().map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+        let info = RequestInfo {
+            method: req.method().to_string(),
+            path: path.to_string(),
+            query: query.to_string(),
+            headers,
+            status: 0,
+            tracking_id: tracking.to_string(),
+        };
         let mut log = self.log.lock().unwrap();
         if log.entries.len() >= LOG_CAP {
             let half = LOG_CAP / 2;

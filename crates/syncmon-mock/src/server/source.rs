@@ -1,10 +1,10 @@
 //! The source routes: the reference rowVersion feed, the alternative page shapes (token, link,
 //! short) and single-record reads.
 
-use super::faults::{gateway_reply, rate_limited, ConnCtl};
+use super::faults::{answered_by_fault, ConnCtl};
 use super::{param, parse_query, percent_encode, Reply, Route, Shared};
 use crate::store::{self, Damage, Row, Shape, Style};
-use crate::{FaultKind, RequestInfo};
+use crate::FaultKind;
 use axum::extract::Request;
 use axum::http::Method;
 use base64::Engine;
@@ -26,29 +26,15 @@ pub(super) async fn data(sh: &Arc<Shared>, conn: &ConnCtl, segs: &[&str], path: 
         Some(Route::Main { entity, .. }) | Some(Route::Alt { entity, .. }) => entity.to_string(),
         None => String::new(),
     };
-    let headers: Vec<(String, String)> =
-        req.headers().iter().map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
-    let seq = sh.log_start(RequestInfo {
-        method: req.method().to_string(),
-        path: path.to_string(),
-        query: query.to_string(),
-        headers,
-        status: 0,
-        tracking_id: tracking.to_string(),
-    });
+    let seq = sh.log_start(&req, path, query, tracking);
 
     let fault = sh.take_fault(&entity, false);
-    let reply = match fault {
-        Some(FaultKind::Reset) => {
-            conn.kill();
-            return None;
-        }
-        Some(FaultKind::RateLimit { retry_after_secs }) => rate_limited(retry_after_secs),
-        Some(FaultKind::Status(s)) => gateway_reply(s),
-        Some(FaultKind::InvalidJson) => {
+    let reply = match answered_by_fault(conn, fault.as_ref())? {
+        Some(r) => r,
+        None if matches!(fault, Some(FaultKind::InvalidJson)) => {
             Reply::json(200, "{\"morePages\":true,\"nextPageKey\":\"\",\"data\":[{\"id\":\"<html><body>Internal error</body></html>".into())
         }
-        _ => {
+        None => {
             let host = req.headers().get("host").and_then(|h| h.to_str().ok()).map(str::to_string);
             let r = if req.method() != Method::GET {
                 Reply::error(405, "method_not_allowed", "Only GET is supported here.")
