@@ -8,7 +8,7 @@ mod serve;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use syncmon_core::config::Config;
@@ -256,18 +256,23 @@ fn data_dir_of(cli: &Cli) -> PathBuf {
     cli.data_dir.clone().unwrap_or_else(syncmon_core::default_data_dir)
 }
 
+/// The engine over the config and data directory the command line names, opened by `open` (one
+/// of the `Syncmon::open*` below: what the command may do to the data directory).
+fn open_with(cli: &Cli, open: fn(Config, &Path) -> syncmon_core::Result<Syncmon>) -> anyhow::Result<Syncmon> {
+    let (path, config) = config_of(cli)?;
+    Ok(open(config, &data_dir_of(cli))?.with_config_path(path))
+}
+
 /// For commands that write a little beside a running agent (`failed replay|discard`): short
 /// transactions that wait for the agent's writer, no agent lock.
 fn load(cli: &Cli) -> anyhow::Result<Syncmon> {
-    let (path, config) = config_of(cli)?;
-    Ok(Syncmon::open(config, &data_dir_of(cli))?.with_config_path(path))
+    open_with(cli, Syncmon::open)
 }
 
 /// For the agent (`run`, `serve`): takes the data directory's agent lock, so that a second agent
 /// exits 2 naming the holder, and refuses a damaged replica.
 fn load_agent(cli: &Cli) -> anyhow::Result<Syncmon> {
-    let (path, config) = config_of(cli)?;
-    Ok(Syncmon::open_agent(config, &data_dir_of(cli))?.with_config_path(path))
+    open_with(cli, Syncmon::open_agent)
 }
 
 /// For the one-shot writers (`sync`, `resync`): they take the agent lock too, rather than wait.
@@ -275,14 +280,12 @@ fn load_agent(cli: &Cli) -> anyhow::Result<Syncmon> {
 /// (checkpoints, resync passes), and an agent holds the lock for days, so waiting would mean
 /// hanging; the message says what to do instead.
 fn load_one_shot(cli: &Cli) -> anyhow::Result<Syncmon> {
-    let (path, config) = config_of(cli)?;
-    Ok(Syncmon::open_one_shot(config, &data_dir_of(cli))?.with_config_path(path))
+    open_with(cli, Syncmon::open_one_shot)
 }
 
 /// For the read commands: read-only, never migrates, works beside a busy agent.
 fn load_read_only(cli: &Cli) -> anyhow::Result<Syncmon> {
-    let (path, config) = config_of(cli)?;
-    Ok(Syncmon::open_read_only(config, &data_dir_of(cli))?.with_config_path(path))
+    open_with(cli, Syncmon::open_read_only)
 }
 
 /// Cancelled on Ctrl-C or SIGTERM: the current page is finished or abandoned, never half-written.
