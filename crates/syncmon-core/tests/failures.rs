@@ -18,8 +18,13 @@ fn data_calls(h: &Harness) -> usize {
     h.mock.requests().iter().filter(|r| r.path.starts_with("/items")).count()
 }
 
+/// A source with one entity, `items`, of `records` records; `conn_extra` in the connection.
+async fn items(records: usize, conn_extra: &str) -> Harness {
+    Harness::start(MockConfig { entities: entities(&[("items", records)]), ..Default::default() }, conn_extra, "").await
+}
+
 async fn small() -> Harness {
-    Harness::start(MockConfig { entities: entities(&[("items", 250)]), ..Default::default() }, "max_retries = 4", "").await
+    items(250, "max_retries = 4").await
 }
 
 #[tokio::test]
@@ -86,12 +91,7 @@ async fn a_source_that_stays_down_fails_the_cycle_keeping_the_trackingid_and_the
 
 #[tokio::test]
 async fn repeated_failed_cycles_open_the_circuit_and_a_success_closes_it() {
-    let h = Harness::start(
-        MockConfig { entities: entities(&[("items", 50)]), ..Default::default() },
-        "max_retries = 0\nbreaker_threshold = 2\nbreaker_cooldown = \"1s\"",
-        "",
-    )
-    .await;
+    let h = items(50, "max_retries = 0\nbreaker_threshold = 2\nbreaker_cooldown = \"1s\"").await;
     h.mock.inject(fault(FaultKind::Status(502), 0));
     assert_eq!(h.sync("items").await.outcome, Outcome::Failed);
     let opened = h.sync("items").await;
@@ -249,19 +249,14 @@ async fn wrong_credentials_fail_as_authentication_errors() {
 
 #[tokio::test]
 async fn a_missing_secret_says_how_to_provide_it() {
-    let h = Harness::start(
-        MockConfig { entities: entities(&[("items", 10)]), ..Default::default() },
-        "auth = \"bearer\"\nsecret_env = \"SYNCMON_TEST_UNSET_VAR\"",
-        "",
-    )
-    .await;
+    let h = items(10, "auth = \"bearer\"\nsecret_env = \"SYNCMON_TEST_UNSET_VAR\"").await;
     let r = h.sync("items").await;
     assert!(r.error.unwrap().message.contains("SYNCMON_TEST_UNSET_VAR"));
 }
 
 #[tokio::test]
 async fn the_reference_headers_are_pinned_and_echoed() {
-    let h = Harness::start(MockConfig { entities: entities(&[("items", 250)]), ..Default::default() }, "api_version = \"2024-06-01\"", "").await;
+    let h = items(250, "api_version = \"2024-06-01\"").await;
     h.sync_ok("items").await;
     let reqs = h.mock.requests();
     let header = |r: &syncmon_mock::RequestInfo, n: &str| r.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
