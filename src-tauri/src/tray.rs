@@ -5,8 +5,7 @@
 use crate::{quit, show_main, Engine};
 use std::time::Duration;
 use syncmon_core::api::{self, Request};
-use syncmon_core::events::EventKind;
-use syncmon_core::Health;
+use syncmon_core::{EventKind, Health};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent};

@@ -11,11 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use syncmon_core::config::Config;
-use syncmon_core::engine::Outcome;
 use syncmon_core::secrets::{self, Secret, SecretKind};
-use syncmon_core::store::FailedFilter;
-use syncmon_core::Syncmon;
+use syncmon_core::{Config, FailedFilter, Outcome, Syncmon};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -425,7 +422,7 @@ fn mock_config(a: &MockArgs) -> syncmon_mock::MockConfig {
 fn check(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
     let data_dir = data_dir_of(cli);
     let problems = Syncmon::check_integrity(&data_dir)?;
-    let advice = (!problems.is_empty()).then(|| syncmon_core::store::damaged_advice(&data_dir.join(syncmon_core::DB_FILE)));
+    let advice = (!problems.is_empty()).then(|| Syncmon::damaged_advice(&data_dir));
     if json {
         output::json(&serde_json::json!({ "ok": problems.is_empty(), "problems": problems, "advice": advice }))?;
     } else if let Some(advice) = &advice {
@@ -448,11 +445,13 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
     };
     match command {
         FailedCommand::List { filter, limit, before, json } => {
-            let mut f = sm.failed_filter_for(filter.entity.as_deref())?;
-            f.stage = filter.stage.clone();
-            f.error_kind = filter.kind.clone();
-            f.state = filter.state.clone();
-            f.text = filter.search.clone();
+            let f = sm.failed_filter(FailedFilter {
+                entity: filter.entity.clone(),
+                stage: filter.stage.clone(),
+                error_kind: filter.kind.clone(),
+                state: filter.state.clone(),
+                text: filter.search.clone(),
+            })?;
             let items = sm.failed_items(&f, *before, *limit)?;
             if *json {
                 output::json(&items)?;
@@ -504,8 +503,8 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
 
 fn selection_ids(sm: &Syncmon, sel: &Selection) -> anyhow::Result<Vec<i64>> {
     if sel.all {
-        let f = sm.failed_filter_for(sel.entity.as_deref())?;
-        Ok(sm.failed_ids(&FailedFilter { state: None, ..f })?)
+        let f = sm.failed_filter(FailedFilter { entity: sel.entity.clone(), ..FailedFilter::default() })?;
+        Ok(sm.failed_ids(&f)?)
     } else if sel.ids.is_empty() {
         Err(UsageError("name the failed item ids, or --all (with --entity to narrow it)".into()).into())
     } else {

@@ -1,8 +1,7 @@
 //! Human-readable tables and JSON output for the listings.
 
 use serde::Serialize;
-use syncmon_core::store::{FailedItem, RequestRow};
-use syncmon_core::EntityStatus;
+use syncmon_core::{EntityStatus, FailedItem, RequestRow};
 
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     let stdout = std::io::stdout();

@@ -154,6 +154,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// (year, month, day) → days since 1970-01-01 (the inverse of `civil_from_days`).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = (y - era * 400) as u64;
+    let mp = if m > 2 { m - 3 } else { m + 9 } as u64;
+    let doy = (153 * mp + 2) / 5 + d as u64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe as i64 - 719_468
+}
+
 /// Writes an RFC 3339 UTC timestamp (`2024-05-01T10:20:30Z`, or with milliseconds).
 pub fn write_datetime(out: &mut String, unix_secs: i64, millis: Option<u32>) {
     let days = unix_secs.div_euclid(86_400);
@@ -443,6 +454,10 @@ mod tests {
     fn dates() {
         assert_eq!(datetime_string(0, None), "1970-01-01T00:00:00Z");
         assert_eq!(datetime_string(1_704_067_200 + 86_400 * 59 + 3661, Some(5)), "2024-02-29T01:01:01.005Z");
+        for days in [-800_000, -1, 0, 59, 19_723, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
     }
 
     #[test]

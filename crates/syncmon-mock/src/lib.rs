@@ -10,6 +10,11 @@
 //!   `GET /alt/link/{entity}?since=N&limit=M` → array + `Link: <url>; rel="next"`;
 //!   `GET /alt/short/{entity}?since=N&limit=M` → array, a short page ends the feed;
 //!   `GET /alt/{shape}/{entity}/{id}`. These records carry `uid` and an integer `seq`.
+//! - Feeds without a rowVersion ([`FeedSpec`], `MockConfig::feeds`), at `/{feed}` and
+//!   `/{feed}/{id}`, pages `{"items": [...], "links": {"next": URL|null}}`, page size `limit`:
+//!   a *timestamp* feed, `GET /{feed}?modifiedSince=T&orderBy=lastModified&limit=N` (records with
+//!   a timestamp >= T, ordered by timestamp then id; the next URL carries an opaque `cursor`), and
+//!   a *snapshot* feed, `GET /{feed}?limit=N` (every live record; `cursor`, or `page=1,2,...`).
 //! - `POST /oauth/token` (client credentials, form or HTTP Basic).
 //! - The simulated *target* (a forwarding sink): `PUT /target/{entity}/{id}` with a JSON object
 //!   body stores it (201 new, 200 replaced; a body `id` other than the path's is 400),
@@ -21,6 +26,10 @@
 //!   `GET /_mock/dataset/{entity}`, `POST /_mock/{mutate,insert,insert-poisoned,delete}/{entity}?n=N` (→ ids),
 //!   `POST /_mock/delete-all/{entity}`, `POST /_mock/late-commit/{entity}`, `POST /_mock/expire-tokens`,
 //!   `GET /_mock/requests`, `GET /_mock/target/{entity}` (what the target holds, like `dataset`).
+//!   Feeds: `mutate`, `insert`, `delete`, `delete-all` and `dataset` take a feed name too;
+//!   `POST /_mock/mutate-served/{feed}?n=N` (or `&id=ID`, repeated) edits records at the newest
+//!   timestamp already served; `GET /_mock/feeds`; `GET|POST /_mock/clock` (the feeds' clock:
+//!   `{"unix_ms"}`, `{"unix"}`, `{"rfc3339"}`, `{"advance_ms"}` or `{"advance_secs"}`).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -34,11 +43,14 @@
 //! # Ok(()) }
 //! ```
 
+mod feeds;
 mod gen;
 mod server;
 mod store;
 mod webhook;
 
+use feeds::FeedOp;
+pub use feeds::{FeedKind, FeedSpec, TimeFormat, TimestampFeed};
 use serde::{Deserialize, Serialize};
 use server::Shared;
 use std::future::Future;
@@ -64,6 +76,11 @@ pub struct MockConfig {
     pub max_page_size: usize,
     pub default_page_size: usize,
     pub auth: MockAuth,
+    /// Feeds without a rowVersion (a timestamp feed, a snapshot feed), served at `/{name}`.
+    pub feeds: Vec<FeedSpec>,
+    /// The clock that stamps the feeds' changes, in milliseconds since 1970: None follows the
+    /// wall clock; Some stays at that time until `set_clock`/`advance_clock` move it.
+    pub clock_ms: Option<i64>,
 }
 
 impl Default for MockConfig {
@@ -81,6 +98,8 @@ impl Default for MockConfig {
             max_page_size: 20_000,
             default_page_size: 1000,
             auth: MockAuth::None,
+            feeds: vec![FeedSpec::timestamp("vendors", 300), FeedSpec::snapshot("prices", 150)],
+            clock_ms: None,
         }
     }
 }
@@ -147,7 +166,8 @@ fn one() -> u32 {
 /// JSON form: `{"kind": "status", "status": 503}`, `{"kind": "rate_limit", "retry_after_secs": 2}`,
 /// `{"kind": "slow", "millis": 500}`, `{"kind": "reset"}`, `{"kind": "truncated"}`,
 /// `{"kind": "invalid_json"}`, `{"kind": "missing_id", "records": 1}`,
-/// `{"kind": "missing_row_version", "records": 1}`, `{"kind": "duplicate_id"}`.
+/// `{"kind": "missing_row_version", "records": 1}`, `{"kind": "duplicate_id"}`,
+/// `{"kind": "fail_page", "page": 2, "status": 500}` (feeds; status defaults to 500).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "FaultRepr", into = "FaultRepr")]
 pub enum FaultKind {
@@ -169,11 +189,18 @@ pub enum FaultKind {
     MissingRowVersion { records: usize },
     /// The next page holds its first record twice: as is, then a copy with an older rowVersion.
     DuplicateId,
+    /// Feeds only: the `page`-th page of a pass (1 = a request without a continuation) answers
+    /// `status` instead (a gateway page for 5xx), so a pass can be cut in the middle.
+    FailPage { page: u32, status: u16 },
 }
 
 impl FaultKind {
     pub(crate) fn is_record_fault(&self) -> bool {
         matches!(self, FaultKind::MissingId { .. } | FaultKind::MissingRowVersion { .. } | FaultKind::DuplicateId)
+    }
+
+    pub(crate) fn is_page_fault(&self) -> bool {
+        matches!(self, FaultKind::FailPage { .. })
     }
 }
 
@@ -188,6 +215,8 @@ struct FaultRepr {
     millis: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     records: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    page: Option<u32>,
 }
 
 impl TryFrom<FaultRepr> for FaultKind {
@@ -203,6 +232,7 @@ impl TryFrom<FaultRepr> for FaultKind {
             "missing_id" => FaultKind::MissingId { records: r.records.unwrap_or(1) },
             "missing_row_version" => FaultKind::MissingRowVersion { records: r.records.unwrap_or(1) },
             "duplicate_id" => FaultKind::DuplicateId,
+            "fail_page" => FaultKind::FailPage { page: r.page.ok_or("a fail_page fault needs \"page\"")?, status: r.status.unwrap_or(500) },
             other => return Err(format!("unknown fault kind {other:?}")),
         })
     }
@@ -210,7 +240,7 @@ impl TryFrom<FaultRepr> for FaultKind {
 
 impl From<FaultKind> for FaultRepr {
     fn from(k: FaultKind) -> Self {
-        let none = FaultRepr { kind: String::new(), status: None, retry_after_secs: None, millis: None, records: None };
+        let none = FaultRepr { kind: String::new(), status: None, retry_after_secs: None, millis: None, records: None, page: None };
         let (kind, r) = match k {
             FaultKind::RateLimit { retry_after_secs } => ("rate_limit", FaultRepr { retry_after_secs: Some(retry_after_secs), ..none }),
             FaultKind::Status(s) => ("status", FaultRepr { status: Some(s), ..none }),
@@ -221,6 +251,7 @@ impl From<FaultKind> for FaultRepr {
             FaultKind::MissingId { records } => ("missing_id", FaultRepr { records: Some(records), ..none }),
             FaultKind::MissingRowVersion { records } => ("missing_row_version", FaultRepr { records: Some(records), ..none }),
             FaultKind::DuplicateId => ("duplicate_id", none),
+            FaultKind::FailPage { page, status } => ("fail_page", FaultRepr { page: Some(page), status: Some(status), ..none }),
         };
         FaultRepr { kind: kind.to_string(), ..r }
     }
@@ -256,7 +287,19 @@ impl std::fmt::Debug for MockServer {
 
 impl MockServer {
     /// Binds, builds the data set and starts serving (and mutating, when configured).
-    pub async fn start(cfg: MockConfig) -> std::io::Result<MockServer> {
+    pub async fn start(mut cfg: MockConfig) -> std::io::Result<MockServer> {
+        // An entity wins over a feed of the same name (`syncmon mock --entity vendors` keeps working).
+        cfg.feeds.retain(|f| {
+            let clash = cfg.entities.iter().any(|e| e.name == f.name);
+            if clash {
+                tracing::warn!(feed = %f.name, "an entity has this name; the feed is not served");
+            }
+            !clash
+        });
+        let mut names = std::collections::HashSet::new();
+        if let Some(dup) = cfg.feeds.iter().map(|f| &f.name).find(|n| !names.insert(n.as_str())) {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("two feeds are named {dup:?}")));
+        }
         let listen = cfg.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
@@ -293,18 +336,59 @@ impl MockServer {
         self.h.shared.faults.lock().unwrap().clear();
     }
 
-    /// The live records of an entity, sorted by id (empty for an unknown entity).
+    /// The live records of an entity or feed, sorted by id (empty for an unknown name). A feed's
+    /// `row_version` is its timestamp as text (`""` in a snapshot).
     pub fn dataset(&self, entity: &str) -> Vec<MockRecord> {
         self.h.shared.dataset(entity)
     }
 
-    /// Updates `n` distinct random live records (each gets a new rowVersion); returns their ids.
+    /// Updates `n` distinct random live records (each gets a new rowVersion; in a timestamp feed
+    /// the clock's time, in a snapshot new content only); returns their ids.
     pub fn mutate(&self, entity: &str, n: usize) -> Vec<String> {
-        self.h.shared.change(entity, |s, e| s.mutate(e, n))
+        self.h.shared.feed_op(entity, FeedOp::Mutate(n)).unwrap_or_else(|| self.h.shared.change(entity, |s, e| s.mutate(e, n)))
     }
 
+    /// New records (in a timestamp feed stamped with the clock's time); returns their ids.
     pub fn insert(&self, entity: &str, n: usize) -> Vec<String> {
-        self.h.shared.change(entity, |s, e| s.insert(e, n))
+        self.h.shared.feed_op(entity, FeedOp::Insert(n)).unwrap_or_else(|| self.h.shared.change(entity, |s, e| s.insert(e, n)))
+    }
+
+    /// Timestamp feeds: `n` random live records change and take the newest timestamp already
+    /// served (before any read: the newest in the data), the change a poll that has read that
+    /// second cannot tell from its checkpoint. Returns their ids.
+    pub fn mutate_at_served(&self, feed: &str, n: usize) -> Vec<String> {
+        self.h.shared.feed_op(feed, FeedOp::MutateAtServed(n)).unwrap_or_default()
+    }
+
+    /// Timestamp feeds: these records change and take the newest timestamp already served
+    /// (a record already at that timestamp keeps it, with new content). Returns the ids changed.
+    pub fn edit_at_served(&self, feed: &str, ids: &[&str]) -> Vec<String> {
+        let ids = ids.iter().filter_map(|id| uuid::Uuid::parse_str(id).ok()).map(|u| u.as_u128()).collect();
+        self.h.shared.feed_op(feed, FeedOp::EditAtServed(ids)).unwrap_or_default()
+    }
+
+    /// Timestamp feeds: the newest timestamp served in a page so far, as the feed writes it.
+    pub fn newest_served(&self, feed: &str) -> Option<String> {
+        let f = self.h.shared.feeds.lock().unwrap();
+        let feed = &f.feeds[f.index(feed)?];
+        Some(feeds::time_text(feed.timestamp()?, feed.newest_served?))
+    }
+
+    /// The feeds' clock in milliseconds since 1970.
+    pub fn clock_ms(&self) -> i64 {
+        self.h.shared.feeds.lock().unwrap().clock.now_ms()
+    }
+
+    /// Stops the feeds' clock at this time (milliseconds since 1970): changes are stamped with it.
+    pub fn set_clock_ms(&self, ms: i64) {
+        self.h.shared.feeds.lock().unwrap().set_clock(ms);
+    }
+
+    /// Moves the feeds' clock on (or back, when negative) and stops it there.
+    pub fn advance_clock_ms(&self, ms: i64) {
+        let mut f = self.h.shared.feeds.lock().unwrap();
+        let now = f.clock.now_ms();
+        f.set_clock(now + ms);
     }
 
     /// Inserts `n` poison records: served without `rowVersion` in every version (a record that
@@ -319,11 +403,14 @@ impl MockServer {
     }
 
     pub fn delete(&self, entity: &str, n: usize) -> Vec<String> {
-        self.h.shared.change(entity, |s, e| s.delete(e, n))
+        self.h.shared.feed_op(entity, FeedOp::Delete(n)).unwrap_or_else(|| self.h.shared.change(entity, |s, e| s.delete(e, n)))
     }
 
     /// Deletes every record: a source that suddenly returns nothing.
     pub fn delete_all(&self, entity: &str) {
+        if self.h.shared.feed_op(entity, FeedOp::DeleteAll).is_some() {
+            return;
+        }
         let mut s = self.h.shared.store.lock().unwrap();
         if let Some(e) = s.entity_index(entity) {
             s.delete_all(e);

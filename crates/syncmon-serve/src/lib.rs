@@ -247,7 +247,7 @@ async fn rpc(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -
 }
 
 /// The JSON messages of the event stream: each engine event, and `resync_needed` after a gap.
-fn messages(rx: broadcast::Receiver<syncmon_core::events::Event>) -> impl Stream<Item = String> {
+fn messages(rx: broadcast::Receiver<syncmon_core::Event>) -> impl Stream<Item = String> {
     futures::stream::unfold(rx, |mut rx| async move {
         let message = match rx.recv().await {
             Ok(e) => serde_json::to_string(&e).unwrap_or_default(),
@@ -376,7 +376,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_fell_behind_is_told_to_resync() {
-        use syncmon_core::events::{Event, EventKind};
+        use syncmon_core::{Event, EventKind};
         let (tx, rx) = broadcast::channel(2);
         let mut stream = Box::pin(messages(rx));
         for seq in 1..=5 {

@@ -1,35 +1,39 @@
-//! The failed-items actions: the UI's filter in the store's terms, a selection by ids or by
+//! The failed-items actions: the UI's filter checked and resolved, a selection by ids or by
 //! filter, and a bulk replay that reports progress.
 
 use super::{ApiError, FailedFilter, FailedSelection};
 use crate::events::EventKind;
-use crate::store;
 use crate::{ReplayReport, Syncmon};
 use tokio_util::sync::CancellationToken;
 
 /// Items replayed between two `replay_progress` events.
 const REPLAY_CHUNK: usize = 100;
 
-pub(super) fn store_filter(sm: &Syncmon, f: &FailedFilter) -> Result<store::FailedFilter, ApiError> {
-    let entity = f.entity.as_deref().filter(|n| !n.is_empty());
-    let mut out = sm.failed_filter_for(entity).map_err(|e| ApiError::field(e.code(), "entity", e.to_string()))?;
+/// The RPC's filter checked (state), its empty fields dropped and its entity resolved by the
+/// façade; a bad entity or state is an error on that field of the form.
+pub(super) fn checked_filter(sm: &Syncmon, f: &FailedFilter) -> Result<FailedFilter, ApiError> {
+    let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let resolved = sm
+        .failed_filter(FailedFilter { entity: nonempty(&f.entity), ..FailedFilter::default() })
+        .map_err(|e| ApiError::field(e.code(), "entity", e.to_string()))?;
     if let Some(state) = f.state.as_deref() {
         if !matches!(state, "pending" | "resolved" | "discarded") {
             return Err(ApiError::field("usage", "state", format!("state `{state}` is none of pending, resolved, discarded")));
         }
     }
-    let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-    out.stage = nonempty(&f.stage);
-    out.error_kind = nonempty(&f.error_kind);
-    out.state = nonempty(&f.state);
-    out.text = nonempty(&f.text);
-    Ok(out)
+    Ok(FailedFilter {
+        entity: resolved.entity,
+        stage: nonempty(&f.stage),
+        error_kind: nonempty(&f.error_kind),
+        state: nonempty(&f.state),
+        text: nonempty(&f.text),
+    })
 }
 
 pub(super) fn selection(sm: &Syncmon, selection: FailedSelection) -> Result<Vec<i64>, ApiError> {
     match (selection.ids, selection.filter) {
         (Some(ids), None) => Ok(ids),
-        (None, Some(f)) => Ok(sm.failed_ids(&store_filter(sm, &f)?)?),
+        (None, Some(f)) => Ok(sm.failed_ids(&checked_filter(sm, &f)?)?),
         (Some(_), Some(_)) => Err(ApiError::usage("give either ids or a filter, not both")),
         (None, None) => Err(ApiError::usage("give the failed item ids, or a filter to act on every matching item")),
     }

@@ -247,7 +247,7 @@ pub async fn call(sm: &Arc<Syncmon>, req: Request) -> Result<Value, ApiError> {
             if limit > MAX_PAGE {
                 return Err(ApiError::field("usage", "limit", format!("a page holds at most {MAX_PAGE} items; ask for the next page with offset")));
             }
-            let f = failed::store_filter(sm, &filter)?;
+            let f = failed::checked_filter(sm, &filter)?;
             let (total, items) = sm.failed_page(&f, offset, limit)?;
             to_json(FailedPageResult { total, items })
         }

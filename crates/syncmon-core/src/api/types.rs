@@ -1,6 +1,7 @@
 //! The params and results of the RPC methods, as the UI sees them (exported with ts-rs).
 
 use crate::config::ConfigWarning;
+pub use crate::store::FailedFilter;
 use crate::store::{CheckpointPoint, FailedItem, RunRow};
 use crate::{EntityStatus, Health};
 use serde::{Deserialize, Serialize};
@@ -12,30 +13,6 @@ use ts_rs::TS;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamNotice {
     ResyncNeeded,
-}
-
-/// The failed-items filter of the UI: `entity` is written `connection/entity`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
-pub struct FailedFilter {
-    #[ts(optional = nullable)]
-    #[serde(default)]
-    pub entity: Option<String>,
-    /// validate | apply | deliver
-    #[ts(optional = nullable)]
-    #[serde(default)]
-    pub stage: Option<String>,
-    #[ts(optional = nullable)]
-    #[serde(default)]
-    pub error_kind: Option<String>,
-    /// pending (the default) | resolved | discarded
-    #[ts(optional = nullable)]
-    #[serde(default)]
-    #[ts(type = "\"pending\" | \"resolved\" | \"discarded\" | null")]
-    pub state: Option<String>,
-    /// Matches the record id, the `Trackingid` or the message.
-    #[ts(optional = nullable)]
-    #[serde(default)]
-    pub text: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]

@@ -4,7 +4,7 @@
 use super::{EntityKey, Result, Store, StoreError};
 use crate::record::Rejected;
 use rusqlite::{params, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Items in list pages carry at most this much payload; `failed_item` gives the full one.
 pub const LIST_PAYLOAD_CHARS: i64 = 2048;
@@ -29,16 +29,41 @@ pub struct FailedItem {
     pub resolution: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// The failed-items filter of the UI, the CLI and the store's query alike: `entity` is written
+/// `connection/entity`. `Syncmon::failed_filter` resolves a bare entity name against the config
+/// (the store alone would match it in every connection).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ts_rs::TS)]
 pub struct FailedFilter {
-    pub connection: Option<String>,
+    #[ts(optional = nullable)]
+    #[serde(default)]
     pub entity: Option<String>,
+    /// validate | apply | deliver
+    #[ts(optional = nullable)]
+    #[serde(default)]
     pub stage: Option<String>,
+    #[ts(optional = nullable)]
+    #[serde(default)]
     pub error_kind: Option<String>,
-    /// None = pending only.
+    /// pending (the default) | resolved | discarded
+    #[ts(optional = nullable)]
+    #[serde(default)]
+    #[ts(type = "\"pending\" | \"resolved\" | \"discarded\" | null")]
     pub state: Option<String>,
-    /// Substring of the record id, Trackingid or message.
+    /// Matches the record id, the `Trackingid` or the message.
+    #[ts(optional = nullable)]
+    #[serde(default)]
     pub text: Option<String>,
+}
+
+impl FailedFilter {
+    /// `entity` as the columns it matches: `CONNECTION/NAME` both, a bare `NAME` the entity only.
+    fn connection_and_entity(&self) -> (Option<String>, Option<String>) {
+        match self.entity.as_deref().map(|e| e.split_once('/')) {
+            Some(Some((c, e))) => (Some(c.to_string()), Some(e.to_string())),
+            Some(None) => (None, self.entity.clone()),
+            None => (None, None),
+        }
+    }
 }
 
 impl Store {
@@ -133,7 +158,8 @@ pub(super) fn failed_row(r: &rusqlite::Row) -> rusqlite::Result<FailedItem> {
 pub(super) fn failed_query(f: &FailedFilter, select: &str, before_id: Option<i64>, limit: Option<u32>) -> (String, Vec<rusqlite::types::Value>) {
     let mut sql = format!("{select} WHERE state = ?");
     let mut args: Vec<rusqlite::types::Value> = vec![f.state.clone().unwrap_or_else(|| "pending".into()).into()];
-    for (col, val) in [("connection", &f.connection), ("entity", &f.entity), ("stage", &f.stage), ("error_kind", &f.error_kind)] {
+    let (connection, entity) = f.connection_and_entity();
+    for (col, val) in [("connection", &connection), ("entity", &entity), ("stage", &f.stage), ("error_kind", &f.error_kind)] {
         if let Some(v) = val {
             sql.push_str(&format!(" AND {col} = ?"));
             args.push(v.clone().into());
@@ -222,7 +248,8 @@ impl Store {
                 // The per-entity counter the triggers keep: no scan of the failed items at all.
                 let mut sql = String::from("SELECT coalesce(sum(pending_failed), 0) FROM entity_state WHERE 1 = 1");
                 let mut args: Vec<rusqlite::types::Value> = Vec::new();
-                for (col, val) in [("connection", &f.connection), ("entity", &f.entity)] {
+                let (connection, entity) = f.connection_and_entity();
+                for (col, val) in [("connection", &connection), ("entity", &entity)] {
                     if let Some(v) = val {
                         sql.push_str(&format!(" AND {col} = ?"));
                         args.push(v.clone().into());
@@ -325,5 +352,22 @@ mod tests {
         assert!(store.failed_page_with_total(&text, 20, 4).unwrap().1.is_empty());
         let discarded = FailedFilter { state: Some("discarded".into()), ..Default::default() };
         assert_eq!(store.failed_count(&discarded).unwrap(), 0);
+    }
+
+    #[test]
+    fn an_entity_filter_names_the_connection_too() {
+        let (_d, store, key) = setup();
+        let other = EntityKey::new("other", &key.entity);
+        store.ensure_entity(&other).unwrap();
+        reject(&store, &key, 3, "missing_id");
+        reject(&store, &other, 2, "missing_id");
+        let ours = FailedFilter { entity: Some(key.to_string()), ..Default::default() };
+        assert_eq!(store.failed_count(&ours).unwrap(), 3, "from the counters");
+        assert_eq!(store.failed_ids(&ours).unwrap().len(), 3);
+        let theirs = FailedFilter { entity: Some(other.to_string()), error_kind: Some("missing_id".into()), ..Default::default() };
+        assert_eq!(store.failed_count(&theirs).unwrap(), 2, "from the items");
+        assert!(store.failed_page(&theirs, 0, 10).unwrap().iter().all(|i| i.connection == "other"));
+        let bare = FailedFilter { entity: Some(key.entity.clone()), ..Default::default() };
+        assert_eq!(store.failed_count(&bare).unwrap(), 5, "a bare name matches it in every connection");
     }
 }

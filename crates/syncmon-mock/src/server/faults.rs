@@ -26,16 +26,34 @@ impl Shared {
             Some(e) => e == entity,
         };
         let mut faults = self.faults.lock().unwrap();
-        let pos = faults.iter().position(|(f, _)| f.kind.is_record_fault() == record_level && matches(f))?;
-        let kind = faults[pos].0.kind.clone();
-        if faults[pos].1 > 0 {
-            faults[pos].1 -= 1;
-            if faults[pos].1 == 0 {
-                faults.remove(pos);
-            }
-        }
-        Some(kind)
+        let pos = faults.iter().position(|(f, _)| !f.kind.is_page_fault() && f.kind.is_record_fault() == record_level && matches(f))?;
+        Some(use_once(&mut faults, pos))
     }
+
+    /// Takes one use of the first queued `fail_page` fault for this feed and page number (1 = the
+    /// first page of a pass); returns the status it answers.
+    pub(super) fn take_page_fault(&self, feed: &str, page: u32) -> Option<u16> {
+        let mut faults = self.faults.lock().unwrap();
+        let pos = faults
+            .iter()
+            .position(|(f, _)| matches!(f.kind, FaultKind::FailPage { page: p, .. } if p == page) && f.entity.as_deref().is_none_or(|e| e == feed))?;
+        match use_once(&mut faults, pos) {
+            FaultKind::FailPage { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+}
+
+/// The fault at `pos`, with one use taken (removed when used up; `times: 0` stays).
+fn use_once(faults: &mut Vec<(Fault, u32)>, pos: usize) -> FaultKind {
+    let kind = faults[pos].0.kind.clone();
+    if faults[pos].1 > 0 {
+        faults[pos].1 -= 1;
+        if faults[pos].1 == 0 {
+            faults.remove(pos);
+        }
+    }
+    kind
 }
 
 /// What a queued fault answers in place of any route, source or target: `None` when it resets

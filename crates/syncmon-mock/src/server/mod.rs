@@ -1,14 +1,17 @@
 //! The HTTP side: the router and the state every route shares. The routes live in their own
-//! modules: `source` (the reference and alternative page shapes), `target` (the simulated target),
+//! modules: `source` (the reference and alternative page shapes), `feeds` (the timestamp and
+//! snapshot feeds), `target` (the simulated target),
 //! `auth` (API key, bearer check and the OAuth token endpoint), `control` (the `/_mock` API) and
 //! `faults` (injected faults and a connection wrapper that lets a handler reset its own connection).
 
 mod auth;
 mod control;
 mod faults;
+mod feeds;
 mod source;
 mod target;
 
+use crate::feeds::{FeedOp, Feeds};
 use crate::store::Store;
 use crate::{record_of, Fault, MockConfig, MockRecord, RequestInfo};
 use axum::body::Body;
@@ -37,6 +40,8 @@ pub struct Shared {
     pub cfg: MockConfig,
     pub base_url: String,
     pub store: Mutex<Store>,
+    /// The feeds without a rowVersion and their clock (never locked together with `store`).
+    pub feeds: Mutex<Feeds>,
     /// Queued faults with the responses they still affect (0 = until cleared).
     pub faults: Mutex<Vec<(Fault, u32)>>,
     pub log: Mutex<Log>,
@@ -170,11 +175,13 @@ impl Shared {
     pub fn new(cfg: MockConfig, base_url: String) -> Shared {
         let specs: Vec<(String, usize)> = cfg.entities.iter().map(|e| (e.name.clone(), e.records)).collect();
         let store = Store::new(cfg.seed, cfg.start_version, &specs);
+        let feeds = Feeds::new(cfg.seed, &cfg.feeds, cfg.clock_ms);
         let cache_id = format!("mock-{:012x}", crate::gen::splitmix(cfg.seed) >> 16);
         Shared {
             cfg,
             base_url,
             store: Mutex::new(store),
+            feeds: Mutex::new(feeds),
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Log { entries: Vec::new(), dropped: 0 }),
             tokens: Mutex::new(HashMap::new()),
@@ -221,7 +228,14 @@ impl Shared {
         }
     }
 
+    pub fn is_feed(&self, name: &str) -> bool {
+        self.cfg.feeds.iter().any(|f| f.name == name)
+    }
+
     pub fn dataset(&self, entity: &str) -> Vec<MockRecord> {
+        if self.is_feed(entity) {
+            return self.feed_dataset(entity);
+        }
         let (shape, mut rows) = {
             let s = self.store.lock().unwrap();
             let Some(e) = s.entity_index(entity) else { return Vec::new() };
@@ -236,6 +250,14 @@ impl Shared {
         let Some(e) = s.entity_index(entity) else { return Vec::new() };
         let keys = s.entities[e].shape.keys;
         f(&mut s, e).into_iter().map(|idx| crate::gen::uuid_string(keys.id(idx))).collect()
+    }
+
+    /// Applies a change to a feed and returns the ids it touched; None when `name` is no feed.
+    pub fn feed_op(&self, name: &str, op: FeedOp) -> Option<Vec<String>> {
+        let mut f = self.feeds.lock().unwrap();
+        let i = f.index(name)?;
+        let keys = f.feeds[i].keys;
+        Some(f.apply(i, op).into_iter().map(|idx| crate::gen::uuid_string(keys.id(idx))).collect())
     }
 
     pub fn late_commit(&self, entity: &str) -> Option<MockRecord> {
@@ -273,6 +295,9 @@ pub async fn background_mutations(shared: Arc<Shared>, mut stop: watch::Receiver
     interval.tick().await;
     let mut last = Instant::now();
     let mut credit = 0.0f64;
+    // Each feed changes as often as an average entity, on top of the entities' own rate.
+    let feed_rate = rate * shared.cfg.feeds.len() as f64 / shared.cfg.entities.len().max(1) as f64;
+    let mut feed_credit = 0.0f64;
     loop {
         tokio::select! {
             _ = interval.tick() => {}
@@ -280,12 +305,21 @@ pub async fn background_mutations(shared: Arc<Shared>, mut stop: watch::Receiver
         }
         let now = Instant::now();
         credit = (credit + rate * (now - last).as_secs_f64()).min(rate.max(1.0) * 2.0);
-        last = now;
         let n = credit.floor();
         credit -= n;
-        let mut s = shared.store.lock().unwrap();
-        for _ in 0..n as u64 {
-            shared.random_change(&mut s);
+        feed_credit = (feed_credit + feed_rate * (now - last).as_secs_f64()).min(feed_rate.max(1.0) * 2.0);
+        let feed_n = feed_credit.floor();
+        feed_credit -= feed_n;
+        last = now;
+        {
+            let mut s = shared.store.lock().unwrap();
+            for _ in 0..n as u64 {
+                shared.random_change(&mut s);
+            }
+        }
+        let mut f = shared.feeds.lock().unwrap();
+        for _ in 0..feed_n as u64 {
+            f.random_change();
         }
     }
 }

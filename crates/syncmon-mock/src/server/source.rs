@@ -1,5 +1,5 @@
 //! The source routes: the reference rowVersion feed, the alternative page shapes (token, link,
-//! short) and single-record reads.
+//! short) and single-record reads; the data-call wrapper (log, faults, auth) the feeds share.
 
 use super::faults::{answered_by_fault, ConnCtl};
 use super::{param, parse_query, percent_encode, Reply, Route, Shared};
@@ -15,7 +15,9 @@ use std::time::Duration;
 
 /// A data call. None = the connection was reset.
 pub(super) async fn data(sh: &Arc<Shared>, conn: &ConnCtl, segs: &[&str], path: &str, query: &str, tracking: &str, req: Request) -> Option<Reply> {
+    let feed = matches!(segs, [name] | [name, _] if sh.is_feed(name));
     let route = match segs {
+        _ if feed => None,
         ["alt", shape, entity] => Some(Route::Alt { shape, entity, id: None }),
         ["alt", shape, entity, id] => Some(Route::Alt { shape, entity, id: Some(id) }),
         [entity] => Some(Route::Main { entity, id: None }),
@@ -24,6 +26,7 @@ pub(super) async fn data(sh: &Arc<Shared>, conn: &ConnCtl, segs: &[&str], path: 
     };
     let entity = match &route {
         Some(Route::Main { entity, .. }) | Some(Route::Alt { entity, .. }) => entity.to_string(),
+        None if feed => segs[0].to_string(),
         None => String::new(),
     };
     let seq = sh.log_start(&req, path, query, tracking);
@@ -42,6 +45,7 @@ pub(super) async fn data(sh: &Arc<Shared>, conn: &ConnCtl, segs: &[&str], path: 
                 denied
             } else {
                 match &route {
+                    None if feed => super::feeds::serve(sh, segs, query, host.as_deref()),
                     None => Reply::error(404, "resource_not_found", &format!("No resource at {path}.")),
                     Some(route) => serve_data(sh, route, query, host.as_deref()),
                 }

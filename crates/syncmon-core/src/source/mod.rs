@@ -1,18 +1,30 @@
 //! The HTTP side of a connection: auth, limits, the retry policy, the circuit breaker and the
 //! request log. One `SourceClient` per connection, shared by its entities.
+//!
+//! `auth` holds how a call proves who it is (API key, bearer, OAuth2 client credentials),
+//! `response` how an answer is read (redirects, Trackingid, `Retry-After`, error bodies).
+
+mod auth;
+mod response;
+#[cfg(test)]
+mod tests;
+
+pub use response::error_summary;
 
 use crate::clock::Clock;
 use crate::config::{AuthKind, ConnectionConfig, ProfileKind, TargetConfig};
 use crate::retry::classify_status;
 pub use crate::retry::{Breaker, Decision, Failure, FailureClass, RetryPolicy, LONGEST_WAIT_IN_CYCLE};
-use crate::secrets::{self, redact_url, Secret, SecretKind};
+use crate::secrets::{redact_url, Secret};
 use crate::store::{RequestRow, Store};
+use auth::CachedToken;
 use governor::{Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderValue};
+use response::{describe_reqwest_error, method_after_redirect, read_body, redirect_location, retry_after, rough_duration, tracking_id};
 use std::sync::{Arc, Mutex};
 // `Instant` only measures how long a call took, for the request log; every time a decision
 // depends on is read from the engine's clock.
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -31,12 +43,6 @@ pub struct Fetched {
     pub body: bytes::Bytes,
     pub tracking_id: Option<String>,
     pub link: Option<String>,
-}
-
-struct CachedToken {
-    value: Secret,
-    /// On the engine's clock, in ms.
-    refresh_at_ms: i64,
 }
 
 /// The rate limiter spaces calls on its own monotonic clock: it measures intervals between
@@ -102,124 +108,6 @@ impl SourceClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a TLS backend is compiled in")
-    }
-
-    fn secret(&self) -> Result<Secret, Failure> {
-        let mut cached = self.secret.lock().unwrap();
-        if let Some(s) = cached.as_ref() {
-            return Ok(s.clone());
-        }
-        let s = secrets::resolve(&self.cfg, SecretKind::Connection).map_err(|e| Failure::new(FailureClass::Auth, e.to_string()))?;
-        *cached = Some(s.clone());
-        Ok(s)
-    }
-
-    async fn auth_headers(&self, headers: &mut HeaderMap, entity: Option<&str>) -> Result<(), Failure> {
-        let value = match self.cfg.auth {
-            AuthKind::None => return Ok(()),
-            AuthKind::ApiKey => {
-                let name = reqwest::header::HeaderName::from_bytes(self.cfg.api_key_header.as_bytes())
-                    .map_err(|_| Failure::new(FailureClass::Config, format!("api_key_header `{}` is not a header name", self.cfg.api_key_header)))?;
-                let mut v = HeaderValue::from_str(self.secret()?.expose())
-                    .map_err(|_| Failure::new(FailureClass::Auth, "the stored API key has characters a header cannot carry"))?;
-                v.set_sensitive(true);
-                headers.insert(name, v);
-                return Ok(());
-            }
-            AuthKind::Bearer => format!("Bearer {}", self.secret()?.expose()),
-            AuthKind::Oauth2 => format!("Bearer {}", self.oauth_token(entity).await?.expose()),
-        };
-        let mut v = HeaderValue::from_str(&value).map_err(|_| Failure::new(FailureClass::Auth, "the credential has characters a header cannot carry"))?;
-        v.set_sensitive(true);
-        headers.insert(reqwest::header::AUTHORIZATION, v);
-        Ok(())
-    }
-
-    /// A cached client-credentials token, fetched when missing or about to expire.
-    async fn oauth_token(&self, entity: Option<&str>) -> Result<Secret, Failure> {
-        let mut slot = self.token.lock().await;
-        if let Some(t) = slot.as_ref().filter(|t| t.refresh_at_ms > self.clock.now_ms()) {
-            return Ok(t.value.clone());
-        }
-        let token_url = self.cfg.token_url.clone().unwrap_or_default();
-        let url = Url::parse(&token_url).map_err(|e| Failure::new(FailureClass::Config, format!("token_url is not a URL: {e}")))?;
-        let secret = self.secret()?;
-        let mut form = vec![
-            ("grant_type", "client_credentials".to_string()),
-            ("client_id", self.cfg.client_id.clone().unwrap_or_default()),
-            ("client_secret", secret.expose().to_string()),
-        ];
-        if let Some(s) = &self.cfg.scope {
-            form.push(("scope", s.clone()));
-        }
-        // The token request follows redirects itself, like `call_once`: only within token_url's
-        // origin, so that the client secret is never posted anywhere else.
-        let (mut method, mut url, mut hops) = (reqwest::Method::POST, url, 0);
-        let (status, tracking_id, body) = loop {
-            let started = Instant::now();
-            let mut req = self.http.request(method.clone(), url.clone());
-            if method == reqwest::Method::POST {
-                req = req.form(&form);
-            }
-            let resp = match req.timeout(self.cfg.timeout).send().await {
-                Ok(resp) => resp,
-                Err(e) => {
-                    self.log(&url, method.as_str(), entity, None, started, 1, None, None, Some(describe_reqwest_error(&e)));
-                    break (None, None, None);
-                }
-            };
-            let status = resp.status().as_u16();
-            let tid = tracking_id(resp.headers());
-            let Some(next) = redirect_location(&resp, &url) else {
-                let body = resp.bytes().await.ok();
-                self.log(&url, method.as_str(), entity, Some(status), started, 1, body.as_ref().map(|b| b.len()), tid.clone(), None);
-                break (Some(status), tid, body);
-            };
-            let refused = if next.origin() != url.origin() {
-                Some(format!(
-                    "the token endpoint redirected {} → {}, another origin; Syncmon does not send the client secret to another origin: set token_url to the URL that issues the tokens",
-                    url.origin().ascii_serialization(),
-                    next.origin().ascii_serialization()
-                ))
-            } else if hops == MAX_REDIRECTS {
-                Some(format!("the token endpoint redirected more than {MAX_REDIRECTS} times; set token_url to the URL the redirects end at"))
-            } else {
-                None
-            };
-            self.log(&url, method.as_str(), entity, Some(status), started, 1, None, tid.clone(), refused.clone());
-            if let Some(message) = refused {
-                return Err(Failure { class: FailureClass::Config, message, http_status: Some(status), tracking_id: tid, retry_after: None });
-            }
-            hops += 1;
-            method = method_after_redirect(status, &method);
-            url = next;
-        };
-        let fail = |msg: String| Failure { class: FailureClass::Auth, message: msg, http_status: status, tracking_id: tracking_id.clone(), retry_after: None };
-        match status {
-            Some(200..=299) => {}
-            Some(s) if s >= 500 => {
-                return Err(Failure { class: FailureClass::Transient, ..fail("the token endpoint is failing".into()) });
-            }
-            Some(_) => return Err(fail(format!("the token endpoint refused the client credentials: {}", error_summary(body.as_deref().unwrap_or_default())))),
-            None => return Err(Failure { class: FailureClass::Transient, ..fail("cannot reach the token endpoint".into()) }),
-        }
-        #[derive(serde::Deserialize)]
-        struct TokenBody {
-            access_token: String,
-            expires_in: Option<u64>,
-        }
-        let parsed: TokenBody =
-            serde_json::from_slice(body.as_deref().unwrap_or_default()).map_err(|_| fail("the token endpoint answered without an access_token".into()))?;
-        let life = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
-        // Refresh shortly before expiry: at 90 % of the lifetime, at most a minute early.
-        let margin = (life / 10).min(Duration::from_secs(60));
-        let token = Secret::new(parsed.access_token);
-        *slot = Some(CachedToken { value: token.clone(), refresh_at_ms: self.clock.now_ms() + (life - margin).as_millis() as i64 });
-        Ok(token)
-    }
-
-    async fn forget_token(&self) {
-        *self.token.lock().await = None;
     }
 
     /// One GET, with limits, auth and the request log. Non-2xx answers are failures.
@@ -460,184 +348,5 @@ impl SourceClient {
         if let Err(e) = self.store.log_request(&row) {
             tracing::warn!(error = %e, "could not write the request log");
         }
-    }
-}
-
-/// "90 s", "45 min", "5 h", "365 days": a wait as people say it (humantime's months of 30.44
-/// days make a year read "11months 30days 3h 50m 24s").
-fn rough_duration(d: Duration) -> String {
-    match d.as_secs() {
-        s if s < 120 => format!("{s} s"),
-        s if s < 2 * 3600 => format!("{} min", s / 60),
-        s if s < 2 * 86_400 => format!("{} h", s / 3600),
-        s => format!("{} days", s / 86_400),
-    }
-}
-
-/// Where a redirect answer (301, 302, 303, 307, 308 with a `Location`) points, resolved against
-/// the URL that was asked; None for any other answer.
-fn redirect_location(resp: &reqwest::Response, from: &Url) -> Option<Url> {
-    if !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
-        return None;
-    }
-    let location = resp.headers().get(reqwest::header::LOCATION)?.to_str().ok()?;
-    from.join(location).ok()
-}
-
-/// 303 turns any method into GET, and so do 301/302 for a POST (what every client does);
-/// 307 and 308 keep the method and its body.
-fn method_after_redirect(status: u16, method: &reqwest::Method) -> reqwest::Method {
-    match status {
-        303 if *method != reqwest::Method::HEAD => reqwest::Method::GET,
-        301 | 302 if *method == reqwest::Method::POST => reqwest::Method::GET,
-        _ => method.clone(),
-    }
-}
-
-/// `Trackingid`, read case-insensitively (HeaderMap names are already lowercase).
-fn tracking_id(h: &HeaderMap) -> Option<String> {
-    h.get("trackingid").and_then(|v| v.to_str().ok()).map(str::to_string)
-}
-
-/// `Retry-After` in seconds (or an HTTP date), else `X-RateLimit-Reset` as seconds from now;
-/// dates are measured from `now`, the engine's clock.
-fn retry_after(h: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
-    if let Some(v) = get("retry-after") {
-        if let Ok(secs) = v.parse::<u64>() {
-            return Some(Duration::from_secs(secs));
-        }
-        if let Ok(at) = humantime::parse_rfc3339_weak(v).or_else(|_| httpdate_to_system(v)) {
-            return Some(at.duration_since(now).unwrap_or_default());
-        }
-    }
-    get("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok()).map(|s| {
-        // Either seconds to wait or a unix timestamp; a big number is a timestamp.
-        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        Duration::from_secs(if s > 1_000_000_000 { s.saturating_sub(now) } else { s })
-    })
-}
-
-fn httpdate_to_system(v: &str) -> Result<SystemTime, ()> {
-    // "Wed, 21 Oct 2015 07:28:00 GMT" → RFC 3339 for humantime.
-    let parts: Vec<&str> = v.split_whitespace().collect();
-    if parts.len() != 6 {
-        return Err(());
-    }
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let m = months.iter().position(|m| *m == parts[2]).ok_or(())? + 1;
-    let text = format!("{}-{:02}-{:0>2}T{}Z", parts[3], m, parts[1], parts[4]);
-    humantime::parse_rfc3339(&text).map_err(|_| ())
-}
-
-/// The API's `{code, message}` error body, or the start of whatever else was sent.
-pub fn error_summary(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct ApiError {
-        code: Option<String>,
-        message: Option<String>,
-    }
-    if let Ok(e) = serde_json::from_slice::<ApiError>(body) {
-        match (e.code, e.message) {
-            (Some(c), Some(m)) => return format!("{c}: {m}"),
-            (Some(c), None) => return c,
-            (None, Some(m)) => return m,
-            _ => {}
-        }
-    }
-    let text = String::from_utf8_lossy(body);
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if text.is_empty() {
-        "(empty body)".into()
-    } else if text.chars().count() > 200 {
-        format!("{}…", text.chars().take(200).collect::<String>())
-    } else {
-        text
-    }
-}
-
-/// Reads the body as it streams in, up to [`MAX_BODY_BYTES`]: a larger one is refused (a
-/// configuration problem, not retried) before it is held in memory whole.
-async fn read_body(mut resp: reqwest::Response) -> Result<bytes::Bytes, (FailureClass, String)> {
-    let mut buf = bytes::BytesMut::with_capacity(resp.content_length().unwrap_or(64 * 1024).min(MAX_BODY_BYTES as u64) as usize);
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                if buf.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err((FailureClass::Config, format!("the page is larger than {} MB; lower the entity's page_size", MAX_BODY_BYTES >> 20)));
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(buf.freeze()),
-            Err(e) => return Err((FailureClass::Transient, format!("the response was cut off: {}", describe_reqwest_error(&e)))),
-        }
-    }
-}
-
-fn describe_reqwest_error(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else if e.is_body() || e.is_decode() {
-        "the response body broke off"
-    } else {
-        "the request failed"
-    };
-    let mut cause = String::new();
-    let mut src = e.source();
-    while let Some(s) = src {
-        cause = s.to_string();
-        src = s.source();
-    }
-    if cause.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}: {cause}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    fn policy() -> RetryPolicy {
-        RetryPolicy { max_retries: 3, max_rate_limited: 5, base: Duration::from_millis(100), cap: Duration::from_secs(1) }
-    }
-
-    #[test]
-    fn a_wait_longer_than_a_cycle_may_block_ends_the_cycle_instead() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let mut f = Failure::new(FailureClass::RateLimited, "429");
-        f.retry_after = Some(LONGEST_WAIT_IN_CYCLE);
-        assert!(matches!(policy().decide(&f, 0, 1, &mut rng), Decision::Retry { after, .. } if after == LONGEST_WAIT_IN_CYCLE));
-        f.retry_after = Some(Duration::from_secs(365 * 24 * 3600));
-        assert_eq!(policy().decide(&f, 0, 1, &mut rng), Decision::WaitOutsideCycle { after: Duration::from_secs(365 * 24 * 3600) });
-        assert_eq!(rough_duration(Duration::from_secs(365 * 24 * 3600)), "365 days");
-        assert_eq!(rough_duration(Duration::from_secs(2 * 3600)), "2 h");
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_http_dates() {
-        let mut h = HeaderMap::new();
-        let now = crate::clock::TestClock::fixed(1_445_412_420_000).now_system(); // 2015-10-21 07:27:00 UTC
-        h.insert("retry-after", HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
-        h.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(60)), "a date is a wait measured on the engine's clock");
-        assert_eq!(retry_after(&h, now + Duration::from_secs(3600)), Some(Duration::ZERO), "a date in the past means now");
-        let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-reset", HeaderValue::from_static("1445412450"));
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)), "a reset timestamp, measured on the engine's clock");
-        h.insert("x-ratelimit-reset", HeaderValue::from_static("12"));
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(12)), "a small reset is seconds to wait");
-    }
-
-    #[test]
-    fn error_bodies_show_code_and_message() {
-        assert_eq!(error_summary(br#"{"code":"resource_not_found","message":"no such entity"}"#), "resource_not_found: no such entity");
-        assert_eq!(error_summary(b"<html>\n<h1>502 Bad Gateway</h1></html>"), "<html> <h1>502 Bad Gateway</h1></html>");
     }
 }

@@ -3,19 +3,29 @@
 //!
 //! `run_cycle` is the single pass that `syncmon sync`, the scheduler, nudges and tests all call;
 //! the loop that decides *when* to call it lives in `scheduler`.
+//!
+//! `report` holds what a cycle reports (`Outcome`, `CycleReport`), `guards` how it tells a
+//! source that is not advancing, `finish` how a cycle ends.
+
+mod finish;
+mod guards;
+mod report;
+
+pub use guards::MAX_PAGES_WITHOUT_PROGRESS;
+pub use report::{CycleReport, Outcome};
 
 use crate::config::EntityConfig;
+use guards::{describe_next, FetchStop, SeenPages};
 // Re-exported: `engine::EngineCtx` was its home before `context`.
 pub use crate::context::EngineCtx;
 use crate::events::EventKind;
-use crate::forward::{ForwardReport, Forwarder};
+use crate::forward::Forwarder;
 use crate::profile::Profile;
 use crate::record::Page;
 use crate::retry::{Failure, FailureClass};
 use crate::rowversion::RowVersion;
 use crate::source::SourceClient;
-use crate::store::{EntityKey, PageBatch, PassEnd};
-use serde::Serialize;
+use crate::store::{EntityKey, PageBatch};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -67,135 +77,8 @@ pub fn cycle_kind(kind: CycleKind, due_at: Option<i64>, lookback_ms: i64, now_ms
         (k, _) => k,
     }
 }
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    CaughtUp,
-    Failed,
-    /// The source asked for a wait longer than a cycle may block (a long `Retry-After`); the
-    /// agent calls it again at `next_attempt_at`.
-    Waiting,
-    CircuitOpen,
-    GuardTripped,
-    Cancelled,
-}
-
-impl Outcome {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::CaughtUp => "caught_up",
-            Outcome::Failed => "failed",
-            Outcome::Waiting => "waiting",
-            Outcome::CircuitOpen => "circuit_open",
-            Outcome::GuardTripped => "guard_tripped",
-            Outcome::Cancelled => "cancelled",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, ts_rs::TS)]
-pub struct CycleReport {
-    pub connection: String,
-    pub entity: String,
-    pub kind: &'static str,
-    pub outcome: Outcome,
-    pub pages: u64,
-    pub records: u64,
-    pub failed_new: u64,
-    pub checkpoint: String,
-    pub error: Option<Failure>,
-    pub pass: Option<PassEnd>,
-    pub duration_ms: u64,
-    /// When the next attempt may happen (circuit open, or the source asked to wait).
-    pub next_attempt_at: Option<i64>,
-    /// The delivery pass to the entity's target that followed the cycle (`sync`, `resync`).
-    pub forwarded: Option<ForwardReport>,
-}
-
-impl CycleReport {
-    /// One line for humans: `retail/items: caught up, 3 pages, 2500 records, checkpoint 1234 (0.4 s)`.
-    pub fn summary(&self) -> String {
-        let mut s = format!("{}/{}: ", self.connection, self.entity);
-        match self.outcome {
-            Outcome::CaughtUp => s.push_str("caught up"),
-            Outcome::Failed => s.push_str("FAILED"),
-            Outcome::Waiting => s.push_str("waiting for the source"),
-            Outcome::CircuitOpen => s.push_str("skipped, circuit open"),
-            Outcome::GuardTripped => s.push_str("resync STOPPED by the deletion guard"),
-            Outcome::Cancelled => s.push_str("stopped"),
-        }
-        s.push_str(&format!(", {} pages, {} records", self.pages, self.records));
-        if self.failed_new > 0 {
-            s.push_str(&format!(", {} new failed items", self.failed_new));
-        }
-        s.push_str(&format!(", checkpoint {} ({:.1} s)", self.checkpoint, self.duration_ms as f64 / 1000.0));
-        if let Some(p) = &self.pass {
-            if p.guard_tripped {
-                s.push_str(&format!(
-                    ": it would delete {} of {} rows; check the source, then run `syncmon resync {}/{} --yes` to allow it",
-                    p.unseen, p.live_before, self.connection, self.entity
-                ));
-            } else {
-                s.push_str(&format!(", {} deleted", p.deleted));
-            }
-        }
-        if let Some(e) = &self.error {
-            s.push_str(&format!(": {e}"));
-        }
-        if let Some(f) = &self.forwarded {
-            s.push_str(&format!("; {}", f.summary()));
-        }
-        s
-    }
-}
-
 /// Records per write transaction at most, when pages queue up behind the writer.
 const WRITE_BATCH_RECORDS: usize = 10_000;
-
-/// Pages in a row with no record and no higher version before a cycle is stopped as not
-/// advancing (a source that answers `morePages: true` with a fresh key forever).
-pub const MAX_PAGES_WITHOUT_PROGRESS: u32 = 50;
-
-/// The next-page URLs a cycle has asked for, as hashes: a URL asked twice means the source is
-/// going round in circles. Bounded: past a million pages it starts over (a loop is then still
-/// caught by the no-progress count, or at its second turn).
-#[derive(Default)]
-struct SeenPages(std::collections::HashSet<u64>);
-
-impl SeenPages {
-    const MAX: usize = 1 << 20;
-
-    /// False when the URL was seen before in this cycle.
-    fn first_visit(&mut self, url: &url::Url) -> bool {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        url.as_str().hash(&mut h);
-        if self.0.len() >= Self::MAX {
-            self.0.clear();
-        }
-        self.0.insert(h.finish())
-    }
-}
-
-/// How a next page is named in a message: its page key, or its URL (secrets redacted).
-fn describe_next(url: &url::Url) -> String {
-    match url.query_pairs().find(|(k, _)| k == "pageKey") {
-        Some((_, key)) => format!("pageKey {key}"),
-        None => crate::secrets::redact_url(url),
-    }
-}
-
-/// Why the fetcher ended before the feed did.
-enum FetchStop {
-    Failed(Failure),
-    /// The source is not advancing: `what` it did, on the page with this Trackingid and status.
-    Stalled {
-        what: String,
-        tracking_id: Option<String>,
-        http_status: u16,
-    },
-}
 
 struct ParsedPage {
     page: Page,
@@ -496,176 +379,6 @@ impl<'a> Cycle<'a> {
             }
         }
         Written { failure, last_tracking }
-    }
-
-    /// Why the fetcher ended early, as a failure (a stall names the checkpoint reached).
-    fn fetch_failure(&self, fetched: Result<(), FetchStop>) -> Option<Failure> {
-        match fetched {
-            Ok(()) => None,
-            Err(FetchStop::Failed(f)) => Some(f),
-            Err(FetchStop::Stalled { what, tracking_id, http_status }) => {
-                let checkpoint = self.ctx.store.entity(&self.e.key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
-                let tid = tracking_id.as_deref().unwrap_or("of the last page");
-                Some(Failure {
-                    class: FailureClass::Config,
-                    message: format!(
-                        "{what}: it is not advancing; the cycle stopped at the last good page, checkpoint {checkpoint}; report the Trackingid {tid} to the source's owner"
-                    ),
-                    http_status: Some(http_status),
-                    tracking_id,
-                    retry_after: None,
-                })
-            }
-        }
-    }
-
-    /// Ends the cycle: the outcome (and a resync pass's end), the breaker, the run record, the
-    /// next lookback sweep, the waiting state, the closing event and the log line.
-    fn finish(&self, mut report: CycleReport, failure: Option<Failure>, last_tracking: Option<String>, started: std::time::Instant) -> CycleReport {
-        let now = self.ctx.clock.now_ms();
-        self.settle(&mut report, failure, now);
-        self.update_breaker(&mut report, now);
-        let (error_text, tracking) = self.record_run(&report, last_tracking, now);
-        self.announce(&mut report, error_text, tracking, started);
-        report
-    }
-
-    /// The outcome from how the feed read ended; a resync read to its end finishes its pass
-    /// (deleting what it did not see, unless the deletion guard stops it).
-    fn settle(&self, report: &mut CycleReport, failure: Option<Failure>, now: i64) {
-        let (ctx, e, key) = (self.ctx, self.e, &self.e.key);
-        match &failure {
-            Some(f) if f.class == FailureClass::Cancelled || self.cancel.is_cancelled() => report.outcome = Outcome::Cancelled,
-            Some(f) if f.class == FailureClass::RateLimited && f.retry_after.is_some_and(|w| w > crate::source::LONGEST_WAIT_IN_CYCLE) => {
-                report.outcome = Outcome::Waiting;
-                let wait_ms = f.retry_after.unwrap_or_default().as_millis().min(i64::MAX as u128 / 2) as i64;
-                report.next_attempt_at = Some(now.saturating_add(wait_ms));
-            }
-            Some(_) => report.outcome = Outcome::Failed,
-            None => {
-                if let (Some(pass), CycleKind::Resync { allow_deletions }) = (self.pass, self.kind) {
-                    match ctx.store.resync_finish(key, pass, e.cfg.deletion_guard, allow_deletions, now) {
-                        Ok(end) => {
-                            if let Some(f) = e.forward.as_ref().filter(|_| end.deleted > 0) {
-                                f.nudge.notify_one();
-                            }
-                            if end.guard_tripped {
-                                report.outcome = Outcome::GuardTripped;
-                                ctx.events.emit(EventKind::DeletionGuardTripped {
-                                    connection: key.connection.clone(),
-                                    entity: key.entity.clone(),
-                                    would_delete: end.unseen,
-                                    live: end.live_before,
-                                });
-                            }
-                            report.pass = Some(end);
-                        }
-                        Err(err) => {
-                            report.outcome = Outcome::Failed;
-                            report.error = Some(Failure {
-                                class: FailureClass::Config,
-                                message: err.to_string(),
-                                http_status: None,
-                                tracking_id: None,
-                                retry_after: None,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        if report.error.is_none() {
-            report.error = failure.filter(|f| f.class != FailureClass::Cancelled);
-        }
-    }
-
-    /// The breaker counts failed cycles of the connection; a success closes it.
-    fn update_breaker(&self, report: &mut CycleReport, now: i64) {
-        let key = &self.e.key;
-        let mut breaker = self.e.source.breaker.lock().unwrap();
-        match report.outcome {
-            Outcome::Failed if report.error.as_ref().is_some_and(|f| f.class == FailureClass::Transient) => {
-                if let Some(until) = breaker.record_failure(now) {
-                    report.next_attempt_at = Some(until);
-                    self.ctx.events.emit(EventKind::CircuitOpened {
-                        connection: key.connection.clone(),
-                        until,
-                        error: report.error.as_ref().map(|f| f.to_string()).unwrap_or_default(),
-                    });
-                }
-            }
-            Outcome::CaughtUp | Outcome::GuardTripped if breaker.record_success() => {
-                self.ctx.events.emit(EventKind::CircuitClosed { connection: key.connection.clone() });
-            }
-            _ => {}
-        }
-    }
-
-    /// Closes the run in the history, schedules the next lookback sweep after a catch-up, and
-    /// keeps a wait (circuit open, `Retry-After`) in the entity's state. Returns the error text
-    /// and Trackingid the run was closed with.
-    fn record_run(&self, report: &CycleReport, last_tracking: Option<String>, now: i64) -> (Option<String>, Option<String>) {
-        let (ctx, e, key) = (self.ctx, self.e, &self.e.key);
-        let caught_up = matches!(report.outcome, Outcome::CaughtUp | Outcome::GuardTripped);
-        let err = report.error.as_ref();
-        let error_text = match (&report.pass, err) {
-            (Some(p), None) if p.guard_tripped => Some(format!(
-                "the full resync would delete {} of {} rows (more than the {:.0} % guard); check the source, then allow it with `syncmon resync {} --yes`",
-                p.unseen,
-                p.live_before,
-                e.cfg.deletion_guard * 100.0,
-                key
-            )),
-            _ => err.map(|f| f.message.clone()),
-        };
-        let tracking = err.and_then(|f| f.tracking_id.clone()).or(last_tracking);
-        if report.outcome != Outcome::Cancelled || report.pages > 0 {
-            if let Err(x) = ctx.store.finish_run(
-                key,
-                self.run_id,
-                report.outcome.as_str(),
-                error_text.as_deref(),
-                err.and_then(|f| f.http_status),
-                tracking.as_deref(),
-                caught_up,
-                now,
-                ctx.runs_kept,
-            ) {
-                tracing::warn!(entity = %key, error = %x, "could not record the run");
-            }
-        }
-        if caught_up {
-            let swept_from = (self.kind == CycleKind::Lookback).then_some(self.started_at);
-            if let Err(x) = ctx.store.schedule_lookback(key, now, self.lookback_ms, swept_from) {
-                tracing::warn!(entity = %key, error = %x, "could not schedule the lookback sweep");
-            }
-        }
-        if let Some(until) = report.next_attempt_at {
-            let outcome = if report.outcome == Outcome::Waiting { Outcome::Waiting } else { Outcome::Failed };
-            let _ = ctx.store.note_skipped(key, outcome.as_str(), error_text.as_deref().unwrap_or(""), Some(until), now);
-        }
-        (error_text, tracking)
-    }
-
-    /// The final checkpoint and duration into the report, the closing event, and the log line.
-    fn announce(&self, report: &mut CycleReport, error_text: Option<String>, tracking: Option<String>, started: std::time::Instant) {
-        let (ctx, key) = (self.ctx, &self.e.key);
-        report.checkpoint = ctx.store.entity(key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
-        report.duration_ms = started.elapsed().as_millis() as u64;
-        ctx.events.emit(EventKind::CycleFinished {
-            connection: key.connection.clone(),
-            entity: key.entity.clone(),
-            outcome: report.outcome.as_str().into(),
-            records: report.records,
-            error: error_text,
-            tracking_id: tracking,
-        });
-        match report.outcome {
-            Outcome::Failed | Outcome::GuardTripped | Outcome::Waiting => tracing::warn!("{}", report.summary()),
-            // An idle poll that found nothing is not news: 50 entities would log 50 lines a minute.
-            _ if report.records == 0 && report.failed_new == 0 => tracing::debug!("{}", report.summary()),
-            _ => tracing::info!("{}", report.summary()),
-        }
     }
 }
 

@@ -1,0 +1,299 @@
+//! The tables of the configuration file as they are deserialized, and the defaults of what
+//! they leave out.
+
+use serde::{Deserialize, Deserializer};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Address of the webhook receiver; loopback unless a reverse proxy needs otherwise.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// How long the request log keeps entries.
+    #[serde(default = "d_request_log_retention", deserialize_with = "de_duration")]
+    pub request_log_retention: Duration,
+    /// How many finished runs are kept per entity.
+    #[serde(default = "d_runs_kept")]
+    pub runs_kept: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { request_log_retention: d_request_log_retention(), runs_kept: d_runs_kept() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileKind {
+    Rowversion,
+    Cursor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    None,
+    ApiKey,
+    Bearer,
+    Oauth2,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    pub id: String,
+    pub base_url: String,
+    #[serde(default = "d_profile")]
+    pub profile: ProfileKind,
+    #[serde(default = "d_auth")]
+    pub auth: AuthKind,
+    /// Header that carries the key when `auth = "api_key"`.
+    #[serde(default = "d_api_key_header")]
+    pub api_key_header: String,
+    pub token_url: Option<String>,
+    pub client_id: Option<String>,
+    pub scope: Option<String>,
+    /// Read the connection's secret from this environment variable instead of the keyring.
+    pub secret_env: Option<String>,
+    /// Read the webhook secret from this environment variable instead of the keyring.
+    pub webhook_secret_env: Option<String>,
+    /// JSON pointer to the entity name in a Standard Webhooks body.
+    #[serde(default = "d_entity_pointer")]
+    pub webhook_entity_pointer: String,
+    /// Pinned `x-api-version` header (reference profile).
+    pub api_version: Option<String>,
+    #[serde(default = "d_max_concurrency")]
+    pub max_concurrency: usize,
+    #[serde(default = "d_rps")]
+    pub requests_per_second: f64,
+    #[serde(default = "d_timeout", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// Retries of a transient failure (5xx, reset, timeout, bad body) before the cycle fails.
+    #[serde(default = "d_max_retries")]
+    pub max_retries: u32,
+    #[serde(default = "d_backoff_base", deserialize_with = "de_duration")]
+    pub backoff_base: Duration,
+    #[serde(default = "d_backoff_max", deserialize_with = "de_duration")]
+    pub backoff_max: Duration,
+    /// Consecutive failed cycles that open the circuit.
+    #[serde(default = "d_breaker_threshold")]
+    pub breaker_threshold: u32,
+    #[serde(default = "d_breaker_cooldown", deserialize_with = "de_duration")]
+    pub breaker_cooldown: Duration,
+    /// Late-commit lookback (DESIGN §2.5).
+    #[serde(default = "d_lookback", deserialize_with = "de_duration")]
+    pub lookback: Duration,
+    pub cursor: Option<CursorConfig>,
+    #[serde(default, rename = "entity")]
+    pub entities: Vec<EntityConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NextPageMode {
+    LinkHeader,
+    ShortPage,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CursorConfig {
+    #[serde(default = "d_id_field")]
+    pub id_field: String,
+    #[serde(default = "d_version_field")]
+    pub version_field: String,
+    /// JSON pointer to the records array; "" means the body is the array.
+    #[serde(default)]
+    pub records_pointer: String,
+    /// Query parameter that carries the last version seen.
+    pub filter_param: String,
+    /// Fixed query appended as is, e.g. "order=seq".
+    pub extra_query: Option<String>,
+    pub page_size_param: Option<String>,
+    pub next_token_pointer: Option<String>,
+    pub next_token_param: Option<String>,
+    pub next_url_pointer: Option<String>,
+    pub next: Option<NextPageMode>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityConfig {
+    pub name: String,
+    /// Path under the connection's base URL; defaults to "/<name>".
+    pub path: Option<String>,
+    #[serde(default = "d_poll_every", deserialize_with = "de_duration")]
+    pub poll_every: Duration,
+    #[serde(default = "d_page_size")]
+    pub page_size: u32,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub full_resync_every: Option<Duration>,
+    /// Fields every record must have (non-null); records without them become failed items.
+    #[serde(default)]
+    pub required_fields: Vec<String>,
+    /// Share of the entity a full resync may delete before it stops and asks.
+    #[serde(default = "d_deletion_guard")]
+    pub deletion_guard: f64,
+    /// Id of a `[[target]]` that receives every change of this entity.
+    pub forward_to: Option<String>,
+    /// Path under the target's base URL; defaults to "/<name>".
+    pub forward_path: Option<String>,
+}
+
+impl EntityConfig {
+    pub fn path(&self) -> String {
+        self.path.clone().unwrap_or_else(|| format!("/{}", self.name))
+    }
+
+    /// Path under the target's base URL that records are PUT below; defaults to "/<name>".
+    pub fn forward_path(&self) -> String {
+        self.forward_path.clone().unwrap_or_else(|| format!("/{}", self.name))
+    }
+}
+
+/// A target API that entities forward their changes to: `PUT {base_url}{forward_path}/{id}`
+/// for upserts, `DELETE` for deletions. Auth, limits and retries mean what they mean for a
+/// connection; the secret comes from the keyring account `<target id>` or `secret_env`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub id: String,
+    pub base_url: String,
+    #[serde(default = "d_auth")]
+    pub auth: AuthKind,
+    #[serde(default = "d_api_key_header")]
+    pub api_key_header: String,
+    pub token_url: Option<String>,
+    pub client_id: Option<String>,
+    pub scope: Option<String>,
+    pub secret_env: Option<String>,
+    #[serde(default = "d_max_concurrency")]
+    pub max_concurrency: usize,
+    #[serde(default = "d_rps")]
+    pub requests_per_second: f64,
+    #[serde(default = "d_timeout", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// Retries of a transient failure (408, 5xx, reset, timeout) before the record becomes a
+    /// failed item.
+    #[serde(default = "d_max_retries")]
+    pub max_retries: u32,
+    #[serde(default = "d_backoff_base", deserialize_with = "de_duration")]
+    pub backoff_base: Duration,
+    #[serde(default = "d_backoff_max", deserialize_with = "de_duration")]
+    pub backoff_max: Duration,
+    /// Consecutive records that exhaust their retries before delivery pauses for the cooldown
+    /// (the changes wait in the outbox instead of all becoming failed items).
+    #[serde(default = "d_breaker_threshold")]
+    pub breaker_threshold: u32,
+    #[serde(default = "d_breaker_cooldown", deserialize_with = "de_duration")]
+    pub breaker_cooldown: Duration,
+}
+
+impl TargetConfig {
+    /// The target as a connection, so that one HTTP client implementation (auth, TLS, limits,
+    /// retries, breaker, request log) serves both sides.
+    pub fn as_connection(&self) -> ConnectionConfig {
+        ConnectionConfig {
+            id: self.id.clone(),
+            base_url: self.base_url.clone(),
+            profile: ProfileKind::Rowversion,
+            auth: self.auth,
+            api_key_header: self.api_key_header.clone(),
+            token_url: self.token_url.clone(),
+            client_id: self.client_id.clone(),
+            scope: self.scope.clone(),
+            secret_env: self.secret_env.clone(),
+            webhook_secret_env: None,
+            webhook_entity_pointer: d_entity_pointer(),
+            api_version: None,
+            max_concurrency: self.max_concurrency,
+            requests_per_second: self.requests_per_second,
+            timeout: self.timeout,
+            max_retries: self.max_retries,
+            backoff_base: self.backoff_base,
+            backoff_max: self.backoff_max,
+            breaker_threshold: self.breaker_threshold,
+            breaker_cooldown: self.breaker_cooldown,
+            lookback: d_lookback(),
+            cursor: None,
+            entities: Vec::new(),
+        }
+    }
+}
+
+fn d_profile() -> ProfileKind {
+    ProfileKind::Rowversion
+}
+fn d_auth() -> AuthKind {
+    AuthKind::None
+}
+fn d_api_key_header() -> String {
+    "x-np-api-key".into()
+}
+fn d_entity_pointer() -> String {
+    "/entity".into()
+}
+fn d_max_concurrency() -> usize {
+    5
+}
+fn d_rps() -> f64 {
+    10.0
+}
+fn d_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn d_max_retries() -> u32 {
+    5
+}
+fn d_backoff_base() -> Duration {
+    Duration::from_millis(500)
+}
+fn d_backoff_max() -> Duration {
+    Duration::from_secs(30)
+}
+fn d_breaker_threshold() -> u32 {
+    3
+}
+fn d_breaker_cooldown() -> Duration {
+    Duration::from_secs(60)
+}
+fn d_lookback() -> Duration {
+    Duration::from_secs(600)
+}
+fn d_id_field() -> String {
+    "id".into()
+}
+fn d_version_field() -> String {
+    "rowVersion".into()
+}
+fn d_poll_every() -> Duration {
+    Duration::from_secs(300)
+}
+fn d_page_size() -> u32 {
+    1000
+}
+fn d_deletion_guard() -> f64 {
+    0.5
+}
+fn d_request_log_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn d_runs_kept() -> u32 {
+    500
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    // The text is not repeated: config errors never echo a value.
+    humantime::parse_duration(&text).map_err(|_| serde::de::Error::custom("this is not a duration; write e.g. \"30s\", \"5m\", \"24h\" (no sign)"))
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
+}

@@ -1,0 +1,88 @@
+//! What a cycle reports: its outcome and its counts, for the CLI, the UI and the run history.
+
+use crate::forward::ForwardReport;
+use crate::retry::Failure;
+use crate::store::PassEnd;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    CaughtUp,
+    Failed,
+    /// The source asked for a wait longer than a cycle may block (a long `Retry-After`); the
+    /// agent calls it again at `next_attempt_at`.
+    Waiting,
+    CircuitOpen,
+    GuardTripped,
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::CaughtUp => "caught_up",
+            Outcome::Failed => "failed",
+            Outcome::Waiting => "waiting",
+            Outcome::CircuitOpen => "circuit_open",
+            Outcome::GuardTripped => "guard_tripped",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct CycleReport {
+    pub connection: String,
+    pub entity: String,
+    pub kind: &'static str,
+    pub outcome: Outcome,
+    pub pages: u64,
+    pub records: u64,
+    pub failed_new: u64,
+    pub checkpoint: String,
+    pub error: Option<Failure>,
+    pub pass: Option<PassEnd>,
+    pub duration_ms: u64,
+    /// When the next attempt may happen (circuit open, or the source asked to wait).
+    pub next_attempt_at: Option<i64>,
+    /// The delivery pass to the entity's target that followed the cycle (`sync`, `resync`).
+    pub forwarded: Option<ForwardReport>,
+}
+
+impl CycleReport {
+    /// One line for humans: `retail/items: caught up, 3 pages, 2500 records, checkpoint 1234 (0.4 s)`.
+    pub fn summary(&self) -> String {
+        let mut s = format!("{}/{}: ", self.connection, self.entity);
+        match self.outcome {
+            Outcome::CaughtUp => s.push_str("caught up"),
+            Outcome::Failed => s.push_str("FAILED"),
+            Outcome::Waiting => s.push_str("waiting for the source"),
+            Outcome::CircuitOpen => s.push_str("skipped, circuit open"),
+            Outcome::GuardTripped => s.push_str("resync STOPPED by the deletion guard"),
+            Outcome::Cancelled => s.push_str("stopped"),
+        }
+        s.push_str(&format!(", {} pages, {} records", self.pages, self.records));
+        if self.failed_new > 0 {
+            s.push_str(&format!(", {} new failed items", self.failed_new));
+        }
+        s.push_str(&format!(", checkpoint {} ({:.1} s)", self.checkpoint, self.duration_ms as f64 / 1000.0));
+        if let Some(p) = &self.pass {
+            if p.guard_tripped {
+                s.push_str(&format!(
+                    ": it would delete {} of {} rows; check the source, then run `syncmon resync {}/{} --yes` to allow it",
+                    p.unseen, p.live_before, self.connection, self.entity
+                ));
+            } else {
+                s.push_str(&format!(", {} deleted", p.deleted));
+            }
+        }
+        if let Some(e) = &self.error {
+            s.push_str(&format!(": {e}"));
+        }
+        if let Some(f) = &self.forwarded {
+            s.push_str(&format!("; {}", f.summary()));
+        }
+        s
+    }
+}

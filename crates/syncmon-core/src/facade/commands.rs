@@ -1,0 +1,94 @@
+//! What changes the sync: cycles now, resyncs, nudges, pause, checkpoint reset, the agent loop.
+
+use super::Syncmon;
+use crate::engine::{self, CycleKind, CycleReport, EntityRt};
+use crate::error::Result;
+use crate::rowversion::RowVersion;
+use crate::store::EntityKey;
+use crate::{forward, scheduler};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+impl Syncmon {
+    /// One catch-up cycle per selected entity (an interrupted resync pass resumes instead).
+    pub async fn sync_once(&self, entities: &[Arc<EntityRt>], cancel: &CancellationToken) -> Vec<CycleReport> {
+        let runs = entities.iter().map(|e| {
+            let resuming = self.ctx.store.entity(&e.key).map(|r| r.resync_state.as_deref() == Some("running")).unwrap_or(false);
+            let kind = if resuming { CycleKind::Resync { allow_deletions: false } } else { CycleKind::Incremental };
+            async move { self.then_forward(e, engine::run_cycle(&self.ctx, e, kind, cancel).await, cancel).await }
+        });
+        futures::future::join_all(runs).await
+    }
+
+    /// Delivers what the cycle queued (and anything left from before) to the entity's target,
+    /// so that one-shot commands forward too; the agent's delivery workers do it continuously.
+    async fn then_forward(&self, e: &EntityRt, mut report: CycleReport, cancel: &CancellationToken) -> CycleReport {
+        if let Some(f) = e.forward.as_ref().filter(|_| !cancel.is_cancelled()) {
+            report.forwarded = Some(forward::deliver_pending(&self.ctx, &e.key, f, cancel).await);
+        }
+        report
+    }
+
+    /// A full resync pass of one entity: tombstones what the source no longer has, under the
+    /// deletion guard unless `allow_deletions`. After the guard tripped, allowing deletions
+    /// applies the finished pass's deletions.
+    pub async fn resync(&self, name: &str, allow_deletions: bool, cancel: &CancellationToken) -> Result<CycleReport> {
+        let e = self.one(name)?;
+        let row = self.ctx.store.entity(&e.key)?;
+        if row.resync_state.as_deref() == Some("guard_tripped") && allow_deletions {
+            let now = self.ctx.clock.now_ms();
+            let end = self.ctx.store.resync_finish(&e.key, row.resync_pass, e.cfg.deletion_guard, true, now)?;
+            let run = self.ctx.store.begin_run(&e.key, "resync", now)?;
+            self.ctx.store.finish_run(&e.key, run, "caught_up", None, None, None, false, now, self.ctx.runs_kept)?;
+            let mut report = engine::run_cycle(&self.ctx, &e, CycleKind::Incremental, cancel).await;
+            report.kind = "resync";
+            report.pass = Some(end);
+            return Ok(self.then_forward(&e, report, cancel).await);
+        }
+        let report = engine::run_cycle(&self.ctx, &e, CycleKind::Resync { allow_deletions }, cancel).await;
+        Ok(self.then_forward(&e, report, cancel).await)
+    }
+
+    /// Asks for a cycle of the entity now. Returns false for an unknown entity.
+    pub fn nudge(&self, connection: &str, entity: &str) -> bool {
+        scheduler::nudge(&self.ctx, &self.entities, connection, entity)
+    }
+
+    /// Asks one entity (`Some(name)`) or all of them for a cycle now; returns how many were asked.
+    pub fn nudge_where(&self, name: Option<&str>) -> Result<usize> {
+        let selected = self.select(None, &name.into_iter().map(str::to_string).collect::<Vec<_>>())?;
+        Ok(selected.iter().filter(|e| self.nudge(&e.key.connection, &e.key.entity)).count())
+    }
+
+    pub fn set_paused(&self, name: &str, paused: bool) -> Result<()> {
+        Ok(self.ctx.store.set_paused(&self.one(name)?.key, paused)?)
+    }
+
+    /// Pauses or resumes one entity (`Some(name)`) or all of them; returns how many changed.
+    pub fn set_paused_where(&self, name: Option<&str>, paused: bool) -> Result<usize> {
+        let keys: Vec<EntityKey> = match name {
+            Some(n) => vec![self.one(n)?.key.clone()],
+            None => self.entities.iter().map(|e| e.key.clone()).collect(),
+        };
+        Ok(self.ctx.store.set_paused_many(&keys, paused)?)
+    }
+
+    /// Sets the entity's checkpoint back to 0: the next cycle re-reads everything (the replica is
+    /// kept; older versions never overwrite newer ones). Waits for a running cycle to end so that
+    /// it cannot move the checkpoint forward again right after the reset.
+    pub async fn reset_checkpoint(&self, name: &str) -> Result<()> {
+        let e = self.one(name)?;
+        let _idle = e.busy.lock().await;
+        Ok(self.ctx.store.reset_checkpoint(&e.key, &RowVersion::zero())?)
+    }
+
+    /// Runs the agent until `cancel`: scheduled polls, nudges, the webhook receiver.
+    pub async fn run(self: &Arc<Self>, cancel: CancellationToken) -> Result<()> {
+        for w in &self.warnings {
+            tracing::warn!("config: {}", w.message);
+        }
+        // The handle (and with it the agent lock) lives until the loop ends: this call awaits it.
+        let agent = scheduler::Agent { config: self.config.clone(), ctx: self.ctx.clone(), entities: self.entities.clone() };
+        scheduler::run(Arc::new(agent), cancel).await
+    }
+}

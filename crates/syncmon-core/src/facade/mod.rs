@@ -1,0 +1,251 @@
+//! The façade: [`Syncmon`], the one door into the engine. It opens the replica, builds each
+//! entity's runtime from the config, and answers the front ends' queries and commands.
+//!
+//! `mod.rs` opens the engine and finds entities; `status.rs` the status words, `commands.rs`
+//! what changes the sync (cycles, pause, reset, the agent loop), `failed.rs` failed items and
+//! their replay, `queries.rs` the reads (runs, requests, export, statistics, settings).
+
+mod commands;
+mod failed;
+mod queries;
+mod status;
+
+pub use failed::ReplayReport;
+pub use status::{EntityStatus, Health};
+
+use crate::agent_lock::AgentLock;
+use crate::config::Config;
+use crate::context::EngineCtx;
+use crate::engine::EntityRt;
+use crate::events::{Event, EventBus, EventKind};
+use crate::profile::Profile;
+use crate::source::SourceClient;
+use crate::store::{EntityKey, Store, StoreError};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::{config, forward};
+
+pub struct Syncmon {
+    pub(crate) config: Config,
+    pub(crate) ctx: Arc<EngineCtx>,
+    pub(crate) entities: Vec<Arc<EntityRt>>,
+    /// The file the config came from; the Connections screen edits it in place.
+    pub(crate) config_path: Option<PathBuf>,
+    /// Risky settings (plain HTTP to a remote host, an open webhook listener), computed once.
+    pub(crate) warnings: Vec<config::ConfigWarning>,
+    /// Held by an agent (and one-shot writers) for as long as this handle lives.
+    agent_lock: Option<Arc<AgentLock>>,
+}
+
+impl Syncmon {
+    /// Opens the replica in `data_dir` (created if needed) for the configured connections,
+    /// without the agent lock: for embedding and tests. Front ends use [`Syncmon::open_agent`]
+    /// to write and [`Syncmon::open_read_only`] to read.
+    pub fn open(config: Config, data_dir: &Path) -> Result<Syncmon> {
+        Self::open_with_clock(config, data_dir, Arc::new(SystemClock))
+    }
+
+    pub fn open_with_clock(config: Config, data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Syncmon> {
+        let store = Arc::new(Store::open(&data_dir.join(DB_FILE))?);
+        Self::build(config, store, clock, None)
+    }
+
+    /// Opens the replica for an agent (`run`, `serve`, `demo`, the desktop app): takes the data
+    /// directory's agent lock (refused, naming the holder, while another agent runs), checks the
+    /// database (`PRAGMA quick_check`: a damaged replica refuses to start, saying what to do),
+    /// then migrates it. The lock is held until the handle is dropped.
+    pub fn open_agent(config: Config, data_dir: &Path) -> Result<Syncmon> {
+        let lock = AgentLock::acquire(data_dir, SystemClock.now_ms())?;
+        Self::open_agent_locked(config, data_dir, Arc::new(lock))
+    }
+
+    /// [`Syncmon::open_agent`] with the lock already taken, for a front end that must hold it
+    /// before it prepares the data directory (the demo writes its config there).
+    pub fn open_agent_locked(config: Config, data_dir: &Path, lock: Arc<AgentLock>) -> Result<Syncmon> {
+        let store = Arc::new(Store::open_checked(&data_dir.join(DB_FILE))?);
+        Self::build(config, store, Arc::new(SystemClock), Some(lock))
+    }
+
+    /// Opens the replica for a one-shot writer (`sync`, `resync`): the agent lock as for
+    /// [`Syncmon::open_agent`], without the quick check, which reads the whole file (about 0.2 s
+    /// per 100,000 records) and would cost a `sync` run from cron every few minutes that much.
+    pub fn open_one_shot(config: Config, data_dir: &Path) -> Result<Syncmon> {
+        let lock = AgentLock::acquire(data_dir, SystemClock.now_ms())?;
+        let store = Arc::new(Store::open(&data_dir.join(DB_FILE))?);
+        Self::build(config, store, Arc::new(SystemClock), Some(Arc::new(lock)))
+    }
+
+    /// Opens the replica for reading only (`status`, `export`, `failed list|show`, `requests`):
+    /// no lock, no migration, no write; works beside a busy agent and on a read-only copy.
+    /// Commands that would write fail with a message saying the database is read-only.
+    pub fn open_read_only(config: Config, data_dir: &Path) -> Result<Syncmon> {
+        let store = Arc::new(Store::open_read_only(&data_dir.join(DB_FILE))?);
+        Self::build(config, store, Arc::new(SystemClock), None)
+    }
+
+    /// SQLite's full integrity check of the replica in `data_dir`, read-only: the problems found,
+    /// none when it is sound. [`Syncmon::damaged_advice`] says what to do otherwise.
+    pub fn check_integrity(data_dir: &Path) -> Result<Vec<String>> {
+        match Store::open_read_only(&data_dir.join(DB_FILE)) {
+            Ok(store) => Ok(store.integrity_check()?),
+            Err(StoreError::Damaged { problems, .. }) => Ok(problems),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// What to do about a damaged replica in `data_dir`.
+    pub fn damaged_advice(data_dir: &Path) -> String {
+        crate::store::damaged_advice(&data_dir.join(DB_FILE))
+    }
+
+    fn build(config: Config, store: Arc<Store>, clock: Arc<dyn Clock>, agent_lock: Option<Arc<AgentLock>>) -> Result<Syncmon> {
+        let writable = !store.is_read_only();
+        let http = SourceClient::http_client();
+        let targets: BTreeMap<&str, Arc<SourceClient>> =
+            config.targets.iter().map(|t| (t.id.as_str(), Arc::new(SourceClient::for_target(t, http.clone(), store.clone(), clock.clone())))).collect();
+        let mut entities = Vec::new();
+        for c in &config.connections {
+            let source = Arc::new(SourceClient::new(c.clone(), http.clone(), store.clone(), clock.clone()));
+            for e in &c.entities {
+                let key = EntityKey::new(&c.id, &e.name);
+                if writable {
+                    store.ensure_entity(&key)?;
+                }
+                let profile = Profile::new(c, e).map_err(Error::Usage)?;
+                let forward = match e.forward_to.as_deref().and_then(|t| targets.get(t)) {
+                    Some(target) => Some(Arc::new(forward::Forwarder::new(target.clone(), &e.forward_path()).map_err(Error::Usage)?)),
+                    None => None,
+                };
+                if writable {
+                    let queued = store.set_forward_target(&key, forward.as_ref().map(|f| f.target.cfg.id.as_str()), clock.now_ms())?;
+                    if queued > 0 {
+                        tracing::info!("{key}: forwarding to `{}` starts; {queued} records queued for it", e.forward_to.as_deref().unwrap_or(""));
+                    }
+                }
+                entities.push(Arc::new(EntityRt {
+                    key,
+                    cfg: e.clone(),
+                    source: source.clone(),
+                    profile,
+                    nudge: tokio::sync::Notify::new(),
+                    busy: tokio::sync::Mutex::new(()),
+                    forward,
+                }));
+            }
+        }
+        let events = Arc::new(EventBus::new(clock.clone()));
+        let ctx = Arc::new(EngineCtx { store, events, clock, runs_kept: config.storage.runs_kept });
+        let warnings = config.warnings();
+        Ok(Syncmon { config, ctx, entities, config_path: None, warnings, agent_lock })
+    }
+
+    /// Whether this handle holds the data directory's agent lock.
+    pub fn holds_agent_lock(&self) -> bool {
+        self.agent_lock.is_some()
+    }
+
+    /// Remembers which file the config was loaded from, so front ends can save edits to it.
+    pub fn with_config_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_path = Some(path.into());
+        self
+    }
+
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config_path.as_deref()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// What in the config may work but is risky; `status`, the UI and the agent's log show it.
+    pub fn config_warnings(&self) -> &[config::ConfigWarning] {
+        &self.warnings
+    }
+
+    /// Up to `limit` of the last events (at most `events::RECENT_EVENTS`), newest first.
+    pub fn recent_events(&self, limit: usize) -> Vec<Event> {
+        self.ctx.events.recent(limit)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.ctx.store
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.ctx.events.subscribe()
+    }
+
+    /// Finds entities by `NAME` or `CONNECTION/NAME`; an ambiguous bare name is an error.
+    pub fn select(&self, connection: Option<&str>, names: &[String]) -> Result<Vec<Arc<EntityRt>>> {
+        let mut out: Vec<Arc<EntityRt>> = Vec::new();
+        let in_conn = |e: &EntityRt| connection.is_none_or(|c| e.key.connection == c);
+        if let Some(c) = connection {
+            if self.config.connection(c).is_none() {
+                return Err(Error::NotFound(format!("no connection `{c}` in the config; `syncmon status` lists them")));
+            }
+        }
+        if names.is_empty() {
+            return Ok(self.entities.iter().filter(|e| in_conn(e)).cloned().collect());
+        }
+        for name in names {
+            let (conn, ent) = match name.split_once('/') {
+                Some((c, e)) => (Some(c), e),
+                None => (connection, name.as_str()),
+            };
+            let found: Vec<_> = self.entities.iter().filter(|e| e.key.entity == ent && conn.is_none_or(|c| e.key.connection == c)).cloned().collect();
+            match found.len() {
+                0 => return Err(Error::NotFound(format!("no entity `{name}` in the config; `syncmon status` lists them"))),
+                1 => out.extend(found),
+                _ => return Err(Error::Usage(format!("`{name}` exists in several connections; write CONNECTION/{ent}, e.g. {}", found[0].key))),
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn one(&self, name: &str) -> Result<Arc<EntityRt>> {
+        Ok(self.select(None, &[name.to_string()])?.remove(0))
+    }
+}
+
+/// Where the config lives when neither `--config` nor `SYNCMON_CONFIG` says.
+pub fn default_config_path() -> PathBuf {
+    directories::ProjectDirs::from("", "", "syncmon").map(|d| d.config_dir().join("syncmon.toml")).unwrap_or_else(|| PathBuf::from("syncmon.toml"))
+}
+
+/// The replica's file inside the data directory.
+pub const DB_FILE: &str = "syncmon.db";
+
+/// Where the replica lives when neither `--data-dir` nor `SYNCMON_DATA_DIR` says.
+pub fn default_data_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "syncmon").map(|d| d.data_dir().to_path_buf()).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// What the RPC's views and actions (`api`) read and do, so that they go through the façade
+/// rather than into the store and the engine.
+impl Syncmon {
+    /// The engine's clock (ms since the epoch).
+    pub fn now_ms(&self) -> i64 {
+        self.ctx.clock.now_ms()
+    }
+
+    /// `NAME` or `CONNECTION/NAME` as the entity's key.
+    pub fn entity_key(&self, name: &str) -> Result<EntityKey> {
+        Ok(self.one(name)?.key.clone())
+    }
+
+    /// Tells the subscribers (e.g. a bulk replay's progress).
+    pub(crate) fn emit(&self, kind: EventKind) {
+        self.ctx.events.emit(kind);
+    }
+
+    /// An HTTP client for `c` that logs its calls in the request log, like the engine's.
+    pub(crate) fn source_client(&self, c: config::ConnectionConfig) -> SourceClient {
+        SourceClient::new(c, SourceClient::http_client(), self.ctx.store.clone(), self.ctx.clock.clone())
+    }
+}

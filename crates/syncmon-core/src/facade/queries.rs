@@ -1,0 +1,61 @@
+//! The reads: run history, the request log, export, statistics, settings.
+
+use super::Syncmon;
+use crate::error::{Error, Result};
+use crate::store::{self, EntityKey, RequestRow, RunRow};
+use std::collections::BTreeMap;
+
+impl Syncmon {
+    pub fn runs(&self, name: &str, limit: u32) -> Result<Vec<RunRow>> {
+        Ok(self.ctx.store.runs(&self.one(name)?.key, limit)?)
+    }
+
+    pub fn requests(&self, entity: Option<&str>, failed_only: bool, limit: u32) -> Result<Vec<RequestRow>> {
+        let key = match entity {
+            Some(n) => Some(self.one(n)?.key.clone()),
+            None => None,
+        };
+        Ok(self.ctx.store.requests(key.as_ref(), failed_only, limit)?)
+    }
+
+    /// Streams the replica as `{"id","rowVersion","data"}` lines.
+    pub fn export(&self, name: &str, include_deleted: bool, out: &mut dyn std::io::Write) -> Result<u64> {
+        let e = self.one(name)?;
+        self.ctx.store.entity(&e.key)?; // "no entity … in the replica" rather than "no such table"
+        let mut n = 0u64;
+        self.ctx.store.for_each_replica_row(&e.key, include_deleted, |row| {
+            serde_json::to_writer(&mut *out, &row)?;
+            out.write_all(b"\n")?;
+            n += 1;
+            Ok(())
+        })?;
+        out.flush().map_err(|x| Error::Io(x.to_string()))?;
+        Ok(n)
+    }
+
+    /// Calls, failures and latency of the request log since `since_ms`.
+    pub fn request_stats(&self, since_ms: i64) -> Result<store::RequestStats> {
+        Ok(self.ctx.store.request_stats(since_ms)?)
+    }
+
+    /// Records received per hour over the last `hours` hours before `now_ms`, oldest first.
+    pub fn hourly_changes(&self, now_ms: i64, hours: usize) -> Result<BTreeMap<EntityKey, Vec<i64>>> {
+        Ok(self.ctx.store.hourly_changes(now_ms, hours)?)
+    }
+
+    pub fn runs_of(&self, key: &EntityKey, limit: u32) -> Result<Vec<RunRow>> {
+        Ok(self.ctx.store.runs(key, limit)?)
+    }
+
+    pub fn checkpoint_history(&self, key: &EntityKey, since_ms: i64) -> Result<Vec<store::CheckpointPoint>> {
+        Ok(self.ctx.store.checkpoint_history(key, since_ms)?)
+    }
+
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.ctx.store.setting(key)?)
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        Ok(self.ctx.store.set_setting(key, value)?)
+    }
+}

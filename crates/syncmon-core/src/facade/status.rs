@@ -1,0 +1,150 @@
+//! What `status` shows: each entity's health word and why.
+
+use super::Syncmon;
+use crate::engine::Outcome;
+use crate::error::Result;
+use crate::rowversion::RowVersion;
+use crate::store::{self, EntityKey};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The status words of DESIGN §6, defined once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Caught up within its poll interval (or a cycle is due soon).
+    Healthy,
+    /// Not caught up for more than twice its poll interval.
+    Lagging,
+    /// Its last cycle failed, or a resync waits for permission to delete.
+    Failing,
+    Paused,
+    Resyncing,
+    CircuitOpen,
+    /// The source asked for a long wait (`Retry-After`); calls resume at `next_attempt_at`.
+    Waiting,
+    /// Never synced yet.
+    Pending,
+}
+
+impl Health {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Lagging => "lagging",
+            Health::Failing => "failing",
+            Health::Paused => "paused",
+            Health::Resyncing => "resyncing",
+            Health::CircuitOpen => "circuit open",
+            Health::Waiting => "waiting",
+            Health::Pending => "pending",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct EntityStatus {
+    pub connection: String,
+    pub entity: String,
+    pub health: Health,
+    /// Why, for anything but healthy: the last error in plain words.
+    pub reason: Option<String>,
+    pub checkpoint: String,
+    pub last_caught_up_at: Option<i64>,
+    pub lag_seconds: Option<i64>,
+    pub replica_rows: i64,
+    pub pending_failed: i64,
+    pub last_http_status: Option<u16>,
+    pub last_tracking_id: Option<String>,
+    pub next_attempt_at: Option<i64>,
+    pub poll_every_seconds: u64,
+    pub resync_seen: Option<i64>,
+    /// Changes waiting to be delivered to the entity's target (0 when it forwards nowhere).
+    pub forward_pending: i64,
+    /// Why delivery to the target is stuck (credentials, circuit open), while changes wait.
+    pub forward_error: Option<String>,
+}
+
+impl Syncmon {
+    pub fn status(&self) -> Result<Vec<EntityStatus>> {
+        let now = self.ctx.clock.now_ms();
+        let rows: BTreeMap<EntityKey, store::EntityRow> = self.ctx.store.entities()?.into_iter().map(|r| (r.key.clone(), r)).collect();
+        let mut out = Vec::new();
+        for e in &self.entities {
+            let Some(row) = rows.get(&e.key) else {
+                // Read-only: an entity added to the config that no agent has opened yet.
+                out.push(EntityStatus {
+                    connection: e.key.connection.clone(),
+                    entity: e.key.entity.clone(),
+                    health: Health::Pending,
+                    reason: Some("not synced yet".to_string()),
+                    checkpoint: RowVersion::zero().to_string(),
+                    last_caught_up_at: None,
+                    lag_seconds: None,
+                    replica_rows: 0,
+                    pending_failed: 0,
+                    last_http_status: None,
+                    last_tracking_id: None,
+                    next_attempt_at: None,
+                    poll_every_seconds: e.cfg.poll_every.as_secs(),
+                    resync_seen: None,
+                    forward_pending: 0,
+                    forward_error: None,
+                });
+                continue;
+            };
+            let poll_ms = e.cfg.poll_every.as_millis() as i64;
+            let lag_ms = row.last_caught_up_at.map(|t| (now - t).max(0));
+            let (health, reason) = if row.paused {
+                (Health::Paused, Some("paused by the user".to_string()))
+            } else if row.next_attempt_at.is_some_and(|t| t > now) && row.last_outcome.as_deref() == Some(Outcome::Waiting.as_str()) {
+                // Front ends say "waiting for the source until 14:05" from next_attempt_at, in local time.
+                (Health::Waiting, row.last_error.clone())
+            } else if row.next_attempt_at.is_some_and(|t| t > now) && row.last_outcome.as_deref() != Some("caught_up") {
+                (Health::CircuitOpen, row.last_error.clone())
+            } else if row.resync_state.as_deref() == Some("running") && row.last_outcome.as_deref() != Some("failed") {
+                // A resync pass whose last cycle failed is failing (it resumes at the next cycle).
+                (Health::Resyncing, Some(format!("full resync in progress: {} records read", row.resync_seen)))
+            } else if row.resync_state.as_deref() == Some("guard_tripped") {
+                (Health::Failing, row.last_error.clone().or(Some("the full resync stopped at the deletion guard".into())))
+            } else if row.last_outcome.as_deref() == Some("failed") {
+                (Health::Failing, row.last_error.clone())
+            } else if lag_ms.is_none() {
+                (Health::Pending, Some("not synced yet".to_string()))
+            } else if lag_ms.is_some_and(|l| l > 2 * poll_ms) {
+                (Health::Lagging, Some(format!("not caught up for {}", humanize_ms(lag_ms.unwrap_or(0)))))
+            } else {
+                (Health::Healthy, None)
+            };
+            out.push(EntityStatus {
+                connection: e.key.connection.clone(),
+                entity: e.key.entity.clone(),
+                health,
+                reason,
+                checkpoint: row.checkpoint.to_string(),
+                last_caught_up_at: row.last_caught_up_at,
+                lag_seconds: lag_ms.map(|l| l / 1000),
+                replica_rows: self.ctx.store.replica_count(&e.key)?,
+                pending_failed: self.ctx.store.pending_failed_count(&e.key)?,
+                last_http_status: row.last_http_status,
+                last_tracking_id: row.last_tracking_id.clone(),
+                next_attempt_at: row.next_attempt_at.filter(|t| *t > now),
+                poll_every_seconds: e.cfg.poll_every.as_secs(),
+                resync_seen: (row.resync_state.as_deref() == Some("running")).then_some(row.resync_seen),
+                forward_pending: self.ctx.store.outbox_count(&e.key)?,
+                forward_error: e.forward.as_ref().and_then(|f| f.last_error.lock().unwrap().clone()),
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn humanize_ms(ms: i64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s / 60),
+        3600..=86399 => format!("{:.1} h", s as f64 / 3600.0),
+        _ => format!("{:.1} days", s as f64 / 86400.0),
+    }
+}
