@@ -5,9 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 use syncmon_mock::{EntitySpec, Fault, FaultKind, MockAuth, MockConfig, MockServer};
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
-}
+mod common;
+use common::{client, get, get_json};
 
 fn cfg(specs: &[(&str, usize)]) -> MockConfig {
     MockConfig { entities: specs.iter().map(|(n, r)| EntitySpec { name: n.to_string(), records: *r }).collect(), ..Default::default() }
@@ -15,16 +14,6 @@ fn cfg(specs: &[(&str, usize)]) -> MockConfig {
 
 async fn start(specs: &[(&str, usize)]) -> MockServer {
     MockServer::start(cfg(specs)).await.unwrap()
-}
-
-async fn get(url: &str) -> reqwest::Response {
-    client().get(url).send().await.unwrap()
-}
-
-async fn get_json(url: &str) -> Value {
-    let r = get(url).await;
-    assert_eq!(r.status(), 200, "{url}");
-    r.json().await.unwrap()
 }
 
 fn version(v: &Value) -> u64 {

@@ -2,6 +2,7 @@
 //! handler can reset or cut short.
 
 use super::{error_code, Reply, Shared, TARGET_PREFIX};
+use crate::store::Damage;
 use crate::{Fault, FaultKind};
 use axum::extract::connect_info::Connected;
 use axum::http::StatusCode;
@@ -69,6 +70,34 @@ pub(super) fn answered_by_fault(conn: &ConnCtl, fault: Option<&FaultKind>) -> Op
         Some(FaultKind::Status(s)) => Some(Some(gateway_reply(*s))),
         _ => Some(None),
     }
+}
+
+/// A page's records as a JSON array with a record fault applied, the same on every feed: the
+/// first `records` lose their id or their version (`render` gets the `Damage`), or the first is
+/// served twice (`again` renders the copy).
+pub(super) fn render_records<R>(
+    out: &mut String,
+    rows: &[R],
+    fault: Option<&FaultKind>,
+    mut render: impl FnMut(&mut String, &R, Damage),
+    mut again: impl FnMut(&mut String, &R),
+) {
+    out.push('[');
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let damage = Damage {
+            no_id: matches!(fault, Some(FaultKind::MissingId { records }) if i < *records),
+            no_version: matches!(fault, Some(FaultKind::MissingRowVersion { records }) if i < *records),
+        };
+        render(out, row, damage);
+        if i == 0 && matches!(fault, Some(FaultKind::DuplicateId)) {
+            out.push(',');
+            again(out, row);
+        }
+    }
+    out.push(']');
 }
 
 pub(super) fn gateway_reply(status: u16) -> Reply {

@@ -2,7 +2,7 @@
 //! `GET /{feed}/{id}`. Both answer `{"items": [...], "links": {"next": URL or null}}`; the next
 //! link carries an opaque `cursor` (or `page=N+1` when the request paged by number).
 
-use super::faults::gateway_reply;
+use super::faults::{gateway_reply, render_records};
 use super::{param, parse_query, percent_encode, Reply, Shared};
 use crate::feeds::{self, FeedKind, FeedRow, FeedShape, From};
 use crate::store::Damage;
@@ -126,22 +126,7 @@ pub(super) fn serve(sh: &Shared, segs: &[&str], query: &str, host: Option<&str>)
 /// Record faults on a feed page: missing ids, missing timestamps (timestamp feeds), or the first
 /// record served twice.
 fn render_rows(out: &mut String, shape: &FeedShape, rows: &[FeedRow], fault: Option<&FaultKind>) {
-    out.push('[');
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let damage = Damage {
-            no_id: matches!(fault, Some(FaultKind::MissingId { records }) if i < *records),
-            no_version: matches!(fault, Some(FaultKind::MissingRowVersion { records }) if i < *records),
-        };
-        feeds::render(out, shape, row, damage);
-        if i == 0 && matches!(fault, Some(FaultKind::DuplicateId)) {
-            out.push(',');
-            feeds::render(out, shape, row, Damage::default());
-        }
-    }
-    out.push(']');
+    render_records(out, rows, fault, |out, row, damage| feeds::render(out, shape, row, damage), |out, row| feeds::render(out, shape, row, Damage::default()));
 }
 
 /// The opaque continuation: the feed, the number of the page it asks for, where that page

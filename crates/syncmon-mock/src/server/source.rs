@@ -1,7 +1,7 @@
 //! The source routes: the reference rowVersion feed, the alternative page shapes (token, link,
 //! short) and single-record reads; the data-call wrapper (log, faults, auth) the feeds share.
 
-use super::faults::{answered_by_fault, ConnCtl};
+use super::faults::{answered_by_fault, render_records, ConnCtl};
 use super::{param, parse_query, percent_encode, Reply, Route, Shared};
 use crate::store::{self, Damage, Row, Shape, Style};
 use crate::FaultKind;
@@ -181,24 +181,12 @@ fn serve_data(sh: &Shared, route: &Route<'_>, query: &str, host: Option<&str>) -
 }
 
 fn render_rows(out: &mut String, shape: &Shape, rows: &[Row], style: Style, fault: Option<&FaultKind>) {
-    out.push('[');
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let damage = Damage {
-            no_id: matches!(fault, Some(FaultKind::MissingId { records }) if i < *records),
-            no_version: matches!(fault, Some(FaultKind::MissingRowVersion { records }) if i < *records),
-        };
-        store::render(out, shape, row, style, damage);
-        if i == 0 && matches!(fault, Some(FaultKind::DuplicateId)) {
-            // The same record again, as it was one change earlier: an older version after the newer.
-            let older = Row { idx: row.idx, version: row.version.saturating_sub(1), rev: row.rev.saturating_sub(1), poisoned: row.poisoned };
-            out.push(',');
-            store::render(out, shape, &older, style, Damage::default());
-        }
-    }
-    out.push(']');
+    let render = |out: &mut String, row: &Row, damage| store::render(out, shape, row, style, damage);
+    render_records(out, rows, fault, render, |out, row| {
+        // The same record again, as it was one change earlier: an older version after the newer.
+        let older = Row { idx: row.idx, version: row.version.saturating_sub(1), rev: row.rev.saturating_sub(1), poisoned: row.poisoned };
+        store::render(out, shape, &older, style, Damage::default());
+    });
 }
 
 /// The opaque continuation key: the entity, the last version served and the page size.
