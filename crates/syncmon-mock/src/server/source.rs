@@ -2,12 +2,11 @@
 //! short) and single-record reads; the data-call wrapper (log, faults, auth) the feeds share.
 
 use super::faults::{answered_by_fault, render_records, ConnCtl};
-use super::{param, parse_query, percent_encode, Reply, Route, Shared};
+use super::{decode_token, encode_token, param, parse_query, percent_encode, Reply, Route, Shared};
 use crate::store::{self, Damage, Row, Shape, Style};
 use crate::FaultKind;
 use axum::extract::Request;
 use axum::http::Method;
-use base64::Engine;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -192,23 +191,17 @@ fn render_rows(out: &mut String, shape: &Shape, rows: &[Row], style: Style, faul
 /// The opaque continuation key: the entity, the last version served and the page size.
 fn encode_key(entity: &str, after: Option<u64>, size: usize) -> String {
     let after = after.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1\n{entity}\n{after}\n{size}"))
+    encode_token("v1", &[entity, &after, &size.to_string()])
 }
 
 fn decode_key(key: &str) -> Option<(String, Option<u64>, usize)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(key.trim_end_matches('=')).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let mut parts = text.split('\n');
-    if parts.next()? != "v1" {
-        return None;
-    }
-    let entity = parts.next()?.to_string();
-    let after = match parts.next()? {
+    let fields = decode_token(key, "v1")?;
+    let [entity, after, size, ..] = fields.as_slice() else { return None };
+    let after = match after.as_str() {
         "-" => None,
         v => Some(v.parse().ok()?),
     };
-    let size = parts.next()?.parse().ok()?;
-    Some((entity, after, size))
+    Some((entity.clone(), after, size.parse().ok()?))
 }
 
 fn parse_version(name: &str, v: Option<&str>) -> Result<Option<u64>, Reply> {
