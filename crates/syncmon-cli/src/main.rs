@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use syncmon_core::secrets::{self, Secret, SecretKind};
-use syncmon_core::{Config, FailedFilter, Outcome, Syncmon};
+use syncmon_core::{Config, ErrorCode, FailedFilter, Outcome, Syncmon};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -224,12 +224,19 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            let usage = e.downcast_ref::<UsageError>().is_some()
-                || e.downcast_ref::<syncmon_core::Error>()
-                    .is_some_and(|e| matches!(e.code(), "config" | "usage" | "not_found" | "credentials" | "agent_running" | "damaged"));
+            let usage = e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<syncmon_core::Error>().is_some_and(|e| is_usage(e.error_code()));
             eprintln!("error: {e:#}");
             ExitCode::from(if usage { 2 } else { 1 })
         }
+    }
+}
+
+/// Whether an error exits 2 ("what you asked cannot be done as asked") rather than 1 (it failed
+/// while being done). No wildcard: a new code must be placed here.
+fn is_usage(code: ErrorCode) -> bool {
+    match code {
+        ErrorCode::Config | ErrorCode::Usage | ErrorCode::NotFound | ErrorCode::Credentials | ErrorCode::AgentRunning | ErrorCode::Damaged => true,
+        ErrorCode::Storage | ErrorCode::Io | ErrorCode::Unauthorized => false,
     }
 }
 
@@ -351,12 +358,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if *json {
                 // The JSON on stdout stays the list of entities; the warnings go to stderr.
                 for w in sm.config_warnings() {
-                    eprintln!("warning: {}", w.message);
+                    eprintln!("warning: {w}");
                 }
                 output::json(&status)?;
             } else {
                 for w in sm.config_warnings() {
-                    println!("warning: {}", w.message);
+                    println!("warning: {w}");
                 }
                 output::status_table(&status);
             }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use syncmon_core::api::{self, parse_request, ApiError};
 use syncmon_core::config::Config;
-use syncmon_core::Syncmon;
+use syncmon_core::{ErrorCode, Syncmon};
 use syncmon_mock::{Fault, FaultKind, MockConfig};
 
 async fn rpc(sm: &Arc<Syncmon>, req: Value) -> Result<Value, ApiError> {
@@ -72,14 +72,14 @@ async fn overview_lists_entities_with_the_header_and_24_hourly_counts() {
     let o = ok(&h.sm, json!({"method": "overview", "params": {}})).await;
     assert_eq!(o["header"]["health"], "paused");
 
-    ok(&h.sm, json!({"method": "reset_checkpoint", "params": {"entity": "src/items"}})).await;
+    assert_eq!(ok(&h.sm, json!({"method": "reset_checkpoint", "params": {"entity": "src/items"}})).await, json!({}), "it answers `{{}}`");
     assert_eq!(h.checkpoint("items"), "0");
     assert_eq!(h.replica("items").len(), 250, "the replica is kept");
 
     let e = rpc(&h.sm, json!({"method": "entity_detail", "params": {"entity": "nope"}})).await.unwrap_err();
-    assert_eq!(e.code, "not_found");
+    assert_eq!(e.code, ErrorCode::NotFound);
     let e = rpc(&h.sm, json!({"method": "no_such_method"})).await.unwrap_err();
-    assert_eq!(e.code, "usage");
+    assert_eq!(e.code, ErrorCode::Usage);
     assert!(e.message.contains("docs/api.md"), "{e}");
 }
 
@@ -128,7 +128,7 @@ async fn failed_items_page_with_totals_search_replay_and_discard_by_filter() {
     let gone = ok(&h.sm, json!({"method": "failed_page", "params": {"filter": {"state": "discarded"}}})).await;
     assert_eq!(gone["total"], 39);
     let neither = rpc(&h.sm, json!({"method": "failed_discard", "params": {}})).await.unwrap_err();
-    assert_eq!(neither.code, "usage");
+    assert_eq!(neither.code, ErrorCode::Usage);
 }
 
 const COMMENTED: &str = r#"# Syncmon config — hand-written, comments must survive.
@@ -199,7 +199,7 @@ async fn save_connection_edits_the_file_in_place_keeping_comments_and_refuses_se
     // Refusals name the field and leave the file alone.
     let before = std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap();
     let e = refused(&sm, &again[0], &[("client_secret", json!("hunter2"))]).await;
-    assert_eq!((e.code.as_str(), e.field.as_deref()), ("config", Some("client_secret")));
+    assert_eq!((e.code, e.field.as_deref()), (ErrorCode::Config, Some("client_secret")));
     assert!(!e.message.contains("hunter2"));
     let password = format!("http://alice:pw-0123456789@{}", h.mock.addr());
     let e = refused(&sm, &again[0], &[("base_url", json!(password))]).await;
@@ -259,7 +259,7 @@ async fn test_connection_reports_status_latency_and_trackingid_or_a_clear_failur
     assert!(msg.contains("cannot connect") && msg.contains("check base_url"), "{msg}");
 
     let e = rpc(&sm, json!({"method": "test_connection", "params": {"id": "nope"}})).await.unwrap_err();
-    assert_eq!(e.code, "not_found");
+    assert_eq!(e.code, ErrorCode::NotFound);
 }
 
 #[tokio::test]

@@ -1,9 +1,9 @@
 //! The failed-items actions: the UI's filter checked and resolved, a selection by ids or by
 //! filter, and a bulk replay that reports progress.
 
-use super::{ApiError, FailedFilter, FailedSelection};
+use super::{ApiError, FailedFilter};
 use crate::events::EventKind;
-use crate::{ReplayReport, Syncmon};
+use crate::{ErrorCode, ReplayReport, Syncmon};
 use tokio_util::sync::CancellationToken;
 
 /// Items replayed between two `replay_progress` events.
@@ -15,10 +15,10 @@ pub(super) fn checked_filter(sm: &Syncmon, f: &FailedFilter) -> Result<FailedFil
     let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     let resolved = sm
         .failed_filter(FailedFilter { entity: nonempty(&f.entity), ..FailedFilter::default() })
-        .map_err(|e| ApiError::field(e.code(), "entity", e.to_string()))?;
+        .map_err(|e| ApiError::field(e.error_code(), "entity", e.to_string()))?;
     if let Some(state) = f.state.as_deref() {
         if !matches!(state, "pending" | "resolved" | "discarded") {
-            return Err(ApiError::field("usage", "state", format!("state `{state}` is none of pending, resolved, discarded")));
+            return Err(ApiError::field(ErrorCode::Usage, "state", format!("state `{state}` is none of pending, resolved, discarded")));
         }
     }
     Ok(FailedFilter {
@@ -30,8 +30,8 @@ pub(super) fn checked_filter(sm: &Syncmon, f: &FailedFilter) -> Result<FailedFil
     })
 }
 
-pub(super) fn selection(sm: &Syncmon, selection: FailedSelection) -> Result<Vec<i64>, ApiError> {
-    match (selection.ids, selection.filter) {
+pub(super) fn selection(sm: &Syncmon, ids: Option<Vec<i64>>, filter: Option<FailedFilter>) -> Result<Vec<i64>, ApiError> {
+    match (ids, filter) {
         (Some(ids), None) => Ok(ids),
         (None, Some(f)) => Ok(sm.failed_ids(&checked_filter(sm, &f)?)?),
         (Some(_), Some(_)) => Err(ApiError::usage("give either ids or a filter, not both")),

@@ -2,7 +2,7 @@
 
 use super::{ApiError, EntityDetailResult, OverviewHeader, OverviewResult, Settings, ThroughputPoint};
 use crate::store;
-use crate::{Health, Syncmon};
+use crate::{ErrorCode, Health, Syncmon};
 
 const HOUR_MS: i64 = 3_600_000;
 const SETTINGS_KEY: &str = "ui";
@@ -55,7 +55,7 @@ pub(super) fn entity_detail(sm: &Syncmon, name: &str) -> Result<EntityDetailResu
         .status()?
         .into_iter()
         .find(|s| s.connection == key.connection && s.entity == key.entity)
-        .ok_or_else(|| ApiError::new("not_found", format!("no status for {key}")))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no status for {key}")))?;
     let runs = sm.runs_of(&key, 50)?;
     let checkpoints = sm.checkpoint_history(&key, now - 7 * 24 * HOUR_MS)?;
     let start = now - 24 * HOUR_MS;
@@ -66,7 +66,7 @@ pub(super) fn entity_detail(sm: &Syncmon, name: &str) -> Result<EntityDetailResu
 
 /// Stores the UI settings and returns them.
 pub(super) fn save_settings(sm: &Syncmon, s: Settings) -> Result<Settings, ApiError> {
-    let text = serde_json::to_string(&s).map_err(|e| ApiError::new("storage", e.to_string()))?;
+    let text = serde_json::to_string(&s).map_err(|e| ApiError::new(ErrorCode::Storage, e.to_string()))?;
     sm.set_setting(SETTINGS_KEY, &text)?;
     Ok(s)
 }
