@@ -14,6 +14,7 @@ use std::sync::Arc;
 use syncmon_core::config::Config;
 use syncmon_core::engine::Outcome;
 use syncmon_core::secrets::{self, Secret, SecretKind};
+use syncmon_core::state::{FailedStage, FailedState, UnknownState};
 use syncmon_core::store::FailedFilter;
 use syncmon_core::Syncmon;
 use tokio_util::sync::CancellationToken;
@@ -146,18 +147,26 @@ enum FailedCommand {
 struct FilterArgs {
     #[arg(long)]
     entity: Option<String>,
-    /// validate | apply | deliver
-    #[arg(long)]
-    stage: Option<String>,
+    #[arg(long, value_parser = state_word(FailedStage::ALL, FailedStage::as_str))]
+    stage: Option<FailedStage>,
     /// e.g. missing_id, missing_row_version, missing_field
     #[arg(long)]
     kind: Option<String>,
-    /// pending (default) | resolved | discarded
-    #[arg(long)]
-    state: Option<String>,
+    /// Default: pending items only.
+    #[arg(long, value_parser = state_word(FailedState::ALL, FailedState::as_str))]
+    state: Option<FailedState>,
     /// Text in the record id, Trackingid or message.
     #[arg(long)]
     search: Option<String>,
+}
+
+/// One of the engine's state words (clap lists them as the possible values, from the enum).
+fn state_word<T: Copy + std::str::FromStr<Err = UnknownState> + Send + Sync + 'static>(
+    all: &'static [T],
+    as_str: fn(T) -> &'static str,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(all.iter().map(|v| as_str(*v))).try_map(|s| s.parse::<T>())
 }
 
 #[derive(Args)]
@@ -446,9 +455,9 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
     match command {
         FailedCommand::List { filter, limit, before, json } => {
             let mut f = sm.failed_filter_for(filter.entity.as_deref())?;
-            f.stage = filter.stage.clone();
+            f.stage = filter.stage;
             f.error_kind = filter.kind.clone();
-            f.state = filter.state.clone();
+            f.state = filter.state;
             f.text = filter.search.clone();
             let items = sm.failed_items(&f, *before, *limit)?;
             if *json {

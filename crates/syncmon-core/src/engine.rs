@@ -68,31 +68,8 @@ pub fn cycle_kind(kind: CycleKind, due_at: Option<i64>, lookback_ms: i64, now_ms
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    CaughtUp,
-    Failed,
-    /// The source asked for a wait longer than a cycle may block (a long `Retry-After`); the
-    /// agent calls it again at `next_attempt_at`.
-    Waiting,
-    CircuitOpen,
-    GuardTripped,
-    Cancelled,
-}
-
-impl Outcome {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::CaughtUp => "caught_up",
-            Outcome::Failed => "failed",
-            Outcome::Waiting => "waiting",
-            Outcome::CircuitOpen => "circuit_open",
-            Outcome::GuardTripped => "guard_tripped",
-            Outcome::Cancelled => "cancelled",
-        }
-    }
-}
+// Re-exported: `engine::Outcome` was its home before `state`.
+pub use crate::state::Outcome;
 
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct CycleReport {
@@ -286,7 +263,7 @@ impl<'a> Cycle<'a> {
         let open_until = e.source.breaker.lock().unwrap().open_until(now);
         if let Some(until) = open_until {
             let msg = "the circuit is open after repeated failures; the source is not being called until the next attempt";
-            let _ = ctx.store.note_skipped(key, Outcome::CircuitOpen.as_str(), msg, Some(until), now);
+            let _ = ctx.store.note_skipped(key, Outcome::CircuitOpen, msg, Some(until), now);
             report.outcome = Outcome::CircuitOpen;
             report.next_attempt_at = Some(until);
             report.checkpoint = ctx.store.entity(key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
@@ -623,7 +600,7 @@ impl<'a> Cycle<'a> {
             if let Err(x) = ctx.store.finish_run(
                 key,
                 self.run_id,
-                report.outcome.as_str(),
+                report.outcome,
                 error_text.as_deref(),
                 err.and_then(|f| f.http_status),
                 tracking.as_deref(),
@@ -642,7 +619,7 @@ impl<'a> Cycle<'a> {
         }
         if let Some(until) = report.next_attempt_at {
             let outcome = if report.outcome == Outcome::Waiting { Outcome::Waiting } else { Outcome::Failed };
-            let _ = ctx.store.note_skipped(key, outcome.as_str(), error_text.as_deref().unwrap_or(""), Some(until), now);
+            let _ = ctx.store.note_skipped(key, outcome, error_text.as_deref().unwrap_or(""), Some(until), now);
         }
         (error_text, tracking)
     }
@@ -655,7 +632,7 @@ impl<'a> Cycle<'a> {
         ctx.events.emit(EventKind::CycleFinished {
             connection: key.connection.clone(),
             entity: key.entity.clone(),
-            outcome: report.outcome.as_str().into(),
+            outcome: report.outcome,
             records: report.records,
             error: error_text,
             tracking_id: tracking,

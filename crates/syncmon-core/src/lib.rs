@@ -22,10 +22,12 @@ pub mod rowversion;
 pub mod scheduler;
 pub mod secrets;
 pub mod source;
+pub mod state;
 pub mod store;
 pub mod webhook;
 
 pub use clock::{Clock, SystemClock, TestClock};
 pub use error::{Error, ErrorCode, Result};
-pub use facade::{default_config_path, default_data_dir, EntityStatus, Health, ReplayReport, Syncmon, DB_FILE};
+pub use facade::{default_config_path, default_data_dir, EntityStatus, ReplayReport, Syncmon, DB_FILE};
 pub use rowversion::RowVersion;
+pub use state::Health;

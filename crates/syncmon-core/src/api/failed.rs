@@ -3,6 +3,7 @@
 
 use super::{ApiError, FailedFilter};
 use crate::events::EventKind;
+use crate::state::UnknownState;
 use crate::store;
 use crate::{ReplayReport, Syncmon};
 use tokio_util::sync::CancellationToken;
@@ -13,17 +14,20 @@ const REPLAY_CHUNK: usize = 100;
 pub(super) fn store_filter(sm: &Syncmon, f: &FailedFilter) -> Result<store::FailedFilter, ApiError> {
     let entity = f.entity.as_deref().filter(|n| !n.is_empty());
     let mut out = sm.failed_filter_for(entity).map_err(|e| ApiError::field(e.code(), "entity", e.to_string()))?;
-    if let Some(state) = f.state.as_deref() {
-        if !matches!(state, "pending" | "resolved" | "discarded") {
-            return Err(ApiError::field("usage", "state", format!("state `{state}` is none of pending, resolved, discarded")));
-        }
-    }
     let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-    out.stage = nonempty(&f.stage);
+    out.stage = parsed(&f.stage, "stage")?;
     out.error_kind = nonempty(&f.error_kind);
-    out.state = nonempty(&f.state);
+    out.state = parsed(&f.state, "state")?;
     out.text = nonempty(&f.text);
     Ok(out)
+}
+
+/// A state word of the filter (empty is none); an unknown one is refused on its field.
+fn parsed<T: std::str::FromStr<Err = UnknownState>>(v: &Option<String>, field: &str) -> Result<Option<T>, ApiError> {
+    match v.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => s.parse().map(Some).map_err(|e: UnknownState| ApiError::field("usage", field, e.to_string())),
+        None => Ok(None),
+    }
 }
 
 pub(super) fn selection(sm: &Syncmon, ids: Option<Vec<i64>>, filter: Option<FailedFilter>) -> Result<Vec<i64>, ApiError> {

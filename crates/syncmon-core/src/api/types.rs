@@ -1,6 +1,7 @@
 //! The params and results of the RPC methods, as the UI sees them (exported with ts-rs).
 
 use crate::config::ConfigWarning;
+use crate::state::{FailedStage, FailedState};
 use crate::store::{CheckpointPoint, FailedItem, RunRow};
 use crate::{EntityStatus, Health};
 use serde::{Deserialize, Serialize};
@@ -20,17 +21,16 @@ pub struct FailedFilter {
     #[ts(optional = nullable)]
     #[serde(default)]
     pub entity: Option<String>,
-    /// validate | apply | deliver
-    #[ts(optional = nullable)]
+    /// A [`FailedStage`] word; empty is any stage.
+    #[ts(optional = nullable, as = "Option<FailedStage>")]
     #[serde(default)]
     pub stage: Option<String>,
     #[ts(optional = nullable)]
     #[serde(default)]
     pub error_kind: Option<String>,
-    /// pending (the default) | resolved | discarded
-    #[ts(optional = nullable)]
+    /// A [`FailedState`] word; none (or empty) is pending.
+    #[ts(optional = nullable, as = "Option<FailedState>")]
     #[serde(default)]
-    #[ts(type = "\"pending\" | \"resolved\" | \"discarded\" | null")]
     pub state: Option<String>,
     /// Matches the record id, the `Trackingid` or the message.
     #[ts(optional = nullable)]
