@@ -1,6 +1,7 @@
 // Status words (DESIGN §6), their colours, and the one-glance summary of the Overview.
 import type { EntityStatus, Health, OverviewHeader } from './types';
 import { until } from './format';
+import { HEALTH_BY_SEVERITY } from './generated/enums';
 
 export const HEALTH_LABEL: Record<Health, string> = {
   healthy: 'Healthy',
@@ -13,20 +14,9 @@ export const HEALTH_LABEL: Record<Health, string> = {
   pending: 'Not synced yet',
 };
 
-/** Worst first: the order the Overview sorts by and the header reports. */
-const SEVERITY: Record<Health, number> = {
-  circuit_open: 7,
-  failing: 6,
-  lagging: 5,
-  waiting: 4,
-  pending: 3,
-  resyncing: 2,
-  paused: 1,
-  healthy: 0,
-};
-
+/** Higher is worse: the engine's severity order (`Health` in crates/syncmon-core/src/state.rs). */
 export function severity(h: Health): number {
-  return SEVERITY[h] ?? 0;
+  return Math.max(HEALTH_BY_SEVERITY.indexOf(h), 0);
 }
 
 /**
@@ -103,7 +93,7 @@ export function banner(entities: EntityStatus[]): Banner {
 
 /** Worst first, then by name: problems rise to the top. */
 export function sortEntities(entities: EntityStatus[]): EntityStatus[] {
-  const rank = (e: EntityStatus) => Math.max(severity(e.health), forwardingStuck(e) ? SEVERITY.lagging : 0);
+  const rank = (e: EntityStatus) => Math.max(severity(e.health), forwardingStuck(e) ? severity('lagging') : 0);
   return [...entities].sort((a, b) => rank(b) - rank(a) || entityName(a).localeCompare(entityName(b)));
 }
 
