@@ -343,4 +343,15 @@ mod tests {
         let discarded = FailedFilter { state: Some(FailedState::Discarded), ..Default::default() };
         assert_eq!(store.failed_count(&discarded).unwrap(), 0);
     }
+
+    #[test]
+    fn a_stored_word_no_enum_knows_is_an_error_not_a_panic() {
+        let (_d, store, key) = setup();
+        reject(&store, &key, 1, "missing_id");
+        let id = store.failed_items(&FailedFilter::default(), None, 1).unwrap()[0].id;
+        assert_eq!(store.failed_item(id).unwrap().stage, FailedStage::Validate, "written and read through the enum");
+        store.write(|c| Ok(c.execute("UPDATE failed_items SET stage = 'apply' WHERE id = ?1", [id])?)).unwrap();
+        let e = store.failed_item(id).unwrap_err().to_string();
+        assert!(e.contains("failed-item stage `apply` is none of validate, deliver"), "{e}");
+    }
 }

@@ -2,7 +2,7 @@
 //! entity, and the per-hour sums the overview's sparklines show.
 
 use super::{EntityKey, Result, Store};
-use crate::state::{Outcome, RunOutcome};
+use crate::state::{Outcome, RunOutcome, UnfinishedRun};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -27,7 +27,10 @@ pub struct RunRow {
 impl Store {
     pub fn begin_run(&self, key: &EntityKey, kind: &str, now_ms: i64) -> Result<i64> {
         self.write(|c| {
-            c.execute("INSERT INTO runs (connection, entity, kind, started_at) VALUES (?1, ?2, ?3, ?4)", params![key.connection, key.entity, kind, now_ms])?;
+            c.execute(
+                "INSERT INTO runs (connection, entity, kind, started_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key.connection, key.entity, kind, now_ms, UnfinishedRun::Running],
+            )?;
             Ok(c.last_insert_rowid())
         })
     }
