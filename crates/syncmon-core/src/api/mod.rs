@@ -223,6 +223,11 @@ pub fn parse_request(mut v: Value) -> Result<Request, ApiError> {
             }
         }
     }
+    if obj.get("method").and_then(Value::as_str).is_some_and(|m| m.starts_with("failed_")) {
+        if let Some(params) = obj.get_mut("params") {
+            failed::check_words(params)?;
+        }
+    }
     serde_json::from_value(v).map_err(|e| ApiError::usage(format!("bad request: {e}; docs/api.md lists the methods and their params")))
 }
 
