@@ -100,7 +100,8 @@ pub enum Request {
     },
     Connections {},
     SaveConnection {
-        connection: ConnectionView,
+        // Boxed: the largest params by far, and every request is one of these enums.
+        connection: Box<ConnectionView>,
     },
     TestConnection {
         id: String,
