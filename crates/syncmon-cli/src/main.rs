@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use syncmon_core::secrets::{self, Secret, SecretKind};
-use syncmon_core::{Config, ErrorCode, FailedFilter, Outcome, Syncmon};
+use syncmon_core::{Config, ErrorCode, FailedFilter, FailedStage, FailedState, Outcome, Syncmon, UnknownState};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -143,18 +143,26 @@ enum FailedCommand {
 struct FilterArgs {
     #[arg(long)]
     entity: Option<String>,
-    /// validate | apply | deliver
-    #[arg(long)]
-    stage: Option<String>,
+    #[arg(long, value_parser = state_word(FailedStage::ALL, FailedStage::as_str))]
+    stage: Option<FailedStage>,
     /// e.g. missing_id, missing_row_version, missing_field
     #[arg(long)]
     kind: Option<String>,
-    /// pending (default) | resolved | discarded
-    #[arg(long)]
-    state: Option<String>,
+    /// Default: pending items only.
+    #[arg(long, value_parser = state_word(FailedState::ALL, FailedState::as_str))]
+    state: Option<FailedState>,
     /// Text in the record id, Trackingid or message.
     #[arg(long)]
     search: Option<String>,
+}
+
+/// One of the engine's state words (clap lists them as the possible values, from the enum).
+fn state_word<T: Copy + std::str::FromStr<Err = UnknownState> + Send + Sync + 'static>(
+    all: &'static [T],
+    as_str: fn(T) -> &'static str,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(all.iter().map(|v| as_str(*v))).try_map(|s| s.parse::<T>())
 }
 
 #[derive(Args)]
@@ -454,9 +462,9 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
         FailedCommand::List { filter, limit, before, json } => {
             let f = sm.failed_filter(FailedFilter {
                 entity: filter.entity.clone(),
-                stage: filter.stage.clone(),
+                stage: filter.stage,
                 error_kind: filter.kind.clone(),
-                state: filter.state.clone(),
+                state: filter.state,
                 text: filter.search.clone(),
             })?;
             let items = sm.failed_items(&f, *before, *limit)?;

@@ -112,6 +112,12 @@ async fn failed_items_page_with_totals_search_replay_and_discard_by_filter() {
     assert_eq!(too_big.field.as_deref(), Some("limit"));
     let bad_state = rpc(&h.sm, json!({"method": "failed_page", "params": {"filter": {"state": "gone"}}})).await.unwrap_err();
     assert_eq!(bad_state.field.as_deref(), Some("state"));
+    let bad_stage = rpc(&h.sm, json!({"method": "failed_page", "params": {"filter": {"stage": "apply"}}})).await.unwrap_err();
+    assert_eq!(bad_stage.field.as_deref(), Some("stage"));
+    let empty_words = ok(&h.sm, json!({"method": "failed_page", "params": {"filter": {"stage": "", "state": ""}}})).await;
+    assert_eq!(empty_words["total"], 40, "an empty stage or state is any stage, pending");
+    let validate = ok(&h.sm, json!({"method": "failed_page", "params": {"filter": {"stage": "validate", "state": "pending"}}})).await;
+    assert_eq!(validate["total"], 40);
 
     let replay = ok(&h.sm, json!({"method": "failed_replay", "params": {"filter": {"entity": "src/items", "text": one_id}}})).await;
     assert_eq!(replay["replayed"].as_u64().unwrap() + replay["superseded"].as_u64().unwrap(), 1, "{replay}");

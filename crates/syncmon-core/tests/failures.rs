@@ -7,6 +7,7 @@ use common::*;
 use std::time::{Duration, Instant};
 use syncmon_core::engine::Outcome;
 use syncmon_core::source::FailureClass;
+use syncmon_core::state::{FailedStage, FailedState, Resolution};
 use syncmon_core::store::FailedFilter;
 use syncmon_mock::{Fault, FaultKind, MockAuth, MockConfig};
 
@@ -156,7 +157,7 @@ async fn poison_records_become_failed_items_and_the_checkpoint_moves_on() {
     assert_eq!(r.failed_new, 3);
     let items = h.sm.failed_items(&FailedFilter::default(), None, 100).unwrap();
     assert_eq!(items.len(), 3);
-    assert!(items.iter().all(|i| i.tracking_id.is_some() && i.stage == "validate" && i.http_status == Some(200)));
+    assert!(items.iter().all(|i| i.tracking_id.is_some() && i.stage == FailedStage::Validate && i.http_status == Some(200)));
     let kinds: std::collections::BTreeSet<_> = items.iter().map(|i| i.error_kind.as_str()).collect();
     assert_eq!(kinds, ["missing_id", "missing_row_version"].into_iter().collect());
     assert_eq!(h.checkpoint("items").parse::<u128>().unwrap(), max_version(&h, "items"), "one bad record never stalls the entity");
@@ -192,8 +193,8 @@ async fn a_failed_item_clears_itself_when_its_record_later_syncs_fine() {
     // rowVersion, it could not move the checkpoint past itself).
     h.sync_ok("items").await;
     assert!(h.sm.failed_items(&FailedFilter::default(), None, 10).unwrap().is_empty(), "superseded, not lingering");
-    let resolved = h.sm.failed_items(&FailedFilter { state: Some("resolved".into()), ..Default::default() }, None, 10).unwrap();
-    assert_eq!(resolved[0].resolution.as_deref(), Some("superseded"));
+    let resolved = h.sm.failed_items(&FailedFilter { state: Some(FailedState::Resolved), ..Default::default() }, None, 10).unwrap();
+    assert_eq!(resolved[0].resolution, Some(Resolution::Superseded));
 }
 
 #[tokio::test]

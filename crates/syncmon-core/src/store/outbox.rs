@@ -14,6 +14,7 @@
 use super::{record_failure, EntityKey, Result, Store};
 use crate::record::Rejected;
 use crate::rowversion::RowVersion;
+use crate::state::{FailedStage, FailedState, Resolution};
 use rusqlite::{params, OptionalExtension};
 
 pub(super) const UPSERT: &str = "upsert";
@@ -148,17 +149,27 @@ impl Store {
                 .execute(params![key.connection, key.entity, record_id, version, kind])?;
             if let Some(fid) = replayed_item {
                 tx.execute(
-                    "UPDATE failed_items SET state = 'resolved', resolution = 'replayed', resolved_at = ?1, attempts = attempts + 1 WHERE id = ?2 AND state = 'pending'",
-                    params![now_ms, fid],
+                    "UPDATE failed_items SET state = ?3, resolution = ?4, resolved_at = ?1, attempts = attempts + 1 WHERE id = ?2 AND state = ?5",
+                    params![now_ms, fid, FailedState::Resolved, Resolution::Replayed, FailedState::Pending],
                 )?;
             }
             let superseded = tx
                 .prepare_cached(
-                    "UPDATE failed_items SET state = 'resolved', resolution = 'superseded', resolved_at = ?1
-                     WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = 'pending' AND stage = 'deliver'
+                    "UPDATE failed_items SET state = ?6, resolution = ?7, resolved_at = ?1
+                     WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = ?8 AND stage = ?9
                        AND (row_version IS NULL OR (length(row_version), row_version) <= (length(?5), ?5))",
                 )?
-                .execute(params![now_ms, key.connection, key.entity, record_id, version])?;
+                .execute(params![
+                    now_ms,
+                    key.connection,
+                    key.entity,
+                    record_id,
+                    version,
+                    FailedState::Resolved,
+                    Resolution::Superseded,
+                    FailedState::Pending,
+                    FailedStage::Deliver
+                ])?;
             tx.commit()?;
             Ok(superseded)
         })
@@ -190,7 +201,7 @@ impl Store {
                 kind: error_kind,
                 message: message.to_string(),
             };
-            let new = record_failure(&tx, key, &rej, "deliver", http_status, tracking_id, now_ms)?;
+            let new = record_failure(&tx, key, &rej, FailedStage::Deliver, http_status, tracking_id, now_ms)?;
             tx.prepare_cached("DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4 AND kind = ?5")?
                 .execute(params![key.connection, key.entity, record_id, version, kind])?;
             tx.commit()?;
