@@ -8,37 +8,9 @@
 
 use super::{EntityKey, PageBatch, Result, Store};
 use crate::record::Rejected;
+use crate::state::{FailedStage, IngestState};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
-
-/// The stage of failed items that come from a pushed batch.
-pub const INGEST_STAGE: &str = "ingest";
-
-/// Where a pushed batch is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
-#[serde(rename_all = "snake_case")]
-pub enum IngestState {
-    /// Stored, not applied yet (the agent is not running, or the entity is paused).
-    Queued,
-    /// Every record applied (written, or older than the replica's and so left out).
-    Applied,
-    /// Applied except the records listed in `failures`, which are failed items of stage `ingest`.
-    PartlyFailed,
-}
-
-impl IngestState {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            IngestState::Queued => "queued",
-            IngestState::Applied => "applied",
-            IngestState::PartlyFailed => "partly_failed",
-        }
-    }
-
-    fn parse(s: &str) -> Option<IngestState> {
-        [IngestState::Queued, IngestState::Applied, IngestState::PartlyFailed].into_iter().find(|v| v.as_str() == s)
-    }
-}
 
 /// One record of a batch that did not pass validation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
@@ -134,12 +106,12 @@ impl Store {
         let state = if failures.is_empty() { IngestState::Applied } else { IngestState::PartlyFailed };
         let total = (page.records.len() + page.rejected.len()) as i64;
         let valid = page.records.len() as i64;
-        let applied = self.apply_pages_then(&batch.key, std::slice::from_ref(page), INGEST_STAGE, |tx, applied| {
+        let applied = self.apply_pages_then(&batch.key, std::slice::from_ref(page), FailedStage::Ingest, |tx, applied| {
             tx.execute(
                 "UPDATE ingest_batches SET state = ?1, records = ?2, applied = ?3, unchanged = ?4, failed = ?5, failures = ?6, applied_at = ?7
                  WHERE seq = ?8 AND state = 'queued'",
                 params![
-                    state.as_str(),
+                    state,
                     total,
                     applied.rows_written as i64,
                     valid - applied.rows_written as i64,
@@ -161,14 +133,13 @@ impl Store {
                 "SELECT id, connection, entity, received_at, state, records, applied, unchanged, failed, failures, applied_at FROM ingest_batches WHERE id = ?1",
                 [id],
                 |r| {
-                    let state: String = r.get(4)?;
                     let failures: Option<String> = r.get(9)?;
                     Ok(IngestBatch {
                         id: r.get(0)?,
                         connection: r.get(1)?,
                         entity: r.get(2)?,
                         received_at: r.get(3)?,
-                        state: IngestState::parse(&state).unwrap_or(IngestState::Queued),
+                        state: r.get(4)?,
                         records: r.get(5)?,
                         applied: r.get(6)?,
                         unchanged: r.get(7)?,
