@@ -123,8 +123,11 @@ fn a_sigkill_between_the_202_and_the_apply_loses_nothing() {
     assert_eq!((batch["records"].as_i64(), batch["applied"].as_i64(), batch["failed"].as_i64()), (Some(3), Some(3), Some(0)), "{batch}");
     let out = env.run(&["export", "pushed"]);
     assert!(out.status.success(), "{}", text(&out));
-    let ids: Vec<String> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids.len(), 3, "{ids:?}");
 
     // The human form, and an id nobody was given.

@@ -15,7 +15,10 @@ mod tests;
 mod validate;
 mod warnings;
 
-pub use sections::{AuthKind, ConnectionConfig, CursorConfig, EntityConfig, NextPageMode, ProfileKind, StorageConfig, TargetConfig, WebhooksConfig, DEFAULT_INGEST_MAX_BYTES, DEFAULT_POLL_EVERY};
+pub use sections::{
+    AuthKind, ConnectionConfig, CursorConfig, EntityConfig, NextPageMode, ProfileKind, StorageConfig, TargetConfig, WebhooksConfig, DEFAULT_INGEST_MAX_BYTES,
+    DEFAULT_POLL_EVERY,
+};
 pub use warnings::ConfigWarning;
 
 use locator::{toml_error, Locator};

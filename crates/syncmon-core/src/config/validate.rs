@@ -232,7 +232,11 @@ impl Config {
                 return Err(loc.problem(
                     &[Seg::Key("webhooks")],
                     "ingest_max_bytes",
-                    format!("[webhooks] ingest_max_bytes must be between 1024 and {} (1 GiB); the default is {}", 1 << 30, super::sections::DEFAULT_INGEST_MAX_BYTES),
+                    format!(
+                        "[webhooks] ingest_max_bytes must be between 1024 and {} (1 GiB); the default is {}",
+                        1 << 30,
+                        super::sections::DEFAULT_INGEST_MAX_BYTES
+                    ),
                 ));
             }
         }

@@ -31,7 +31,12 @@ pub struct IngestOptions {
     pub max_body_bytes: usize,
 }
 
-pub(super) async fn receive(State(st): State<Arc<Shared>>, Path((connection_id, entity_name)): Path<(String, String)>, headers: HeaderMap, body: Body) -> Response {
+pub(super) async fn receive(
+    State(st): State<Arc<Shared>>,
+    Path((connection_id, entity_name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let Some(ingest) = st.ingest.clone() else {
         return refuse(StatusCode::NOT_FOUND, "ingest_not_configured", "this receiver takes no pushed records", &connection_id);
     };
@@ -57,7 +62,7 @@ pub(super) async fn receive(State(st): State<Arc<Shared>>, Path((connection_id, 
     };
     let webhook_id = match standard::verify_call(&st, conn, &headers, &bytes) {
         Ok(id) => id.to_string(),
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let Some(entity) = find_entity(&conn.entities, &entity_name).map(str::to_string) else {
         return refuse(StatusCode::NOT_FOUND, "unknown_entity", format!("the connection has no entity named \"{}\"", shown(&entity_name)), &conn.id);

@@ -115,10 +115,7 @@ pub fn router(connections: Vec<WebhookConnection>, target: Arc<dyn NudgeTarget>,
         map.insert(c.id.clone(), c);
     }
     let shared = Arc::new(Shared { connections: map, target, clock, replay: Mutex::new(ReplayCache::default()), ingest });
-    Router::new()
-        .route("/webhooks/{connection_id}", post(receive))
-        .route("/ingest/{connection_id}/{entity}", post(ingest::receive))
-        .with_state(shared)
+    Router::new().route("/webhooks/{connection_id}", post(receive)).route("/ingest/{connection_id}/{entity}", post(ingest::receive)).with_state(shared)
 }
 
 /// Shortens and escapes caller-supplied text before it goes into a log line or an answer.

@@ -122,9 +122,14 @@ pub fn sign_standard(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) ->
 
 /// Verifies a Standard Webhooks call of `conn` (nudges and pushed records alike): its
 /// `webhook-id`, or the refusal to answer with.
-pub(super) fn verify_call<'h>(st: &Shared, conn: &WebhookConnection, headers: &'h HeaderMap, body: &[u8]) -> Result<&'h str, Response> {
+pub(super) fn verify_call<'h>(st: &Shared, conn: &WebhookConnection, headers: &'h HeaderMap, body: &[u8]) -> Result<&'h str, Box<Response>> {
     let Some(secret) = conn.signing_secret.as_deref() else {
-        return Err(refuse(StatusCode::UNAUTHORIZED, "webhooks_not_configured", "this connection has no webhook signing secret configured", &conn.id));
+        return Err(Box::new(refuse(
+            StatusCode::UNAUTHORIZED,
+            "webhooks_not_configured",
+            "this connection has no webhook signing secret configured",
+            &conn.id,
+        )));
     };
     let msg_id = header_str(headers, "webhook-id");
     let timestamp = header_str(headers, "webhook-timestamp");
@@ -135,7 +140,7 @@ pub(super) fn verify_call<'h>(st: &Shared, conn: &WebhookConnection, headers: &'
             VerifyError::BadSecret => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::UNAUTHORIZED,
         };
-        return Err(refuse(status, e.code(), e.to_string(), &conn.id));
+        return Err(Box::new(refuse(status, e.code(), e.to_string(), &conn.id)));
     }
     Ok(msg_id)
 }
@@ -144,7 +149,7 @@ pub(super) fn verify_call<'h>(st: &Shared, conn: &WebhookConnection, headers: &'
 pub(super) fn handle(st: &Shared, conn: &WebhookConnection, headers: &HeaderMap, body: &[u8], parsed: Option<&Value>) -> Response {
     let msg_id = match verify_call(st, conn, headers, body) {
         Ok(id) => id,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
 
     let Some(doc) = parsed else {
