@@ -113,7 +113,7 @@ async fn follow_health<R: Runtime>(app: AppHandle<R>, engine: Engine, cancel: Ca
         let overall = Overall::of(status.iter().map(|s| s.health));
         let bad: Vec<String> = status
             .iter()
-            .filter(|s| !matches!(s.health, Health::Healthy | Health::Pending | Health::Resyncing))
+            .filter(|s| !matches!(s.health, Health::Healthy | Health::PushOnly | Health::Pending | Health::Resyncing))
             .map(|s| format!("{}/{} {}", s.connection, s.entity, s.health.label()))
             .collect();
         let tooltip = if bad.is_empty() { format!("Syncmon: {}", overall.words()) } else { format!("Syncmon: {}", bad.join(", ")) };
