@@ -42,13 +42,15 @@ pub async fn replay_item(ctx: &EngineCtx, e: &EntityRt, item: &FailedItem, cance
     validate(ctx, e, item, cancel).await
 }
 
-/// Re-runs the `validate` stage: with the current record re-fetched by id where the profile
-/// knows its URL, else with the stored payload; an item whose record the replica already holds
+/// Re-runs the `validate` (or `ingest`) stage: with the current record re-fetched by id where the
+/// profile knows its URL and the record came from the source, else with the stored payload; an item whose record the replica already holds
 /// in a newer version is resolved as superseded.
 async fn validate(ctx: &EngineCtx, e: &EntityRt, item: &FailedItem, cancel: &CancellationToken) -> Result<Replayed> {
     let id = item.id;
     let now = ctx.clock.now_ms();
-    let (payload, tracking) = match item.record_id.as_deref().and_then(|rid| e.profile.record_url(rid)) {
+    // A pushed record (stage `ingest`) never came from the source: its stored payload is the record.
+    let source_url = item.record_id.as_deref().filter(|_| item.stage != FailedStage::Ingest).and_then(|rid| e.profile.record_url(rid));
+    let (payload, tracking) = match source_url {
         Some(url) => match e.source.fetch(&url, Some(&e.key.entity), cancel, |f| Ok(String::from_utf8_lossy(&f.body).into_owned()), |_, _, _| {}).await {
             Ok((body, f)) => (body, f.tracking_id),
             Err(f) if f.class == FailureClass::Config && f.http_status == Some(404) => {

@@ -88,7 +88,7 @@ fn record(id: &str, version: u64, name: &str) -> Value {
 
 #[tokio::test]
 async fn a_batch_with_one_invalid_record_is_partly_failed_and_the_rest_applied() {
-    let a = agent().await;
+    let mut a = agent().await;
     let url = format!("{}/pushed", a.base);
     let body = json!([record("p1", 5, "one"), {"id": "p2", "rowVersion": "6"}, record("p3", 7, "three")]).to_string();
     let (status, answer) = push(&url, "msg_batch", &body, None).await;
@@ -118,6 +118,15 @@ async fn a_batch_with_one_invalid_record_is_partly_failed_and_the_rest_applied()
     assert_eq!((status, again["id"].as_str(), again["duplicate"].as_bool()), (202, Some(id.as_str()), Some(true)));
     // The polled feed's checkpoint is not the pushed records' business.
     assert_eq!(a.h.checkpoint("pushed"), "0");
+
+    // A replay reads the stored payload again (a pushed record is not re-fetched from the
+    // source): with `name` no longer required, it goes through.
+    a.cancel.cancel();
+    a.h.config_text = a.h.config_text.replace("required_fields = [\"name\"]\n", "");
+    a.h.reopen();
+    let report = a.h.sm.replay(&[failed[0].id], &CancellationToken::new()).await.unwrap();
+    assert_eq!((report.replayed, report.still_failing), (1, 0), "{:?}", a.h.sm.failed_item(failed[0].id).unwrap());
+    assert!(a.h.replica("pushed").contains_key("p2"));
 }
 
 #[tokio::test]
