@@ -369,3 +369,17 @@ fn a_refusal_carries_the_dotted_key_and_its_line() {
         assert_eq!((p.key.as_deref(), p.line), (Some(*key), *line), "{text}\n→ {p}");
     }
 }
+
+#[test]
+fn poll_every_never_is_push_only_and_the_ingest_limit_has_a_default_and_a_range() {
+    let never = Config::parse(&MINIMAL.replace("poll_every = \"5m\"", "poll_every = \"never\"")).unwrap();
+    assert_eq!(never.connections[0].entities[0].poll_every, None);
+    assert_eq!(Config::parse(MINIMAL).unwrap().connections[0].entities[0].poll_every, Some(Duration::from_secs(300)));
+    let err = Config::parse(&MINIMAL.replace("poll_every = \"5m\"", "poll_every = \"sometimes\"")).unwrap_err().to_string();
+    assert!(err.contains("\"never\" for a push-only entity"), "{err}");
+    let hooks = "[webhooks]\nlisten = \"127.0.0.1:8385\"\n";
+    let c = Config::parse(&format!("{hooks}{MINIMAL}")).unwrap();
+    assert_eq!(c.webhooks.unwrap().ingest_max_bytes, 10 * 1024 * 1024);
+    let err = Config::parse(&format!("{hooks}ingest_max_bytes = 10\n{MINIMAL}")).unwrap_err();
+    assert!(err.to_string().contains("ingest_max_bytes must be between 1024"), "{err}");
+}
