@@ -88,7 +88,7 @@ async fn a_late_commit_below_the_top_of_the_initial_load_made_while_it_runs_arri
     agent.await.unwrap();
     let kinds: Vec<RunKind> = h.sm.runs("src/items", 100).unwrap().into_iter().map(|r| r.kind).collect();
     assert!(arrived, "the late commit below the top of the initial load must reach the replica; runs: {kinds:?}");
-    assert!(kinds.iter().any(|k| *k == RunKind::Lookback), "a lookback sweep brought it: {kinds:?}");
+    assert!(kinds.contains(&RunKind::Lookback), "a lookback sweep brought it: {kinds:?}");
     h.assert_converged("items");
 }
 
