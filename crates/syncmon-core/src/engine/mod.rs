@@ -25,6 +25,7 @@ use crate::record::Page;
 use crate::retry::{Failure, FailureClass};
 use crate::rowversion::RowVersion;
 use crate::source::SourceClient;
+use crate::state::RunKind;
 use crate::store::{EntityKey, PageBatch};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
@@ -59,11 +60,11 @@ pub enum CycleKind {
 
 impl CycleKind {
     /// The run kind in the runs table, reports and events.
-    pub fn as_str(&self) -> &'static str {
+    pub fn run_kind(&self) -> RunKind {
         match self {
-            CycleKind::Incremental => "incremental",
-            CycleKind::Lookback => "lookback",
-            CycleKind::Resync { .. } => "resync",
+            CycleKind::Incremental => RunKind::Incremental,
+            CycleKind::Lookback => RunKind::Lookback,
+            CycleKind::Resync { .. } => RunKind::Resync,
         }
     }
 }
@@ -149,7 +150,7 @@ impl<'a> Cycle<'a> {
         let now = ctx.clock.now_ms();
         let lookback_ms = e.source.cfg.lookback.as_millis() as i64;
         let kind = cycle_kind(kind, ctx.store.entity(key).ok().and_then(|r| r.lookback_due_at), lookback_ms, now);
-        let kind_name = kind.as_str();
+        let kind_name = kind.run_kind();
         let mut report = CycleReport {
             connection: key.connection.clone(),
             entity: key.entity.clone(),
@@ -206,12 +207,7 @@ impl<'a> Cycle<'a> {
                 return Begun::Ended(report);
             }
         };
-        ctx.events.emit(EventKind::CycleStarted {
-            connection: key.connection.clone(),
-            entity: key.entity.clone(),
-            kind: kind_name.into(),
-            from: from.to_string(),
-        });
+        ctx.events.emit(EventKind::CycleStarted { connection: key.connection.clone(), entity: key.entity.clone(), kind: kind_name, from: from.to_string() });
         let cycle = Cycle { ctx, e, cancel, kind, started_at: now, lookback_ms, from, pass, expected, run_id };
         Begun::Running(cycle, report)
     }

@@ -2,6 +2,7 @@
 
 use crate::forward::ForwardReport;
 use crate::retry::Failure;
+use crate::state::RunKind;
 use crate::store::PassEnd;
 use serde::Serialize;
 
@@ -12,7 +13,7 @@ pub use crate::state::Outcome;
 pub struct CycleReport {
     pub connection: String,
     pub entity: String,
-    pub kind: &'static str,
+    pub kind: RunKind,
     pub outcome: Outcome,
     pub pages: u64,
     pub records: u64,

@@ -4,7 +4,7 @@ use super::Syncmon;
 use crate::engine::{self, CycleKind, CycleReport, EntityRt};
 use crate::error::Result;
 use crate::rowversion::RowVersion;
-use crate::state::{Outcome, ResyncState};
+use crate::state::{Outcome, ResyncState, RunKind};
 use crate::store::EntityKey;
 use crate::{forward, scheduler};
 use std::sync::Arc;
@@ -39,10 +39,10 @@ impl Syncmon {
         if row.resync_state == Some(ResyncState::GuardTripped) && allow_deletions {
             let now = self.ctx.clock.now_ms();
             let end = self.ctx.store.resync_finish(&e.key, row.resync_pass, e.cfg.deletion_guard, true, now)?;
-            let run = self.ctx.store.begin_run(&e.key, "resync", now)?;
+            let run = self.ctx.store.begin_run(&e.key, RunKind::Resync, now)?;
             self.ctx.store.finish_run(&e.key, run, Outcome::CaughtUp, None, None, None, false, now, self.ctx.runs_kept)?;
             let mut report = engine::run_cycle(&self.ctx, &e, CycleKind::Incremental, cancel).await;
-            report.kind = "resync";
+            report.kind = RunKind::Resync;
             report.pass = Some(end);
             return Ok(self.then_forward(&e, report, cancel).await);
         }

@@ -2,7 +2,7 @@
 //! entity, and the per-hour sums the overview's sparklines show.
 
 use super::{EntityKey, Result, Store};
-use crate::state::{Outcome, RunOutcome, UnfinishedRun};
+use crate::state::{Outcome, RunKind, RunOutcome, UnfinishedRun};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -13,7 +13,7 @@ pub struct RunRow {
     pub id: i64,
     pub connection: String,
     pub entity: String,
-    pub kind: String,
+    pub kind: RunKind,
     pub started_at: i64,
     pub finished_at: Option<i64>,
     pub pages: i64,
@@ -25,7 +25,7 @@ pub struct RunRow {
 }
 
 impl Store {
-    pub fn begin_run(&self, key: &EntityKey, kind: &str, now_ms: i64) -> Result<i64> {
+    pub fn begin_run(&self, key: &EntityKey, kind: RunKind, now_ms: i64) -> Result<i64> {
         self.write(|c| {
             c.execute(
                 "INSERT INTO runs (connection, entity, kind, started_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
