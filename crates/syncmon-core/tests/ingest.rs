@@ -228,3 +228,31 @@ async fn a_push_only_entity_is_never_polled_and_not_lagging() {
     assert_eq!(pushed.health, Health::PushOnly, "{pushed:?}");
     assert_eq!((pushed.replica_rows, pushed.poll_every_seconds), (1, 0));
 }
+
+/// Pushed records per second, from the first push to the last batch applied (a benchmark line,
+/// not a check: `cargo test --release --test ingest -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn pushed_records_per_second() {
+    const BATCHES: usize = 40;
+    const PER_BATCH: usize = 20;
+    let a = agent().await;
+    let url = format!("{}/pushed", a.base);
+    let started = Instant::now();
+    let mut last = String::new();
+    for b in 0..BATCHES {
+        let records: Vec<Value> = (0..PER_BATCH).map(|i| record(&format!("r{b}-{i}"), 1, "bench")).collect();
+        let (status, answer) = push(&url, &format!("msg_bench_{b}"), &Value::Array(records).to_string(), None).await;
+        assert_eq!(status, 202, "{answer}");
+        last = answer["id"].as_str().unwrap().to_string();
+    }
+    let acked = started.elapsed();
+    applied(&a, &last).await;
+    let took = started.elapsed();
+    let n = BATCHES * PER_BATCH;
+    assert_eq!(a.h.replica("pushed").len(), n);
+    println!(
+        "pushed {n} records in {BATCHES} batches: all answered 202 in {acked:?}, all applied in {took:?} ({:.0} records/s)",
+        n as f64 / took.as_secs_f64()
+    );
+}
