@@ -45,10 +45,14 @@ pub struct FailedFilter {
     #[ts(optional = nullable)]
     #[serde(default)]
     pub error_kind: Option<String>,
-    /// Pending items only when none.
+    /// Pending items only when none (and `any_state` is not set).
     #[ts(optional = nullable)]
     #[serde(default)]
     pub state: Option<FailedState>,
+    /// Items of every state (pending, resolved and discarded); `state` is then ignored.
+    #[ts(as = "Option<bool>", optional)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub any_state: bool,
     /// Matches the record id, the `Trackingid` or the message.
     #[ts(optional = nullable)]
     #[serde(default)]
@@ -154,8 +158,12 @@ pub(super) fn failed_row(r: &rusqlite::Row) -> rusqlite::Result<FailedItem> {
 }
 
 pub(super) fn failed_query(f: &FailedFilter, select: &str, before_id: Option<i64>, limit: Option<u32>) -> (String, Vec<rusqlite::types::Value>) {
-    let mut sql = format!("{select} WHERE state = ?");
-    let mut args: Vec<rusqlite::types::Value> = vec![f.state.unwrap_or(FailedState::Pending).as_str().to_string().into()];
+    let mut sql = format!("{select} WHERE 1 = 1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if !f.any_state {
+        sql.push_str(" AND state = ?");
+        args.push(f.state.unwrap_or(FailedState::Pending).as_str().to_string().into());
+    }
     let (connection, entity) = f.connection_and_entity();
     let stage = f.stage.map(|s| s.as_str().to_string());
     for (col, val) in [("connection", &connection), ("entity", &entity), ("stage", &stage), ("error_kind", &f.error_kind)] {
@@ -244,7 +252,7 @@ impl Store {
     pub fn failed_count(&self, f: &FailedFilter) -> Result<i64> {
         self.read(|c| {
             let simple = f.stage.is_none() && f.error_kind.is_none() && f.text.as_deref().is_none_or(str::is_empty);
-            if simple && f.state.is_none_or(|s| s == FailedState::Pending) {
+            if simple && !f.any_state && f.state.is_none_or(|s| s == FailedState::Pending) {
                 // The per-entity counter the triggers keep: no scan of the failed items at all.
                 let mut sql = String::from("SELECT coalesce(sum(pending_failed), 0) FROM entity_state WHERE 1 = 1");
                 let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -352,6 +360,24 @@ mod tests {
         assert!(store.failed_page_with_total(&text, 20, 4).unwrap().1.is_empty());
         let discarded = FailedFilter { state: Some(FailedState::Discarded), ..Default::default() };
         assert_eq!(store.failed_count(&discarded).unwrap(), 0);
+    }
+
+    #[test]
+    fn any_state_lists_pending_resolved_and_discarded_alike() {
+        let (_d, store, key) = setup();
+        reject(&store, &key, 5, "missing_id");
+        let pending = FailedFilter::default();
+        let ids = store.failed_ids(&pending).unwrap();
+        assert_eq!(store.discard_failed(&ids[..2], 10).unwrap(), 2);
+        let every = FailedFilter { any_state: true, ..Default::default() };
+        assert_eq!(store.failed_count(&pending).unwrap(), 3);
+        assert_eq!(store.failed_count(&every).unwrap(), 5);
+        let listed = store.failed_page(&every, 0, 100).unwrap();
+        let states: Vec<_> = listed.iter().map(|i| i.state).collect();
+        assert_eq!(states.iter().filter(|s| **s == FailedState::Discarded).count(), 2, "{states:?}");
+        assert_eq!(states.iter().filter(|s| **s == FailedState::Pending).count(), 3, "{states:?}");
+        let every_discarded = FailedFilter { any_state: true, state: Some(FailedState::Discarded), ..Default::default() };
+        assert_eq!(store.failed_count(&every_discarded).unwrap(), 5, "any_state wins over state");
     }
 
     #[test]
