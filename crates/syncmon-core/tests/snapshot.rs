@@ -132,10 +132,12 @@ async fn the_deletion_guard_trips_when_most_ids_vanish() {
 async fn a_restart_after_an_interrupted_pass_starts_again_from_the_first_page() {
     let mut h = harness(800).await;
     h.sync_ok("prices").await;
+    let before = versions(&h);
     let deleted = h.mock.delete("prices", 3);
-    h.mock.mutate("prices", 2);
+    let updated = h.mock.mutate("prices", 2);
     fail_from_page(&h, 4);
     assert_eq!(h.sync("prices").await.outcome, Outcome::Failed);
+    assert!(tombstones(&h).is_empty(), "the interrupted pass deleted nothing");
     h.reopen();
     h.mock.clear_faults();
     let pass = h.sync_ok("prices").await;
@@ -146,6 +148,11 @@ async fn a_restart_after_an_interrupted_pass_starts_again_from_the_first_page() 
     want.sort();
     assert_eq!(gone, want, "only what the source deleted is deleted");
     assert_eq!(replica_data(&h), source_data(&h));
+    for (id, v) in versions(&h) {
+        if !updated.contains(&id) {
+            assert_eq!(Some(&v), before.get(&id), "{id} did not change: the restart rewrote nothing");
+        }
+    }
 }
 
 #[test]
