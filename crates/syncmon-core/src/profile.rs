@@ -42,15 +42,7 @@ impl Profile {
             (ProfileKind::Snapshot, Some(c)) => (c.id_field.clone(), String::new()),
             _ => ("id".to_string(), "rowVersion".to_string()),
         };
-        Ok(Profile {
-            kind: conn.profile,
-            cursor,
-            id_field,
-            version_field,
-            required: entity.required_fields.clone(),
-            page_size: entity.page_size,
-            entity_url,
-        })
+        Ok(Profile { kind: conn.profile, cursor, id_field, version_field, required: entity.required_fields.clone(), page_size: entity.page_size, entity_url })
     }
 
     pub fn entity_url(&self) -> &Url {

@@ -39,7 +39,11 @@ impl Locator<'_> {
             ));
         }
         if cur.next_token_pointer.is_some() && cur.next_token_param.is_none() {
-            return Err(self.problem(&cursor, "next_token_param", format!("{at}: `next_token_pointer` needs `next_token_param` (the query parameter that carries the token)")));
+            return Err(self.problem(
+                &cursor,
+                "next_token_param",
+                format!("{at}: `next_token_pointer` needs `next_token_param` (the query parameter that carries the token)"),
+            ));
         }
         Ok(())
     }

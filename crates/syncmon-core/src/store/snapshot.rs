@@ -66,7 +66,8 @@ impl Store {
             let first_counter = counter;
             let mut live_delta = 0i64;
             {
-                let mut find = tx.prepare_cached(&format!("SELECT rowid, content_hash, deleted_at IS NOT NULL FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?;
+                let mut find =
+                    tx.prepare_cached(&format!("SELECT rowid, content_hash, deleted_at IS NOT NULL FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?;
                 let mut insert = tx.prepare_cached(&format!(
                     "INSERT INTO \"{table}\" (id, id_hash, row_version, data, updated_at, deleted_at, seen_pass, content_hash)
                      VALUES (?1, ?2, ?3, ?4, ?5, NULL, 0, ?6)"
