@@ -44,6 +44,9 @@ impl Store {
             if !has_hash {
                 c.execute_batch(&format!("ALTER TABLE \"{table}\" ADD COLUMN content_hash INTEGER"))?;
             }
+            // The seen set needs no rollback journal on disk (it is rebuilt by every pass): with
+            // one, each page's commit wrote a journal file, most of what an unchanged poll wrote.
+            c.execute_batch("PRAGMA temp.journal_mode = MEMORY")?;
             c.execute_batch(&format!("CREATE TEMP TABLE IF NOT EXISTS \"{seen}\" (row INTEGER PRIMARY KEY); DELETE FROM temp.\"{seen}\";"))?;
             Ok(())
         })
