@@ -155,6 +155,28 @@ async fn a_restart_after_an_interrupted_pass_starts_again_from_the_first_page() 
     }
 }
 
+#[tokio::test]
+async fn a_replayed_snapshot_record_takes_a_change_number_and_the_next_pass_leaves_it_alone() {
+    let mock = MockServer::start(MockConfig { entities: Vec::new(), feeds: vec![FeedSpec::snapshot("prices", 120)], ..Default::default() }).await.unwrap();
+    let strict = config_text(&mock.base_url(), &["prices"], SNAPSHOT, "required_fields = [\"discount\"]");
+    let mut h = Harness::with_config(mock, strict).await;
+    let first = h.sync_ok("prices").await;
+    assert_eq!((first.failed_new, first.changed), (120, Some(0)), "no record has a discount: {}", first.summary());
+
+    // The rule is dropped: the failed items replay into the replica.
+    h.config_text = config_text(&h.mock.base_url(), &["prices"], SNAPSHOT, "");
+    h.reopen();
+    let ids = h.sm.failed_ids(&Default::default()).unwrap();
+    let replayed = h.sm.replay(&ids, &tokio_util::sync::CancellationToken::new()).await.unwrap();
+    assert_eq!(replayed.replayed, 120);
+    assert_eq!(replica_data(&h), source_data(&h));
+    let numbers: std::collections::BTreeSet<u64> = versions(&h).values().map(|v| v.parse().unwrap()).collect();
+    assert_eq!(numbers, (1..=120).collect(), "each replayed record took a change number");
+
+    let pass = h.sync_ok("prices").await;
+    assert_eq!(pass.changed, Some(0), "the replayed records are the source's records: {}", pass.summary());
+}
+
 #[test]
 fn keys_that_carry_a_version_contradict_the_snapshot_profile() {
     let conn = "[[connection]]\nid = \"a\"\nbase_url = \"http://127.0.0.1:1\"\nprofile = \"snapshot\"\n";

@@ -121,6 +121,11 @@ impl Syncmon {
                 None => (item.payload.clone(), None),
             };
             match e.profile.validate_text(&payload) {
+                Ok(record) if e.profile.is_snapshot() => {
+                    // No version to compare: written as a snapshot pass writes it (content hash, change number).
+                    self.ctx.store.apply_snapshot_replayed(&e.key, &record, *id, now)?;
+                    report.replayed += 1;
+                }
                 Ok(record) => {
                     if self.ctx.store.apply_replayed(&e.key, &record, *id, now)? {
                         report.superseded += 1;

@@ -16,6 +16,7 @@
 
 use super::replica::id_hash;
 use super::{outbox, record_failure, Applied, EntityKey, PageBatch, PassEnd, Result, Store};
+use crate::record::Record;
 use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
 
@@ -69,61 +70,28 @@ impl Store {
             let first_counter = counter;
             let mut live_delta = 0i64;
             {
-                let mut find =
-                    tx.prepare_cached(&format!("SELECT rowid, content_hash, deleted_at IS NOT NULL FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?;
-                let mut insert = tx.prepare_cached(&format!(
-                    "INSERT INTO \"{table}\" (id, id_hash, row_version, data, updated_at, deleted_at, seen_pass, content_hash)
-                     VALUES (?1, ?2, ?3, ?4, ?5, NULL, 0, ?6)"
-                ))?;
-                let mut update = tx.prepare_cached(&format!(
-                    "UPDATE \"{table}\" SET row_version = ?2, data = ?3, updated_at = ?4, deleted_at = NULL, content_hash = ?5 WHERE rowid = ?1"
-                ))?;
                 let mut mark_seen = tx.prepare_cached(&format!("INSERT OR IGNORE INTO temp.\"{seen}\" (row) VALUES (?1)"))?;
                 let mut supersede = tx.prepare_cached(
                     "UPDATE failed_items SET state = 'resolved', resolution = 'superseded', resolved_at = ?1
                      WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = 'pending' AND stage <> 'deliver'",
                 )?;
                 // In id_hash order, as `apply_pages`: the index is walked front to back.
-                let mut rows: Vec<(i64, &crate::record::Record, i64)> =
-                    pages.iter().flat_map(|b| b.records.iter().map(move |r| (id_hash(&r.id), r, b.now_ms))).collect();
+                let mut rows: Vec<(i64, &Record, i64)> = pages.iter().flat_map(|b| b.records.iter().map(move |r| (id_hash(&r.id), r, b.now_ms))).collect();
                 rows.sort_by_key(|(hash, _, _)| *hash);
                 for (hash, r, now_ms) in rows {
-                    let content = content_hash(&r.data);
-                    let existing = find
-                        .query_row(params![hash, r.id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, bool>(2)?)))
-                        .optional()?;
-                    let rowid = match existing {
-                        Some((rowid, Some(old), false)) if old == content => rowid,
-                        Some((rowid, _, deleted)) => {
-                            counter += 1;
-                            update.execute(params![rowid, counter.to_string(), r.data, now_ms, content])?;
-                            live_delta += i64::from(deleted);
-                            applied.rows_written += 1;
-                            if forwarding {
-                                outbox::enqueue(&tx, key, &r.id, hash, &counter.to_string(), outbox::UPSERT, now_ms)?;
-                            }
-                            rowid
-                        }
-                        None => {
-                            counter += 1;
-                            insert.execute(params![r.id, hash, counter.to_string(), r.data, now_ms, content])?;
-                            live_delta += 1;
-                            applied.rows_written += 1;
-                            if forwarding {
-                                outbox::enqueue(&tx, key, &r.id, hash, &counter.to_string(), outbox::UPSERT, now_ms)?;
-                            }
-                            tx.last_insert_rowid()
-                        }
-                    };
-                    mark_seen.execute([rowid])?;
+                    let w = write_record(&tx, key, r, hash, now_ms, &mut counter, forwarding)?;
+                    applied.rows_written += usize::from(w.written);
+                    live_delta += i64::from(w.revived_or_new);
+                    mark_seen.execute([w.rowid])?;
                     if has_pending {
                         applied.superseded += supersede.execute(params![now_ms, key.connection, key.entity, r.id])?;
                     }
                 }
                 // A record rejected with its id still exists at the source: its row is not deleted.
+                let mut find = tx.prepare_cached(&format!("SELECT rowid FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?;
                 for rej in pages.iter().flat_map(|b| b.rejected) {
                     let Some(id) = rej.id.as_deref() else { continue };
-                    if let Some((rowid, _, _)) = find.query_row(params![id_hash(id), id], |row| Ok((row.get::<_, i64>(0)?, (), ()))).optional()? {
+                    if let Some(rowid) = find.query_row(params![id_hash(id), id], |row| row.get::<_, i64>(0)).optional()? {
                         mark_seen.execute([rowid])?;
                     }
                 }
@@ -155,6 +123,31 @@ impl Store {
         })
     }
 
+    /// Applies a replayed record of a snapshot entity (a failed item that now validates): written
+    /// as in a pass (content hash, next change number) outside any pass, and the item resolved.
+    pub fn apply_snapshot_replayed(&self, key: &EntityKey, record: &Record, failed_id: i64, now_ms: i64) -> Result<()> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let (counter, live, forwarding): (String, i64, bool) = tx.query_row(
+                "SELECT checkpoint, replica_rows, forward_to IS NOT NULL FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                params![key.connection, key.entity],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let mut counter: u64 = counter.parse().unwrap_or(0);
+            let w = write_record(&tx, key, record, id_hash(&record.id), now_ms, &mut counter, forwarding)?;
+            tx.execute(
+                "UPDATE entity_state SET checkpoint = ?1, replica_rows = ?2 WHERE connection = ?3 AND entity = ?4",
+                params![counter.to_string(), live + i64::from(w.revived_or_new), key.connection, key.entity],
+            )?;
+            tx.execute(
+                "UPDATE failed_items SET state = 'resolved', resolution = 'replayed', resolved_at = ?1, attempts = attempts + 1 WHERE id = ?2",
+                params![now_ms, failed_id],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
     /// Ends a COMPLETE snapshot pass: the live rows it did not see are deleted (tombstones, and
     /// forwarded deletions) under the deletion guard, exactly as at the end of a full resync.
     pub fn snapshot_finish(&self, key: &EntityKey, guard: f64, allow_deletions: bool, now_ms: i64) -> Result<PassEnd> {
@@ -172,4 +165,60 @@ impl Store {
         })?;
         self.resync_finish(key, UNSEEN + 1, guard, allow_deletions, now_ms)
     }
+}
+
+/// What writing one record did.
+struct Written {
+    rowid: i64,
+    /// New or changed: the row took the next change number.
+    written: bool,
+    /// A new row, or a tombstone that lives again: one more live row.
+    revived_or_new: bool,
+}
+
+/// Writes one record unless its row holds the same content (same hash, not a tombstone): a new
+/// or changed record takes the next change number and is queued for forwarding.
+fn write_record(
+    tx: &rusqlite::Transaction,
+    key: &EntityKey,
+    r: &Record,
+    hash: i64,
+    now_ms: i64,
+    counter: &mut u64,
+    forwarding: bool,
+) -> rusqlite::Result<Written> {
+    let table = key.table();
+    let content = content_hash(&r.data);
+    let existing = tx
+        .prepare_cached(&format!("SELECT rowid, content_hash, deleted_at IS NOT NULL FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?
+        .query_row(params![hash, r.id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, bool>(2)?)))
+        .optional()?;
+    if let Some((rowid, Some(old), false)) = existing {
+        if old == content {
+            return Ok(Written { rowid, written: false, revived_or_new: false });
+        }
+    }
+    *counter += 1;
+    let version = counter.to_string();
+    let w = match existing {
+        Some((rowid, _, deleted)) => {
+            tx.prepare_cached(&format!(
+                "UPDATE \"{table}\" SET row_version = ?2, data = ?3, updated_at = ?4, deleted_at = NULL, content_hash = ?5 WHERE rowid = ?1"
+            ))?
+            .execute(params![rowid, version, r.data, now_ms, content])?;
+            Written { rowid, written: true, revived_or_new: deleted }
+        }
+        None => {
+            tx.prepare_cached(&format!(
+                "INSERT INTO \"{table}\" (id, id_hash, row_version, data, updated_at, deleted_at, seen_pass, content_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, 0, ?6)"
+            ))?
+            .execute(params![r.id, hash, version, r.data, now_ms, content])?;
+            Written { rowid: tx.last_insert_rowid(), written: true, revived_or_new: true }
+        }
+    };
+    if forwarding {
+        outbox::enqueue(tx, key, &r.id, hash, &version, outbox::UPSERT, now_ms)?;
+    }
+    Ok(w)
 }
