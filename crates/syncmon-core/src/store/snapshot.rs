@@ -17,6 +17,7 @@
 use super::replica::id_hash;
 use super::{outbox, record_failure, Applied, EntityKey, PageBatch, PassEnd, Result, Store};
 use crate::record::Record;
+use crate::state::{FailedStage, FailedState, Resolution};
 use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
 
@@ -72,9 +73,10 @@ impl Store {
             {
                 let mut mark_seen = tx.prepare_cached(&format!("INSERT OR IGNORE INTO temp.\"{seen}\" (row) VALUES (?1)"))?;
                 let mut supersede = tx.prepare_cached(
-                    "UPDATE failed_items SET state = 'resolved', resolution = 'superseded', resolved_at = ?1
-                     WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = 'pending' AND stage <> 'deliver'",
+                    "UPDATE failed_items SET state = ?5, resolution = ?6, resolved_at = ?1
+                     WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = ?7 AND stage <> ?8",
                 )?;
+                let (resolved, superseded, pending, deliver) = (FailedState::Resolved, Resolution::Superseded, FailedState::Pending, FailedStage::Deliver);
                 // In id_hash order, as `apply_pages`: the index is walked front to back.
                 let mut rows: Vec<(i64, &Record, i64)> = pages.iter().flat_map(|b| b.records.iter().map(move |r| (id_hash(&r.id), r, b.now_ms))).collect();
                 rows.sort_by_key(|(hash, _, _)| *hash);
@@ -84,7 +86,7 @@ impl Store {
                     live_delta += i64::from(w.revived_or_new);
                     mark_seen.execute([w.rowid])?;
                     if has_pending {
-                        applied.superseded += supersede.execute(params![now_ms, key.connection, key.entity, r.id])?;
+                        applied.superseded += supersede.execute(params![now_ms, key.connection, key.entity, r.id, resolved, superseded, pending, deliver])?;
                     }
                 }
                 // A record rejected with its id still exists at the source: its row is not deleted.
@@ -99,7 +101,7 @@ impl Store {
             let (mut records, mut rejected) = (0i64, 0i64);
             for b in pages {
                 for rej in b.rejected {
-                    if record_failure(&tx, key, rej, "validate", b.http_status, b.tracking_id, b.now_ms)? {
+                    if record_failure(&tx, key, rej, FailedStage::Validate, b.http_status, b.tracking_id, b.now_ms)? {
                         applied.failed_new += 1;
                     }
                 }
@@ -140,8 +142,8 @@ impl Store {
                 params![counter.to_string(), live + i64::from(w.revived_or_new), key.connection, key.entity],
             )?;
             tx.execute(
-                "UPDATE failed_items SET state = 'resolved', resolution = 'replayed', resolved_at = ?1, attempts = attempts + 1 WHERE id = ?2",
-                params![now_ms, failed_id],
+                "UPDATE failed_items SET state = ?3, resolution = ?4, resolved_at = ?1, attempts = attempts + 1 WHERE id = ?2",
+                params![now_ms, failed_id, FailedState::Resolved, Resolution::Replayed],
             )?;
             tx.commit()?;
             Ok(())
