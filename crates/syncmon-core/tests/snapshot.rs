@@ -104,6 +104,9 @@ async fn a_second_pass_over_an_unchanged_snapshot_writes_no_replica_row() {
     assert_eq!(rewritten, 0, "an unchanged record is not rewritten");
     let status = h.sm.status().unwrap().remove(0);
     assert!(status.last_complete_pass_at.is_some_and(|t| t >= started_ms), "status shows the last complete pass");
+    let refused = h.sm.reset_checkpoint("prices").await.unwrap_err().to_string();
+    assert!(refused.contains("snapshot feed"), "the change counter is not a checkpoint to reset: {refused}");
+    assert_eq!(h.checkpoint("prices"), checkpoint);
 }
 
 #[tokio::test]
