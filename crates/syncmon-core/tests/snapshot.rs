@@ -92,6 +92,8 @@ async fn a_second_pass_over_an_unchanged_snapshot_writes_no_replica_row() {
     let h = harness(450).await;
     h.sync_ok("prices").await;
     let (before, checkpoint) = (versions(&h), h.checkpoint("prices"));
+    // A millisecond apart from the first pass's last write, so `updated_at` tells them apart.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let started_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
 
     let again = h.sync_ok("prices").await;
