@@ -512,6 +512,23 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_always_starts_at_the_first_page_and_reads_no_version() {
+        let p = profile(
+            "profile = \"snapshot\"\n[connection.cursor]\nrecords_pointer = \"/items\"\npage_size_param = \"limit\"\nnext_url_pointer = \"/links/next\"",
+            "",
+        );
+        let first = p.first_url(&RowVersion::from(99));
+        assert_eq!(first.as_str(), "http://127.0.0.1:9/api/items?limit=2", "no filter, whatever the checkpoint");
+        let body =
+            br#"{"items":[{"id":"a","price":1},{"id":"b","rowVersion":"x"},{"price":3}],"links":{"next":"http://127.0.0.1:9/api/items?page=2&limit=2"}}"#;
+        let page = p.parse_page(body, &first, None).unwrap();
+        assert_eq!(page.records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "b"], "records need an id, not a version");
+        assert_eq!(page.rejected[0].kind, "missing_id");
+        assert!(page.max_version.is_none());
+        assert_eq!(page.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?page=2&limit=2");
+    }
+
+    #[test]
     fn garbage_bodies_are_errors() {
         let p = profile("", "");
         let first = p.first_url(&RowVersion::zero());
