@@ -16,6 +16,9 @@ pub struct EntityStatus {
     /// Why, for anything but healthy: the last error in plain words.
     pub reason: Option<String>,
     pub checkpoint: String,
+    /// Snapshot feeds (no version): when a pass last read the whole feed to its end. Front ends
+    /// show it instead of the checkpoint, which there only counts the changes written.
+    pub last_complete_pass_at: Option<i64>,
     pub last_caught_up_at: Option<i64>,
     pub lag_seconds: Option<i64>,
     pub replica_rows: i64,
@@ -45,6 +48,7 @@ impl Syncmon {
                     health: Health::Pending,
                     reason: Some("not synced yet".to_string()),
                     checkpoint: RowVersion::zero().to_string(),
+                    last_complete_pass_at: None,
                     last_caught_up_at: None,
                     lag_seconds: None,
                     replica_rows: 0,
@@ -88,6 +92,7 @@ impl Syncmon {
                 health,
                 reason,
                 checkpoint: row.checkpoint.to_string(),
+                last_complete_pass_at: row.last_full_resync_at.filter(|_| e.profile.is_snapshot()),
                 last_caught_up_at: row.last_caught_up_at,
                 lag_seconds: lag_ms.map(|l| l / 1000),
                 replica_rows: self.ctx.store.replica_count(&e.key)?,

@@ -6,7 +6,8 @@
 //! - `checkpoints` — checkpoint history and lookback-sweep scheduling;
 //! - `failed` — failed items (every stage), their filter, replay bookkeeping;
 //! - `runs` — the run history; `request_log` — the calls made; `outbox` — the forwarding queue;
-//! - `settings` — the UI's key/value settings.
+//! - `settings` — the UI's key/value settings; `snapshot` — snapshot passes (content hashes,
+//!   a local change counter, deletions after a complete pass).
 //!
 //! One writer connection (behind a mutex, used from blocking threads) and one reader connection;
 //! WAL lets readers run while a page is being written.
@@ -26,6 +27,7 @@ mod request_log;
 mod runs;
 mod schema;
 mod settings;
+mod snapshot;
 #[cfg(test)]
 mod test_support;
 pub use checkpoints::CheckpointPoint;

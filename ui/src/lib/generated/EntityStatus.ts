@@ -5,7 +5,12 @@ export type EntityStatus = { connection: string, entity: string, health: Health,
 /**
  * Why, for anything but healthy: the last error in plain words.
  */
-reason: string | null, checkpoint: string, last_caught_up_at: number | null, lag_seconds: number | null, replica_rows: number, pending_failed: number, last_http_status: number | null, last_tracking_id: string | null, next_attempt_at: number | null, poll_every_seconds: number, resync_seen: number | null, 
+reason: string | null, checkpoint: string, 
+/**
+ * Snapshot feeds (no version): when a pass last read the whole feed to its end. Front ends
+ * show it instead of the checkpoint, which there only counts the changes written.
+ */
+last_complete_pass_at: number | null, last_caught_up_at: number | null, lag_seconds: number | null, replica_rows: number, pending_failed: number, last_http_status: number | null, last_tracking_id: string | null, next_attempt_at: number | null, poll_every_seconds: number, resync_seen: number | null, 
 /**
  * Changes waiting to be delivered to the entity's target (0 when it forwards nowhere).
  */
