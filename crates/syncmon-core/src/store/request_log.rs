@@ -100,24 +100,7 @@ impl Store {
                 sql.push_str(" ORDER BY id DESC LIMIT ?");
                 args.push((limit as i64).into());
                 let mut st = c.prepare(&sql)?;
-                let rows = st
-                    .query_map(rusqlite::params_from_iter(args), |r| {
-                        Ok(RequestRow {
-                            id: r.get(0)?,
-                            at: r.get(1)?,
-                            connection: r.get(2)?,
-                            entity: r.get(3)?,
-                            method: r.get(4)?,
-                            url: r.get(5)?,
-                            status: r.get(6)?,
-                            duration_ms: r.get(7)?,
-                            attempt: r.get(8)?,
-                            bytes: r.get(9)?,
-                            tracking_id: r.get(10)?,
-                            error: r.get(11)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let rows = st.query_map(rusqlite::params_from_iter(args), request_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
             };
             let Some(k) = key else { return query(None) };
@@ -164,6 +147,13 @@ impl Store {
             Ok(RequestStats { requests, failed, error_rate, p95_ms })
         })
     }
+}
+
+/// A row of `request_log` (`requests()` selects every column by name).
+fn request_row(r: &rusqlite::Row) -> rusqlite::Result<RequestRow> {
+    from_columns!(r => RequestRow {
+        id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error
+    })
 }
 
 #[cfg(test)]

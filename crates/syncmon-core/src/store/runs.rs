@@ -112,24 +112,7 @@ impl Store {
                 "SELECT id, connection, entity, kind, started_at, finished_at, pages, records, failed_records, outcome, error, tracking_id
                  FROM runs WHERE connection = ?1 AND entity = ?2 ORDER BY id DESC LIMIT ?3",
             )?;
-            let rows = st
-                .query_map(params![key.connection, key.entity, limit], |r| {
-                    Ok(RunRow {
-                        id: r.get(0)?,
-                        connection: r.get(1)?,
-                        entity: r.get(2)?,
-                        kind: r.get(3)?,
-                        started_at: r.get(4)?,
-                        finished_at: r.get(5)?,
-                        pages: r.get(6)?,
-                        records: r.get(7)?,
-                        failed_records: r.get(8)?,
-                        outcome: r.get(9)?,
-                        error: r.get(10)?,
-                        tracking_id: r.get(11)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = st.query_map(params![key.connection, key.entity, limit], run_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -172,4 +155,11 @@ impl Store {
             Ok(out)
         })
     }
+}
+
+/// A row of `runs` (`runs()` selects every column by name).
+fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
+    from_columns!(r => RunRow {
+        id, connection, entity, kind, started_at, finished_at, pages, records, failed_records, outcome, error, tracking_id
+    })
 }
