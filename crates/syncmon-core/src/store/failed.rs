@@ -15,18 +15,26 @@ pub struct FailedItem {
     pub id: i64,
     pub connection: String,
     pub entity: String,
+    /// The record's id; None when the record had none that could be read.
     pub record_id: Option<String>,
+    /// The record's rowVersion; None when it had none that could be read.
     pub row_version: Option<String>,
+    /// The record as received (or as it was to be sent); cut to [`LIST_PAYLOAD_CHARS`] in list pages.
     pub payload: String,
     pub stage: FailedStage,
+    /// A short word for the error (`not_json`, `missing_row_version`, …): what the failed list filters by.
     pub error_kind: String,
     pub message: String,
+    /// The HTTP status of the refusal, when an answer came.
     pub http_status: Option<u16>,
     pub tracking_id: Option<String>,
+    /// How often the record failed while this item was pending (a replay that failed again counts).
     pub attempts: i64,
+    /// Milliseconds since 1970.
     pub first_failed_at: i64,
     pub last_failed_at: i64,
     pub state: FailedState,
+    /// How it stopped being pending; None while it is.
     pub resolution: Option<Resolution>,
 }
 

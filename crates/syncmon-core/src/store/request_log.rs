@@ -9,16 +9,26 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct RequestRow {
     pub id: i64,
+    /// When the call ended, in milliseconds since 1970.
     pub at: i64,
+    /// The connection's id, or the target's for a delivery.
     pub connection: String,
+    /// The entity the call was for (`connection/entity` for a delivery); None for a call for no
+    /// entity (testing a connection).
     pub entity: Option<String>,
     pub method: String,
+    /// Credential-looking query parameters redacted.
     pub url: String,
+    /// None when no answer came (connection refused or reset, timeout).
     pub status: Option<u16>,
     pub duration_ms: i64,
+    /// 1 for the first try, counting up through the retries of one call.
     pub attempt: u32,
+    /// Bytes of the body read; None when none was read (no answer, or an answer refused first).
     pub bytes: Option<i64>,
+    /// The `Trackingid` the answer carried.
     pub tracking_id: Option<String>,
+    /// What went wrong with the call, as shown; None when nothing did.
     pub error: Option<String>,
 }
 

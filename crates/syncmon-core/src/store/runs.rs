@@ -13,14 +13,20 @@ pub struct RunRow {
     pub id: i64,
     pub connection: String,
     pub entity: String,
+    /// The cycle's kind: `incremental`, `lookback` or `resync`.
     pub kind: String,
+    /// Milliseconds since 1970, as all times here.
     pub started_at: i64,
+    /// None while the run is under way, and for a run the process ended during (`interrupted`).
     pub finished_at: Option<i64>,
+    /// Pages, records and new failed items the cycle wrote, counted as its batches commit.
     pub pages: i64,
     pub records: i64,
     pub failed_records: i64,
     pub outcome: RunOutcome,
+    /// Why the cycle failed or stopped; None when it did not.
     pub error: Option<String>,
+    /// The `Trackingid` of the failure, else of the last answer: what the source's operators ask for.
     pub tracking_id: Option<String>,
 }
 
