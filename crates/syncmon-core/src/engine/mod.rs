@@ -243,17 +243,7 @@ impl<'a> Cycle<'a> {
                     retry_after: None,
                 }));
             }
-            let on_retry = |attempt: u32, f: &Failure, wait: std::time::Duration| {
-                ctx.events.emit(EventKind::Retrying {
-                    connection: key.connection.clone(),
-                    entity: key.entity.clone(),
-                    attempt,
-                    wait_ms: wait.as_millis() as u64,
-                    reason: f.message.clone(),
-                    http_status: f.http_status,
-                    tracking_id: f.tracking_id.clone(),
-                });
-            };
+            let on_retry = |attempt: u32, f: &Failure, wait: std::time::Duration| ctx.emit_retrying(key, attempt, wait, f.message.clone(), f);
             let parse = |f: &crate::source::Fetched| e.profile.parse_page(&f.body, &first, f.link.as_deref());
             let (page, fetched) = e.source.fetch(&url, Some(&key.entity), cancel, parse, on_retry).await.map_err(FetchStop::Failed)?;
             let next = page.next.clone();

@@ -15,18 +15,26 @@ pub struct FailedItem {
     pub id: i64,
     pub connection: String,
     pub entity: String,
+    /// The record's id; None when the record had none that could be read.
     pub record_id: Option<String>,
+    /// The record's rowVersion; None when it had none that could be read.
     pub row_version: Option<String>,
+    /// The record as received (or as it was to be sent); cut to [`LIST_PAYLOAD_CHARS`] in list pages.
     pub payload: String,
     pub stage: FailedStage,
+    /// A short word for the error (`not_json`, `missing_row_version`, …): what the failed list filters by.
     pub error_kind: String,
     pub message: String,
+    /// The HTTP status of the refusal, when an answer came.
     pub http_status: Option<u16>,
     pub tracking_id: Option<String>,
+    /// How often the record failed while this item was pending (a replay that failed again counts).
     pub attempts: i64,
+    /// Milliseconds since 1970.
     pub first_failed_at: i64,
     pub last_failed_at: i64,
     pub state: FailedState,
+    /// How it stopped being pending; None while it is.
     pub resolution: Option<Resolution>,
 }
 
@@ -109,17 +117,8 @@ impl Store {
 
     /// Marks items discarded; returns how many were pending.
     pub fn discard_failed(&self, ids: &[i64], now_ms: i64) -> Result<usize> {
-        self.write(|c| {
-            let tx = c.transaction()?;
-            let mut n = 0;
-            {
-                let mut st = tx.prepare_cached("UPDATE failed_items SET state = ?3, resolution = ?4, resolved_at = ?1 WHERE id = ?2 AND state = ?5")?;
-                for id in ids {
-                    n += st.execute(params![now_ms, id, FailedState::Discarded, Resolution::Discarded, FailedState::Pending])?;
-                }
-            }
-            tx.commit()?;
-            Ok(n)
+        self.execute_each("UPDATE failed_items SET state = ?3, resolution = ?4, resolved_at = ?1 WHERE id = ?2 AND state = ?5", ids, |st, id| {
+            st.execute(params![now_ms, id, FailedState::Discarded, Resolution::Discarded, FailedState::Pending])
         })
     }
 
@@ -137,23 +136,9 @@ impl Store {
 }
 
 pub(super) fn failed_row(r: &rusqlite::Row) -> rusqlite::Result<FailedItem> {
-    Ok(FailedItem {
-        id: r.get("id")?,
-        connection: r.get("connection")?,
-        entity: r.get("entity")?,
-        record_id: r.get("record_id")?,
-        row_version: r.get("row_version")?,
-        payload: r.get("payload")?,
-        stage: r.get("stage")?,
-        error_kind: r.get("error_kind")?,
-        message: r.get("message")?,
-        http_status: r.get("http_status")?,
-        tracking_id: r.get("tracking_id")?,
-        attempts: r.get("attempts")?,
-        first_failed_at: r.get("first_failed_at")?,
-        last_failed_at: r.get("last_failed_at")?,
-        state: r.get("state")?,
-        resolution: r.get("resolution")?,
+    from_columns!(r => FailedItem {
+        id, connection, entity, record_id, row_version, payload, stage, error_kind, message, http_status, tracking_id,
+        attempts, first_failed_at, last_failed_at, state, resolution
     })
 }
 
