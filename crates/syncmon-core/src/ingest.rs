@@ -50,7 +50,18 @@ pub fn parse_batch(profile: &Profile, body: &str) -> (Vec<Record>, Vec<Rejected>
 
 /// Applies one batch to its entity `e` (the batch's own).
 pub fn apply_batch(ctx: &EngineCtx, e: &EntityRt, batch: &QueuedBatch) -> Result<IngestApplied, StoreError> {
-    let (records, rejected) = parse_batch(&e.profile, &batch.body);
+    let (mut records, mut rejected) = parse_batch(&e.profile, &batch.body);
+    if e.profile.is_snapshot() {
+        // A snapshot entity's versions are the store's own change numbers, given during a pass:
+        // a pushed record has none to compare, so none is written rather than one guessed.
+        rejected.extend(records.drain(..).map(|r| Rejected {
+            id: Some(r.id),
+            version: None,
+            payload: r.data,
+            kind: "unversioned_entity",
+            message: "records cannot be pushed to an entity of the snapshot profile (it has no version to compare); push to an entity with a version field".into(),
+        }));
+    }
     let now_ms = ctx.clock.now_ms();
     let page = PageBatch {
         records: &records,

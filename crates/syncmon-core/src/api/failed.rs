@@ -19,7 +19,14 @@ pub(super) fn checked_filter(sm: &Syncmon, f: &FailedFilter) -> Result<FailedFil
     let resolved = sm
         .failed_filter(FailedFilter { entity: nonempty(&f.entity), ..FailedFilter::default() })
         .map_err(|e| ApiError::field(e.error_code(), "entity", e.to_string()))?;
-    Ok(FailedFilter { entity: resolved.entity, stage: f.stage, error_kind: nonempty(&f.error_kind), state: f.state, text: nonempty(&f.text) })
+    Ok(FailedFilter {
+        entity: resolved.entity,
+        stage: f.stage,
+        error_kind: nonempty(&f.error_kind),
+        state: f.state,
+        any_state: f.any_state,
+        text: nonempty(&f.text),
+    })
 }
 
 /// Checks the stage and state words of a request's `params.filter` before it is parsed, so that an

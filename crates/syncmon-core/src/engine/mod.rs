@@ -148,7 +148,8 @@ impl<'a> Cycle<'a> {
     fn begin(ctx: &'a EngineCtx, e: &'a EntityRt, kind: CycleKind, cancel: &'a CancellationToken) -> Begun<'a> {
         let key = &e.key;
         let now = ctx.clock.now_ms();
-        let lookback_ms = e.source.cfg.lookback.as_millis() as i64;
+        // A snapshot pass reads everything every time: there is nothing late to sweep for.
+        let lookback_ms = if e.profile.is_snapshot() { 0 } else { e.source.cfg.lookback.as_millis() as i64 };
         let kind = cycle_kind(kind, ctx.store.entity(key).ok().and_then(|r| r.lookback_due_at), lookback_ms, now);
         let kind_name = kind.run_kind();
         let mut report = CycleReport {
@@ -165,6 +166,7 @@ impl<'a> Cycle<'a> {
             duration_ms: 0,
             next_attempt_at: None,
             forwarded: None,
+            changed: e.profile.is_snapshot().then_some(0),
         };
 
         let open_until = e.source.breaker.lock().unwrap().open_until(now);
@@ -178,6 +180,12 @@ impl<'a> Cycle<'a> {
         }
 
         let setup = (|| -> Result<(RowVersion, Option<i64>, i64), String> {
+            if e.profile.is_snapshot() {
+                // Every cycle of a snapshot feed is a whole pass from the first page, whatever asked for it.
+                let expected = ctx.store.replica_count(key).map_err(|x| x.to_string())?;
+                ctx.store.snapshot_begin(key).map_err(|x| x.to_string())?;
+                return Ok((RowVersion::zero(), None, expected));
+            }
             Ok(match kind {
                 CycleKind::Incremental => (ctx.store.entity(key).map_err(|x| x.to_string())?.checkpoint, None, 0),
                 CycleKind::Lookback => {
@@ -235,17 +243,7 @@ impl<'a> Cycle<'a> {
                     retry_after: None,
                 }));
             }
-            let on_retry = |attempt: u32, f: &Failure, wait: std::time::Duration| {
-                ctx.events.emit(EventKind::Retrying {
-                    connection: key.connection.clone(),
-                    entity: key.entity.clone(),
-                    attempt,
-                    wait_ms: wait.as_millis() as u64,
-                    reason: f.message.clone(),
-                    http_status: f.http_status,
-                    tracking_id: f.tracking_id.clone(),
-                });
-            };
+            let on_retry = |attempt: u32, f: &Failure, wait: std::time::Duration| ctx.emit_retrying(key, attempt, wait, f.message.clone(), f);
             let parse = |f: &crate::source::Fetched| e.profile.parse_page(&f.body, &first, f.link.as_deref());
             let (page, fetched) = e.source.fetch(&url, Some(&key.entity), cancel, parse, on_retry).await.map_err(FetchStop::Failed)?;
             let next = page.next.clone();
@@ -303,6 +301,7 @@ impl<'a> Cycle<'a> {
             let k = key.clone();
             let now = ctx.clock.now_ms();
             let in_resync = self.pass.is_some();
+            let snapshot = e.profile.is_snapshot();
             let run_id = self.run_id;
             let result = tokio::task::spawn_blocking(move || {
                 let pages: Vec<PageBatch> = batch
@@ -318,7 +317,7 @@ impl<'a> Cycle<'a> {
                         now_ms: now,
                     })
                     .collect();
-                let applied = store.apply_pages(&k, &pages);
+                let applied = if snapshot { store.apply_snapshot_pages(&k, &pages) } else { store.apply_pages(&k, &pages) };
                 drop(pages);
                 applied.map(|a| (a, batch))
             })
@@ -327,6 +326,9 @@ impl<'a> Cycle<'a> {
             match result {
                 Ok((applied, batch)) => {
                     report.failed_new += applied.failed_new as u64;
+                    if snapshot {
+                        *report.changed.get_or_insert(0) += applied.rows_written as u64;
+                    }
                     if let Some(f) = e.forward.as_ref().filter(|_| applied.rows_written > 0) {
                         // The changes are in the outbox; delivery overlaps the rest of the cycle.
                         f.nudge.notify_one();
@@ -350,7 +352,7 @@ impl<'a> Cycle<'a> {
                             count: applied.failed_new,
                         });
                     }
-                    if self.pass.is_some() {
+                    if self.pass.is_some() || snapshot {
                         ctx.events.emit(EventKind::ResyncProgress {
                             connection: key.connection.clone(),
                             entity: key.entity.clone(),

@@ -26,6 +26,9 @@ pub struct CycleReport {
     pub next_attempt_at: Option<i64>,
     /// The delivery pass to the entity's target that followed the cycle (`sync`, `resync`).
     pub forwarded: Option<ForwardReport>,
+    /// Snapshot feeds: the records written because they were new or changed (the rest of
+    /// `records` was read and found unchanged). None for the other profiles.
+    pub changed: Option<u64>,
 }
 
 impl CycleReport {
@@ -41,6 +44,9 @@ impl CycleReport {
             Outcome::Cancelled => s.push_str("stopped"),
         }
         s.push_str(&format!(", {} pages, {} records", self.pages, self.records));
+        if let Some(n) = self.changed {
+            s.push_str(&format!(" ({n} new or changed)"));
+        }
         if self.failed_new > 0 {
             s.push_str(&format!(", {} new failed items", self.failed_new));
         }

@@ -13,4 +13,9 @@ next_attempt_at: number | null,
 /**
  * The delivery pass to the entity's target that followed the cycle (`sync`, `resync`).
  */
-forwarded: ForwardReport | null, };
+forwarded: ForwardReport | null, 
+/**
+ * Snapshot feeds: the records written because they were new or changed (the rest of
+ * `records` was read and found unchanged). None for the other profiles.
+ */
+changed: number | null, };

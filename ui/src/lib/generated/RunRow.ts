@@ -2,4 +2,28 @@
 import type { RunKind } from "./RunKind";
 import type { RunOutcome } from "./RunOutcome";
 
-export type RunRow = { id: number, connection: string, entity: string, kind: RunKind, started_at: number, finished_at: number | null, pages: number, records: number, failed_records: number, outcome: RunOutcome, error: string | null, tracking_id: string | null, };
+export type RunRow = { id: number, connection: string, entity: string, 
+/**
+ * The cycle's kind.
+ */
+kind: RunKind, 
+/**
+ * Milliseconds since 1970, as all times here.
+ */
+started_at: number, 
+/**
+ * None while the run is under way, and for a run the process ended during (`interrupted`).
+ */
+finished_at: number | null, 
+/**
+ * Pages, records and new failed items the cycle wrote, counted as its batches commit.
+ */
+pages: number, records: number, failed_records: number, outcome: RunOutcome, 
+/**
+ * Why the cycle failed or stopped; None when it did not.
+ */
+error: string | null, 
+/**
+ * The `Trackingid` of the failure, else of the last answer: what the source's operators ask for.
+ */
+tracking_id: string | null, };
