@@ -59,7 +59,8 @@ pub fn apply_batch(ctx: &EngineCtx, e: &EntityRt, batch: &QueuedBatch) -> Result
             version: None,
             payload: r.data,
             kind: "unversioned_entity",
-            message: "records cannot be pushed to an entity of the snapshot profile (it has no version to compare); push to an entity with a version field".into(),
+            message:
+                "records cannot be pushed to an entity of the snapshot profile (it has no version to compare); push to an entity with a version field".into(),
         }));
     }
     let now_ms = ctx.clock.now_ms();

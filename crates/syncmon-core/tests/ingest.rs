@@ -33,9 +33,16 @@ async fn agent() -> Agent {
     std::env::set_var("SYNCMON_TEST_INGEST_SECRET", SECRET);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mock = syncmon_mock::MockServer::start(MockConfig { entities: entities(&[("items", 50)]), ..Default::default() }).await.unwrap();
+    let mock_url = mock.base_url();
     let mut text = format!("[webhooks]\nlisten = \"127.0.0.1:{port}\"\ningest_max_bytes = {MAX_BYTES}\n");
     text.push_str(&config_text(&mock.base_url(), &["items"], "webhook_secret_env = \"SYNCMON_TEST_INGEST_SECRET\"", "poll_every = \"1h\""));
     text.push_str("[[connection.entity]]\nname = \"pushed\"\npath = \"/not-served\"\npoll_every = \"never\"\nrequired_fields = [\"name\"]\n");
+    // A snapshot-profile connection: its versions are the store's own, a pushed record has none.
+    text.push_str(&format!(
+        "\n[[connection]]\nid = \"snap\"\nbase_url = \"{}\"\nprofile = \"snapshot\"\nwebhook_secret_env = \"SYNCMON_TEST_INGEST_SECRET\"\n\
+         [[connection.entity]]\nname = \"things\"\npoll_every = \"never\"\n",
+        mock_url
+    ));
     let h = Harness::with_config(mock, text).await;
     let cancel = CancellationToken::new();
     let (sm, c) = (h.sm.clone(), cancel.clone());
@@ -127,6 +134,18 @@ async fn a_batch_with_one_invalid_record_is_partly_failed_and_the_rest_applied()
     let report = a.h.sm.replay(&[failed[0].id], &CancellationToken::new()).await.unwrap();
     assert_eq!((report.replayed, report.still_failing), (1, 0), "{:?}", a.h.sm.failed_item(failed[0].id).unwrap());
     assert!(a.h.replica("pushed").contains_key("p2"));
+}
+
+#[tokio::test]
+async fn records_pushed_to_a_snapshot_entity_become_failed_items() {
+    let a = agent().await;
+    let url = a.base.replace("/ingest/src", "/ingest/snap/things");
+    let (status, answer) = push(&url, "msg_snap", &json!([{"id": "t1"}, {"id": "t2"}]).to_string(), None).await;
+    assert_eq!(status, 202, "{answer}");
+    let b = applied(&a, answer["id"].as_str().unwrap()).await;
+    assert_eq!((b.state, b.applied, b.failed), (IngestState::PartlyFailed, Some(0), Some(2)));
+    assert_eq!(b.failures[0].error_kind, "unversioned_entity");
+    assert!(a.h.sm.status().unwrap().iter().any(|s| s.entity == "things" && s.replica_rows == 0));
 }
 
 #[tokio::test]
