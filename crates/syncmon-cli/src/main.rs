@@ -146,7 +146,7 @@ struct FilterArgs {
     /// validate | apply | deliver
     #[arg(long)]
     stage: Option<String>,
-    /// e.g. missing_id, missing_row_version, missing_field
+    /// e.g. missing_id, missing_row_version, missing_field, schema
     #[arg(long)]
     kind: Option<String>,
     /// pending (default) | resolved | discarded
@@ -155,6 +155,9 @@ struct FilterArgs {
     /// Text in the record id, Trackingid or message.
     #[arg(long)]
     search: Option<String>,
+    /// The JSON Schema rule broken (kind `schema`), e.g. minimum, type, pattern, required.
+    #[arg(long)]
+    rule: Option<String>,
 }
 
 #[derive(Args)]
@@ -455,6 +458,7 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
                 error_kind: filter.kind.clone(),
                 state: filter.state.clone(),
                 text: filter.search.clone(),
+                rule: filter.rule.clone(),
             })?;
             let items = sm.failed_items(&f, *before, *limit)?;
             if *json {

@@ -16,6 +16,7 @@ mod facade;
 pub mod forward;
 pub mod profile;
 pub mod record;
+pub mod record_schema;
 pub mod redact;
 pub mod replay;
 pub mod retry;

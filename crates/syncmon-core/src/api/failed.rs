@@ -27,6 +27,7 @@ pub(super) fn checked_filter(sm: &Syncmon, f: &FailedFilter) -> Result<FailedFil
         error_kind: nonempty(&f.error_kind),
         state: nonempty(&f.state),
         text: nonempty(&f.text),
+        rule: nonempty(&f.rule),
     })
 }
 

@@ -137,6 +137,13 @@ CREATE INDEX outbox_by_entity ON outbox (connection, entity, id);
 ALTER TABLE entity_state ADD COLUMN lookback_anchor_at INTEGER;
 ALTER TABLE entity_state ADD COLUMN lookback_due_at INTEGER;
 "#,
+    r#"
+-- Schema validation: the JSON Schema keyword a record broke (`minimum`, `type`, …; error kind
+-- `schema`), which the Failed screen groups by. The partial index holds only such items, so the
+-- counts per rule cost nothing where no entity has a schema.
+ALTER TABLE failed_items ADD COLUMN rule TEXT;
+CREATE INDEX failed_items_by_rule ON failed_items (state, rule, id) WHERE rule IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes: migrations are numbered from 1 in `PRAGMA user_version`
