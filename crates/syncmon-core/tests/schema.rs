@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use syncmon_core::config::{Config, ConfigError};
+use serde_json::json;
+use syncmon_core::api::{self, parse_request};
 use syncmon_core::store::FailedFilter;
 use syncmon_core::{ErrorCode, Syncmon};
 use syncmon_mock::{MockConfig, MockServer};
@@ -124,6 +126,18 @@ async fn records_breaking_the_schema_become_failed_items_naming_the_pointer_and_
     assert_eq!(total, per_rule["minimum"]);
     assert!(page.iter().all(|i| i.rule.as_deref() == Some("minimum")));
     assert_eq!(h.sm.failed_rule_counts(&minimum).unwrap(), counts, "the groups stay whatever rule is chosen");
+
+    // The same through the RPC the Failed screen calls: `rules` on the first page only.
+    let page = |params: serde_json::Value| {
+        let sm = h.sm.clone();
+        async move { api::call(&sm, parse_request(json!({"method": "failed_page", "params": params})).unwrap()).await.unwrap() }
+    };
+    let first = page(json!({"filter": {"rule": "minimum"}, "offset": 0, "limit": 5})).await;
+    assert_eq!(first["total"], per_rule["minimum"]);
+    assert!(first["items"].as_array().unwrap().iter().all(|i| i["rule"] == "minimum"));
+    let groups: BTreeMap<String, i64> = first["rules"].as_array().unwrap().iter().map(|g| (g["rule"].as_str().unwrap().to_string(), g["count"].as_i64().unwrap())).collect();
+    assert_eq!(groups, per_rule.iter().map(|(r, n)| (r.to_string(), *n)).collect());
+    assert!(page(json!({"filter": {}, "offset": 5, "limit": 5})).await["rules"].is_null());
 
     // A second pass over the same records adds no duplicates.
     h.sm.reset_checkpoint("items").await.unwrap();

@@ -17,4 +17,8 @@ state?: "pending" | "resolved" | "discarded" | null,
 /**
  * Matches the record id, the `Trackingid` or the message.
  */
-text?: string | null, };
+text?: string | null, 
+/**
+ * The JSON Schema rule broken (`FailedItem.rule`), e.g. `minimum`.
+ */
+rule?: string | null, };

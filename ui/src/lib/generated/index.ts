@@ -26,6 +26,7 @@ export type { PassEnd } from "./PassEnd";
 export type { ReplayReport } from "./ReplayReport";
 export type { Request } from "./Request";
 export type { RequestRow } from "./RequestRow";
+export type { RuleCount } from "./RuleCount";
 export type { RunRow } from "./RunRow";
 export type { SaveConnectionResult } from "./SaveConnectionResult";
 export type { SetPausedResult } from "./SetPausedResult";
