@@ -8,9 +8,11 @@ export interface FilterForm {
   error_kind: string;
   state: '' | 'pending' | 'resolved' | 'discarded';
   text: string;
+  /** A JSON Schema rule (`minimum`, `type`, …): chosen from the groups, not typed. */
+  rule: string;
 }
 
-export const EMPTY_FORM: FilterForm = { entity: '', stage: '', error_kind: '', state: 'pending', text: '' };
+export const EMPTY_FORM: FilterForm = { entity: '', stage: '', error_kind: '', state: 'pending', text: '', rule: '' };
 
 /** Only the fields that are set, trimmed; the engine reads a missing `state` as pending. */
 export function toFilter(f: FilterForm): FailedFilter {
@@ -24,6 +26,7 @@ export function toFilter(f: FilterForm): FailedFilter {
   if (kind) out.error_kind = kind;
   if (f.state) out.state = f.state;
   if (text) out.text = text;
+  if (f.rule) out.rule = f.rule;
   return out;
 }
 
@@ -37,6 +40,7 @@ export function formFromQuery(q: URLSearchParams): FilterForm {
     error_kind: q.get('error_kind') ?? '',
     state: (STATES.has(state) ? state : state === '' || state === 'all' ? '' : 'pending') as FilterForm['state'],
     text: q.get('text') ?? '',
+    rule: q.get('rule') ?? '',
   };
 }
 
@@ -47,13 +51,14 @@ export function queryFromForm(f: FilterForm): string {
   if (f.error_kind) q.set('error_kind', f.error_kind);
   if (f.state !== 'pending') q.set('state', f.state || 'all');
   if (f.text.trim()) q.set('text', f.text.trim());
+  if (f.rule) q.set('rule', f.rule);
   const s = q.toString();
   return s ? `?${s}` : '';
 }
 
 /** A stable key for "same query?" comparisons. */
 export function filterKey(f: FailedFilter): string {
-  return JSON.stringify([f.entity ?? '', f.stage ?? '', f.error_kind ?? '', f.state ?? '', f.text ?? '']);
+  return JSON.stringify([f.entity ?? '', f.stage ?? '', f.error_kind ?? '', f.state ?? '', f.text ?? '', f.rule ?? '']);
 }
 
 export function failedLink(entity?: string): string {
