@@ -124,7 +124,7 @@ impl Profile {
                             page.max_version = Some(v.clone());
                         }
                     }
-                    page.rejected.push(rej)
+                    page.rejected.push(*rej)
                 }
             }
         }
@@ -205,23 +205,26 @@ impl Profile {
         Ok((records, next))
     }
 
-    /// Validates one record given as text (replay of a stored or re-fetched record).
-    pub fn validate_text(&self, text: &str) -> Result<Record, Rejected> {
+    /// Validates one record given as text (replay of a stored or re-fetched record). The
+    /// rejection is boxed: it is the rare path, and `Rejected` is large.
+    pub fn validate_text(&self, text: &str) -> Result<Record, Box<Rejected>> {
         match serde_json::from_str::<&RawValue>(text) {
             Ok(raw) => self.validate(raw),
-            Err(e) => Err(Rejected { id: None, version: None, payload: text.to_string(), kind: "not_json", message: format!("the record is not JSON: {e}"), rule: None }),
+            Err(e) => Err(Box::new(Rejected {
+                id: None,
+                version: None,
+                payload: text.to_string(),
+                kind: "not_json",
+                message: format!("the record is not JSON: {e}"),
+                rule: None,
+            })),
         }
     }
 
-    fn validate(&self, raw: &RawValue) -> Result<Record, Rejected> {
+    fn validate(&self, raw: &RawValue) -> Result<Record, Box<Rejected>> {
         let payload = raw.get();
-        let reject = |id: Option<String>, version: Option<RowVersion>, kind: &'static str, message: String| Rejected {
-            id,
-            version,
-            payload: payload.to_string(),
-            kind,
-            message,
-            rule: None,
+        let reject = |id: Option<String>, version: Option<RowVersion>, kind: &'static str, message: String| {
+            Box::new(Rejected { id, version, payload: payload.to_string(), kind, message, rule: None })
         };
         let mut wanted: Vec<&str> = vec![&self.id_field, &self.version_field];
         wanted.extend(self.required.iter().map(String::as_str));
@@ -261,7 +264,9 @@ impl Profile {
         }
         if let Some(schema) = &self.schema {
             if let Err(v) = schema.check(payload) {
-                return Err(Rejected { id: Some(id), version: Some(version), payload: payload.to_string(), kind: "schema", message: v.message, rule: Some(v.rule) });
+                let rejected =
+                    Rejected { id: Some(id), version: Some(version), payload: payload.to_string(), kind: "schema", message: v.message, rule: Some(v.rule) };
+                return Err(Box::new(rejected));
             }
         }
         Ok(Record { id, version, data: payload.to_string() })

@@ -71,7 +71,14 @@ async fn validate(ctx: &EngineCtx, e: &EntityRt, item: &FailedItem, cancel: &Can
             Err(f) => {
                 ctx.store.replay_failed_again(
                     id,
-                    &Rejected { id: item.record_id.clone(), version: None, payload: item.payload.clone(), kind: "fetch_failed", message: f.to_string(), rule: None },
+                    &Rejected {
+                        id: item.record_id.clone(),
+                        version: None,
+                        payload: item.payload.clone(),
+                        kind: "fetch_failed",
+                        message: f.to_string(),
+                        rule: None,
+                    },
                     f.tracking_id.as_deref(),
                     now,
                 )?;

@@ -6,12 +6,12 @@
 mod common;
 
 use common::*;
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use syncmon_core::config::{Config, ConfigError};
-use serde_json::json;
 use syncmon_core::api::{self, parse_request};
+use syncmon_core::config::{Config, ConfigError};
 use syncmon_core::store::FailedFilter;
 use syncmon_core::{ErrorCode, Syncmon};
 use syncmon_mock::{MockConfig, MockServer};
@@ -135,7 +135,8 @@ async fn records_breaking_the_schema_become_failed_items_naming_the_pointer_and_
     let first = page(json!({"filter": {"rule": "minimum"}, "offset": 0, "limit": 5})).await;
     assert_eq!(first["total"], per_rule["minimum"]);
     assert!(first["items"].as_array().unwrap().iter().all(|i| i["rule"] == "minimum"));
-    let groups: BTreeMap<String, i64> = first["rules"].as_array().unwrap().iter().map(|g| (g["rule"].as_str().unwrap().to_string(), g["count"].as_i64().unwrap())).collect();
+    let groups: BTreeMap<String, i64> =
+        first["rules"].as_array().unwrap().iter().map(|g| (g["rule"].as_str().unwrap().to_string(), g["count"].as_i64().unwrap())).collect();
     assert_eq!(groups, per_rule.iter().map(|(r, n)| (r.to_string(), *n)).collect());
     assert!(page(json!({"filter": {}, "offset": 5, "limit": 5})).await["rules"].is_null());
 

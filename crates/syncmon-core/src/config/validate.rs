@@ -5,8 +5,8 @@ use super::locator::{Locator, Seg};
 use super::{AuthKind, Config, ConfigProblem, ConnectionConfig, NextPageMode, ProfileKind};
 use crate::record_schema::RecordSchema;
 use crate::redact;
-use std::path::Path;
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::time::Duration;
 
 impl Config {

@@ -141,7 +141,7 @@ impl Store {
             c.execute(
                 "UPDATE failed_items SET attempts = attempts + 1, last_failed_at = ?1, error_kind = ?2, message = ?3,
                    tracking_id = coalesce(?4, tracking_id), rule = ?6 WHERE id = ?5",
-                params![now_ms, rej.kind, rej.message, tracking_id, failed_id, rej.rule],
+                params![now_ms, rej.kind, rej.message, tracking_id, failed_id, rej.rule.as_deref()],
             )?;
             Ok(())
         })
@@ -235,7 +235,7 @@ pub(super) fn record_failure(
                 "UPDATE failed_items SET attempts = attempts + 1, last_failed_at = ?1, payload = ?2, row_version = coalesce(?3, row_version),
                    error_kind = ?4, message = ?5, http_status = ?6, tracking_id = ?7, rule = ?9 WHERE id = ?8",
             )?
-            .execute(params![now_ms, rej.payload, version, rej.kind, rej.message, http_status, tracking_id, fid, rej.rule])?;
+            .execute(params![now_ms, rej.payload, version, rej.kind, rej.message, http_status, tracking_id, fid, rej.rule.as_deref()])?;
             Ok(false)
         }
         None => {
@@ -255,7 +255,7 @@ pub(super) fn record_failure(
                 http_status,
                 tracking_id,
                 now_ms,
-                rej.rule
+                rej.rule.as_deref()
             ])?;
             Ok(true)
         }
@@ -360,7 +360,14 @@ mod tests {
 
     fn reject(store: &Store, key: &EntityKey, n: usize, kind: &'static str) {
         let rejected: Vec<Rejected> = (0..n)
-            .map(|i| Rejected { id: Some(format!("{kind}-{i}")), version: None, payload: "x".repeat(3000), kind, message: format!("bad record {i}"), rule: None })
+            .map(|i| Rejected {
+                id: Some(format!("{kind}-{i}")),
+                version: None,
+                payload: "x".repeat(3000),
+                kind,
+                message: format!("bad record {i}"),
+                rule: None,
+            })
             .collect();
         let run = store.begin_run(key, "incremental", 1).unwrap();
         store
