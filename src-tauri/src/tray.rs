@@ -114,7 +114,7 @@ async fn follow_health<R: Runtime>(app: AppHandle<R>, engine: Engine, cancel: Ca
         let bad: Vec<String> = status
             .iter()
             .filter(|s| !matches!(s.health, Health::Healthy | Health::Pending | Health::Resyncing))
-            .map(|s| format!("{}/{} {}", s.connection, s.entity, s.health.as_str()))
+            .map(|s| format!("{}/{} {}", s.connection, s.entity, s.health.label()))
             .collect();
         let tooltip = if bad.is_empty() { format!("Syncmon: {}", overall.words()) } else { format!("Syncmon: {}", bad.join(", ")) };
         if shown.as_ref() == Some(&(overall, tooltip.clone())) {

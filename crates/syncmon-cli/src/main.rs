@@ -8,11 +8,11 @@ mod serve;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use syncmon_core::secrets::{self, Secret, SecretKind};
-use syncmon_core::{Config, ErrorCode, FailedFilter, Outcome, Syncmon};
+use syncmon_core::{Config, ErrorCode, FailedFilter, FailedStage, FailedState, Outcome, Syncmon, UnknownState};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -143,21 +143,29 @@ enum FailedCommand {
 struct FilterArgs {
     #[arg(long)]
     entity: Option<String>,
-    /// validate | apply | deliver
-    #[arg(long)]
-    stage: Option<String>,
+    #[arg(long, value_parser = state_word(FailedStage::ALL, FailedStage::as_str))]
+    stage: Option<FailedStage>,
     /// e.g. missing_id, missing_row_version, missing_field, schema
     #[arg(long)]
     kind: Option<String>,
-    /// pending (default) | resolved | discarded
-    #[arg(long)]
-    state: Option<String>,
+    /// Default: pending items only.
+    #[arg(long, value_parser = state_word(FailedState::ALL, FailedState::as_str))]
+    state: Option<FailedState>,
     /// Text in the record id, Trackingid or message.
     #[arg(long)]
     search: Option<String>,
     /// The JSON Schema rule broken (kind `schema`), e.g. minimum, type, pattern, required.
     #[arg(long)]
     rule: Option<String>,
+}
+
+/// One of the engine's state words (clap lists them as the possible values, from the enum).
+fn state_word<T: Copy + std::str::FromStr<Err = UnknownState> + Send + Sync + 'static>(
+    all: &'static [T],
+    as_str: fn(T) -> &'static str,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(all.iter().map(|v| as_str(*v))).try_map(|s| s.parse::<T>())
 }
 
 #[derive(Args)]
@@ -263,18 +271,23 @@ fn data_dir_of(cli: &Cli) -> PathBuf {
     cli.data_dir.clone().unwrap_or_else(syncmon_core::default_data_dir)
 }
 
+/// The engine over the config and data directory the command line names, opened by `open` (one
+/// of the `Syncmon::open*` below: what the command may do to the data directory).
+fn open_with(cli: &Cli, open: fn(Config, &Path) -> syncmon_core::Result<Syncmon>) -> anyhow::Result<Syncmon> {
+    let (path, config) = config_of(cli)?;
+    Ok(open(config, &data_dir_of(cli))?.with_config_path(path))
+}
+
 /// For commands that write a little beside a running agent (`failed replay|discard`): short
 /// transactions that wait for the agent's writer, no agent lock.
 fn load(cli: &Cli) -> anyhow::Result<Syncmon> {
-    let (path, config) = config_of(cli)?;
-    Ok(Syncmon::open(config, &data_dir_of(cli))?.with_config_path(path))
+    open_with(cli, Syncmon::open)
 }
 
 /// For the agent (`run`, `serve`): takes the data directory's agent lock, so that a second agent
 /// exits 2 naming the holder, and refuses a damaged replica.
 fn load_agent(cli: &Cli) -> anyhow::Result<Syncmon> {
-    let (path, config) = config_of(cli)?;
-    Ok(Syncmon::open_agent(config, &data_dir_of(cli))?.with_config_path(path))
+    open_with(cli, Syncmon::open_agent)
 }
 
 /// For the one-shot writers (`sync`, `resync`): they take the agent lock too, rather than wait.
@@ -282,14 +295,12 @@ fn load_agent(cli: &Cli) -> anyhow::Result<Syncmon> {
 /// (checkpoints, resync passes), and an agent holds the lock for days, so waiting would mean
 /// hanging; the message says what to do instead.
 fn load_one_shot(cli: &Cli) -> anyhow::Result<Syncmon> {
-    let (path, config) = config_of(cli)?;
-    Ok(Syncmon::open_one_shot(config, &data_dir_of(cli))?.with_config_path(path))
+    open_with(cli, Syncmon::open_one_shot)
 }
 
 /// For the read commands: read-only, never migrates, works beside a busy agent.
 fn load_read_only(cli: &Cli) -> anyhow::Result<Syncmon> {
-    let (path, config) = config_of(cli)?;
-    Ok(Syncmon::open_read_only(config, &data_dir_of(cli))?.with_config_path(path))
+    open_with(cli, Syncmon::open_read_only)
 }
 
 /// Cancelled on Ctrl-C or SIGTERM: the current page is finished or abandoned, never half-written.
@@ -454,9 +465,9 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
         FailedCommand::List { filter, limit, before, json } => {
             let f = sm.failed_filter(FailedFilter {
                 entity: filter.entity.clone(),
-                stage: filter.stage.clone(),
+                stage: filter.stage,
                 error_kind: filter.kind.clone(),
-                state: filter.state.clone(),
+                state: filter.state,
                 text: filter.search.clone(),
                 rule: filter.rule.clone(),
             })?;

@@ -24,6 +24,7 @@ pub mod rowversion;
 pub mod scheduler;
 pub mod secrets;
 pub mod source;
+pub mod state;
 pub mod store;
 pub mod webhook;
 
@@ -34,6 +35,7 @@ pub use config::Config;
 pub use engine::{CycleReport, Outcome};
 pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind};
-pub use facade::{default_config_path, default_data_dir, EntityStatus, Health, ReplayReport, Syncmon, DB_FILE};
+pub use facade::{default_config_path, default_data_dir, EntityStatus, ReplayReport, Syncmon, DB_FILE};
 pub use rowversion::RowVersion;
+pub use state::{FailedStage, FailedState, Health, UnknownState};
 pub use store::{EntityKey, FailedFilter, FailedItem, RequestRow, RunRow};

@@ -10,6 +10,7 @@ use crate::forward::{self, Forwarder, Sent};
 use crate::record::Rejected;
 use crate::retry::FailureClass;
 use crate::rowversion::RowVersion;
+use crate::state::FailedStage;
 use crate::store::{EntityKey, FailedItem, OutboxItem};
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +23,7 @@ pub enum Replayed {
 
 /// Re-runs the failed stage of one pending item of entity `e`.
 pub async fn replay_item(ctx: &EngineCtx, e: &EntityRt, item: &FailedItem, cancel: &CancellationToken) -> Result<Replayed> {
-    if item.stage == "deliver" {
+    if item.stage == FailedStage::Deliver {
         return match &e.forward {
             Some(f) => deliver(ctx, &e.key, f, item, cancel).await,
             None => {

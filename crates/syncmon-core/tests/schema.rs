@@ -13,7 +13,7 @@ use std::sync::Arc;
 use syncmon_core::api::{self, parse_request};
 use syncmon_core::config::{Config, ConfigError};
 use syncmon_core::store::FailedFilter;
-use syncmon_core::{ErrorCode, Syncmon};
+use syncmon_core::{ErrorCode, FailedStage, Syncmon};
 use syncmon_mock::{MockConfig, MockServer};
 use tokio_util::sync::CancellationToken;
 
@@ -91,7 +91,7 @@ async fn records_breaking_the_schema_become_failed_items_naming_the_pointer_and_
     assert_eq!(failed.keys().collect::<Vec<_>>(), breaking.keys().collect::<Vec<_>>(), "exactly the records that break the schema failed");
     for (id, (rule, pointer)) in &breaking {
         let item = failed[id];
-        assert_eq!(serde_json::to_value(&item.stage).unwrap(), "validate", "{id}");
+        assert_eq!(item.stage, FailedStage::Validate, "{id}");
         assert_eq!(item.error_kind, "schema", "{id}");
         assert_eq!(item.rule.as_deref(), Some(*rule), "{id}: {}", item.message);
         let at = if pointer.is_empty() { "the record" } else { pointer };

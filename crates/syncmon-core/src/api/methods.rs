@@ -72,7 +72,7 @@ pub(super) async fn connections(sm: &Arc<Syncmon>) -> Answer<Vec<ConnectionView>
     connections::list(sm).await
 }
 
-pub(super) async fn save_connection(sm: &Arc<Syncmon>, connection: ConnectionView) -> Answer<SaveConnectionResult> {
+pub(super) async fn save_connection(sm: &Arc<Syncmon>, connection: Box<ConnectionView>) -> Answer<SaveConnectionResult> {
     config_edit::save_connection(sm, &connection)
 }
 

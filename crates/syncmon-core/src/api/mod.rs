@@ -148,7 +148,8 @@ rpc_methods! {
     } -> FailedDiscardResult;
     connections: Connections {} -> Vec<ConnectionView>;
     save_connection: SaveConnection {
-        connection: ConnectionView,
+        // Boxed: the largest params by far, and every request is one of these enums.
+        connection: Box<ConnectionView>,
     } -> SaveConnectionResult;
     test_connection: TestConnection {
         id: String,
@@ -243,6 +244,11 @@ pub fn parse_request(mut v: Value) -> Result<Request, ApiError> {
                     format!("`{key}` would store a secret in the config file, which Syncmon refuses; store it with set_secret (the OS keyring) instead"),
                 ));
             }
+        }
+    }
+    if obj.get("method").and_then(Value::as_str).is_some_and(|m| m.starts_with("failed_")) {
+        if let Some(params) = obj.get_mut("params") {
+            failed::check_words(params)?;
         }
     }
     serde_json::from_value(v).map_err(|e| ApiError::usage(format!("bad request: {e}; docs/api.md lists the methods and their params")))

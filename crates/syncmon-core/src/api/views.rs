@@ -12,19 +12,6 @@ pub fn settings(sm: &Syncmon) -> Result<Settings, ApiError> {
     Ok(sm.setting(SETTINGS_KEY)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
 }
 
-fn severity(h: Health) -> u8 {
-    match h {
-        Health::Healthy => 0,
-        Health::Paused => 1,
-        Health::Pending => 2,
-        Health::Resyncing => 3,
-        Health::Waiting => 4,
-        Health::Lagging => 5,
-        Health::Failing => 6,
-        Health::CircuitOpen => 7,
-    }
-}
-
 pub fn overview(sm: &Syncmon) -> Result<OverviewResult, ApiError> {
     let now = sm.now_ms();
     let entities = sm.status()?;
@@ -37,7 +24,7 @@ pub fn overview(sm: &Syncmon) -> Result<OverviewResult, ApiError> {
             (key.to_string(), hourly.remove(&key).unwrap_or_else(|| vec![0; 24]))
         })
         .collect();
-    let health = entities.iter().map(|e| e.health).max_by_key(|h| severity(*h)).unwrap_or(Health::Healthy);
+    let health = entities.iter().map(|e| e.health).max_by_key(|h| h.severity()).unwrap_or(Health::Healthy);
     let header = OverviewHeader {
         health,
         error_rate_5m: stats.error_rate,

@@ -3,6 +3,7 @@
 use super::Syncmon;
 use crate::error::Result;
 use crate::replay::{self, Replayed};
+use crate::state::FailedState;
 use crate::store::{FailedFilter, FailedItem, RuleCount};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -48,7 +49,7 @@ impl Syncmon {
                 break;
             }
             let item = self.ctx.store.failed_item(*id)?;
-            if item.state != "pending" {
+            if item.state != FailedState::Pending {
                 continue;
             }
             let Some(e) = self.entities.iter().find(|e| e.key.connection == item.connection && e.key.entity == item.entity) else {

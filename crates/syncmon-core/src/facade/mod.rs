@@ -11,7 +11,7 @@ mod queries;
 mod status;
 
 pub use failed::ReplayReport;
-pub use status::{EntityStatus, Health};
+pub use status::EntityStatus;
 
 use crate::agent_lock::AgentLock;
 use crate::config::Config;
