@@ -210,3 +210,21 @@ async fn a_replay_after_the_schema_is_fixed_resolves_the_items() {
     h.assert_converged("items");
     assert!(h.sm.failed_rule_counts(&FailedFilter::default()).unwrap().is_empty(), "no pending item breaks a rule any more");
 }
+
+#[tokio::test]
+async fn a_connection_saved_from_the_ui_keeps_the_schema_read_beside_the_file() {
+    let h = start(RELAXED).await;
+    let path = h.dir.path().join("syncmon.toml");
+    let sm = Arc::new(Syncmon::open(Config::load(&path).unwrap(), h.dir.path()).unwrap().with_config_path(&path));
+    let call = |req: serde_json::Value| {
+        let sm = sm.clone();
+        async move { api::call(&sm, parse_request(req).unwrap()).await }
+    };
+    let mut src = call(json!({"method": "connections"})).await.unwrap()[0].clone();
+    src["requests_per_second"] = json!(20.0);
+    // The test runs in the crate's directory, not the config's: a relative schema is read beside the file.
+    call(json!({"method": "save_connection", "params": {"connection": src}})).await.unwrap_or_else(|e| panic!("saved: {e}"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("schema = \"schemas/items.json\""), "the entity keeps its schema:\n{text}");
+    assert_eq!(Config::load(&path).unwrap().connections[0].requests_per_second, 20.0);
+}
