@@ -151,6 +151,9 @@ struct FilterArgs {
     /// Default: pending items only.
     #[arg(long, value_parser = state_word(FailedState::ALL, FailedState::as_str))]
     state: Option<FailedState>,
+    /// Items of every state: pending, resolved and discarded.
+    #[arg(long, conflicts_with = "state")]
+    all_states: bool,
     /// Text in the record id, Trackingid or message.
     #[arg(long)]
     search: Option<String>,
@@ -468,6 +471,7 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
                 stage: filter.stage,
                 error_kind: filter.kind.clone(),
                 state: filter.state,
+                any_state: filter.all_states,
                 text: filter.search.clone(),
                 rule: filter.rule.clone(),
             })?;

@@ -118,7 +118,11 @@ pub fn status_table(status: &[EntityStatus]) {
             vec![
                 format!("{}/{}", s.connection, s.entity),
                 s.health.label().to_string(),
-                s.checkpoint.clone(),
+                // A snapshot feed has no version: when it was last read whole says how fresh it is.
+                match s.last_complete_pass_at {
+                    Some(t) => format!("pass {}", time(Some(t))),
+                    None => s.checkpoint.clone(),
+                },
                 time(s.last_caught_up_at),
                 lag(s.lag_seconds),
                 s.replica_rows.to_string(),

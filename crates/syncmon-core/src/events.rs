@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 use crate::clock::Clock;
-use crate::state::Outcome;
+use crate::state::{Outcome, RunKind};
 
 /// How many recent events `EventBus::recent` keeps for the Activity screen.
 pub const RECENT_EVENTS: usize = 1000;
@@ -27,7 +27,7 @@ pub enum EventKind {
     CycleStarted {
         connection: String,
         entity: String,
-        kind: String,
+        kind: RunKind,
         from: String,
     },
     PageApplied {

@@ -196,15 +196,7 @@ pub(crate) async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, it
     let (method, body) = if delete { (Method::DELETE, None) } else { (Method::PUT, Some(bytes::Bytes::from(payload.clone()))) };
     let url = f.record_url(&item.record_id);
     let on_retry = |attempt: u32, fail: &Failure, wait: std::time::Duration| {
-        ctx.events.emit(EventKind::Retrying {
-            connection: key.connection.clone(),
-            entity: key.entity.clone(),
-            attempt,
-            wait_ms: wait.as_millis() as u64,
-            reason: format!("forwarding {} to `{}`: {}", item.record_id, target.cfg.id, fail.message),
-            http_status: fail.http_status,
-            tracking_id: fail.tracking_id.clone(),
-        });
+        ctx.emit_retrying(key, attempt, wait, format!("forwarding {} to `{}`: {}", item.record_id, target.cfg.id, fail.message), fail)
     };
     // Logged as the target's call for `connection/entity`, so `requests --entity` shows it with the
     // entity's own calls (and two sources' entities of one name stay apart).

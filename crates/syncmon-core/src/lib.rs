@@ -37,5 +37,5 @@ pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind};
 pub use facade::{default_config_path, default_data_dir, EntityStatus, ReplayReport, Syncmon, DB_FILE};
 pub use rowversion::RowVersion;
-pub use state::{FailedStage, FailedState, Health, UnknownState};
+pub use state::{FailedStage, FailedState, Health, RunKind, UnknownState};
 pub use store::{EntityKey, FailedFilter, FailedItem, RequestRow, RunRow};

@@ -37,8 +37,15 @@ impl Profile {
         let base = conn.base_url.trim_end_matches('/');
         let entity_url =
             Url::parse(&format!("{base}{}", entity.path())).map_err(|e| format!("connection `{}`, entity `{}`: bad URL ({e})", conn.id, entity.name))?;
-        let (id_field, version_field) = match (&conn.profile, &conn.cursor) {
+        let cursor = match conn.profile {
+            ProfileKind::Cursor => conn.cursor.clone(),
+            ProfileKind::Snapshot => Some(snapshot_cursor(conn.cursor.as_ref())),
+            _ => None,
+        };
+        let (id_field, version_field) = match (&conn.profile, &cursor) {
             (ProfileKind::Cursor, Some(c)) => (c.id_field.clone(), c.version_field.clone()),
+            // No version to read: the store numbers the changes it writes (store/snapshot.rs).
+            (ProfileKind::Snapshot, Some(c)) => (c.id_field.clone(), String::new()),
             _ => ("id".to_string(), "rowVersion".to_string()),
         };
         if entity.schema.is_some() && entity.record_schema.is_none() {
@@ -46,7 +53,7 @@ impl Profile {
         }
         Ok(Profile {
             kind: conn.profile,
-            cursor: conn.cursor.clone().filter(|_| conn.profile == ProfileKind::Cursor),
+            cursor,
             id_field,
             version_field,
             required: entity.required_fields.clone(),
@@ -62,6 +69,9 @@ impl Profile {
 
     /// The first request of a cycle: everything newer than `since`.
     pub fn first_url(&self, since: &RowVersion) -> Url {
+        if self.kind == ProfileKind::Snapshot {
+            return self.snapshot_first_url();
+        }
         let mut url = self.entity_url.clone();
         match &self.cursor {
             None => {
@@ -88,6 +98,28 @@ impl Profile {
             }
         }
         url
+    }
+
+    /// A snapshot pass always starts at the first page: the page size and the fixed query, no filter.
+    fn snapshot_first_url(&self) -> Url {
+        let mut url = self.entity_url.clone();
+        let Some(c) = &self.cursor else { return url };
+        if let Some(p) = &c.page_size_param {
+            url.query_pairs_mut().append_pair(p, &self.page_size.to_string());
+        }
+        if let Some(extra) = c.extra_query.as_deref().filter(|e| !e.is_empty()) {
+            let q = match url.query() {
+                Some(existing) => format!("{existing}&{extra}"),
+                None => extra.to_string(),
+            };
+            url.set_query(Some(&q));
+        }
+        url
+    }
+
+    /// Whether this is a snapshot feed (no version: the store compares content, store/snapshot.rs).
+    pub fn is_snapshot(&self) -> bool {
+        self.kind == ProfileKind::Snapshot
     }
 
     /// The single-record URL, where the profile knows one (used by replay to re-fetch).
@@ -127,6 +159,9 @@ impl Profile {
                     page.rejected.push(*rej)
                 }
             }
+        }
+        if self.kind == ProfileKind::Snapshot {
+            page.max_version = None; // no versions: the store numbers what changed
         }
         if let Some(NextPageMode::ShortPage) = self.cursor.as_ref().and_then(|c| c.next) {
             // A full page means there may be more: ask again from its highest version.
@@ -226,7 +261,10 @@ impl Profile {
         let reject = |id: Option<String>, version: Option<RowVersion>, kind: &'static str, message: String| {
             Box::new(Rejected { id, version, payload: payload.to_string(), kind, message, rule: None })
         };
-        let mut wanted: Vec<&str> = vec![&self.id_field, &self.version_field];
+        let mut wanted: Vec<&str> = vec![&self.id_field];
+        if self.kind != ProfileKind::Snapshot {
+            wanted.push(&self.version_field);
+        }
         wanted.extend(self.required.iter().map(String::as_str));
         let fields = match (FieldPicker { wanted: &wanted }).deserialize(&mut serde_json::Deserializer::from_str(payload)) {
             Ok(f) => f,
@@ -237,7 +275,11 @@ impl Profile {
             Some(serde_json::Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
-        let version = fields.get(self.version_field.as_str()).and_then(RowVersion::from_json);
+        let version = match self.kind {
+            // A placeholder: the store gives a changed record the entity's next change number.
+            ProfileKind::Snapshot => Some(RowVersion::zero()),
+            _ => fields.get(self.version_field.as_str()).and_then(RowVersion::from_json),
+        };
         let Some(id) = id else {
             return Err(reject(None, version, "missing_id", format!("the record has no `{}`", self.id_field)));
         };
@@ -271,6 +313,23 @@ impl Profile {
         }
         Ok(Record { id, version, data: payload.to_string() })
     }
+}
+
+/// The cursor keys a snapshot feed uses, or their defaults when it has no `[connection.cursor]`
+/// (`id`, the body is the array of records, one page).
+fn snapshot_cursor(cursor: Option<&CursorConfig>) -> CursorConfig {
+    cursor.cloned().unwrap_or_else(|| CursorConfig {
+        id_field: "id".into(),
+        version_field: String::new(),
+        records_pointer: String::new(),
+        filter_param: String::new(),
+        extra_query: None,
+        page_size_param: None,
+        next_token_pointer: None,
+        next_token_param: None,
+        next_url_pointer: None,
+        next: None,
+    })
 }
 
 /// Records nested deeper than this are refused: most JSON readers (serde_json, SQLite's json
@@ -479,6 +538,23 @@ mod tests {
         assert_eq!(full.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?since=3&limit=2");
         let short = p.parse_page(br#"[{"id":"c","rowVersion":4}]"#, &first, None).unwrap();
         assert!(short.next.is_none());
+    }
+
+    #[test]
+    fn a_snapshot_always_starts_at_the_first_page_and_reads_no_version() {
+        let p = profile(
+            "profile = \"snapshot\"\n[connection.cursor]\nrecords_pointer = \"/items\"\npage_size_param = \"limit\"\nnext_url_pointer = \"/links/next\"",
+            "",
+        );
+        let first = p.first_url(&RowVersion::from(99));
+        assert_eq!(first.as_str(), "http://127.0.0.1:9/api/items?limit=2", "no filter, whatever the checkpoint");
+        let body =
+            br#"{"items":[{"id":"a","price":1},{"id":"b","rowVersion":"x"},{"price":3}],"links":{"next":"http://127.0.0.1:9/api/items?page=2&limit=2"}}"#;
+        let page = p.parse_page(body, &first, None).unwrap();
+        assert_eq!(page.records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "b"], "records need an id, not a version");
+        assert_eq!(page.rejected[0].kind, "missing_id");
+        assert!(page.max_version.is_none());
+        assert_eq!(page.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?page=2&limit=2");
     }
 
     #[test]

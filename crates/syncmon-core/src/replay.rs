@@ -89,6 +89,11 @@ async fn validate(ctx: &EngineCtx, e: &EntityRt, item: &FailedItem, cancel: &Can
         None => (item.payload.clone(), None),
     };
     match e.profile.validate_text(&payload) {
+        Ok(record) if e.profile.is_snapshot() => {
+            // No version to compare: written as a snapshot pass writes it (content hash, change number).
+            ctx.store.apply_snapshot_replayed(&e.key, &record, id, now)?;
+            Ok(Replayed::Replayed)
+        }
         Ok(record) => {
             if ctx.store.apply_replayed(&e.key, &record, id, now)? {
                 Ok(Replayed::Superseded)

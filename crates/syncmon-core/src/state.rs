@@ -131,6 +131,19 @@ text_enum! {
 }
 
 text_enum! {
+    "run kind"
+    /// What a run (a row of the runs table, a cycle's report, a `cycle_started` event) was.
+    pub enum RunKind {
+        /// A poll: everything after the checkpoint.
+        Incremental = "incremental",
+        /// A lookback sweep: re-reads from the checkpoint at the entity's lookback anchor.
+        Lookback = "lookback",
+        /// A full resync pass.
+        Resync = "resync",
+    }
+}
+
+text_enum! {
     "unfinished run"
     /// A run that has no [`Outcome`] (yet).
     pub enum UnfinishedRun {

@@ -13,7 +13,7 @@ use common::*;
 use std::sync::Arc;
 use std::time::Duration;
 use syncmon_core::config::Config;
-use syncmon_core::state::{Outcome, RunOutcome, UnfinishedRun};
+use syncmon_core::state::{Outcome, RunKind, RunOutcome, UnfinishedRun};
 use syncmon_core::{Syncmon, TestClock};
 use syncmon_mock::{Fault, FaultKind, MockConfig, MockServer};
 use tokio_util::sync::CancellationToken;
@@ -68,8 +68,8 @@ async fn a_late_commit_below_the_top_of_the_initial_load_made_while_it_runs_arri
     }
     let load = h.sm.runs("src/items", 100).unwrap().pop().unwrap();
     assert_eq!(
-        (load.kind.as_str(), load.outcome, load.records),
-        ("incremental", RunOutcome::Finished(Outcome::CaughtUp), 2000),
+        (load.kind, load.outcome, load.records),
+        (RunKind::Incremental, RunOutcome::Finished(Outcome::CaughtUp), 2000),
         "the load read the 2000 records, not the late one: {load:?}"
     );
     let top = h.mock.dataset("items").iter().filter(|r| r.id != late.id).map(|r| version(&r.row_version)).max().unwrap();
@@ -86,16 +86,16 @@ async fn a_late_commit_below_the_top_of_the_initial_load_made_while_it_runs_arri
     }
     cancel.cancel();
     agent.await.unwrap();
-    let kinds: Vec<String> = h.sm.runs("src/items", 100).unwrap().into_iter().map(|r| r.kind).collect();
+    let kinds: Vec<RunKind> = h.sm.runs("src/items", 100).unwrap().into_iter().map(|r| r.kind).collect();
     assert!(arrived, "the late commit below the top of the initial load must reach the replica; runs: {kinds:?}");
-    assert!(kinds.iter().any(|k| k == "lookback"), "a lookback sweep brought it: {kinds:?}");
+    assert!(kinds.contains(&RunKind::Lookback), "a lookback sweep brought it: {kinds:?}");
     h.assert_converged("items");
 }
 
 #[tokio::test]
 async fn a_late_commit_behind_the_checkpoint_arrives_by_the_next_sweep_and_not_on_every_poll() {
     let (h, clock) = with_test_clock(300, "lookback = \"10s\"").await;
-    assert_eq!(h.sync_ok("items").await.kind, "incremental");
+    assert_eq!(h.sync_ok("items").await.kind, RunKind::Incremental);
     clock.advance(Duration::from_millis(1_000));
     h.mock.mutate("items", 20);
     h.sync_ok("items").await;
@@ -105,13 +105,13 @@ async fn a_late_commit_behind_the_checkpoint_arrives_by_the_next_sweep_and_not_o
     assert!(version(&late.row_version) < version(&h.checkpoint("items")), "the late commit lies behind the checkpoint");
     clock.advance(Duration::from_millis(1_000));
     let poll = h.sync_ok("items").await;
-    assert_eq!((poll.kind, poll.records), ("incremental", 0), "a poll re-reads nothing");
+    assert_eq!((poll.kind, poll.records), (RunKind::Incremental, 0), "a poll re-reads nothing");
     assert!(!h.replica("items").contains_key(&late.id));
 
     // The first sweep, 10 s after the first catch-up, re-reads from the beginning.
     clock.advance(Duration::from_millis(8_000));
     let sweep = h.sync_ok("items").await;
-    assert_eq!(sweep.kind, "lookback");
+    assert_eq!(sweep.kind, RunKind::Lookback);
     assert!(h.replica("items").contains_key(&late.id), "the sweep brings the late commit");
     h.assert_converged("items");
 
@@ -126,7 +126,7 @@ async fn a_late_commit_behind_the_checkpoint_arrives_by_the_next_sweep_and_not_o
     assert!(!h.replica("items").contains_key(&late.id));
     clock.advance(Duration::from_millis(7_000));
     let sweep = h.sync_ok("items").await;
-    assert_eq!(sweep.kind, "lookback");
+    assert_eq!(sweep.kind, RunKind::Lookback);
     assert!(sweep.records < 100, "the second sweep re-reads the last two lookbacks, not all 300 records: {}", sweep.summary());
     assert!(h.replica("items").contains_key(&late.id), "the second sweep brings the second late commit");
     h.assert_converged("items");
@@ -150,12 +150,12 @@ async fn with_steady_changes_the_records_read_stay_within_three_times_the_record
         }
         let r = h.sync("items").await;
         served += r.records;
-        sweeps += u32::from(r.kind == "lookback");
+        sweeps += u32::from(r.kind == RunKind::Lookback);
     }
     let ratio = served as f64 / changed as f64;
     println!("lookback cost: {served} records read for {changed} changed over {polls} polls ({sweeps} sweeps): ratio {ratio:.2}");
     assert!(ratio <= 3.0, "records read / records changed = {ratio:.2} must stay within 3");
-    assert_eq!((first_sweep.kind, first_sweep.records), ("lookback", 1000), "the first sweep re-reads the initial load");
+    assert_eq!((first_sweep.kind, first_sweep.records), (RunKind::Lookback, 1000), "the first sweep re-reads the initial load");
     assert!(sweeps >= 5, "a sweep every lookback: {sweeps}");
     h.assert_converged("items");
 }
@@ -172,7 +172,7 @@ async fn the_initial_load_is_re_read_once_by_the_first_sweep_not_on_every_poll()
         h.mock.mutate("items", 5);
         kinds.push(h.sync_ok("items").await.kind);
     }
-    let sweeps = kinds.iter().filter(|k| **k == "lookback").count();
+    let sweeps = kinds.iter().filter(|k| **k == RunKind::Lookback).count();
     assert!(sweeps >= 5, "a sweep every 5 s: {kinds:?}");
     assert_eq!(reads_from_zero(&h), 2, "the initial load and the first sweep read from 0, nothing else: {kinds:?}");
     h.assert_converged("items");

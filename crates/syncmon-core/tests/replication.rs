@@ -144,7 +144,7 @@ async fn an_interrupted_resync_resumes_after_a_restart() {
     assert_eq!(h.sm.status().unwrap()[0].health, syncmon_core::Health::Resyncing);
     // A plain sync resumes the pass from its cursor and finishes it.
     let r = h.sync_ok("items").await;
-    assert_eq!(r.kind, "resync");
+    assert_eq!(r.kind, syncmon_core::RunKind::Resync);
     assert!(r.records < 1000, "the pass resumed from its cursor instead of starting over ({} records)", r.records);
     assert_eq!(r.pass.unwrap().deleted, deleted.len() as i64);
     h.assert_converged("items");

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use std::time::Duration;
+use syncmon_core::RunKind;
 use syncmon_mock::MockConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -21,20 +22,20 @@ async fn the_periodic_full_resync_runs_when_due_and_not_right_after_the_initial_
     let mut polls = 0;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        polls = kinds().iter().filter(|k| *k == "incremental").count();
+        polls = kinds().iter().filter(|k| **k == RunKind::Incremental).count();
         if polls >= 3 {
             break;
         }
     }
     assert!(polls >= 3, "the agent polls: {:?}", kinds());
-    assert!(!kinds().contains(&"resync".to_string()), "no full resync right after the initial load: {:?}", kinds());
+    assert!(!kinds().contains(&RunKind::Resync), "no full resync right after the initial load: {:?}", kinds());
 
     // Then, 6 s after the initial load, the full resync (bounded: 150 × 100 ms).
     let mut resynced = false;
     for _ in 0..150 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let runs = h.sm.runs("src/items", 100).unwrap();
-        if runs.iter().any(|r| r.kind == "resync" && r.finished_at.is_some()) {
+        if runs.iter().any(|r| r.kind == RunKind::Resync && r.finished_at.is_some()) {
             resynced = true;
             break;
         }

@@ -12,6 +12,7 @@ fn status(entity: &str, health: Health) -> EntityStatus {
         health,
         reason: (health != Health::Healthy).then(|| "HTTP 503 Service Unavailable".to_string()),
         checkpoint: "0".into(),
+        last_complete_pass_at: None,
         last_caught_up_at: None,
         lag_seconds: None,
         replica_rows: 0,

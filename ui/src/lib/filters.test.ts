@@ -9,6 +9,7 @@ describe('failed-items filter → params', () => {
       entity: 'c/items',
       stage: 'deliver',
       error_kind: 'http_4xx',
+      any_state: true,
       text: 'abc',
     });
   });

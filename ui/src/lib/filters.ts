@@ -17,7 +17,8 @@ export interface FilterForm {
 
 export const EMPTY_FORM: FilterForm = { entity: '', stage: '', error_kind: '', state: FAILED_STATE.Pending, text: '', rule: '' };
 
-/** Only the fields that are set, trimmed; the engine reads a missing `state` as pending. */
+/** Only the fields that are set, trimmed; the engine reads a missing `state` as pending, so
+ *  "all states" is asked for with `any_state`. */
 export function toFilter(f: FilterForm): FailedFilter {
   const out: FailedFilter = {};
   const entity = f.entity.trim();
@@ -27,6 +28,7 @@ export function toFilter(f: FilterForm): FailedFilter {
   if (f.stage) out.stage = f.stage;
   if (kind) out.error_kind = kind;
   if (f.state) out.state = f.state;
+  else out.any_state = true;
   if (text) out.text = text;
   if (f.rule) out.rule = f.rule;
   return out;
@@ -59,7 +61,7 @@ export function queryFromForm(f: FilterForm): string {
 
 /** A stable key for "same query?" comparisons. */
 export function filterKey(f: FailedFilter): string {
-  return JSON.stringify([f.entity ?? '', f.stage ?? '', f.error_kind ?? '', f.state ?? '', f.text ?? '', f.rule ?? '']);
+  return JSON.stringify([f.entity ?? '', f.stage ?? '', f.error_kind ?? '', f.any_state ? '*' : (f.state ?? ''), f.text ?? '', f.rule ?? '']);
 }
 
 export function failedLink(entity?: string): string {

@@ -24,6 +24,7 @@ pub(super) fn checked_filter(sm: &Syncmon, f: &FailedFilter) -> Result<FailedFil
         stage: f.stage,
         error_kind: nonempty(&f.error_kind),
         state: f.state,
+        any_state: f.any_state,
         text: nonempty(&f.text),
         rule: nonempty(&f.rule),
     })

@@ -10,6 +10,7 @@
 
 mod locator;
 mod sections;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 mod validate;

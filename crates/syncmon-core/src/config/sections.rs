@@ -33,6 +33,8 @@ impl Default for StorageConfig {
 pub enum ProfileKind {
     Rowversion,
     Cursor,
+    /// No version at all: every poll reads the whole feed and compares content (store/snapshot.rs).
+    Snapshot,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -111,7 +113,8 @@ pub struct CursorConfig {
     /// JSON pointer to the records array; "" means the body is the array.
     #[serde(default)]
     pub records_pointer: String,
-    /// Query parameter that carries the last version seen.
+    /// Query parameter that carries the last version seen (required by `cursor`, refused by `snapshot`).
+    #[serde(default)]
     pub filter_param: String,
     /// Fixed query appended as is, e.g. "order=seq".
     pub extra_query: Option<String>,

@@ -131,6 +131,13 @@ impl Config {
                 }
                 (ProfileKind::Cursor, Some(cur)) => {
                     let cursor = [&table[..], &[Seg::Key("cursor")]].concat();
+                    if cur.filter_param.is_empty() {
+                        return Err(loc.problem(
+                            &cursor,
+                            "filter_param",
+                            format!("{at}: the cursor profile needs `filter_param` (the query parameter that receives the checkpoint)"),
+                        ));
+                    }
                     let ways = [cur.next_token_pointer.is_some(), cur.next_url_pointer.is_some(), cur.next.is_some()].iter().filter(|x| **x).count();
                     if ways != 1 {
                         return Err(loc.problem(
@@ -157,6 +164,7 @@ impl Config {
                         ));
                     }
                 }
+                (ProfileKind::Snapshot, cur) => loc.check_snapshot(&table, &at, cur.as_ref())?,
                 _ => {}
             }
             let mut names = HashSet::new();

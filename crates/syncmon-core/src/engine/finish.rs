@@ -52,8 +52,17 @@ impl<'a> Cycle<'a> {
             }
             Some(_) => report.outcome = Outcome::Failed,
             None => {
-                if let (Some(pass), CycleKind::Resync { allow_deletions }) = (self.pass, self.kind) {
-                    match ctx.store.resync_finish(key, pass, e.cfg.deletion_guard, allow_deletions, now) {
+                let ended = match (self.pass, self.kind) {
+                    // A snapshot pass read to its end deletes what it did not see; only `resync --yes` lifts the guard.
+                    _ if e.profile.is_snapshot() => {
+                        let allow_deletions = matches!(self.kind, CycleKind::Resync { allow_deletions: true });
+                        Some(ctx.store.snapshot_finish(key, e.cfg.deletion_guard, allow_deletions, now))
+                    }
+                    (Some(pass), CycleKind::Resync { allow_deletions }) => Some(ctx.store.resync_finish(key, pass, e.cfg.deletion_guard, allow_deletions, now)),
+                    _ => None,
+                };
+                if let Some(ended) = ended {
+                    match ended {
                         Ok(end) => {
                             if let Some(f) = e.forward.as_ref().filter(|_| end.deleted > 0) {
                                 f.nudge.notify_one();

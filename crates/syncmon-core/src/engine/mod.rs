@@ -25,6 +25,7 @@ use crate::record::Page;
 use crate::retry::{Failure, FailureClass};
 use crate::rowversion::RowVersion;
 use crate::source::SourceClient;
+use crate::state::RunKind;
 use crate::store::{EntityKey, PageBatch};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
@@ -59,11 +60,11 @@ pub enum CycleKind {
 
 impl CycleKind {
     /// The run kind in the runs table, reports and events.
-    pub fn as_str(&self) -> &'static str {
+    pub fn run_kind(&self) -> RunKind {
         match self {
-            CycleKind::Incremental => "incremental",
-            CycleKind::Lookback => "lookback",
-            CycleKind::Resync { .. } => "resync",
+            CycleKind::Incremental => RunKind::Incremental,
+            CycleKind::Lookback => RunKind::Lookback,
+            CycleKind::Resync { .. } => RunKind::Resync,
         }
     }
 }
@@ -147,9 +148,10 @@ impl<'a> Cycle<'a> {
     fn begin(ctx: &'a EngineCtx, e: &'a EntityRt, kind: CycleKind, cancel: &'a CancellationToken) -> Begun<'a> {
         let key = &e.key;
         let now = ctx.clock.now_ms();
-        let lookback_ms = e.source.cfg.lookback.as_millis() as i64;
+        // A snapshot pass reads everything every time: there is nothing late to sweep for.
+        let lookback_ms = if e.profile.is_snapshot() { 0 } else { e.source.cfg.lookback.as_millis() as i64 };
         let kind = cycle_kind(kind, ctx.store.entity(key).ok().and_then(|r| r.lookback_due_at), lookback_ms, now);
-        let kind_name = kind.as_str();
+        let kind_name = kind.run_kind();
         let mut report = CycleReport {
             connection: key.connection.clone(),
             entity: key.entity.clone(),
@@ -164,6 +166,7 @@ impl<'a> Cycle<'a> {
             duration_ms: 0,
             next_attempt_at: None,
             forwarded: None,
+            changed: e.profile.is_snapshot().then_some(0),
         };
 
         let open_until = e.source.breaker.lock().unwrap().open_until(now);
@@ -177,6 +180,12 @@ impl<'a> Cycle<'a> {
         }
 
         let setup = (|| -> Result<(RowVersion, Option<i64>, i64), String> {
+            if e.profile.is_snapshot() {
+                // Every cycle of a snapshot feed is a whole pass from the first page, whatever asked for it.
+                let expected = ctx.store.replica_count(key).map_err(|x| x.to_string())?;
+                ctx.store.snapshot_begin(key).map_err(|x| x.to_string())?;
+                return Ok((RowVersion::zero(), None, expected));
+            }
             Ok(match kind {
                 CycleKind::Incremental => (ctx.store.entity(key).map_err(|x| x.to_string())?.checkpoint, None, 0),
                 CycleKind::Lookback => {
@@ -206,12 +215,7 @@ impl<'a> Cycle<'a> {
                 return Begun::Ended(report);
             }
         };
-        ctx.events.emit(EventKind::CycleStarted {
-            connection: key.connection.clone(),
-            entity: key.entity.clone(),
-            kind: kind_name.into(),
-            from: from.to_string(),
-        });
+        ctx.events.emit(EventKind::CycleStarted { connection: key.connection.clone(), entity: key.entity.clone(), kind: kind_name, from: from.to_string() });
         let cycle = Cycle { ctx, e, cancel, kind, started_at: now, lookback_ms, from, pass, expected, run_id };
         Begun::Running(cycle, report)
     }
@@ -239,17 +243,7 @@ impl<'a> Cycle<'a> {
                     retry_after: None,
                 }));
             }
-            let on_retry = |attempt: u32, f: &Failure, wait: std::time::Duration| {
-                ctx.events.emit(EventKind::Retrying {
-                    connection: key.connection.clone(),
-                    entity: key.entity.clone(),
-                    attempt,
-                    wait_ms: wait.as_millis() as u64,
-                    reason: f.message.clone(),
-                    http_status: f.http_status,
-                    tracking_id: f.tracking_id.clone(),
-                });
-            };
+            let on_retry = |attempt: u32, f: &Failure, wait: std::time::Duration| ctx.emit_retrying(key, attempt, wait, f.message.clone(), f);
             let parse = |f: &crate::source::Fetched| e.profile.parse_page(&f.body, &first, f.link.as_deref());
             let (page, fetched) = e.source.fetch(&url, Some(&key.entity), cancel, parse, on_retry).await.map_err(FetchStop::Failed)?;
             let next = page.next.clone();
@@ -307,6 +301,7 @@ impl<'a> Cycle<'a> {
             let k = key.clone();
             let now = ctx.clock.now_ms();
             let in_resync = self.pass.is_some();
+            let snapshot = e.profile.is_snapshot();
             let run_id = self.run_id;
             let result = tokio::task::spawn_blocking(move || {
                 let pages: Vec<PageBatch> = batch
@@ -322,7 +317,7 @@ impl<'a> Cycle<'a> {
                         now_ms: now,
                     })
                     .collect();
-                let applied = store.apply_pages(&k, &pages);
+                let applied = if snapshot { store.apply_snapshot_pages(&k, &pages) } else { store.apply_pages(&k, &pages) };
                 drop(pages);
                 applied.map(|a| (a, batch))
             })
@@ -331,6 +326,9 @@ impl<'a> Cycle<'a> {
             match result {
                 Ok((applied, batch)) => {
                     report.failed_new += applied.failed_new as u64;
+                    if snapshot {
+                        *report.changed.get_or_insert(0) += applied.rows_written as u64;
+                    }
                     if let Some(f) = e.forward.as_ref().filter(|_| applied.rows_written > 0) {
                         // The changes are in the outbox; delivery overlaps the rest of the cycle.
                         f.nudge.notify_one();
@@ -354,7 +352,7 @@ impl<'a> Cycle<'a> {
                             count: applied.failed_new,
                         });
                     }
-                    if self.pass.is_some() {
+                    if self.pass.is_some() || snapshot {
                         ctx.events.emit(EventKind::ResyncProgress {
                             connection: key.connection.clone(),
                             entity: key.entity.clone(),

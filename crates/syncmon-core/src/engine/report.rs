@@ -2,6 +2,7 @@
 
 use crate::forward::ForwardReport;
 use crate::retry::Failure;
+use crate::state::RunKind;
 use crate::store::PassEnd;
 use serde::Serialize;
 
@@ -12,7 +13,7 @@ pub use crate::state::Outcome;
 pub struct CycleReport {
     pub connection: String,
     pub entity: String,
-    pub kind: &'static str,
+    pub kind: RunKind,
     pub outcome: Outcome,
     pub pages: u64,
     pub records: u64,
@@ -25,6 +26,9 @@ pub struct CycleReport {
     pub next_attempt_at: Option<i64>,
     /// The delivery pass to the entity's target that followed the cycle (`sync`, `resync`).
     pub forwarded: Option<ForwardReport>,
+    /// Snapshot feeds: the records written because they were new or changed (the rest of
+    /// `records` was read and found unchanged). None for the other profiles.
+    pub changed: Option<u64>,
 }
 
 impl CycleReport {
@@ -40,6 +44,9 @@ impl CycleReport {
             Outcome::Cancelled => s.push_str("stopped"),
         }
         s.push_str(&format!(", {} pages, {} records", self.pages, self.records));
+        if let Some(n) = self.changed {
+            s.push_str(&format!(" ({n} new or changed)"));
+        }
         if self.failed_new > 0 {
             s.push_str(&format!(", {} new failed items", self.failed_new));
         }

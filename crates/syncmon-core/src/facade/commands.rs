@@ -2,9 +2,9 @@
 
 use super::Syncmon;
 use crate::engine::{self, CycleKind, CycleReport, EntityRt};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rowversion::RowVersion;
-use crate::state::{Outcome, ResyncState};
+use crate::state::{Outcome, ResyncState, RunKind};
 use crate::store::EntityKey;
 use crate::{forward, scheduler};
 use std::sync::Arc;
@@ -36,13 +36,14 @@ impl Syncmon {
     pub async fn resync(&self, name: &str, allow_deletions: bool, cancel: &CancellationToken) -> Result<CycleReport> {
         let e = self.one(name)?;
         let row = self.ctx.store.entity(&e.key)?;
-        if row.resync_state == Some(ResyncState::GuardTripped) && allow_deletions {
+        // A snapshot feed has no pass to resume: a new pass reads it all (and may delete).
+        if row.resync_state == Some(ResyncState::GuardTripped) && allow_deletions && !e.profile.is_snapshot() {
             let now = self.ctx.clock.now_ms();
             let end = self.ctx.store.resync_finish(&e.key, row.resync_pass, e.cfg.deletion_guard, true, now)?;
-            let run = self.ctx.store.begin_run(&e.key, "resync", now)?;
+            let run = self.ctx.store.begin_run(&e.key, RunKind::Resync, now)?;
             self.ctx.store.finish_run(&e.key, run, Outcome::CaughtUp, None, None, None, false, now, self.ctx.runs_kept)?;
             let mut report = engine::run_cycle(&self.ctx, &e, CycleKind::Incremental, cancel).await;
-            report.kind = "resync";
+            report.kind = RunKind::Resync;
             report.pass = Some(end);
             return Ok(self.then_forward(&e, report, cancel).await);
         }
@@ -79,6 +80,10 @@ impl Syncmon {
     /// it cannot move the checkpoint forward again right after the reset.
     pub async fn reset_checkpoint(&self, name: &str) -> Result<()> {
         let e = self.one(name)?;
+        if e.profile.is_snapshot() {
+            // Its checkpoint only numbers the changes written; every poll already reads everything.
+            return Err(Error::Usage(format!("{name} is a snapshot feed: every poll reads it whole, so there is no checkpoint to reset")));
+        }
         let _idle = e.busy.lock().await;
         Ok(self.ctx.store.reset_checkpoint(&e.key, &RowVersion::zero())?)
     }

@@ -15,15 +15,26 @@ pub struct EntityStatus {
     pub health: Health,
     /// Why, for anything but healthy: the last error in plain words.
     pub reason: Option<String>,
+    /// The rowVersion the next incremental cycle reads from.
     pub checkpoint: String,
+    /// Snapshot feeds (no version): when a pass last read the whole feed to its end. Front ends
+    /// show it instead of the checkpoint, which there only counts the changes written.
+    pub last_complete_pass_at: Option<i64>,
+    /// When a cycle last caught up, in milliseconds since 1970; None before the first.
     pub last_caught_up_at: Option<i64>,
+    /// Seconds since `last_caught_up_at`; None before the first catch-up.
     pub lag_seconds: Option<i64>,
     pub replica_rows: i64,
     pub pending_failed: i64,
+    /// The HTTP status of the last cycle's failure; None when it did not fail on an answer.
     pub last_http_status: Option<u16>,
+    /// The `Trackingid` of the last cycle's failure, else of its last answer.
     pub last_tracking_id: Option<String>,
+    /// When a waiting or circuit-open entity is tried again (milliseconds since 1970); None when
+    /// nothing holds it back.
     pub next_attempt_at: Option<i64>,
     pub poll_every_seconds: u64,
+    /// Records read so far by a full resync under way; None when none is.
     pub resync_seen: Option<i64>,
     /// Changes waiting to be delivered to the entity's target (0 when it forwards nowhere).
     pub forward_pending: i64,
@@ -45,6 +56,7 @@ impl Syncmon {
                     health: Health::Pending,
                     reason: Some("not synced yet".to_string()),
                     checkpoint: RowVersion::zero().to_string(),
+                    last_complete_pass_at: None,
                     last_caught_up_at: None,
                     lag_seconds: None,
                     replica_rows: 0,
@@ -88,6 +100,7 @@ impl Syncmon {
                 health,
                 reason,
                 checkpoint: row.checkpoint.to_string(),
+                last_complete_pass_at: row.last_full_resync_at.filter(|_| e.profile.is_snapshot()),
                 last_caught_up_at: row.last_caught_up_at,
                 lag_seconds: lag_ms.map(|l| l / 1000),
                 replica_rows: self.ctx.store.replica_count(&e.key)?,

@@ -121,10 +121,10 @@ mod tests {
     use super::super::test_support::{apply_in_run, rec, setup};
     use super::*;
     use crate::record::Record;
-    use crate::state::Outcome;
+    use crate::state::{Outcome, RunKind};
 
     fn apply_at(store: &Store, key: &EntityKey, records: &[Record], now_ms: i64) {
-        apply_in_run(store, key, store.begin_run(key, "incremental", now_ms - HISTORY_EVERY_MS).unwrap(), records, &[], now_ms);
+        apply_in_run(store, key, store.begin_run(key, RunKind::Incremental, now_ms - HISTORY_EVERY_MS).unwrap(), records, &[], now_ms);
     }
 
     fn history(store: &Store, key: &EntityKey) -> Vec<(i64, String)> {
@@ -134,7 +134,7 @@ mod tests {
     #[test]
     fn a_sweep_starts_from_the_checkpoint_current_at_its_anchor() {
         let (_d, store, key) = setup();
-        let run = store.begin_run(&key, "incremental", 0).unwrap();
+        let run = store.begin_run(&key, RunKind::Incremental, 0).unwrap();
         apply_at(&store, &key, &[rec("a", "10")], 1_000);
         store.finish_run(&key, run, Outcome::CaughtUp, None, None, None, true, 1_000, 100).unwrap();
         apply_at(&store, &key, &[rec("b", "20")], 500_000);
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn a_long_cycle_records_checkpoint_history_every_few_seconds() {
         let (_d, store, key) = setup();
-        let run = store.begin_run(&key, "incremental", 0).unwrap();
+        let run = store.begin_run(&key, RunKind::Incremental, 0).unwrap();
         for (i, at) in [1_000, 4_999, 5_000, 9_000, 9_999, 10_001, 16_000].into_iter().enumerate() {
             apply_in_run(&store, &key, run, &[rec(&format!("r{i}"), &format!("{}", 10 * (i + 1)))], &[], at);
         }

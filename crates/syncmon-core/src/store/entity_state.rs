@@ -59,17 +59,8 @@ impl Store {
 
     /// Pauses or resumes the entities in one transaction; returns how many actually changed.
     pub fn set_paused_many(&self, keys: &[EntityKey], paused: bool) -> Result<usize> {
-        self.write(|c| {
-            let tx = c.transaction()?;
-            let mut n = 0;
-            {
-                let mut st = tx.prepare_cached("UPDATE entity_state SET paused = ?1 WHERE connection = ?2 AND entity = ?3 AND paused <> ?1")?;
-                for k in keys {
-                    n += st.execute(params![paused, k.connection, k.entity])?;
-                }
-            }
-            tx.commit()?;
-            Ok(n)
+        self.execute_each("UPDATE entity_state SET paused = ?1 WHERE connection = ?2 AND entity = ?3 AND paused <> ?1", keys, |st, k| {
+            st.execute(params![paused, k.connection, k.entity])
         })
     }
 }

@@ -15,18 +15,26 @@ pub struct FailedItem {
     pub id: i64,
     pub connection: String,
     pub entity: String,
+    /// The record's id; None when the record had none that could be read.
     pub record_id: Option<String>,
+    /// The record's rowVersion; None when it had none that could be read.
     pub row_version: Option<String>,
+    /// The record as received (or as it was to be sent); cut to [`LIST_PAYLOAD_CHARS`] in list pages.
     pub payload: String,
     pub stage: FailedStage,
+    /// A short word for the error (`not_json`, `missing_row_version`, …): what the failed list filters by.
     pub error_kind: String,
     pub message: String,
+    /// The HTTP status of the refusal, when an answer came.
     pub http_status: Option<u16>,
     pub tracking_id: Option<String>,
+    /// How often the record failed while this item was pending (a replay that failed again counts).
     pub attempts: i64,
+    /// Milliseconds since 1970.
     pub first_failed_at: i64,
     pub last_failed_at: i64,
     pub state: FailedState,
+    /// How it stopped being pending; None while it is.
     pub resolution: Option<Resolution>,
     /// The JSON Schema keyword the record broke (`minimum`, `type`, `required`, …), for items of
     /// error kind `schema`; null otherwise.
@@ -48,10 +56,14 @@ pub struct FailedFilter {
     #[ts(optional = nullable)]
     #[serde(default)]
     pub error_kind: Option<String>,
-    /// Pending items only when none.
+    /// Pending items only when none (and `any_state` is not set).
     #[ts(optional = nullable)]
     #[serde(default)]
     pub state: Option<FailedState>,
+    /// Items of every state (pending, resolved and discarded); `state` is then ignored.
+    #[ts(as = "Option<bool>", optional)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub any_state: bool,
     /// Matches the record id, the `Trackingid` or the message.
     #[ts(optional = nullable)]
     #[serde(default)]
@@ -119,17 +131,8 @@ impl Store {
 
     /// Marks items discarded; returns how many were pending.
     pub fn discard_failed(&self, ids: &[i64], now_ms: i64) -> Result<usize> {
-        self.write(|c| {
-            let tx = c.transaction()?;
-            let mut n = 0;
-            {
-                let mut st = tx.prepare_cached("UPDATE failed_items SET state = ?3, resolution = ?4, resolved_at = ?1 WHERE id = ?2 AND state = ?5")?;
-                for id in ids {
-                    n += st.execute(params![now_ms, id, FailedState::Discarded, Resolution::Discarded, FailedState::Pending])?;
-                }
-            }
-            tx.commit()?;
-            Ok(n)
+        self.execute_each("UPDATE failed_items SET state = ?3, resolution = ?4, resolved_at = ?1 WHERE id = ?2 AND state = ?5", ids, |st, id| {
+            st.execute(params![now_ms, id, FailedState::Discarded, Resolution::Discarded, FailedState::Pending])
         })
     }
 
@@ -147,24 +150,9 @@ impl Store {
 }
 
 pub(super) fn failed_row(r: &rusqlite::Row) -> rusqlite::Result<FailedItem> {
-    Ok(FailedItem {
-        id: r.get("id")?,
-        connection: r.get("connection")?,
-        entity: r.get("entity")?,
-        record_id: r.get("record_id")?,
-        row_version: r.get("row_version")?,
-        payload: r.get("payload")?,
-        stage: r.get("stage")?,
-        error_kind: r.get("error_kind")?,
-        message: r.get("message")?,
-        http_status: r.get("http_status")?,
-        tracking_id: r.get("tracking_id")?,
-        attempts: r.get("attempts")?,
-        first_failed_at: r.get("first_failed_at")?,
-        last_failed_at: r.get("last_failed_at")?,
-        state: r.get("state")?,
-        resolution: r.get("resolution")?,
-        rule: r.get("rule")?,
+    from_columns!(r => FailedItem {
+        id, connection, entity, record_id, row_version, payload, stage, error_kind, message, http_status, tracking_id,
+        attempts, first_failed_at, last_failed_at, state, resolution, rule
     })
 }
 
@@ -185,8 +173,12 @@ pub(super) fn failed_query(f: &FailedFilter, select: &str, before_id: Option<i64
 
 /// The filter as a WHERE condition and its arguments.
 fn failed_where(f: &FailedFilter) -> (String, Vec<rusqlite::types::Value>) {
-    let mut sql = String::from("state = ?");
-    let mut args: Vec<rusqlite::types::Value> = vec![f.state.unwrap_or(FailedState::Pending).as_str().to_string().into()];
+    let mut sql = String::from("1 = 1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if !f.any_state {
+        sql.push_str(" AND state = ?");
+        args.push(f.state.unwrap_or(FailedState::Pending).as_str().to_string().into());
+    }
     let (connection, entity) = f.connection_and_entity();
     let stage = f.stage.map(|s| s.as_str().to_string());
     for (col, val) in [("connection", &connection), ("entity", &entity), ("stage", &stage), ("error_kind", &f.error_kind), ("rule", &f.rule)] {
@@ -267,7 +259,7 @@ impl Store {
     pub fn failed_count(&self, f: &FailedFilter) -> Result<i64> {
         self.read(|c| {
             let simple = f.stage.is_none() && f.error_kind.is_none() && f.rule.is_none() && f.text.as_deref().is_none_or(str::is_empty);
-            if simple && f.state.is_none_or(|s| s == FailedState::Pending) {
+            if simple && !f.any_state && f.state.is_none_or(|s| s == FailedState::Pending) {
                 // The per-entity counter the triggers keep: no scan of the failed items at all.
                 let mut sql = String::from("SELECT coalesce(sum(pending_failed), 0) FROM entity_state WHERE 1 = 1");
                 let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -397,6 +389,24 @@ mod tests {
         assert!(store.failed_page_with_total(&text, 20, 4).unwrap().1.is_empty());
         let discarded = FailedFilter { state: Some(FailedState::Discarded), ..Default::default() };
         assert_eq!(store.failed_count(&discarded).unwrap(), 0);
+    }
+
+    #[test]
+    fn any_state_lists_pending_resolved_and_discarded_alike() {
+        let (_d, store, key) = setup();
+        reject(&store, &key, 5, "missing_id");
+        let pending = FailedFilter::default();
+        let ids = store.failed_ids(&pending).unwrap();
+        assert_eq!(store.discard_failed(&ids[..2], 10).unwrap(), 2);
+        let every = FailedFilter { any_state: true, ..Default::default() };
+        assert_eq!(store.failed_count(&pending).unwrap(), 3);
+        assert_eq!(store.failed_count(&every).unwrap(), 5);
+        let listed = store.failed_page(&every, 0, 100).unwrap();
+        let states: Vec<_> = listed.iter().map(|i| i.state).collect();
+        assert_eq!(states.iter().filter(|s| **s == FailedState::Discarded).count(), 2, "{states:?}");
+        assert_eq!(states.iter().filter(|s| **s == FailedState::Pending).count(), 3, "{states:?}");
+        let every_discarded = FailedFilter { any_state: true, state: Some(FailedState::Discarded), ..Default::default() };
+        assert_eq!(store.failed_count(&every_discarded).unwrap(), 5, "any_state wins over state");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - `checkpoints` — checkpoint history and lookback-sweep scheduling;
 //! - `failed` — failed items (every stage), their filter, replay bookkeeping;
 //! - `runs` — the run history; `request_log` — the calls made; `outbox` — the forwarding queue;
-//! - `settings` — the UI's key/value settings.
+//! - `settings` — the UI's key/value settings; `snapshot` — snapshot passes (content hashes,
+//!   a local change counter, deletions after a complete pass).
 //!
 //! One writer connection (behind a mutex, used from blocking threads) and one reader connection;
 //! WAL lets readers run while a page is being written.
@@ -17,6 +18,14 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// `Ok(Type { field: row.get("field")?, … })`: a row read into a struct whose fields are named
+/// like the columns the SELECT returns (so no column position has to be kept in step).
+macro_rules! from_columns {
+    ($row:expr => $ty:ident { $($field:ident),+ $(,)? }) => {
+        Ok($ty { $($field: $row.get(stringify!($field))?),+ })
+    };
+}
+
 mod checkpoints;
 mod entity_state;
 mod failed;
@@ -26,6 +35,7 @@ mod request_log;
 mod runs;
 mod schema;
 mod settings;
+mod snapshot;
 #[cfg(test)]
 mod test_support;
 pub use checkpoints::CheckpointPoint;
@@ -337,6 +347,27 @@ impl Store {
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let c = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         f(&c)
+    }
+
+    /// One statement run once per item, all in one transaction; returns how many rows it changed.
+    fn execute_each<T>(
+        &self,
+        sql: &str,
+        items: &[T],
+        mut execute: impl FnMut(&mut rusqlite::CachedStatement<'_>, &T) -> rusqlite::Result<usize>,
+    ) -> Result<usize> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let mut n = 0;
+            {
+                let mut st = tx.prepare_cached(sql)?;
+                for item in items {
+                    n += execute(&mut st, item)?;
+                }
+            }
+            tx.commit()?;
+            Ok(n)
+        })
     }
 }
 

@@ -442,6 +442,7 @@ pub fn id_hash(id: &str) -> i64 {
 mod tests {
     use super::super::test_support::{apply, rec, setup};
     use super::*;
+    use crate::state::RunKind;
     use crate::store::FailedFilter;
 
     fn version_of(store: &Store, key: &EntityKey, id: &str) -> String {
@@ -542,7 +543,7 @@ mod tests {
     fn an_interrupted_resync_resumes_from_its_cursor() {
         let (_d, store, key) = setup();
         let (pass, _) = store.resync_begin(&key).unwrap();
-        let run = store.begin_run(&key, "resync", 1).unwrap();
+        let run = store.begin_run(&key, RunKind::Resync, 1).unwrap();
         let records = [rec("a", "5")];
         store
             .apply_page(

@@ -9,16 +9,26 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct RequestRow {
     pub id: i64,
+    /// When the call ended, in milliseconds since 1970.
     pub at: i64,
+    /// The connection's id, or the target's for a delivery.
     pub connection: String,
+    /// The entity the call was for (`connection/entity` for a delivery); None for a call for no
+    /// entity (testing a connection).
     pub entity: Option<String>,
     pub method: String,
+    /// Credential-looking query parameters redacted.
     pub url: String,
+    /// None when no answer came (connection refused or reset, timeout).
     pub status: Option<u16>,
     pub duration_ms: i64,
+    /// 1 for the first try, counting up through the retries of one call.
     pub attempt: u32,
+    /// Bytes of the body read; None when none was read (no answer, or an answer refused first).
     pub bytes: Option<i64>,
+    /// The `Trackingid` the answer carried.
     pub tracking_id: Option<String>,
+    /// What went wrong with the call, as shown; None when nothing did.
     pub error: Option<String>,
 }
 
@@ -100,24 +110,7 @@ impl Store {
                 sql.push_str(" ORDER BY id DESC LIMIT ?");
                 args.push((limit as i64).into());
                 let mut st = c.prepare(&sql)?;
-                let rows = st
-                    .query_map(rusqlite::params_from_iter(args), |r| {
-                        Ok(RequestRow {
-                            id: r.get(0)?,
-                            at: r.get(1)?,
-                            connection: r.get(2)?,
-                            entity: r.get(3)?,
-                            method: r.get(4)?,
-                            url: r.get(5)?,
-                            status: r.get(6)?,
-                            duration_ms: r.get(7)?,
-                            attempt: r.get(8)?,
-                            bytes: r.get(9)?,
-                            tracking_id: r.get(10)?,
-                            error: r.get(11)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let rows = st.query_map(rusqlite::params_from_iter(args), request_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
             };
             let Some(k) = key else { return query(None) };
@@ -164,6 +157,13 @@ impl Store {
             Ok(RequestStats { requests, failed, error_rate, p95_ms })
         })
     }
+}
+
+/// A row of `request_log` (`requests()` selects every column by name).
+fn request_row(r: &rusqlite::Row) -> rusqlite::Result<RequestRow> {
+    from_columns!(r => RequestRow {
+        id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! entity, and the per-hour sums the overview's sparklines show.
 
 use super::{EntityKey, Result, Store};
-use crate::state::{Outcome, RunOutcome, UnfinishedRun};
+use crate::state::{Outcome, RunKind, RunOutcome, UnfinishedRun};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -13,19 +13,25 @@ pub struct RunRow {
     pub id: i64,
     pub connection: String,
     pub entity: String,
-    pub kind: String,
+    /// The cycle's kind.
+    pub kind: RunKind,
+    /// Milliseconds since 1970, as all times here.
     pub started_at: i64,
+    /// None while the run is under way, and for a run the process ended during (`interrupted`).
     pub finished_at: Option<i64>,
+    /// Pages, records and new failed items the cycle wrote, counted as its batches commit.
     pub pages: i64,
     pub records: i64,
     pub failed_records: i64,
     pub outcome: RunOutcome,
+    /// Why the cycle failed or stopped; None when it did not.
     pub error: Option<String>,
+    /// The `Trackingid` of the failure, else of the last answer: what the source's operators ask for.
     pub tracking_id: Option<String>,
 }
 
 impl Store {
-    pub fn begin_run(&self, key: &EntityKey, kind: &str, now_ms: i64) -> Result<i64> {
+    pub fn begin_run(&self, key: &EntityKey, kind: RunKind, now_ms: i64) -> Result<i64> {
         self.write(|c| {
             c.execute(
                 "INSERT INTO runs (connection, entity, kind, started_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -112,24 +118,7 @@ impl Store {
                 "SELECT id, connection, entity, kind, started_at, finished_at, pages, records, failed_records, outcome, error, tracking_id
                  FROM runs WHERE connection = ?1 AND entity = ?2 ORDER BY id DESC LIMIT ?3",
             )?;
-            let rows = st
-                .query_map(params![key.connection, key.entity, limit], |r| {
-                    Ok(RunRow {
-                        id: r.get(0)?,
-                        connection: r.get(1)?,
-                        entity: r.get(2)?,
-                        kind: r.get(3)?,
-                        started_at: r.get(4)?,
-                        finished_at: r.get(5)?,
-                        pages: r.get(6)?,
-                        records: r.get(7)?,
-                        failed_records: r.get(8)?,
-                        outcome: r.get(9)?,
-                        error: r.get(10)?,
-                        tracking_id: r.get(11)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = st.query_map(params![key.connection, key.entity, limit], run_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -172,4 +161,11 @@ impl Store {
             Ok(out)
         })
     }
+}
+
+/// A row of `runs` (`runs()` selects every column by name).
+fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
+    from_columns!(r => RunRow {
+        id, connection, entity, kind, started_at, finished_at, pages, records, failed_records, outcome, error, tracking_id
+    })
 }

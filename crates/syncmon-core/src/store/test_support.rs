@@ -4,6 +4,7 @@
 use super::{Applied, EntityKey, PageBatch, Store};
 use crate::record::{Record, Rejected};
 use crate::rowversion::RowVersion;
+use crate::state::RunKind;
 
 /// A new database in a temporary directory (kept alive by the returned guard) with entity `c/items`.
 pub(super) fn setup() -> (tempfile::TempDir, Store, EntityKey) {
@@ -30,6 +31,6 @@ pub(super) fn apply_in_run(store: &Store, key: &EntityKey, run: i64, records: &[
 
 /// One page in a new incremental run, at time 1.
 pub(super) fn apply(store: &Store, key: &EntityKey, records: &[Record], rejected: &[Rejected]) -> Applied {
-    let run = store.begin_run(key, "incremental", 1).unwrap();
+    let run = store.begin_run(key, RunKind::Incremental, 1).unwrap();
     apply_in_run(store, key, run, records, rejected, 1)
 }

@@ -3,8 +3,9 @@ import type { Failure } from "./Failure";
 import type { ForwardReport } from "./ForwardReport";
 import type { Outcome } from "./Outcome";
 import type { PassEnd } from "./PassEnd";
+import type { RunKind } from "./RunKind";
 
-export type CycleReport = { connection: string, entity: string, kind: string, outcome: Outcome, pages: number, records: number, failed_new: number, checkpoint: string, error: Failure | null, pass: PassEnd | null, duration_ms: number, 
+export type CycleReport = { connection: string, entity: string, kind: RunKind, outcome: Outcome, pages: number, records: number, failed_new: number, checkpoint: string, error: Failure | null, pass: PassEnd | null, duration_ms: number, 
 /**
  * When the next attempt may happen (circuit open, or the source asked to wait).
  */
@@ -12,4 +13,9 @@ next_attempt_at: number | null,
 /**
  * The delivery pass to the entity's target that followed the cycle (`sync`, `resync`).
  */
-forwarded: ForwardReport | null, };
+forwarded: ForwardReport | null, 
+/**
+ * Snapshot feeds: the records written because they were new or changed (the rest of
+ * `records` was read and found unchanged). None for the other profiles.
+ */
+changed: number | null, };

@@ -5,7 +5,41 @@ export type EntityStatus = { connection: string, entity: string, health: Health,
 /**
  * Why, for anything but healthy: the last error in plain words.
  */
-reason: string | null, checkpoint: string, last_caught_up_at: number | null, lag_seconds: number | null, replica_rows: number, pending_failed: number, last_http_status: number | null, last_tracking_id: string | null, next_attempt_at: number | null, poll_every_seconds: number, resync_seen: number | null, 
+reason: string | null, 
+/**
+ * The rowVersion the next incremental cycle reads from.
+ */
+checkpoint: string, 
+/**
+ * Snapshot feeds (no version): when a pass last read the whole feed to its end. Front ends
+ * show it instead of the checkpoint, which there only counts the changes written.
+ */
+last_complete_pass_at: number | null, 
+/**
+ * When a cycle last caught up, in milliseconds since 1970; None before the first.
+ */
+last_caught_up_at: number | null, 
+/**
+ * Seconds since `last_caught_up_at`; None before the first catch-up.
+ */
+lag_seconds: number | null, replica_rows: number, pending_failed: number, 
+/**
+ * The HTTP status of the last cycle's failure; None when it did not fail on an answer.
+ */
+last_http_status: number | null, 
+/**
+ * The `Trackingid` of the last cycle's failure, else of its last answer.
+ */
+last_tracking_id: string | null, 
+/**
+ * When a waiting or circuit-open entity is tried again (milliseconds since 1970); None when
+ * nothing holds it back.
+ */
+next_attempt_at: number | null, poll_every_seconds: number, 
+/**
+ * Records read so far by a full resync under way; None when none is.
+ */
+resync_seen: number | null, 
 /**
  * Changes waiting to be delivered to the entity's target (0 when it forwards nowhere).
  */

@@ -13,9 +13,13 @@ export type FailedFilter = { entity?: string | null,
  */
 stage?: FailedStage | null, error_kind?: string | null, 
 /**
- * Pending items only when none.
+ * Pending items only when none (and `any_state` is not set).
  */
 state?: FailedState | null, 
+/**
+ * Items of every state (pending, resolved and discarded); `state` is then ignored.
+ */
+any_state?: boolean, 
 /**
  * Matches the record id, the `Trackingid` or the message.
  */

@@ -3,7 +3,39 @@ import type { FailedStage } from "./FailedStage";
 import type { FailedState } from "./FailedState";
 import type { Resolution } from "./Resolution";
 
-export type FailedItem = { id: number, connection: string, entity: string, record_id: string | null, row_version: string | null, payload: string, stage: FailedStage, error_kind: string, message: string, http_status: number | null, tracking_id: string | null, attempts: number, first_failed_at: number, last_failed_at: number, state: FailedState, resolution: Resolution | null, 
+export type FailedItem = { id: number, connection: string, entity: string, 
+/**
+ * The record's id; None when the record had none that could be read.
+ */
+record_id: string | null, 
+/**
+ * The record's rowVersion; None when it had none that could be read.
+ */
+row_version: string | null, 
+/**
+ * The record as received (or as it was to be sent); cut to [`LIST_PAYLOAD_CHARS`] in list pages.
+ */
+payload: string, stage: FailedStage, 
+/**
+ * A short word for the error (`not_json`, `missing_row_version`, …): what the failed list filters by.
+ */
+error_kind: string, message: string, 
+/**
+ * The HTTP status of the refusal, when an answer came.
+ */
+http_status: number | null, tracking_id: string | null, 
+/**
+ * How often the record failed while this item was pending (a replay that failed again counts).
+ */
+attempts: number, 
+/**
+ * Milliseconds since 1970.
+ */
+first_failed_at: number, last_failed_at: number, state: FailedState, 
+/**
+ * How it stopped being pending; None while it is.
+ */
+resolution: Resolution | null, 
 /**
  * The JSON Schema keyword the record broke (`minimum`, `type`, `required`, …), for items of
  * error kind `schema`; null otherwise.

@@ -1,0 +1,226 @@
+//! Snapshot passes (`profile = "snapshot"`): a feed with no version, read whole on every poll.
+//!
+//! - Each replica row keeps a content hash (`content_hash`, the first 8 bytes of the record's
+//!   SHA-256, added to the entity's table when it first syncs as a snapshot). A record whose hash
+//!   is unchanged is not written, not counted and not forwarded: a pass over an unchanged
+//!   snapshot writes no replica row.
+//! - `row_version` is a local change counter: every row written takes the entity's next number,
+//!   and the checkpoint is the highest number given, so export, status and forwarding read a
+//!   snapshot entity as any other.
+//! - The ids a pass has seen are the replica rowids in a TEMP table of the writer connection
+//!   (`snapshot_seen_<table>`), emptied when a pass begins: SQLite holds them (its bounded page
+//!   cache, spilling to a temporary file), never Rust's heap, and nothing of them reaches the
+//!   database file. A crash loses them with the pass, which starts again from the first page.
+//! - Only a COMPLETE pass deletes: the live rows it did not see are marked (`seen_pass = -1`)
+//!   and [`Store::resync_finish`] tombstones them under the deletion guard, as a full resync.
+
+use super::replica::id_hash;
+use super::{outbox, record_failure, Applied, EntityKey, PageBatch, PassEnd, Result, Store};
+use crate::record::Record;
+use crate::state::{FailedStage, FailedState, Resolution};
+use rusqlite::{params, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+/// The `seen_pass` mark of a live row that a complete snapshot pass did not see. Real resync
+/// passes are numbered from 1, so `resync_finish` with pass 0 deletes exactly the marked rows.
+const UNSEEN: i64 = -1;
+
+/// The content hash a snapshot row is compared by: the first 8 bytes of SHA-256 of the record
+/// as served. A source that serializes the same record differently (key order) counts as a change.
+pub fn content_hash(data: &str) -> i64 {
+    let digest = Sha256::digest(data.as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+}
+
+fn seen_table(key: &EntityKey) -> String {
+    format!("snapshot_seen_{}", key.table())
+}
+
+impl Store {
+    /// Begins a snapshot pass: the table gets its `content_hash` column if it has none, and the
+    /// set of ids seen starts empty (an interrupted pass before it counts for nothing).
+    pub fn snapshot_begin(&self, key: &EntityKey) -> Result<()> {
+        let (table, seen) = (key.table(), seen_table(key));
+        self.write(|c| {
+            let has_hash: bool = c.query_row("SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'content_hash')", [&table], |r| r.get(0))?;
+            if !has_hash {
+                c.execute_batch(&format!("ALTER TABLE \"{table}\" ADD COLUMN content_hash INTEGER"))?;
+            }
+            // The seen set needs no rollback journal on disk (it is rebuilt by every pass): with
+            // one, each page's commit wrote a journal file, most of what an unchanged poll wrote.
+            c.execute_batch("PRAGMA temp.journal_mode = MEMORY")?;
+            c.execute_batch(&format!("CREATE TEMP TABLE IF NOT EXISTS \"{seen}\" (row INTEGER PRIMARY KEY); DELETE FROM temp.\"{seen}\";"))?;
+            Ok(())
+        })
+    }
+
+    /// Applies the pages of a snapshot pass in one transaction: new and changed records are
+    /// written with the next change numbers (and queued for forwarding), unchanged ones are only
+    /// noted as seen; rejected records become failed items (and their rows count as seen).
+    pub fn apply_snapshot_pages(&self, key: &EntityKey, pages: &[PageBatch]) -> Result<Applied> {
+        let (table, seen) = (key.table(), seen_table(key));
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let mut applied = Applied::default();
+            let (counter, live_before, forwarding, has_pending): (String, i64, bool, bool) = tx.query_row(
+                "SELECT checkpoint, replica_rows, forward_to IS NOT NULL, pending_failed > 0 FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                params![key.connection, key.entity],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            let mut counter: u64 = counter.parse().unwrap_or(0);
+            let first_counter = counter;
+            let mut live_delta = 0i64;
+            {
+                let mut mark_seen = tx.prepare_cached(&format!("INSERT OR IGNORE INTO temp.\"{seen}\" (row) VALUES (?1)"))?;
+                let mut supersede = tx.prepare_cached(
+                    "UPDATE failed_items SET state = ?5, resolution = ?6, resolved_at = ?1
+                     WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = ?7 AND stage <> ?8",
+                )?;
+                let (resolved, superseded, pending, deliver) = (FailedState::Resolved, Resolution::Superseded, FailedState::Pending, FailedStage::Deliver);
+                // In id_hash order, as `apply_pages`: the index is walked front to back.
+                let mut rows: Vec<(i64, &Record, i64)> = pages.iter().flat_map(|b| b.records.iter().map(move |r| (id_hash(&r.id), r, b.now_ms))).collect();
+                rows.sort_by_key(|(hash, _, _)| *hash);
+                for (hash, r, now_ms) in rows {
+                    let w = write_record(&tx, key, r, hash, now_ms, &mut counter, forwarding)?;
+                    applied.rows_written += usize::from(w.written);
+                    live_delta += i64::from(w.revived_or_new);
+                    mark_seen.execute([w.rowid])?;
+                    if has_pending {
+                        applied.superseded += supersede.execute(params![now_ms, key.connection, key.entity, r.id, resolved, superseded, pending, deliver])?;
+                    }
+                }
+                // A record rejected with its id still exists at the source: its row is not deleted.
+                let mut find = tx.prepare_cached(&format!("SELECT rowid FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?;
+                for rej in pages.iter().flat_map(|b| b.rejected) {
+                    let Some(id) = rej.id.as_deref() else { continue };
+                    if let Some(rowid) = find.query_row(params![id_hash(id), id], |row| row.get::<_, i64>(0)).optional()? {
+                        mark_seen.execute([rowid])?;
+                    }
+                }
+            }
+            let (mut records, mut rejected) = (0i64, 0i64);
+            for b in pages {
+                for rej in b.rejected {
+                    if record_failure(&tx, key, rej, FailedStage::Validate, b.http_status, b.tracking_id, b.now_ms)? {
+                        applied.failed_new += 1;
+                    }
+                }
+                records += b.records.len() as i64;
+                rejected += b.rejected.len() as i64;
+            }
+            if let Some(last) = pages.last() {
+                tx.execute(
+                    "UPDATE runs SET pages = pages + ?1, records = records + ?2, failed_records = failed_records + ?3 WHERE id = ?4",
+                    params![pages.len() as i64, records, rejected, last.run_id],
+                )?;
+            }
+            if counter != first_counter || live_delta != 0 {
+                tx.execute(
+                    "UPDATE entity_state SET checkpoint = ?1, replica_rows = ?2 WHERE connection = ?3 AND entity = ?4",
+                    params![counter.to_string(), live_before + live_delta, key.connection, key.entity],
+                )?;
+            }
+            tx.commit()?;
+            Ok(applied)
+        })
+    }
+
+    /// Applies a replayed record of a snapshot entity (a failed item that now validates): written
+    /// as in a pass (content hash, next change number) outside any pass, and the item resolved.
+    pub fn apply_snapshot_replayed(&self, key: &EntityKey, record: &Record, failed_id: i64, now_ms: i64) -> Result<()> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let (counter, live, forwarding): (String, i64, bool) = tx.query_row(
+                "SELECT checkpoint, replica_rows, forward_to IS NOT NULL FROM entity_state WHERE connection = ?1 AND entity = ?2",
+                params![key.connection, key.entity],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let mut counter: u64 = counter.parse().unwrap_or(0);
+            let w = write_record(&tx, key, record, id_hash(&record.id), now_ms, &mut counter, forwarding)?;
+            tx.execute(
+                "UPDATE entity_state SET checkpoint = ?1, replica_rows = ?2 WHERE connection = ?3 AND entity = ?4",
+                params![counter.to_string(), live + i64::from(w.revived_or_new), key.connection, key.entity],
+            )?;
+            tx.execute(
+                "UPDATE failed_items SET state = ?3, resolution = ?4, resolved_at = ?1, attempts = attempts + 1 WHERE id = ?2",
+                params![now_ms, failed_id, FailedState::Resolved, Resolution::Replayed],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Ends a COMPLETE snapshot pass: the live rows it did not see are deleted (tombstones, and
+    /// forwarded deletions) under the deletion guard, exactly as at the end of a full resync.
+    pub fn snapshot_finish(&self, key: &EntityKey, guard: f64, allow_deletions: bool, now_ms: i64) -> Result<PassEnd> {
+        let (table, seen) = (key.table(), seen_table(key));
+        self.write(|c| {
+            let tx = c.transaction()?;
+            // Marks left by a pass the guard stopped are this pass's to decide again.
+            tx.execute(&format!("UPDATE \"{table}\" SET seen_pass = 0 WHERE seen_pass = ?1"), [UNSEEN])?;
+            tx.execute(
+                &format!("UPDATE \"{table}\" SET seen_pass = ?1 WHERE deleted_at IS NULL AND rowid NOT IN (SELECT row FROM temp.\"{seen}\")"),
+                [UNSEEN],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        self.resync_finish(key, UNSEEN + 1, guard, allow_deletions, now_ms)
+    }
+}
+
+/// What writing one record did.
+struct Written {
+    rowid: i64,
+    /// New or changed: the row took the next change number.
+    written: bool,
+    /// A new row, or a tombstone that lives again: one more live row.
+    revived_or_new: bool,
+}
+
+/// Writes one record unless its row holds the same content (same hash, not a tombstone): a new
+/// or changed record takes the next change number and is queued for forwarding.
+fn write_record(
+    tx: &rusqlite::Transaction,
+    key: &EntityKey,
+    r: &Record,
+    hash: i64,
+    now_ms: i64,
+    counter: &mut u64,
+    forwarding: bool,
+) -> rusqlite::Result<Written> {
+    let table = key.table();
+    let content = content_hash(&r.data);
+    let existing = tx
+        .prepare_cached(&format!("SELECT rowid, content_hash, deleted_at IS NOT NULL FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?
+        .query_row(params![hash, r.id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, bool>(2)?)))
+        .optional()?;
+    if let Some((rowid, Some(old), false)) = existing {
+        if old == content {
+            return Ok(Written { rowid, written: false, revived_or_new: false });
+        }
+    }
+    *counter += 1;
+    let version = counter.to_string();
+    let w = match existing {
+        Some((rowid, _, deleted)) => {
+            tx.prepare_cached(&format!(
+                "UPDATE \"{table}\" SET row_version = ?2, data = ?3, updated_at = ?4, deleted_at = NULL, content_hash = ?5 WHERE rowid = ?1"
+            ))?
+            .execute(params![rowid, version, r.data, now_ms, content])?;
+            Written { rowid, written: true, revived_or_new: deleted }
+        }
+        None => {
+            tx.prepare_cached(&format!(
+                "INSERT INTO \"{table}\" (id, id_hash, row_version, data, updated_at, deleted_at, seen_pass, content_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, 0, ?6)"
+            ))?
+            .execute(params![r.id, hash, version, r.data, now_ms, content])?;
+            Written { rowid: tx.last_insert_rowid(), written: true, revived_or_new: true }
+        }
+    };
+    if forwarding {
+        outbox::enqueue(tx, key, &r.id, hash, &version, outbox::UPSERT, now_ms)?;
+    }
+    Ok(w)
+}
