@@ -161,7 +161,7 @@ struct FilterArgs {
     entity: Option<String>,
     #[arg(long, value_parser = state_word(FailedStage::ALL, FailedStage::as_str))]
     stage: Option<FailedStage>,
-    /// e.g. missing_id, missing_row_version, missing_field
+    /// e.g. missing_id, missing_row_version, missing_field, schema
     #[arg(long)]
     kind: Option<String>,
     /// Default: pending items only.
@@ -173,6 +173,9 @@ struct FilterArgs {
     /// Text in the record id, Trackingid or message.
     #[arg(long)]
     search: Option<String>,
+    /// The JSON Schema rule broken (kind `schema`), e.g. minimum, type, pattern, required.
+    #[arg(long)]
+    rule: Option<String>,
 }
 
 /// One of the engine's state words (clap lists them as the possible values, from the enum).
@@ -495,6 +498,7 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
                 state: filter.state,
                 any_state: filter.all_states,
                 text: filter.search.clone(),
+                rule: filter.rule.clone(),
             })?;
             let items = sm.failed_items(&f, *before, *limit)?;
             if *json {

@@ -1,6 +1,6 @@
 //! Config rules as a user meets them with the real `syncmon` binary: risky settings are warned
 //! about by `status` (before its table) and in the agent's log at start; names that differ only
-//! in case are refused with exit 2 naming both lines.
+//! in case are refused with exit 2 naming both lines; so is a schema file that cannot be read.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -96,5 +96,25 @@ fn names_that_differ_only_in_case_exit_2_naming_both_lines() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("entity \"items\" (line 7) differs from \"Items\" (line 5) only in case"), "{err}");
+    assert!(!dir.path().join("data").join("syncmon.db").exists(), "nothing is created for a refused config");
+}
+
+#[test]
+fn a_schema_file_that_cannot_be_read_exits_2_naming_the_key_and_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("syncmon.toml");
+    std::fs::write(
+        &cfg,
+        "[[connection]]\nid = \"src\"\nbase_url = \"http://127.0.0.1:9\"\n[[connection.entity]]\nname = \"items\"\nschema = \"schemas/items.json\"\n",
+    )
+    .unwrap();
+    let schema = dir.path().join("schemas").join("items.json");
+    // `status` loads the config as `run` does (`run` is not started here: had it accepted the
+    // config, it would not end by itself).
+    let out = Command::new(BIN).arg("--config").arg(&cfg).arg("--data-dir").arg(dir.path().join("data")).arg("status").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connections[0].entities[0].schema (line 6)"), "{err}");
+    assert!(err.contains(&format!("cannot read the schema file {}", schema.display())), "the path, relative to the config file: {err}");
     assert!(!dir.path().join("data").join("syncmon.db").exists(), "nothing is created for a refused config");
 }

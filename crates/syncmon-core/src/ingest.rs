@@ -33,7 +33,7 @@ pub fn parse_batch(profile: &Profile, body: &str) -> (Vec<Record>, Vec<Rejected>
             Err(_) => {
                 return match profile.validate_text(body) {
                     Ok(r) => (vec![r], Vec::new()),
-                    Err(rej) => (Vec::new(), vec![rej]),
+                    Err(rej) => (Vec::new(), vec![*rej]),
                 }
             }
         },
@@ -42,7 +42,7 @@ pub fn parse_batch(profile: &Profile, body: &str) -> (Vec<Record>, Vec<Rejected>
     for raw in items {
         match profile.validate_text(raw.get()) {
             Ok(r) => records.push(r),
-            Err(rej) => rejected.push(rej),
+            Err(rej) => rejected.push(*rej),
         }
     }
     (records, rejected)
@@ -61,6 +61,7 @@ pub fn apply_batch(ctx: &EngineCtx, e: &EntityRt, batch: &QueuedBatch) -> Result
             kind: "unversioned_entity",
             message:
                 "records cannot be pushed to an entity of the snapshot profile (it has no version to compare); push to an entity with a version field".into(),
+            rule: None,
         }));
     }
     let now_ms = ctx.clock.now_ms();

@@ -17,6 +17,7 @@ pub mod forward;
 pub mod ingest;
 pub mod profile;
 pub mod record;
+pub mod record_schema;
 pub mod redact;
 pub mod replay;
 pub mod retry;

@@ -2,10 +2,14 @@
 //! URL of a cycle, to parse a page (records + where the next page is), and for a record's own URL.
 //!
 //! Records are parsed without building a JSON tree: only the id, the version and the required
-//! fields are read, and the record's text is kept as is for the replica.
+//! fields are read, and the record's text is kept as is for the replica. An entity with a JSON
+//! Schema (`schema`) is the exception: each of its records is parsed once more, into a tree, and
+//! checked against it (`record_schema.rs`); a record that breaks it is rejected with kind
+//! `schema` and the rule it broke.
 
 use crate::config::{ConnectionConfig, CursorConfig, EntityConfig, NextPageMode, ProfileKind};
 use crate::record::{Page, Record, Rejected};
+use crate::record_schema::RecordSchema;
 use crate::rowversion::RowVersion;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -21,6 +25,8 @@ pub struct Profile {
     id_field: String,
     version_field: String,
     required: Vec<String>,
+    /// The entity's JSON Schema, compiled when the config was loaded.
+    schema: Option<RecordSchema>,
     page_size: u32,
     /// The entity's collection URL: base_url + path.
     entity_url: Url,
@@ -42,7 +48,19 @@ impl Profile {
             (ProfileKind::Snapshot, Some(c)) => (c.id_field.clone(), String::new()),
             _ => ("id".to_string(), "rowVersion".to_string()),
         };
-        Ok(Profile { kind: conn.profile, cursor, id_field, version_field, required: entity.required_fields.clone(), page_size: entity.page_size, entity_url })
+        if entity.schema.is_some() && entity.record_schema.is_none() {
+            return Err(format!("connection `{}`, entity `{}`: its schema was not loaded (the config was not made by Config::parse_in)", conn.id, entity.name));
+        }
+        Ok(Profile {
+            kind: conn.profile,
+            cursor,
+            id_field,
+            version_field,
+            required: entity.required_fields.clone(),
+            schema: entity.record_schema.clone(),
+            page_size: entity.page_size,
+            entity_url,
+        })
     }
 
     pub fn entity_url(&self) -> &Url {
@@ -138,7 +156,7 @@ impl Profile {
                             page.max_version = Some(v.clone());
                         }
                     }
-                    page.rejected.push(rej)
+                    page.rejected.push(*rej)
                 }
             }
         }
@@ -222,22 +240,26 @@ impl Profile {
         Ok((records, next))
     }
 
-    /// Validates one record given as text (replay of a stored or re-fetched record).
-    pub fn validate_text(&self, text: &str) -> Result<Record, Rejected> {
+    /// Validates one record given as text (replay of a stored or re-fetched record). The
+    /// rejection is boxed: it is the rare path, and `Rejected` is large.
+    pub fn validate_text(&self, text: &str) -> Result<Record, Box<Rejected>> {
         match serde_json::from_str::<&RawValue>(text) {
             Ok(raw) => self.validate(raw),
-            Err(e) => Err(Rejected { id: None, version: None, payload: text.to_string(), kind: "not_json", message: format!("the record is not JSON: {e}") }),
+            Err(e) => Err(Box::new(Rejected {
+                id: None,
+                version: None,
+                payload: text.to_string(),
+                kind: "not_json",
+                message: format!("the record is not JSON: {e}"),
+                rule: None,
+            })),
         }
     }
 
-    fn validate(&self, raw: &RawValue) -> Result<Record, Rejected> {
+    fn validate(&self, raw: &RawValue) -> Result<Record, Box<Rejected>> {
         let payload = raw.get();
-        let reject = |id: Option<String>, version: Option<RowVersion>, kind: &'static str, message: String| Rejected {
-            id,
-            version,
-            payload: payload.to_string(),
-            kind,
-            message,
+        let reject = |id: Option<String>, version: Option<RowVersion>, kind: &'static str, message: String| {
+            Box::new(Rejected { id, version, payload: payload.to_string(), kind, message, rule: None })
         };
         let mut wanted: Vec<&str> = vec![&self.id_field];
         if self.kind != ProfileKind::Snapshot {
@@ -281,6 +303,13 @@ impl Profile {
                 "too_deep",
                 format!("the record is nested {depth} levels deep, more than {MAX_RECORD_DEPTH}: readers of the replica could not parse it"),
             ));
+        }
+        if let Some(schema) = &self.schema {
+            if let Err(v) = schema.check(payload) {
+                let rejected =
+                    Rejected { id: Some(id), version: Some(version), payload: payload.to_string(), kind: "schema", message: v.message, rule: Some(v.rule) };
+                return Err(Box::new(rejected));
+            }
         }
         Ok(Record { id, version, data: payload.to_string() })
     }

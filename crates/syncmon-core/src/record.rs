@@ -21,6 +21,9 @@ pub struct Rejected {
     pub payload: String,
     pub kind: &'static str,
     pub message: String,
+    /// The JSON Schema keyword a record broke (`minimum`, `type`, …; kind `schema`), which the
+    /// Failed screen groups by; None for the other kinds.
+    pub rule: Option<String>,
 }
 
 #[derive(Debug)]

@@ -33,6 +33,7 @@ pub async fn replay_item(ctx: &EngineCtx, e: &EntityRt, item: &FailedItem, cance
                     payload: item.payload.clone(),
                     kind: "not_forwarded",
                     message: format!("{} forwards to no target any more (no forward_to in the config); discard the item", e.key),
+                    rule: None,
                 };
                 ctx.store.replay_failed_again(item.id, &rej, None, ctx.clock.now_ms())?;
                 Ok(Replayed::StillFailing)
@@ -63,6 +64,7 @@ async fn validate(ctx: &EngineCtx, e: &EntityRt, item: &FailedItem, cancel: &Can
                         payload: item.payload.clone(),
                         kind: "not_found",
                         message: format!("the record no longer exists at the source ({f}); discard the item"),
+                        rule: None,
                     },
                     f.tracking_id.as_deref(),
                     now,
@@ -72,7 +74,14 @@ async fn validate(ctx: &EngineCtx, e: &EntityRt, item: &FailedItem, cancel: &Can
             Err(f) => {
                 ctx.store.replay_failed_again(
                     id,
-                    &Rejected { id: item.record_id.clone(), version: None, payload: item.payload.clone(), kind: "fetch_failed", message: f.to_string() },
+                    &Rejected {
+                        id: item.record_id.clone(),
+                        version: None,
+                        payload: item.payload.clone(),
+                        kind: "fetch_failed",
+                        message: f.to_string(),
+                        rule: None,
+                    },
                     f.tracking_id.as_deref(),
                     now,
                 )?;

@@ -5,7 +5,7 @@ import { entityLink, parseRoute, queryOf } from './route';
 describe('failed-items filter → params', () => {
   it('sends only what is set, trimmed', () => {
     expect(toFilter(EMPTY_FORM)).toEqual({ state: 'pending' });
-    expect(toFilter({ entity: 'c/items', stage: 'deliver', error_kind: ' http_4xx ', state: '', text: '  abc ' })).toEqual({
+    expect(toFilter({ entity: 'c/items', stage: 'deliver', error_kind: ' http_4xx ', state: '', text: '  abc ', rule: '' })).toEqual({
       entity: 'c/items',
       stage: 'deliver',
       error_kind: 'http_4xx',
@@ -15,7 +15,7 @@ describe('failed-items filter → params', () => {
   });
 
   it('round-trips through the URL query', () => {
-    const form: FilterForm = { entity: 'c/items', stage: 'validate', error_kind: '', state: 'resolved', text: 'x y' };
+    const form: FilterForm = { entity: 'c/items', stage: 'validate', error_kind: '', state: 'resolved', text: 'x y', rule: '' };
     const q = queryFromForm(form);
     expect(q).toBe('?entity=c%2Fitems&stage=validate&state=resolved&text=x+y');
     expect(formFromQuery(new URLSearchParams(q.slice(1)))).toEqual(form);

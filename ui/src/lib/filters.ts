@@ -11,9 +11,11 @@ export interface FilterForm {
   /** '' is all states. */
   state: '' | FailedState;
   text: string;
+  /** A JSON Schema rule (`minimum`, `type`, …): chosen from the groups, not typed. */
+  rule: string;
 }
 
-export const EMPTY_FORM: FilterForm = { entity: '', stage: '', error_kind: '', state: FAILED_STATE.Pending, text: '' };
+export const EMPTY_FORM: FilterForm = { entity: '', stage: '', error_kind: '', state: FAILED_STATE.Pending, text: '', rule: '' };
 
 /** Only the fields that are set, trimmed; the engine reads a missing `state` as pending, so
  *  "all states" is asked for with `any_state`. */
@@ -28,6 +30,7 @@ export function toFilter(f: FilterForm): FailedFilter {
   if (f.state) out.state = f.state;
   else out.any_state = true;
   if (text) out.text = text;
+  if (f.rule) out.rule = f.rule;
   return out;
 }
 
@@ -40,6 +43,7 @@ export function formFromQuery(q: URLSearchParams): FilterForm {
     error_kind: q.get('error_kind') ?? '',
     state: FAILED_STATES.find((s) => s === state) ?? (state === '' || state === 'all' ? '' : FAILED_STATE.Pending),
     text: q.get('text') ?? '',
+    rule: q.get('rule') ?? '',
   };
 }
 
@@ -50,13 +54,14 @@ export function queryFromForm(f: FilterForm): string {
   if (f.error_kind) q.set('error_kind', f.error_kind);
   if (f.state !== FAILED_STATE.Pending) q.set('state', f.state || 'all');
   if (f.text.trim()) q.set('text', f.text.trim());
+  if (f.rule) q.set('rule', f.rule);
   const s = q.toString();
   return s ? `?${s}` : '';
 }
 
 /** A stable key for "same query?" comparisons. */
 export function filterKey(f: FailedFilter): string {
-  return JSON.stringify([f.entity ?? '', f.stage ?? '', f.error_kind ?? '', f.any_state ? '*' : (f.state ?? ''), f.text ?? '']);
+  return JSON.stringify([f.entity ?? '', f.stage ?? '', f.error_kind ?? '', f.any_state ? '*' : (f.state ?? ''), f.text ?? '', f.rule ?? '']);
 }
 
 export function failedLink(entity?: string): string {

@@ -183,7 +183,9 @@ pub fn save_connection(sm: &Syncmon, v: &ConnectionView) -> Result<SaveConnectio
     };
     fill_connection(connections.get_mut(index).expect("the connection's table was just found or added"), v);
     let new_text = doc.to_string();
-    let parsed = Config::parse(&new_text).map_err(|p| ApiError {
+    // Relative paths in it (an entity's `schema`) are read from the file's directory, as at load.
+    let dir = path.parent().unwrap_or(std::path::Path::new(""));
+    let parsed = Config::parse_in(&new_text, dir).map_err(|p| ApiError {
         code: ErrorCode::Config,
         field: p.key.as_deref().and_then(|k| form_field(k, index)),
         message: p.message,

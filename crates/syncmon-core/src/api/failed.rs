@@ -26,6 +26,7 @@ pub(super) fn checked_filter(sm: &Syncmon, f: &FailedFilter) -> Result<FailedFil
         state: f.state,
         any_state: f.any_state,
         text: nonempty(&f.text),
+        rule: nonempty(&f.rule),
     })
 }
 

@@ -2,7 +2,7 @@
 
 use crate::config::ConfigWarning;
 pub use crate::store::FailedFilter;
-use crate::store::{CheckpointPoint, FailedItem, RunRow};
+use crate::store::{CheckpointPoint, FailedItem, RuleCount, RunRow};
 use crate::{EntityStatus, Health};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -70,6 +70,9 @@ pub struct FailedPageResult {
     pub total: i64,
     /// Payloads cut to 2 KB; `failed_item` gives the full one.
     pub items: Vec<FailedItem>,
+    /// Items per JSON Schema rule under the filter, whatever its `rule`, most first: on the first
+    /// page (offset 0) only, null on the others.
+    pub rules: Option<Vec<RuleCount>>,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]

@@ -84,12 +84,21 @@ pub const SECRET_KEYS: &[&str] = &["secret", "client_secret", "password", "api_k
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Config::parse(&text).map_err(|problem| ConfigError::Invalid { path: path.to_path_buf(), problem })
+        let dir = path.parent().unwrap_or(Path::new(""));
+        Config::parse_in(&text, dir).map_err(|problem| ConfigError::Invalid { path: path.to_path_buf(), problem })
+    }
+
+    /// [`Config::parse_in`] for a text that has no file: relative paths in it (an entity's
+    /// `schema`) are read from the current directory.
+    pub fn parse(text: &str) -> Result<Config, ConfigProblem> {
+        Config::parse_in(text, Path::new(""))
     }
 
     /// Parses and validates; the error names the key, its line and what to write instead, and
-    /// never repeats a value (it may be a secret pasted into the wrong key).
-    pub fn parse(text: &str) -> Result<Config, ConfigProblem> {
+    /// never repeats a value (it may be a secret pasted into the wrong key). Files the config
+    /// names (an entity's `schema`) are read and compiled here, relative paths from `dir` (the
+    /// config file's directory).
+    pub fn parse_in(text: &str, dir: &Path) -> Result<Config, ConfigProblem> {
         let at = Locator::new(text);
         let secret_keys: Vec<String> = SECRET_KEYS.iter().map(|k| normalized_key(k)).collect();
         for (n, line) in text.lines().enumerate() {
@@ -112,6 +121,7 @@ impl Config {
         config.key_lines = at.key_lines().into_iter().collect();
         config.validate(&at)?;
         config.validate_targets(text, &at)?;
+        config.load_schemas(dir, &at)?;
         Ok(config)
     }
 

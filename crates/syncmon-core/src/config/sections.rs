@@ -152,6 +152,12 @@ pub struct EntityConfig {
     pub forward_to: Option<String>,
     /// Path under the target's base URL; defaults to "/<name>".
     pub forward_path: Option<String>,
+    /// A JSON Schema file every record must pass (relative to the config file's directory, or
+    /// absolute); records that break it become failed items naming the rule.
+    pub schema: Option<String>,
+    /// The schema, read and compiled when the config was parsed (`Config::parse_in`).
+    #[serde(skip)]
+    pub record_schema: Option<crate::record_schema::RecordSchema>,
 }
 
 impl EntityConfig {

@@ -3,8 +3,10 @@
 
 use super::locator::{Locator, Seg};
 use super::{AuthKind, Config, ConfigProblem, ConnectionConfig, NextPageMode, ProfileKind};
+use crate::record_schema::RecordSchema;
 use crate::redact;
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::time::Duration;
 
 impl Config {
@@ -262,6 +264,26 @@ impl Config {
                 "runs_kept",
                 format!("{} must be at least 1 (the last run of each entity is what status shows)", loc.key(&storage, "runs_kept")),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads and compiles each entity's `schema` once; a file that is missing, not JSON or not a
+    /// valid JSON Schema is refused naming the key, its line and the path.
+    pub(super) fn load_schemas(&mut self, dir: &Path, loc: &Locator) -> Result<(), ConfigProblem> {
+        for (ci, c) in self.connections.iter_mut().enumerate() {
+            for (ei, e) in c.entities.iter_mut().enumerate() {
+                let Some(schema) = e.schema.as_deref() else { continue };
+                let entity = [Seg::Key("connection"), Seg::Index(ci), Seg::Key("entity"), Seg::Index(ei)];
+                let at = format!("connection `{}`, entity `{}`: {}", c.id, e.name, loc.key(&entity, "schema"));
+                if schema.trim().is_empty() {
+                    return Err(loc.problem(&entity, "schema", format!("{at}: schema is empty; name a JSON Schema file, e.g. \"schemas/{}.json\"", e.name)));
+                }
+                let compiled = RecordSchema::load(&dir.join(schema)).map_err(|why| loc.problem(&entity, "schema", format!("{at}: {why}")))?;
+                e.record_schema = Some(compiled);
+            }
         }
         Ok(())
     }

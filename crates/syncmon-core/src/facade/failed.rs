@@ -4,7 +4,7 @@ use super::Syncmon;
 use crate::error::Result;
 use crate::replay::{self, Replayed};
 use crate::state::FailedState;
-use crate::store::{FailedFilter, FailedItem};
+use crate::store::{FailedFilter, FailedItem, RuleCount};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +66,11 @@ impl Syncmon {
 
     pub fn discard(&self, ids: &[i64]) -> Result<usize> {
         Ok(self.ctx.store.discard_failed(ids, self.ctx.clock.now_ms())?)
+    }
+
+    /// Items per JSON Schema rule under the filter (whatever its `rule`), most first.
+    pub fn failed_rule_counts(&self, filter: &FailedFilter) -> Result<Vec<RuleCount>> {
+        Ok(self.ctx.store.failed_rule_counts(filter)?)
     }
 
     /// One page of failed items with the number of all that match.

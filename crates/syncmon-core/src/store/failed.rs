@@ -36,6 +36,9 @@ pub struct FailedItem {
     pub state: FailedState,
     /// How it stopped being pending; None while it is.
     pub resolution: Option<Resolution>,
+    /// The JSON Schema keyword the record broke (`minimum`, `type`, `required`, …), for items of
+    /// error kind `schema`; null otherwise.
+    pub rule: Option<String>,
 }
 
 /// The failed-items filter of the UI, the CLI and the store's query alike: `entity` is written
@@ -65,6 +68,17 @@ pub struct FailedFilter {
     #[ts(optional = nullable)]
     #[serde(default)]
     pub text: Option<String>,
+    /// The JSON Schema rule broken (`FailedItem.rule`), e.g. `minimum`.
+    #[ts(optional = nullable)]
+    #[serde(default)]
+    pub rule: Option<String>,
+}
+
+/// How many failed items broke one JSON Schema rule: the Failed screen's groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct RuleCount {
+    pub rule: String,
+    pub count: i64,
 }
 
 impl FailedFilter {
@@ -127,8 +141,8 @@ impl Store {
         self.write(|c| {
             c.execute(
                 "UPDATE failed_items SET attempts = attempts + 1, last_failed_at = ?1, error_kind = ?2, message = ?3,
-                   tracking_id = coalesce(?4, tracking_id) WHERE id = ?5",
-                params![now_ms, rej.kind, rej.message, tracking_id, failed_id],
+                   tracking_id = coalesce(?4, tracking_id), rule = ?6 WHERE id = ?5",
+                params![now_ms, rej.kind, rej.message, tracking_id, failed_id, rej.rule.as_deref()],
             )?;
             Ok(())
         })
@@ -138,12 +152,28 @@ impl Store {
 pub(super) fn failed_row(r: &rusqlite::Row) -> rusqlite::Result<FailedItem> {
     from_columns!(r => FailedItem {
         id, connection, entity, record_id, row_version, payload, stage, error_kind, message, http_status, tracking_id,
-        attempts, first_failed_at, last_failed_at, state, resolution
+        attempts, first_failed_at, last_failed_at, state, resolution, rule
     })
 }
 
 pub(super) fn failed_query(f: &FailedFilter, select: &str, before_id: Option<i64>, limit: Option<u32>) -> (String, Vec<rusqlite::types::Value>) {
-    let mut sql = format!("{select} WHERE 1 = 1");
+    let (filter, mut args) = failed_where(f);
+    let mut sql = format!("{select} WHERE {filter}");
+    if let Some(b) = before_id {
+        sql.push_str(" AND id < ?");
+        args.push(b.into());
+    }
+    sql.push_str(" ORDER BY id DESC");
+    if let Some(l) = limit {
+        sql.push_str(" LIMIT ?");
+        args.push((l as i64).into());
+    }
+    (sql, args)
+}
+
+/// The filter as a WHERE condition and its arguments.
+fn failed_where(f: &FailedFilter) -> (String, Vec<rusqlite::types::Value>) {
+    let mut sql = String::from("1 = 1");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if !f.any_state {
         sql.push_str(" AND state = ?");
@@ -151,7 +181,7 @@ pub(super) fn failed_query(f: &FailedFilter, select: &str, before_id: Option<i64
     }
     let (connection, entity) = f.connection_and_entity();
     let stage = f.stage.map(|s| s.as_str().to_string());
-    for (col, val) in [("connection", &connection), ("entity", &entity), ("stage", &stage), ("error_kind", &f.error_kind)] {
+    for (col, val) in [("connection", &connection), ("entity", &entity), ("stage", &stage), ("error_kind", &f.error_kind), ("rule", &f.rule)] {
         if let Some(v) = val {
             sql.push_str(&format!(" AND {col} = ?"));
             args.push(v.clone().into());
@@ -162,15 +192,6 @@ pub(super) fn failed_query(f: &FailedFilter, select: &str, before_id: Option<i64
         for _ in 0..3 {
             args.push(t.clone().into());
         }
-    }
-    if let Some(b) = before_id {
-        sql.push_str(" AND id < ?");
-        args.push(b.into());
-    }
-    sql.push_str(" ORDER BY id DESC");
-    if let Some(l) = limit {
-        sql.push_str(" LIMIT ?");
-        args.push((l as i64).into());
     }
     (sql, args)
 }
@@ -203,15 +224,15 @@ pub(super) fn record_failure(
         Some(fid) => {
             tx.prepare_cached(
                 "UPDATE failed_items SET attempts = attempts + 1, last_failed_at = ?1, payload = ?2, row_version = coalesce(?3, row_version),
-                   error_kind = ?4, message = ?5, http_status = ?6, tracking_id = ?7 WHERE id = ?8",
+                   error_kind = ?4, message = ?5, http_status = ?6, tracking_id = ?7, rule = ?9 WHERE id = ?8",
             )?
-            .execute(params![now_ms, rej.payload, version, rej.kind, rej.message, http_status, tracking_id, fid])?;
+            .execute(params![now_ms, rej.payload, version, rej.kind, rej.message, http_status, tracking_id, fid, rej.rule.as_deref()])?;
             Ok(false)
         }
         None => {
             tx.prepare_cached(
                 "INSERT INTO failed_items (connection, entity, record_id, row_version, payload, stage, error_kind, message, http_status,
-                   tracking_id, first_failed_at, last_failed_at, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
+                   tracking_id, first_failed_at, last_failed_at, state, rule) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)",
             )?
             .execute(params![
                 key.connection,
@@ -225,7 +246,8 @@ pub(super) fn record_failure(
                 http_status,
                 tracking_id,
                 now_ms,
-                FailedState::Pending
+                FailedState::Pending,
+                rej.rule.as_deref()
             ])?;
             Ok(true)
         }
@@ -236,7 +258,7 @@ impl Store {
     /// How many failed items match the filter.
     pub fn failed_count(&self, f: &FailedFilter) -> Result<i64> {
         self.read(|c| {
-            let simple = f.stage.is_none() && f.error_kind.is_none() && f.text.as_deref().is_none_or(str::is_empty);
+            let simple = f.stage.is_none() && f.error_kind.is_none() && f.rule.is_none() && f.text.as_deref().is_none_or(str::is_empty);
             if simple && !f.any_state && f.state.is_none_or(|s| s == FailedState::Pending) {
                 // The per-entity counter the triggers keep: no scan of the failed items at all.
                 let mut sql = String::from("SELECT coalesce(sum(pending_failed), 0) FROM entity_state WHERE 1 = 1");
@@ -264,11 +286,26 @@ impl Store {
             args.push((offset as i64).into());
             let sql = format!(
                 "SELECT id, connection, entity, record_id, row_version, substr(payload, 1, {LIST_PAYLOAD_CHARS}) AS payload, stage,
-                   error_kind, message, http_status, tracking_id, attempts, first_failed_at, last_failed_at, state, resolution
+                   error_kind, message, http_status, tracking_id, attempts, first_failed_at, last_failed_at, state, resolution, rule
                  FROM failed_items WHERE id IN ({inner} OFFSET ?) ORDER BY id DESC"
             );
             let mut st = c.prepare_cached(&sql)?;
             let rows = st.query_map(rusqlite::params_from_iter(args), failed_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Items per JSON Schema rule among those the filter matches, whatever its own `rule` (so a
+    /// screen filtered to one rule still shows the others), most first. Only items with a rule
+    /// are read, through the partial index `failed_items_by_rule`.
+    pub fn failed_rule_counts(&self, f: &FailedFilter) -> Result<Vec<RuleCount>> {
+        self.read(|c| {
+            let (filter, args) = failed_where(&FailedFilter { rule: None, ..f.clone() });
+            let sql = format!("SELECT rule, count(*) FROM failed_items WHERE rule IS NOT NULL AND {filter} GROUP BY rule ORDER BY count(*) DESC, rule");
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(args), |r| Ok(RuleCount { rule: r.get(0)?, count: r.get(1)? }))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -297,7 +334,7 @@ impl Store {
             let marks = vec!["?"; ids.len()].join(",");
             let sql = format!(
                 "SELECT id, connection, entity, record_id, row_version, substr(payload, 1, {LIST_PAYLOAD_CHARS}) AS payload, stage,
-                   error_kind, message, http_status, tracking_id, attempts, first_failed_at, last_failed_at, state, resolution
+                   error_kind, message, http_status, tracking_id, attempts, first_failed_at, last_failed_at, state, resolution, rule
                  FROM failed_items WHERE id IN ({marks}) ORDER BY id DESC"
             );
             let mut st = c.prepare(&sql)?;
@@ -314,7 +351,14 @@ mod tests {
 
     fn reject(store: &Store, key: &EntityKey, n: usize, kind: &'static str) {
         let rejected: Vec<Rejected> = (0..n)
-            .map(|i| Rejected { id: Some(format!("{kind}-{i}")), version: None, payload: "x".repeat(3000), kind, message: format!("bad record {i}") })
+            .map(|i| Rejected {
+                id: Some(format!("{kind}-{i}")),
+                version: None,
+                payload: "x".repeat(3000),
+                kind,
+                message: format!("bad record {i}"),
+                rule: None,
+            })
             .collect();
         apply(store, key, &[], &rejected);
     }

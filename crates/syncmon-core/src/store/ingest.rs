@@ -189,7 +189,8 @@ mod tests {
         assert!(store.ingest_next_queued(queued.seq).unwrap().is_none());
 
         let records = [rec("a", "3"), rec("b", "4")];
-        let rejected = [Rejected { id: Some("c".into()), version: None, payload: "{}".into(), kind: "missing_row_version", message: "no rowVersion".into() }];
+        let rejected =
+            [Rejected { id: Some("c".into()), version: None, payload: "{}".into(), kind: "missing_row_version", message: "no rowVersion".into(), rule: None }];
         let out = store.ingest_apply(&queued, &page(&records, &rejected, &id), 5).unwrap();
         assert_eq!(out, IngestApplied { state: IngestState::PartlyFailed, written: 2, failed: 1, failed_new: 1 });
         let b = store.ingest_batch(&id).unwrap().unwrap();

@@ -43,7 +43,7 @@ mod test_support;
 pub use checkpoints::CheckpointPoint;
 pub use entity_state::EntityRow;
 use failed::record_failure;
-pub use failed::{FailedFilter, FailedItem, LIST_PAYLOAD_CHARS};
+pub use failed::{FailedFilter, FailedItem, RuleCount, LIST_PAYLOAD_CHARS};
 pub use ingest::{IngestApplied, IngestBatch, IngestFailure, QueuedBatch};
 pub use outbox::OutboxItem;
 pub use replica::{id_hash, Applied, PageBatch, PassEnd, ReplicaRow};

@@ -200,6 +200,7 @@ impl Store {
                 payload: payload.to_string(),
                 kind: error_kind,
                 message: message.to_string(),
+                rule: None,
             };
             let new = record_failure(&tx, key, &rej, FailedStage::Deliver, http_status, tracking_id, now_ms)?;
             tx.prepare_cached("DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4 AND kind = ?5")?

@@ -507,7 +507,7 @@ mod tests {
     #[test]
     fn a_rejected_record_is_counted_once_per_record_and_superseded_when_it_syncs() {
         let (_d, store, key) = setup();
-        let rej = Rejected { id: Some("b".into()), version: None, payload: "{}".into(), kind: "missing_row_version", message: "m".into() };
+        let rej = Rejected { id: Some("b".into()), version: None, payload: "{}".into(), kind: "missing_row_version", message: "m".into(), rule: None };
         assert_eq!(apply(&store, &key, &[], std::slice::from_ref(&rej)).failed_new, 1);
         assert_eq!(apply(&store, &key, &[], std::slice::from_ref(&rej)).failed_new, 0, "a re-read must not add a duplicate");
         let items = store.failed_items(&FailedFilter::default(), None, 10).unwrap();
@@ -544,7 +544,7 @@ mod tests {
         let (pass, _) = store.resync_begin(&key).unwrap();
         let poisoned: Vec<Rejected> = ["r8", "r9"]
             .iter()
-            .map(|id| Rejected { id: Some((*id).into()), version: None, payload: "{}".into(), kind: "missing_row_version", message: "m".into() })
+            .map(|id| Rejected { id: Some((*id).into()), version: None, payload: "{}".into(), kind: "missing_row_version", message: "m".into(), rule: None })
             .collect();
         apply(&store, &key, &all[..8], &poisoned);
         let end = store.resync_finish(&key, pass, 0.5, false, 5).unwrap();

@@ -160,6 +160,13 @@ CREATE TABLE ingest_batches (
 );
 CREATE INDEX ingest_batches_by_state ON ingest_batches (state, seq);
 "#,
+    r#"
+-- Schema validation: the JSON Schema keyword a record broke (`minimum`, `type`, …; error kind
+-- `schema`), which the Failed screen groups by. The partial index holds only such items, so the
+-- counts per rule cost nothing where no entity has a schema.
+ALTER TABLE failed_items ADD COLUMN rule TEXT;
+CREATE INDEX failed_items_by_rule ON failed_items (state, rule, id) WHERE rule IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes: migrations are numbered from 1 in `PRAGMA user_version`

@@ -23,4 +23,8 @@ any_state?: boolean,
 /**
  * Matches the record id, the `Trackingid` or the message.
  */
-text?: string | null, };
+text?: string | null, 
+/**
+ * The JSON Schema rule broken (`FailedItem.rule`), e.g. `minimum`.
+ */
+rule?: string | null, };

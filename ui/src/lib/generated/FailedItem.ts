@@ -35,4 +35,9 @@ first_failed_at: number, last_failed_at: number, state: FailedState,
 /**
  * How it stopped being pending; None while it is.
  */
-resolution: Resolution | null, };
+resolution: Resolution | null, 
+/**
+ * The JSON Schema keyword the record broke (`minimum`, `type`, `required`, …), for items of
+ * error kind `schema`; null otherwise.
+ */
+rule: string | null, };

@@ -33,6 +33,7 @@ export type { Request } from "./Request";
 export type { RequestRow } from "./RequestRow";
 export type { Resolution } from "./Resolution";
 export type { ResyncState } from "./ResyncState";
+export type { RuleCount } from "./RuleCount";
 export type { RunKind } from "./RunKind";
 export type { RunOutcome } from "./RunOutcome";
 export type { RunRow } from "./RunRow";

@@ -22,7 +22,7 @@ export function scope(ids: number[] | null, filter: FailedFilter): { ids: number
 
 /** Whether the filter narrows the default view (pending items of every entity). */
 export function isFiltered(f: FailedFilter): boolean {
-  return !!(f.entity || f.stage || f.error_kind || f.text || (f.state && f.state !== FAILED_STATE.Pending));
+  return !!(f.entity || f.stage || f.error_kind || f.rule || f.text || (f.state && f.state !== FAILED_STATE.Pending));
 }
 
 /** "All matching" actions only make sense on pending items (the engine's default state). */
