@@ -305,13 +305,14 @@ impl Store {
             }
         };
         let reader = open_read_only_connection(path).map_err(failed)?;
-        let found: usize = reader.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(failed)?;
-        if found == 0 {
+        // Both in one statement, so one read snapshot: read one after the other, an agent's first
+        // migration could commit in between (version 0 read, then its tables counted).
+        let (found, tables): (usize, i64) = reader
+            .query_row("SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(failed)?;
+        if found == 0 && tables == 0 {
             // An empty file, or an agent's first transaction not committed yet.
-            let tables: i64 = reader.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).map_err(failed)?;
-            if tables == 0 {
-                return Err(StoreError::NoReplica { dir });
-            }
+            return Err(StoreError::NoReplica { dir });
         }
         if found < SCHEMA_VERSION {
             return Err(StoreError::SchemaTooOld { path: path.into(), found, expected: SCHEMA_VERSION });
