@@ -119,7 +119,7 @@ pub fn status_table(status: &[EntityStatus]) {
             vec![
                 format!("{}/{}", s.connection, s.entity),
                 s.health.as_str().to_string(),
-                s.checkpoint.clone(),
+                s.checkpoint_display.clone(),
                 time(s.last_caught_up_at),
                 lag(s.lag_seconds),
                 s.replica_rows.to_string(),

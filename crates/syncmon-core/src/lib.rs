@@ -23,6 +23,7 @@ pub mod scheduler;
 pub mod secrets;
 pub mod source;
 pub mod store;
+pub mod timestamp;
 pub mod webhook;
 
 pub use clock::{Clock, SystemClock, TestClock};

@@ -3,10 +3,15 @@
 //!
 //! Records are parsed without building a JSON tree: only the id, the version and the required
 //! fields are read, and the record's text is kept as is for the replica.
+//!
+//! The `timestamp` profile pages like `cursor` but its version is a last-modified time
+//! (`crate::timestamp`): the source is asked inclusively from the checkpoint (less `overlap`),
+//! so the records at the checkpoint come again, and the store compares them by content.
 
 use crate::config::{ConnectionConfig, CursorConfig, EntityConfig, NextPageMode, ProfileKind};
 use crate::record::{Page, Record, Rejected};
 use crate::rowversion::RowVersion;
+use crate::timestamp::{self, TimestampFormat};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -24,6 +29,19 @@ pub struct Profile {
     page_size: u32,
     /// The entity's collection URL: base_url + path.
     entity_url: Url,
+    /// `profile = "timestamp"`: how the timestamp is written, and how far below the checkpoint
+    /// (microseconds) a poll reads again.
+    timestamp: Option<(TimestampFormat, u64)>,
+}
+
+/// What a checkpoint is, so that front ends show it as people read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointKind {
+    /// A version the source counts (rowVersion, a cursor's sequence): shown as is.
+    Version,
+    /// Microseconds since 1970 (UTC), shown as a date.
+    Timestamp,
 }
 
 impl Profile {
@@ -32,18 +50,43 @@ impl Profile {
         let entity_url =
             Url::parse(&format!("{base}{}", entity.path())).map_err(|e| format!("connection `{}`, entity `{}`: bad URL ({e})", conn.id, entity.name))?;
         let (id_field, version_field) = match (&conn.profile, &conn.cursor) {
-            (ProfileKind::Cursor, Some(c)) => (c.id_field.clone(), c.version_field.clone()),
+            (ProfileKind::Cursor | ProfileKind::Timestamp, Some(c)) => (c.id_field.clone(), c.version_field.clone()),
             _ => ("id".to_string(), "rowVersion".to_string()),
         };
         Ok(Profile {
             kind: conn.profile,
-            cursor: conn.cursor.clone().filter(|_| conn.profile == ProfileKind::Cursor),
+            cursor: conn.cursor.clone().filter(|_| matches!(conn.profile, ProfileKind::Cursor | ProfileKind::Timestamp)),
             id_field,
             version_field,
             required: entity.required_fields.clone(),
             page_size: entity.page_size,
             entity_url,
+            timestamp: (conn.profile == ProfileKind::Timestamp).then(|| {
+                let format = conn.cursor.as_ref().and_then(|c| c.timestamp_format).unwrap_or_default();
+                (format, conn.overlap.as_micros().min(u64::MAX as u128) as u64)
+            }),
         })
+    }
+
+    /// True when the records at the checkpoint are read again (an inclusive "since"): the store
+    /// then compares a record at the version it holds by content.
+    pub fn rereads_checkpoint(&self) -> bool {
+        self.timestamp.is_some()
+    }
+
+    pub fn checkpoint_kind(&self) -> CheckpointKind {
+        match self.timestamp {
+            Some(_) => CheckpointKind::Timestamp,
+            None => CheckpointKind::Version,
+        }
+    }
+
+    /// A version as people read it: a date for a timestamp feed, else the version itself.
+    pub fn display_version(&self, v: &RowVersion) -> String {
+        match self.timestamp {
+            Some(_) => timestamp::display(v),
+            None => v.to_string(),
+        }
     }
 
     pub fn entity_url(&self) -> &Url {
@@ -61,9 +104,18 @@ impl Profile {
                     .append_pair("pageSize", &self.page_size.to_string());
             }
             Some(c) => {
+                // A timestamp feed is asked from the checkpoint itself (less the overlap), in its
+                // own format, and from the start without a filter.
+                let filter = match self.timestamp {
+                    None => Some(since.to_string()),
+                    Some(_) if since.is_zero() => None,
+                    Some((format, overlap)) => Some(timestamp::query_text(&timestamp::minus_micros(since, overlap), format)),
+                };
                 {
                     let mut q = url.query_pairs_mut();
-                    q.append_pair(&c.filter_param, since.as_str());
+                    if let Some(f) = &filter {
+                        q.append_pair(&c.filter_param, f);
+                    }
                     if let Some(p) = &c.page_size_param {
                         q.append_pair(p, &self.page_size.to_string());
                     }
@@ -223,16 +275,13 @@ impl Profile {
             Some(serde_json::Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
-        let version = fields.get(self.version_field.as_str()).and_then(RowVersion::from_json);
+        let version = self.version_of(fields.get(self.version_field.as_str()));
         let Some(id) = id else {
-            return Err(reject(None, version, "missing_id", format!("the record has no `{}`", self.id_field)));
+            return Err(reject(None, version.ok(), "missing_id", format!("the record has no `{}`", self.id_field)));
         };
-        let Some(version) = version else {
-            let msg = match fields.get(self.version_field.as_str()) {
-                None | Some(serde_json::Value::Null) => format!("the record has no `{}`", self.version_field),
-                Some(v) => format!("`{}` is {v}, not an unsigned integer", self.version_field),
-            };
-            return Err(reject(Some(id), None, "missing_row_version", msg));
+        let version = match version {
+            Ok(v) => v,
+            Err(msg) => return Err(reject(Some(id), None, "missing_row_version", msg)),
         };
         for f in &self.required {
             if matches!(fields.get(f.as_str()), None | Some(serde_json::Value::Null)) {
@@ -249,6 +298,16 @@ impl Profile {
             ));
         }
         Ok(Record { id, version, data: payload.to_string() })
+    }
+
+    /// The record's version from its version field, or why it has none.
+    fn version_of(&self, value: Option<&serde_json::Value>) -> Result<RowVersion, String> {
+        let field = &self.version_field;
+        match (value, self.timestamp) {
+            (None | Some(serde_json::Value::Null), _) => Err(format!("the record has no `{field}`")),
+            (Some(v), None) => RowVersion::from_json(v).ok_or_else(|| format!("`{field}` is {v}, not an unsigned integer")),
+            (Some(v), Some((format, _))) => timestamp::to_version(v, format).map_err(|why| format!("`{field}` is {v}, {why}")),
+        }
     }
 }
 

@@ -26,8 +26,8 @@ fn check_view(v: &ConnectionView) -> Result<(), ApiError> {
             }
         }
     }
-    if !matches!(v.profile.as_str(), "rowversion" | "cursor") {
-        return Err(ApiError::field("config", "profile", format!("profile `{}` is none of rowversion, cursor", v.profile)));
+    if !matches!(v.profile.as_str(), "rowversion" | "cursor" | "timestamp") {
+        return Err(ApiError::field("config", "profile", format!("profile `{}` is none of rowversion, cursor, timestamp", v.profile)));
     }
     if !matches!(v.auth.as_str(), "none" | "api_key" | "bearer" | "oauth2") {
         return Err(ApiError::field("config", "auth", format!("auth `{}` is none of none, api_key, bearer, oauth2", v.auth)));

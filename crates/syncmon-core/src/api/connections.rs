@@ -41,6 +41,7 @@ pub fn connection_view(c: &ConnectionConfig) -> ConnectionView {
         profile: match c.profile {
             ProfileKind::Rowversion => "rowversion",
             ProfileKind::Cursor => "cursor",
+            ProfileKind::Timestamp => "timestamp",
         }
         .into(),
         auth: match c.auth {

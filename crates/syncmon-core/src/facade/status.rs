@@ -2,6 +2,7 @@
 
 use super::Syncmon;
 use crate::engine::Outcome;
+use crate::profile::CheckpointKind;
 use crate::error::Result;
 use crate::rowversion::RowVersion;
 use crate::store::{self, EntityKey};
@@ -49,7 +50,11 @@ pub struct EntityStatus {
     pub health: Health,
     /// Why, for anything but healthy: the last error in plain words.
     pub reason: Option<String>,
+    /// The checkpoint as stored (for a timestamp feed: microseconds since 1970).
     pub checkpoint: String,
+    pub checkpoint_kind: CheckpointKind,
+    /// The checkpoint as people read it: the version, or a timestamp feed's date (RFC 3339, UTC).
+    pub checkpoint_display: String,
     pub last_caught_up_at: Option<i64>,
     pub lag_seconds: Option<i64>,
     pub replica_rows: i64,
@@ -79,6 +84,8 @@ impl Syncmon {
                     health: Health::Pending,
                     reason: Some("not synced yet".to_string()),
                     checkpoint: RowVersion::zero().to_string(),
+                    checkpoint_kind: e.profile.checkpoint_kind(),
+                    checkpoint_display: e.profile.display_version(&RowVersion::zero()),
                     last_caught_up_at: None,
                     lag_seconds: None,
                     replica_rows: 0,
@@ -122,6 +129,8 @@ impl Syncmon {
                 health,
                 reason,
                 checkpoint: row.checkpoint.to_string(),
+                checkpoint_kind: e.profile.checkpoint_kind(),
+                checkpoint_display: e.profile.display_version(&row.checkpoint),
                 last_caught_up_at: row.last_caught_up_at,
                 lag_seconds: lag_ms.map(|l| l / 1000),
                 replica_rows: self.ctx.store.replica_count(&e.key)?,

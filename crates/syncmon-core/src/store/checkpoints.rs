@@ -139,6 +139,7 @@ mod tests {
                     http_status: None,
                     max_version: max.as_ref(),
                     resync_cursor: None,
+                    rereads_checkpoint: false,
                     run_id: run,
                     now_ms,
                 },

@@ -335,6 +335,7 @@ mod tests {
                     http_status: Some(200),
                     max_version: None,
                     resync_cursor: None,
+                    rereads_checkpoint: false,
                     run_id: run,
                     now_ms: 1,
                 },

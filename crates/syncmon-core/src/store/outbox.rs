@@ -210,7 +210,7 @@ mod tests {
         let run = store.begin_run(key, "incremental", 1).unwrap();
         let max = records.iter().map(|r| r.version.clone()).max();
         let batch =
-            PageBatch { records, rejected: &[], tracking_id: None, http_status: None, max_version: max.as_ref(), resync_cursor: None, run_id: run, now_ms: 1 };
+            PageBatch { records, rejected: &[], tracking_id: None, http_status: None, max_version: max.as_ref(), resync_cursor: None, rereads_checkpoint: false, run_id: run, now_ms: 1 };
         store.apply_page(key, &batch).unwrap();
     }
 
