@@ -129,6 +129,9 @@ impl Profile {
                 }
             }
         }
+        if url.query() == Some("") {
+            url.set_query(None); // a timestamp feed's first read with no other parameter
+        }
         url
     }
 
@@ -517,6 +520,26 @@ mod tests {
         assert_eq!(full.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?since=3&limit=2");
         let short = p.parse_page(br#"[{"id":"c","rowVersion":4}]"#, &first, None).unwrap();
         assert!(short.next.is_none());
+    }
+
+    #[test]
+    fn a_timestamp_feed_is_asked_inclusively_in_its_own_format_and_from_the_start_without_a_filter() {
+        let conn = "profile = \"timestamp\"\noverlap = \"1500ms\"\n[connection.cursor]\nversion_field = \"modified\"\nrecords_pointer = \"/items\"\n\
+                    filter_param = \"since\"\nnext_url_pointer = \"/next\"";
+        let p = profile(conn, "");
+        assert_eq!(p.first_url(&RowVersion::zero()).as_str(), "http://127.0.0.1:9/api/items", "a first read asks for everything");
+        let at = RowVersion::from(1_704_067_205_000_000);
+        assert_eq!(p.first_url(&at).as_str(), "http://127.0.0.1:9/api/items?since=2024-01-01T00%3A00%3A03.500Z", "the checkpoint less the overlap");
+        assert_eq!(p.display_version(&at), "2024-01-01T00:00:05Z");
+        let body = br#"{"items":[{"id":"a","modified":"2024-01-01T00:00:05Z"},{"id":"b","modified":1704067205000},{"id":"c"}],"next":null}"#;
+        let page = p.parse_page(body, &p.first_url(&at), None).unwrap();
+        assert_eq!((page.records.len(), page.max_version), (1, Some(at)));
+        assert!(page.rejected[0].message.contains("set timestamp_format = \"epoch_millis\""), "{}", page.rejected[0].message);
+        assert_eq!(page.rejected[1].message, "the record has no `modified`");
+
+        let p = profile(&conn.replace("next_url_pointer", "timestamp_format = \"epoch_seconds\"\nnext_url_pointer"), "");
+        assert_eq!(p.first_url(&RowVersion::from(1_704_067_205_000_000)).as_str(), "http://127.0.0.1:9/api/items?since=1704067203");
+        assert!(p.record_url("a").is_none(), "no single-record URL is known for this profile");
     }
 
     #[test]
