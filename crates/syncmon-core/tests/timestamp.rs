@@ -131,7 +131,7 @@ async fn an_epoch_milliseconds_feed_is_asked_in_milliseconds_and_loses_nothing()
     let r = h.sync_ok("vendors").await;
     assert_eq!(r.records, 5);
     assert_replica_is_the_feed(&h, TimestampFormat::EpochMillis);
-    let last = h.mock.requests().into_iter().filter(|q| q.query.contains("modifiedSince")).last().unwrap();
+    let last = h.mock.requests().into_iter().rfind(|q| q.query.contains("modifiedSince")).unwrap();
     assert!(last.query.contains(&format!("modifiedSince={newest_ms}&")), "the since in the feed's own unit: {}", last.query);
 }
 
@@ -178,4 +178,24 @@ async fn an_overlap_reads_records_stamped_a_little_below_the_checkpoint() {
     assert_replica_is_the_feed(&h, TimestampFormat::Rfc3339);
     assert_eq!(r.records, 5, "two seconds read again, only the 5 changes count: {}", r.summary());
     assert_eq!(h.sm.status().unwrap()[0].checkpoint_display, NEWEST, "the checkpoint never moves back");
+}
+
+#[tokio::test]
+async fn bad_records_become_failed_items_and_a_full_resync_heals_them_and_finds_deletions() {
+    let h = harness(100, "").await;
+    h.mock.inject(Fault { kind: FaultKind::MissingRowVersion { records: 2 }, entity: Some("vendors".into()), times: 1 });
+    let r = h.sync_ok("vendors").await;
+    assert_eq!(r.failed_new, 2, "{}", r.summary());
+    let items = h.sm.failed_items(&Default::default(), None, 10).unwrap();
+    assert!(items.iter().all(|i| i.message == "the record has no `lastModified`"), "{items:?}");
+    assert_eq!(h.replica("vendors").len(), 298, "the rest of the page is applied");
+
+    let gone = h.mock.delete("vendors", 3);
+    let r = h.sm.resync("vendors", false, &Default::default()).await.unwrap();
+    assert_eq!((r.outcome, r.pass.unwrap().deleted), (Outcome::CaughtUp, 3), "{}", r.summary());
+    assert_replica_is_the_feed(&h, TimestampFormat::Rfc3339);
+    assert!(gone.iter().all(|id| !h.replica("vendors").contains_key(id)));
+    let s = &h.sm.status().unwrap()[0];
+    assert_eq!((s.pending_failed, s.checkpoint_display.as_str()), (0, NEWEST), "healed, at the same checkpoint");
+    assert!(s.lag_seconds.is_some_and(|l| l < 60) && s.health == syncmon_core::Health::Healthy, "{s:?}");
 }

@@ -2,8 +2,8 @@
 
 use super::Syncmon;
 use crate::engine::Outcome;
-use crate::profile::CheckpointKind;
 use crate::error::Result;
+use crate::profile::CheckpointKind;
 use crate::rowversion::RowVersion;
 use crate::store::{self, EntityKey};
 use serde::Serialize;

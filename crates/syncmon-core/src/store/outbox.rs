@@ -209,8 +209,17 @@ mod tests {
     fn apply(store: &Store, key: &EntityKey, records: &[Record]) {
         let run = store.begin_run(key, "incremental", 1).unwrap();
         let max = records.iter().map(|r| r.version.clone()).max();
-        let batch =
-            PageBatch { records, rejected: &[], tracking_id: None, http_status: None, max_version: max.as_ref(), resync_cursor: None, rereads_checkpoint: false, run_id: run, now_ms: 1 };
+        let batch = PageBatch {
+            records,
+            rejected: &[],
+            tracking_id: None,
+            http_status: None,
+            max_version: max.as_ref(),
+            resync_cursor: None,
+            rereads_checkpoint: false,
+            run_id: run,
+            now_ms: 1,
+        };
         store.apply_page(key, &batch).unwrap();
     }
 
