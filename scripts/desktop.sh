@@ -4,11 +4,7 @@
 # Extra arguments go to the app, e.g. `scripts/desktop.sh --no-faults`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-system-deps.sh
-if ! command -v cargo >/dev/null; then
-  echo "Rust is needed: install it from https://rustup.rs (curl https://sh.rustup.rs -sSf | sh), then run this again." >&2
-  exit 2
-fi
+scripts/prepare-machine.sh
 if [ -f ui/package.json ]; then
   npm ci --prefix ui
   npm run --prefix ui build

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use syncmon_core::api::StreamNotice;
-use syncmon_core::config::Config;
+use syncmon_core::Config;
 use syncmon_core::Syncmon;
 use tauri::{Emitter, Manager, Runtime};
 use tokio::sync::broadcast::error::RecvError;
@@ -73,11 +73,7 @@ pub fn open_engine(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result
 }
 
 /// Forwards every engine event to the windows until `cancel`.
-async fn forward_events<R: Runtime>(
-    app: tauri::AppHandle<R>,
-    mut rx: tokio::sync::broadcast::Receiver<syncmon_core::events::Event>,
-    cancel: CancellationToken,
-) {
+async fn forward_events<R: Runtime>(app: tauri::AppHandle<R>, mut rx: tokio::sync::broadcast::Receiver<syncmon_core::Event>, cancel: CancellationToken) {
     loop {
         let sent = tokio::select! {
             _ = cancel.cancelled() => return,

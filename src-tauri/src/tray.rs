@@ -5,8 +5,7 @@
 use crate::{quit, show_main, Engine};
 use std::time::Duration;
 use syncmon_core::api::{self, Request};
-use syncmon_core::events::EventKind;
-use syncmon_core::Health;
+use syncmon_core::{EventKind, Health};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent};
@@ -115,7 +114,7 @@ async fn follow_health<R: Runtime>(app: AppHandle<R>, engine: Engine, cancel: Ca
         let bad: Vec<String> = status
             .iter()
             .filter(|s| !matches!(s.health, Health::Healthy | Health::Pending | Health::Resyncing))
-            .map(|s| format!("{}/{} {}", s.connection, s.entity, s.health.as_str()))
+            .map(|s| format!("{}/{} {}", s.connection, s.entity, s.health.label()))
             .collect();
         let tooltip = if bad.is_empty() { format!("Syncmon: {}", overall.words()) } else { format!("Syncmon: {}", bad.join(", ")) };
         if shown.as_ref() == Some(&(overall, tooltip.clone())) {

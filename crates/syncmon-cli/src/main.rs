@@ -8,14 +8,11 @@ mod serve;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use syncmon_core::config::Config;
-use syncmon_core::engine::Outcome;
 use syncmon_core::secrets::{self, Secret, SecretKind};
-use syncmon_core::store::FailedFilter;
-use syncmon_core::Syncmon;
+use syncmon_core::{Config, ErrorCode, FailedFilter, FailedStage, FailedState, Outcome, Syncmon, UnknownState};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -146,18 +143,26 @@ enum FailedCommand {
 struct FilterArgs {
     #[arg(long)]
     entity: Option<String>,
-    /// validate | apply | deliver
-    #[arg(long)]
-    stage: Option<String>,
+    #[arg(long, value_parser = state_word(FailedStage::ALL, FailedStage::as_str))]
+    stage: Option<FailedStage>,
     /// e.g. missing_id, missing_row_version, missing_field
     #[arg(long)]
     kind: Option<String>,
-    /// pending (default) | resolved | discarded
-    #[arg(long)]
-    state: Option<String>,
+    /// Default: pending items only.
+    #[arg(long, value_parser = state_word(FailedState::ALL, FailedState::as_str))]
+    state: Option<FailedState>,
     /// Text in the record id, Trackingid or message.
     #[arg(long)]
     search: Option<String>,
+}
+
+/// One of the engine's state words (clap lists them as the possible values, from the enum).
+fn state_word<T: Copy + std::str::FromStr<Err = UnknownState> + Send + Sync + 'static>(
+    all: &'static [T],
+    as_str: fn(T) -> &'static str,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(all.iter().map(|v| as_str(*v))).try_map(|s| s.parse::<T>())
 }
 
 #[derive(Args)]
@@ -227,12 +232,19 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            let usage = e.downcast_ref::<UsageError>().is_some()
-                || e.downcast_ref::<syncmon_core::Error>()
-                    .is_some_and(|e| matches!(e.code(), "config" | "usage" | "not_found" | "credentials" | "agent_running" | "damaged"));
+            let usage = e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<syncmon_core::Error>().is_some_and(|e| is_usage(e.error_code()));
             eprintln!("error: {e:#}");
             ExitCode::from(if usage { 2 } else { 1 })
         }
+    }
+}
+
+/// Whether an error exits 2 ("what you asked cannot be done as asked") rather than 1 (it failed
+/// while being done). No wildcard: a new code must be placed here.
+fn is_usage(code: ErrorCode) -> bool {
+    match code {
+        ErrorCode::Config | ErrorCode::Usage | ErrorCode::NotFound | ErrorCode::Credentials | ErrorCode::AgentRunning | ErrorCode::Damaged => true,
+        ErrorCode::Storage | ErrorCode::Io | ErrorCode::Unauthorized => false,
     }
 }
 
@@ -256,18 +268,23 @@ fn data_dir_of(cli: &Cli) -> PathBuf {
     cli.data_dir.clone().unwrap_or_else(syncmon_core::default_data_dir)
 }
 
+/// The engine over the config and data directory the command line names, opened by `open` (one
+/// of the `Syncmon::open*` below: what the command may do to the data directory).
+fn open_with(cli: &Cli, open: fn(Config, &Path) -> syncmon_core::Result<Syncmon>) -> anyhow::Result<Syncmon> {
+    let (path, config) = config_of(cli)?;
+    Ok(open(config, &data_dir_of(cli))?.with_config_path(path))
+}
+
 /// For commands that write a little beside a running agent (`failed replay|discard`): short
 /// transactions that wait for the agent's writer, no agent lock.
 fn load(cli: &Cli) -> anyhow::Result<Syncmon> {
-    let (path, config) = config_of(cli)?;
-    Ok(Syncmon::open(config, &data_dir_of(cli))?.with_config_path(path))
+    open_with(cli, Syncmon::open)
 }
 
 /// For the agent (`run`, `serve`): takes the data directory's agent lock, so that a second agent
 /// exits 2 naming the holder, and refuses a damaged replica.
 fn load_agent(cli: &Cli) -> anyhow::Result<Syncmon> {
-    let (path, config) = config_of(cli)?;
-    Ok(Syncmon::open_agent(config, &data_dir_of(cli))?.with_config_path(path))
+    open_with(cli, Syncmon::open_agent)
 }
 
 /// For the one-shot writers (`sync`, `resync`): they take the agent lock too, rather than wait.
@@ -275,14 +292,12 @@ fn load_agent(cli: &Cli) -> anyhow::Result<Syncmon> {
 /// (checkpoints, resync passes), and an agent holds the lock for days, so waiting would mean
 /// hanging; the message says what to do instead.
 fn load_one_shot(cli: &Cli) -> anyhow::Result<Syncmon> {
-    let (path, config) = config_of(cli)?;
-    Ok(Syncmon::open_one_shot(config, &data_dir_of(cli))?.with_config_path(path))
+    open_with(cli, Syncmon::open_one_shot)
 }
 
 /// For the read commands: read-only, never migrates, works beside a busy agent.
 fn load_read_only(cli: &Cli) -> anyhow::Result<Syncmon> {
-    let (path, config) = config_of(cli)?;
-    Ok(Syncmon::open_read_only(config, &data_dir_of(cli))?.with_config_path(path))
+    open_with(cli, Syncmon::open_read_only)
 }
 
 /// Cancelled on Ctrl-C or SIGTERM: the current page is finished or abandoned, never half-written.
@@ -351,12 +366,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if *json {
                 // The JSON on stdout stays the list of entities; the warnings go to stderr.
                 for w in sm.config_warnings() {
-                    eprintln!("warning: {}", w.message);
+                    eprintln!("warning: {w}");
                 }
                 output::json(&status)?;
             } else {
                 for w in sm.config_warnings() {
-                    println!("warning: {}", w.message);
+                    println!("warning: {w}");
                 }
                 output::status_table(&status);
             }
@@ -422,7 +437,7 @@ fn mock_config(a: &MockArgs) -> syncmon_mock::MockConfig {
 fn check(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
     let data_dir = data_dir_of(cli);
     let problems = Syncmon::check_integrity(&data_dir)?;
-    let advice = (!problems.is_empty()).then(|| syncmon_core::store::damaged_advice(&data_dir.join(syncmon_core::DB_FILE)));
+    let advice = (!problems.is_empty()).then(|| Syncmon::damaged_advice(&data_dir));
     if json {
         output::json(&serde_json::json!({ "ok": problems.is_empty(), "problems": problems, "advice": advice }))?;
     } else if let Some(advice) = &advice {
@@ -447,9 +462,9 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
         FailedCommand::List { filter, limit, before, json } => {
             let f = sm.failed_filter(FailedFilter {
                 entity: filter.entity.clone(),
-                stage: filter.stage.clone(),
+                stage: filter.stage,
                 error_kind: filter.kind.clone(),
-                state: filter.state.clone(),
+                state: filter.state,
                 text: filter.search.clone(),
             })?;
             let items = sm.failed_items(&f, *before, *limit)?;

@@ -1,8 +1,7 @@
 //! Human-readable tables and JSON output for the listings.
 
 use serde::Serialize;
-use syncmon_core::store::{FailedItem, RequestRow};
-use syncmon_core::EntityStatus;
+use syncmon_core::{EntityStatus, FailedItem, RequestRow};
 
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
@@ -118,7 +117,7 @@ pub fn status_table(status: &[EntityStatus]) {
             }
             vec![
                 format!("{}/{}", s.connection, s.entity),
-                s.health.as_str().to_string(),
+                s.health.label().to_string(),
                 s.checkpoint_display.clone(),
                 time(s.last_caught_up_at),
                 lag(s.lag_seconds),
@@ -139,7 +138,7 @@ pub fn failed_table(items: &[FailedItem]) {
                 i.id.to_string(),
                 format!("{}/{}", i.connection, i.entity),
                 i.record_id.clone().unwrap_or_else(|| "(no id)".into()),
-                i.stage.clone(),
+                i.stage.to_string(),
                 i.error_kind.clone(),
                 i.attempts.to_string(),
                 i.tracking_id.clone().unwrap_or_default(),

@@ -2,45 +2,13 @@
 //! moments, then convergence), and credentials in a real keyring on a private D-Bus.
 
 use rand::Rng;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use syncmon_mock::{EntitySpec, MockAuth, MockConfig, MockServer};
 
-const BIN: &str = env!("CARGO_BIN_EXE_syncmon");
-
-struct Env {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Env {
-    fn new(config_text: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("syncmon.toml");
-        std::fs::write(&config, config_text).unwrap();
-        Env { dir, config }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--config").arg(&self.config).arg("--data-dir").arg(self.data()).args(args);
-        c.env_remove("RUST_LOG");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+mod common;
+use common::{checkpoint_of, text, Env, BIN};
 
 fn conn(base_url: &str, extra: &str, entity_extra: &str) -> String {
     format!(
@@ -93,8 +61,7 @@ async fn sync_status_export_and_failed_items_from_the_command_line() {
     let mock = mock(1200, MockAuth::None).await;
     let env = Env::new(&conn(&mock.base_url(), "", ""));
     mock.inject(syncmon_mock::Fault { kind: syncmon_mock::FaultKind::MissingRowVersion { records: 2 }, entity: None, times: 1 });
-    let out = env.run(&["sync"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.run_ok(&["sync"]);
     assert!(text(&out).contains("src/items: caught up"), "{}", text(&out));
 
     let out = env.run(&["status", "--json"]);
@@ -111,8 +78,7 @@ async fn sync_status_export_and_failed_items_from_the_command_line() {
     let out = env.run(&["failed", "show", &id]);
     assert!(text(&out).contains("Trackingid") && text(&out).contains("missing_row_version"), "{}", text(&out));
 
-    let out = env.run(&["failed", "replay", "--all"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.run_ok(&["failed", "replay", "--all"]);
     let out = env.run(&["failed", "list"]);
     assert!(text(&out).contains("Everything is in sync"), "{}", text(&out));
     assert_replica_equals_source(&env, &mock);
@@ -181,10 +147,8 @@ async fn killing_the_agent_at_random_moments_never_loses_or_duplicates_a_change(
         mock.insert("items", 50);
     }
     assert!(killed >= 6, "most runs must be killed mid-sync to test anything ({killed} of 12)");
-    let out = env.run(&["sync"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = env.run(&["sync"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.run_ok(&["sync"]);
+    env.run_ok(&["sync"]);
     assert_replica_equals_source(&env, &mock);
     let db = rusqlite_check(&env.data().join("syncmon.db"));
     assert_eq!(db, "ok");
@@ -222,8 +186,7 @@ async fn killing_the_agent_while_it_forwards_never_loses_a_change_for_the_target
     assert!(killed_mid_delivery >= 3, "runs must be killed while delivering to test anything ({killed_mid_delivery} of 10)");
     // Bounded: the outbox drains within a few more runs.
     for _ in 0..5 {
-        let out = env.run(&["sync"]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        env.run_ok(&["sync"]);
         let status: serde_json::Value = serde_json::from_slice(&env.run(&["status", "--json"]).stdout).unwrap();
         if status[0]["forward_pending"] == 0 {
             break;
@@ -245,26 +208,13 @@ fn rusqlite_check(path: &Path) -> String {
 /// The keyring path against a real Secret Service (gnome-keyring on a private D-Bus session).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn creds_set_keeps_the_secret_in_the_os_keyring_and_sync_uses_it() {
-    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
-        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap().status.success();
-        assert!(found, "{tool} is missing: run scripts/install-system-deps.sh");
-    }
     let secret = "k3y-in-the-keyring";
     let mock = mock(300, MockAuth::ApiKey { header: "x-np-api-key".into(), key: secret.into() }).await;
     let env = Env::new(&conn(&mock.base_url(), "auth = \"api_key\"", ""));
-    let keyring_home = env.dir.path().join("keyring-home");
-    std::fs::create_dir_all(&keyring_home).unwrap();
     let script = format!(
         r#"set -e
-eval "$(printf pw | gnome-keyring-daemon --unlock --components=secrets)"
 S="{BIN} --config {cfg} --data-dir {data}"
-# gnome-keyring may still be creating its unlocked collection under load: a few bounded tries.
-for try in 1 2 3 4 5 6; do
-  if printf '{secret}\n' | $S creds set src 2>creds.err; then break; fi
-  grep -q "locked collection" creds.err || {{ cat creds.err; exit 1; }}
-  [ "$try" = 6 ] && {{ cat creds.err; exit 1; }}
-  sleep 0.5
-done
+printf '{secret}\n' | $S creds set src
 $S sync
 $S creds delete src
 if $S sync 2>err.txt; then echo "sync without the secret must fail"; exit 1; fi
@@ -274,18 +224,7 @@ grep -q "syncmon creds set src" err.txt || grep -q "creds set src" err.txt || {{
         data = env.data().display(),
     );
     let dir = env.dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("dbus-run-session")
-            .args(["--", "sh", "-c", &script])
-            .current_dir(&dir)
-            .env("XDG_DATA_HOME", &keyring_home)
-            .env("HOME", &keyring_home)
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = tokio::task::spawn_blocking(move || common::keyring_session(&dir, &script)).await.unwrap();
     assert!(out.status.success(), "keyring round trip failed:\n{}", text(&out));
     assert_replica_equals_source(&env, &mock);
     // The secret is in no file Syncmon wrote.
@@ -350,10 +289,4 @@ async fn sigterm_mid_sync_stops_cleanly_on_a_page_boundary() {
         assert_eq!(replica.len(), expected.len(), "SIG{signal}: rows up to checkpoint {checkpoint}");
         assert!(replica == expected, "SIG{signal}: the replica must be exactly the source up to the checkpoint");
     }
-}
-
-fn checkpoint_of(db: &Path) -> Option<u128> {
-    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
-    let v: String = c.query_row("SELECT checkpoint FROM entity_state", [], |r| r.get(0)).ok()?;
-    v.parse().ok()
 }

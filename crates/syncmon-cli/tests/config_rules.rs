@@ -39,6 +39,7 @@ async fn status_and_the_agent_warn_about_plain_http_to_another_machine() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let first = stdout.lines().next().unwrap_or("");
     assert!(first.starts_with("warning: targets[0].base_url uses plain http:// to erp.example.com"), "the warning comes first:\n{stdout}");
+    assert!(first.ends_with("(line 3)"), "the warning names the line of its key:\n{stdout}");
     assert!(stdout.contains("src/items"), "then the table:\n{stdout}");
     assert_eq!(stdout.matches("warning:").count(), 1, "the loopback source is no warning:\n{stdout}");
 

@@ -10,7 +10,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use syncmon_mock::{EntitySpec, MockAuth, MockConfig, MockServer};
 
-const BIN: &str = env!("CARGO_BIN_EXE_syncmon");
+mod common;
+use common::{text, BIN};
 
 const KEYRING_KEY: &str = "k3y-from-the-keyring-7f1e2d";
 const KEYRING_CLIENT_SECRET: &str = "s3cret-from-the-keyring-9a8b";
@@ -46,10 +47,6 @@ fn config(keyed: &MockServer, oauth: &MockServer, prefix: &str, extra_keyed: &st
     )
 }
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
 /// Every regular file below `dir`, recursively.
 fn files_below(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -80,14 +77,9 @@ fn mode(path: &Path) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_secret_is_in_any_file_syncmon_wrote_and_its_files_are_owner_only() {
-    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
-        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap().status.success();
-        assert!(found, "{tool} is missing: run scripts/install-system-deps.sh");
-    }
     // Scanned: the config directory (config files, `logs/` with every command's output) and the
     // data directory below it. Not scanned: the keyring's own files, where the secrets belong.
     let root = tempfile::tempdir().unwrap();
-    let keyring_home = tempfile::tempdir().unwrap();
     let bad_configs = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     let logs = root.path().join("logs");
@@ -100,18 +92,10 @@ async fn no_secret_is_in_any_file_syncmon_wrote_and_its_files_are_owner_only() {
     std::fs::write(&keyring_config, config(&keyed, &oauth_src, "", "", "")).unwrap();
     let script = format!(
         r#"set -u
-eval "$(printf pw | gnome-keyring-daemon --unlock --components=secrets)"
 S="{BIN} --config {cfg} --data-dir {data}"
 LOG={logs}/keyring.log
-# gnome-keyring may still be creating its unlocked collection under load: a few bounded tries.
 store() {{
-  for try in 1 2 3 4 5 6; do
-    if printf '%s\n' "$2" | $S creds set "$1" >>"$LOG" 2>creds.err; then cat creds.err >>"$LOG"; return 0; fi
-    cat creds.err >>"$LOG"
-    grep -q "locked collection" creds.err || return 1
-    sleep 0.5
-  done
-  return 1
+  printf '%s\n' "$2" | $S creds set "$1" >>"$LOG" 2>&1
 }}
 store keyed '{KEYRING_KEY}' || exit 11
 store oauth '{KEYRING_CLIENT_SECRET}' || exit 12
@@ -130,20 +114,8 @@ $S creds delete oauth >>"$LOG" 2>&1 || exit 22
         data = data.display(),
         logs = logs.display(),
     );
-    let (dir, home) = (bad_configs.path().to_path_buf(), keyring_home.path().to_path_buf());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("dbus-run-session")
-            .args(["--", "sh", "-c", &script])
-            .current_dir(&dir)
-            .env("XDG_DATA_HOME", &home)
-            .env("HOME", &home)
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let dir = bad_configs.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || common::keyring_session(&dir, &script)).await.unwrap();
     let log = std::fs::read_to_string(logs.join("keyring.log")).unwrap_or_default();
     assert!(out.status.success(), "the keyring part failed ({:?}):\n{}\n{log}", out.status.code(), text(&out));
     assert!(log.contains("keyed/items: caught up") && log.contains("oauth/items: caught up"), "{log}");

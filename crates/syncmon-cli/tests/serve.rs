@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use syncmon_mock::{EntitySpec, MockConfig, MockServer};
 
-const BIN: &str = env!("CARGO_BIN_EXE_syncmon");
+mod common;
+use common::BIN;
 
 #[test]
 fn a_non_loopback_listen_address_needs_allow_remote() {
@@ -44,33 +45,15 @@ fn without_a_keyring_the_error_says_to_pass_token_env() {
 /// start, printed once inside the URL, and `--show-token` prints the same one again.
 #[test]
 fn the_token_lives_in_the_keyring_and_show_token_prints_it_again() {
-    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
-        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap().status.success();
-        assert!(found, "{tool} is missing: run scripts/install-system-deps.sh");
-    }
     let dir = tempfile::tempdir().unwrap();
     let script = format!(
         r#"set -e
-eval "$(printf pw | gnome-keyring-daemon --unlock --components=secrets)"
-# gnome-keyring may still be creating its unlocked collection under load: a few bounded tries.
-for try in 1 2 3 4 5 6; do
-  if {BIN} serve --show-token >first.txt 2>err.txt; then break; fi
-  grep -q "locked collection" err.txt || {{ cat err.txt; exit 1; }}
-  [ "$try" = 6 ] && {{ cat err.txt; exit 1; }}
-  sleep 0.5
-done
+{BIN} serve --show-token >first.txt
 {BIN} serve --show-token >second.txt
 cat first.txt second.txt
 "#
     );
-    let out = Command::new("dbus-run-session")
-        .args(["--", "sh", "-c", &script])
-        .current_dir(dir.path())
-        .env("XDG_DATA_HOME", dir.path())
-        .env("HOME", dir.path())
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .output()
-        .unwrap();
+    let out = common::keyring_session(dir.path(), &script);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     // gnome-keyring-daemon may print its own variables on the same stdout.

@@ -5,45 +5,16 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use syncmon_mock::{EntitySpec, Fault, FaultKind, MockConfig, MockServer};
 
-const BIN: &str = env!("CARGO_BIN_EXE_syncmon");
+mod common;
+use common::{checkpoint_of, text, Env};
 
-struct Env {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
+/// What only these tests do with an `Env`: agents in the background, commands that must not hang.
 impl Env {
-    fn new(config_text: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("syncmon.toml");
-        std::fs::write(&config, config_text).unwrap();
-        Env { dir, config }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn cmd_in(&self, data: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--config").arg(&self.config).arg("--data-dir").arg(data).args(args);
-        c.env_remove("RUST_LOG");
-        c
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        self.cmd_in(&self.data(), args)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
     fn spawn(&self, args: &[&str]) -> Running {
         Running(Some(self.cmd(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()))
     }
@@ -100,10 +71,6 @@ impl Drop for Running {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
 fn config(base_url: &str, entity_extra: &str) -> String {
     format!(
         "[[connection]]\nid = \"src\"\nbase_url = \"{base_url}\"\nbackoff_base = \"20ms\"\nbackoff_max = \"200ms\"\nrequests_per_second = 1000\n\n\
@@ -113,12 +80,6 @@ fn config(base_url: &str, entity_extra: &str) -> String {
 
 async fn mock(records: usize) -> MockServer {
     MockServer::start(MockConfig { entities: vec![EntitySpec { name: "items".into(), records }], ..Default::default() }).await.unwrap()
-}
-
-fn checkpoint_of(db: &Path) -> Option<u128> {
-    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
-    let v: String = c.query_row("SELECT checkpoint FROM entity_state", [], |r| r.get(0)).ok()?;
-    v.parse().ok()
 }
 
 /// Polls `done` every 20 ms for at most `limit`; true when it held.
@@ -241,8 +202,7 @@ fn chmod_tree(dir: &Path, dir_mode: u32, file_mode: u32) {
 async fn read_commands_work_on_a_read_only_copy() {
     let mock = mock(1500).await;
     let env = Env::new(&config(&mock.base_url(), ""));
-    let out = env.run(&["sync"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.run_ok(&["sync"]);
     let copy = env.dir.path().join("copy");
     std::fs::create_dir(&copy).unwrap();
     for e in std::fs::read_dir(env.data()).unwrap() {
@@ -322,14 +282,12 @@ async fn read_commands_leave_the_database_untouched() {
     let mock = mock(700).await;
     let env = Env::new(&config(&mock.base_url(), ""));
     mock.inject(Fault { kind: FaultKind::MissingRowVersion { records: 2 }, entity: None, times: 1 });
-    let out = env.run(&["sync"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.run_ok(&["sync"]);
     let db = env.data().join("syncmon.db");
     let wal = env.data().join("syncmon.db-wal");
     assert!(!wal.exists(), "the writer removes its WAL when it exits");
     let (bytes, mtime, schema) = (std::fs::read(&db).unwrap(), std::fs::metadata(&db).unwrap().modified().unwrap(), schema_of(&db));
-    let out = env.run(&["failed", "list", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.run_ok(&["failed", "list", "--json"]);
     let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0]["id"].to_string();
     for args in [vec!["status"], vec!["status", "--json"], vec!["export", "items"], vec!["failed", "show", &id], vec!["requests"], vec!["check"]] {
         let out = env.run(&args);
@@ -377,8 +335,7 @@ async fn check_finds_a_damaged_replica_and_the_agent_refuses_to_start_on_it() {
     let env = Env::new(&config(&mock.base_url(), ""));
     let out = env.run(&["check"]);
     assert_eq!(out.status.code(), Some(2), "no replica yet: {}", text(&out));
-    let out = env.run(&["sync"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.run_ok(&["sync"]);
     let out = env.run(&["check"]);
     assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).trim().to_string()), (Some(0), "ok".to_string()), "{}", text(&out));
 

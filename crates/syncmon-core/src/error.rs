@@ -6,55 +6,52 @@ use crate::agent_lock::LockError;
 use crate::config::ConfigError;
 use crate::secrets;
 use crate::store::StoreError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
-/// The codes a front end may branch on; `as_str` is the word in the RPC's `ApiError.code`
-/// (docs/api.md lists them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// The config is invalid: fix the file or the form.
-    Config,
-    /// The command or its arguments cannot be carried out as asked.
-    Usage,
-    NotFound,
-    /// The replica failed SQLite's integrity check.
-    Damaged,
-    Storage,
-    Credentials,
-    /// Another agent holds the data directory's lock.
-    AgentRunning,
-    Io,
-    /// The served UI's token is missing or wrong.
-    Unauthorized,
+/// Declares [`ErrorCode`] from one list: each code's variant, its word on the wire and what it
+/// means. The meaning is the variant's doc and the description in docs/api.md's table of codes
+/// (a test of `syncmon-serve` checks the table against it).
+macro_rules! error_codes {
+    ($( $variant:ident = $word:literal : $meaning:literal, )*) => {
+        /// The codes a front end may branch on: the RPC's `ApiError.code` (`as_str` is its word),
+        /// the CLI's exit status, the served UI's HTTP status.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $( #[doc = $meaning] $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order of the list.
+            pub const ALL: &'static [ErrorCode] = &[$( ErrorCode::$variant, )*];
+
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $( ErrorCode::$variant => $word, )*
+                }
+            }
+
+            /// What the code means, in one sentence (docs/api.md repeats it).
+            pub fn meaning(&self) -> &'static str {
+                match self {
+                    $( ErrorCode::$variant => $meaning, )*
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    pub const ALL: [ErrorCode; 9] = [
-        ErrorCode::Config,
-        ErrorCode::Usage,
-        ErrorCode::NotFound,
-        ErrorCode::Damaged,
-        ErrorCode::Storage,
-        ErrorCode::Credentials,
-        ErrorCode::AgentRunning,
-        ErrorCode::Io,
-        ErrorCode::Unauthorized,
-    ];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ErrorCode::Config => "config",
-            ErrorCode::Usage => "usage",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::Damaged => "damaged",
-            ErrorCode::Storage => "storage",
-            ErrorCode::Credentials => "credentials",
-            ErrorCode::AgentRunning => "agent_running",
-            ErrorCode::Io => "io",
-            ErrorCode::Unauthorized => "unauthorized",
-        }
-    }
+error_codes! {
+    Config = "config": "The config is invalid: fix the file or the form (`field` names the form field).",
+    Usage = "usage": "The call or its arguments cannot be carried out as asked.",
+    NotFound = "not_found": "The entity, connection, failed item or API path does not exist.",
+    Damaged = "damaged": "The replica failed SQLite's integrity check.",
+    Storage = "storage": "The replica could not be read or written.",
+    Credentials = "credentials": "A secret is missing or wrong, or the OS keyring failed.",
+    AgentRunning = "agent_running": "Another agent holds the data directory's lock.",
+    Io = "io": "A file, the keyring lookup or the engine's task failed; the message says which.",
+    Unauthorized = "unauthorized": "The served UI's token is missing or wrong.",
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -98,11 +95,6 @@ impl Error {
             Error::Io(_) => ErrorCode::Io,
         }
     }
-
-    /// [`Error::error_code`] as the word the RPC's `ApiError.code` carries.
-    pub fn code(&self) -> &'static str {
-        self.error_code().as_str()
-    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -122,9 +114,9 @@ mod tests {
 
     #[test]
     fn errors_map_to_their_codes() {
-        assert_eq!(Error::Usage("x".into()).code(), "usage");
-        assert_eq!(Error::NotFound("x".into()).code(), "not_found");
-        assert_eq!(Error::Io("x".into()).code(), "io");
-        assert_eq!(Error::Store(StoreError::NotFound("x".into())).code(), "not_found");
+        assert_eq!(Error::Usage("x".into()).error_code(), ErrorCode::Usage);
+        assert_eq!(Error::NotFound("x".into()).error_code(), ErrorCode::NotFound);
+        assert_eq!(Error::Io("x".into()).error_code(), ErrorCode::Io);
+        assert_eq!(Error::Store(StoreError::NotFound("x".into())).error_code(), ErrorCode::NotFound);
     }
 }

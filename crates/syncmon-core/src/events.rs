@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 use crate::clock::Clock;
+use crate::state::Outcome;
 
 /// How many recent events `EventBus::recent` keeps for the Activity screen.
 pub const RECENT_EVENTS: usize = 1000;
@@ -48,7 +49,7 @@ pub enum EventKind {
     CycleFinished {
         connection: String,
         entity: String,
-        outcome: String,
+        outcome: Outcome,
         records: u64,
         error: Option<String>,
         tracking_id: Option<String>,

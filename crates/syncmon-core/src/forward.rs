@@ -14,9 +14,8 @@
 use crate::context::EngineCtx;
 use crate::events::EventKind;
 use crate::retry::{Failure, FailureClass};
-use crate::rowversion::RowVersion;
 use crate::source::SourceClient;
-use crate::store::{EntityKey, FailedItem, OutboxItem, Store};
+use crate::store::{EntityKey, OutboxItem, Store};
 use futures::StreamExt;
 use reqwest::Method;
 use serde::Serialize;
@@ -96,7 +95,7 @@ impl ForwardReport {
     }
 }
 
-enum Sent {
+pub(crate) enum Sent {
     Delivered,
     Failed {
         new: bool,
@@ -168,8 +167,9 @@ pub async fn deliver_pending(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, ca
     report
 }
 
-/// Sends one change and records the result. `replayed` is the failed item being replayed.
-async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, item: OutboxItem, replayed: Option<i64>, cancel: &CancellationToken) -> Sent {
+/// Sends one change and records the result. `replayed` is the failed item being replayed
+/// (`replay.rs` sends a failed delivery again through here).
+pub(crate) async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, item: OutboxItem, replayed: Option<i64>, cancel: &CancellationToken) -> Sent {
     let target = &f.target;
     if let Some(until) = target.breaker.lock().unwrap().open_until(ctx.clock.now_ms()) {
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(until.max(0) as u64);
@@ -266,43 +266,6 @@ async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, item: OutboxI
         Ok(new) => Sent::Failed { new },
         Err(e) => Sent::Stop(Some(format!("cannot record the failed item: {e}"))),
     }
-}
-
-pub enum Replayed {
-    Replayed,
-    Superseded,
-    StillFailing,
-}
-
-/// Re-runs the `deliver` stage of a failed item: sends the replica's current state of the record
-/// when it is at least as new as the stored payload (a newer version, or its deletion), else the
-/// stored payload. Success resolves the item (superseded when a newer version went out).
-pub async fn replay(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, item: &FailedItem, cancel: &CancellationToken) -> crate::Result<Replayed> {
-    let Some(record_id) = item.record_id.clone() else {
-        return Ok(Replayed::StillFailing);
-    };
-    let stored = item.row_version.as_deref().and_then(RowVersion::parse).unwrap_or_default();
-    let current = ctx.store.replica_row(key, &record_id)?;
-    let out = match current {
-        Some((v, data, deleted)) if RowVersion::parse(&v).unwrap_or_default() >= stored => {
-            OutboxItem { id: 0, record_id, row_version: v, kind: if deleted { "delete" } else { "upsert" }.into(), data: Some(data) }
-        }
-        _ => OutboxItem { id: 0, record_id, row_version: stored.to_string(), kind: "upsert".into(), data: Some(item.payload.clone()) },
-    };
-    let newer = RowVersion::parse(&out.row_version).unwrap_or_default() > stored;
-    // Sending a newer version resolves the item as superseded (by the version ≤ sent rule);
-    // sending its own version resolves it as replayed.
-    Ok(match send_one(ctx, key, f, out, if newer { None } else { Some(item.id) }, cancel).await {
-        Sent::Delivered if newer => Replayed::Superseded,
-        Sent::Delivered => Replayed::Replayed,
-        Sent::Failed { .. } => Replayed::StillFailing,
-        Sent::Stop(why) => {
-            if let Some(why) = why {
-                tracing::warn!(item = item.id, "replay of a delivery stopped: {why}");
-            }
-            Replayed::StillFailing
-        }
-    })
 }
 
 /// Runs a store call on the blocking pool: the writer may be busy with a large page transaction,

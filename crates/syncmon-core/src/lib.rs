@@ -17,16 +17,25 @@ pub mod forward;
 pub mod profile;
 pub mod record;
 pub mod redact;
+pub mod replay;
 pub mod retry;
 pub mod rowversion;
 pub mod scheduler;
 pub mod secrets;
 pub mod source;
+pub mod state;
 pub mod store;
 pub mod timestamp;
 pub mod webhook;
 
+// What the front ends name, so that they need no module below the façade.
+pub use agent_lock::AgentLock;
 pub use clock::{Clock, SystemClock, TestClock};
+pub use config::Config;
+pub use engine::{CycleReport, Outcome};
 pub use error::{Error, ErrorCode, Result};
-pub use facade::{default_config_path, default_data_dir, EntityStatus, Health, ReplayReport, Syncmon, DB_FILE};
+pub use events::{Event, EventKind};
+pub use facade::{default_config_path, default_data_dir, EntityStatus, ReplayReport, Syncmon, DB_FILE};
 pub use rowversion::RowVersion;
+pub use state::{FailedStage, FailedState, Health, UnknownState};
+pub use store::{EntityKey, FailedFilter, FailedItem, RequestRow, RunRow};

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::forward::{self, Forwarder};
 use crate::secrets::{self, SecretKind};
+use crate::state::{Outcome, ResyncState};
 use crate::webhook::{self, NudgeTarget, WebhookConnection};
 use rand::Rng;
 use std::sync::Arc;
@@ -102,14 +103,14 @@ async fn worker(sm: Arc<Agent>, e: Arc<EntityRt>, cancel: CancellationToken) {
         let now = sm.ctx.clock.now_ms();
         // The source asked for a long wait (Retry-After): neither polls nor nudges call it before
         // then (an explicit `syncmon sync` still does).
-        if row.last_outcome.as_deref() == Some(engine::Outcome::Waiting.as_str()) && row.next_attempt_at.is_some_and(|t| t > now) {
+        if row.last_outcome == Some(Outcome::Waiting) && row.next_attempt_at.is_some_and(|t| t > now) {
             continue;
         }
         let resync_due = e
             .cfg
             .full_resync_every
             .is_some_and(|every| row.last_caught_up_at.is_some() && row.last_full_resync_at.is_none_or(|t| now - t >= every.as_millis() as i64));
-        let kind = if row.resync_state.as_deref() == Some("running") || (resync_due && row.resync_state.is_none()) {
+        let kind = if row.resync_state == Some(ResyncState::Running) || (resync_due && row.resync_state.is_none()) {
             CycleKind::Resync { allow_deletions: false }
         } else {
             CycleKind::Incremental

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use syncmon_core::api::{self, parse_request, ApiError};
 use syncmon_core::config::Config;
-use syncmon_core::Syncmon;
+use syncmon_core::{ErrorCode, Syncmon};
 use syncmon_mock::{Fault, FaultKind, MockConfig};
 
 async fn rpc(sm: &Arc<Syncmon>, req: Value) -> Result<Value, ApiError> {
@@ -17,6 +17,26 @@ async fn rpc(sm: &Arc<Syncmon>, req: Value) -> Result<Value, ApiError> {
 
 async fn ok(sm: &Arc<Syncmon>, req: Value) -> Value {
     rpc(sm, req.clone()).await.unwrap_or_else(|e| panic!("{req}: {e}"))
+}
+
+/// `save_connection` with `connection` after `edits` (a `/`-separated path, the new value): the
+/// refusal it must get.
+async fn refused(sm: &Arc<Syncmon>, connection: &Value, edits: &[(&str, Value)]) -> ApiError {
+    let mut edited = connection.clone();
+    for (path, value) in edits {
+        let mut slot = &mut edited;
+        for key in path.split('/') {
+            slot = match key.parse::<usize>() {
+                Ok(i) => &mut slot[i],
+                Err(_) => &mut slot[key],
+            };
+        }
+        *slot = value.clone();
+    }
+    match rpc(sm, json!({"method": "save_connection", "params": {"connection": edited}})).await {
+        Ok(saved) => panic!("saved, not refused: {edits:?} → {saved}"),
+        Err(e) => e,
+    }
 }
 
 async fn two_entities() -> Harness {
@@ -52,14 +72,14 @@ async fn overview_lists_entities_with_the_header_and_24_hourly_counts() {
     let o = ok(&h.sm, json!({"method": "overview", "params": {}})).await;
     assert_eq!(o["header"]["health"], "paused");
 
-    ok(&h.sm, json!({"method": "reset_checkpoint", "params": {"entity": "src/items"}})).await;
+    assert_eq!(ok(&h.sm, json!({"method": "reset_checkpoint", "params": {"entity": "src/items"}})).await, json!({}), "it answers `{{}}`");
     assert_eq!(h.checkpoint("items"), "0");
     assert_eq!(h.replica("items").len(), 250, "the replica is kept");
 
     let e = rpc(&h.sm, json!({"method": "entity_detail", "params": {"entity": "nope"}})).await.unwrap_err();
-    assert_eq!(e.code, "not_found");
+    assert_eq!(e.code, ErrorCode::NotFound);
     let e = rpc(&h.sm, json!({"method": "no_such_method"})).await.unwrap_err();
-    assert_eq!(e.code, "usage");
+    assert_eq!(e.code, ErrorCode::Usage);
     assert!(e.message.contains("docs/api.md"), "{e}");
 }
 
@@ -92,6 +112,12 @@ async fn failed_items_page_with_totals_search_replay_and_discard_by_filter() {
     assert_eq!(too_big.field.as_deref(), Some("limit"));
     let bad_state = rpc(&h.sm, json!({"method": "failed_page", "params": {"filter": {"state": "gone"}}})).await.unwrap_err();
     assert_eq!(bad_state.field.as_deref(), Some("state"));
+    let bad_stage = rpc(&h.sm, json!({"method": "failed_page", "params": {"filter": {"stage": "apply"}}})).await.unwrap_err();
+    assert_eq!(bad_stage.field.as_deref(), Some("stage"));
+    let empty_words = ok(&h.sm, json!({"method": "failed_page", "params": {"filter": {"stage": "", "state": ""}}})).await;
+    assert_eq!(empty_words["total"], 40, "an empty stage or state is any stage, pending");
+    let validate = ok(&h.sm, json!({"method": "failed_page", "params": {"filter": {"stage": "validate", "state": "pending"}}})).await;
+    assert_eq!(validate["total"], 40);
 
     let replay = ok(&h.sm, json!({"method": "failed_replay", "params": {"filter": {"entity": "src/items", "text": one_id}}})).await;
     assert_eq!(replay["replayed"].as_u64().unwrap() + replay["superseded"].as_u64().unwrap(), 1, "{replay}");
@@ -108,7 +134,7 @@ async fn failed_items_page_with_totals_search_replay_and_discard_by_filter() {
     let gone = ok(&h.sm, json!({"method": "failed_page", "params": {"filter": {"state": "discarded"}}})).await;
     assert_eq!(gone["total"], 39);
     let neither = rpc(&h.sm, json!({"method": "failed_discard", "params": {}})).await.unwrap_err();
-    assert_eq!(neither.code, "usage");
+    assert_eq!(neither.code, ErrorCode::Usage);
 }
 
 const COMMENTED: &str = r#"# Syncmon config — hand-written, comments must survive.
@@ -178,66 +204,37 @@ async fn save_connection_edits_the_file_in_place_keeping_comments_and_refuses_se
 
     // Refusals name the field and leave the file alone.
     let before = std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap();
-    let mut secret = again[0].clone();
-    secret["client_secret"] = json!("hunter2");
-    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": secret}})).await.unwrap_err();
-    assert_eq!((e.code.as_str(), e.field.as_deref()), ("config", Some("client_secret")));
+    let e = refused(&sm, &again[0], &[("client_secret", json!("hunter2"))]).await;
+    assert_eq!((e.code, e.field.as_deref()), (ErrorCode::Config, Some("client_secret")));
     assert!(!e.message.contains("hunter2"));
-    let mut pasted = again[0].clone();
-    pasted["secret_env"] = json!("sk-live-0123456789abcdef");
-    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": pasted}})).await.unwrap_err();
-    assert_eq!(e.field.as_deref(), Some("secret_env"));
-    let mut bad_url = again[0].clone();
-    bad_url["base_url"] = json!("not a url");
-    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": bad_url}})).await.unwrap_err();
-    assert_eq!(e.field.as_deref(), Some("base_url"), "{e}");
-    let mut bad_page = again[0].clone();
-    bad_page["entities"][1]["page_size"] = json!(0);
-    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": bad_page}})).await.unwrap_err();
-    assert_eq!(e.field.as_deref(), Some("entities[1].page_size"), "{e}");
-    let mut bad_duration = again[0].clone();
-    bad_duration["entities"][0]["poll_every"] = json!("often");
-    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": bad_duration}})).await.unwrap_err();
-    assert_eq!(e.field.as_deref(), Some("entities[0].poll_every"), "{e}");
-    let mut with_password = again[0].clone();
-    with_password["base_url"] = json!(format!("http://alice:pw-0123456789@{}", h.mock.addr()));
-    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": with_password}})).await.unwrap_err();
+    let password = format!("http://alice:pw-0123456789@{}", h.mock.addr());
+    let e = refused(&sm, &again[0], &[("base_url", json!(password))]).await;
     assert_eq!(e.field.as_deref(), Some("base_url"), "{e}");
     assert!(e.message.contains("user name/password") && !e.message.contains("pw-0123456789"), "{e}");
-    let mut key_in_path = again[0].clone();
-    key_in_path["entities"][1]["path"] = json!("/customers?api_key=pw-0123456789");
-    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": key_in_path}})).await.unwrap_err();
+    let e = refused(&sm, &again[0], &[("entities/1/path", json!("/customers?api_key=pw-0123456789"))]).await;
     assert_eq!(e.field.as_deref(), Some("entities[1].path"), "{e}");
     assert!(!e.message.contains("pw-0123456789"), "{e}");
-    let mut no_timeout = again[0].clone();
-    no_timeout["timeout"] = json!("0s");
-    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": no_timeout}})).await.unwrap_err();
-    assert_eq!(e.field.as_deref(), Some("timeout"), "{e}");
-    // The field comes from the key the rule checked, not from words in the message: these
-    // messages name another key first, the first of two same-named entities, or no key at all.
-    let mut no_client_id = again[0].clone();
-    no_client_id["auth"] = json!("oauth2");
-    no_client_id["token_url"] = json!("https://login.example.com/token");
-    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": no_client_id}})).await.unwrap_err();
-    assert_eq!(e.field.as_deref(), Some("client_id"), "{e}");
-    let mut twice = again[0].clone();
-    twice["entities"][1]["name"] = json!("items");
-    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": twice}})).await.unwrap_err();
-    assert_eq!(e.field.as_deref(), Some("entities[1].name"), "the second `items` is the one listed twice: {e}");
-    let mut one_table = again[0].clone();
-    one_table["entities"][0]["name"] = json!("a-b");
-    one_table["entities"][1]["name"] = json!("a_b");
-    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": one_table}})).await.unwrap_err();
-    assert_eq!(e.field.as_deref(), Some("entities[1].name"), "{e}");
-    let mut guard = again[0].clone();
-    guard["entities"][1]["deletion_guard"] = json!(2.0);
-    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": guard}})).await.unwrap_err();
-    assert_eq!(e.field.as_deref(), Some("entities[1].deletion_guard"), "{e}");
-    let mut case_twin = again[1].clone();
-    case_twin["id"] = json!("SRC");
-    let e = rpc(&sm, json!({"method": "save_connection", "params": {"connection": case_twin}})).await.unwrap_err();
+    let e = refused(&sm, &again[1], &[("id", json!("SRC"))]).await;
     assert_eq!(e.field.as_deref(), Some("id"), "{e}");
     assert!(e.message.contains("only in case"), "{e}");
+    // The field comes from the key the rule checked, not from words in the message: the last
+    // ones here name another key first, the first of two same-named entities, or no key at all.
+    let refusals: [(&[(&str, Value)], &str); 9] = [
+        (&[("secret_env", json!("sk-live-0123456789abcdef"))], "secret_env"),
+        (&[("base_url", json!("not a url"))], "base_url"),
+        (&[("entities/1/page_size", json!(0))], "entities[1].page_size"),
+        (&[("entities/0/poll_every", json!("often"))], "entities[0].poll_every"),
+        (&[("timeout", json!("0s"))], "timeout"),
+        (&[("entities/1/deletion_guard", json!(2.0))], "entities[1].deletion_guard"),
+        (&[("auth", json!("oauth2")), ("token_url", json!("https://login.example.com/token"))], "client_id"),
+        // The second `items` is the one listed twice.
+        (&[("entities/1/name", json!("items"))], "entities[1].name"),
+        (&[("entities/0/name", json!("a-b")), ("entities/1/name", json!("a_b"))], "entities[1].name"),
+    ];
+    for (edits, field) in refusals {
+        let e = refused(&sm, &again[0], edits).await;
+        assert_eq!(e.field.as_deref(), Some(field), "{edits:?}: {e}");
+    }
     assert_eq!(std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap(), before);
     assert!(!before.contains("hunter2") && !before.contains("sk-live") && !before.contains("pw-0123456789"));
 }
@@ -268,7 +265,7 @@ async fn test_connection_reports_status_latency_and_trackingid_or_a_clear_failur
     assert!(msg.contains("cannot connect") && msg.contains("check base_url"), "{msg}");
 
     let e = rpc(&sm, json!({"method": "test_connection", "params": {"id": "nope"}})).await.unwrap_err();
-    assert_eq!(e.code, "not_found");
+    assert_eq!(e.code, ErrorCode::NotFound);
 }
 
 #[tokio::test]

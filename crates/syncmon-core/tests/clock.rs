@@ -94,19 +94,40 @@ async fn until(t0: Instant, at: Duration) {
     tokio::time::sleep_until(t0 + at).await;
 }
 
+/// The agent (`Syncmon::run`) on `clock` in a fresh data directory, as a task of this runtime.
+struct Agent {
+    dir: tempfile::TempDir,
+    sm: Arc<Syncmon>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Agent {
+    fn start(config: Config, clock: TestClock) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let sm = Arc::new(Syncmon::open_with_clock(config, dir.path(), Arc::new(clock)).unwrap());
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn({
+            let (sm, cancel) = (sm.clone(), cancel.clone());
+            async move { sm.run(cancel).await.unwrap() }
+        });
+        Agent { dir, sm, cancel, task }
+    }
+
+    /// Cancels the agent and waits for it to stop (at most 60 s); gives back its data directory.
+    async fn stop(self) -> tempfile::TempDir {
+        self.cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(60), self.task).await.expect("the agent stops when cancelled").unwrap();
+        self.dir
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_breaker_opens_after_the_threshold_and_half_opens_after_its_cooldown() {
     let (base_url, arrivals) = failing_source().await;
     let config = config(&base_url, "max_retries = 0\nbreaker_threshold = 3\nbreaker_cooldown = \"5m\"", "poll_every = \"10s\"");
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(TestClock::following_tokio(START_MS));
-    let sm = Arc::new(Syncmon::open_with_clock(config, dir.path(), clock).unwrap());
-    let cancel = CancellationToken::new();
+    let agent = Agent::start(config, TestClock::following_tokio(START_MS));
     let t0 = Instant::now();
-    let agent = tokio::spawn({
-        let (sm, cancel) = (sm.clone(), cancel.clone());
-        async move { sm.run(cancel).await.unwrap() }
-    });
     let calls = || arrivals.lock().unwrap().len();
 
     // Cycles at 0, ~10 s and ~20 s (polls jitter by ±10 %) fail; the third opens the circuit
@@ -121,28 +142,20 @@ async fn the_breaker_opens_after_the_threshold_and_half_opens_after_its_cooldown
     until(t0, Duration::from_secs(900)).await;
     assert_eq!(calls(), 6, "the circuit reopened with a doubled cooldown");
 
-    cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(60), agent).await.expect("the agent stops when cancelled").unwrap();
+    agent.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_agent_polls_each_entity_at_its_interval() {
     let mock = MockServer::start(MockConfig { entities: entities(&[("items", 50)]), ..Default::default() }).await.unwrap();
     let config = config(&mock.base_url(), "", "poll_every = \"30s\"");
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(TestClock::following_tokio(START_MS));
-    let sm = Arc::new(Syncmon::open_with_clock(config, dir.path(), clock).unwrap());
-    let cancel = CancellationToken::new();
+    let agent = Agent::start(config, TestClock::following_tokio(START_MS));
     let t0 = Instant::now();
-    let agent = tokio::spawn({
-        let (sm, cancel) = (sm.clone(), cancel.clone());
-        async move { sm.run(cancel).await.unwrap() }
-    });
 
     // Ten poll intervals of simulated time.
     until(t0, Duration::from_secs(300)).await;
-    cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(60), agent).await.expect("the agent stops when cancelled").unwrap();
+    let sm = agent.sm.clone();
+    let dir = agent.stop().await;
 
     let mut starts: Vec<i64> = sm.runs("src/items", 100).unwrap().into_iter().map(|r| r.started_at).collect();
     starts.sort();
@@ -164,14 +177,8 @@ async fn the_webhook_receiver_checks_timestamps_on_the_engines_clock() {
     let mock = MockServer::start(MockConfig { entities: entities(&[("items", 10)]), ..Default::default() }).await.unwrap();
     let entity = text(&mock.base_url(), "webhook_secret_env = \"SYNCMON_CLOCK_TEST_WEBHOOK_SECRET\"", "poll_every = \"1h\"");
     let config = parse(&format!("[webhooks]\nlisten = \"127.0.0.1:{port}\"\n{entity}"));
-    let dir = tempfile::tempdir().unwrap();
     // The engine's clock, months away from the machine's.
-    let sm = Arc::new(Syncmon::open_with_clock(config, dir.path(), Arc::new(TestClock::fixed(START_MS))).unwrap());
-    let cancel = CancellationToken::new();
-    let agent = tokio::spawn({
-        let (sm, cancel) = (sm.clone(), cancel.clone());
-        async move { sm.run(cancel).await.unwrap() }
-    });
+    let agent = Agent::start(config, TestClock::fixed(START_MS));
     let url = format!("http://127.0.0.1:{port}/webhooks/src");
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
     let send = |id: &'static str, ts: i64| {
@@ -196,6 +203,5 @@ async fn the_webhook_receiver_checks_timestamps_on_the_engines_clock() {
     }
     assert_eq!(on_machine_time, Ok(401), "a timestamp on the machine's clock is stale on the engine's");
     assert_eq!(send("msg_engine", START_MS / 1000 - 60).await.unwrap(), 202, "a minute before the engine's now is fresh");
-    cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(30), agent).await.expect("the agent stops when cancelled").unwrap();
+    agent.stop().await;
 }

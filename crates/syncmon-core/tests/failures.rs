@@ -7,6 +7,7 @@ use common::*;
 use std::time::{Duration, Instant};
 use syncmon_core::engine::Outcome;
 use syncmon_core::source::FailureClass;
+use syncmon_core::state::{FailedStage, FailedState, Resolution};
 use syncmon_core::store::FailedFilter;
 use syncmon_mock::{Fault, FaultKind, MockAuth, MockConfig};
 
@@ -18,8 +19,13 @@ fn data_calls(h: &Harness) -> usize {
     h.mock.requests().iter().filter(|r| r.path.starts_with("/items")).count()
 }
 
+/// A source with one entity, `items`, of `records` records; `conn_extra` in the connection.
+async fn items(records: usize, conn_extra: &str) -> Harness {
+    Harness::start(MockConfig { entities: entities(&[("items", records)]), ..Default::default() }, conn_extra, "").await
+}
+
 async fn small() -> Harness {
-    Harness::start(MockConfig { entities: entities(&[("items", 250)]), ..Default::default() }, "max_retries = 4", "").await
+    items(250, "max_retries = 4").await
 }
 
 #[tokio::test]
@@ -86,12 +92,7 @@ async fn a_source_that_stays_down_fails_the_cycle_keeping_the_trackingid_and_the
 
 #[tokio::test]
 async fn repeated_failed_cycles_open_the_circuit_and_a_success_closes_it() {
-    let h = Harness::start(
-        MockConfig { entities: entities(&[("items", 50)]), ..Default::default() },
-        "max_retries = 0\nbreaker_threshold = 2\nbreaker_cooldown = \"1s\"",
-        "",
-    )
-    .await;
+    let h = items(50, "max_retries = 0\nbreaker_threshold = 2\nbreaker_cooldown = \"1s\"").await;
     h.mock.inject(fault(FaultKind::Status(502), 0));
     assert_eq!(h.sync("items").await.outcome, Outcome::Failed);
     let opened = h.sync("items").await;
@@ -156,7 +157,7 @@ async fn poison_records_become_failed_items_and_the_checkpoint_moves_on() {
     assert_eq!(r.failed_new, 3);
     let items = h.sm.failed_items(&FailedFilter::default(), None, 100).unwrap();
     assert_eq!(items.len(), 3);
-    assert!(items.iter().all(|i| i.tracking_id.is_some() && i.stage == "validate" && i.http_status == Some(200)));
+    assert!(items.iter().all(|i| i.tracking_id.is_some() && i.stage == FailedStage::Validate && i.http_status == Some(200)));
     let kinds: std::collections::BTreeSet<_> = items.iter().map(|i| i.error_kind.as_str()).collect();
     assert_eq!(kinds, ["missing_id", "missing_row_version"].into_iter().collect());
     assert_eq!(h.checkpoint("items").parse::<u128>().unwrap(), max_version(&h, "items"), "one bad record never stalls the entity");
@@ -192,8 +193,8 @@ async fn a_failed_item_clears_itself_when_its_record_later_syncs_fine() {
     // rowVersion, it could not move the checkpoint past itself).
     h.sync_ok("items").await;
     assert!(h.sm.failed_items(&FailedFilter::default(), None, 10).unwrap().is_empty(), "superseded, not lingering");
-    let resolved = h.sm.failed_items(&FailedFilter { state: Some("resolved".into()), ..Default::default() }, None, 10).unwrap();
-    assert_eq!(resolved[0].resolution.as_deref(), Some("superseded"));
+    let resolved = h.sm.failed_items(&FailedFilter { state: Some(FailedState::Resolved), ..Default::default() }, None, 10).unwrap();
+    assert_eq!(resolved[0].resolution, Some(Resolution::Superseded));
 }
 
 #[tokio::test]
@@ -239,9 +240,7 @@ async fn wrong_credentials_fail_as_authentication_errors() {
         auth: MockAuth::ApiKey { header: "x-np-api-key".into(), key: "right".into() },
         ..Default::default()
     };
-    let mock = syncmon_mock::MockServer::start(mock_cfg).await.unwrap();
-    let text = config_text(&mock.base_url(), &["items"], "auth = \"api_key\"\nsecret_env = \"SYNCMON_TEST_WRONG_KEY\"", "");
-    let h = Harness::with_config(mock, text).await;
+    let h = Harness::start(mock_cfg, "auth = \"api_key\"\nsecret_env = \"SYNCMON_TEST_WRONG_KEY\"", "").await;
     let r = h.sync("items").await;
     let err = r.error.unwrap();
     assert_eq!(err.class, FailureClass::Auth);
@@ -251,16 +250,14 @@ async fn wrong_credentials_fail_as_authentication_errors() {
 
 #[tokio::test]
 async fn a_missing_secret_says_how_to_provide_it() {
-    let mock = syncmon_mock::MockServer::start(MockConfig { entities: entities(&[("items", 10)]), ..Default::default() }).await.unwrap();
-    let text = config_text(&mock.base_url(), &["items"], "auth = \"bearer\"\nsecret_env = \"SYNCMON_TEST_UNSET_VAR\"", "");
-    let h = Harness::with_config(mock, text).await;
+    let h = items(10, "auth = \"bearer\"\nsecret_env = \"SYNCMON_TEST_UNSET_VAR\"").await;
     let r = h.sync("items").await;
     assert!(r.error.unwrap().message.contains("SYNCMON_TEST_UNSET_VAR"));
 }
 
 #[tokio::test]
 async fn the_reference_headers_are_pinned_and_echoed() {
-    let h = Harness::start(MockConfig { entities: entities(&[("items", 250)]), ..Default::default() }, "api_version = \"2024-06-01\"", "").await;
+    let h = items(250, "api_version = \"2024-06-01\"").await;
     h.sync_ok("items").await;
     let reqs = h.mock.requests();
     let header = |r: &syncmon_mock::RequestInfo, n: &str| r.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use std::time::{Duration, Instant};
+use syncmon_core::state::{FailedStage, FailedState, Resolution};
 use syncmon_core::store::FailedFilter;
 use syncmon_mock::{Fault, FaultKind, MockConfig, MockServer, RequestInfo};
 use tokio_util::sync::CancellationToken;
@@ -54,7 +55,7 @@ fn assert_target_converged(h: &Harness) {
 }
 
 fn deliver_failures(h: &Harness) -> Vec<syncmon_core::store::FailedItem> {
-    h.sm.failed_items(&FailedFilter { stage: Some("deliver".into()), ..Default::default() }, None, 100).unwrap()
+    h.sm.failed_items(&FailedFilter { stage: Some(FailedStage::Deliver), ..Default::default() }, None, 100).unwrap()
 }
 
 #[tokio::test]
@@ -125,7 +126,7 @@ async fn a_record_whose_retries_run_out_becomes_a_failed_item_and_the_rest_goes_
     let items = deliver_failures(&h);
     assert_eq!(items.len(), 1);
     let item = &items[0];
-    assert_eq!((item.stage.as_str(), item.error_kind.as_str(), item.http_status), ("deliver", "target_unavailable", Some(503)));
+    assert_eq!((item.stage, item.error_kind.as_str(), item.http_status), (FailedStage::Deliver, "target_unavailable", Some(503)));
     let last_503 = target_calls(&h).into_iter().rfind(|c| c.status == 503).unwrap();
     assert_eq!(item.tracking_id.as_deref(), Some(last_503.tracking_id.as_str()), "the Trackingid of the target's last answer");
     assert!(item.message.contains("503"), "{}", item.message);
@@ -139,7 +140,7 @@ async fn a_record_whose_retries_run_out_becomes_a_failed_item_and_the_rest_goes_
     assert_eq!(deliver_failures(&h).len(), 1);
     let report = h.sm.replay(&[item.id], &CancellationToken::new()).await.unwrap();
     assert_eq!((report.replayed, report.still_failing), (1, 0));
-    assert_eq!(h.sm.failed_item(item.id).unwrap().state, "resolved");
+    assert_eq!(h.sm.failed_item(item.id).unwrap().state, FailedState::Resolved);
     assert_target_converged(&h);
 }
 
@@ -161,14 +162,16 @@ async fn a_rejected_record_fails_at_once_and_replay_after_the_fix_delivers_it() 
     let report = h.sm.replay(&[item.id], &CancellationToken::new()).await.unwrap();
     assert_eq!(report.still_failing, 1);
     let again = h.sm.failed_item(item.id).unwrap();
-    assert_eq!((again.state.as_str(), again.attempts, again.http_status), ("pending", 2, Some(400)));
+    assert_eq!((again.state, again.attempts, again.http_status), (FailedState::Pending, 2, Some(400)));
     assert_ne!(again.tracking_id, item.tracking_id);
 
     // Fixed at the target: replay delivers it and resolves the item.
     let report =
-        h.sm.replay(&h.sm.failed_ids(&FailedFilter { stage: Some("deliver".into()), ..Default::default() }).unwrap(), &CancellationToken::new()).await.unwrap();
+        h.sm.replay(&h.sm.failed_ids(&FailedFilter { stage: Some(FailedStage::Deliver), ..Default::default() }).unwrap(), &CancellationToken::new())
+            .await
+            .unwrap();
     assert_eq!((report.replayed, report.still_failing), (1, 0));
-    assert_eq!(h.sm.failed_item(item.id).unwrap().resolution.as_deref(), Some("replayed"));
+    assert_eq!(h.sm.failed_item(item.id).unwrap().resolution, Some(Resolution::Replayed));
     assert_target_converged(&h);
 }
 
@@ -189,7 +192,7 @@ async fn a_replay_sends_the_newer_version_when_the_replica_has_one() {
     h.reopen();
     let report = h.sm.replay(&[item.id], &CancellationToken::new()).await.unwrap();
     assert_eq!((report.superseded, report.replayed), (1, 0), "the newer version went out instead");
-    assert_eq!(h.sm.failed_item(item.id).unwrap().resolution.as_deref(), Some("superseded"));
+    assert_eq!(h.sm.failed_item(item.id).unwrap().resolution, Some(Resolution::Superseded));
     let sent = h.mock.target_dataset("items").into_iter().find(|r| r.id == record_id).unwrap();
     assert_eq!(sent.row_version, h.source("items")[&record_id].0);
     assert_eq!(h.sm.status().unwrap()[0].forward_pending, 19, "the replay delivered that record's queued change");
@@ -307,7 +310,7 @@ async fn a_target_that_stays_down_opens_its_circuit_and_the_changes_wait() {
     let r = h.sync_ok("items").await;
     assert_eq!(r.forwarded.unwrap().delivered, 28);
     assert!(h.sm.status().unwrap()[0].forward_error.is_none());
-    let ids = h.sm.failed_ids(&FailedFilter { stage: Some("deliver".into()), ..Default::default() }).unwrap();
+    let ids = h.sm.failed_ids(&FailedFilter { stage: Some(FailedStage::Deliver), ..Default::default() }).unwrap();
     assert_eq!(h.sm.replay(&ids, &CancellationToken::new()).await.unwrap().replayed, 2);
     assert_target_converged(&h);
 }

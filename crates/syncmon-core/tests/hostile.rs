@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use syncmon_core::config::Config;
 use syncmon_core::engine::{CycleReport, Outcome};
 use syncmon_core::source::FailureClass;
+use syncmon_core::state::FailedStage;
 use syncmon_core::store::FailedFilter;
 use syncmon_core::{Health, Syncmon};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -276,7 +277,7 @@ async fn a_target_that_redirects_to_another_origin_never_gets_the_change_nor_the
     assert_eq!(target.requests().len(), 1, "not retried");
     let failed = case.sm.failed_items(&FailedFilter::default(), None, 10).unwrap();
     assert_eq!(failed.len(), 1, "the change is a failed item of stage deliver, to replay once the target is fixed");
-    assert_eq!(failed[0].stage, "deliver");
+    assert_eq!(failed[0].stage, FailedStage::Deliver);
     let msg = &failed[0].message;
     assert!(msg.contains(&target.origin()) && msg.contains(&other.origin()) && msg.contains("target's base_url"), "{msg}");
 }

@@ -13,6 +13,7 @@ use common::*;
 use std::sync::Arc;
 use std::time::Duration;
 use syncmon_core::config::Config;
+use syncmon_core::state::{Outcome, RunOutcome, UnfinishedRun};
 use syncmon_core::{Syncmon, TestClock};
 use syncmon_mock::{Fault, FaultKind, MockConfig, MockServer};
 use tokio_util::sync::CancellationToken;
@@ -55,7 +56,7 @@ async fn a_late_commit_below_the_top_of_the_initial_load_made_while_it_runs_arri
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let runs = h.sm.runs("src/items", 10).unwrap();
-    assert!(pages_served() >= 8 && runs.len() == 1 && runs[0].outcome == "running", "the initial load is under way: {runs:?}");
+    assert!(pages_served() >= 8 && runs.len() == 1 && runs[0].outcome == UnfinishedRun::Running, "the initial load is under way: {runs:?}");
     let late = h.mock.late_commit("items");
 
     // The load ends without it: its version is below pages already read (bounded: 500 × 20 ms).
@@ -67,8 +68,8 @@ async fn a_late_commit_below_the_top_of_the_initial_load_made_while_it_runs_arri
     }
     let load = h.sm.runs("src/items", 100).unwrap().pop().unwrap();
     assert_eq!(
-        (load.kind.as_str(), load.outcome.as_str(), load.records),
-        ("incremental", "caught_up", 2000),
+        (load.kind.as_str(), load.outcome, load.records),
+        ("incremental", RunOutcome::Finished(Outcome::CaughtUp), 2000),
         "the load read the 2000 records, not the late one: {load:?}"
     );
     let top = h.mock.dataset("items").iter().filter(|r| r.id != late.id).map(|r| version(&r.row_version)).max().unwrap();

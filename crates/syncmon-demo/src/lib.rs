@@ -6,9 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use syncmon_core::agent_lock::AgentLock;
-use syncmon_core::config::Config;
-use syncmon_core::Syncmon;
+use syncmon_core::{AgentLock, Config, Syncmon};
 use syncmon_mock::{Fault, FaultKind, MockConfig, MockServer};
 use tokio_util::sync::CancellationToken;
 

@@ -240,40 +240,20 @@ impl TryFrom<FaultRepr> for FaultKind {
 
 impl From<FaultKind> for FaultRepr {
     fn from(k: FaultKind) -> Self {
-        let mut r = FaultRepr { kind: String::new(), status: None, retry_after_secs: None, millis: None, records: None, page: None };
-        r.kind = match k {
-            FaultKind::RateLimit { retry_after_secs } => {
-                r.retry_after_secs = Some(retry_after_secs);
-                "rate_limit"
-            }
-            FaultKind::Status(s) => {
-                r.status = Some(s);
-                "status"
-            }
-            FaultKind::Slow { millis } => {
-                r.millis = Some(millis);
-                "slow"
-            }
-            FaultKind::Reset => "reset",
-            FaultKind::Truncated => "truncated",
-            FaultKind::InvalidJson => "invalid_json",
-            FaultKind::MissingId { records } => {
-                r.records = Some(records);
-                "missing_id"
-            }
-            FaultKind::MissingRowVersion { records } => {
-                r.records = Some(records);
-                "missing_row_version"
-            }
-            FaultKind::DuplicateId => "duplicate_id",
-            FaultKind::FailPage { page, status } => {
-                r.page = Some(page);
-                r.status = Some(status);
-                "fail_page"
-            }
-        }
-        .to_string();
-        r
+        let none = FaultRepr { kind: String::new(), status: None, retry_after_secs: None, millis: None, records: None, page: None };
+        let (kind, r) = match k {
+            FaultKind::RateLimit { retry_after_secs } => ("rate_limit", FaultRepr { retry_after_secs: Some(retry_after_secs), ..none }),
+            FaultKind::Status(s) => ("status", FaultRepr { status: Some(s), ..none }),
+            FaultKind::Slow { millis } => ("slow", FaultRepr { millis: Some(millis), ..none }),
+            FaultKind::Reset => ("reset", none),
+            FaultKind::Truncated => ("truncated", none),
+            FaultKind::InvalidJson => ("invalid_json", none),
+            FaultKind::MissingId { records } => ("missing_id", FaultRepr { records: Some(records), ..none }),
+            FaultKind::MissingRowVersion { records } => ("missing_row_version", FaultRepr { records: Some(records), ..none }),
+            FaultKind::DuplicateId => ("duplicate_id", none),
+            FaultKind::FailPage { page, status } => ("fail_page", FaultRepr { page: Some(page), status: Some(status), ..none }),
+        };
+        FaultRepr { kind: kind.to_string(), ..r }
     }
 }
 

@@ -7,22 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use syncmon_mock::{FeedKind, FeedSpec, MockConfig, MockServer, TimeFormat, TimestampFeed};
 
+mod common;
+use common::{client, get, get_json};
+
 /// 2024-01-01T00:00:10Z: the newest of the initial timestamps.
 const T: i64 = 1_704_067_210_000;
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
-}
-
-async fn get(url: &str) -> reqwest::Response {
-    client().get(url).send().await.unwrap()
-}
-
-async fn get_json(url: &str) -> Value {
-    let r = get(url).await;
-    assert_eq!(r.status(), 200, "{url}");
-    r.json().await.unwrap()
-}
 
 async fn post(url: &str, body: &str) -> reqwest::Response {
     client().post(url).body(body.to_string()).send().await.unwrap()

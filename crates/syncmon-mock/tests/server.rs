@@ -5,9 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 use syncmon_mock::{EntitySpec, Fault, FaultKind, MockAuth, MockConfig, MockServer};
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
-}
+mod common;
+use common::{client, get, get_json};
 
 fn cfg(specs: &[(&str, usize)]) -> MockConfig {
     MockConfig { entities: specs.iter().map(|(n, r)| EntitySpec { name: n.to_string(), records: *r }).collect(), ..Default::default() }
@@ -15,16 +14,6 @@ fn cfg(specs: &[(&str, usize)]) -> MockConfig {
 
 async fn start(specs: &[(&str, usize)]) -> MockServer {
     MockServer::start(cfg(specs)).await.unwrap()
-}
-
-async fn get(url: &str) -> reqwest::Response {
-    client().get(url).send().await.unwrap()
-}
-
-async fn get_json(url: &str) -> Value {
-    let r = get(url).await;
-    assert_eq!(r.status(), 200, "{url}");
-    r.json().await.unwrap()
 }
 
 fn version(v: &Value) -> u64 {
@@ -385,6 +374,11 @@ async fn a_late_commit_lands_below_the_highest_version_served() {
     assert!(again.len() >= 3);
 }
 
+/// A client-credentials request to the token endpoint, the form as given.
+async fn token_request(c: &reqwest::Client, base: &str, form: &'static str) -> reqwest::Response {
+    c.post(format!("{base}/oauth/token")).header("content-type", "application/x-www-form-urlencoded").body(form).send().await.unwrap()
+}
+
 #[tokio::test]
 async fn oauth_tokens_are_required_and_can_be_expired() {
     let mock = MockServer::start(MockConfig {
@@ -398,24 +392,10 @@ async fn oauth_tokens_are_required_and_can_be_expired() {
     let r = get(&format!("{base}/items")).await;
     assert_eq!(r.status(), 401);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "unauthorized");
-    let bad = c
-        .post(format!("{base}/oauth/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&client_id=app&client_secret=wrong")
-        .send()
-        .await
-        .unwrap();
+    let bad = token_request(&c, &base, "grant_type=client_credentials&client_id=app&client_secret=wrong").await;
     assert_eq!(bad.status(), 401);
-    let tok: Value = c
-        .post(format!("{base}/oauth/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&client_id=app&client_secret=s3cret&scope=api%3A%2F%2Fx%2F.default")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tok: Value =
+        token_request(&c, &base, "grant_type=client_credentials&client_id=app&client_secret=s3cret&scope=api%3A%2F%2Fx%2F.default").await.json().await.unwrap();
     assert_eq!(tok["token_type"], "Bearer");
     assert_eq!(tok["expires_in"], 3600);
     let token = tok["access_token"].as_str().unwrap().to_string();
@@ -446,15 +426,7 @@ async fn oauth_tokens_are_required_and_can_be_expired() {
     })
     .await
     .unwrap();
-    let tok: Value = c
-        .post(format!("{}/oauth/token", mock.base_url()))
-        .body("grant_type=client_credentials&client_id=app&client_secret=s")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tok: Value = token_request(&c, &mock.base_url(), "grant_type=client_credentials&client_id=app&client_secret=s").await.json().await.unwrap();
     let r = c.get(format!("{}/items", mock.base_url())).bearer_auth(tok["access_token"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(r.status(), 401);
 }

@@ -21,8 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
-use syncmon_core::events::{Event, EventKind};
-use syncmon_core::{EntityStatus, Health, Syncmon};
+use syncmon_core::{EntityStatus, Event, EventKind, Health, Syncmon};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 

@@ -194,7 +194,7 @@ fn switched_off_nothing_is_shown_and_switching_on_brings_no_flood() {
 #[test]
 fn the_config_follows_the_settings_and_the_overrides() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = syncmon_core::config::Config::parse("").expect("empty config");
+    let config = syncmon_core::Config::parse("").expect("empty config");
     let sm = Syncmon::open(config, dir.path()).expect("open");
     let c = config_for(&sm, &Overrides::default());
     let s = syncmon_core::api::Settings::default();

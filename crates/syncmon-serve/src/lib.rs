@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 use syncmon_core::api::{self, ApiError};
-use syncmon_core::Syncmon;
+use syncmon_core::{ErrorCode, Syncmon};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
@@ -167,7 +167,7 @@ async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
         let ok = presented_token(req.headers()).is_some_and(|t| token_matches(&t, &st.opts.token));
         if !ok {
             return with_headers(api_error(ApiError::new(
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "missing or wrong token: send `Authorization: Bearer <token>` (the token is in the URL `syncmon serve` printed; \
                  `syncmon serve --show-token` prints it again)",
             )));
@@ -210,17 +210,19 @@ fn unauthorized_page() -> Response {
     )
 }
 
-fn status_of(code: &str) -> StatusCode {
+/// The HTTP status of each error code (docs/api.md lists them). No wildcard: a new code must be
+/// given its status here.
+fn status_of(code: ErrorCode) -> StatusCode {
     match code {
-        "unauthorized" => StatusCode::UNAUTHORIZED,
-        "not_found" => StatusCode::NOT_FOUND,
-        "usage" | "config" | "credentials" => StatusCode::BAD_REQUEST,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Usage | ErrorCode::Config | ErrorCode::Credentials => StatusCode::BAD_REQUEST,
+        ErrorCode::Damaged | ErrorCode::Storage | ErrorCode::AgentRunning | ErrorCode::Io => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 fn api_error(e: ApiError) -> Response {
-    (status_of(&e.code), Json(json!({ "error": e }))).into_response()
+    (status_of(e.code), Json(json!({ "error": e }))).into_response()
 }
 
 async fn rpc(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -242,12 +244,12 @@ async fn rpc(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -
     match tokio::spawn(async move { api::call(&sm, req).await }).await {
         Ok(Ok(v)) => Json(v).into_response(),
         Ok(Err(e)) => api_error(e),
-        Err(e) => api_error(ApiError::new("io", format!("the `{method}` call failed inside the engine: {e}; see the log"))),
+        Err(e) => api_error(ApiError::new(ErrorCode::Io, format!("the `{method}` call failed inside the engine: {e}; see the log"))),
     }
 }
 
 /// The JSON messages of the event stream: each engine event, and `resync_needed` after a gap.
-fn messages(rx: broadcast::Receiver<syncmon_core::events::Event>) -> impl Stream<Item = String> {
+fn messages(rx: broadcast::Receiver<syncmon_core::Event>) -> impl Stream<Item = String> {
     futures::stream::unfold(rx, |mut rx| async move {
         let message = match rx.recv().await {
             Ok(e) => serde_json::to_string(&e).unwrap_or_default(),
@@ -276,7 +278,7 @@ async fn status(State(st): State<Arc<AppState>>) -> Response {
 }
 
 async fn api_not_found() -> Response {
-    api_error(ApiError::new("not_found", "no such API path; the API is POST /api/rpc, GET /api/events and GET /api/status (docs/api.md)"))
+    api_error(ApiError::new(ErrorCode::NotFound, "no such API path; the API is POST /api/rpc, GET /api/events and GET /api/status (docs/api.md)"))
 }
 
 fn content_type(path: &Path) -> &'static str {
@@ -376,7 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_fell_behind_is_told_to_resync() {
-        use syncmon_core::events::{Event, EventKind};
+        use syncmon_core::{Event, EventKind};
         let (tx, rx) = broadcast::channel(2);
         let mut stream = Box::pin(messages(rx));
         for seq in 1..=5 {
@@ -388,5 +390,24 @@ mod tests {
         assert_eq!((next["seq"].as_u64(), next["type"].as_str()), (Some(4), Some("circuit_closed")));
         assert_eq!(stream.next().await.map(|m| m.contains("\"seq\":5")), Some(true));
         assert_eq!(stream.next().await, None, "the stream ends with the engine");
+    }
+
+    /// docs/api.md's table of error codes says what `ErrorCode` and this server say: every code,
+    /// with its meaning and the HTTP status it is answered with, and no other code.
+    #[test]
+    fn docs_list_every_error_code_with_its_meaning_and_http_status() {
+        let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api.md")).unwrap();
+        let section = docs.split("\n## Error codes\n").nth(1).expect("docs/api.md has a section `## Error codes`");
+        let documented: Vec<Vec<String>> = section
+            .split("\n## ")
+            .next()
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .map(|row| row.split('|').map(|cell| cell.trim().trim_end_matches('`').to_string()).filter(|cell| !cell.is_empty()).collect())
+            .collect();
+        let engine: Vec<Vec<String>> =
+            ErrorCode::ALL.iter().map(|c| vec![c.as_str().to_string(), c.meaning().to_string(), status_of(*c).as_u16().to_string()]).collect();
+        assert_eq!(documented, engine, "docs/api.md's table of error codes: code, meaning (`ErrorCode::meaning`), HTTP status (`status_of`)");
     }
 }

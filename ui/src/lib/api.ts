@@ -3,25 +3,17 @@
 // Screens call `api.call('method', params)` and never know which one runs.
 
 import { backoffMs, createSseParser } from './sse';
-import type { Method, ParamsOf, ResultOf, StreamMessage } from './types';
+import type { ApiError as EngineError, ErrorCode, Method, ParamsOf, ResultOf, StreamMessage } from './types';
 
-/** The closed set of error codes the engine sends, plus `network` for "could not reach it". */
-export type ErrorCode =
-  | 'config'
-  | 'usage'
-  | 'not_found'
-  | 'storage'
-  | 'credentials'
-  | 'io'
-  | 'unauthorized'
-  | 'network';
+/** What a call can fail with: the engine's `ErrorCode` (generated), or `network` (could not reach it). */
+export type CallErrorCode = ErrorCode | 'network';
 
 /** An error from the engine: `{code, message, field?}` whatever the transport. */
 export class ApiError extends Error {
-  readonly code: ErrorCode | string;
+  readonly code: CallErrorCode;
   readonly field: string | null;
   readonly httpStatus: number | null;
-  constructor(code: string, message: string, field: string | null = null, httpStatus: number | null = null) {
+  constructor(code: CallErrorCode, message: string, field: string | null = null, httpStatus: number | null = null) {
     super(message);
     this.name = 'ApiError';
     this.code = code;
@@ -30,7 +22,8 @@ export class ApiError extends Error {
   }
 }
 
-function isErrorShape(x: unknown): x is { code: string; message: string; field?: string | null } {
+/** The engine's `{code, message, field?}`; its `code` is trusted to be one of the generated codes. */
+function isErrorShape(x: unknown): x is EngineError {
   return typeof x === 'object' && x !== null && typeof (x as { code?: unknown }).code === 'string' &&
     typeof (x as { message?: unknown }).message === 'string';
 }

@@ -1,6 +1,7 @@
 // One line of plain words per engine event, for the Activity screen.
 import { count, duration, ms, plainWords, timestamp } from './format';
 import type { Event } from './types';
+import { OUTCOME } from './generated/enums';
 
 /** `conn/entity` for entity events, `conn` for connection-wide ones, null otherwise. */
 export function eventEntity(e: Event): string | null {
@@ -12,7 +13,7 @@ export function eventEntity(e: Event): string | null {
 export function eventTone(e: Event): 'ok' | 'warn' | 'bad' | 'plain' {
   switch (e.type) {
     case 'cycle_finished':
-      return e.outcome === 'caught_up' ? 'ok' : e.outcome === 'waiting' ? 'warn' : 'bad';
+      return e.outcome === OUTCOME.CaughtUp ? 'ok' : e.outcome === OUTCOME.Waiting ? 'warn' : 'bad';
     case 'circuit_opened':
     case 'deletion_guard_tripped':
       return 'bad';
@@ -37,7 +38,7 @@ export function describeEvent(e: Event): string {
     case 'retrying':
       return `retry ${e.attempt} in ${ms(e.wait_ms)}: ${plainWords(e.reason)}${e.http_status ? ` (HTTP ${e.http_status})` : ''}`;
     case 'cycle_finished':
-      return e.outcome === 'caught_up'
+      return e.outcome === OUTCOME.CaughtUp
         ? `caught up, ${count(e.records)} records`
         : `${e.outcome.replaceAll('_', ' ')}${e.error ? `: ${plainWords(e.error)}` : ''}`;
     case 'failed_items_added':

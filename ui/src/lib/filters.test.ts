@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EMPTY_FORM, failedLink, filterKey, formFromQuery, queryFromForm, toFilter } from './filters';
+import { EMPTY_FORM, failedLink, filterKey, formFromQuery, queryFromForm, toFilter, type FilterForm } from './filters';
 import { entityLink, parseRoute, queryOf } from './route';
 
 describe('failed-items filter → params', () => {
@@ -14,13 +14,14 @@ describe('failed-items filter → params', () => {
   });
 
   it('round-trips through the URL query', () => {
-    const form = { entity: 'c/items', stage: 'validate', error_kind: '', state: 'resolved' as const, text: 'x y' };
+    const form: FilterForm = { entity: 'c/items', stage: 'validate', error_kind: '', state: 'resolved', text: 'x y' };
     const q = queryFromForm(form);
     expect(q).toBe('?entity=c%2Fitems&stage=validate&state=resolved&text=x+y');
     expect(formFromQuery(new URLSearchParams(q.slice(1)))).toEqual(form);
     expect(queryFromForm(EMPTY_FORM)).toBe('');
     expect(formFromQuery(new URLSearchParams('state=all')).state).toBe('');
     expect(formFromQuery(new URLSearchParams('state=bogus')).state).toBe('pending');
+    expect(formFromQuery(new URLSearchParams('stage=apply')).stage).toBe('');
   });
 
   it('gives equal keys to equal filters', () => {

@@ -1,41 +1,42 @@
 // The failed-items filter form → the `FailedFilter` params of docs/api.md, and the URL form of it
 // (`#/failed?entity=conn/items&state=pending`) so Overview can link to a filtered list.
-import type { FailedFilter } from './types';
+import type { FailedFilter, FailedStage, FailedState } from './types';
+import { FAILED_STAGES, FAILED_STATE, FAILED_STATES } from './generated/enums';
 
 export interface FilterForm {
   entity: string;
-  stage: string;
+  /** '' is any stage. */
+  stage: '' | FailedStage;
   error_kind: string;
-  state: '' | 'pending' | 'resolved' | 'discarded';
+  /** '' is all states. */
+  state: '' | FailedState;
   text: string;
 }
 
-export const EMPTY_FORM: FilterForm = { entity: '', stage: '', error_kind: '', state: 'pending', text: '' };
+export const EMPTY_FORM: FilterForm = { entity: '', stage: '', error_kind: '', state: FAILED_STATE.Pending, text: '' };
 
 /** Only the fields that are set, trimmed; the engine reads a missing `state` as pending. */
 export function toFilter(f: FilterForm): FailedFilter {
   const out: FailedFilter = {};
   const entity = f.entity.trim();
-  const stage = f.stage.trim();
   const kind = f.error_kind.trim();
   const text = f.text.trim();
   if (entity) out.entity = entity;
-  if (stage) out.stage = stage;
+  if (f.stage) out.stage = f.stage;
   if (kind) out.error_kind = kind;
   if (f.state) out.state = f.state;
   if (text) out.text = text;
   return out;
 }
 
-const STATES = new Set(['pending', 'resolved', 'discarded']);
-
 export function formFromQuery(q: URLSearchParams): FilterForm {
-  const state = q.get('state') ?? 'pending';
+  const state = q.get('state') ?? FAILED_STATE.Pending;
+  const stage = q.get('stage') ?? '';
   return {
     entity: q.get('entity') ?? '',
-    stage: q.get('stage') ?? '',
+    stage: FAILED_STAGES.find((s) => s === stage) ?? '',
     error_kind: q.get('error_kind') ?? '',
-    state: (STATES.has(state) ? state : state === '' || state === 'all' ? '' : 'pending') as FilterForm['state'],
+    state: FAILED_STATES.find((s) => s === state) ?? (state === '' || state === 'all' ? '' : FAILED_STATE.Pending),
     text: q.get('text') ?? '',
   };
 }
@@ -45,7 +46,7 @@ export function queryFromForm(f: FilterForm): string {
   if (f.entity) q.set('entity', f.entity);
   if (f.stage) q.set('stage', f.stage);
   if (f.error_kind) q.set('error_kind', f.error_kind);
-  if (f.state !== 'pending') q.set('state', f.state || 'all');
+  if (f.state !== FAILED_STATE.Pending) q.set('state', f.state || 'all');
   if (f.text.trim()) q.set('text', f.text.trim());
   const s = q.toString();
   return s ? `?${s}` : '';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { banner, headerAlarms, needsAttention, sortEntities, waitingText } from './health';
 import type { EntityStatus, Health } from './types';
+import { HEALTH_BY_SEVERITY } from './generated/enums';
 
 function ent(entity: string, health: Health, extra: Partial<EntityStatus> = {}): EntityStatus {
   return {
@@ -68,9 +69,13 @@ describe('health ordering and thresholds', () => {
     expect(sorted.map((e) => e.entity)).toEqual(['x', 'z', 'y', 'a', 'b']);
   });
 
+  it('ranks as the engine does: a resync above a first sync, both above paused', () => {
+    const sorted = sortEntities([ent('h', 'healthy'), ent('p', 'pending'), ent('q', 'paused'), ent('r', 'resyncing'), ent('w', 'waiting')]);
+    expect(sorted.map((e) => e.entity)).toEqual(['w', 'r', 'p', 'q', 'h']);
+  });
+
   it('needs attention for failing, circuit open, lagging and waiting only', () => {
-    const all: Health[] = ['healthy', 'lagging', 'failing', 'paused', 'resyncing', 'circuit_open', 'waiting', 'pending'];
-    expect(all.filter(needsAttention)).toEqual(['lagging', 'failing', 'circuit_open', 'waiting']);
+    expect(HEALTH_BY_SEVERITY.filter(needsAttention)).toEqual(['waiting', 'lagging', 'failing', 'circuit_open']);
   });
 
   it('says until when an entity waits for the source, in local time, with the date when not today', () => {

@@ -1,6 +1,7 @@
 // Status words (DESIGN §6), their colours, and the one-glance summary of the Overview.
 import type { EntityStatus, Health, OverviewHeader } from './types';
 import { until } from './format';
+import { HEALTH, HEALTH_BY_SEVERITY } from './generated/enums';
 
 export const HEALTH_LABEL: Record<Health, string> = {
   healthy: 'Healthy',
@@ -13,20 +14,9 @@ export const HEALTH_LABEL: Record<Health, string> = {
   pending: 'Not synced yet',
 };
 
-/** Worst first: the order the Overview sorts by and the header reports. */
-const SEVERITY: Record<Health, number> = {
-  circuit_open: 7,
-  failing: 6,
-  lagging: 5,
-  waiting: 4,
-  pending: 3,
-  resyncing: 2,
-  paused: 1,
-  healthy: 0,
-};
-
+/** Higher is worse: the engine's severity order (`Health` in crates/syncmon-core/src/state.rs). */
 export function severity(h: Health): number {
-  return SEVERITY[h] ?? 0;
+  return Math.max(HEALTH_BY_SEVERITY.indexOf(h), 0);
 }
 
 /**
@@ -34,17 +24,17 @@ export function severity(h: Health): number {
  * Paused/resyncing/pending are deliberate or transient.
  */
 export function needsAttention(h: Health): boolean {
-  return h === 'failing' || h === 'circuit_open' || h === 'lagging' || h === 'waiting';
+  return h === HEALTH.Failing || h === HEALTH.CircuitOpen || h === HEALTH.Lagging || h === HEALTH.Waiting;
 }
 
 /** Lagging and waiting are warnings (nothing is broken yet); failing and circuit open are not. */
 function isBad(h: Health): boolean {
-  return h === 'failing' || h === 'circuit_open';
+  return h === HEALTH.Failing || h === HEALTH.CircuitOpen;
 }
 
 /** "waiting for the source until 14:05" (local time; with the date when not today). */
 export function waitingText(e: EntityStatus, now: number): string | null {
-  return e.health === 'waiting' && e.next_attempt_at != null ? `waiting for the source until ${until(e.next_attempt_at, now)}` : null;
+  return e.health === HEALTH.Waiting && e.next_attempt_at != null ? `waiting for the source until ${until(e.next_attempt_at, now)}` : null;
 }
 
 /** Delivery to the entity's target is stuck while changes wait (the entity itself may be healthy). */
@@ -54,7 +44,7 @@ export function forwardingStuck(e: EntityStatus): boolean {
 
 /** Whether the row says why: anything not healthy, or forwarding that is stuck. */
 export function showsWhy(e: EntityStatus): boolean {
-  return e.health !== 'healthy' || forwardingStuck(e);
+  return e.health !== HEALTH.Healthy || forwardingStuck(e);
 }
 
 export const entityName = (e: { connection: string; entity: string }) => `${e.connection}/${e.entity}`;
@@ -83,8 +73,8 @@ export function banner(entities: EntityStatus[]): Banner {
       detail: names,
     };
   }
-  const busy = entities.filter((e) => e.health === 'resyncing' || e.health === 'pending');
-  const paused = entities.filter((e) => e.health === 'paused');
+  const busy = entities.filter((e) => e.health === HEALTH.Resyncing || e.health === HEALTH.Pending);
+  const paused = entities.filter((e) => e.health === HEALTH.Paused);
   const failed = entities.reduce((n, e) => n + e.pending_failed, 0);
   const notes: string[] = [];
   if (busy.length) notes.push(`${busy.length} syncing for the first time or resyncing`);
@@ -103,7 +93,7 @@ export function banner(entities: EntityStatus[]): Banner {
 
 /** Worst first, then by name: problems rise to the top. */
 export function sortEntities(entities: EntityStatus[]): EntityStatus[] {
-  const rank = (e: EntityStatus) => Math.max(severity(e.health), forwardingStuck(e) ? SEVERITY.lagging : 0);
+  const rank = (e: EntityStatus) => Math.max(severity(e.health), forwardingStuck(e) ? severity(HEALTH.Lagging) : 0);
   return [...entities].sort((a, b) => rank(b) - rank(a) || entityName(a).localeCompare(entityName(b)));
 }
 

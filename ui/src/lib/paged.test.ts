@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PagedList, pagesFor, visibleRange } from './paged';
+import { PagedList, pagesFor, visibleRange, type PagedListOptions } from './paged';
 
 describe('virtual list math', () => {
   it('renders only the rows in view plus overscan', () => {
@@ -45,10 +45,15 @@ function fakeSource(total: number) {
   };
 }
 
+/** A list with pages of 100 rows (unless `opts` say otherwise) over a fake source of `total` rows. */
+function listOver(total: number, opts: PagedListOptions = {}) {
+  const src = fakeSource(total);
+  return { src, list: new PagedList(src.fetch, { pageSize: 100, ...opts }) };
+}
+
 describe('PagedList', () => {
   it('fetches only the pages of the visible range, never the whole list', async () => {
-    const src = fakeSource(100_000);
-    const list = new PagedList(src.fetch, { pageSize: 100 });
+    const { src, list } = listOver(100_000);
     await list.ensure(0, 30);
     expect(list.total).toBe(100_000);
     expect(src.calls).toEqual([[0, 100]]);
@@ -59,8 +64,7 @@ describe('PagedList', () => {
   });
 
   it('serves cached pages without asking again', async () => {
-    const src = fakeSource(1000);
-    const list = new PagedList(src.fetch, { pageSize: 100 });
+    const { src, list } = listOver(1000);
     await list.ensure(0, 30);
     await list.ensure(10, 40);
     await list.ensure(0, 30);
@@ -68,8 +72,7 @@ describe('PagedList', () => {
   });
 
   it('asks once for a page that is already in flight', async () => {
-    const src = fakeSource(1000);
-    const list = new PagedList(src.fetch, { pageSize: 100 });
+    const { src, list } = listOver(1000);
     await list.ensure(0, 10);
     src.hold(true);
     const a = list.ensure(150, 180);
@@ -80,22 +83,19 @@ describe('PagedList', () => {
   });
 
   it('fetches both pages when the range straddles a boundary', async () => {
-    const src = fakeSource(1000);
-    const list = new PagedList(src.fetch, { pageSize: 100 });
+    const { src, list } = listOver(1000);
     await list.ensure(90, 120);
     expect(src.calls).toEqual([[0, 100], [100, 100]]);
   });
 
   it('keeps at most maxPages, dropping the ones farthest from the viewport', async () => {
-    const src = fakeSource(100_000);
-    const list = new PagedList(src.fetch, { pageSize: 100, maxPages: 3 });
+    const { list } = listOver(100_000, { maxPages: 3 });
     for (const p of [0, 1, 2, 3, 4]) await list.ensure(p * 100, p * 100 + 30);
     expect(list.cachedPages).toEqual([2, 3, 4]);
   });
 
   it('drops answers that arrive after a filter change', async () => {
-    const src = fakeSource(1000);
-    const list = new PagedList(src.fetch, { pageSize: 100 });
+    const { src, list } = listOver(1000);
     src.hold(true);
     const stale = list.ensure(0, 30);
     list.reset();
@@ -106,8 +106,7 @@ describe('PagedList', () => {
   });
 
   it('refresh keeps the visible rows while refetching them, and forgets the rest', async () => {
-    const src = fakeSource(1000);
-    const list = new PagedList(src.fetch, { pageSize: 100 });
+    const { src, list } = listOver(1000);
     await list.ensure(500, 530);
     await list.ensure(0, 30);
     src.hold(true);

@@ -1,6 +1,7 @@
 // Live state without polling: events say *that* something changed; the screen refetches what it
 // shows, at most once per quiet period, so a burst of page_applied events costs one call.
 import type { StreamMessage } from './types';
+import { OUTCOME } from './generated/enums';
 
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -82,5 +83,5 @@ export function concernsEntity(m: StreamMessage, name: string): boolean {
 /** Events after which the failed-items list may look different. */
 export function affectsFailed(m: StreamMessage): boolean {
   return m.type === 'failed_items_added' || m.type === 'resync_needed' ||
-    (m.type === 'cycle_finished' && m.outcome === 'caught_up'); // superseded items clear themselves
+    (m.type === 'cycle_finished' && m.outcome === OUTCOME.CaughtUp); // superseded items clear themselves
 }

@@ -3,7 +3,7 @@
 
 use super::{ApiError, ConnectionView, EntityView, SaveConnectionResult};
 use crate::config::Config;
-use crate::Syncmon;
+use crate::{ErrorCode, Syncmon};
 use std::time::Duration;
 
 fn valid_env_name(s: &str) -> bool {
@@ -18,7 +18,7 @@ fn check_view(v: &ConnectionView) -> Result<(), ApiError> {
             if !valid_env_name(name) {
                 // Most likely the secret itself pasted into the wrong box: never write it.
                 return Err(ApiError::field(
-                    "config",
+                    ErrorCode::Config,
                     field,
                     "this must be the NAME of an environment variable (letters, digits, `_`), not the secret itself; \
                      to store the secret, use Set secret (the OS keyring)",
@@ -27,13 +27,15 @@ fn check_view(v: &ConnectionView) -> Result<(), ApiError> {
         }
     }
     if !matches!(v.profile.as_str(), "rowversion" | "cursor" | "timestamp") {
-        return Err(ApiError::field("config", "profile", format!("profile `{}` is none of rowversion, cursor, timestamp", v.profile)));
+        return Err(ApiError::field(ErrorCode::Config, "profile", format!("profile `{}` is none of rowversion, cursor, timestamp", v.profile)));
     }
     if !matches!(v.auth.as_str(), "none" | "api_key" | "bearer" | "oauth2") {
-        return Err(ApiError::field("config", "auth", format!("auth `{}` is none of none, api_key, bearer, oauth2", v.auth)));
+        return Err(ApiError::field(ErrorCode::Config, "auth", format!("auth `{}` is none of none, api_key, bearer, oauth2", v.auth)));
     }
     let duration = |field: String, text: &str| {
-        humantime::parse_duration(text).map(|_| ()).map_err(|_| ApiError::field("config", field, "this is not a duration; write e.g. \"30s\", \"5m\", \"24h\""))
+        humantime::parse_duration(text)
+            .map(|_| ())
+            .map_err(|_| ApiError::field(ErrorCode::Config, field, "this is not a duration; write e.g. \"30s\", \"5m\", \"24h\""))
     };
     duration("timeout".into(), &v.timeout)?;
     for (i, e) in v.entities.iter().enumerate() {
@@ -159,16 +161,16 @@ pub fn save_connection(sm: &Syncmon, v: &ConnectionView) -> Result<SaveConnectio
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(ApiError::new("io", format!("cannot read {}: {e}", path.display()))),
+        Err(e) => return Err(ApiError::new(ErrorCode::Io, format!("cannot read {}: {e}", path.display()))),
     };
     let mut doc: toml_edit::DocumentMut =
-        text.parse().map_err(|e| ApiError::new("config", format!("{} is not valid TOML ({e}); fix it by hand first", path.display())))?;
+        text.parse().map_err(|e| ApiError::new(ErrorCode::Config, format!("{} is not valid TOML ({e}); fix it by hand first", path.display())))?;
     if !doc.contains_key("connection") {
         doc.insert("connection", toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
     }
     let connections = doc["connection"]
         .as_array_of_tables_mut()
-        .ok_or_else(|| ApiError::new("config", format!("{}: `connection` must be written [[connection]]", path.display())))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::Config, format!("{}: `connection` must be written [[connection]]", path.display())))?;
     let found = connections.iter().position(|t| t.get("id").and_then(|i| i.as_str()) == Some(v.id.as_str()));
     let index = match found {
         Some(i) => i,
@@ -180,19 +182,19 @@ pub fn save_connection(sm: &Syncmon, v: &ConnectionView) -> Result<SaveConnectio
     fill_connection(connections.get_mut(index).expect("the connection's table was just found or added"), v);
     let new_text = doc.to_string();
     let parsed = Config::parse(&new_text).map_err(|p| ApiError {
-        code: "config".into(),
+        code: ErrorCode::Config,
         field: p.key.as_deref().and_then(|k| form_field(k, index)),
         message: p.message,
     })?;
     // The written file must say what the screen said: the entities under this connection.
     let names: Vec<&str> = parsed.connection(&v.id).map(|c| c.entities.iter().map(|e| e.name.as_str()).collect()).unwrap_or_default();
     if names != v.entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>() {
-        return Err(ApiError::new("config", format!("could not place the entities of `{}` in {}; edit the file by hand", v.id, path.display())));
+        return Err(ApiError::new(ErrorCode::Config, format!("could not place the entities of `{}` in {}; edit the file by hand", v.id, path.display())));
     }
     // Written next to the file and renamed over it, so a crash never leaves half a config.
     let tmp = path.with_extension("toml.saving");
     std::fs::write(&tmp, new_text.as_bytes())
         .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| ApiError::new("io", format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|e| ApiError::new(ErrorCode::Io, format!("cannot write {}: {e}", path.display())))?;
     Ok(SaveConnectionResult { path: path.display().to_string(), restart_required: true })
 }

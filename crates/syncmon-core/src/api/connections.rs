@@ -5,7 +5,7 @@ use super::{ApiError, ConnectionView, EntityView, TestConnectionResult};
 use crate::config::{Config, ConnectionConfig, ProfileKind};
 use crate::profile::Profile;
 use crate::secrets::{self, Secret, SecretKind};
-use crate::{Error, RowVersion, Syncmon};
+use crate::{Error, ErrorCode, RowVersion, Syncmon};
 use std::time::{Duration, Instant};
 
 /// The config as it is on disk now (so a saved connection shows at once), or the one the engine
@@ -83,15 +83,16 @@ pub fn connection_view(c: &ConnectionConfig) -> ConnectionView {
 /// and headers: what the engine would see, without retries.
 pub async fn test_connection(sm: &Syncmon, id: &str) -> Result<TestConnectionResult, ApiError> {
     let config = current_config(sm)?;
-    let c = config.connection(id).ok_or_else(|| ApiError::field("not_found", "id", format!("no connection `{id}` in the config; save it first")))?.clone();
+    let c =
+        config.connection(id).ok_or_else(|| ApiError::field(ErrorCode::NotFound, "id", format!("no connection `{id}` in the config; save it first")))?.clone();
     let (url, entity) = match c.entities.first() {
         Some(e) => {
             let mut one = e.clone();
             one.page_size = 1;
-            let profile = Profile::new(&c, &one).map_err(|m| ApiError::new("config", m))?;
+            let profile = Profile::new(&c, &one).map_err(|m| ApiError::new(ErrorCode::Config, m))?;
             (profile.first_url(&RowVersion::zero()), Some(e.name.clone()))
         }
-        None => (url::Url::parse(&c.base_url).map_err(|e| ApiError::field("config", "base_url", format!("base_url is not a URL: {e}")))?, None),
+        None => (url::Url::parse(&c.base_url).map_err(|e| ApiError::field(ErrorCode::Config, "base_url", format!("base_url is not a URL: {e}")))?, None),
     };
     let client = sm.source_client(c);
     let started = Instant::now();
@@ -118,17 +119,17 @@ pub async fn test_connection(sm: &Syncmon, id: &str) -> Result<TestConnectionRes
 
 pub(super) async fn set_secret(sm: &Syncmon, connection: &str, webhook: bool, secret: String) -> Result<(), ApiError> {
     if current_config(sm)?.connection(connection).is_none() {
-        return Err(ApiError::field("not_found", "connection", format!("no connection `{connection}` in the config; save it first")));
+        return Err(ApiError::field(ErrorCode::NotFound, "connection", format!("no connection `{connection}` in the config; save it first")));
     }
     if secret.trim().is_empty() {
-        return Err(ApiError::field("usage", "secret", "the secret is empty; nothing was stored"));
+        return Err(ApiError::field(ErrorCode::Usage, "secret", "the secret is empty; nothing was stored"));
     }
     let kind = if webhook { SecretKind::Webhook } else { SecretKind::Connection };
     let account = secrets::keyring_account(connection, kind);
     let secret = Secret::new(secret);
     tokio::task::spawn_blocking(move || secrets::keyring_set(&account, &secret))
         .await
-        .map_err(|e| ApiError::new("credentials", format!("the keyring call failed: {e}")))?
+        .map_err(|e| ApiError::new(ErrorCode::Credentials, format!("the keyring call failed: {e}")))?
         .map_err(|e| ApiError::from(Error::from(e)))
 }
 
@@ -138,5 +139,5 @@ pub(super) async fn list(sm: &Syncmon) -> Result<Vec<ConnectionView>, ApiError> 
     let config = current_config(sm)?;
     tokio::task::spawn_blocking(move || config.connections.iter().map(connection_view).collect::<Vec<_>>())
         .await
-        .map_err(|e| ApiError::new("io", format!("looking up the keyring failed: {e}")))
+        .map_err(|e| ApiError::new(ErrorCode::Io, format!("looking up the keyring failed: {e}")))
 }

@@ -3,31 +3,45 @@
 
 use super::{ApiError, FailedFilter};
 use crate::events::EventKind;
-use crate::{ReplayReport, Syncmon};
+use crate::state::{FailedStage, FailedState, UnknownState};
+use crate::{ErrorCode, ReplayReport, Syncmon};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 /// Items replayed between two `replay_progress` events.
 const REPLAY_CHUNK: usize = 100;
 
-/// The RPC's filter checked (state), its empty fields dropped and its entity resolved by the
-/// façade; a bad entity or state is an error on that field of the form.
+/// The RPC's filter with its empty fields dropped and its entity resolved by the façade; a bad
+/// entity is an error on that field of the form (bad stage or state words never get this far:
+/// [`check_words`]).
 pub(super) fn checked_filter(sm: &Syncmon, f: &FailedFilter) -> Result<FailedFilter, ApiError> {
     let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     let resolved = sm
         .failed_filter(FailedFilter { entity: nonempty(&f.entity), ..FailedFilter::default() })
-        .map_err(|e| ApiError::field(e.code(), "entity", e.to_string()))?;
-    if let Some(state) = f.state.as_deref() {
-        if !matches!(state, "pending" | "resolved" | "discarded") {
-            return Err(ApiError::field("usage", "state", format!("state `{state}` is none of pending, resolved, discarded")));
+        .map_err(|e| ApiError::field(e.error_code(), "entity", e.to_string()))?;
+    Ok(FailedFilter { entity: resolved.entity, stage: f.stage, error_kind: nonempty(&f.error_kind), state: f.state, text: nonempty(&f.text) })
+}
+
+/// Checks the stage and state words of a request's `params.filter` before it is parsed, so that an
+/// unknown one is refused on its field of the form; an empty one is dropped (any stage, pending).
+pub(super) fn check_words(params: &mut Value) -> Result<(), ApiError> {
+    let Some(filter) = params.get_mut("filter").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    for (field, check) in [("stage", word::<FailedStage> as fn(&str) -> Result<(), UnknownState>), ("state", word::<FailedState>)] {
+        match filter.get(field).and_then(Value::as_str) {
+            Some("") => {
+                filter.remove(field);
+            }
+            Some(s) => check(s).map_err(|e| ApiError::field(ErrorCode::Usage, field, e.to_string()))?,
+            None => {}
         }
     }
-    Ok(FailedFilter {
-        entity: resolved.entity,
-        stage: nonempty(&f.stage),
-        error_kind: nonempty(&f.error_kind),
-        state: nonempty(&f.state),
-        text: nonempty(&f.text),
-    })
+    Ok(())
+}
+
+fn word<T: std::str::FromStr<Err = UnknownState>>(s: &str) -> Result<(), UnknownState> {
+    s.parse::<T>().map(|_| ())
 }
 
 pub(super) fn selection(sm: &Syncmon, ids: Option<Vec<i64>>, filter: Option<FailedFilter>) -> Result<Vec<i64>, ApiError> {

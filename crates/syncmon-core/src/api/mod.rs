@@ -6,14 +6,15 @@
 //! TypeScript files in `ui/src/lib/generated/` and fails when the committed ones are stale.
 
 //!
-//! The modules: this one is the contract (the methods, `ApiError`, the dispatch); `types` the
-//! params and results; `views` the read views; `failed` the failed-items actions; `connections`
+//! The modules: this one is the contract (the table of methods, from which the dispatch is
+//! generated, and `ApiError`); `methods` one handler per method; `types` the params and results; `views` the read views; `failed` the failed-items actions; `connections`
 //! the Connections screen's reads and tests; `config_edit` the config editor behind
 //! `save_connection`.
 
 mod config_edit;
 mod connections;
 mod failed;
+mod methods;
 mod types;
 mod views;
 
@@ -25,44 +26,91 @@ pub use views::{overview, settings};
 use crate::engine::CycleReport;
 use crate::events::Event;
 use crate::store::{self, RequestRow};
-use crate::{Error, Syncmon};
+use crate::{Error, ErrorCode, ReplayReport, Syncmon};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
 /// Largest page of failed items a list may ask for.
 pub const MAX_PAGE: u32 = 500;
 
-/// One call. JSON: `{ "method": "failed_page", "params": { … } }`.
-#[derive(Clone, Serialize, Deserialize, TS)]
-#[serde(tag = "method", content = "params", rename_all = "snake_case")]
-pub enum Request {
-    Overview {},
-    SyncNow {
+/// The table of methods, the one list of them: each method's name, its params (the fields of its
+/// `Request` variant) and its result type. From it come [`Request`], [`Request::method`], the
+/// dispatch in [`call`] (the handler of each method is the function of the same name in
+/// `methods.rs`, and it must return the method's result type) and [`for_each_method`], from which
+/// `tests/bindings.rs` writes the UI's `Results` map (`ui/src/lib/generated/rpc.ts`). The name is
+/// the variant in snake_case, serde's tag on the wire (`the_table_names_are_the_wire_names`).
+macro_rules! rpc_methods {
+    ($(
+        $method:ident: $variant:ident { $( $(#[$field_attr:meta])* $field:ident: $field_ty:ty, )* } -> $result:ty;
+    )*) => {
+        /// One call. JSON: `{ "method": "failed_page", "params": { … } }`.
+        #[derive(Clone, Serialize, Deserialize, TS)]
+        #[serde(tag = "method", content = "params", rename_all = "snake_case")]
+        pub enum Request {
+            $( $variant { $( $(#[$field_attr])* $field: $field_ty, )* }, )*
+        }
+
+        impl Request {
+            /// The method name, for logs (a request may carry a secret, so it has no `Debug`).
+            pub fn method(&self) -> &'static str {
+                match self {
+                    $( Request::$variant { .. } => stringify!($method), )*
+                }
+            }
+        }
+
+        /// Runs one request against the engine.
+        pub async fn call(sm: &Arc<Syncmon>, req: Request) -> Result<Value, ApiError> {
+            match req {
+                $( Request::$variant { $( $field, )* } => {
+                    let result: Result<$result, ApiError> = methods::$method(sm, $( $field, )*).await;
+                    to_json(result?)
+                } )*
+            }
+        }
+
+        /// Every method's name, in the table's order.
+        pub const METHODS: &[&str] = &[$( stringify!($method), )*];
+
+        /// Calls `visitor` with each method's name and result type, in the table's order.
+        pub fn for_each_method(visitor: &mut impl MethodVisitor) {
+            $( visitor.method::<$result>(stringify!($method)); )*
+        }
+    };
+}
+
+/// What [`for_each_method`] calls: once per method, with its result type.
+pub trait MethodVisitor {
+    fn method<R: TS + 'static>(&mut self, name: &'static str);
+}
+
+rpc_methods! {
+    overview: Overview {} -> OverviewResult;
+    sync_now: SyncNow {
         #[ts(optional = nullable)]
         #[serde(default)]
         entity: Option<String>,
-    },
-    Resync {
+    } -> SyncNowResult;
+    resync: Resync {
         entity: String,
         #[serde(default)]
         allow_deletions: bool,
-    },
-    SetPaused {
+    } -> CycleReport;
+    set_paused: SetPaused {
         #[ts(optional = nullable)]
         #[serde(default)]
         entity: Option<String>,
         paused: bool,
-    },
-    ResetCheckpoint {
+    } -> SetPausedResult;
+    reset_checkpoint: ResetCheckpoint {
         entity: String,
-    },
-    EntityDetail {
+    } -> Empty;
+    entity_detail: EntityDetail {
         entity: String,
-    },
-    Requests {
+    } -> EntityDetailResult;
+    requests: Requests {
         #[ts(optional = nullable)]
         #[serde(default)]
         entity: Option<String>,
@@ -70,86 +118,61 @@ pub enum Request {
         failed_only: bool,
         #[serde(default = "d_limit")]
         limit: u32,
-    },
-    FailedPage {
+    } -> Vec<RequestRow>;
+    failed_page: FailedPage {
         #[serde(default)]
         filter: FailedFilter,
         #[serde(default)]
         offset: u32,
         #[serde(default = "d_limit")]
         limit: u32,
-    },
-    FailedItem {
+    } -> FailedPageResult;
+    failed_item: FailedItem {
         id: i64,
-    },
-    FailedReplay {
+    } -> store::FailedItem;
+    failed_replay: FailedReplay {
         #[ts(optional = nullable)]
         #[serde(default)]
         ids: Option<Vec<i64>>,
         #[ts(optional = nullable)]
         #[serde(default)]
         filter: Option<FailedFilter>,
-    },
-    FailedDiscard {
+    } -> ReplayReport;
+    failed_discard: FailedDiscard {
         #[ts(optional = nullable)]
         #[serde(default)]
         ids: Option<Vec<i64>>,
         #[ts(optional = nullable)]
         #[serde(default)]
         filter: Option<FailedFilter>,
-    },
-    Connections {},
-    SaveConnection {
-        connection: ConnectionView,
-    },
-    TestConnection {
+    } -> FailedDiscardResult;
+    connections: Connections {} -> Vec<ConnectionView>;
+    save_connection: SaveConnection {
+        // Boxed: the largest params by far, and every request is one of these enums.
+        connection: Box<ConnectionView>,
+    } -> SaveConnectionResult;
+    test_connection: TestConnection {
         id: String,
-    },
-    SetSecret {
+    } -> TestConnectionResult;
+    set_secret: SetSecret {
         connection: String,
         #[serde(default)]
         webhook: bool,
         secret: String,
-    },
-    Activity {
+    } -> Empty;
+    activity: Activity {
         #[serde(default = "d_limit")]
         limit: u32,
-    },
-    Settings {},
-    SaveSettings {
+    } -> Vec<Event>;
+    settings: Settings {} -> Settings;
+    save_settings: SaveSettings {
         notifications: bool,
         failing_after_seconds: u64,
-    },
+    } -> Settings;
 }
 
 fn d_limit() -> u32 {
     100
-}
-
-impl Request {
-    /// The method name, for logs (a request may carry a secret, so it has no `Debug`).
-    pub fn method(&self) -> &'static str {
-        match self {
-            Request::Overview {} => "overview",
-            Request::SyncNow { .. } => "sync_now",
-            Request::Resync { .. } => "resync",
-            Request::SetPaused { .. } => "set_paused",
-            Request::ResetCheckpoint { .. } => "reset_checkpoint",
-            Request::EntityDetail { .. } => "entity_detail",
-            Request::Requests { .. } => "requests",
-            Request::FailedPage { .. } => "failed_page",
-            Request::FailedItem { .. } => "failed_item",
-            Request::FailedReplay { .. } => "failed_replay",
-            Request::FailedDiscard { .. } => "failed_discard",
-            Request::Connections {} => "connections",
-            Request::SaveConnection { .. } => "save_connection",
-            Request::TestConnection { .. } => "test_connection",
-            Request::SetSecret { .. } => "set_secret",
-            Request::Activity { .. } => "activity",
-            Request::Settings {} => "settings",
-            Request::SaveSettings { .. } => "save_settings",
-        }
-    }
 }
 
 impl std::fmt::Debug for Request {
@@ -162,21 +185,21 @@ impl std::fmt::Debug for Request {
 /// next, and for form validation the offending `field` (e.g. `base_url`, `entities[0].page_size`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ApiError {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
 
 impl ApiError {
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
-        ApiError { code: code.into(), message: message.into(), field: None }
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into(), field: None }
     }
-    pub fn field(code: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { code: code.into(), message: message.into(), field: Some(field.into()) }
+    pub fn field(code: ErrorCode, field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into(), field: Some(field.into()) }
     }
     pub fn usage(message: impl Into<String>) -> Self {
-        Self::new("usage", message)
+        Self::new(ErrorCode::Usage, message)
     }
 }
 
@@ -193,7 +216,7 @@ impl std::error::Error for ApiError {}
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        ApiError::new(e.code(), e.to_string())
+        ApiError::new(e.error_code(), e.to_string())
     }
 }
 
@@ -216,68 +239,38 @@ pub fn parse_request(mut v: Value) -> Result<Request, ApiError> {
         if let Some(conn) = obj.get("params").and_then(|p| p.get("connection")).and_then(Value::as_object) {
             if let Some(key) = conn.keys().find(|k| crate::config::SECRET_KEYS.contains(&k.as_str())) {
                 return Err(ApiError::field(
-                    "config",
+                    ErrorCode::Config,
                     key.clone(),
                     format!("`{key}` would store a secret in the config file, which Syncmon refuses; store it with set_secret (the OS keyring) instead"),
                 ));
             }
         }
     }
+    if obj.get("method").and_then(Value::as_str).is_some_and(|m| m.starts_with("failed_")) {
+        if let Some(params) = obj.get_mut("params") {
+            failed::check_words(params)?;
+        }
+    }
     serde_json::from_value(v).map_err(|e| ApiError::usage(format!("bad request: {e}; docs/api.md lists the methods and their params")))
 }
 
-/// Runs one request against the engine.
-pub async fn call(sm: &Arc<Syncmon>, req: Request) -> Result<Value, ApiError> {
-    match req {
-        Request::Overview {} => to_json(views::overview(sm)?),
-        Request::SyncNow { entity } => to_json(SyncNowResult { nudged: sm.nudge_where(entity.as_deref())? }),
-        Request::Resync { entity, allow_deletions } => {
-            let report: CycleReport = sm.resync(&entity, allow_deletions, &CancellationToken::new()).await?;
-            to_json(report)
-        }
-        Request::SetPaused { entity, paused } => to_json(SetPausedResult { changed: sm.set_paused_where(entity.as_deref(), paused)? }),
-        Request::ResetCheckpoint { entity } => {
-            sm.reset_checkpoint(&entity).await?;
-            Ok(json!({}))
-        }
-        Request::EntityDetail { entity } => to_json(views::entity_detail(sm, &entity)?),
-        Request::Requests { entity, failed_only, limit } => {
-            let rows: Vec<RequestRow> = sm.requests(entity.as_deref(), failed_only, limit.min(1000))?;
-            to_json(rows)
-        }
-        Request::FailedPage { filter, offset, limit } => {
-            if limit > MAX_PAGE {
-                return Err(ApiError::field("usage", "limit", format!("a page holds at most {MAX_PAGE} items; ask for the next page with offset")));
-            }
-            let f = failed::checked_filter(sm, &filter)?;
-            let (total, items) = sm.failed_page(&f, offset, limit)?;
-            to_json(FailedPageResult { total, items })
-        }
-        Request::FailedItem { id } => to_json(sm.failed_item(id)?),
-        Request::FailedReplay { ids, filter } => {
-            let ids = failed::selection(sm, ids, filter)?;
-            to_json(failed::replay(sm, &ids).await?)
-        }
-        Request::FailedDiscard { ids, filter } => {
-            let ids = failed::selection(sm, ids, filter)?;
-            to_json(FailedDiscardResult { discarded: sm.discard(&ids)? })
-        }
-        Request::Connections {} => to_json(connections::list(sm).await?),
-        Request::SaveConnection { connection } => to_json(config_edit::save_connection(sm, &connection)?),
-        Request::TestConnection { id } => to_json(connections::test_connection(sm, &id).await?),
-        Request::SetSecret { connection, webhook, secret } => {
-            connections::set_secret(sm, &connection, webhook, secret).await?;
-            Ok(json!({}))
-        }
-        Request::Activity { limit } => {
-            let events: Vec<Event> = sm.recent_events(limit as usize);
-            to_json(events)
-        }
-        Request::Settings {} => to_json(views::settings(sm)?),
-        Request::SaveSettings { notifications, failing_after_seconds } => to_json(views::save_settings(sm, Settings { notifications, failing_after_seconds })?),
-    }
+fn to_json<T: Serialize>(v: T) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::new(ErrorCode::Storage, format!("cannot encode the result: {e}")))
 }
 
-fn to_json<T: Serialize>(v: T) -> Result<Value, ApiError> {
-    serde_json::to_value(v).map_err(|e| ApiError::new("storage", format!("cannot encode the result: {e}")))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table's names (`Request::method`, `METHODS`, the UI's `Results`) and serde's method
+    /// tags (`rename_all`) are the same words in the same order.
+    #[test]
+    fn the_table_names_are_the_wire_names() {
+        let e = serde_json::from_value::<Request>(json!({"method": "?", "params": {}})).expect_err("no method `?`").to_string();
+        let expected = e.split("expected one of").nth(1).unwrap_or_else(|| panic!("serde names the methods: {e}"));
+        let wire: Vec<String> = expected.split('`').skip(1).step_by(2).map(str::to_string).collect();
+        assert_eq!(wire, METHODS);
+        let sync_now = parse_request(json!({"method": "sync_now"})).unwrap();
+        assert_eq!(sync_now.method(), "sync_now");
+    }
 }

@@ -161,3 +161,8 @@ pub struct EntityView {
     pub required_fields: Vec<String>,
     pub deletion_guard: f64,
 }
+
+/// The answer of a method that has nothing to report (`reset_checkpoint`, `set_secret`): `{}`.
+#[derive(Debug, Clone, Copy, Default, Serialize, TS)]
+#[ts(type = "Record<string, never>")]
+pub struct Empty {}

@@ -2,7 +2,7 @@
 
 use super::{ApiError, EntityDetailResult, OverviewHeader, OverviewResult, Settings, ThroughputPoint};
 use crate::store;
-use crate::{Health, Syncmon};
+use crate::{ErrorCode, Health, Syncmon};
 
 const HOUR_MS: i64 = 3_600_000;
 const SETTINGS_KEY: &str = "ui";
@@ -10,19 +10,6 @@ const SETTINGS_KEY: &str = "ui";
 /// The stored settings, or the defaults.
 pub fn settings(sm: &Syncmon) -> Result<Settings, ApiError> {
     Ok(sm.setting(SETTINGS_KEY)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
-}
-
-fn severity(h: Health) -> u8 {
-    match h {
-        Health::Healthy => 0,
-        Health::Paused => 1,
-        Health::Pending => 2,
-        Health::Resyncing => 3,
-        Health::Waiting => 4,
-        Health::Lagging => 5,
-        Health::Failing => 6,
-        Health::CircuitOpen => 7,
-    }
 }
 
 pub fn overview(sm: &Syncmon) -> Result<OverviewResult, ApiError> {
@@ -37,7 +24,7 @@ pub fn overview(sm: &Syncmon) -> Result<OverviewResult, ApiError> {
             (key.to_string(), hourly.remove(&key).unwrap_or_else(|| vec![0; 24]))
         })
         .collect();
-    let health = entities.iter().map(|e| e.health).max_by_key(|h| severity(*h)).unwrap_or(Health::Healthy);
+    let health = entities.iter().map(|e| e.health).max_by_key(|h| h.severity()).unwrap_or(Health::Healthy);
     let header = OverviewHeader {
         health,
         error_rate_5m: stats.error_rate,
@@ -55,7 +42,7 @@ pub(super) fn entity_detail(sm: &Syncmon, name: &str) -> Result<EntityDetailResu
         .status()?
         .into_iter()
         .find(|s| s.connection == key.connection && s.entity == key.entity)
-        .ok_or_else(|| ApiError::new("not_found", format!("no status for {key}")))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no status for {key}")))?;
     let runs = sm.runs_of(&key, 50)?;
     let checkpoints = sm.checkpoint_history(&key, now - 7 * 24 * HOUR_MS)?;
     let start = now - 24 * HOUR_MS;
@@ -66,7 +53,7 @@ pub(super) fn entity_detail(sm: &Syncmon, name: &str) -> Result<EntityDetailResu
 
 /// Stores the UI settings and returns them.
 pub(super) fn save_settings(sm: &Syncmon, s: Settings) -> Result<Settings, ApiError> {
-    let text = serde_json::to_string(&s).map_err(|e| ApiError::new("storage", e.to_string()))?;
+    let text = serde_json::to_string(&s).map_err(|e| ApiError::new(ErrorCode::Storage, e.to_string()))?;
     sm.set_setting(SETTINGS_KEY, &text)?;
     Ok(s)
 }

@@ -62,35 +62,40 @@ impl<'a> Locator<'a> {
     /// The dotted key written on 1-based `line`, for what the TOML parser and the secret scan
     /// report by position only.
     pub(super) fn key_at_line(&self, line: usize) -> Option<String> {
-        let mut path = Vec::new();
-        self.find_key(self.doc.as_ref()?.as_table(), line, &mut path)
+        self.key_lines().into_iter().find(|(_, l)| *l == line).map(|(key, _)| key)
     }
 
-    fn find_key<'d>(&self, table: &'d toml_edit::Table, line: usize, path: &mut Vec<Seg<'d>>) -> Option<String> {
+    /// Every key written in the file, dotted, with its 1-based line, in the order of the file.
+    pub(super) fn key_lines(&self) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        if let Some(doc) = self.doc.as_ref() {
+            self.collect_keys(doc.as_table(), &mut Vec::new(), &mut out);
+        }
+        out
+    }
+
+    fn collect_keys<'d>(&self, table: &'d toml_edit::Table, path: &mut Vec<Seg<'d>>, out: &mut Vec<(String, usize)>) {
         for (k, item) in table.iter() {
-            let found = match item {
+            match item {
                 toml_edit::Item::Table(t) => {
                     path.push(Seg::Key(k));
-                    let found = self.find_key(t, line, path);
+                    self.collect_keys(t, path, out);
                     path.pop();
-                    found
                 }
-                toml_edit::Item::ArrayOfTables(a) => a.iter().enumerate().find_map(|(i, t)| {
-                    path.extend([Seg::Key(k), Seg::Index(i)]);
-                    let found = self.find_key(t, line, path);
-                    path.truncate(path.len() - 2);
-                    found
-                }),
+                toml_edit::Item::ArrayOfTables(a) => {
+                    for (i, t) in a.iter().enumerate() {
+                        path.extend([Seg::Key(k), Seg::Index(i)]);
+                        self.collect_keys(t, path, out);
+                        path.truncate(path.len() - 2);
+                    }
+                }
                 _ => {
-                    let key_line = table.key(k).and_then(|key| key.span()).map(|s| line_of_offset(self.text, s.start));
-                    (key_line == Some(line)).then(|| dotted(path, k))
+                    if let Some(line) = table.key(k).and_then(|key| key.span()).map(|s| line_of_offset(self.text, s.start)) {
+                        out.push((dotted(path, k), line));
+                    }
                 }
-            };
-            if found.is_some() {
-                return found;
             }
         }
-        None
     }
 }
 

@@ -20,6 +20,7 @@ pub use warnings::ConfigWarning;
 
 use locator::{toml_error, Locator};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,10 @@ pub struct Config {
     /// Target APIs that entities forward their changes to (`forward_to`).
     #[serde(default, rename = "target")]
     pub targets: Vec<TargetConfig>,
+    /// The line of each key written in the file (`targets[0].base_url` → 3), for warnings about
+    /// values that parsed: a refusal finds its line while parsing, a warning comes later.
+    #[serde(skip)]
+    key_lines: HashMap<String, usize>,
 }
 
 /// Keys that would hold a secret in plain text. Refused wherever they appear.
@@ -99,7 +104,8 @@ impl Config {
                 });
             }
         }
-        let config: Config = toml::from_str(text).map_err(|e| toml_error(&at, &e))?;
+        let mut config: Config = toml::from_str(text).map_err(|e| toml_error(&at, &e))?;
+        config.key_lines = at.key_lines().into_iter().collect();
         config.validate(&at)?;
         config.validate_targets(text, &at)?;
         Ok(config)

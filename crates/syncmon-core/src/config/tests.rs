@@ -337,6 +337,16 @@ base_url = "https://api.example.com/company"
 }
 
 #[test]
+fn a_warning_carries_the_line_of_its_key() {
+    let text = "[[connection]]\nid = \"a\"\nbase_url = \"https://x.example\"\n\n[[target]]\nid = \"t\"\n# the ERP has no TLS yet\n\
+                base_url = \"http://erp.example.com/api\"\n\n[webhooks]\nlisten = \"0.0.0.0:8385\"\n";
+    let w = Config::parse(text).unwrap().warnings();
+    let placed: Vec<(&str, Option<usize>)> = w.iter().map(|w| (w.key.as_str(), w.line)).collect();
+    assert_eq!(placed, [("targets[0].base_url", Some(8)), ("webhooks.listen", Some(11))], "{w:#?}");
+    assert!(w[0].to_string().ends_with("use https:// (line 8)"), "shown with its line: {}", w[0]);
+}
+
+#[test]
 fn a_refusal_carries_the_dotted_key_and_its_line() {
     let base = "[[connection]]\nid = \"a\"\nbase_url = \"https://x.example\"\n";
     let entity = "[[connection.entity]]\nname = \"items\"\n";

@@ -6,7 +6,22 @@ use super::{AuthKind, Config};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
 pub struct ConfigWarning {
     pub key: String,
+    // The line the key is on, shown by `syncmon status`; not sent over the RPC, so the generated
+    // TypeScript type stays as it is.
+    #[serde(skip)]
+    pub line: Option<usize>,
     pub message: String,
+}
+
+/// The message, then " (line N)" when the key is written in the file.
+impl std::fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        match self.line {
+            Some(n) => write!(f, " (line {n})"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Config {
@@ -17,6 +32,7 @@ impl Config {
         let mut plain_http = |key: String, url: &str, what: &str| {
             if let Some(host) = url::Url::parse(url).ok().filter(|u| u.scheme() == "http").and_then(|u| remote_host(&u)) {
                 out.push(ConfigWarning {
+                    line: self.key_lines.get(&key).copied(),
                     message: format!(
                         "{key} uses plain http:// to {host}, a host that is not this machine: {what} and the data cross the network \
                          unencrypted; use https://"
@@ -39,6 +55,7 @@ impl Config {
             if !addr.ip().is_loopback() {
                 out.push(ConfigWarning {
                     key: "webhooks.listen".into(),
+                    line: self.key_lines.get("webhooks.listen").copied(),
                     message: format!(
                         "webhooks.listen = {addr} accepts calls from other machines; unless they must reach it directly, listen on \
                          127.0.0.1 behind a reverse proxy that terminates TLS"

@@ -132,7 +132,7 @@ impl<'a> Cycle<'a> {
             if let Err(x) = ctx.store.finish_run(
                 key,
                 self.run_id,
-                report.outcome.as_str(),
+                report.outcome,
                 error_text.as_deref(),
                 err.and_then(|f| f.http_status),
                 tracking.as_deref(),
@@ -151,7 +151,7 @@ impl<'a> Cycle<'a> {
         }
         if let Some(until) = report.next_attempt_at {
             let outcome = if report.outcome == Outcome::Waiting { Outcome::Waiting } else { Outcome::Failed };
-            let _ = ctx.store.note_skipped(key, outcome.as_str(), error_text.as_deref().unwrap_or(""), Some(until), now);
+            let _ = ctx.store.note_skipped(key, outcome, error_text.as_deref().unwrap_or(""), Some(until), now);
         }
         (error_text, tracking)
     }
@@ -167,7 +167,7 @@ impl<'a> Cycle<'a> {
         ctx.events.emit(EventKind::CycleFinished {
             connection: key.connection.clone(),
             entity: key.entity.clone(),
-            outcome: report.outcome.as_str().into(),
+            outcome: report.outcome,
             records: report.records,
             error: error_text,
             tracking_id: tracking,

@@ -170,7 +170,7 @@ impl<'a> Cycle<'a> {
         let open_until = e.source.breaker.lock().unwrap().open_until(now);
         if let Some(until) = open_until {
             let msg = "the circuit is open after repeated failures; the source is not being called until the next attempt";
-            let _ = ctx.store.note_skipped(key, Outcome::CircuitOpen.as_str(), msg, Some(until), now);
+            let _ = ctx.store.note_skipped(key, Outcome::CircuitOpen, msg, Some(until), now);
             report.outcome = Outcome::CircuitOpen;
             report.next_attempt_at = Some(until);
             if let Ok(row) = ctx.store.entity(key) {

@@ -5,31 +5,8 @@ use crate::retry::Failure;
 use crate::store::PassEnd;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    CaughtUp,
-    Failed,
-    /// The source asked for a wait longer than a cycle may block (a long `Retry-After`); the
-    /// agent calls it again at `next_attempt_at`.
-    Waiting,
-    CircuitOpen,
-    GuardTripped,
-    Cancelled,
-}
-
-impl Outcome {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::CaughtUp => "caught_up",
-            Outcome::Failed => "failed",
-            Outcome::Waiting => "waiting",
-            Outcome::CircuitOpen => "circuit_open",
-            Outcome::GuardTripped => "guard_tripped",
-            Outcome::Cancelled => "cancelled",
-        }
-    }
-}
+// Re-exported: `engine::Outcome` was its home before `state`.
+pub use crate::state::Outcome;
 
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct CycleReport {

@@ -4,6 +4,7 @@ use super::Syncmon;
 use crate::engine::{self, CycleKind, CycleReport, EntityRt};
 use crate::error::Result;
 use crate::rowversion::RowVersion;
+use crate::state::{Outcome, ResyncState};
 use crate::store::EntityKey;
 use crate::{forward, scheduler};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ impl Syncmon {
     /// One catch-up cycle per selected entity (an interrupted resync pass resumes instead).
     pub async fn sync_once(&self, entities: &[Arc<EntityRt>], cancel: &CancellationToken) -> Vec<CycleReport> {
         let runs = entities.iter().map(|e| {
-            let resuming = self.ctx.store.entity(&e.key).map(|r| r.resync_state.as_deref() == Some("running")).unwrap_or(false);
+            let resuming = self.ctx.store.entity(&e.key).map(|r| r.resync_state == Some(ResyncState::Running)).unwrap_or(false);
             let kind = if resuming { CycleKind::Resync { allow_deletions: false } } else { CycleKind::Incremental };
             async move { self.then_forward(e, engine::run_cycle(&self.ctx, e, kind, cancel).await, cancel).await }
         });
@@ -35,11 +36,11 @@ impl Syncmon {
     pub async fn resync(&self, name: &str, allow_deletions: bool, cancel: &CancellationToken) -> Result<CycleReport> {
         let e = self.one(name)?;
         let row = self.ctx.store.entity(&e.key)?;
-        if row.resync_state.as_deref() == Some("guard_tripped") && allow_deletions {
+        if row.resync_state == Some(ResyncState::GuardTripped) && allow_deletions {
             let now = self.ctx.clock.now_ms();
             let end = self.ctx.store.resync_finish(&e.key, row.resync_pass, e.cfg.deletion_guard, true, now)?;
             let run = self.ctx.store.begin_run(&e.key, "resync", now)?;
-            self.ctx.store.finish_run(&e.key, run, "caught_up", None, None, None, false, now, self.ctx.runs_kept)?;
+            self.ctx.store.finish_run(&e.key, run, Outcome::CaughtUp, None, None, None, false, now, self.ctx.runs_kept)?;
             let mut report = engine::run_cycle(&self.ctx, &e, CycleKind::Incremental, cancel).await;
             report.kind = "resync";
             report.pass = Some(end);

@@ -2,9 +2,8 @@
 
 use super::Syncmon;
 use crate::error::Result;
-use crate::forward;
-use crate::record::Rejected;
-use crate::retry::FailureClass;
+use crate::replay::{self, Replayed};
+use crate::state::FailedState;
 use crate::store::{FailedFilter, FailedItem};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -40,10 +39,9 @@ impl Syncmon {
         Ok(self.ctx.store.failed_ids(filter)?)
     }
 
-    /// Re-runs the failed stage of pending items. `validate`: with the current record re-fetched
-    /// by id where the profile knows its URL, else with the stored payload; an item whose record
-    /// the replica already holds in a newer version is resolved as superseded. `deliver`: sends
-    /// the record to the target again (see [`forward::replay`]).
+    /// Re-runs the failed stage of pending items (see [`replay::replay_item`]): `validate`
+    /// writes the record to the replica, `deliver` sends it to the target again; an item whose
+    /// record went on in a newer version is resolved as superseded.
     pub async fn replay(&self, ids: &[i64], cancel: &CancellationToken) -> Result<ReplayReport> {
         let mut report = ReplayReport { replayed: 0, superseded: 0, still_failing: 0 };
         for id in ids {
@@ -51,87 +49,16 @@ impl Syncmon {
                 break;
             }
             let item = self.ctx.store.failed_item(*id)?;
-            if item.state != "pending" {
+            if item.state != FailedState::Pending {
                 continue;
             }
             let Some(e) = self.entities.iter().find(|e| e.key.connection == item.connection && e.key.entity == item.entity) else {
                 continue;
             };
-            if item.stage == "deliver" {
-                let outcome = match &e.forward {
-                    Some(f) => forward::replay(&self.ctx, &e.key, f, &item, cancel).await?,
-                    None => {
-                        let rej = Rejected {
-                            id: item.record_id.clone(),
-                            version: None,
-                            payload: item.payload.clone(),
-                            kind: "not_forwarded",
-                            message: format!("{} forwards to no target any more (no forward_to in the config); discard the item", e.key),
-                        };
-                        self.ctx.store.replay_failed_again(*id, &rej, None, self.ctx.clock.now_ms())?;
-                        forward::Replayed::StillFailing
-                    }
-                };
-                match outcome {
-                    forward::Replayed::Replayed => report.replayed += 1,
-                    forward::Replayed::Superseded => report.superseded += 1,
-                    forward::Replayed::StillFailing => report.still_failing += 1,
-                }
-                continue;
-            }
-            let now = self.ctx.clock.now_ms();
-            let (payload, tracking) = match item.record_id.as_deref().and_then(|rid| e.profile.record_url(rid)) {
-                Some(url) => match e.source.fetch(&url, Some(&e.key.entity), cancel, |f| Ok(String::from_utf8_lossy(&f.body).into_owned()), |_, _, _| {}).await
-                {
-                    Ok((body, f)) => (body, f.tracking_id),
-                    Err(f) if f.class == FailureClass::Config && f.http_status == Some(404) => {
-                        // Gone at the source: nothing left to replay.
-                        self.ctx.store.replay_failed_again(
-                            *id,
-                            &Rejected {
-                                id: item.record_id.clone(),
-                                version: None,
-                                payload: item.payload.clone(),
-                                kind: "not_found",
-                                message: format!("the record no longer exists at the source ({f}); discard the item"),
-                            },
-                            f.tracking_id.as_deref(),
-                            now,
-                        )?;
-                        report.still_failing += 1;
-                        continue;
-                    }
-                    Err(f) => {
-                        self.ctx.store.replay_failed_again(
-                            *id,
-                            &Rejected {
-                                id: item.record_id.clone(),
-                                version: None,
-                                payload: item.payload.clone(),
-                                kind: "fetch_failed",
-                                message: f.to_string(),
-                            },
-                            f.tracking_id.as_deref(),
-                            now,
-                        )?;
-                        report.still_failing += 1;
-                        continue;
-                    }
-                },
-                None => (item.payload.clone(), None),
-            };
-            match e.profile.validate_text(&payload) {
-                Ok(record) => {
-                    if self.ctx.store.apply_replayed(&e.key, &record, *id, now)? {
-                        report.superseded += 1;
-                    } else {
-                        report.replayed += 1;
-                    }
-                }
-                Err(rej) => {
-                    self.ctx.store.replay_failed_again(*id, &rej, tracking.as_deref(), now)?;
-                    report.still_failing += 1;
-                }
+            match replay::replay_item(&self.ctx, e, &item, cancel).await? {
+                Replayed::Replayed => report.replayed += 1,
+                Replayed::Superseded => report.superseded += 1,
+                Replayed::StillFailing => report.still_failing += 1,
             }
         }
         Ok(report)

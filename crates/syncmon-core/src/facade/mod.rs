@@ -11,7 +11,7 @@ mod queries;
 mod status;
 
 pub use failed::ReplayReport;
-pub use status::{EntityStatus, Health};
+pub use status::EntityStatus;
 
 use crate::agent_lock::AgentLock;
 use crate::config::Config;
@@ -89,13 +89,18 @@ impl Syncmon {
     }
 
     /// SQLite's full integrity check of the replica in `data_dir`, read-only: the problems found,
-    /// none when it is sound. [`store::damaged_advice`] says what to do otherwise.
+    /// none when it is sound. [`Syncmon::damaged_advice`] says what to do otherwise.
     pub fn check_integrity(data_dir: &Path) -> Result<Vec<String>> {
         match Store::open_read_only(&data_dir.join(DB_FILE)) {
             Ok(store) => Ok(store.integrity_check()?),
             Err(StoreError::Damaged { problems, .. }) => Ok(problems),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// What to do about a damaged replica in `data_dir`.
+    pub fn damaged_advice(data_dir: &Path) -> String {
+        crate::store::damaged_advice(&data_dir.join(DB_FILE))
     }
 
     fn build(config: Config, store: Arc<Store>, clock: Arc<dyn Clock>, agent_lock: Option<Arc<AgentLock>>) -> Result<Syncmon> {

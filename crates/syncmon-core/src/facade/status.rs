@@ -1,47 +1,13 @@
 //! What `status` shows: each entity's health word and why.
 
 use super::Syncmon;
-use crate::engine::Outcome;
 use crate::error::Result;
 use crate::profile::CheckpointKind;
 use crate::rowversion::RowVersion;
+use crate::state::{Health, Outcome, ResyncState};
 use crate::store::{self, EntityKey};
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// The status words of DESIGN §6, defined once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
-#[serde(rename_all = "snake_case")]
-pub enum Health {
-    /// Caught up within its poll interval (or a cycle is due soon).
-    Healthy,
-    /// Not caught up for more than twice its poll interval.
-    Lagging,
-    /// Its last cycle failed, or a resync waits for permission to delete.
-    Failing,
-    Paused,
-    Resyncing,
-    CircuitOpen,
-    /// The source asked for a long wait (`Retry-After`); calls resume at `next_attempt_at`.
-    Waiting,
-    /// Never synced yet.
-    Pending,
-}
-
-impl Health {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Health::Healthy => "healthy",
-            Health::Lagging => "lagging",
-            Health::Failing => "failing",
-            Health::Paused => "paused",
-            Health::Resyncing => "resyncing",
-            Health::CircuitOpen => "circuit open",
-            Health::Waiting => "waiting",
-            Health::Pending => "pending",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct EntityStatus {
@@ -104,17 +70,17 @@ impl Syncmon {
             let lag_ms = row.last_caught_up_at.map(|t| (now - t).max(0));
             let (health, reason) = if row.paused {
                 (Health::Paused, Some("paused by the user".to_string()))
-            } else if row.next_attempt_at.is_some_and(|t| t > now) && row.last_outcome.as_deref() == Some(Outcome::Waiting.as_str()) {
+            } else if row.next_attempt_at.is_some_and(|t| t > now) && row.last_outcome == Some(Outcome::Waiting) {
                 // Front ends say "waiting for the source until 14:05" from next_attempt_at, in local time.
                 (Health::Waiting, row.last_error.clone())
-            } else if row.next_attempt_at.is_some_and(|t| t > now) && row.last_outcome.as_deref() != Some("caught_up") {
+            } else if row.next_attempt_at.is_some_and(|t| t > now) && row.last_outcome != Some(Outcome::CaughtUp) {
                 (Health::CircuitOpen, row.last_error.clone())
-            } else if row.resync_state.as_deref() == Some("running") && row.last_outcome.as_deref() != Some("failed") {
+            } else if row.resync_state == Some(ResyncState::Running) && row.last_outcome != Some(Outcome::Failed) {
                 // A resync pass whose last cycle failed is failing (it resumes at the next cycle).
                 (Health::Resyncing, Some(format!("full resync in progress: {} records read", row.resync_seen)))
-            } else if row.resync_state.as_deref() == Some("guard_tripped") {
+            } else if row.resync_state == Some(ResyncState::GuardTripped) {
                 (Health::Failing, row.last_error.clone().or(Some("the full resync stopped at the deletion guard".into())))
-            } else if row.last_outcome.as_deref() == Some("failed") {
+            } else if row.last_outcome == Some(Outcome::Failed) {
                 (Health::Failing, row.last_error.clone())
             } else if lag_ms.is_none() {
                 (Health::Pending, Some("not synced yet".to_string()))
@@ -139,7 +105,7 @@ impl Syncmon {
                 last_tracking_id: row.last_tracking_id.clone(),
                 next_attempt_at: row.next_attempt_at.filter(|t| *t > now),
                 poll_every_seconds: e.cfg.poll_every.as_secs(),
-                resync_seen: (row.resync_state.as_deref() == Some("running")).then_some(row.resync_seen),
+                resync_seen: (row.resync_state == Some(ResyncState::Running)).then_some(row.resync_seen),
                 forward_pending: self.ctx.store.outbox_count(&e.key)?,
                 forward_error: e.forward.as_ref().and_then(|f| f.last_error.lock().unwrap().clone()),
             });

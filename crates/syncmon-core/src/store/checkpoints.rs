@@ -118,33 +118,13 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{rec, setup};
+    use super::super::test_support::{apply_in_run, rec, setup};
     use super::*;
     use crate::record::Record;
-    use crate::store::PageBatch;
+    use crate::state::Outcome;
 
     fn apply_at(store: &Store, key: &EntityKey, records: &[Record], now_ms: i64) {
-        apply_in_run(store, key, store.begin_run(key, "incremental", now_ms - HISTORY_EVERY_MS).unwrap(), records, now_ms)
-    }
-
-    fn apply_in_run(store: &Store, key: &EntityKey, run: i64, records: &[Record], now_ms: i64) {
-        let max = records.iter().map(|r| r.version.clone()).max();
-        store
-            .apply_page(
-                key,
-                &PageBatch {
-                    records,
-                    rejected: &[],
-                    tracking_id: None,
-                    http_status: None,
-                    max_version: max.as_ref(),
-                    resync_cursor: None,
-                    rereads_checkpoint: false,
-                    run_id: run,
-                    now_ms,
-                },
-            )
-            .unwrap();
+        apply_in_run(store, key, store.begin_run(key, "incremental", now_ms - HISTORY_EVERY_MS).unwrap(), records, &[], now_ms);
     }
 
     fn history(store: &Store, key: &EntityKey) -> Vec<(i64, String)> {
@@ -156,11 +136,11 @@ mod tests {
         let (_d, store, key) = setup();
         let run = store.begin_run(&key, "incremental", 0).unwrap();
         apply_at(&store, &key, &[rec("a", "10")], 1_000);
-        store.finish_run(&key, run, "caught_up", None, None, None, true, 1_000, 100).unwrap();
+        store.finish_run(&key, run, Outcome::CaughtUp, None, None, None, true, 1_000, 100).unwrap();
         apply_at(&store, &key, &[rec("b", "20")], 500_000);
-        store.finish_run(&key, run, "caught_up", None, None, None, true, 500_000, 100).unwrap();
+        store.finish_run(&key, run, Outcome::CaughtUp, None, None, None, true, 500_000, 100).unwrap();
         apply_at(&store, &key, &[rec("c", "30")], 900_000);
-        store.finish_run(&key, run, "caught_up", None, None, None, true, 900_000, 100).unwrap();
+        store.finish_run(&key, run, Outcome::CaughtUp, None, None, None, true, 900_000, 100).unwrap();
         assert_eq!(store.checkpoint_at(&key, Some(400_000)).unwrap().as_str(), "10");
         assert_eq!(store.checkpoint_at(&key, Some(500_000)).unwrap().as_str(), "20");
         assert_eq!(store.checkpoint_at(&key, Some(10_000_000)).unwrap().as_str(), "30");
@@ -194,7 +174,7 @@ mod tests {
         let (_d, store, key) = setup();
         let run = store.begin_run(&key, "incremental", 0).unwrap();
         for (i, at) in [1_000, 4_999, 5_000, 9_000, 9_999, 10_001, 16_000].into_iter().enumerate() {
-            apply_in_run(&store, &key, run, &[rec(&format!("r{i}"), &format!("{}", 10 * (i + 1)))], at);
+            apply_in_run(&store, &key, run, &[rec(&format!("r{i}"), &format!("{}", 10 * (i + 1)))], &[], at);
         }
         let at: Vec<i64> = history(&store, &key).into_iter().map(|(at, _)| at).collect();
         assert_eq!(at, vec![5_000, 10_001, 16_000], "none in the cycle's first seconds, then one every 5 s");

@@ -3,6 +3,7 @@
 
 use super::{EntityKey, Result, Store, StoreError};
 use crate::rowversion::RowVersion;
+use crate::state::{Outcome, ResyncState};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -13,13 +14,13 @@ pub struct EntityRow {
     pub checkpoint: RowVersion,
     pub last_caught_up_at: Option<i64>,
     pub last_cycle_at: Option<i64>,
-    pub last_outcome: Option<String>,
+    pub last_outcome: Option<Outcome>,
     pub last_error: Option<String>,
     pub last_http_status: Option<u16>,
     pub last_tracking_id: Option<String>,
     pub paused: bool,
     pub resync_pass: i64,
-    pub resync_state: Option<String>,
+    pub resync_state: Option<ResyncState>,
     pub resync_cursor: Option<RowVersion>,
     pub resync_seen: i64,
     pub resync_would_delete: Option<i64>,

@@ -1,8 +1,9 @@
-//! Failed items: records a stage could not take (stages `validate`, `apply`, `deliver`), how they
+//! Failed items: records a stage could not take ([`FailedStage`]), how they
 //! are written, filtered, paged, replayed and discarded. `FailedFilter` is the one filter over them.
 
 use super::{EntityKey, Result, Store, StoreError};
 use crate::record::Rejected;
+use crate::state::{FailedStage, FailedState, Resolution};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +18,7 @@ pub struct FailedItem {
     pub record_id: Option<String>,
     pub row_version: Option<String>,
     pub payload: String,
-    pub stage: String,
+    pub stage: FailedStage,
     pub error_kind: String,
     pub message: String,
     pub http_status: Option<u16>,
@@ -25,8 +26,8 @@ pub struct FailedItem {
     pub attempts: i64,
     pub first_failed_at: i64,
     pub last_failed_at: i64,
-    pub state: String,
-    pub resolution: Option<String>,
+    pub state: FailedState,
+    pub resolution: Option<Resolution>,
 }
 
 /// The failed-items filter of the UI, the CLI and the store's query alike: `entity` is written
@@ -37,18 +38,17 @@ pub struct FailedFilter {
     #[ts(optional = nullable)]
     #[serde(default)]
     pub entity: Option<String>,
-    /// validate | apply | deliver
+    /// Any stage when none.
     #[ts(optional = nullable)]
     #[serde(default)]
-    pub stage: Option<String>,
+    pub stage: Option<FailedStage>,
     #[ts(optional = nullable)]
     #[serde(default)]
     pub error_kind: Option<String>,
-    /// pending (the default) | resolved | discarded
+    /// Pending items only when none.
     #[ts(optional = nullable)]
     #[serde(default)]
-    #[ts(type = "\"pending\" | \"resolved\" | \"discarded\" | null")]
-    pub state: Option<String>,
+    pub state: Option<FailedState>,
     /// Matches the record id, the `Trackingid` or the message.
     #[ts(optional = nullable)]
     #[serde(default)]
@@ -109,11 +109,9 @@ impl Store {
             let tx = c.transaction()?;
             let mut n = 0;
             {
-                let mut st = tx.prepare_cached(
-                    "UPDATE failed_items SET state = 'discarded', resolution = 'discarded', resolved_at = ?1 WHERE id = ?2 AND state = 'pending'",
-                )?;
+                let mut st = tx.prepare_cached("UPDATE failed_items SET state = ?3, resolution = ?4, resolved_at = ?1 WHERE id = ?2 AND state = ?5")?;
                 for id in ids {
-                    n += st.execute(params![now_ms, id])?;
+                    n += st.execute(params![now_ms, id, FailedState::Discarded, Resolution::Discarded, FailedState::Pending])?;
                 }
             }
             tx.commit()?;
@@ -157,9 +155,10 @@ pub(super) fn failed_row(r: &rusqlite::Row) -> rusqlite::Result<FailedItem> {
 
 pub(super) fn failed_query(f: &FailedFilter, select: &str, before_id: Option<i64>, limit: Option<u32>) -> (String, Vec<rusqlite::types::Value>) {
     let mut sql = format!("{select} WHERE state = ?");
-    let mut args: Vec<rusqlite::types::Value> = vec![f.state.clone().unwrap_or_else(|| "pending".into()).into()];
+    let mut args: Vec<rusqlite::types::Value> = vec![f.state.unwrap_or(FailedState::Pending).as_str().to_string().into()];
     let (connection, entity) = f.connection_and_entity();
-    for (col, val) in [("connection", &connection), ("entity", &entity), ("stage", &f.stage), ("error_kind", &f.error_kind)] {
+    let stage = f.stage.map(|s| s.as_str().to_string());
+    for (col, val) in [("connection", &connection), ("entity", &entity), ("stage", &stage), ("error_kind", &f.error_kind)] {
         if let Some(v) = val {
             sql.push_str(&format!(" AND {col} = ?"));
             args.push(v.clone().into());
@@ -189,21 +188,21 @@ pub(super) fn record_failure(
     tx: &rusqlite::Transaction,
     key: &EntityKey,
     rej: &Rejected,
-    stage: &str,
+    stage: FailedStage,
     http_status: Option<u16>,
     tracking_id: Option<&str>,
     now_ms: i64,
 ) -> Result<bool> {
     let existing: Option<i64> = match &rej.id {
         Some(id) => tx
-            .prepare_cached("SELECT id FROM failed_items WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND state = 'pending' AND stage = ?4")?
-            .query_row(params![key.connection, key.entity, id, stage], |r| r.get(0))
+            .prepare_cached("SELECT id FROM failed_items WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND state = ?5 AND stage = ?4")?
+            .query_row(params![key.connection, key.entity, id, stage, FailedState::Pending], |r| r.get(0))
             .optional()?,
         None => tx
             .prepare_cached(
-                "SELECT id FROM failed_items WHERE connection = ?1 AND entity = ?2 AND record_id IS NULL AND state = 'pending' AND stage = ?3 AND payload = ?4",
+                "SELECT id FROM failed_items WHERE connection = ?1 AND entity = ?2 AND record_id IS NULL AND state = ?5 AND stage = ?3 AND payload = ?4",
             )?
-            .query_row(params![key.connection, key.entity, stage, rej.payload], |r| r.get(0))
+            .query_row(params![key.connection, key.entity, stage, rej.payload, FailedState::Pending], |r| r.get(0))
             .optional()?,
     };
     let version = rej.version.as_ref().map(|v| v.as_str().to_string());
@@ -219,7 +218,7 @@ pub(super) fn record_failure(
         None => {
             tx.prepare_cached(
                 "INSERT INTO failed_items (connection, entity, record_id, row_version, payload, stage, error_kind, message, http_status,
-                   tracking_id, first_failed_at, last_failed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+                   tracking_id, first_failed_at, last_failed_at, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
             )?
             .execute(params![
                 key.connection,
@@ -232,7 +231,8 @@ pub(super) fn record_failure(
                 rej.message,
                 http_status,
                 tracking_id,
-                now_ms
+                now_ms,
+                FailedState::Pending
             ])?;
             Ok(true)
         }
@@ -244,7 +244,7 @@ impl Store {
     pub fn failed_count(&self, f: &FailedFilter) -> Result<i64> {
         self.read(|c| {
             let simple = f.stage.is_none() && f.error_kind.is_none() && f.text.as_deref().is_none_or(str::is_empty);
-            if simple && f.state.as_deref().is_none_or(|s| s == "pending") {
+            if simple && f.state.is_none_or(|s| s == FailedState::Pending) {
                 // The per-entity counter the triggers keep: no scan of the failed items at all.
                 let mut sql = String::from("SELECT coalesce(sum(pending_failed), 0) FROM entity_state WHERE 1 = 1");
                 let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -316,31 +316,14 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::setup;
+    use super::super::test_support::{apply, setup};
     use super::*;
-    use crate::store::PageBatch;
 
     fn reject(store: &Store, key: &EntityKey, n: usize, kind: &'static str) {
         let rejected: Vec<Rejected> = (0..n)
             .map(|i| Rejected { id: Some(format!("{kind}-{i}")), version: None, payload: "x".repeat(3000), kind, message: format!("bad record {i}") })
             .collect();
-        let run = store.begin_run(key, "incremental", 1).unwrap();
-        store
-            .apply_page(
-                key,
-                &PageBatch {
-                    records: &[],
-                    rejected: &rejected,
-                    tracking_id: Some("trk-1"),
-                    http_status: Some(200),
-                    max_version: None,
-                    resync_cursor: None,
-                    rereads_checkpoint: false,
-                    run_id: run,
-                    now_ms: 1,
-                },
-            )
-            .unwrap();
+        apply(store, key, &[], &rejected);
     }
 
     #[test]
@@ -367,7 +350,7 @@ mod tests {
         assert_eq!(ids(&page), ids(&store.failed_page(&text, 5, 4).unwrap()));
         assert_eq!(store.failed_page_with_total(&text, 20, 4).unwrap().0, 11);
         assert!(store.failed_page_with_total(&text, 20, 4).unwrap().1.is_empty());
-        let discarded = FailedFilter { state: Some("discarded".into()), ..Default::default() };
+        let discarded = FailedFilter { state: Some(FailedState::Discarded), ..Default::default() };
         assert_eq!(store.failed_count(&discarded).unwrap(), 0);
     }
 
@@ -386,5 +369,16 @@ mod tests {
         assert!(store.failed_page(&theirs, 0, 10).unwrap().iter().all(|i| i.connection == "other"));
         let bare = FailedFilter { entity: Some(key.entity.clone()), ..Default::default() };
         assert_eq!(store.failed_count(&bare).unwrap(), 5, "a bare name matches it in every connection");
+    }
+
+    #[test]
+    fn a_stored_word_no_enum_knows_is_an_error_not_a_panic() {
+        let (_d, store, key) = setup();
+        reject(&store, &key, 1, "missing_id");
+        let id = store.failed_items(&FailedFilter::default(), None, 1).unwrap()[0].id;
+        assert_eq!(store.failed_item(id).unwrap().stage, FailedStage::Validate, "written and read through the enum");
+        store.write(|c| Ok(c.execute("UPDATE failed_items SET stage = 'apply' WHERE id = ?1", [id])?)).unwrap();
+        let e = store.failed_item(id).unwrap_err().to_string();
+        assert!(e.contains("failed-item stage `apply` is none of validate, deliver"), "{e}");
     }
 }

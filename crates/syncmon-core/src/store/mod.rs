@@ -11,7 +11,8 @@
 //! One writer connection (behind a mutex, used from blocking threads) and one reader connection;
 //! WAL lets readers run while a page is being written.
 
-use rusqlite::{Connection, OpenFlags};
+use crate::state::UnfinishedRun;
+use rusqlite::{params, Connection, OpenFlags};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -270,7 +271,7 @@ impl Store {
         }
         migrate(&mut writer).map_err(|e| StoreError::Open { path: path.into(), message: format!("migration failed: {e}") })?;
         // Runs cut off by a crash or kill are closed as such, so they do not look alive.
-        writer.execute("UPDATE runs SET outcome = 'interrupted' WHERE outcome = 'running'", []).map_err(failed)?;
+        writer.execute("UPDATE runs SET outcome = ?1 WHERE outcome = ?2", params![UnfinishedRun::Interrupted, UnfinishedRun::Running]).map_err(failed)?;
         let reader = open().map_err(failed)?;
         Ok(Store { path: path.to_path_buf(), writer: Some(Mutex::new(writer)), reader: Mutex::new(reader), pending_log: Mutex::new(Vec::new()) })
     }

@@ -14,6 +14,7 @@
 use super::{record_failure, EntityKey, Result, Store};
 use crate::record::Rejected;
 use crate::rowversion::RowVersion;
+use crate::state::{FailedStage, FailedState, Resolution};
 use rusqlite::{params, OptionalExtension};
 
 pub(super) const UPSERT: &str = "upsert";
@@ -148,17 +149,27 @@ impl Store {
                 .execute(params![key.connection, key.entity, record_id, version, kind])?;
             if let Some(fid) = replayed_item {
                 tx.execute(
-                    "UPDATE failed_items SET state = 'resolved', resolution = 'replayed', resolved_at = ?1, attempts = attempts + 1 WHERE id = ?2 AND state = 'pending'",
-                    params![now_ms, fid],
+                    "UPDATE failed_items SET state = ?3, resolution = ?4, resolved_at = ?1, attempts = attempts + 1 WHERE id = ?2 AND state = ?5",
+                    params![now_ms, fid, FailedState::Resolved, Resolution::Replayed, FailedState::Pending],
                 )?;
             }
             let superseded = tx
                 .prepare_cached(
-                    "UPDATE failed_items SET state = 'resolved', resolution = 'superseded', resolved_at = ?1
-                     WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = 'pending' AND stage = 'deliver'
+                    "UPDATE failed_items SET state = ?6, resolution = ?7, resolved_at = ?1
+                     WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = ?8 AND stage = ?9
                        AND (row_version IS NULL OR (length(row_version), row_version) <= (length(?5), ?5))",
                 )?
-                .execute(params![now_ms, key.connection, key.entity, record_id, version])?;
+                .execute(params![
+                    now_ms,
+                    key.connection,
+                    key.entity,
+                    record_id,
+                    version,
+                    FailedState::Resolved,
+                    Resolution::Superseded,
+                    FailedState::Pending,
+                    FailedStage::Deliver
+                ])?;
             tx.commit()?;
             Ok(superseded)
         })
@@ -190,7 +201,7 @@ impl Store {
                 kind: error_kind,
                 message: message.to_string(),
             };
-            let new = record_failure(&tx, key, &rej, "deliver", http_status, tracking_id, now_ms)?;
+            let new = record_failure(&tx, key, &rej, FailedStage::Deliver, http_status, tracking_id, now_ms)?;
             tx.prepare_cached("DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4 AND kind = ?5")?
                 .execute(params![key.connection, key.entity, record_id, version, kind])?;
             tx.commit()?;
@@ -201,27 +212,9 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::rec;
-    use super::super::{PageBatch, Store};
+    use super::super::test_support::{apply, rec};
+    use super::super::Store;
     use super::*;
-    use crate::record::Record;
-
-    fn apply(store: &Store, key: &EntityKey, records: &[Record]) {
-        let run = store.begin_run(key, "incremental", 1).unwrap();
-        let max = records.iter().map(|r| r.version.clone()).max();
-        let batch = PageBatch {
-            records,
-            rejected: &[],
-            tracking_id: None,
-            http_status: None,
-            max_version: max.as_ref(),
-            resync_cursor: None,
-            rereads_checkpoint: false,
-            run_id: run,
-            now_ms: 1,
-        };
-        store.apply_page(key, &batch).unwrap();
-    }
 
     fn queued(store: &Store, key: &EntityKey) -> Vec<(String, String, String)> {
         store.outbox_batch(key, 0, 100).unwrap().into_iter().map(|o| (o.record_id, o.row_version, o.kind)).collect()
@@ -233,34 +226,34 @@ mod tests {
         let store = Store::open(&dir.path().join("replica.db")).unwrap();
         let key = EntityKey::new("c", "items");
         store.ensure_entity(&key).unwrap();
-        apply(&store, &key, &[rec("a", "1")]);
+        apply(&store, &key, &[rec("a", "1")], &[]);
         assert!(queued(&store, &key).is_empty(), "an entity that forwards nowhere queues nothing");
 
         assert_eq!(store.set_forward_target(&key, Some("t"), 2).unwrap(), 1, "turning forwarding on queues what the replica holds");
         assert_eq!(store.set_forward_target(&key, Some("t"), 3).unwrap(), 0, "and only once");
-        apply(&store, &key, &[rec("a", "5"), rec("b", "2")]);
-        apply(&store, &key, &[rec("a", "3")]);
+        apply(&store, &key, &[rec("a", "5"), rec("b", "2")], &[]);
+        apply(&store, &key, &[rec("a", "3")], &[]);
         assert_eq!(queued(&store, &key), vec![("a".into(), "5".into(), "upsert".into()), ("b".into(), "2".into(), "upsert".into())]);
 
         // "a" v5 is being delivered when v7 arrives: the delivery of v5 must not drop v7.
         let sending = store.outbox_batch(&key, 0, 1).unwrap().remove(0);
         assert_eq!(sending.data.as_deref(), Some(r#"{"id":"a","rowVersion":"5"}"#));
-        apply(&store, &key, &[rec("a", "7")]);
+        apply(&store, &key, &[rec("a", "7")], &[]);
         store.delivery_succeeded(&key, "a", &sending.row_version, &sending.kind, None, 4).unwrap();
         assert_eq!(queued(&store, &key)[0], ("a".into(), "7".into(), "upsert".into()));
 
         // A failed delivery leaves the outbox as a failed item; delivering a newer version supersedes it.
         assert!(store.delivery_failed(&key, "b", "2", "upsert", "{}", "target_rejected", "no", Some(422), Some("tid"), 5).unwrap());
         assert_eq!(queued(&store, &key).len(), 1);
-        apply(&store, &key, &[rec("b", "2")]);
+        apply(&store, &key, &[rec("b", "2")], &[]);
         assert_eq!(store.pending_failed_count(&key).unwrap(), 1, "re-reading the record does not resolve a delivery failure");
-        apply(&store, &key, &[rec("b", "9")]);
+        apply(&store, &key, &[rec("b", "9")], &[]);
         assert_eq!(store.delivery_succeeded(&key, "b", "9", "upsert", None, 6).unwrap(), 1);
         assert_eq!(store.pending_failed_count(&key).unwrap(), 0);
 
         // A resync's deletions are queued with the tombstones.
         let (pass, _) = store.resync_begin(&key).unwrap();
-        apply(&store, &key, &[rec("b", "9")]);
+        apply(&store, &key, &[rec("b", "9")], &[]);
         store.resync_finish(&key, pass, 1.0, false, 7).unwrap();
         assert!(queued(&store, &key).contains(&("a".into(), "7".into(), "delete".into())));
 

@@ -19,6 +19,7 @@ use super::checkpoints::HISTORY_EVERY_MS;
 use super::{open_read_only_connection, outbox, record_failure, EntityKey, Result, Store, StoreError};
 use crate::record::{Record, Rejected};
 use crate::rowversion::RowVersion;
+use crate::state::{FailedStage, FailedState, Resolution, ResyncState};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -197,21 +198,32 @@ impl Store {
                 }
             }
             let has_pending: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM failed_items WHERE state = 'pending' AND connection = ?1 AND entity = ?2)",
-                params![key.connection, key.entity],
+                "SELECT EXISTS (SELECT 1 FROM failed_items WHERE state = ?3 AND connection = ?1 AND entity = ?2)",
+                params![key.connection, key.entity, FailedState::Pending],
                 |r| r.get(0),
             )?;
             if has_pending {
                 // A record that has since synced fine clears its failed items (superseded). Not
                 // delivery failures: reading a record again says nothing about the target having it.
                 let mut supersede = tx.prepare_cached(
-                    "UPDATE failed_items SET state = 'resolved', resolution = 'superseded', resolved_at = ?1
-                     WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = 'pending' AND stage <> 'deliver'
+                    "UPDATE failed_items SET state = ?6, resolution = ?7, resolved_at = ?1
+                     WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = ?8 AND stage <> ?9
                        AND (row_version IS NULL OR (length(row_version), row_version) <= (length(?5), ?5))",
                 )?;
+                let (resolved, superseded, pending, deliver) = (FailedState::Resolved, Resolution::Superseded, FailedState::Pending, FailedStage::Deliver);
                 for b in pages {
                     for r in b.records {
-                        applied.superseded += supersede.execute(params![b.now_ms, key.connection, key.entity, r.id, r.version.as_str()])?;
+                        applied.superseded += supersede.execute(params![
+                            b.now_ms,
+                            key.connection,
+                            key.entity,
+                            r.id,
+                            r.version.as_str(),
+                            resolved,
+                            superseded,
+                            pending,
+                            deliver
+                        ])?;
                     }
                 }
             }
@@ -221,7 +233,7 @@ impl Store {
             let (mut records, mut rejected) = (0i64, 0i64);
             for b in pages {
                 for rej in b.rejected {
-                    if record_failure(&tx, key, rej, "validate", b.http_status, b.tracking_id, b.now_ms)? {
+                    if record_failure(&tx, key, rej, FailedStage::Validate, b.http_status, b.tracking_id, b.now_ms)? {
                         applied.failed_new += 1;
                     }
                 }
@@ -296,7 +308,7 @@ impl Store {
                 )
                 .optional()?;
             let newer_in_replica = existing.as_ref().is_some_and(|(_, v, deleted)| !deleted && RowVersion::parse(v).is_some_and(|v| v > record.version));
-            let resolution = if newer_in_replica { "superseded" } else { "replayed" };
+            let resolution = if newer_in_replica { Resolution::Superseded } else { Resolution::Replayed };
             if !newer_in_replica {
                 let (pass, live, forwarding): (i64, i64, bool) = tx.query_row(
                     "SELECT resync_pass, replica_rows, forward_to IS NOT NULL FROM entity_state WHERE connection = ?1 AND entity = ?2",
@@ -332,8 +344,8 @@ impl Store {
                 }
             }
             tx.execute(
-                "UPDATE failed_items SET state = 'resolved', resolution = ?1, resolved_at = ?2, attempts = attempts + 1 WHERE id = ?3",
-                params![resolution, now_ms, failed_id],
+                "UPDATE failed_items SET state = ?4, resolution = ?1, resolved_at = ?2, attempts = attempts + 1 WHERE id = ?3",
+                params![resolution, now_ms, failed_id, FailedState::Resolved],
             )?;
             tx.commit()?;
             Ok(newer_in_replica)
@@ -344,18 +356,18 @@ impl Store {
     pub fn resync_begin(&self, key: &EntityKey) -> Result<(i64, RowVersion)> {
         self.write(|c| {
             let tx = c.transaction()?;
-            let (pass, state, cursor): (i64, Option<String>, Option<String>) = tx.query_row(
+            let (pass, state, cursor): (i64, Option<ResyncState>, Option<String>) = tx.query_row(
                 "SELECT resync_pass, resync_state, resync_cursor FROM entity_state WHERE connection = ?1 AND entity = ?2",
                 params![key.connection, key.entity],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
-            let out = if state.as_deref() == Some("running") {
+            let out = if state == Some(ResyncState::Running) {
                 (pass, cursor.and_then(|c| RowVersion::parse(&c)).unwrap_or_default())
             } else {
                 tx.execute(
-                    "UPDATE entity_state SET resync_pass = resync_pass + 1, resync_state = 'running', resync_cursor = '0',
+                    "UPDATE entity_state SET resync_pass = resync_pass + 1, resync_state = ?3, resync_cursor = '0',
                        resync_seen = 0, resync_would_delete = NULL WHERE connection = ?1 AND entity = ?2",
-                    params![key.connection, key.entity],
+                    params![key.connection, key.entity, ResyncState::Running],
                 )?;
                 (pass + 1, RowVersion::zero())
             };
@@ -375,8 +387,8 @@ impl Store {
             let tripped = live > 0 && (unseen as f64) > guard * (live as f64) && !allow_deletions;
             let deleted = if tripped {
                 tx.execute(
-                    "UPDATE entity_state SET resync_state = 'guard_tripped', resync_would_delete = ?1 WHERE connection = ?2 AND entity = ?3",
-                    params![unseen, key.connection, key.entity],
+                    "UPDATE entity_state SET resync_state = ?4, resync_would_delete = ?1 WHERE connection = ?2 AND entity = ?3",
+                    params![unseen, key.connection, key.entity, ResyncState::GuardTripped],
                 )?;
                 0
             } else {
@@ -450,30 +462,9 @@ pub fn id_hash(id: &str) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{rec, setup};
+    use super::super::test_support::{apply, rec, setup};
     use super::*;
     use crate::store::FailedFilter;
-
-    fn apply(store: &Store, key: &EntityKey, records: &[Record], rejected: &[Rejected]) -> Applied {
-        let run = store.begin_run(key, "incremental", 1).unwrap();
-        let max = records.iter().map(|r| r.version.clone()).max();
-        store
-            .apply_page(
-                key,
-                &PageBatch {
-                    records,
-                    rejected,
-                    tracking_id: Some("t"),
-                    http_status: Some(200),
-                    max_version: max.as_ref(),
-                    resync_cursor: None,
-                    rereads_checkpoint: false,
-                    run_id: run,
-                    now_ms: 1,
-                },
-            )
-            .unwrap()
-    }
 
     fn version_of(store: &Store, key: &EntityKey, id: &str) -> String {
         let mut v = None;
@@ -486,6 +477,14 @@ mod tests {
             })
             .unwrap();
         v.unwrap()
+    }
+
+    /// A replica of ten rows, `r0` to `r9` at versions 1 to 10, and the records that made it.
+    fn ten_rows() -> (tempfile::TempDir, Store, EntityKey, Vec<Record>) {
+        let (d, store, key) = setup();
+        let all: Vec<Record> = (0..10).map(|i| rec(&format!("r{i}"), &format!("{}", i + 1))).collect();
+        apply(&store, &key, &all, &[]);
+        (d, store, key, all)
     }
 
     #[test]
@@ -529,9 +528,7 @@ mod tests {
 
     #[test]
     fn a_resync_tombstones_only_unseen_rows_and_the_guard_stops_a_mass_deletion() {
-        let (_d, store, key) = setup();
-        let all: Vec<Record> = (0..10).map(|i| rec(&format!("r{i}"), &format!("{}", i + 1))).collect();
-        apply(&store, &key, &all, &[]);
+        let (_d, store, key, all) = ten_rows();
         let (pass, cursor) = store.resync_begin(&key).unwrap();
         assert_eq!(cursor, RowVersion::zero());
         apply(&store, &key, &all[..8], &[]);
@@ -543,7 +540,7 @@ mod tests {
         apply(&store, &key, &all[..1], &[]);
         let end = store.resync_finish(&key, pass, 0.5, false, 6).unwrap();
         assert!(end.guard_tripped && end.deleted == 0 && end.unseen == 7, "{end:?}");
-        assert_eq!(store.entity(&key).unwrap().resync_state.as_deref(), Some("guard_tripped"));
+        assert_eq!(store.entity(&key).unwrap().resync_state, Some(ResyncState::GuardTripped));
         let end = store.resync_finish(&key, pass, 0.5, true, 7).unwrap();
         assert_eq!(end.deleted, 7);
         assert_eq!(store.replica_count(&key).unwrap(), 1);
@@ -551,9 +548,7 @@ mod tests {
 
     #[test]
     fn a_resync_does_not_tombstone_a_row_whose_record_came_back_rejected() {
-        let (_d, store, key) = setup();
-        let all: Vec<Record> = (0..10).map(|i| rec(&format!("r{i}"), &format!("{}", i + 1))).collect();
-        apply(&store, &key, &all, &[]);
+        let (_d, store, key, all) = ten_rows();
         let (pass, _) = store.resync_begin(&key).unwrap();
         let poisoned: Vec<Rejected> = ["r8", "r9"]
             .iter()
@@ -590,6 +585,6 @@ mod tests {
         drop(store);
         let store = Store::open(&_d.path().join("replica.db")).unwrap();
         assert_eq!(store.resync_begin(&key).unwrap(), (pass, RowVersion::from(5)));
-        assert_eq!(store.runs(&key, 5).unwrap()[0].outcome, "interrupted");
+        assert_eq!(store.runs(&key, 5).unwrap()[0].outcome, crate::state::UnfinishedRun::Interrupted);
     }
 }

@@ -2,6 +2,7 @@
 //! entity, and the per-hour sums the overview's sparklines show.
 
 use super::{EntityKey, Result, Store};
+use crate::state::{Outcome, RunOutcome, UnfinishedRun};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -18,7 +19,7 @@ pub struct RunRow {
     pub pages: i64,
     pub records: i64,
     pub failed_records: i64,
-    pub outcome: String,
+    pub outcome: RunOutcome,
     pub error: Option<String>,
     pub tracking_id: Option<String>,
 }
@@ -26,7 +27,10 @@ pub struct RunRow {
 impl Store {
     pub fn begin_run(&self, key: &EntityKey, kind: &str, now_ms: i64) -> Result<i64> {
         self.write(|c| {
-            c.execute("INSERT INTO runs (connection, entity, kind, started_at) VALUES (?1, ?2, ?3, ?4)", params![key.connection, key.entity, kind, now_ms])?;
+            c.execute(
+                "INSERT INTO runs (connection, entity, kind, started_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key.connection, key.entity, kind, now_ms, UnfinishedRun::Running],
+            )?;
             Ok(c.last_insert_rowid())
         })
     }
@@ -38,7 +42,7 @@ impl Store {
         &self,
         key: &EntityKey,
         run_id: i64,
-        outcome: &str,
+        outcome: Outcome,
         error: Option<&str>,
         http_status: Option<u16>,
         tracking_id: Option<&str>,
@@ -91,7 +95,7 @@ impl Store {
     }
 
     /// Records a cycle that did not run (circuit open): the reason and the next attempt.
-    pub fn note_skipped(&self, key: &EntityKey, outcome: &str, error: &str, next_attempt_at: Option<i64>, now_ms: i64) -> Result<()> {
+    pub fn note_skipped(&self, key: &EntityKey, outcome: Outcome, error: &str, next_attempt_at: Option<i64>, now_ms: i64) -> Result<()> {
         self.write(|c| {
             c.execute(
                 "UPDATE entity_state SET last_outcome = ?1, last_error = ?2, next_attempt_at = ?3, last_cycle_at = ?4

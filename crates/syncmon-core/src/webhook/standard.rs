@@ -252,9 +252,7 @@ mod tests {
         let b: Value = r.json().await.unwrap();
         assert_eq!(b["code"], "missing_header");
         // A connection without a signing secret refuses the dialect.
-        let (st, b) = s.standard("bare", "msg_1", NOW, body, None).await;
-        assert_eq!(st, 401);
-        assert_eq!(b["code"], "webhooks_not_configured");
+        s.assert_refused("bare", "msg_1", NOW, body, 401, "webhooks_not_configured").await;
         assert!(s.rec.calls().is_empty());
         // The forged attempts did not poison the id: the genuine call still goes through.
         let (st, _) = s.standard("erp", "msg_1", NOW, body, None).await;
@@ -266,12 +264,8 @@ mod tests {
     async fn standard_stale_timestamp_is_401() {
         let s = default_server().await;
         let body = r#"{"entity":"items"}"#;
-        let (st, b) = s.standard("erp", "msg_old", NOW - 360, body, None).await;
-        assert_eq!(st, 401);
-        assert_eq!(b["code"], "stale_timestamp");
-        let (st, b) = s.standard("erp", "msg_future", NOW + 360, body, None).await;
-        assert_eq!(st, 401);
-        assert_eq!(b["code"], "stale_timestamp");
+        s.assert_refused("erp", "msg_old", NOW - 360, body, 401, "stale_timestamp").await;
+        s.assert_refused("erp", "msg_future", NOW + 360, body, 401, "stale_timestamp").await;
         assert!(s.rec.calls().is_empty());
     }
 
@@ -294,31 +288,21 @@ mod tests {
     #[tokio::test]
     async fn standard_unknown_connection_or_entity_is_404() {
         let s = default_server().await;
-        let (st, b) = s.standard("nope", "msg_1", NOW, r#"{"entity":"items"}"#, None).await;
-        assert_eq!(st, 404);
-        assert_eq!(b["code"], "unknown_connection");
-        let (st, b) = s.standard("erp", "msg_2", NOW, r#"{"entity":"vendors"}"#, None).await;
-        assert_eq!(st, 404);
-        assert_eq!(b["code"], "unknown_entity");
+        s.assert_refused("nope", "msg_1", NOW, r#"{"entity":"items"}"#, 404, "unknown_connection").await;
+        s.assert_refused("erp", "msg_2", NOW, r#"{"entity":"vendors"}"#, 404, "unknown_entity").await;
         assert!(s.rec.calls().is_empty());
     }
 
     #[tokio::test]
     async fn standard_bad_bodies() {
         let s = default_server().await;
-        let (st, b) = s.standard("erp", "msg_1", NOW, "entity=items", None).await;
-        assert_eq!(st, 400);
-        assert_eq!(b["code"], "invalid_json");
-        let (st, b) = s.standard("erp", "msg_2", NOW, r#"{"other":"items"}"#, None).await;
-        assert_eq!(st, 400);
-        assert_eq!(b["code"], "no_entity");
+        s.assert_refused("erp", "msg_1", NOW, "entity=items", 400, "invalid_json").await;
+        s.assert_refused("erp", "msg_2", NOW, r#"{"other":"items"}"#, 400, "no_entity").await;
         let (st, _) = s.standard("erp", "msg_3", NOW, r#"{"entity":7}"#, None).await;
         assert_eq!(st, 400);
         // Over 1 MiB.
         let big = format!(r#"{{"entity":"items","pad":"{}"}}"#, "x".repeat(MAX_BODY_BYTES));
-        let (st, b) = s.standard("erp", "msg_4", NOW, &big, None).await;
-        assert_eq!(st, 413);
-        assert_eq!(b["code"], "body_too_large");
+        s.assert_refused("erp", "msg_4", NOW, &big, 413, "body_too_large").await;
         assert!(s.rec.calls().is_empty());
     }
 
@@ -327,9 +311,7 @@ mod tests {
         let s = default_server().await;
         s.rec.refuse.store(true, Ordering::SeqCst);
         let body = r#"{"entity":"items"}"#;
-        let (st, b) = s.standard("erp", "msg_1", NOW, body, None).await;
-        assert_eq!(st, 503);
-        assert_eq!(b["code"], "not_accepting");
+        s.assert_refused("erp", "msg_1", NOW, body, 503, "not_accepting").await;
         s.rec.refuse.store(false, Ordering::SeqCst);
         let (st, _) = s.standard("erp", "msg_1", NOW, body, None).await;
         assert_eq!(st, 202);

@@ -87,6 +87,13 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// A Standard Webhooks call signed with the connection's secret, which must be refused with
+    /// `status` and the error `code`.
+    pub(crate) async fn assert_refused(&self, connection: &str, msg_id: &str, ts: i64, body: &str, status: u16, code: &str) {
+        let (st, b) = self.standard(connection, msg_id, ts, body, None).await;
+        assert_eq!((st, b["code"].as_str()), (status, Some(code)), "{msg_id} to {connection}: {b}");
+    }
+
     pub(crate) async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         let r = self.client.post(format!("{}{path}", self.base)).json(body).send().await.unwrap();
         let status = r.status().as_u16();

@@ -2,6 +2,7 @@
 //! handler can reset or cut short.
 
 use super::{error_code, Reply, Shared, TARGET_PREFIX};
+use crate::store::Damage;
 use crate::{Fault, FaultKind};
 use axum::extract::connect_info::Connected;
 use axum::http::StatusCode;
@@ -54,6 +55,49 @@ fn use_once(faults: &mut Vec<(Fault, u32)>, pos: usize) -> FaultKind {
         }
     }
     kind
+}
+
+/// What a queued fault answers in place of any route, source or target: `None` when it resets
+/// the connection (no reply at all), `Some(Some(reply))` for a 429 or a gateway error, and
+/// `Some(None)` when the route answers (its own faults, if any, apply there).
+pub(super) fn answered_by_fault(conn: &ConnCtl, fault: Option<&FaultKind>) -> Option<Option<Reply>> {
+    match fault {
+        Some(FaultKind::Reset) => {
+            conn.kill();
+            None
+        }
+        Some(FaultKind::RateLimit { retry_after_secs }) => Some(Some(rate_limited(*retry_after_secs))),
+        Some(FaultKind::Status(s)) => Some(Some(gateway_reply(*s))),
+        _ => Some(None),
+    }
+}
+
+/// A page's records as a JSON array with a record fault applied, the same on every feed: the
+/// first `records` lose their id or their version (`render` gets the `Damage`), or the first is
+/// served twice (`again` renders the copy).
+pub(super) fn render_records<R>(
+    out: &mut String,
+    rows: &[R],
+    fault: Option<&FaultKind>,
+    mut render: impl FnMut(&mut String, &R, Damage),
+    mut again: impl FnMut(&mut String, &R),
+) {
+    out.push('[');
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let damage = Damage {
+            no_id: matches!(fault, Some(FaultKind::MissingId { records }) if i < *records),
+            no_version: matches!(fault, Some(FaultKind::MissingRowVersion { records }) if i < *records),
+        };
+        render(out, row, damage);
+        if i == 0 && matches!(fault, Some(FaultKind::DuplicateId)) {
+            out.push(',');
+            again(out, row);
+        }
+    }
+    out.push(']');
 }
 
 pub(super) fn gateway_reply(status: u16) -> Reply {

@@ -2,13 +2,11 @@
 //! `GET /{feed}/{id}`. Both answer `{"items": [...], "links": {"next": URL or null}}`; the next
 //! link carries an opaque `cursor` (or `page=N+1` when the request paged by number).
 
-use super::faults::gateway_reply;
-use super::{param, parse_query, percent_encode, Reply, Shared};
+use super::faults::{gateway_reply, render_records};
+use super::{decode_token, encode_token, param, parse_query, percent_encode, Reply, Shared};
 use crate::feeds::{self, FeedKind, FeedRow, FeedShape, From};
 use crate::store::Damage;
 use crate::{FaultKind, MockRecord};
-use base64::Engine;
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 impl Shared {
@@ -126,51 +124,23 @@ pub(super) fn serve(sh: &Shared, segs: &[&str], query: &str, host: Option<&str>)
 /// Record faults on a feed page: missing ids, missing timestamps (timestamp feeds), or the first
 /// record served twice.
 fn render_rows(out: &mut String, shape: &FeedShape, rows: &[FeedRow], fault: Option<&FaultKind>) {
-    out.push('[');
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let damage = Damage {
-            no_id: matches!(fault, Some(FaultKind::MissingId { records }) if i < *records),
-            no_version: matches!(fault, Some(FaultKind::MissingRowVersion { records }) if i < *records),
-        };
-        feeds::render(out, shape, row, damage);
-        if i == 0 && matches!(fault, Some(FaultKind::DuplicateId)) {
-            out.push(',');
-            feeds::render(out, shape, row, Damage::default());
-        }
-    }
-    out.push(']');
+    render_records(out, rows, fault, |out, row, damage| feeds::render(out, shape, row, damage), |out, row| feeds::render(out, shape, row, Damage::default()));
 }
 
 /// The opaque continuation: the feed, the number of the page it asks for, where that page
 /// starts and the page size.
 fn encode_cursor(feed: &str, page_no: u32, after: From, size: usize) -> String {
-    let mut text = format!("f1\n{feed}\n{page_no}\n{size}\n");
-    match after {
-        From::AfterKey(t, id) => {
-            let _ = write!(text, "t{t}:{id:032x}");
-        }
-        From::AfterIndex(i) => {
-            let _ = write!(text, "i{i}");
-        }
-        From::Start | From::Offset(_) => text.push('-'),
-    }
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    let pos = match after {
+        From::AfterKey(t, id) => format!("t{t}:{id:032x}"),
+        From::AfterIndex(i) => format!("i{i}"),
+        From::Start | From::Offset(_) => "-".to_string(),
+    };
+    encode_token("f1", &[feed, &page_no.to_string(), &size.to_string(), &pos])
 }
 
 fn decode_cursor(cursor: &str) -> Option<(String, u32, From, usize)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.trim_end_matches('=')).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let mut parts = text.split('\n');
-    if parts.next()? != "f1" {
-        return None;
-    }
-    let feed = parts.next()?.to_string();
-    let page_no = parts.next()?.parse().ok()?;
-    let size = parts.next()?.parse().ok()?;
-    let pos = parts.next()?;
+    let fields = decode_token(cursor, "f1")?;
+    let [feed, page_no, size, pos, ..] = fields.as_slice() else { return None };
     let from = if let Some(key) = pos.strip_prefix('t') {
         let (t, id) = key.split_once(':')?;
         From::AfterKey(t.parse().ok()?, u128::from_str_radix(id, 16).ok()?)
@@ -179,5 +149,5 @@ fn decode_cursor(cursor: &str) -> Option<(String, u32, From, usize)> {
     } else {
         From::Start
     };
-    Some((feed, page_no, from, size))
+    Some((feed.clone(), page_no.parse().ok()?, from, size.parse().ok()?))
 }

@@ -19,6 +19,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Router;
+use base64::Engine;
 use faults::{ConnCtl, CtlListener};
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
@@ -133,6 +134,28 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// An opaque continuation token: a format tag and the fields, one a line, in base64url without
+/// padding (clients pass it back as it is; the mock reads it again with `decode_token`).
+pub(super) fn encode_token(tag: &str, fields: &[&str]) -> String {
+    let mut text = String::from(tag);
+    for field in fields {
+        text.push('\n');
+        text.push_str(field);
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+/// The fields of a token `encode_token` made with `tag`; `None` for anything else.
+pub(super) fn decode_token(token: &str, tag: &str) -> Option<Vec<String>> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let mut parts = text.split('\n');
+    if parts.next()? != tag {
+        return None;
+    }
+    Some(parts.map(str::to_string).collect())
+}
+
 pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -197,7 +220,18 @@ impl Shared {
         self.faults.lock().unwrap().push((fault, times));
     }
 
-    fn log_start(&self, info: RequestInfo) -> usize {
+    /// Notes a call as it arrives (its status comes later, `log_status`); returns its number.
+    fn log_start(&self, req: &Request, path: &str, query: &str, tracking: &str) -> usize {
+        let headers: Vec<(String, String)> =
+            req.headers().iter().map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+        let info = RequestInfo {
+            method: req.method().to_string(),
+            path: path.to_string(),
+            query: query.to_string(),
+            headers,
+            status: 0,
+            tracking_id: tracking.to_string(),
+        };
         let mut log = self.log.lock().unwrap();
         if log.entries.len() >= LOG_CAP {
             let half = LOG_CAP / 2;

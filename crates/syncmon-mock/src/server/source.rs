@@ -1,13 +1,12 @@
 //! The source routes: the reference rowVersion feed, the alternative page shapes (token, link,
 //! short) and single-record reads; the data-call wrapper (log, faults, auth) the feeds share.
 
-use super::faults::{gateway_reply, rate_limited, ConnCtl};
-use super::{param, parse_query, percent_encode, Reply, Route, Shared};
+use super::faults::{answered_by_fault, render_records, ConnCtl};
+use super::{decode_token, encode_token, param, parse_query, percent_encode, Reply, Route, Shared};
 use crate::store::{self, Damage, Row, Shape, Style};
-use crate::{FaultKind, RequestInfo};
+use crate::FaultKind;
 use axum::extract::Request;
 use axum::http::Method;
-use base64::Engine;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,29 +28,15 @@ pub(super) async fn data(sh: &Arc<Shared>, conn: &ConnCtl, segs: &[&str], path: 
         None if feed => segs[0].to_string(),
         None => String::new(),
     };
-    let headers: Vec<(String, String)> =
-        req.headers().iter().map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
-    let seq = sh.log_start(RequestInfo {
-        method: req.method().to_string(),
-        path: path.to_string(),
-        query: query.to_string(),
-        headers,
-        status: 0,
-        tracking_id: tracking.to_string(),
-    });
+    let seq = sh.log_start(&req, path, query, tracking);
 
     let fault = sh.take_fault(&entity, false);
-    let reply = match fault {
-        Some(FaultKind::Reset) => {
-            conn.kill();
-            return None;
-        }
-        Some(FaultKind::RateLimit { retry_after_secs }) => rate_limited(retry_after_secs),
-        Some(FaultKind::Status(s)) => gateway_reply(s),
-        Some(FaultKind::InvalidJson) => {
+    let reply = match answered_by_fault(conn, fault.as_ref())? {
+        Some(r) => r,
+        None if matches!(fault, Some(FaultKind::InvalidJson)) => {
             Reply::json(200, "{\"morePages\":true,\"nextPageKey\":\"\",\"data\":[{\"id\":\"<html><body>Internal error</body></html>".into())
         }
-        _ => {
+        None => {
             let host = req.headers().get("host").and_then(|h| h.to_str().ok()).map(str::to_string);
             let r = if req.method() != Method::GET {
                 Reply::error(405, "method_not_allowed", "Only GET is supported here.")
@@ -195,46 +180,28 @@ fn serve_data(sh: &Shared, route: &Route<'_>, query: &str, host: Option<&str>) -
 }
 
 fn render_rows(out: &mut String, shape: &Shape, rows: &[Row], style: Style, fault: Option<&FaultKind>) {
-    out.push('[');
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let damage = Damage {
-            no_id: matches!(fault, Some(FaultKind::MissingId { records }) if i < *records),
-            no_version: matches!(fault, Some(FaultKind::MissingRowVersion { records }) if i < *records),
-        };
-        store::render(out, shape, row, style, damage);
-        if i == 0 && matches!(fault, Some(FaultKind::DuplicateId)) {
-            // The same record again, as it was one change earlier: an older version after the newer.
-            let older = Row { idx: row.idx, version: row.version.saturating_sub(1), rev: row.rev.saturating_sub(1), poisoned: row.poisoned };
-            out.push(',');
-            store::render(out, shape, &older, style, Damage::default());
-        }
-    }
-    out.push(']');
+    let render = |out: &mut String, row: &Row, damage| store::render(out, shape, row, style, damage);
+    render_records(out, rows, fault, render, |out, row| {
+        // The same record again, as it was one change earlier: an older version after the newer.
+        let older = Row { idx: row.idx, version: row.version.saturating_sub(1), rev: row.rev.saturating_sub(1), poisoned: row.poisoned };
+        store::render(out, shape, &older, style, Damage::default());
+    });
 }
 
 /// The opaque continuation key: the entity, the last version served and the page size.
 fn encode_key(entity: &str, after: Option<u64>, size: usize) -> String {
     let after = after.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1\n{entity}\n{after}\n{size}"))
+    encode_token("v1", &[entity, &after, &size.to_string()])
 }
 
 fn decode_key(key: &str) -> Option<(String, Option<u64>, usize)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(key.trim_end_matches('=')).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let mut parts = text.split('\n');
-    if parts.next()? != "v1" {
-        return None;
-    }
-    let entity = parts.next()?.to_string();
-    let after = match parts.next()? {
+    let fields = decode_token(key, "v1")?;
+    let [entity, after, size, ..] = fields.as_slice() else { return None };
+    let after = match after.as_str() {
         "-" => None,
         v => Some(v.parse().ok()?),
     };
-    let size = parts.next()?.parse().ok()?;
-    Some((entity, after, size))
+    Some((entity.clone(), after, size.parse().ok()?))
 }
 
 fn parse_version(name: &str, v: Option<&str>) -> Result<Option<u64>, Reply> {

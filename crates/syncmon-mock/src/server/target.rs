@@ -1,9 +1,9 @@
 //! The simulated target: PUT, DELETE and GET of single records, with the same faults and auth as
 //! the source.
 
-use super::faults::{gateway_reply, rate_limited, ConnCtl};
+use super::faults::{answered_by_fault, ConnCtl};
 use super::{Reply, Shared, TARGET_PREFIX};
-use crate::{FaultKind, MockRecord, RequestInfo};
+use crate::{FaultKind, MockRecord};
 use axum::extract::Request;
 use axum::http::Method;
 use std::sync::Arc;
@@ -27,26 +27,12 @@ impl Shared {
 /// A call to the simulated target. None = the connection was reset.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn target(sh: &Arc<Shared>, conn: &ConnCtl, entity: &str, id: &str, path: &str, query: &str, tracking: &str, req: Request) -> Option<Reply> {
-    let headers: Vec<(String, String)> =
-        req.headers().iter().map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
     let method = req.method().clone();
-    let seq = sh.log_start(RequestInfo {
-        method: method.to_string(),
-        path: path.to_string(),
-        query: query.to_string(),
-        headers,
-        status: 0,
-        tracking_id: tracking.to_string(),
-    });
+    let seq = sh.log_start(&req, path, query, tracking);
     let fault = sh.take_fault(&format!("{TARGET_PREFIX}{entity}"), false);
-    let reply = match fault {
-        Some(FaultKind::Reset) => {
-            conn.kill();
-            return None;
-        }
-        Some(FaultKind::RateLimit { retry_after_secs }) => rate_limited(retry_after_secs),
-        Some(FaultKind::Status(s)) => gateway_reply(s),
-        _ => {
+    let reply = match answered_by_fault(conn, fault.as_ref())? {
+        Some(r) => r,
+        None => {
             let r = match sh.check_auth(req.headers()) {
                 Some(denied) => denied,
                 None => target_call(sh, &method, entity, id, req).await,

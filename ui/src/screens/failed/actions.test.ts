@@ -132,7 +132,7 @@ describe('the replay and discard calls', () => {
     await replay(still.host, [1], filter);
     expect(still.toasts).toEqual([['Replay finished: 0 replayed, 0 already superseded, 3 still failing', 'bad']]);
 
-    const down = fakeHost(new ApiError('engine_stopped', 'The engine is stopping.'), true);
+    const down = fakeHost(new ApiError('io', 'The engine is stopping.'), true);
     expect(await replay(down.host, [1], filter)).toBeNull();
     expect(down.toasts).toEqual([['Replay failed: The engine is stopping.', 'bad']]);
   });

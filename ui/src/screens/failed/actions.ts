@@ -4,6 +4,7 @@
 import { toApiError } from '../../lib/api';
 import { count, plural } from '../../lib/format';
 import type { FailedFilter, FailedItem, ParamsOf, ReplayReport, ResultOf } from '../../lib/types';
+import { FAILED_STATE } from '../../lib/generated/enums';
 
 /** The actions that ask first. A plain Replay of chosen items does not. */
 export type ConfirmKind = 'replay-all' | 'discard' | 'discard-all';
@@ -21,17 +22,17 @@ export function scope(ids: number[] | null, filter: FailedFilter): { ids: number
 
 /** Whether the filter narrows the default view (pending items of every entity). */
 export function isFiltered(f: FailedFilter): boolean {
-  return !!(f.entity || f.stage || f.error_kind || f.text || (f.state && f.state !== 'pending'));
+  return !!(f.entity || f.stage || f.error_kind || f.text || (f.state && f.state !== FAILED_STATE.Pending));
 }
 
 /** "All matching" actions only make sense on pending items (the engine's default state). */
 export function isPendingView(f: FailedFilter): boolean {
-  return !f.state || f.state === 'pending';
+  return !f.state || f.state === FAILED_STATE.Pending;
 }
 
 /** Only a pending item can be replayed or discarded from its detail pane. */
 export function isActionable(item: FailedItem): boolean {
-  return item.state === 'pending';
+  return item.state === FAILED_STATE.Pending;
 }
 
 /** The total line under the title: "Loading…", "1 item", "1,204 items match". */

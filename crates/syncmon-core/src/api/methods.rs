@@ -1,0 +1,97 @@
+//! One handler per RPC method, named after it, taking the method's params in the order of the
+//! table in `mod.rs` and returning its result type (the dispatch `api::call` is generated from
+//! that table, so a handler that answers another type does not compile).
+
+use super::{
+    config_edit, connections, failed, views, ApiError, ConnectionView, Empty, EntityDetailResult, FailedDiscardResult, FailedFilter, FailedPageResult,
+    OverviewResult, SaveConnectionResult, SetPausedResult, Settings, SyncNowResult, TestConnectionResult, MAX_PAGE,
+};
+use crate::engine::CycleReport;
+use crate::events::Event;
+use crate::store::{FailedItem, RequestRow};
+use crate::{ErrorCode, ReplayReport, Syncmon};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+type Answer<T> = Result<T, ApiError>;
+
+pub(super) async fn overview(sm: &Arc<Syncmon>) -> Answer<OverviewResult> {
+    views::overview(sm)
+}
+
+pub(super) async fn sync_now(sm: &Arc<Syncmon>, entity: Option<String>) -> Answer<SyncNowResult> {
+    Ok(SyncNowResult { nudged: sm.nudge_where(entity.as_deref())? })
+}
+
+pub(super) async fn resync(sm: &Arc<Syncmon>, entity: String, allow_deletions: bool) -> Answer<CycleReport> {
+    Ok(sm.resync(&entity, allow_deletions, &CancellationToken::new()).await?)
+}
+
+pub(super) async fn set_paused(sm: &Arc<Syncmon>, entity: Option<String>, paused: bool) -> Answer<SetPausedResult> {
+    Ok(SetPausedResult { changed: sm.set_paused_where(entity.as_deref(), paused)? })
+}
+
+pub(super) async fn reset_checkpoint(sm: &Arc<Syncmon>, entity: String) -> Answer<Empty> {
+    sm.reset_checkpoint(&entity).await?;
+    Ok(Empty {})
+}
+
+pub(super) async fn entity_detail(sm: &Arc<Syncmon>, entity: String) -> Answer<EntityDetailResult> {
+    views::entity_detail(sm, &entity)
+}
+
+pub(super) async fn requests(sm: &Arc<Syncmon>, entity: Option<String>, failed_only: bool, limit: u32) -> Answer<Vec<RequestRow>> {
+    Ok(sm.requests(entity.as_deref(), failed_only, limit.min(1000))?)
+}
+
+pub(super) async fn failed_page(sm: &Arc<Syncmon>, filter: FailedFilter, offset: u32, limit: u32) -> Answer<FailedPageResult> {
+    if limit > MAX_PAGE {
+        return Err(ApiError::field(ErrorCode::Usage, "limit", format!("a page holds at most {MAX_PAGE} items; ask for the next page with offset")));
+    }
+    let f = failed::checked_filter(sm, &filter)?;
+    let (total, items) = sm.failed_page(&f, offset, limit)?;
+    Ok(FailedPageResult { total, items })
+}
+
+pub(super) async fn failed_item(sm: &Arc<Syncmon>, id: i64) -> Answer<FailedItem> {
+    Ok(sm.failed_item(id)?)
+}
+
+pub(super) async fn failed_replay(sm: &Arc<Syncmon>, ids: Option<Vec<i64>>, filter: Option<FailedFilter>) -> Answer<ReplayReport> {
+    let ids = failed::selection(sm, ids, filter)?;
+    failed::replay(sm, &ids).await
+}
+
+pub(super) async fn failed_discard(sm: &Arc<Syncmon>, ids: Option<Vec<i64>>, filter: Option<FailedFilter>) -> Answer<FailedDiscardResult> {
+    let ids = failed::selection(sm, ids, filter)?;
+    Ok(FailedDiscardResult { discarded: sm.discard(&ids)? })
+}
+
+pub(super) async fn connections(sm: &Arc<Syncmon>) -> Answer<Vec<ConnectionView>> {
+    connections::list(sm).await
+}
+
+pub(super) async fn save_connection(sm: &Arc<Syncmon>, connection: Box<ConnectionView>) -> Answer<SaveConnectionResult> {
+    config_edit::save_connection(sm, &connection)
+}
+
+pub(super) async fn test_connection(sm: &Arc<Syncmon>, id: String) -> Answer<TestConnectionResult> {
+    connections::test_connection(sm, &id).await
+}
+
+pub(super) async fn set_secret(sm: &Arc<Syncmon>, connection: String, webhook: bool, secret: String) -> Answer<Empty> {
+    connections::set_secret(sm, &connection, webhook, secret).await?;
+    Ok(Empty {})
+}
+
+pub(super) async fn activity(sm: &Arc<Syncmon>, limit: u32) -> Answer<Vec<Event>> {
+    Ok(sm.recent_events(limit as usize))
+}
+
+pub(super) async fn settings(sm: &Arc<Syncmon>) -> Answer<Settings> {
+    views::settings(sm)
+}
+
+pub(super) async fn save_settings(sm: &Arc<Syncmon>, notifications: bool, failing_after_seconds: u64) -> Answer<Settings> {
+    views::save_settings(sm, Settings { notifications, failing_after_seconds })
+}
