@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use syncmon_core::engine::Outcome;
+use syncmon_core::events::EventKind;
 use syncmon_core::profile::CheckpointKind;
 use syncmon_core::timestamp::{to_version, TimestampFormat};
 use syncmon_mock::{Fault, FaultKind, FeedKind, FeedSpec, MockConfig, MockServer, TimeFormat, TimestampFeed};
@@ -140,7 +141,15 @@ async fn the_checkpoint_is_shown_as_a_date() {
     let h = harness(100, "").await;
     let s = &h.sm.status().unwrap()[0];
     assert_eq!((s.checkpoint_kind, s.checkpoint_display.as_str()), (CheckpointKind::Timestamp, "1970-01-01T00:00:00Z"));
+    let mut events = h.sm.subscribe();
     let r = h.sync_ok("vendors").await;
+    let mut pages = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let EventKind::PageApplied { checkpoint, .. } = e.kind {
+            pages.push(checkpoint);
+        }
+    }
+    assert_eq!(pages, ["2023-12-31T23:59:58Z", "2023-12-31T23:59:59Z", NEWEST], "the event log's lines read as dates too");
     assert_eq!(r.checkpoint_display, NEWEST);
     assert!(r.summary().contains(&format!("checkpoint {NEWEST}")), "{}", r.summary());
     let s = &h.sm.status().unwrap()[0];

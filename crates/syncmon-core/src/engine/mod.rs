@@ -214,7 +214,7 @@ impl<'a> Cycle<'a> {
             connection: key.connection.clone(),
             entity: key.entity.clone(),
             kind: kind_name.into(),
-            from: from.to_string(),
+            from: e.profile.display_version(&from),
         });
         let cycle = Cycle { ctx, e, cancel, kind, started_at: now, lookback_ms, from, pass, expected, run_id };
         Begun::Running(cycle, report)
@@ -353,7 +353,7 @@ impl<'a> Cycle<'a> {
                             entity: key.entity.clone(),
                             records: p.page.records.len(),
                             failed: p.page.rejected.len(),
-                            checkpoint: p.page.max_version.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                            checkpoint: p.page.max_version.as_ref().map(|v| e.profile.display_version(v)).unwrap_or_default(),
                         });
                     }
                     // Records read again unchanged (a timestamp feed's checkpoint) are not news.
