@@ -3,10 +3,15 @@
 //!
 //! Records are parsed without building a JSON tree: only the id, the version and the required
 //! fields are read, and the record's text is kept as is for the replica.
+//!
+//! The `timestamp` profile pages like `cursor` but its version is a last-modified time
+//! (`crate::timestamp`): the source is asked inclusively from the checkpoint (less `overlap`),
+//! so the records at the checkpoint come again, and the store compares them by content.
 
 use crate::config::{ConnectionConfig, CursorConfig, EntityConfig, NextPageMode, ProfileKind};
 use crate::record::{Page, Record, Rejected};
 use crate::rowversion::RowVersion;
+use crate::timestamp::{self, TimestampFormat};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -24,6 +29,19 @@ pub struct Profile {
     page_size: u32,
     /// The entity's collection URL: base_url + path.
     entity_url: Url,
+    /// `profile = "timestamp"`: how the timestamp is written, and how far below the checkpoint
+    /// (microseconds) a poll reads again.
+    timestamp: Option<(TimestampFormat, u64)>,
+}
+
+/// What a checkpoint is, so that front ends show it as people read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointKind {
+    /// A version the source counts (rowVersion, a cursor's sequence): shown as is.
+    Version,
+    /// Microseconds since 1970 (UTC), shown as a date.
+    Timestamp,
 }
 
 impl Profile {
@@ -32,17 +50,50 @@ impl Profile {
         let entity_url =
             Url::parse(&format!("{base}{}", entity.path())).map_err(|e| format!("connection `{}`, entity `{}`: bad URL ({e})", conn.id, entity.name))?;
         let cursor = match conn.profile {
-            ProfileKind::Cursor => conn.cursor.clone(),
+            ProfileKind::Cursor | ProfileKind::Timestamp => conn.cursor.clone(),
             ProfileKind::Snapshot => Some(snapshot_cursor(conn.cursor.as_ref())),
-            _ => None,
+            ProfileKind::Rowversion => None,
         };
         let (id_field, version_field) = match (&conn.profile, &cursor) {
-            (ProfileKind::Cursor, Some(c)) => (c.id_field.clone(), c.version_field.clone()),
+            (ProfileKind::Cursor | ProfileKind::Timestamp, Some(c)) => (c.id_field.clone(), c.version_field.clone()),
             // No version to read: the store numbers the changes it writes (store/snapshot.rs).
             (ProfileKind::Snapshot, Some(c)) => (c.id_field.clone(), String::new()),
             _ => ("id".to_string(), "rowVersion".to_string()),
         };
-        Ok(Profile { kind: conn.profile, cursor, id_field, version_field, required: entity.required_fields.clone(), page_size: entity.page_size, entity_url })
+        Ok(Profile {
+            kind: conn.profile,
+            cursor,
+            id_field,
+            version_field,
+            required: entity.required_fields.clone(),
+            page_size: entity.page_size,
+            entity_url,
+            timestamp: (conn.profile == ProfileKind::Timestamp).then(|| {
+                let format = conn.cursor.as_ref().and_then(|c| c.timestamp_format).unwrap_or_default();
+                (format, conn.overlap.as_micros().min(u64::MAX as u128) as u64)
+            }),
+        })
+    }
+
+    /// True when the records at the checkpoint are read again (an inclusive "since"): the store
+    /// then compares a record at the version it holds by content.
+    pub fn rereads_checkpoint(&self) -> bool {
+        self.timestamp.is_some()
+    }
+
+    pub fn checkpoint_kind(&self) -> CheckpointKind {
+        match self.timestamp {
+            Some(_) => CheckpointKind::Timestamp,
+            None => CheckpointKind::Version,
+        }
+    }
+
+    /// A version as people read it: a date for a timestamp feed, else the version itself.
+    pub fn display_version(&self, v: &RowVersion) -> String {
+        match self.timestamp {
+            Some(_) => timestamp::display(v),
+            None => v.to_string(),
+        }
     }
 
     pub fn entity_url(&self) -> &Url {
@@ -63,9 +114,18 @@ impl Profile {
                     .append_pair("pageSize", &self.page_size.to_string());
             }
             Some(c) => {
+                // A timestamp feed is asked from the checkpoint itself (less the overlap), in its
+                // own format, and from the start without a filter.
+                let filter = match self.timestamp {
+                    None => Some(since.to_string()),
+                    Some(_) if since.is_zero() => None,
+                    Some((format, overlap)) => Some(timestamp::query_text(&timestamp::minus_micros(since, overlap), format)),
+                };
                 {
                     let mut q = url.query_pairs_mut();
-                    q.append_pair(&c.filter_param, since.as_str());
+                    if let Some(f) = &filter {
+                        q.append_pair(&c.filter_param, f);
+                    }
                     if let Some(p) = &c.page_size_param {
                         q.append_pair(p, &self.page_size.to_string());
                     }
@@ -78,6 +138,9 @@ impl Profile {
                     url.set_query(Some(&q));
                 }
             }
+        }
+        if url.query() == Some("") {
+            url.set_query(None); // a timestamp feed's first read with no other parameter
         }
         url
     }
@@ -255,18 +318,15 @@ impl Profile {
         };
         let version = match self.kind {
             // A placeholder: the store gives a changed record the entity's next change number.
-            ProfileKind::Snapshot => Some(RowVersion::zero()),
-            _ => fields.get(self.version_field.as_str()).and_then(RowVersion::from_json),
+            ProfileKind::Snapshot => Ok(RowVersion::zero()),
+            _ => self.version_of(fields.get(self.version_field.as_str())),
         };
         let Some(id) = id else {
-            return Err(reject(None, version, "missing_id", format!("the record has no `{}`", self.id_field)));
+            return Err(reject(None, version.ok(), "missing_id", format!("the record has no `{}`", self.id_field)));
         };
-        let Some(version) = version else {
-            let msg = match fields.get(self.version_field.as_str()) {
-                None | Some(serde_json::Value::Null) => format!("the record has no `{}`", self.version_field),
-                Some(v) => format!("`{}` is {v}, not an unsigned integer", self.version_field),
-            };
-            return Err(reject(Some(id), None, "missing_row_version", msg));
+        let version = match version {
+            Ok(v) => v,
+            Err(msg) => return Err(reject(Some(id), None, "missing_row_version", msg)),
         };
         for f in &self.required {
             if matches!(fields.get(f.as_str()), None | Some(serde_json::Value::Null)) {
@@ -284,6 +344,16 @@ impl Profile {
         }
         Ok(Record { id, version, data: payload.to_string() })
     }
+
+    /// The record's version from its version field, or why it has none.
+    fn version_of(&self, value: Option<&serde_json::Value>) -> Result<RowVersion, String> {
+        let field = &self.version_field;
+        match (value, self.timestamp) {
+            (None | Some(serde_json::Value::Null), _) => Err(format!("the record has no `{field}`")),
+            (Some(v), None) => RowVersion::from_json(v).ok_or_else(|| format!("`{field}` is {v}, not an unsigned integer")),
+            (Some(v), Some((format, _))) => timestamp::to_version(v, format).map_err(|why| format!("`{field}` is {v}, {why}")),
+        }
+    }
 }
 
 /// The cursor keys a snapshot feed uses, or their defaults when it has no `[connection.cursor]`
@@ -300,6 +370,7 @@ fn snapshot_cursor(cursor: Option<&CursorConfig>) -> CursorConfig {
         next_token_param: None,
         next_url_pointer: None,
         next: None,
+        timestamp_format: None,
     })
 }
 
@@ -526,6 +597,26 @@ mod tests {
         assert_eq!(page.rejected[0].kind, "missing_id");
         assert!(page.max_version.is_none());
         assert_eq!(page.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?page=2&limit=2");
+    }
+
+    #[test]
+    fn a_timestamp_feed_is_asked_inclusively_in_its_own_format_and_from_the_start_without_a_filter() {
+        let conn = "profile = \"timestamp\"\noverlap = \"1500ms\"\n[connection.cursor]\nversion_field = \"modified\"\nrecords_pointer = \"/items\"\n\
+                    filter_param = \"since\"\nnext_url_pointer = \"/next\"";
+        let p = profile(conn, "");
+        assert_eq!(p.first_url(&RowVersion::zero()).as_str(), "http://127.0.0.1:9/api/items", "a first read asks for everything");
+        let at = RowVersion::from(1_704_067_205_000_000);
+        assert_eq!(p.first_url(&at).as_str(), "http://127.0.0.1:9/api/items?since=2024-01-01T00%3A00%3A03.500Z", "the checkpoint less the overlap");
+        assert_eq!(p.display_version(&at), "2024-01-01T00:00:05Z");
+        let body = br#"{"items":[{"id":"a","modified":"2024-01-01T00:00:05Z"},{"id":"b","modified":1704067205000},{"id":"c"}],"next":null}"#;
+        let page = p.parse_page(body, &p.first_url(&at), None).unwrap();
+        assert_eq!((page.records.len(), page.max_version), (1, Some(at)));
+        assert!(page.rejected[0].message.contains("set timestamp_format = \"epoch_millis\""), "{}", page.rejected[0].message);
+        assert_eq!(page.rejected[1].message, "the record has no `modified`");
+
+        let p = profile(&conn.replace("next_url_pointer", "timestamp_format = \"epoch_seconds\"\nnext_url_pointer"), "");
+        assert_eq!(p.first_url(&RowVersion::from(1_704_067_205_000_000)).as_str(), "http://127.0.0.1:9/api/items?since=1704067203");
+        assert!(p.record_url("a").is_none(), "no single-record URL is known for this profile");
     }
 
     #[test]
