@@ -121,7 +121,7 @@ pub fn status_table(status: &[EntityStatus]) {
                 // A snapshot feed has no version: when it was last read whole says how fresh it is.
                 match s.last_complete_pass_at {
                     Some(t) => format!("pass {}", time(Some(t))),
-                    None => s.checkpoint.clone(),
+                    None => s.checkpoint_display.clone(),
                 },
                 time(s.last_caught_up_at),
                 lag(s.lag_seconds),

@@ -28,6 +28,7 @@ pub enum EventKind {
         connection: String,
         entity: String,
         kind: RunKind,
+        /// The checkpoint it reads from, as people read it (a timestamp feed's as a date).
         from: String,
     },
     PageApplied {
@@ -35,6 +36,7 @@ pub enum EventKind {
         entity: String,
         records: usize,
         failed: usize,
+        /// The page's highest version, as people read it (a timestamp feed's as a date).
         checkpoint: String,
     },
     Retrying {

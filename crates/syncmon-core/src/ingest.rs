@@ -74,6 +74,8 @@ pub fn apply_batch(ctx: &EngineCtx, e: &EntityRt, batch: &QueuedBatch) -> Result
         resync_cursor: None,
         run_id: 0,
         now_ms,
+        // A timestamp entity's pushed record at the time held is compared by content, as a re-read is.
+        rereads_checkpoint: e.profile.rereads_checkpoint(),
     };
     let out = ctx.store.ingest_apply(batch, &page, now_ms)?;
     let (connection, entity) = (batch.key.connection.clone(), batch.key.entity.clone());

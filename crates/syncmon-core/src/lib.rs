@@ -27,6 +27,7 @@ pub mod secrets;
 pub mod source;
 pub mod state;
 pub mod store;
+pub mod timestamp;
 pub mod webhook;
 
 // What the front ends name, so that they need no module below the façade.

@@ -6,11 +6,16 @@
 //! Schema (`schema`) is the exception: each of its records is parsed once more, into a tree, and
 //! checked against it (`record_schema.rs`); a record that breaks it is rejected with kind
 //! `schema` and the rule it broke.
+//!
+//! The `timestamp` profile pages like `cursor` but its version is a last-modified time
+//! (`crate::timestamp`): the source is asked inclusively from the checkpoint (less `overlap`),
+//! so the records at the checkpoint come again, and the store compares them by content.
 
 use crate::config::{ConnectionConfig, CursorConfig, EntityConfig, NextPageMode, ProfileKind};
 use crate::record::{Page, Record, Rejected};
 use crate::record_schema::RecordSchema;
 use crate::rowversion::RowVersion;
+use crate::timestamp::{self, TimestampFormat};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -30,6 +35,19 @@ pub struct Profile {
     page_size: u32,
     /// The entity's collection URL: base_url + path.
     entity_url: Url,
+    /// `profile = "timestamp"`: how the timestamp is written, and how far below the checkpoint
+    /// (microseconds) a poll reads again.
+    timestamp: Option<(TimestampFormat, u64)>,
+}
+
+/// What a checkpoint is, so that front ends show it as people read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointKind {
+    /// A version the source counts (rowVersion, a cursor's sequence): shown as is.
+    Version,
+    /// Microseconds since 1970 (UTC), shown as a date.
+    Timestamp,
 }
 
 impl Profile {
@@ -38,12 +56,12 @@ impl Profile {
         let entity_url =
             Url::parse(&format!("{base}{}", entity.path())).map_err(|e| format!("connection `{}`, entity `{}`: bad URL ({e})", conn.id, entity.name))?;
         let cursor = match conn.profile {
-            ProfileKind::Cursor => conn.cursor.clone(),
+            ProfileKind::Cursor | ProfileKind::Timestamp => conn.cursor.clone(),
             ProfileKind::Snapshot => Some(snapshot_cursor(conn.cursor.as_ref())),
-            _ => None,
+            ProfileKind::Rowversion => None,
         };
         let (id_field, version_field) = match (&conn.profile, &cursor) {
-            (ProfileKind::Cursor, Some(c)) => (c.id_field.clone(), c.version_field.clone()),
+            (ProfileKind::Cursor | ProfileKind::Timestamp, Some(c)) => (c.id_field.clone(), c.version_field.clone()),
             // No version to read: the store numbers the changes it writes (store/snapshot.rs).
             (ProfileKind::Snapshot, Some(c)) => (c.id_field.clone(), String::new()),
             _ => ("id".to_string(), "rowVersion".to_string()),
@@ -60,7 +78,32 @@ impl Profile {
             schema: entity.record_schema.clone(),
             page_size: entity.page_size,
             entity_url,
+            timestamp: (conn.profile == ProfileKind::Timestamp).then(|| {
+                let format = conn.cursor.as_ref().and_then(|c| c.timestamp_format).unwrap_or_default();
+                (format, conn.overlap.as_micros().min(u64::MAX as u128) as u64)
+            }),
         })
+    }
+
+    /// True when the records at the checkpoint are read again (an inclusive "since"): the store
+    /// then compares a record at the version it holds by content.
+    pub fn rereads_checkpoint(&self) -> bool {
+        self.timestamp.is_some()
+    }
+
+    pub fn checkpoint_kind(&self) -> CheckpointKind {
+        match self.timestamp {
+            Some(_) => CheckpointKind::Timestamp,
+            None => CheckpointKind::Version,
+        }
+    }
+
+    /// A version as people read it: a date for a timestamp feed, else the version itself.
+    pub fn display_version(&self, v: &RowVersion) -> String {
+        match self.timestamp {
+            Some(_) => timestamp::display(v),
+            None => v.to_string(),
+        }
     }
 
     pub fn entity_url(&self) -> &Url {
@@ -81,9 +124,18 @@ impl Profile {
                     .append_pair("pageSize", &self.page_size.to_string());
             }
             Some(c) => {
+                // A timestamp feed is asked from the checkpoint itself (less the overlap), in its
+                // own format, and from the start without a filter.
+                let filter = match self.timestamp {
+                    None => Some(since.to_string()),
+                    Some(_) if since.is_zero() => None,
+                    Some((format, overlap)) => Some(timestamp::query_text(&timestamp::minus_micros(since, overlap), format)),
+                };
                 {
                     let mut q = url.query_pairs_mut();
-                    q.append_pair(&c.filter_param, since.as_str());
+                    if let Some(f) = &filter {
+                        q.append_pair(&c.filter_param, f);
+                    }
                     if let Some(p) = &c.page_size_param {
                         q.append_pair(p, &self.page_size.to_string());
                     }
@@ -96,6 +148,9 @@ impl Profile {
                     url.set_query(Some(&q));
                 }
             }
+        }
+        if url.query() == Some("") {
+            url.set_query(None); // a timestamp feed's first read with no other parameter
         }
         url
     }
@@ -277,18 +332,15 @@ impl Profile {
         };
         let version = match self.kind {
             // A placeholder: the store gives a changed record the entity's next change number.
-            ProfileKind::Snapshot => Some(RowVersion::zero()),
-            _ => fields.get(self.version_field.as_str()).and_then(RowVersion::from_json),
+            ProfileKind::Snapshot => Ok(RowVersion::zero()),
+            _ => self.version_of(fields.get(self.version_field.as_str())),
         };
         let Some(id) = id else {
-            return Err(reject(None, version, "missing_id", format!("the record has no `{}`", self.id_field)));
+            return Err(reject(None, version.ok(), "missing_id", format!("the record has no `{}`", self.id_field)));
         };
-        let Some(version) = version else {
-            let msg = match fields.get(self.version_field.as_str()) {
-                None | Some(serde_json::Value::Null) => format!("the record has no `{}`", self.version_field),
-                Some(v) => format!("`{}` is {v}, not an unsigned integer", self.version_field),
-            };
-            return Err(reject(Some(id), None, "missing_row_version", msg));
+        let version = match version {
+            Ok(v) => v,
+            Err(msg) => return Err(reject(Some(id), None, "missing_row_version", msg)),
         };
         for f in &self.required {
             if matches!(fields.get(f.as_str()), None | Some(serde_json::Value::Null)) {
@@ -313,6 +365,16 @@ impl Profile {
         }
         Ok(Record { id, version, data: payload.to_string() })
     }
+
+    /// The record's version from its version field, or why it has none.
+    fn version_of(&self, value: Option<&serde_json::Value>) -> Result<RowVersion, String> {
+        let field = &self.version_field;
+        match (value, self.timestamp) {
+            (None | Some(serde_json::Value::Null), _) => Err(format!("the record has no `{field}`")),
+            (Some(v), None) => RowVersion::from_json(v).ok_or_else(|| format!("`{field}` is {v}, not an unsigned integer")),
+            (Some(v), Some((format, _))) => timestamp::to_version(v, format).map_err(|why| format!("`{field}` is {v}, {why}")),
+        }
+    }
 }
 
 /// The cursor keys a snapshot feed uses, or their defaults when it has no `[connection.cursor]`
@@ -329,6 +391,7 @@ fn snapshot_cursor(cursor: Option<&CursorConfig>) -> CursorConfig {
         next_token_param: None,
         next_url_pointer: None,
         next: None,
+        timestamp_format: None,
     })
 }
 
@@ -447,122 +510,4 @@ impl<'de, 'w> Visitor<'de> for FieldPicker<'w> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-
-    fn profile(extra_conn: &str, extra_entity: &str) -> Profile {
-        let text = format!(
-            "[[connection]]\nid = \"c\"\nbase_url = \"http://127.0.0.1:9/api\"\n{extra_conn}\n[[connection.entity]]\nname = \"items\"\npage_size = 2\n{extra_entity}\n"
-        );
-        let cfg = Config::parse(&text).unwrap();
-        Profile::new(&cfg.connections[0], &cfg.connections[0].entities[0]).unwrap()
-    }
-
-    #[test]
-    fn the_reference_first_url_asks_for_changes_since_the_checkpoint() {
-        let p = profile("", "");
-        let u = p.first_url(&RowVersion::from(1234));
-        assert_eq!(u.as_str(), "http://127.0.0.1:9/api/items?sync=true&lastRowVersion=1234&pageSize=2");
-    }
-
-    #[test]
-    fn a_reference_page_yields_records_and_the_next_url() {
-        let p = profile("", "");
-        let body = br#"{"morePages":true,"nextPageKey":"abc","nextPageURL":"http://127.0.0.1:9/api/items?pageKey=abc",
-            "data":[{"id":"a","rowVersion":"999999","x":{"y":1}},{"id":"b","rowVersion":"1000000"}]}"#;
-        let page = p.parse_page(body, &p.first_url(&RowVersion::zero()), None).unwrap();
-        assert_eq!(page.records.len(), 2);
-        assert_eq!(page.max_version.unwrap().as_str(), "1000000");
-        assert_eq!(page.records[0].data, r#"{"id":"a","rowVersion":"999999","x":{"y":1}}"#);
-        assert_eq!(page.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?pageKey=abc");
-    }
-
-    #[test]
-    fn the_end_of_the_feed_ignores_an_empty_key() {
-        let p = profile("", "");
-        let page = p.parse_page(br#"{"morePages":false,"nextPageKey":"","data":[]}"#, &p.first_url(&RowVersion::zero()), None).unwrap();
-        assert!(page.next.is_none());
-    }
-
-    #[test]
-    fn records_without_id_or_version_are_rejected_not_fatal() {
-        let p = profile("", "required_fields = [\"name\"]");
-        let body = br#"{"morePages":false,"data":[{"rowVersion":"5"},{"id":"b"},{"id":"c","rowVersion":"x7"},{"id":"d","rowVersion":"8"},{"id":"e","rowVersion":"9","name":"ok"},7]}"#;
-        let page = p.parse_page(body, &p.first_url(&RowVersion::zero()), None).unwrap();
-        let kinds: Vec<_> = page.rejected.iter().map(|r| r.kind).collect();
-        assert_eq!(kinds, ["missing_id", "missing_row_version", "missing_row_version", "missing_field", "not_an_object"]);
-        assert_eq!(page.records.len(), 1);
-        assert_eq!(page.rejected[3].id.as_deref(), Some("d"));
-    }
-
-    #[test]
-    fn a_next_url_on_another_server_is_refused() {
-        let p = profile("", "");
-        let body = br#"{"morePages":true,"nextPageURL":"https://evil.example.com/steal","data":[]}"#;
-        let err = p.parse_page(body, &p.first_url(&RowVersion::zero()), None).unwrap_err();
-        assert!(err.contains("another server"), "{err}");
-    }
-
-    #[test]
-    fn cursor_token_paging_repeats_the_first_query() {
-        let p = profile(
-            "profile = \"cursor\"\n[connection.cursor]\nid_field = \"uid\"\nversion_field = \"seq\"\nrecords_pointer = \"/result/items\"\nfilter_param = \"since\"\npage_size_param = \"limit\"\nnext_token_pointer = \"/paging/next\"\nnext_token_param = \"token\"\nextra_query = \"order=seq\"",
-            "",
-        );
-        let first = p.first_url(&RowVersion::from(7));
-        assert_eq!(first.as_str(), "http://127.0.0.1:9/api/items?since=7&limit=2&order=seq");
-        let body = br#"{"result":{"items":[{"uid":"a","seq":8},{"uid":"b","seq":9}]},"paging":{"next":"T"}}"#;
-        let page = p.parse_page(body, &first, None).unwrap();
-        assert_eq!(page.records.len(), 2);
-        assert_eq!(page.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?since=7&limit=2&order=seq&token=T");
-        let end = br#"{"result":{"items":[]},"paging":{"next":""}}"#;
-        assert!(p.parse_page(end, &first, None).unwrap().next.is_none());
-    }
-
-    #[test]
-    fn link_header_and_short_page_paging() {
-        let p = profile("profile = \"cursor\"\n[connection.cursor]\nfilter_param = \"since\"\nnext = \"link-header\"", "");
-        let first = p.first_url(&RowVersion::zero());
-        let page = p
-            .parse_page(
-                br#"[{"id":"a","rowVersion":1}]"#,
-                &first,
-                Some(r#"<http://127.0.0.1:9/api/items?c=2>; rel="next", <http://127.0.0.1:9/x>; rel="prev""#),
-            )
-            .unwrap();
-        assert_eq!(page.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?c=2");
-
-        let p = profile("profile = \"cursor\"\n[connection.cursor]\nfilter_param = \"since\"\npage_size_param = \"limit\"\nnext = \"short-page\"", "");
-        let full = p.parse_page(br#"[{"id":"a","rowVersion":1},{"id":"b","rowVersion":3}]"#, &first, None).unwrap();
-        assert_eq!(full.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?since=3&limit=2");
-        let short = p.parse_page(br#"[{"id":"c","rowVersion":4}]"#, &first, None).unwrap();
-        assert!(short.next.is_none());
-    }
-
-    #[test]
-    fn a_snapshot_always_starts_at_the_first_page_and_reads_no_version() {
-        let p = profile(
-            "profile = \"snapshot\"\n[connection.cursor]\nrecords_pointer = \"/items\"\npage_size_param = \"limit\"\nnext_url_pointer = \"/links/next\"",
-            "",
-        );
-        let first = p.first_url(&RowVersion::from(99));
-        assert_eq!(first.as_str(), "http://127.0.0.1:9/api/items?limit=2", "no filter, whatever the checkpoint");
-        let body =
-            br#"{"items":[{"id":"a","price":1},{"id":"b","rowVersion":"x"},{"price":3}],"links":{"next":"http://127.0.0.1:9/api/items?page=2&limit=2"}}"#;
-        let page = p.parse_page(body, &first, None).unwrap();
-        assert_eq!(page.records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "b"], "records need an id, not a version");
-        assert_eq!(page.rejected[0].kind, "missing_id");
-        assert!(page.max_version.is_none());
-        assert_eq!(page.next.unwrap().as_str(), "http://127.0.0.1:9/api/items?page=2&limit=2");
-    }
-
-    #[test]
-    fn garbage_bodies_are_errors() {
-        let p = profile("", "");
-        let first = p.first_url(&RowVersion::zero());
-        assert!(p.parse_page(b"<html>502 Bad Gateway</html>", &first, None).is_err());
-        assert!(p.parse_page(br#"{"morePages":true,"data":[{"id":"a""#, &first, None).is_err());
-        assert!(p.parse_page(br#"{"morePages":true,"data":[]}"#, &first, None).is_err());
-    }
-}
+mod tests;

@@ -7,7 +7,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use syncmon_core::api::{self, parse_request, ApiError};
-use syncmon_core::config::Config;
+use syncmon_core::config::{Config, ProfileKind};
 use syncmon_core::{ErrorCode, Syncmon};
 use syncmon_mock::{Fault, FaultKind, MockConfig};
 
@@ -237,6 +237,33 @@ async fn save_connection_edits_the_file_in_place_keeping_comments_and_refuses_se
     }
     assert_eq!(std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap(), before);
     assert!(!before.contains("hunter2") && !before.contains("sk-live") && !before.contains("pw-0123456789"));
+}
+
+/// A timestamp feed and a snapshot feed, as the issue writes them.
+const TWO_PROFILES: &str = "[[connection]]\nid = \"stamped\"\nbase_url = \"http://127.0.0.1:1\"\nprofile = \"timestamp\"\noverlap = \"2s\"\n\
+    [connection.cursor]\nversion_field = \"lastModified\"\nrecords_pointer = \"/items\"\nfilter_param = \"modifiedSince\"\n\
+    next_url_pointer = \"/links/next\"\n[[connection.entity]]\nname = \"vendors\"\n\
+    [[connection]]\nid = \"whole\"\nbase_url = \"http://127.0.0.1:1\"\nprofile = \"snapshot\"\n[[connection.entity]]\nname = \"stores\"\n";
+
+#[tokio::test]
+async fn save_connection_keeps_a_timestamp_and_a_snapshot_connection_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = open_with_file(dir.path(), TWO_PROFILES);
+    let views = ok(&sm, json!({"method": "connections"})).await;
+    assert_eq!((views[0]["profile"].as_str(), views[1]["profile"].as_str()), (Some("timestamp"), Some("snapshot")));
+    for view in views.as_array().unwrap() {
+        let mut v = view.clone();
+        v["requests_per_second"] = json!(20.0);
+        ok(&sm, json!({"method": "save_connection", "params": {"connection": v}})).await;
+    }
+    let config = Config::load(&dir.path().join("syncmon.toml")).unwrap();
+    let (stamped, whole) = (config.connection("stamped").unwrap(), config.connection("whole").unwrap());
+    assert_eq!((stamped.profile, whole.profile), (ProfileKind::Timestamp, ProfileKind::Snapshot));
+    assert_eq!((stamped.requests_per_second, whole.requests_per_second), (20.0, 20.0));
+    assert_eq!((stamped.overlap.as_secs(), stamped.cursor.as_ref().unwrap().version_field.as_str()), (2, "lastModified"), "the cursor keys stay");
+    let e = refused(&sm, &views[0], &[("profile", json!("sometimes"))]).await;
+    assert_eq!(e.field.as_deref(), Some("profile"), "{e}");
+    assert!(e.message.contains("rowversion, cursor, snapshot, timestamp"), "{e}");
 }
 
 #[tokio::test]

@@ -403,6 +403,27 @@ async fn a_run_of_pages_without_progress_fails_the_cycle() {
 }
 
 #[tokio::test]
+async fn a_timestamp_feed_of_empty_pages_without_end_fails_the_cycle() {
+    // Reading its checkpoint again is how a timestamp feed polls; empty pages with a fresh next
+    // link forever are still a source that is not advancing.
+    let api = Server::start(|q| {
+        let n: u32 = q.query("cursor").map_or(0, |c| c.parse().unwrap());
+        let items = if n == 0 { serde_json::json!([{"id": "a", "lastModified": "2024-01-01T00:00:05Z"}]) } else { serde_json::json!([]) };
+        json(serde_json::json!({"items": items, "links": {"next": format!("/items?cursor={}", n + 1)}}))
+    })
+    .await;
+    let conn = "profile = \"timestamp\"\n[connection.cursor]\nversion_field = \"lastModified\"\nrecords_pointer = \"/items\"\n\
+                filter_param = \"modifiedSince\"\nnext_url_pointer = \"/links/next\"";
+    let case = Case::new(&api.origin(), conn);
+    let r = case.sync().await;
+    assert_eq!(r.outcome, Outcome::Failed);
+    let msg = Case::error(&r);
+    assert!(msg.contains("50 pages in a row with no record") && msg.contains("checkpoint 2024-01-01T00:00:05Z"), "{msg}");
+    assert_eq!(api.requests().len(), 51, "the first page and fifty empty ones");
+    assert_eq!(case.replica().keys().cloned().collect::<Vec<_>>(), ["a"]);
+}
+
+#[tokio::test]
 async fn decreasing_row_versions_across_pages_all_arrive() {
     let api = Server::start(|q| match q.query("pageKey").as_deref() {
         None => page(&[("a", 10), ("b", 11)], Some("k1")),

@@ -13,6 +13,8 @@ fn status(entity: &str, health: Health) -> EntityStatus {
         reason: (health != Health::Healthy).then(|| "HTTP 503 Service Unavailable".to_string()),
         checkpoint: "0".into(),
         last_complete_pass_at: None,
+        checkpoint_kind: syncmon_core::profile::CheckpointKind::Version,
+        checkpoint_display: "0".into(),
         last_caught_up_at: None,
         lag_seconds: None,
         replica_rows: 0,

@@ -1,9 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { bytes, count, duration, lag, ms, percent, plainWords, plural, prettyJson, relative } from './format';
+import { bytes, checkpointValue, count, duration, lag, ms, percent, plainWords, plural, prettyJson, relative } from './format';
 
 const NOW = 1_700_000_000_000;
 
 describe('format', () => {
+  it('charts a timestamp checkpoint as a date and a version as itself', () => {
+    expect(new Date(checkpointValue('timestamp', '1704067205250000')).toISOString()).toBe('2024-01-01T00:00:05.250Z');
+    expect(checkpointValue('version', '1234')).toBe(1234);
+  });
+
   it('writes durations with at most two units', () => {
     expect(duration(0)).toBe('0 s');
     expect(duration(42)).toBe('42 s');

@@ -1,6 +1,8 @@
 // Plain-words formatting of times, durations and numbers. Every function takes `now` so tests
 // control the clock.
 
+import type { CheckpointKind } from './types';
+
 const units: [number, string][] = [
   [86_400, 'd'],
   [3_600, 'h'],
@@ -55,6 +57,12 @@ export function timestamp(at: number | null | undefined): string {
   const d = new Date(at);
   const p = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** A checkpoint as a chart value: a timestamp feed's in milliseconds since 1970 (the engine keeps
+ * microseconds), so it reads as a date; any other checkpoint is its version. */
+export function checkpointValue(kind: CheckpointKind, checkpoint: string): number {
+  return kind === 'timestamp' ? Math.floor(Number(checkpoint) / 1000) : Number(checkpoint);
 }
 
 /** Local time of day only, e.g. "10:33:02". */

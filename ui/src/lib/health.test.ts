@@ -10,6 +10,8 @@ function ent(entity: string, health: Health, extra: Partial<EntityStatus> = {}):
     health,
     reason: null,
     checkpoint: '1',
+    checkpoint_kind: 'version',
+    checkpoint_display: '1',
     last_complete_pass_at: null,
     last_caught_up_at: 0,
     lag_seconds: 0,

@@ -26,8 +26,8 @@ fn check_view(v: &ConnectionView) -> Result<(), ApiError> {
             }
         }
     }
-    if !matches!(v.profile.as_str(), "rowversion" | "cursor" | "snapshot") {
-        return Err(ApiError::field(ErrorCode::Config, "profile", format!("profile `{}` is none of rowversion, cursor, snapshot", v.profile)));
+    if !matches!(v.profile.as_str(), "rowversion" | "cursor" | "snapshot" | "timestamp") {
+        return Err(ApiError::field(ErrorCode::Config, "profile", format!("profile `{}` is none of rowversion, cursor, snapshot, timestamp", v.profile)));
     }
     if !matches!(v.auth.as_str(), "none" | "api_key" | "bearer" | "oauth2") {
         return Err(ApiError::field(ErrorCode::Config, "auth", format!("auth `{}` is none of none, api_key, bearer, oauth2", v.auth)));

@@ -42,6 +42,7 @@ pub fn connection_view(c: &ConnectionConfig) -> ConnectionView {
             ProfileKind::Rowversion => "rowversion",
             ProfileKind::Cursor => "cursor",
             ProfileKind::Snapshot => "snapshot",
+            ProfileKind::Timestamp => "timestamp",
         }
         .into(),
         auth: match c.auth {

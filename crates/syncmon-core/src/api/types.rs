@@ -117,7 +117,7 @@ impl Default for Settings {
 pub struct ConnectionView {
     pub id: String,
     pub base_url: String,
-    #[ts(type = "\"rowversion\" | \"cursor\"")]
+    #[ts(type = "\"rowversion\" | \"cursor\" | \"timestamp\" | \"snapshot\"")]
     pub profile: String,
     #[ts(type = "\"none\" | \"api_key\" | \"bearer\" | \"oauth2\"")]
     pub auth: String,

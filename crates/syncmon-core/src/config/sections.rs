@@ -38,6 +38,10 @@ pub enum ProfileKind {
     Cursor,
     /// No version at all: every poll reads the whole feed and compares content (store/snapshot.rs).
     Snapshot,
+    /// A last-modified timestamp read with an inclusive "since" (the `[connection.cursor]` keys,
+    /// `version_field` naming the timestamp): records at the checkpoint are read again and
+    /// de-duplicated by content.
+    Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -94,6 +98,10 @@ pub struct ConnectionConfig {
     /// Late-commit lookback (DESIGN §2.5).
     #[serde(default = "d_lookback", deserialize_with = "de_duration")]
     pub lookback: Duration,
+    /// `profile = "timestamp"`: how far below the checkpoint each poll reads again, for sources
+    /// whose clocks are not monotonic (a record stamped a little in the past). 0 by default.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub overlap: Duration,
     pub cursor: Option<CursorConfig>,
     #[serde(default, rename = "entity")]
     pub entities: Vec<EntityConfig>,
@@ -126,6 +134,8 @@ pub struct CursorConfig {
     pub next_token_param: Option<String>,
     pub next_url_pointer: Option<String>,
     pub next: Option<NextPageMode>,
+    /// `profile = "timestamp"`: how `version_field` is written (default `rfc3339`).
+    pub timestamp_format: Option<crate::timestamp::TimestampFormat>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -235,6 +245,7 @@ impl TargetConfig {
             breaker_threshold: self.breaker_threshold,
             breaker_cooldown: self.breaker_cooldown,
             lookback: d_lookback(),
+            overlap: Duration::ZERO,
             cursor: None,
             entities: Vec::new(),
         }

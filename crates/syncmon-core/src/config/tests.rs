@@ -383,3 +383,39 @@ fn poll_every_never_is_push_only_and_the_ingest_limit_has_a_default_and_a_range(
     let err = Config::parse(&format!("{hooks}ingest_max_bytes = 10\n{MINIMAL}")).unwrap_err();
     assert!(err.to_string().contains("ingest_max_bytes must be between 1024"), "{err}");
 }
+
+/// The issue's example of a timestamp feed.
+const TIMESTAMP: &str = "[[connection]]\nid = \"a\"\nbase_url = \"http://127.0.0.1:1\"\nprofile = \"timestamp\"\n[connection.cursor]\n\
+    id_field = \"id\"\nversion_field = \"lastModified\"\nrecords_pointer = \"/items\"\nfilter_param = \"modifiedSince\"\n\
+    extra_query = \"orderBy=lastModified\"\npage_size_param = \"limit\"\nnext_url_pointer = \"/links/next\"\n";
+
+#[test]
+fn the_timestamp_profile_parses_with_its_defaults() {
+    let c = Config::parse(TIMESTAMP).unwrap();
+    let conn = &c.connections[0];
+    assert_eq!((conn.profile, conn.overlap), (ProfileKind::Timestamp, Duration::ZERO));
+    assert_eq!(conn.cursor.as_ref().unwrap().timestamp_format, None, "rfc3339 unless set");
+    let c = Config::parse(&TIMESTAMP.replace("profile = \"timestamp\"\n", "profile = \"timestamp\"\noverlap = \"2s\"\n")).unwrap();
+    assert_eq!(c.connections[0].overlap, Duration::from_secs(2));
+}
+
+#[test]
+fn the_timestamp_profile_refuses_what_cannot_work_and_says_what_is_missing() {
+    let refusal = |text: &str| Config::parse(text).unwrap_err().to_string();
+    let no_cursor = "[[connection]]\nid = \"a\"\nbase_url = \"http://127.0.0.1:1\"\nprofile = \"timestamp\"\n";
+    let err = refusal(no_cursor);
+    assert!(err.contains("profile = \"timestamp\" needs a [connection.cursor] section with `version_field`") && err.contains("`filter_param`"), "{err}");
+    let err = refusal(&TIMESTAMP.replace("version_field = \"lastModified\"\n", ""));
+    assert!(err.contains("needs `version_field` in [connection.cursor]: the records' last-modified field"), "{err}");
+    let err = refusal(&TIMESTAMP.replace("filter_param = \"modifiedSince\"\n", ""));
+    assert!(err.contains("filter_param"), "{err}");
+    let err = refusal(&TIMESTAMP.replace("next_url_pointer = \"/links/next\"", "next = \"short-page\""));
+    assert!(err.contains("cannot page by `next = \"short-page\"`"), "{err}");
+    let err = refusal(&TIMESTAMP.replace("next_url_pointer", "timestamp_format = \"epoch_minutes\"\nnext_url_pointer"));
+    assert!(err.contains("timestamp_format"), "{err}");
+    let cursor = TIMESTAMP.replace("\"timestamp\"", "\"cursor\"");
+    let err = refusal(&cursor.replace("next_url_pointer", "timestamp_format = \"epoch_millis\"\nnext_url_pointer"));
+    assert!(err.contains("`timestamp_format` applies only to profile = \"timestamp\""), "{err}");
+    let err = refusal(&cursor.replace("profile = \"cursor\"\n", "profile = \"cursor\"\noverlap = \"2s\"\n"));
+    assert!(err.contains("`overlap` applies only to profile = \"timestamp\""), "{err}");
+}

@@ -2,7 +2,7 @@
 //! Each refusal names the key and its line (through the [`Locator`]) and never repeats a value.
 
 use super::locator::{Locator, Seg};
-use super::{AuthKind, Config, ConfigProblem, ConnectionConfig, NextPageMode, ProfileKind};
+use super::{AuthKind, Config, ConfigProblem, ConnectionConfig, CursorConfig, NextPageMode, ProfileKind};
 use crate::record_schema::RecordSchema;
 use crate::redact;
 use std::collections::{HashMap, HashSet};
@@ -165,8 +165,29 @@ impl Config {
                     }
                 }
                 (ProfileKind::Snapshot, cur) => loc.check_snapshot(&table, &at, cur.as_ref())?,
+                (ProfileKind::Timestamp, None) => {
+                    return Err(loc.problem(
+                        &table,
+                        "profile",
+                        format!(
+                            "{at}: profile = \"timestamp\" needs a [connection.cursor] section with `version_field` (the records' last-modified \
+                             field) and `filter_param` (the query parameter that receives the checkpoint)"
+                        ),
+                    ))
+                }
+                (ProfileKind::Timestamp, Some(cur)) => check_timestamp_cursor(loc, &table, &at, cur)?,
                 _ => {}
             }
+            if c.profile != ProfileKind::Timestamp {
+                let cursor = [&table[..], &[Seg::Key("cursor")]].concat();
+                if c.cursor.as_ref().is_some_and(|cur| cur.timestamp_format.is_some()) {
+                    return Err(loc.problem(&cursor, "timestamp_format", format!("{at}: `timestamp_format` applies only to profile = \"timestamp\"")));
+                }
+                if !c.overlap.is_zero() {
+                    return Err(loc.problem(&table, "overlap", format!("{at}: `overlap` applies only to profile = \"timestamp\"")));
+                }
+            }
+            loc.check_duration(&table, "overlap", c.overlap, Duration::ZERO, MAX_DURATION)?;
             let mut names = HashSet::new();
             let mut folded_names: HashMap<String, usize> = HashMap::new();
             for (ei, e) in c.entities.iter().enumerate() {
@@ -447,4 +468,51 @@ impl<'a> Locator<'a> {
             Err(_) => Ok(()),
         }
     }
+}
+
+/// The timestamp profile's `[connection.cursor]`: the timestamp field named, one way to page that
+/// is not `short-page` (it asks again from the highest version, which an inclusive "since"
+/// answers with the same page when a page's records share one timestamp).
+fn check_timestamp_cursor(loc: &Locator, table: &[Seg], at: &str, cur: &CursorConfig) -> Result<(), ConfigProblem> {
+    let cursor = [table, &[Seg::Key("cursor")]].concat();
+    if loc.line(&[&cursor[..], &[Seg::Key("version_field")]].concat()).is_none() {
+        return Err(loc.problem(
+            table,
+            "cursor",
+            format!("{at}: profile = \"timestamp\" needs `version_field` in [connection.cursor]: the records' last-modified field, e.g. \"lastModified\""),
+        ));
+    }
+    if cur.filter_param.is_empty() {
+        return Err(loc.problem(
+            &cursor,
+            "filter_param",
+            format!("{at}: the timestamp profile needs `filter_param` (the query parameter that receives the checkpoint, inclusively)"),
+        ));
+    }
+    let ways = [cur.next_token_pointer.is_some(), cur.next_url_pointer.is_some(), cur.next == Some(NextPageMode::LinkHeader)].iter().filter(|x| **x).count();
+    if cur.next == Some(NextPageMode::ShortPage) {
+        return Err(loc.problem(
+            &cursor,
+            "next",
+            format!("{at}: the timestamp profile cannot page by `next = \"short-page\"` (a full page of one timestamp would be asked for again); use `next_url_pointer`, `next_token_pointer` + `next_token_param` or `next = \"link-header\"`"),
+        ));
+    }
+    if ways != 1 {
+        return Err(loc.problem(
+            table,
+            "cursor",
+            format!(
+                "{at}: the timestamp profile needs exactly one way to find the next page: `next_token_pointer` + `next_token_param`, \
+                 `next_url_pointer` or `next = \"link-header\"`"
+            ),
+        ));
+    }
+    if cur.next_token_pointer.is_some() && cur.next_token_param.is_none() {
+        return Err(loc.problem(
+            &cursor,
+            "next_token_param",
+            format!("{at}: `next_token_pointer` needs `next_token_param` (the query parameter that carries the token)"),
+        ));
+    }
+    Ok(())
 }

@@ -13,7 +13,7 @@ impl<'a> Cycle<'a> {
             Ok(()) => None,
             Err(FetchStop::Failed(f)) => Some(f),
             Err(FetchStop::Stalled { what, tracking_id, http_status }) => {
-                let checkpoint = self.ctx.store.entity(&self.e.key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
+                let checkpoint = self.ctx.store.entity(&self.e.key).map(|r| self.e.profile.display_version(&r.checkpoint)).unwrap_or_default();
                 let tid = tracking_id.as_deref().unwrap_or("of the last page");
                 Some(Failure {
                     class: FailureClass::Config,
@@ -168,7 +168,10 @@ impl<'a> Cycle<'a> {
     /// The final checkpoint and duration into the report, the closing event, and the log line.
     fn announce(&self, report: &mut CycleReport, error_text: Option<String>, tracking: Option<String>, started: std::time::Instant) {
         let (ctx, key) = (self.ctx, &self.e.key);
-        report.checkpoint = ctx.store.entity(key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
+        if let Ok(row) = ctx.store.entity(key) {
+            report.checkpoint = row.checkpoint.to_string();
+            report.checkpoint_display = self.e.profile.display_version(&row.checkpoint);
+        }
         report.duration_ms = started.elapsed().as_millis() as u64;
         ctx.events.emit(EventKind::CycleFinished {
             connection: key.connection.clone(),

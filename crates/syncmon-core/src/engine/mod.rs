@@ -161,6 +161,7 @@ impl<'a> Cycle<'a> {
             records: 0,
             failed_new: 0,
             checkpoint: String::new(),
+            checkpoint_display: String::new(),
             error: None,
             pass: None,
             duration_ms: 0,
@@ -175,7 +176,10 @@ impl<'a> Cycle<'a> {
             let _ = ctx.store.note_skipped(key, Outcome::CircuitOpen, msg, Some(until), now);
             report.outcome = Outcome::CircuitOpen;
             report.next_attempt_at = Some(until);
-            report.checkpoint = ctx.store.entity(key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
+            if let Ok(row) = ctx.store.entity(key) {
+                report.checkpoint = row.checkpoint.to_string();
+                report.checkpoint_display = e.profile.display_version(&row.checkpoint);
+            }
             return Begun::Ended(report);
         }
 
@@ -215,7 +219,12 @@ impl<'a> Cycle<'a> {
                 return Begun::Ended(report);
             }
         };
-        ctx.events.emit(EventKind::CycleStarted { connection: key.connection.clone(), entity: key.entity.clone(), kind: kind_name, from: from.to_string() });
+        ctx.events.emit(EventKind::CycleStarted {
+            connection: key.connection.clone(),
+            entity: key.entity.clone(),
+            kind: kind_name,
+            from: e.profile.display_version(&from),
+        });
         let cycle = Cycle { ctx, e, cancel, kind, started_at: now, lookback_ms, from, pass, expected, run_id };
         Begun::Running(cycle, report)
     }
@@ -282,6 +291,8 @@ impl<'a> Cycle<'a> {
         let mut rx = rx;
         let mut failure: Option<Failure> = None;
         let mut last_tracking: Option<String> = None;
+        // Records read in a resync pass, unchanged ones too: its progress.
+        let mut seen = 0u64;
         while let Some(first) = rx.recv().await {
             // Pages already waiting join this transaction (up to WRITE_BATCH_RECORDS): one commit
             // per ~10 pages instead of per page is most of the storage speed, and the checkpoint
@@ -302,6 +313,7 @@ impl<'a> Cycle<'a> {
             let now = ctx.clock.now_ms();
             let in_resync = self.pass.is_some();
             let snapshot = e.profile.is_snapshot();
+            let rereads_checkpoint = e.profile.rereads_checkpoint();
             let run_id = self.run_id;
             let result = tokio::task::spawn_blocking(move || {
                 let pages: Vec<PageBatch> = batch
@@ -313,6 +325,7 @@ impl<'a> Cycle<'a> {
                         http_status: Some(p.status),
                         max_version: p.page.max_version.as_ref(),
                         resync_cursor: if in_resync { p.page.max_version.as_ref() } else { None },
+                        rereads_checkpoint,
                         run_id,
                         now_ms: now,
                     })
@@ -333,18 +346,22 @@ impl<'a> Cycle<'a> {
                         // The changes are in the outbox; delivery overlaps the rest of the cycle.
                         f.nudge.notify_one();
                     }
+                    let mut read = 0u64;
                     for p in &batch {
                         report.pages += 1;
-                        report.records += (p.page.records.len() + p.page.rejected.len()) as u64;
+                        read += (p.page.records.len() + p.page.rejected.len()) as u64;
                         last_tracking = p.tracking_id.clone();
                         ctx.events.emit(EventKind::PageApplied {
                             connection: key.connection.clone(),
                             entity: key.entity.clone(),
                             records: p.page.records.len(),
                             failed: p.page.rejected.len(),
-                            checkpoint: p.page.max_version.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                            checkpoint: p.page.max_version.as_ref().map(|v| e.profile.display_version(v)).unwrap_or_default(),
                         });
                     }
+                    // Records read again unchanged (a timestamp feed's checkpoint) are not news.
+                    report.records += read.saturating_sub(applied.unchanged as u64);
+                    seen += read;
                     if applied.failed_new > 0 {
                         ctx.events.emit(EventKind::FailedItemsAdded {
                             connection: key.connection.clone(),
@@ -356,7 +373,7 @@ impl<'a> Cycle<'a> {
                         ctx.events.emit(EventKind::ResyncProgress {
                             connection: key.connection.clone(),
                             entity: key.entity.clone(),
-                            seen: report.records as i64,
+                            seen: seen as i64,
                             expected: self.expected,
                         });
                     }

@@ -18,7 +18,10 @@ pub struct CycleReport {
     pub pages: u64,
     pub records: u64,
     pub failed_new: u64,
+    /// The checkpoint as stored (for a timestamp feed: microseconds since 1970).
     pub checkpoint: String,
+    /// The checkpoint as people read it: the version, or a timestamp feed's date (RFC 3339, UTC).
+    pub checkpoint_display: String,
     pub error: Option<Failure>,
     pub pass: Option<PassEnd>,
     pub duration_ms: u64,
@@ -50,7 +53,7 @@ impl CycleReport {
         if self.failed_new > 0 {
             s.push_str(&format!(", {} new failed items", self.failed_new));
         }
-        s.push_str(&format!(", checkpoint {} ({:.1} s)", self.checkpoint, self.duration_ms as f64 / 1000.0));
+        s.push_str(&format!(", checkpoint {} ({:.1} s)", self.checkpoint_display, self.duration_ms as f64 / 1000.0));
         if let Some(p) = &self.pass {
             if p.guard_tripped {
                 s.push_str(&format!(

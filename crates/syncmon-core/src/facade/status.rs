@@ -2,6 +2,7 @@
 
 use super::Syncmon;
 use crate::error::Result;
+use crate::profile::CheckpointKind;
 use crate::rowversion::RowVersion;
 use crate::state::{Health, Outcome, ResyncState};
 use crate::store::{self, EntityKey};
@@ -15,8 +16,12 @@ pub struct EntityStatus {
     pub health: Health,
     /// Why, for anything but healthy: the last error in plain words.
     pub reason: Option<String>,
-    /// The rowVersion the next incremental cycle reads from.
+    /// The checkpoint as stored: the version the next incremental cycle reads from (for a
+    /// timestamp feed: microseconds since 1970).
     pub checkpoint: String,
+    pub checkpoint_kind: CheckpointKind,
+    /// The checkpoint as people read it: the version, or a timestamp feed's date (RFC 3339, UTC).
+    pub checkpoint_display: String,
     /// Snapshot feeds (no version): when a pass last read the whole feed to its end. Front ends
     /// show it instead of the checkpoint, which there only counts the changes written.
     pub last_complete_pass_at: Option<i64>,
@@ -61,6 +66,8 @@ impl Syncmon {
                     health: if push_only { Health::PushOnly } else { Health::Pending },
                     reason: Some(if push_only { PUSH_ONLY_REASON } else { "not synced yet" }.to_string()),
                     checkpoint: RowVersion::zero().to_string(),
+                    checkpoint_kind: e.profile.checkpoint_kind(),
+                    checkpoint_display: e.profile.display_version(&RowVersion::zero()),
                     last_complete_pass_at: None,
                     last_caught_up_at: None,
                     lag_seconds: None,
@@ -107,6 +114,8 @@ impl Syncmon {
                 health,
                 reason,
                 checkpoint: row.checkpoint.to_string(),
+                checkpoint_kind: e.profile.checkpoint_kind(),
+                checkpoint_display: e.profile.display_version(&row.checkpoint),
                 last_complete_pass_at: row.last_full_resync_at.filter(|_| e.profile.is_snapshot()),
                 last_caught_up_at: row.last_caught_up_at,
                 lag_seconds: lag_ms.map(|l| l / 1000),

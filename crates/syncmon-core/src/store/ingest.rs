@@ -175,7 +175,17 @@ mod tests {
     use super::*;
 
     fn page<'a>(records: &'a [crate::record::Record], rejected: &'a [Rejected], id: &'a str) -> PageBatch<'a> {
-        PageBatch { records, rejected, tracking_id: Some(id), http_status: None, max_version: None, resync_cursor: None, run_id: 0, now_ms: 5 }
+        PageBatch {
+            records,
+            rejected,
+            tracking_id: Some(id),
+            http_status: None,
+            max_version: None,
+            resync_cursor: None,
+            run_id: 0,
+            rereads_checkpoint: false,
+            now_ms: 5,
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //!   crash at any instant resumes from the last committed page: no lost change, no duplicate.
 //! - An older rowVersion never overwrites a newer one. Versions are canonical decimal text and
 //!   compare as `(length(v), v)`, i.e. as unsigned integers of any length, in SQL as in Rust.
+//!   Timestamp feeds (`PageBatch::rereads_checkpoint`) also compare content at the SAME version
+//!   (coarse clocks: an edit within the second already read); an older one is still skipped.
 //! - The checkpoint only moves forward.
 //! - A full resync marks every id it receives with the pass number (`seen_pass`); only when the whole
 //!   pass has completed are unseen rows tombstoned (`deleted_at`), and only under the deletion guard.
@@ -31,6 +33,11 @@ pub struct PageBatch<'a> {
     pub max_version: Option<&'a RowVersion>,
     /// During a full resync: the pass's own cursor advances too.
     pub resync_cursor: Option<&'a RowVersion>,
+    /// The feed reads the records at its checkpoint again and serves each record as it is now
+    /// (timestamp feeds): a record the replica holds at the same version is compared by content,
+    /// applied when it differs (an edit within the same timestamp), and when it does not, neither
+    /// written nor counted in the run. An older version is skipped, as for every profile.
+    pub rereads_checkpoint: bool,
     pub run_id: i64,
     pub now_ms: i64,
 }
@@ -40,6 +47,9 @@ pub struct Applied {
     pub rows_written: usize,
     pub failed_new: usize,
     pub superseded: usize,
+    /// Records of `rereads_checkpoint` batches the replica already held (the same, or newer):
+    /// not written, not forwarded, not counted as records of the run.
+    pub unchanged: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -137,12 +147,14 @@ impl Store {
                 // Every id received is evidence it exists at the source: mark it with the current
                 // pass so that a pass in progress does not tombstone it.
                 let mut mark_seen = tx.prepare_cached(&format!("UPDATE \"{table}\" SET seen_pass = ?2 WHERE rowid = ?1"))?;
+                let mut same_data = tx.prepare_cached(&format!("SELECT data = ?2 FROM \"{table}\" WHERE rowid = ?1"))?;
                 // Rows are visited in id_hash order, so the index is walked front to back (each
                 // leaf page read once) instead of at random. The sort is stable: two versions of
                 // one id keep their feed order (and older never overwrites newer anyway).
-                let mut rows: Vec<(i64, &Record, i64)> = pages.iter().flat_map(|b| b.records.iter().map(move |r| (id_hash(&r.id), r, b.now_ms))).collect();
+                let mut rows: Vec<(i64, &Record, &PageBatch)> = pages.iter().flat_map(|b| b.records.iter().map(move |r| (id_hash(&r.id), r, b))).collect();
                 rows.sort_by_key(|(hash, _, _)| *hash);
-                for (hash, r, now_ms) in rows {
+                for (hash, r, b) in rows {
+                    let now_ms = b.now_ms;
                     let existing = find
                         .query_row(params![hash, r.id], |row| {
                             Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, bool>(2)?, row.get::<_, i64>(3)?))
@@ -161,7 +173,14 @@ impl Store {
                             // Newer wins; and a tombstone yields to the same version served again:
                             // the source still has the record (the pass that tombstoned it missed
                             // it, e.g. served without its id), so the row lives again.
-                            if RowVersion::parse(&old).is_none_or(|old| r.version > old || (deleted && r.version >= old)) {
+                            let old = RowVersion::parse(&old);
+                            // A timestamp feed's clock is coarse: other content at the same
+                            // timestamp is an edit within that second. An older timestamp never
+                            // overwrites a newer one, whatever its content (a clock set back).
+                            let edited = b.rereads_checkpoint
+                                && old.as_ref().is_some_and(|old| r.version == *old)
+                                && !same_data.query_row(params![rowid, r.data], |row| row.get::<_, bool>(0))?;
+                            if edited || old.is_none_or(|old| r.version > old || (deleted && r.version >= old)) {
                                 update.execute(params![rowid, r.version.as_str(), r.data, now_ms, pass])?;
                                 applied.rows_written += 1;
                                 if deleted {
@@ -171,8 +190,13 @@ impl Store {
                                 if forwarding {
                                     outbox::enqueue(&tx, key, &r.id, hash, r.version.as_str(), outbox::UPSERT, now_ms)?;
                                 }
-                            } else if pass > seen {
-                                mark_seen.execute(params![rowid, pass])?;
+                            } else {
+                                if b.rereads_checkpoint {
+                                    applied.unchanged += 1;
+                                }
+                                if pass > seen {
+                                    mark_seen.execute(params![rowid, pass])?;
+                                }
                             }
                         }
                     }
@@ -240,7 +264,7 @@ impl Store {
             if let Some(last) = pages.last() {
                 tx.execute(
                     "UPDATE runs SET pages = pages + ?1, records = records + ?2, failed_records = failed_records + ?3 WHERE id = ?4",
-                    params![pages.len() as i64, records, rejected, last.run_id],
+                    params![pages.len() as i64, records - applied.unchanged as i64, rejected, last.run_id],
                 )?;
             }
             if checkpoint_moved {
@@ -568,6 +592,7 @@ mod tests {
                     http_status: None,
                     max_version: Some(&records[0].version),
                     resync_cursor: Some(&records[0].version),
+                    rereads_checkpoint: false,
                     run_id: run,
                     now_ms: 1,
                 },

@@ -24,8 +24,17 @@ pub(super) fn rec(id: &str, v: &str) -> Record {
 /// records, the rejected ones as failed items, the checkpoint moved to the highest version.
 pub(super) fn apply_in_run(store: &Store, key: &EntityKey, run: i64, records: &[Record], rejected: &[Rejected], now_ms: i64) -> Applied {
     let max = records.iter().map(|r| r.version.clone()).max();
-    let batch =
-        PageBatch { records, rejected, tracking_id: Some("t"), http_status: Some(200), max_version: max.as_ref(), resync_cursor: None, run_id: run, now_ms };
+    let batch = PageBatch {
+        records,
+        rejected,
+        tracking_id: Some("t"),
+        http_status: Some(200),
+        max_version: max.as_ref(),
+        resync_cursor: None,
+        rereads_checkpoint: false,
+        run_id: run,
+        now_ms,
+    };
     store.apply_page(key, &batch).unwrap()
 }
 

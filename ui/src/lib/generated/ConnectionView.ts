@@ -5,7 +5,7 @@ import type { EntityView } from "./EntityView";
  * A connection as the Connections screen edits it: the config without any secret, plus whether
  * the secrets are there. Durations are written like the config file ("30s", "5m", "24h").
  */
-export type ConnectionView = { id: string, base_url: string, profile: "rowversion" | "cursor", auth: "none" | "api_key" | "bearer" | "oauth2", 
+export type ConnectionView = { id: string, base_url: string, profile: "rowversion" | "cursor" | "timestamp" | "snapshot", auth: "none" | "api_key" | "bearer" | "oauth2", 
 /**
  * Header that carries the key when auth = api_key (default `x-np-api-key`).
  */

@@ -5,7 +5,15 @@ import type { Outcome } from "./Outcome";
 import type { PassEnd } from "./PassEnd";
 import type { RunKind } from "./RunKind";
 
-export type CycleReport = { connection: string, entity: string, kind: RunKind, outcome: Outcome, pages: number, records: number, failed_new: number, checkpoint: string, error: Failure | null, pass: PassEnd | null, duration_ms: number, 
+export type CycleReport = { connection: string, entity: string, kind: RunKind, outcome: Outcome, pages: number, records: number, failed_new: number, 
+/**
+ * The checkpoint as stored (for a timestamp feed: microseconds since 1970).
+ */
+checkpoint: string, 
+/**
+ * The checkpoint as people read it: the version, or a timestamp feed's date (RFC 3339, UTC).
+ */
+checkpoint_display: string, error: Failure | null, pass: PassEnd | null, duration_ms: number, 
 /**
  * When the next attempt may happen (circuit open, or the source asked to wait).
  */
