@@ -248,10 +248,10 @@ async fn a_push_only_entity_is_never_polled_and_not_lagging() {
     assert_eq!((pushed.replica_rows, pushed.poll_every_seconds), (1, 0));
 }
 
-/// Pushed records per second, from the first push to the last batch applied (a benchmark line,
-/// not a check: `cargo test --release --test ingest -- --ignored --nocapture`).
+/// 40 pushed batches all answered and all applied; prints pushed records per second, from the first
+/// push to the last batch applied (a figure, not asserted: `cargo test --release --test ingest
+/// pushed_records -- --nocapture`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
 async fn pushed_records_per_second() {
     const BATCHES: usize = 40;
     const PER_BATCH: usize = 20;
