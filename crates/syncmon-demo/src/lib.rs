@@ -109,6 +109,18 @@ pub fn demo_config(base_url: &str, webhook_listen: &str, poll_seconds: u64) -> S
     for e in ENTITIES {
         s.push_str(&format!("\n[[connection.entity]]\nname = \"{e}\"\npoll_every = \"{poll_seconds}s\"\npage_size = 500\nfull_resync_every = \"1h\"\n"));
     }
+    // The simulated source's two feeds without a rowVersion: `vendors` by last-modified time
+    // (coarse: many records share a second), `prices` as a full snapshot every poll.
+    s.push_str(&format!(
+        "\n[[connection]]\nid = \"catalog\"\nbase_url = \"{base_url}\"\nprofile = \"timestamp\"\nauth = \"none\"\n\
+         [connection.cursor]\nid_field = \"id\"\nversion_field = \"lastModified\"\nrecords_pointer = \"/items\"\n\
+         filter_param = \"modifiedSince\"\nextra_query = \"orderBy=lastModified\"\npage_size_param = \"limit\"\nnext_url_pointer = \"/links/next\"\n\
+         [[connection.entity]]\nname = \"vendors\"\npoll_every = \"{poll_seconds}s\"\npage_size = 100\n\
+         \n[[connection]]\nid = \"pricelist\"\nbase_url = \"{base_url}\"\nprofile = \"snapshot\"\nauth = \"none\"\n\
+         [connection.cursor]\nid_field = \"id\"\nrecords_pointer = \"/items\"\npage_size_param = \"limit\"\nnext_url_pointer = \"/links/next\"\n\
+         [[connection.entity]]\nname = \"prices\"\npoll_every = \"{}s\"\npage_size = 100\n",
+        poll_seconds.max(1) * 3
+    ));
     s
 }
 
