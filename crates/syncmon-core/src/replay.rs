@@ -54,37 +54,15 @@ async fn validate(ctx: &EngineCtx, e: &EntityRt, item: &FailedItem, cancel: &Can
     let (payload, tracking) = match source_url {
         Some(url) => match e.source.fetch(&url, Some(&e.key.entity), cancel, |f| Ok(String::from_utf8_lossy(&f.body).into_owned()), |_, _, _| {}).await {
             Ok((body, f)) => (body, f.tracking_id),
-            Err(f) if f.class == FailureClass::Config && f.http_status == Some(404) => {
-                // Gone at the source: nothing left to replay.
-                ctx.store.replay_failed_again(
-                    id,
-                    &Rejected {
-                        id: item.record_id.clone(),
-                        version: None,
-                        payload: item.payload.clone(),
-                        kind: "not_found",
-                        message: format!("the record no longer exists at the source ({f}); discard the item"),
-                        rule: None,
-                    },
-                    f.tracking_id.as_deref(),
-                    now,
-                )?;
-                return Ok(Replayed::StillFailing);
-            }
             Err(f) => {
-                ctx.store.replay_failed_again(
-                    id,
-                    &Rejected {
-                        id: item.record_id.clone(),
-                        version: None,
-                        payload: item.payload.clone(),
-                        kind: "fetch_failed",
-                        message: f.to_string(),
-                        rule: None,
-                    },
-                    f.tracking_id.as_deref(),
-                    now,
-                )?;
+                let (kind, message) = if f.class == FailureClass::Config && f.http_status == Some(404) {
+                    // Gone at the source: nothing left to replay.
+                    ("not_found", format!("the record no longer exists at the source ({f}); discard the item"))
+                } else {
+                    ("fetch_failed", f.to_string())
+                };
+                let rejected = Rejected { id: item.record_id.clone(), version: None, payload: item.payload.clone(), kind, message, rule: None };
+                ctx.store.replay_failed_again(id, &rejected, f.tracking_id.as_deref(), now)?;
                 return Ok(Replayed::StillFailing);
             }
         },
