@@ -1,5 +1,6 @@
 import { mount } from 'svelte';
 import './app.css';
+import './form.css';
 import App from './App.svelte';
 import { initApi } from './lib/api';
 

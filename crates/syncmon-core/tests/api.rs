@@ -9,7 +9,7 @@ use std::sync::Arc;
 use syncmon_core::api::{self, parse_request, ApiError};
 use syncmon_core::config::{Config, ProfileKind};
 use syncmon_core::{ErrorCode, Syncmon};
-use syncmon_mock::{Fault, FaultKind, MockConfig};
+use syncmon_mock::{Fault, FaultKind, FeedSpec, MockConfig, MockServer};
 
 async fn rpc(sm: &Arc<Syncmon>, req: Value) -> Result<Value, ApiError> {
     api::call(sm, parse_request(req)?).await
@@ -264,6 +264,95 @@ async fn save_connection_keeps_a_timestamp_and_a_snapshot_connection_as_they_are
     let e = refused(&sm, &views[0], &[("profile", json!("sometimes"))]).await;
     assert_eq!(e.field.as_deref(), Some("profile"), "{e}");
     assert!(e.message.contains("rowversion, cursor, snapshot, timestamp"), "{e}");
+}
+
+/// What the Connections form sends for a new connection (auth none, one entity).
+fn form(id: &str, base_url: &str, profile: &str, overlap: Value, cursor: Value, entity: &str) -> Value {
+    json!({
+        "id": id, "base_url": base_url, "profile": profile, "auth": "none", "max_concurrency": 5,
+        "requests_per_second": 1000.0, "timeout": "2s", "overlap": overlap, "cursor": cursor,
+        "entities": [{"name": entity, "poll_every": "5m", "page_size": 50, "deletion_guard": 0.5}],
+    })
+}
+
+#[tokio::test]
+async fn save_connection_creates_cursor_timestamp_and_snapshot_connections_that_sync() {
+    let mock = MockServer::start(MockConfig {
+        entities: entities(&[("items", 120)]),
+        feeds: vec![FeedSpec::timestamp("vendors", 150), FeedSpec::snapshot("prices", 130)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = mock.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    let sm = open_with_file(dir.path(), "# hand-written\n[[connection]]\nid = \"other\"\nbase_url = \"http://127.0.0.1:9\"\n");
+    let cursor = form(
+        "alt",
+        &format!("{base}/alt/token"),
+        "cursor",
+        Value::Null,
+        json!({"id_field": "uid", "version_field": "seq", "records_pointer": "/result/items", "filter_param": "since",
+               "page_size_param": "limit", "next_token_pointer": "/paging/next", "next_token_param": "token"}),
+        "items",
+    );
+    let stamped = form(
+        "stamped",
+        &base,
+        "timestamp",
+        json!("1s"),
+        json!({"id_field": "id", "version_field": "lastModified", "records_pointer": "/items", "filter_param": "modifiedSince",
+               "extra_query": "orderBy=lastModified", "page_size_param": "limit", "next_url_pointer": "/links/next",
+               "timestamp_format": "rfc3339"}),
+        "vendors",
+    );
+    let whole = form(
+        "whole",
+        &base,
+        "snapshot",
+        Value::Null,
+        json!({"id_field": "id", "records_pointer": "/items", "page_size_param": "limit", "next_url_pointer": "/links/next"}),
+        "prices",
+    );
+    // Refusals of cursor keys name the cursor field the form shows them beside.
+    let e = refused(&sm, &cursor, &[("cursor/filter_param", Value::Null)]).await;
+    assert_eq!(e.field.as_deref(), Some("cursor.filter_param"), "{e}");
+    let e = refused(&sm, &whole, &[("cursor/version_field", json!("rowVersion"))]).await;
+    assert_eq!(e.field.as_deref(), Some("cursor.version_field"), "{e}");
+    let e = refused(&sm, &stamped, &[("cursor/timestamp_format", json!("julian"))]).await;
+    assert_eq!(e.field.as_deref(), Some("cursor.timestamp_format"), "{e}");
+    let e = refused(&sm, &stamped, &[("overlap", json!("a bit"))]).await;
+    assert_eq!(e.field.as_deref(), Some("overlap"), "{e}");
+
+    for c in [&cursor, &stamped, &whole] {
+        ok(&sm, json!({"method": "save_connection", "params": {"connection": c}})).await;
+    }
+    let path = dir.path().join("syncmon.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("# hand-written"), "{text}");
+    assert!(!text.contains("version_field = \"rowVersion\""), "the snapshot writes no version: {text}");
+
+    // The views read back what the form sent (null and absent alike for keys not written).
+    let views = ok(&sm, json!({"method": "connections"})).await;
+    for sent in [&cursor, &stamped, &whole] {
+        let view = views.as_array().unwrap().iter().find(|v| v["id"] == sent["id"]).unwrap();
+        for (key, value) in sent["cursor"].as_object().unwrap() {
+            assert_eq!(&view["cursor"][key], value, "{}: cursor.{key} in {}", sent["id"], view["cursor"]);
+        }
+        assert_eq!(view["overlap"], sent["overlap"], "{}", sent["id"]);
+    }
+
+    // The file the form wrote runs: each connection replicates its feed.
+    let config = Config::load(&path).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let engine = Arc::new(Syncmon::open(config, data.path()).unwrap());
+    for (entity, records) in [("items", 120), ("vendors", 150), ("prices", 130)] {
+        let sel = engine.select(None, &[entity.to_string()]).unwrap();
+        let report = engine.sync_once(&sel, &tokio_util::sync::CancellationToken::new()).await.remove(0);
+        assert_eq!(report.outcome, syncmon_core::engine::Outcome::CaughtUp, "{entity}: {}", report.summary());
+        let status = engine.status().unwrap().into_iter().find(|s| s.entity == entity).unwrap();
+        assert_eq!(status.replica_rows, records, "{entity}");
+    }
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 import type { ConnectionView, EntityView } from './types';
 
 export function blankEntity(): EntityView {
-  return { name: '', path: null, poll_every: '5m', page_size: 1000, full_resync_every: '24h', required_fields: [], deletion_guard: 0.5 };
+  return { name: '', path: null, poll_every: '5m', page_size: 1000, full_resync_every: '24h', required_fields: [], deletion_guard: 0.5, schema: null };
 }
 
 export function blankConnection(): ConnectionView {
@@ -22,6 +22,8 @@ export function blankConnection(): ConnectionView {
     max_concurrency: 5,
     requests_per_second: 10,
     timeout: '30s',
+    overlap: null,
+    cursor: null,
     entities: [blankEntity()],
     has_secret: false,
     has_webhook_secret: false,

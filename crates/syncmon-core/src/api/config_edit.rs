@@ -1,7 +1,7 @@
 //! The config editor behind `save_connection`: writes one connection into the TOML file in
 //! place (comments and the other connections stay), validated by the same rules as loading.
 
-use super::{ApiError, ConnectionView, EntityView, SaveConnectionResult};
+use super::{ApiError, ConnectionView, CursorView, EntityView, SaveConnectionResult};
 use crate::config::Config;
 use crate::{ErrorCode, Syncmon};
 use std::time::Duration;
@@ -38,6 +38,21 @@ fn check_view(v: &ConnectionView) -> Result<(), ApiError> {
             .map_err(|_| ApiError::field(ErrorCode::Config, field, "this is not a duration; write e.g. \"30s\", \"5m\", \"24h\""))
     };
     duration("timeout".into(), &v.timeout)?;
+    if let Some(overlap) = v.overlap.as_deref().filter(|s| !s.trim().is_empty()) {
+        duration("overlap".into(), overlap)?;
+    }
+    if let Some(cur) = &v.cursor {
+        if let Some(next) = cur.next.as_deref().filter(|s| !s.is_empty()) {
+            if !matches!(next, "link-header" | "short-page") {
+                return Err(ApiError::field(ErrorCode::Config, "cursor.next", format!("`{next}` is neither link-header nor short-page")));
+            }
+        }
+        if let Some(f) = cur.timestamp_format.as_deref().filter(|s| !s.is_empty()) {
+            if !matches!(f, "rfc3339" | "epoch_seconds" | "epoch_millis") {
+                return Err(ApiError::field(ErrorCode::Config, "cursor.timestamp_format", format!("`{f}` is none of rfc3339, epoch_seconds, epoch_millis")));
+            }
+        }
+    }
     for (i, e) in v.entities.iter().enumerate() {
         if e.poll_every.trim() != "never" {
             duration(format!("entities[{i}].poll_every"), &e.poll_every)?;
@@ -107,6 +122,44 @@ fn fill_entity(t: &mut toml_edit::Table, e: &EntityView) {
         set(t, "required_fields", e.required_fields.iter().collect::<toml_edit::Array>());
     }
     set_unless_default(t, "deletion_guard", e.deletion_guard, 0.5);
+    set_opt(t, "schema", &e.schema);
+}
+
+/// `[connection.cursor]`: kept in place (with its comments) when the file has it, added otherwise.
+fn fill_cursor(t: &mut toml_edit::Table, profile: &str, cur: Option<&CursorView>) {
+    let Some(cur) = cur else {
+        t.remove("cursor");
+        return;
+    };
+    let mut table = match t.remove("cursor") {
+        Some(toml_edit::Item::Table(table)) => table,
+        Some(toml_edit::Item::Value(toml_edit::Value::InlineTable(inline))) => inline.into_table(),
+        _ => toml_edit::Table::new(),
+    };
+    set_unless_default(&mut table, "id_field", cur.id_field.as_str(), "id");
+    match cur.version_field.as_deref().filter(|s| !s.is_empty()) {
+        // Only the cursor profile has a default for it: the timestamp profile must name the
+        // field, and a snapshot must be refused for naming one.
+        Some(f) if profile == "cursor" => set_unless_default(&mut table, "version_field", f, "rowVersion"),
+        Some(f) => set(&mut table, "version_field", f),
+        None => {
+            table.remove("version_field");
+        }
+    }
+    set_unless_default(&mut table, "records_pointer", cur.records_pointer.as_str(), "");
+    for (key, value) in [
+        ("filter_param", &cur.filter_param),
+        ("extra_query", &cur.extra_query),
+        ("page_size_param", &cur.page_size_param),
+        ("next_token_pointer", &cur.next_token_pointer),
+        ("next_token_param", &cur.next_token_param),
+        ("next_url_pointer", &cur.next_url_pointer),
+        ("next", &cur.next),
+        ("timestamp_format", &cur.timestamp_format),
+    ] {
+        set_opt(&mut table, key, value);
+    }
+    t.insert("cursor", toml_edit::Item::Table(table));
 }
 
 fn fill_connection(t: &mut toml_edit::Table, v: &ConnectionView) {
@@ -133,6 +186,13 @@ fn fill_connection(t: &mut toml_edit::Table, v: &ConnectionView) {
     set_unless_default(t, "max_concurrency", v.max_concurrency as i64, 5);
     set_unless_default(t, "requests_per_second", v.requests_per_second, 10.0);
     set_duration(t, "timeout", &v.timeout, Duration::from_secs(30));
+    match v.overlap.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(o) => set_duration(t, "overlap", o, Duration::ZERO),
+        None => {
+            t.remove("overlap");
+        }
+    }
+    fill_cursor(t, &v.profile, v.cursor.as_ref());
 
     // Entities in the order the screen lists them; existing tables (and their comments) are kept.
     let mut old: Vec<toml_edit::Table> = match t.remove("entity") {

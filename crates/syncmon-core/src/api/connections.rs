@@ -1,8 +1,8 @@
 //! The Connections screen's reads and checks: the connections as the form edits them, a test
 //! call, storing a secret in the keyring.
 
-use super::{ApiError, ConnectionView, EntityView, TestConnectionResult};
-use crate::config::{Config, ConnectionConfig, ProfileKind};
+use super::{ApiError, ConnectionView, CursorView, EntityView, TestConnectionResult};
+use crate::config::{Config, ConnectionConfig, CursorConfig, ProfileKind};
 use crate::profile::Profile;
 use crate::secrets::{self, Secret, SecretKind};
 use crate::{Error, ErrorCode, RowVersion, Syncmon};
@@ -31,6 +31,24 @@ fn has_secret(c: &ConnectionConfig, kind: SecretKind) -> bool {
 
 fn fmt_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
+}
+
+fn cursor_view(profile: ProfileKind, cur: &CursorConfig) -> CursorView {
+    // A snapshot has no version: the defaulted `version_field` is not something the user wrote.
+    let versioned = profile != ProfileKind::Snapshot;
+    CursorView {
+        id_field: cur.id_field.clone(),
+        version_field: versioned.then(|| cur.version_field.clone()),
+        records_pointer: cur.records_pointer.clone(),
+        filter_param: Some(cur.filter_param.clone()).filter(|f| versioned && !f.is_empty()),
+        extra_query: cur.extra_query.clone(),
+        page_size_param: cur.page_size_param.clone(),
+        next_token_pointer: cur.next_token_pointer.clone(),
+        next_token_param: cur.next_token_param.clone(),
+        next_url_pointer: cur.next_url_pointer.clone(),
+        next: cur.next.map(|n| n.as_str().to_string()),
+        timestamp_format: cur.timestamp_format.map(|f| f.as_str().to_string()),
+    }
 }
 
 /// The config as the screen shows it; looks up the keyring (blocking).
@@ -62,6 +80,8 @@ pub fn connection_view(c: &ConnectionConfig) -> ConnectionView {
         max_concurrency: c.max_concurrency,
         requests_per_second: c.requests_per_second,
         timeout: fmt_duration(c.timeout),
+        overlap: (c.profile == ProfileKind::Timestamp).then(|| fmt_duration(c.overlap)),
+        cursor: c.cursor.as_ref().map(|cur| cursor_view(c.profile, cur)),
         entities: c
             .entities
             .iter()
@@ -73,6 +93,7 @@ pub fn connection_view(c: &ConnectionConfig) -> ConnectionView {
                 full_resync_every: e.full_resync_every.map(fmt_duration),
                 required_fields: e.required_fields.clone(),
                 deletion_guard: e.deletion_guard,
+                schema: e.schema.clone(),
             })
             .collect(),
         has_secret: c.auth != crate::config::AuthKind::None && has_secret(c, SecretKind::Connection),

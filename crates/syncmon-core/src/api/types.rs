@@ -140,6 +140,12 @@ pub struct ConnectionView {
     pub max_concurrency: usize,
     pub requests_per_second: f64,
     pub timeout: String,
+    /// `profile = "timestamp"`: how far below the checkpoint each poll reads again ("0s" by default).
+    #[serde(default)]
+    pub overlap: Option<String>,
+    /// The `[connection.cursor]` keys (cursor, timestamp and snapshot profiles); absent for rowversion.
+    #[serde(default)]
+    pub cursor: Option<CursorView>,
     #[serde(default)]
     pub entities: Vec<EntityView>,
     /// Ignored on save.
@@ -148,6 +154,39 @@ pub struct ConnectionView {
     /// Ignored on save.
     #[serde(default)]
     pub has_webhook_secret: bool,
+}
+
+/// `[connection.cursor]` as the form edits it: which field is the id and which the version, where
+/// the records are in a page and how the next page is found. Absent optional keys are `null`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
+pub struct CursorView {
+    pub id_field: String,
+    /// The version (cursor) or last-modified (timestamp) field; `null` for snapshot, which has none.
+    #[serde(default)]
+    pub version_field: Option<String>,
+    /// JSON pointer to the records array; "" means the body is the array.
+    #[serde(default)]
+    pub records_pointer: String,
+    /// Query parameter that receives the checkpoint; `null` for snapshot.
+    #[serde(default)]
+    pub filter_param: Option<String>,
+    #[serde(default)]
+    pub extra_query: Option<String>,
+    #[serde(default)]
+    pub page_size_param: Option<String>,
+    #[serde(default)]
+    pub next_token_pointer: Option<String>,
+    #[serde(default)]
+    pub next_token_param: Option<String>,
+    #[serde(default)]
+    pub next_url_pointer: Option<String>,
+    #[serde(default)]
+    #[ts(type = "\"link-header\" | \"short-page\" | null")]
+    pub next: Option<String>,
+    /// `profile = "timestamp"` only: how the last-modified field is written.
+    #[serde(default)]
+    #[ts(type = "\"rfc3339\" | \"epoch_seconds\" | \"epoch_millis\" | null")]
+    pub timestamp_format: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -163,6 +202,9 @@ pub struct EntityView {
     #[serde(default)]
     pub required_fields: Vec<String>,
     pub deletion_guard: f64,
+    /// A JSON Schema file every record is checked against (relative to the config file).
+    #[serde(default)]
+    pub schema: Option<String>,
 }
 
 /// The answer of a method that has nothing to report (`reset_checkpoint`, `set_secret`): `{}`.

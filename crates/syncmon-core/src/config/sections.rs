@@ -114,6 +114,16 @@ pub enum NextPageMode {
     ShortPage,
 }
 
+impl NextPageMode {
+    /// As written in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NextPageMode::LinkHeader => "link-header",
+            NextPageMode::ShortPage => "short-page",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CursorConfig {

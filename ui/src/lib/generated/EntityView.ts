@@ -4,4 +4,8 @@ export type EntityView = { name: string,
 /**
  * Path under the base URL; default `/<name>`.
  */
-path: string | null, poll_every: string, page_size: number, full_resync_every: string | null, required_fields: Array<string>, deletion_guard: number, };
+path: string | null, poll_every: string, page_size: number, full_resync_every: string | null, required_fields: Array<string>, deletion_guard: number, 
+/**
+ * A JSON Schema file every record is checked against (relative to the config file).
+ */
+schema: string | null, };

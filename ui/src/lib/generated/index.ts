@@ -4,6 +4,7 @@ export type { CheckpointKind } from "./CheckpointKind";
 export type { CheckpointPoint } from "./CheckpointPoint";
 export type { ConfigWarning } from "./ConfigWarning";
 export type { ConnectionView } from "./ConnectionView";
+export type { CursorView } from "./CursorView";
 export type { CycleReport } from "./CycleReport";
 export type { Empty } from "./Empty";
 export type { EntityDetailResult } from "./EntityDetailResult";
