@@ -45,6 +45,14 @@ export async function shownText(wd, css) {
     return r.width > 0 && r.height > 0 ? el.textContent.trim() : null;`, [css]);
 }
 
+/** Types `value` into the form control `testid` as the user would (Svelte listens to `event`). */
+export async function fill(wd, testid, value, event = 'input') {
+  await wd.byTestId(testid, { timeoutMs: 10_000 });
+  await wd.script(`const el = document.querySelector('[data-testid="' + arguments[0] + '"]');
+    el.value = arguments[1];
+    el.dispatchEvent(new Event(arguments[2], { bubbles: true }));`, [testid, value, event]);
+}
+
 export async function go(wd, hash) {
   await wd.script(`location.hash = ${JSON.stringify(hash)}`);
 }
@@ -130,4 +138,28 @@ export async function demoJourney(wd, { mock, shot }) {
   assert.match(await shownText(wd, '[data-testid="test-result"] [data-testid="tracking-id"]') ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-/,
     'the test shows the Trackingid of its call');
   await shot('connections');
+
+  // A timestamp connection made from the form (the feed's keys included), saved to the config
+  // file, listed with its entity, and tested against the simulated source's `vendors` feed.
+  const base = await wd.script(`return document.querySelector('[data-testid="conn-base-url"]').value`);
+  await wd.click(await wd.byTestId('add-connection'));
+  await fill(wd, 'conn-id', 'stamped');
+  await fill(wd, 'conn-base-url', base);
+  await fill(wd, 'conn-auth', 'none', 'change');
+  await fill(wd, 'conn-profile', 'timestamp', 'change');
+  await wd.byTestId('cursor-fields', { timeoutMs: 10_000 });
+  const filled = await wd.script(`return ['cursor-version_field', 'cursor-filter_param', 'cursor-records_pointer']
+    .map((t) => document.querySelector('[data-testid="' + t + '"]').value)`);
+  assert.deepEqual(filled, ['lastModified', 'modifiedSince', '/items'], 'the timestamp profile starts from the usual names');
+  await fill(wd, 'entity-name-0', 'vendors');
+  await wd.click(await wd.byTestId('save-connection'));
+  const listed = await wd.byTestId('connection-stamped', { timeoutMs: 15_000 });
+  assert.match(await wd.text(listed), /1 entity/, 'the saved connection is listed with its entity');
+  await wd.click(await wd.byTestId('test-connection'));
+  const stamped = await wd.waitFor('the test of the new connection', async () => {
+    const [r] = await wd.findAll('[data-testid="test-result"]');
+    return r ? wd.text(r) : null;
+  }, { timeoutMs: 20_000 });
+  assert.match(stamped, /OK/, `the new timestamp connection answers: ${stamped}`);
+  await shot('connections-timestamp');
 }

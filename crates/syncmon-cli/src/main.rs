@@ -73,8 +73,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// SQLite's integrity check of the replica (read-only): "ok" (exit 0), or the problems and
-    /// what to do (exit 1).
+    /// The config, loaded as `run` loads it (schema files included: a refusal exits 2 naming the
+    /// key and its line), then SQLite's integrity check of the replica (read-only): "ok" (exit 0),
+    /// or the problems and what to do (exit 1).
     Check {
         #[arg(long)]
         json: bool,
@@ -464,13 +465,14 @@ fn mock_config(a: &MockArgs) -> syncmon_mock::MockConfig {
     }
 }
 
-/// `syncmon check`: exit 0 sound, 1 damaged (with what to do), 2 no replica / bad usage.
+/// `syncmon check`: exit 0 sound, 1 damaged (with what to do), 2 a config refused, no replica, bad usage.
 fn check(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
+    let (config_path, _) = config_of(cli)?;
     let data_dir = data_dir_of(cli);
     let problems = Syncmon::check_integrity(&data_dir)?;
     let advice = (!problems.is_empty()).then(|| Syncmon::damaged_advice(&data_dir));
     if json {
-        output::json(&serde_json::json!({ "ok": problems.is_empty(), "problems": problems, "advice": advice }))?;
+        output::json(&serde_json::json!({ "ok": problems.is_empty(), "config": config_path, "problems": problems, "advice": advice }))?;
     } else if let Some(advice) = &advice {
         println!("the replica {} is damaged; SQLite's integrity check found:", data_dir.join(syncmon_core::DB_FILE).display());
         for p in &problems {

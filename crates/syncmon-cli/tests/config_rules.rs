@@ -99,6 +99,37 @@ fn names_that_differ_only_in_case_exit_2_naming_both_lines() {
     assert!(!dir.path().join("data").join("syncmon.db").exists(), "nothing is created for a refused config");
 }
 
+/// `check` loads the config the way `run` does: a schema file that is missing, not JSON or not a
+/// JSON Schema is refused with exit 2, naming the key and its line; a good one passes the config.
+#[test]
+fn check_refuses_a_bad_schema_file_naming_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("syncmon.toml");
+    std::fs::write(&cfg, "[[connection]]\nid = \"src\"\nbase_url = \"http://127.0.0.1:9\"\n[[connection.entity]]\nname = \"items\"\nschema = \"items.json\"\n")
+        .unwrap();
+    let check = || Command::new(BIN).arg("--config").arg(&cfg).arg("--data-dir").arg(dir.path().join("data")).args(["check", "--json"]).output().unwrap();
+    let schema = dir.path().join("items.json");
+    for (content, says) in [(None, "cannot read the schema file"), (Some("{ not json"), "not JSON"), (Some(r#"{"type": "no-such-type"}"#), "JSON Schema")] {
+        match content {
+            Some(c) => std::fs::write(&schema, c).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(&schema);
+            }
+        }
+        let out = check();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{content:?}: {err}");
+        assert!(err.contains("connections[0].entities[0].schema (line 6)"), "{content:?}: {err}");
+        assert!(err.contains(says), "{content:?} must say `{says}`: {err}");
+    }
+    // A valid schema: the config passes, and the replica (none yet) is what check reports on.
+    std::fs::write(&schema, r#"{"type": "object", "required": ["id"]}"#).unwrap();
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("schema"), "a valid schema is not a problem: {err}");
+    assert!(err.contains("no replica"), "{err}");
+}
+
 #[test]
 fn a_schema_file_that_cannot_be_read_exits_2_naming_the_key_and_the_path() {
     let dir = tempfile::tempdir().unwrap();

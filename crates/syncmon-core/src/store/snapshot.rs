@@ -25,11 +25,53 @@ use sha2::{Digest, Sha256};
 /// passes are numbered from 1, so `resync_finish` with pass 0 deletes exactly the marked rows.
 const UNSEEN: i64 = -1;
 
-/// The content hash a snapshot row is compared by: the first 8 bytes of SHA-256 of the record
-/// as served. A source that serializes the same record differently (key order) counts as a change.
+/// The content hash a snapshot row is compared by: the first 8 bytes of SHA-256 of the record's
+/// canonical form (object keys sorted at every depth), so a source that serializes the same
+/// record with its keys in another order is not "changed". A replica whose rows were hashed over
+/// the served text before this rule sees each row differ once: one pass rewrites them with new
+/// change numbers (and forwards them again, which targets take as upserts); nothing is deleted,
+/// since deletions follow the ids a pass saw, never the hashes.
 pub fn content_hash(data: &str) -> i64 {
-    let digest = Sha256::digest(data.as_bytes());
+    let mut h = Sha256::new();
+    match serde_json::from_str::<serde_json::Value>(data) {
+        Ok(v) => hash_canonical(&v, &mut h),
+        // Records reach the replica only as JSON; should one not parse, its text is its content.
+        Err(_) => h.update(data.as_bytes()),
+    }
+    let digest = h.finalize();
     i64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+}
+
+/// Feeds `v` to `h` as compact JSON with sorted object keys, without building the text.
+fn hash_canonical(v: &serde_json::Value, h: &mut Sha256) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            h.update(b"{");
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    h.update(b",");
+                }
+                h.update(Value::String(k.clone()).to_string().as_bytes());
+                h.update(b":");
+                hash_canonical(&map[k], h);
+            }
+            h.update(b"}");
+        }
+        Value::Array(items) => {
+            h.update(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    h.update(b",");
+                }
+                hash_canonical(item, h);
+            }
+            h.update(b"]");
+        }
+        scalar => h.update(scalar.to_string().as_bytes()),
+    }
 }
 
 fn seen_table(key: &EntityKey) -> String {
@@ -223,4 +265,51 @@ fn write_record(
         outbox::enqueue(tx, key, &r.id, hash, &version, outbox::UPSERT, now_ms)?;
     }
     Ok(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::setup;
+    use super::*;
+    use crate::rowversion::RowVersion;
+
+    fn record(id: &str, data: &str) -> Record {
+        Record { id: id.into(), version: RowVersion::zero(), data: data.into() }
+    }
+
+    fn pass(store: &Store, key: &EntityKey, records: &[Record]) -> usize {
+        store.snapshot_begin(key).unwrap();
+        let batch = PageBatch {
+            records,
+            rejected: &[],
+            tracking_id: Some("t"),
+            http_status: Some(200),
+            max_version: None,
+            resync_cursor: None,
+            rereads_checkpoint: false,
+            run_id: 0,
+            now_ms: 1,
+        };
+        store.apply_snapshot_pages(key, &[batch]).unwrap().rows_written
+    }
+
+    #[test]
+    fn the_hash_ignores_key_order_at_every_depth_but_not_values() {
+        let a = content_hash(r#"{"id":"1","price":{"net":10,"tax":[1,{"x":1,"y":2}]}}"#);
+        assert_eq!(a, content_hash(r#"{ "price": {"tax": [1, {"y": 2, "x": 1}], "net": 10}, "id": "1" }"#));
+        assert_ne!(a, content_hash(r#"{"id":"1","price":{"net":11,"tax":[1,{"x":1,"y":2}]}}"#));
+        assert_ne!(a, content_hash(r#"{"id":"1","price":{"net":10,"tax":[{"x":1,"y":2},1]}}"#), "array order is content");
+    }
+
+    #[test]
+    fn a_pass_with_keys_reordered_writes_nothing_and_a_changed_value_writes_one_row() {
+        let (_d, store, key) = setup();
+        let first = [record("a", r#"{"id":"a","p":1,"q":2}"#), record("b", r#"{"id":"b","p":3,"q":4}"#)];
+        assert_eq!(pass(&store, &key, &first), 2);
+        let reordered = [record("a", r#"{"q":2,"id":"a","p":1}"#), record("b", r#"{"q":4,"p":3,"id":"b"}"#)];
+        assert_eq!(pass(&store, &key, &reordered), 0, "the same records with their keys in another order are not news");
+        let one_changed = [record("a", r#"{"q":2,"id":"a","p":1}"#), record("b", r#"{"q":5,"p":3,"id":"b"}"#)];
+        assert_eq!(pass(&store, &key, &one_changed), 1);
+        assert_eq!(store.replica_count(&key).unwrap(), 2);
+    }
 }
