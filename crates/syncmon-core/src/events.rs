@@ -39,6 +39,17 @@ pub enum EventKind {
         /// The page's highest version, as people read it (a timestamp feed's as a date).
         checkpoint: String,
     },
+    /// A batch pushed to `POST /ingest` has been applied (its correlation id is `batch`).
+    IngestApplied {
+        connection: String,
+        entity: String,
+        batch: String,
+        /// Records in the batch, the failed ones included.
+        records: usize,
+        failed: usize,
+        /// `applied` or `partly_failed`, as `syncmon ingest show` says.
+        state: String,
+    },
     Retrying {
         connection: String,
         entity: String,

@@ -80,13 +80,13 @@ pub fn apply_batch(ctx: &EngineCtx, e: &EntityRt, batch: &QueuedBatch) -> Result
     let out = ctx.store.ingest_apply(batch, &page, now_ms)?;
     let (connection, entity) = (batch.key.connection.clone(), batch.key.entity.clone());
     tracing::info!(%connection, %entity, batch = %batch.id, state = out.state.as_str(), written = out.written, failed = out.failed, "pushed batch applied");
-    let checkpoint = ctx.store.entity(&batch.key).map(|r| r.checkpoint.to_string()).unwrap_or_default();
-    ctx.events.emit(EventKind::PageApplied {
+    ctx.events.emit(EventKind::IngestApplied {
         connection: connection.clone(),
         entity: entity.clone(),
-        records: records.len(),
+        batch: batch.id.clone(),
+        records: records.len() + rejected.len(),
         failed: rejected.len(),
-        checkpoint,
+        state: out.state.as_str().to_string(),
     });
     if out.failed_new > 0 {
         ctx.events.emit(EventKind::FailedItemsAdded { connection, entity, count: out.failed_new });

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use syncmon_core::events::EventKind;
 use syncmon_core::{FailedFilter, Health, IngestState};
 use syncmon_mock::MockConfig;
 use tokio_util::sync::CancellationToken;
@@ -112,6 +113,12 @@ async fn a_batch_with_one_invalid_record_is_partly_failed_and_the_rest_applied()
     let failed = a.h.sm.failed_items(&a.h.sm.failed_filter(FailedFilter { entity: Some("pushed".into()), ..Default::default() }).unwrap(), None, 10).unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!((failed[0].stage.as_str(), failed[0].record_id.as_deref(), failed[0].tracking_id.as_deref()), ("ingest", Some("p2"), Some(id.as_str())));
+    // Activity says so, naming the batch.
+    let said = a.h.sm.recent_events(200).into_iter().find_map(|e| match e.kind {
+        EventKind::IngestApplied { batch, records, failed, state, .. } if batch == id => Some((records, failed, state)),
+        _ => None,
+    });
+    assert_eq!(said, Some((3, 1, "partly_failed".to_string())), "an ingest_applied event for {id}");
 
     // One record (not an array), older than the replica's: version compare leaves it out.
     let (status, answer) = push(&url, "msg_old", &record("p3", 2, "stale").to_string(), None).await;

@@ -23,6 +23,9 @@ describe('activity lines', () => {
     expect(describeEvent({ ...base, type: 'page_applied', connection: 'c', entity: 'e', records: 1000, failed: 2, checkpoint: '99' })).toBe(
       'page applied: 1,000 records, 2 failed, checkpoint 99',
     );
+    expect(describeEvent({ ...base, type: 'ingest_applied', connection: 'c', entity: 'e', batch: 'msg_1', records: 3, failed: 1, state: 'partly_failed' })).toBe(
+      'pushed batch msg_1 applied: 3 records, 1 failed',
+    );
     expect(describeEvent({ ...base, type: 'deletion_guard_tripped', connection: 'c', entity: 'e', would_delete: 600, live: 1000 })).toMatch(/600 of 1,000/);
   });
 });

@@ -17,6 +17,8 @@ export function eventTone(e: Event): 'ok' | 'warn' | 'bad' | 'plain' {
     case 'circuit_opened':
     case 'deletion_guard_tripped':
       return 'bad';
+    case 'ingest_applied':
+      return e.failed ? 'warn' : 'ok';
     case 'retrying':
     case 'failed_items_added':
       return 'warn';
@@ -33,6 +35,8 @@ export function describeEvent(e: Event): string {
   switch (e.type) {
     case 'cycle_started':
       return `${e.kind} cycle from checkpoint ${e.from}`;
+    case 'ingest_applied':
+      return `pushed batch ${e.batch} applied: ${count(e.records)} ${e.records === 1 ? 'record' : 'records'}${e.failed ? `, ${count(e.failed)} failed` : ''}`;
     case 'page_applied':
       return `page applied: ${count(e.records)} records${e.failed ? `, ${count(e.failed)} failed` : ''}, checkpoint ${e.checkpoint}`;
     case 'retrying':

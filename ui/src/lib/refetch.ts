@@ -58,6 +58,7 @@ const OVERVIEW_EVENTS = new Set<string>([
   'cycle_started',
   'cycle_finished',
   'page_applied',
+  'ingest_applied',
   'failed_items_added',
   'resync_progress',
   'deletion_guard_tripped',

@@ -10,4 +10,12 @@ from: string, } | { "type": "page_applied", connection: string, entity: string, 
 /**
  * The page's highest version, as people read it (a timestamp feed's as a date).
  */
-checkpoint: string, } | { "type": "retrying", connection: string, entity: string, attempt: number, wait_ms: number, reason: string, http_status: number | null, tracking_id: string | null, } | { "type": "cycle_finished", connection: string, entity: string, outcome: Outcome, records: number, error: string | null, tracking_id: string | null, } | { "type": "failed_items_added", connection: string, entity: string, count: number, } | { "type": "resync_progress", connection: string, entity: string, seen: number, expected: number, } | { "type": "deletion_guard_tripped", connection: string, entity: string, would_delete: number, live: number, } | { "type": "circuit_opened", connection: string, until: number, error: string, } | { "type": "circuit_closed", connection: string, } | { "type": "nudged", connection: string, entity: string, } | { "type": "replay_progress", done: number, total: number, replayed: number, superseded: number, still_failing: number, } | { "type": "forwarded", connection: string, entity: string, target: string, delivered: number, failed: number, pending: number, error: string | null, };
+checkpoint: string, } | { "type": "ingest_applied", connection: string, entity: string, batch: string, 
+/**
+ * Records in the batch, the failed ones included.
+ */
+records: number, failed: number, 
+/**
+ * `applied` or `partly_failed`, as `syncmon ingest show` says.
+ */
+state: string, } | { "type": "retrying", connection: string, entity: string, attempt: number, wait_ms: number, reason: string, http_status: number | null, tracking_id: string | null, } | { "type": "cycle_finished", connection: string, entity: string, outcome: Outcome, records: number, error: string | null, tracking_id: string | null, } | { "type": "failed_items_added", connection: string, entity: string, count: number, } | { "type": "resync_progress", connection: string, entity: string, seen: number, expected: number, } | { "type": "deletion_guard_tripped", connection: string, entity: string, would_delete: number, live: number, } | { "type": "circuit_opened", connection: string, until: number, error: string, } | { "type": "circuit_closed", connection: string, } | { "type": "nudged", connection: string, entity: string, } | { "type": "replay_progress", done: number, total: number, replayed: number, superseded: number, still_failing: number, } | { "type": "forwarded", connection: string, entity: string, target: string, delivered: number, failed: number, pending: number, error: string | null, };
