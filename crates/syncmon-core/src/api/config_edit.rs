@@ -103,6 +103,12 @@ fn set_opt(table: &mut toml_edit::Table, key: &str, v: &Option<String>) {
     }
 }
 
+fn set_opts<const N: usize>(table: &mut toml_edit::Table, values: [(&str, &Option<String>); N]) {
+    for (key, value) in values {
+        set_opt(table, key, value);
+    }
+}
+
 fn set_duration(table: &mut toml_edit::Table, key: &str, text: &str, default: Duration) {
     let same = humantime::parse_duration(text).is_ok_and(|d| d == default);
     if table.contains_key(key) || !same {
@@ -147,18 +153,19 @@ fn fill_cursor(t: &mut toml_edit::Table, profile: &str, cur: Option<&CursorView>
         }
     }
     set_unless_default(&mut table, "records_pointer", cur.records_pointer.as_str(), "");
-    for (key, value) in [
-        ("filter_param", &cur.filter_param),
-        ("extra_query", &cur.extra_query),
-        ("page_size_param", &cur.page_size_param),
-        ("next_token_pointer", &cur.next_token_pointer),
-        ("next_token_param", &cur.next_token_param),
-        ("next_url_pointer", &cur.next_url_pointer),
-        ("next", &cur.next),
-        ("timestamp_format", &cur.timestamp_format),
-    ] {
-        set_opt(&mut table, key, value);
-    }
+    set_opts(
+        &mut table,
+        [
+            ("filter_param", &cur.filter_param),
+            ("extra_query", &cur.extra_query),
+            ("page_size_param", &cur.page_size_param),
+            ("next_token_pointer", &cur.next_token_pointer),
+            ("next_token_param", &cur.next_token_param),
+            ("next_url_pointer", &cur.next_url_pointer),
+            ("next", &cur.next),
+            ("timestamp_format", &cur.timestamp_format),
+        ],
+    );
     t.insert("cursor", toml_edit::Item::Table(table));
 }
 
@@ -173,16 +180,17 @@ fn fill_connection(t: &mut toml_edit::Table, v: &ConnectionView) {
             t.remove("api_key_header");
         }
     }
-    for (key, value) in [
-        ("token_url", &v.token_url),
-        ("client_id", &v.client_id),
-        ("scope", &v.scope),
-        ("secret_env", &v.secret_env),
-        ("webhook_secret_env", &v.webhook_secret_env),
-        ("api_version", &v.api_version),
-    ] {
-        set_opt(t, key, value);
-    }
+    set_opts(
+        t,
+        [
+            ("token_url", &v.token_url),
+            ("client_id", &v.client_id),
+            ("scope", &v.scope),
+            ("secret_env", &v.secret_env),
+            ("webhook_secret_env", &v.webhook_secret_env),
+            ("api_version", &v.api_version),
+        ],
+    );
     set_unless_default(t, "max_concurrency", v.max_concurrency as i64, 5);
     set_unless_default(t, "requests_per_second", v.requests_per_second, 10.0);
     set_duration(t, "timeout", &v.timeout, Duration::from_secs(30));

@@ -14,39 +14,20 @@ export interface CursorField {
   placeholder: string;
 }
 
-const ID: CursorField = { key: 'id_field', label: 'Id field', help: "The field that identifies a record.", placeholder: 'id' };
-const VERSION: CursorField = {
-  key: 'version_field',
-  label: 'Version field',
-  help: 'The field that grows on every change (an integer, or digits as text).',
-  placeholder: 'rowVersion',
-};
-const MODIFIED: CursorField = {
-  key: 'version_field',
-  label: 'Last-modified field',
-  help: "The record's last-modified time; records sharing one value are read again and de-duplicated.",
-  placeholder: 'lastModified',
-};
-const RECORDS: CursorField = {
-  key: 'records_pointer',
-  label: 'Records pointer',
-  help: 'JSON pointer to the array of records in a page, e.g. /items; empty when the body is the array.',
-  placeholder: '/items',
-};
-const FILTER: CursorField = {
-  key: 'filter_param',
-  label: 'Checkpoint parameter',
-  help: 'The query parameter that receives the checkpoint (the source returns what changed after it).',
-  placeholder: 'since',
-};
-const SINCE: CursorField = {
-  key: 'filter_param',
-  label: 'Since parameter',
-  help: 'The query parameter that receives the checkpoint inclusively (the source returns records at or after it).',
-  placeholder: 'modifiedSince',
-};
-const EXTRA: CursorField = { key: 'extra_query', label: 'Extra query', help: 'Added to every request as is, e.g. orderBy=lastModified.', placeholder: 'orderBy=lastModified' };
-const PAGE_SIZE: CursorField = { key: 'page_size_param', label: 'Page size parameter', help: "The query parameter that takes the entity's page size.", placeholder: 'limit' };
+const field = (key: keyof CursorView, label: string, placeholder: string, help: string): CursorField => ({ key, label, help, placeholder });
+
+const ID = field('id_field', 'Id field', 'id', 'The field that identifies a record.');
+const VERSION = field('version_field', 'Version field', 'rowVersion', 'The field that grows on every change (an integer, or digits as text).');
+const MODIFIED = field('version_field', 'Last-modified field', 'lastModified',
+  "The record's last-modified time; records sharing one value are read again and de-duplicated.");
+const RECORDS = field('records_pointer', 'Records pointer', '/items',
+  'JSON pointer to the array of records in a page, e.g. /items; empty when the body is the array.');
+const FILTER = field('filter_param', 'Checkpoint parameter', 'since',
+  'The query parameter that receives the checkpoint (the source returns what changed after it).');
+const SINCE = field('filter_param', 'Since parameter', 'modifiedSince',
+  'The query parameter that receives the checkpoint inclusively (the source returns records at or after it).');
+const EXTRA = field('extra_query', 'Extra query', 'orderBy=lastModified', 'Added to every request as is, e.g. orderBy=lastModified.');
+const PAGE_SIZE = field('page_size_param', 'Page size parameter', 'limit', "The query parameter that takes the entity's page size.");
 
 /** The plain cursor keys the form shows for `profile`, in order (the next-page keys come apart). */
 export function cursorFields(profile: Profile): CursorField[] {
