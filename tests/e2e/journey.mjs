@@ -115,6 +115,17 @@ export async function demoJourney(wd, { mock, shot }) {
   await go(wd, `#/entity/${ENTITY}`);
   await wd.click(await wd.byTestId(`sync-now-${ENTITY}`, { timeoutMs: 10_000 }));
   await shot('entity');
+
+  // A Trackingid from the request log, pasted into the search box, brings up its call.
+  const tid = await wd.waitFor('a Trackingid in the request log', () =>
+    wd.script(`const el = document.querySelector('[data-testid="requests"] [data-testid="tracking-id"]'); return el ? el.textContent.trim() : null;`),
+  { timeoutMs: 20_000 });
+  await fill(wd, 'find-input', tid);
+  await wd.script(`document.querySelector('[data-testid="find-input"]').form.requestSubmit()`);
+  const foundCall = await wd.byTestId('find-request', { timeoutMs: 10_000 });
+  assert.match(await wd.text(foundCall), /demo\/items/, 'the call that carried the Trackingid, with its entity');
+  await shot('find');
+  await go(wd, `#/entity/${ENTITY}`);
   await mock('POST', '/faults', { kind: 'slow', millis: 800, entity: 'items', times: 8 });
   await wd.click(await wd.byTestId('resync'));
   await wd.click(await wd.byTestId('confirm'));

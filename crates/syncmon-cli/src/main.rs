@@ -98,13 +98,25 @@ enum Command {
     },
     /// The request log, newest first, with Trackingids.
     Requests {
+        /// Only this entity's calls (and its forwarding's), e.g. `items` or `retail/items`.
         #[arg(long)]
         entity: Option<String>,
         /// Only failed calls (no answer, or HTTP 4xx/5xx).
         #[arg(long)]
         failed: bool,
+        /// Only the calls whose answer carried this Trackingid.
+        #[arg(long, value_name = "ID")]
+        tracking_id: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything that carries a Trackingid, a pushed batch's id or a record id: the calls, the
+    /// runs, the failed items, the batch and the replica rows. Exit 1 when nothing does.
+    Find {
+        /// The Trackingid (from a ticket, a screenshot, an error), batch id or record id.
+        id: String,
         #[arg(long)]
         json: bool,
     },
@@ -250,6 +262,9 @@ impl std::error::Error for UsageError {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.prints_a_listing() {
+        quiet_on_closed_pipe();
+    }
     init_logging(cli.verbose);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(dispatch(cli)) {
@@ -259,6 +274,25 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(if usage { 2 } else { 1 })
         }
+    }
+}
+
+impl Command {
+    /// Commands that print a listing and end (`requests --json | head` is how they are read):
+    /// a closed pipe ends them quietly, as it ends `cat`.
+    fn prints_a_listing(&self) -> bool {
+        matches!(self, Command::Requests { .. } | Command::Export { .. } | Command::Find { .. } | Command::Failed { .. } | Command::Ingest { .. })
+    }
+}
+
+/// Rust ignores SIGPIPE so that a write to a closed socket is an error, not death; for a
+/// listing on stdout that makes `| head` end in a "Broken pipe" panic instead. The agent's
+/// commands keep the default (their sockets need it).
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread or socket exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -429,15 +463,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Requests { entity, failed, limit, json } => {
+        Command::Requests { entity, failed, tracking_id, limit, json } => {
             let sm = load_read_only(&cli)?;
-            let rows = sm.requests(entity.as_deref(), *failed, *limit)?;
+            let rows = sm.requests(entity.as_deref(), *failed, tracking_id.as_deref(), *limit)?;
             if *json {
                 output::json(&rows)?;
             } else {
                 output::requests_table(&rows);
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Find { id, json } => {
+            let sm = load_read_only(&cli)?;
+            let found = sm.find(id)?;
+            if *json {
+                output::json(&found)?;
+            } else {
+                output::found(&found);
+            }
+            Ok(if found.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::Creds { command } => creds(&cli, command),
         Command::Mock(args) => {

@@ -215,3 +215,65 @@ pub fn requests_table(rows: &[RequestRow]) {
         .collect();
     table(&["AT", "ENTITY", "STATUS", "TIME", "TRY", "TRACKINGID", "REQUEST", "ERROR"], rows);
 }
+
+/// `syncmon find`: each kind of place the text was found in, or where it was looked for.
+pub fn found(f: &syncmon_core::Found) {
+    if f.is_empty() {
+        println!(
+            "nothing carries `{}`: it is not a Trackingid in the request log or the runs, not a pushed batch's id, and no failed item or replica row has that record id (the request log keeps [storage] request_log_retention)",
+            f.query
+        );
+        return;
+    }
+    let n = |count: usize, one: &str, many: &str| format!("{count} {}", if count == 1 { one } else { many });
+    if !f.requests.is_empty() {
+        println!("{} with Trackingid {}:", n(f.requests.len(), "call", "calls"), f.query);
+        requests_table(&f.requests);
+        println!();
+    }
+    if !f.runs.is_empty() {
+        println!("{}:", n(f.runs.len(), "run", "runs"));
+        let rows = f
+            .runs
+            .iter()
+            .map(|r| {
+                vec![
+                    r.id.to_string(),
+                    format!("{}/{}", r.connection, r.entity),
+                    r.kind.to_string(),
+                    time(Some(r.started_at)),
+                    r.outcome.to_string(),
+                    r.records.to_string(),
+                    r.error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        table(&["RUN", "ENTITY", "KIND", "STARTED", "OUTCOME", "RECORDS", "ERROR"], rows);
+        println!();
+    }
+    if !f.failed.is_empty() {
+        println!("{} (any state; `syncmon failed show ID` for one):", n(f.failed.len(), "failed item", "failed items"));
+        failed_table(&f.failed);
+        println!();
+    }
+    if let Some(b) = &f.ingest {
+        ingest_detail(b);
+        println!();
+    }
+    if !f.replica.is_empty() {
+        println!("{} with record id {}:", n(f.replica.len(), "replica row", "replica rows"), f.query);
+        let rows = f
+            .replica
+            .iter()
+            .map(|r| {
+                vec![
+                    r.entity.clone(),
+                    r.row_version.clone(),
+                    r.deleted_at.map_or_else(|| "live".to_string(), |at| format!("deleted {}", time(Some(at)))),
+                    r.data.to_string(),
+                ]
+            })
+            .collect();
+        table(&["ENTITY", "ROWVERSION", "STATE", "DATA"], rows);
+    }
+}

@@ -290,3 +290,55 @@ async fn sigterm_mid_sync_stops_cleanly_on_a_page_boundary() {
         assert!(replica == expected, "SIG{signal}: the replica must be exactly the source up to the checkpoint");
     }
 }
+
+/// A support engineer's ticket quotes a Trackingid: `requests --tracking-id` and `find` bring up
+/// the call (with the source's own error code and message), the run and the failed items; a
+/// record id finds its replica row; an unknown id exits 1 saying where it looked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn find_brings_up_everything_a_trackingid_or_record_id_carries() {
+    let mock = mock(300, MockAuth::None).await;
+    let env = Env::new(&conn(&mock.base_url(), "", ""));
+    env.run_ok(&["sync"]);
+    mock.inject(syncmon_mock::Fault { kind: syncmon_mock::FaultKind::Status(403), entity: None, times: 0 });
+    let out = env.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+
+    let out = env.run_ok(&["requests", "--failed", "--json"]);
+    let failed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let call = &failed[0];
+    assert_eq!(call["status"], 403, "{call}");
+    let error = call["error"].as_str().unwrap_or_default();
+    assert!(error.contains("forbidden") && error.contains("may not read this resource"), "the source's own code and message: {call}");
+    let tid = call["tracking_id"].as_str().expect("the refusal's Trackingid").to_string();
+
+    let out = env.run_ok(&["requests", "--tracking-id", &tid, "--json"]);
+    let only: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(only.as_array().unwrap().len(), 1, "one call carried {tid}: {only}");
+    assert_eq!(only[0]["id"], call["id"]);
+
+    let out = env.run_ok(&["find", &tid, "--json"]);
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found["requests"][0]["tracking_id"], tid.as_str(), "{found}");
+    assert_eq!(found["runs"][0]["outcome"], "failed", "the run that failed with it: {found}");
+    assert_eq!(found["runs"][0]["tracking_id"], tid.as_str());
+    let out = env.run_ok(&["find", &tid]);
+    let t = text(&out);
+    assert!(t.contains("1 call with Trackingid") && t.contains("1 run") && t.contains("forbidden"), "{t}");
+
+    let record = mock.dataset("items")[7].id.clone();
+    let out = env.run_ok(&["find", &record, "--json"]);
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found["replica"][0]["entity"], "src/items", "{found}");
+    assert_eq!(found["replica"][0]["id"], record.as_str());
+
+    let out = env.run(&["find", "no-such-thing"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("nothing carries `no-such-thing`"), "{}", text(&out));
+
+    // A listing read by `head` ends quietly when the pipe closes.
+    let mut child = env.cmd(&["requests", "--json", "--limit", "1000"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take()); // the reader goes away before the first line
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("Broken pipe") && !stderr.contains("panicked"), "{stderr}");
+}

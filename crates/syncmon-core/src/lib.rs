@@ -40,4 +40,4 @@ pub use events::{Event, EventKind};
 pub use facade::{default_config_path, default_data_dir, EntityStatus, ReplayReport, Syncmon, DB_FILE};
 pub use rowversion::RowVersion;
 pub use state::{FailedStage, FailedState, Health, IngestState, RunKind, UnknownState};
-pub use store::{EntityKey, FailedFilter, FailedItem, IngestBatch, RequestRow, RunRow};
+pub use store::{EntityKey, FailedFilter, FailedItem, Found, FoundRow, IngestBatch, RequestRow, RunRow};

@@ -36,7 +36,7 @@ async fn rate_limits_wait_for_retry_after_then_succeed() {
     h.sync_ok("items").await;
     assert!(started.elapsed() >= Duration::from_millis(950), "Retry-After: 1 must be honoured");
     h.assert_converged("items");
-    let limited: Vec<_> = h.sm.requests(Some("items"), true, 10).unwrap();
+    let limited: Vec<_> = h.sm.requests(Some("items"), true, None, 10).unwrap();
     assert_eq!(limited.len(), 1);
     assert_eq!(limited[0].status, Some(429));
     assert!(limited[0].tracking_id.is_some(), "the request log keeps the Trackingid of the 429");
@@ -60,7 +60,7 @@ async fn resets_truncated_bodies_invalid_json_and_timeouts_are_retried() {
         h.mock.inject(fault(kind.clone(), 2));
         let r = h.sync_ok("items").await;
         h.assert_converged("items");
-        let failed = h.sm.requests(Some("items"), false, 50).unwrap().iter().filter(|r| r.error.is_some() || r.status != Some(200)).count();
+        let failed = h.sm.requests(Some("items"), false, None, 50).unwrap().iter().filter(|r| r.error.is_some() || r.status != Some(200)).count();
         assert!(failed >= 2 || matches!(kind, FaultKind::InvalidJson), "{kind:?}: both failures are logged ({failed}); {}", r.summary());
     }
 }
@@ -228,7 +228,7 @@ async fn oauth_tokens_are_cached_and_refreshed_once_on_401() {
     h.sync_ok("items").await;
     assert_eq!(h.mock.tokens_issued(), 2, "a 401 refreshes the token once");
     h.assert_converged("items");
-    let log = h.sm.requests(None, false, 200).unwrap();
+    let log = h.sm.requests(None, false, None, 200).unwrap();
     assert!(log.iter().all(|r| !r.url.contains("s3cret")), "no secret in the request log");
 }
 

@@ -86,13 +86,13 @@ async fn the_initial_sync_forwards_every_record_and_changes_follow() {
     let r = h.sync_ok("items").await;
     assert_eq!(r.records as usize, h.source("items").len(), "everything was read again");
     assert_eq!(r.forwarded.unwrap().delivered, 0);
-    let log = h.sm.requests(None, false, 1000).unwrap();
+    let log = h.sm.requests(None, false, None, 1000).unwrap();
     assert!(
         log.iter().any(|l| l.connection == "dst" && l.method == "PUT" && l.tracking_id.is_some()),
         "target calls are in the request log with their Trackingid"
     );
     // The entity's request log shows its source calls and the forwarding's target calls.
-    let entity_log = h.sm.requests(Some("src/items"), false, 1000).unwrap();
+    let entity_log = h.sm.requests(Some("src/items"), false, None, 1000).unwrap();
     assert!(entity_log.iter().any(|l| l.connection == "src" && l.method == "GET"), "the source calls");
     assert!(
         entity_log.iter().any(|l| l.connection == "dst" && l.entity.as_deref() == Some("src/items") && l.method == "PUT"),

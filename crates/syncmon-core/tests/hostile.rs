@@ -256,7 +256,7 @@ async fn a_redirect_to_another_port_fails_naming_both_origins_and_the_key_never_
     assert!(other.requests().is_empty(), "the other origin is not called at all");
     assert_eq!(api.requests().len(), 1, "not retried");
     assert!(case.replica().is_empty(), "the other origin's page is not accepted as data");
-    let log = case.sm.requests(Some("items"), false, 10).unwrap();
+    let log = case.sm.requests(Some("items"), false, None, 10).unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].status, Some(302));
     assert!(log[0].error.as_deref().unwrap_or("").contains("another origin"), "{:?}", log[0]);
@@ -297,7 +297,7 @@ async fn a_same_origin_redirect_is_followed_and_logged_as_its_own_call() {
     assert_eq!(r.outcome, Outcome::CaughtUp, "{}", r.summary());
     assert_eq!(case.replica().len(), 2);
     assert!(api.requests().iter().all(|q| q.header("x-np-api-key") == Some(API_KEY)), "the same origin gets the key on every hop");
-    let mut log = case.sm.requests(Some("items"), false, 10).unwrap();
+    let mut log = case.sm.requests(Some("items"), false, None, 10).unwrap();
     log.sort_by_key(|r| r.id);
     assert_eq!(log.len(), 2, "the redirect and the call it led to: {log:?}");
     assert_eq!(log[0].status, Some(301));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EMPTY_FORM, failedLink, filterKey, formFromQuery, queryFromForm, toFilter, type FilterForm } from './filters';
-import { entityLink, parseRoute, queryOf } from './route';
+import { entityLink, findLink, parseRoute, queryOf } from './route';
 
 describe('failed-items filter → params', () => {
   it('sends only what is set, trimmed', () => {
@@ -58,5 +58,13 @@ describe('hash routes', () => {
   it('encodes entity links so odd names survive', () => {
     expect(entityLink('my conn/items')).toBe('#/entity/my%20conn/items');
     expect(parseRoute(entityLink('my conn/items'))).toEqual({ name: 'entity', entity: 'my conn/items' });
+  });
+});
+
+describe('the find route', () => {
+  it('carries the text looked for, slashes and all', () => {
+    expect(parseRoute(findLink(' 3f2a-77 '))).toEqual({ name: 'find', query: '3f2a-77' });
+    expect(parseRoute(findLink('a/b c'))).toEqual({ name: 'find', query: 'a/b c' });
+    expect(parseRoute('#/find')).toEqual({ name: 'overview' });
   });
 });

@@ -1,11 +1,12 @@
-// Hash routes: #/overview, #/entity/<conn>/<entity>, #/failed?…, #/connections, #/activity.
+// Hash routes: #/overview, #/entity/<conn>/<entity>, #/failed?…, #/connections, #/activity, #/find/<text>.
 
 export type Route =
   | { name: 'overview' }
   | { name: 'entity'; entity: string }
   | { name: 'failed'; query: URLSearchParams }
   | { name: 'connections' }
-  | { name: 'activity' };
+  | { name: 'activity' }
+  | { name: 'find'; query: string };
 
 /** The query part of a hash route: `#/failed?entity=c%2Fitems` → `entity=c/items`. */
 export function queryOf(hash: string): URLSearchParams {
@@ -35,6 +36,8 @@ export function parseRoute(hash: string): Route {
       return { name: 'connections' };
     case 'activity':
       return { name: 'activity' };
+    case 'find':
+      return parts.length >= 2 ? { name: 'find', query: parts.slice(1).join('/') } : { name: 'overview' };
     default:
       return { name: 'overview' };
   }
@@ -43,4 +46,9 @@ export function parseRoute(hash: string): Route {
 export function entityLink(name: string): string {
   const [conn, ...rest] = name.split('/');
   return `#/entity/${encodeURIComponent(conn)}/${rest.map(encodeURIComponent).join('/')}`;
+}
+
+/** The Find screen for `text` (a Trackingid, a pushed batch's id or a record id). */
+export function findLink(text: string): string {
+  return `#/find/${encodeURIComponent(text.trim())}`;
 }

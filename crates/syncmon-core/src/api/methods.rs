@@ -8,7 +8,7 @@ use super::{
 };
 use crate::engine::CycleReport;
 use crate::events::Event;
-use crate::store::{self, FailedItem, RequestRow};
+use crate::store::{self, FailedItem, Found, RequestRow};
 use crate::{ErrorCode, ReplayReport, Syncmon};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -40,8 +40,15 @@ pub(super) async fn entity_detail(sm: &Arc<Syncmon>, entity: String) -> Answer<E
     views::entity_detail(sm, &entity)
 }
 
-pub(super) async fn requests(sm: &Arc<Syncmon>, entity: Option<String>, failed_only: bool, limit: u32) -> Answer<Vec<RequestRow>> {
-    Ok(sm.requests(entity.as_deref(), failed_only, limit.min(1000))?)
+pub(super) async fn requests(sm: &Arc<Syncmon>, entity: Option<String>, failed_only: bool, tracking_id: Option<String>, limit: u32) -> Answer<Vec<RequestRow>> {
+    Ok(sm.requests(entity.as_deref(), failed_only, tracking_id.as_deref(), limit.min(1000))?)
+}
+
+pub(super) async fn find(sm: &Arc<Syncmon>, query: String) -> Answer<Found> {
+    if query.trim().is_empty() {
+        return Err(ApiError::field(ErrorCode::Usage, "query", "type a Trackingid, a pushed batch's id or a record id"));
+    }
+    Ok(sm.find(&query)?)
 }
 
 pub(super) async fn failed_page(sm: &Arc<Syncmon>, filter: FailedFilter, offset: u32, limit: u32) -> Answer<FailedPageResult> {

@@ -25,7 +25,7 @@ pub use views::{overview, settings};
 
 use crate::engine::CycleReport;
 use crate::events::Event;
-use crate::store::{self, RequestRow};
+use crate::store::{self, Found, RequestRow};
 use crate::{Error, ErrorCode, ReplayReport, Syncmon};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -116,9 +116,16 @@ rpc_methods! {
         entity: Option<String>,
         #[serde(default)]
         failed_only: bool,
+        /// Only the calls whose answer carried this `Trackingid`.
+        #[ts(optional = nullable)]
+        #[serde(default)]
+        tracking_id: Option<String>,
         #[serde(default = "d_limit")]
         limit: u32,
     } -> Vec<RequestRow>;
+    find: Find {
+        query: String,
+    } -> Found;
     failed_page: FailedPage {
         #[serde(default)]
         filter: FailedFilter,

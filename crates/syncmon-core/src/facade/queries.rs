@@ -1,8 +1,8 @@
-//! The reads: pushed batches, run history, the request log, export, statistics, settings.
+//! The reads: pushed batches, run history, the request log, find, export, statistics, settings.
 
 use super::Syncmon;
 use crate::error::{Error, Result};
-use crate::store::{self, EntityKey, RequestRow, RunRow};
+use crate::store::{self, EntityKey, Found, RequestRow, RunRow};
 use std::collections::BTreeMap;
 
 impl Syncmon {
@@ -20,12 +20,19 @@ impl Syncmon {
         Ok(self.ctx.store.runs(&self.one(name)?.key, limit)?)
     }
 
-    pub fn requests(&self, entity: Option<&str>, failed_only: bool, limit: u32) -> Result<Vec<RequestRow>> {
+    pub fn requests(&self, entity: Option<&str>, failed_only: bool, tracking_id: Option<&str>, limit: u32) -> Result<Vec<RequestRow>> {
         let key = match entity {
             Some(n) => Some(self.one(n)?.key.clone()),
             None => None,
         };
-        Ok(self.ctx.store.requests(key.as_ref(), failed_only, limit)?)
+        Ok(self.ctx.store.requests(key.as_ref(), failed_only, tracking_id, limit)?)
+    }
+
+    /// Everything that carries `query` as a Trackingid, a pushed batch's id or a record id of a
+    /// configured entity: calls, runs, failed items, the batch and replica rows (at most 100 of each).
+    pub fn find(&self, query: &str) -> Result<Found> {
+        let keys: Vec<EntityKey> = self.entities.iter().map(|e| e.key.clone()).collect();
+        Ok(self.ctx.store.find(query, &keys, 100)?)
     }
 
     /// Streams the replica as `{"id","rowVersion","data"}` lines.

@@ -206,14 +206,21 @@ impl SourceClient {
             Ok(b) => (b, None),
             Err(e) => (bytes::Bytes::new(), Some(e)),
         };
-        self.log(url, m, entity, Some(status), started, attempt, Some(body.len()), tid.clone(), read_error.as_ref().map(|(_, e)| e.clone()));
+        let ok = (200..300).contains(&status);
+        // A refusal's own words (its `{code, message}`) go into the request log with it: they are
+        // what a support engineer quotes back to the vendor with the Trackingid.
+        let summary = (!ok).then(|| error_summary(&body));
+        let logged_error = read_error.as_ref().map(|(_, e)| e.clone()).or_else(|| summary.clone());
+        self.log(url, m, entity, Some(status), started, attempt, Some(body.len()), tid.clone(), logged_error);
         if let Some((class, message)) = read_error {
             return Err(Failure { class, message, http_status: Some(status), tracking_id: tid, retry_after: None });
         }
-        if (200..300).contains(&status) {
+        let Some(summary) = summary else {
             return Ok(Fetched { status, body, tracking_id: tid, link });
-        }
-        let summary = error_summary(&body);
+        };
+        // "the source answered 503: Service Unavailable", not "503: 503 Service Unavailable".
+        let summary = summary.strip_prefix(&status.to_string()).map_or(summary.clone(), |rest| rest.trim_start_matches([':', ' ']).to_string());
+        let summary = if summary.is_empty() { "(empty body)".to_string() } else { summary };
         if self.target {
             let class = classify_status(status);
             let message = match class {

@@ -90,6 +90,10 @@ pub fn error_summary(body: &[u8]) -> String {
         }
     }
     let text = String::from_utf8_lossy(body);
+    // A gateway's HTML error page says it all in its title ("503 Service Unavailable").
+    if let Some(title) = html_title(&text) {
+        return title;
+    }
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if text.is_empty() {
         "(empty body)".into()
@@ -98,6 +102,14 @@ pub fn error_summary(body: &[u8]) -> String {
     } else {
         text
     }
+}
+
+fn html_title(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let start = lower.find("<title>")? + "<title>".len();
+    let end = start + lower[start..].find("</title>")?;
+    let title = text[start..end].split_whitespace().collect::<Vec<_>>().join(" ");
+    (!title.is_empty()).then(|| title.chars().take(200).collect())
 }
 
 /// Reads the body as it streams in, up to [`MAX_BODY_BYTES`]: a larger one is refused (a

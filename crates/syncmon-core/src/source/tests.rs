@@ -37,4 +37,6 @@ fn retry_after_reads_seconds_and_http_dates() {
 fn error_bodies_show_code_and_message() {
     assert_eq!(error_summary(br#"{"code":"resource_not_found","message":"no such entity"}"#), "resource_not_found: no such entity");
     assert_eq!(error_summary(b"<html>\n<h1>502 Bad Gateway</h1></html>"), "<html> <h1>502 Bad Gateway</h1></html>");
+    let gateway = b"<html>\r\n<head><TITLE>503 Service\r\n Unavailable</TITLE></head><body><h1>503 Service Unavailable</h1></body></html>";
+    assert_eq!(error_summary(gateway), "503 Service Unavailable", "an HTML error page by its title");
 }

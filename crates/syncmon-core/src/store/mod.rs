@@ -6,6 +6,7 @@
 //! - `checkpoints` — checkpoint history and lookback-sweep scheduling;
 //! - `failed` — failed items (every stage), their filter, replay bookkeeping;
 //! - `ingest` — batches of pushed records, stored before the 202 and applied by the agent;
+//! - `find` — everything carrying a Trackingid or a record id;
 //! - `runs` — the run history; `request_log` — the calls made; `outbox` — the forwarding queue;
 //! - `settings` — the UI's key/value settings; `snapshot` — snapshot passes (content hashes,
 //!   a local change counter, deletions after a complete pass).
@@ -30,6 +31,7 @@ macro_rules! from_columns {
 mod checkpoints;
 mod entity_state;
 mod failed;
+mod find;
 mod ingest;
 mod outbox;
 mod replica;
@@ -44,6 +46,7 @@ pub use checkpoints::CheckpointPoint;
 pub use entity_state::EntityRow;
 use failed::record_failure;
 pub use failed::{FailedFilter, FailedItem, RuleCount, LIST_PAYLOAD_CHARS};
+pub use find::{Found, FoundRow};
 pub use ingest::{IngestApplied, IngestBatch, IngestFailure, QueuedBatch};
 pub use outbox::OutboxItem;
 pub use replica::{id_hash, Applied, PageBatch, PassEnd, ReplicaRow};

@@ -89,8 +89,9 @@ impl Store {
     }
 
     /// The newest request-log rows, all or one entity's: its own calls and those its forwarding
-    /// made to its target (logged under the target's id for `connection/entity`).
-    pub fn requests(&self, key: Option<&EntityKey>, failed_only: bool, limit: u32) -> Result<Vec<RequestRow>> {
+    /// made to its target (logged under the target's id for `connection/entity`); only failed
+    /// ones, or only those whose answer carried `tracking_id`, when asked.
+    pub fn requests(&self, key: Option<&EntityKey>, failed_only: bool, tracking_id: Option<&str>, limit: u32) -> Result<Vec<RequestRow>> {
         self.flush()?;
         self.read(|c| {
             let query = |conn_entity: Option<(&str, &str)>| -> Result<Vec<RequestRow>> {
@@ -106,6 +107,10 @@ impl Store {
                 }
                 if failed_only {
                     sql.push_str(" AND (status IS NULL OR status >= 400)");
+                }
+                if let Some(t) = tracking_id {
+                    sql.push_str(" AND tracking_id = ?");
+                    args.push(t.trim().to_string().into());
                 }
                 sql.push_str(" ORDER BY id DESC LIMIT ?");
                 args.push((limit as i64).into());
@@ -160,7 +165,7 @@ impl Store {
 }
 
 /// A row of `request_log` (`requests()` selects every column by name).
-fn request_row(r: &rusqlite::Row) -> rusqlite::Result<RequestRow> {
+pub(super) fn request_row(r: &rusqlite::Row) -> rusqlite::Result<RequestRow> {
     from_columns!(r => RequestRow {
         id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error
     })

@@ -164,7 +164,7 @@ impl Store {
 }
 
 /// A row of `runs` (`runs()` selects every column by name).
-fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
+pub(super) fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
     from_columns!(r => RunRow {
         id, connection, entity, kind, started_at, finished_at, pages, records, failed_records, outcome, error, tracking_id
     })

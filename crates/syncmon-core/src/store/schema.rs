@@ -167,6 +167,14 @@ CREATE INDEX ingest_batches_by_state ON ingest_batches (state, seq);
 ALTER TABLE failed_items ADD COLUMN rule TEXT;
 CREATE INDEX failed_items_by_rule ON failed_items (state, rule, id) WHERE rule IS NOT NULL;
 "#,
+    r#"
+-- Finding anything by a Trackingid or a record id (`syncmon find`, `requests --tracking-id`, the
+-- app's search box) without reading whole tables.
+CREATE INDEX request_log_by_tracking_id ON request_log (tracking_id) WHERE tracking_id IS NOT NULL;
+CREATE INDEX runs_by_tracking_id ON runs (tracking_id) WHERE tracking_id IS NOT NULL;
+CREATE INDEX failed_items_by_tracking_id ON failed_items (tracking_id) WHERE tracking_id IS NOT NULL;
+CREATE INDEX failed_items_by_record_id ON failed_items (record_id) WHERE record_id IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes: migrations are numbered from 1 in `PRAGMA user_version`

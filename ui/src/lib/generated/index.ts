@@ -22,6 +22,8 @@ export type { FailedState } from "./FailedState";
 export type { Failure } from "./Failure";
 export type { FailureClass } from "./FailureClass";
 export type { ForwardReport } from "./ForwardReport";
+export type { Found } from "./Found";
+export type { FoundRow } from "./FoundRow";
 export type { Health } from "./Health";
 export type { IngestBatch } from "./IngestBatch";
 export type { IngestFailure } from "./IngestFailure";

@@ -7,6 +7,7 @@ import type { Event } from "./Event";
 import type { FailedDiscardResult } from "./FailedDiscardResult";
 import type { FailedItem } from "./FailedItem";
 import type { FailedPageResult } from "./FailedPageResult";
+import type { Found } from "./Found";
 import type { IngestBatch } from "./IngestBatch";
 import type { OverviewResult } from "./OverviewResult";
 import type { ReplayReport } from "./ReplayReport";
@@ -26,6 +27,7 @@ export interface Results {
   reset_checkpoint: Empty;
   entity_detail: EntityDetailResult;
   requests: Array<RequestRow>;
+  find: Found;
   failed_page: FailedPageResult;
   failed_item: FailedItem;
   ingest_batch: IngestBatch;

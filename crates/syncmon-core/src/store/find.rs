@@ -1,0 +1,101 @@
+//! Finding anything by a Trackingid or a record id (`syncmon find`, the app's search box): the
+//! calls, runs, failed items and pushed batch that carry it, and the replica rows of that id —
+//! what a support engineer has to put together from a ticket.
+
+use super::failed::failed_row;
+use super::request_log::request_row;
+use super::runs::run_row;
+use super::{EntityKey, FailedItem, IngestBatch, RequestRow, Result, RunRow, Store};
+use rusqlite::params;
+use serde::Serialize;
+
+/// A replica row whose id is the one looked for.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct FoundRow {
+    /// `connection/entity`.
+    pub entity: String,
+    pub id: String,
+    pub row_version: String,
+    #[ts(type = "unknown")]
+    pub data: serde_json::Value,
+    /// When the row was deleted (a tombstone), milliseconds since 1970; None while live.
+    pub deleted_at: Option<i64>,
+}
+
+/// Everything that carries the text looked for, newest first in each part.
+#[derive(Debug, Clone, Default, Serialize, ts_rs::TS)]
+pub struct Found {
+    /// The text looked for, trimmed.
+    pub query: String,
+    /// Calls whose answer carried it as the `Trackingid`.
+    pub requests: Vec<RequestRow>,
+    /// Runs that ended with it as their Trackingid.
+    pub runs: Vec<RunRow>,
+    /// Failed items (any state) with it as their Trackingid or their record id.
+    pub failed: Vec<FailedItem>,
+    /// The pushed batch of that correlation id.
+    pub ingest: Option<IngestBatch>,
+    /// Replica rows of that record id, in any entity.
+    pub replica: Vec<FoundRow>,
+}
+
+impl Found {
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty() && self.runs.is_empty() && self.failed.is_empty() && self.ingest.is_none() && self.replica.is_empty()
+    }
+}
+
+impl Store {
+    /// Looks `query` up as a Trackingid, a pushed batch's id and a record id of the entities
+    /// `keys`; at most `limit` rows of each kind.
+    pub fn find(&self, query: &str, keys: &[EntityKey], limit: u32) -> Result<Found> {
+        self.flush()?;
+        let query = query.trim().to_string();
+        let ingest = self.ingest_batch(&query)?;
+        self.read(|c| {
+            let requests = c
+                .prepare(
+                    "SELECT id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error
+                     FROM request_log WHERE tracking_id = ?1 ORDER BY id DESC LIMIT ?2",
+                )?
+                .query_map(params![query, limit], request_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let runs = c
+                .prepare(
+                    "SELECT id, connection, entity, kind, started_at, finished_at, pages, records, failed_records, outcome, error, tracking_id
+                     FROM runs WHERE tracking_id = ?1 ORDER BY id DESC LIMIT ?2",
+                )?
+                .query_map(params![query, limit], run_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let failed = c
+                .prepare(
+                    "SELECT * FROM failed_items WHERE id IN
+                       (SELECT id FROM failed_items WHERE tracking_id = ?1 UNION SELECT id FROM failed_items WHERE record_id = ?1)
+                     ORDER BY id DESC LIMIT ?2",
+                )?
+                .query_map(params![query, limit], failed_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut replica = Vec::new();
+            for key in keys {
+                let table = key.table();
+                let exists: bool = c.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", [&table], |r| r.get(0))?;
+                if !exists {
+                    continue; // never synced yet
+                }
+                let mut st = c.prepare(&format!("SELECT id, row_version, data, deleted_at FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?;
+                let rows = st.query_map(params![super::id_hash(&query), query], |r| {
+                    let data: String = r.get(2)?;
+                    Ok(FoundRow {
+                        entity: key.to_string(),
+                        id: r.get(0)?,
+                        row_version: r.get(1)?,
+                        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
+                        deleted_at: r.get(3)?,
+                    })
+                })?;
+                replica.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+            }
+            Ok(Found { query: query.clone(), requests, runs, failed, ingest: ingest.clone(), replica })
+        })
+    }
+}
