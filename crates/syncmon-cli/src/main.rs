@@ -133,15 +133,20 @@ enum Command {
 
 #[derive(Subcommand)]
 enum FailedCommand {
-    /// Pending failed items, newest first.
+    /// Pending failed items, newest first (100 unless --limit or --all; it says when it cut).
     List {
         #[command(flatten)]
         filter: FilterArgs,
-        #[arg(long, default_value_t = 100)]
+        /// How many items at most.
+        #[arg(long, default_value_t = 100, conflicts_with = "all")]
         limit: u32,
+        /// Every matching item, read page by page (memory stays flat).
+        #[arg(long)]
+        all: bool,
         /// Show items older than this item id (paging).
         #[arg(long)]
         before: Option<i64>,
+        /// A JSON array of the items.
         #[arg(long)]
         json: bool,
     },
@@ -207,8 +212,13 @@ struct Selection {
     /// Every pending item (of --entity, if given).
     #[arg(long, conflicts_with = "ids")]
     all: bool,
+    /// With --all: only this entity's items.
     #[arg(long, requires = "all")]
     entity: Option<String>,
+    /// Do not ask before discarding with --all (needed where there is no terminal to ask on).
+    #[arg(long)]
+    yes: bool,
+    /// The outcome as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -536,7 +546,7 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
         FailedCommand::Replay(_) | FailedCommand::Discard(_) => load(cli)?,
     };
     match command {
-        FailedCommand::List { filter, limit, before, json } => {
+        FailedCommand::List { filter, limit, all, before, json } => {
             let f = sm.failed_filter(FailedFilter {
                 entity: filter.entity.clone(),
                 stage: filter.stage,
@@ -546,13 +556,29 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
                 text: filter.search.clone(),
                 rule: filter.rule.clone(),
             })?;
-            let items = sm.failed_items(&f, *before, *limit)?;
+            if *all {
+                return list_all_failed(&sm, &f, *before, *json);
+            }
+            // One more than asked for tells whether the list was cut.
+            let mut items = sm.failed_items(&f, *before, limit.saturating_add(1))?;
+            let cut = items.len() > *limit as usize;
+            items.truncate(*limit as usize);
             if *json {
                 output::json(&items)?;
             } else if items.is_empty() && before.is_none() {
                 println!("No failed items. Everything is in sync.");
             } else {
                 output::failed_table(&items);
+            }
+            if cut {
+                let last = items.last().map_or(0, |i| i.id);
+                // On stderr with --json, so that the JSON stays one array.
+                let note = format!("(the first {limit} shown; more match: --before {last} for the next ones, --all for every one)");
+                if *json {
+                    eprintln!("{note}");
+                } else {
+                    println!("{note}");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -584,6 +610,10 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
         }
         FailedCommand::Discard(sel) => {
             let ids = selection_ids(&sm, sel)?;
+            if sel.all && !sel.yes && !confirm_bulk_discard(ids.len(), sel.entity.as_deref())? {
+                println!("nothing discarded");
+                return Ok(ExitCode::from(1));
+            }
             let n = sm.discard(&ids)?;
             if sel.json {
                 output::json(&serde_json::json!({ "discarded": n }))?;
@@ -593,6 +623,58 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `failed list --all`: every matching item, a page at a time (a JSON array written as it is read).
+fn list_all_failed(sm: &Syncmon, f: &FailedFilter, mut before: Option<i64>, json: bool) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    const PAGE: u32 = 1000;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut shown = 0usize;
+    if json {
+        write!(out, "[")?;
+    }
+    loop {
+        let items = sm.failed_items(f, before, PAGE)?;
+        for item in &items {
+            if json {
+                write!(out, "{}{}", if shown == 0 { "\n" } else { ",\n" }, serde_json::to_string(item)?)?;
+            }
+            shown += 1;
+        }
+        if !json && !items.is_empty() {
+            drop(out);
+            output::failed_table_page(&items);
+            out = stdout.lock();
+        }
+        match items.last() {
+            Some(last) if items.len() == PAGE as usize => before = Some(last.id),
+            _ => break,
+        }
+    }
+    if json {
+        writeln!(out, "\n]")?;
+    } else if shown == 0 {
+        writeln!(out, "No failed items. Everything is in sync.")?;
+    } else {
+        writeln!(out, "({shown} {})", if shown == 1 { "item" } else { "items" })?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks on the terminal before `failed discard --all`; without one, refuses (use --yes).
+fn confirm_bulk_discard(n: usize, entity: Option<&str>) -> anyhow::Result<bool> {
+    use std::io::{IsTerminal, Write};
+    let what = format!("{n} pending failed {} of {}", if n == 1 { "item" } else { "items" }, entity.unwrap_or("every entity"));
+    if !std::io::stdin().is_terminal() {
+        return Err(UsageError(format!("this would discard {what}; there is no terminal to ask on, so add --yes to confirm")).into());
+    }
+    print!("Discard {what}? They stop being retried (still listed with --state discarded). [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 fn selection_ids(sm: &Syncmon, sel: &Selection) -> anyhow::Result<Vec<i64>> {

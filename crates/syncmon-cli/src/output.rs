@@ -135,6 +135,14 @@ pub fn status_table(status: &[EntityStatus]) {
 }
 
 pub fn failed_table(items: &[FailedItem]) {
+    failed_table_page(items);
+    if let Some(last) = items.last() {
+        println!("(older items: --before {})", last.id);
+    }
+}
+
+/// The failed-items table without the paging hint (`failed list --all` prints one per page).
+pub fn failed_table_page(items: &[FailedItem]) {
     let rows = items
         .iter()
         .map(|i| {
@@ -151,9 +159,6 @@ pub fn failed_table(items: &[FailedItem]) {
         })
         .collect();
     table(&["ID", "ENTITY", "RECORD", "STAGE", "KIND", "TRIES", "TRACKINGID", "MESSAGE"], rows);
-    if let Some(last) = items.last() {
-        println!("(older items: --before {})", last.id);
-    }
 }
 
 pub fn failed_detail(i: &FailedItem) {

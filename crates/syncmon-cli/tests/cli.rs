@@ -342,3 +342,34 @@ async fn find_brings_up_everything_a_trackingid_or_record_id_carries() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("Broken pipe") && !stderr.contains("panicked"), "{stderr}");
 }
+
+/// `failed list` says when it cut the list and `--all` reads every item; `failed discard --all`
+/// asks first, and where there is no terminal to ask on it refuses unless `--yes`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_list_says_when_it_cuts_and_bulk_discard_asks_first() {
+    let mock = mock(300, MockAuth::None).await;
+    let env = Env::new(&conn(&mock.base_url(), "", ""));
+    mock.inject(syncmon_mock::Fault { kind: syncmon_mock::FaultKind::MissingRowVersion { records: 5 }, entity: None, times: 1 });
+    env.run_ok(&["sync"]);
+
+    let out = env.run_ok(&["failed", "list", "--limit", "2"]);
+    assert!(text(&out).contains("the first 2 shown; more match") && text(&out).contains("--all"), "{}", text(&out));
+    let out = env.run_ok(&["failed", "list", "--limit", "2", "--json"]);
+    let two: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout stays one JSON array");
+    assert_eq!(two.as_array().unwrap().len(), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("more match"), "the note goes to stderr with --json");
+    let out = env.run_ok(&["failed", "list", "--limit", "5"]);
+    assert!(!text(&out).contains("more match"), "nothing cut: {}", text(&out));
+    let out = env.run_ok(&["failed", "list", "--all", "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 5, "{all}");
+    assert!(env.run_ok(&["failed", "list", "--all"]).stdout.ends_with(b"(5 items)\n"));
+
+    let out = env.cmd(&["failed", "discard", "--all"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("discard 5 pending failed items") && text(&out).contains("--yes"), "{}", text(&out));
+    let still: serde_json::Value = serde_json::from_slice(&env.run_ok(&["failed", "list", "--json"]).stdout).unwrap();
+    assert_eq!(still.as_array().unwrap().len(), 5, "nothing discarded without confirmation");
+    let out = env.run_ok(&["failed", "discard", "--all", "--yes"]);
+    assert!(text(&out).contains("discarded 5 items"), "{}", text(&out));
+}

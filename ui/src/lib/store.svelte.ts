@@ -72,10 +72,18 @@ class AppState {
     return () => this.reconnectListeners.delete(l);
   }
 
+  /**
+   * A note in the corner: the same text again replaces the earlier one (no pile of "Sync
+   * requested"), at most three show, good news goes after 4 s and an error stays until dismissed.
+   */
   toast(text: string, tone: 'ok' | 'bad' = 'ok'): void {
     const id = ++this.toastId;
-    this.toasts = [...this.toasts, { id, text, tone }];
-    setTimeout(() => (this.toasts = this.toasts.filter((t) => t.id !== id)), tone === 'bad' ? 8000 : 4000);
+    this.toasts = [...this.toasts.filter((t) => t.text !== text), { id, text, tone }].slice(-3);
+    if (tone === 'ok') setTimeout(() => this.dismissToast(id), 4000);
+  }
+
+  dismissToast(id: number): void {
+    this.toasts = this.toasts.filter((t) => t.id !== id);
   }
 }
 

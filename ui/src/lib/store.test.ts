@@ -81,3 +81,25 @@ describe('app state: overview once, then events', () => {
     stop();
   });
 });
+
+describe('toasts', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+    for (const t of app.toasts) app.dismissToast(t.id);
+  });
+
+  it('the same note twice shows once, at most three show, errors stay until dismissed', () => {
+    vi.useFakeTimers();
+    app.toast('Sync requested for c/items');
+    app.toast('Sync requested for c/items');
+    expect(app.toasts.map((t) => t.text)).toEqual(['Sync requested for c/items']);
+    app.toast('Could not reach the source', 'bad');
+    app.toast('two');
+    app.toast('three');
+    expect(app.toasts.map((t) => t.text)).toEqual(['Could not reach the source', 'two', 'three']);
+    vi.advanceTimersByTime(5000);
+    expect(app.toasts.map((t) => t.text)).toEqual(['Could not reach the source']);
+    app.dismissToast(app.toasts[0].id);
+    expect(app.toasts).toEqual([]);
+  });
+});
