@@ -163,9 +163,27 @@ export async function demoJourney(wd, { mock, shot }) {
     .map((t) => document.querySelector('[data-testid="' + t + '"]').value)`);
   assert.deepEqual(filled, ['lastModified', 'modifiedSince', '/items'], 'the timestamp profile starts from the usual names');
   await fill(wd, 'entity-name-0', 'vendors');
+  // A refusal of a feed key appears beside its field, and nothing is listed yet.
+  await fill(wd, 'cursor-filter_param', '');
+  await wd.click(await wd.byTestId('save-connection'));
+  const refusal = await wd.byTestId('field-error-cursor.filter_param', { timeoutMs: 15_000 });
+  assert.match(await wd.text(refusal), /filter_param/, 'the refusal names the key');
+  assert.equal((await wd.findAll('[data-testid="connection-stamped"]')).length, 0, 'a refused connection is not saved');
+  await fill(wd, 'cursor-filter_param', 'modifiedSince');
   await wd.click(await wd.byTestId('save-connection'));
   const listed = await wd.byTestId('connection-stamped', { timeoutMs: 15_000 });
   assert.match(await wd.text(listed), /1 entity/, 'the saved connection is listed with its entity');
+  // Opened again from the list (read back from the file), the form shows its feed keys.
+  await wd.click(await wd.byTestId('connection-demo'));
+  await wd.waitFor('the demo connection in the form', async () =>
+    (await wd.script(`return document.querySelector('[data-testid="conn-profile"]')?.value`)) === 'rowversion');
+  await wd.click(await wd.byTestId('connection-stamped'));
+  const loaded = await wd.waitFor('the timestamp connection in the form', async () => {
+    const v = await wd.script(`const q = (t) => document.querySelector('[data-testid="' + t + '"]')?.value;
+      return [q('conn-profile'), q('entity-name-0'), q('cursor-version_field'), q('cursor-filter_param'), q('cursor-timestamp_format')]`);
+    return v[0] === 'timestamp' ? v : null;
+  });
+  assert.deepEqual(loaded, ['timestamp', 'vendors', 'lastModified', 'modifiedSince', 'rfc3339'], 'the saved feed keys are read back');
   await wd.click(await wd.byTestId('test-connection'));
   const stamped = await wd.waitFor('the test of the new connection', async () => {
     const [r] = await wd.findAll('[data-testid="test-result"]');

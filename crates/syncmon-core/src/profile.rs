@@ -379,7 +379,7 @@ impl Profile {
 
 /// The cursor keys a snapshot feed uses, or their defaults when it has no `[connection.cursor]`
 /// (`id`, the body is the array of records, one page).
-fn snapshot_cursor(cursor: Option<&CursorConfig>) -> CursorConfig {
+pub(crate) fn snapshot_cursor(cursor: Option<&CursorConfig>) -> CursorConfig {
     cursor.cloned().unwrap_or_else(|| CursorConfig {
         id_field: "id".into(),
         version_field: String::new(),

@@ -251,11 +251,19 @@ async fn save_connection_keeps_a_timestamp_and_a_snapshot_connection_as_they_are
     let sm = open_with_file(dir.path(), TWO_PROFILES);
     let views = ok(&sm, json!({"method": "connections"})).await;
     assert_eq!((views[0]["profile"].as_str(), views[1]["profile"].as_str()), (Some("timestamp"), Some("snapshot")));
+    // The form shows what is in effect: the default format, and a snapshot's default feed keys
+    // although the file has no [connection.cursor] for it.
+    assert_eq!(views[0]["cursor"]["timestamp_format"], "rfc3339");
+    let whole = &views[1]["cursor"];
+    assert_eq!((&whole["id_field"], &whole["records_pointer"], &whole["version_field"]), (&json!("id"), &json!(""), &Value::Null), "{whole}");
     for view in views.as_array().unwrap() {
         let mut v = view.clone();
         v["requests_per_second"] = json!(20.0);
         ok(&sm, json!({"method": "save_connection", "params": {"connection": v}})).await;
     }
+    let text = std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap();
+    assert_eq!(text.matches("[connection.cursor]").count(), 1, "no empty table for the snapshot's defaults:\n{text}");
+    assert!(!text.contains("timestamp_format"), "the default format is not added:\n{text}");
     let config = Config::load(&dir.path().join("syncmon.toml")).unwrap();
     let (stamped, whole) = (config.connection("stamped").unwrap(), config.connection("whole").unwrap());
     assert_eq!((stamped.profile, whole.profile), (ProfileKind::Timestamp, ProfileKind::Snapshot));
@@ -264,6 +272,79 @@ async fn save_connection_keeps_a_timestamp_and_a_snapshot_connection_as_they_are
     let e = refused(&sm, &views[0], &[("profile", json!("sometimes"))]).await;
     assert_eq!(e.field.as_deref(), Some("profile"), "{e}");
     assert!(e.message.contains("rowversion, cursor, snapshot, timestamp"), "{e}");
+}
+
+/// A hand-written timestamp connection with comments in and above its `[connection.cursor]`.
+const COMMENTED_FEED: &str = r#"[[connection]]
+id = "stamped"
+base_url = "http://127.0.0.1:1"
+profile = "timestamp"
+overlap = "2s" # the vendor's clocks drift
+
+# how the vendor's feed is read
+[connection.cursor]
+version_field = "lastModified" # RFC 3339
+records_pointer = "/items"
+# the checkpoint goes here
+filter_param = "modifiedSince"
+extra_query = "orderBy=lastModified"
+next_url_pointer = "/links/next"
+
+[[connection.entity]]
+name = "vendors" # the big one
+"#;
+
+/// Loading a timestamp connection fills the form's feed fields; saving it edited changes those
+/// keys in place: the comments in and above `[connection.cursor]` stay, a cleared key goes, a
+/// switch to another next-page way replaces the old one, and the table stays where it was.
+#[tokio::test]
+async fn save_connection_edits_an_existing_cursor_table_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = open_with_file(dir.path(), COMMENTED_FEED);
+    let mut view = ok(&sm, json!({"method": "connections"})).await[0].clone();
+    assert_eq!(view["overlap"], "2s");
+    let cur = &view["cursor"];
+    assert_eq!(
+        (&cur["id_field"], &cur["version_field"], &cur["filter_param"], &cur["extra_query"], &cur["next_url_pointer"], &cur["timestamp_format"]),
+        (&json!("id"), &json!("lastModified"), &json!("modifiedSince"), &json!("orderBy=lastModified"), &json!("/links/next"), &json!("rfc3339")),
+        "the form is filled from the file: {cur}"
+    );
+    view["cursor"]["filter_param"] = json!("changedSince");
+    view["cursor"]["extra_query"] = Value::Null;
+    view["cursor"]["next_url_pointer"] = Value::Null;
+    view["cursor"]["next"] = json!("link-header");
+    view["cursor"]["timestamp_format"] = json!("epoch_millis");
+    view["overlap"] = json!("5s");
+    ok(&sm, json!({"method": "save_connection", "params": {"connection": view}})).await;
+
+    let text = std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap();
+    for comment in ["# the vendor's clocks drift", "# how the vendor's feed is read", "# RFC 3339", "# the checkpoint goes here", "# the big one"] {
+        assert!(text.contains(comment), "`{comment}` must survive:\n{text}");
+    }
+    assert!(text.contains("filter_param = \"changedSince\""), "{text}");
+    assert!(!text.contains("extra_query") && !text.contains("next_url_pointer"), "cleared keys are removed:\n{text}");
+    let (cursor_at, entity_at) = (text.find("[connection.cursor]").unwrap(), text.find("[[connection.entity]]").unwrap());
+    assert!(cursor_at < entity_at, "the cursor table stays above the entities:\n{text}");
+    let config = Config::parse(&text).unwrap();
+    let c = config.connection("stamped").unwrap();
+    let cur = c.cursor.as_ref().unwrap();
+    assert_eq!((c.overlap.as_secs(), cur.filter_param.as_str(), cur.extra_query.as_deref()), (5, "changedSince", None));
+    assert_eq!(
+        (cur.next.map(|n| n.as_str()), cur.timestamp_format.map(|f| f.as_str()), cur.next_url_pointer.as_deref()),
+        (Some("link-header"), Some("epoch_millis"), None)
+    );
+
+    // Back to rowversion: the feed table and the overlap go, the entity stays.
+    let mut plain = ok(&sm, json!({"method": "connections"})).await[0].clone();
+    plain["profile"] = json!("rowversion");
+    plain["cursor"] = Value::Null;
+    plain["overlap"] = Value::Null;
+    ok(&sm, json!({"method": "save_connection", "params": {"connection": plain}})).await;
+    let text = std::fs::read_to_string(dir.path().join("syncmon.toml")).unwrap();
+    assert!(!text.contains("[connection.cursor]") && !text.contains("overlap"), "{text}");
+    let config = Config::parse(&text).unwrap();
+    assert_eq!(config.connection("stamped").unwrap().profile, ProfileKind::Rowversion);
+    assert_eq!(config.connection("stamped").unwrap().entities[0].name, "vendors");
 }
 
 /// What the Connections form sends for a new connection (auth none, one entity).

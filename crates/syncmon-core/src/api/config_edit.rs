@@ -137,10 +137,10 @@ fn fill_cursor(t: &mut toml_edit::Table, profile: &str, cur: Option<&CursorView>
         t.remove("cursor");
         return;
     };
-    let mut table = match t.remove("cursor") {
-        Some(toml_edit::Item::Table(table)) => table,
-        Some(toml_edit::Item::Value(toml_edit::Value::InlineTable(inline))) => inline.into_table(),
-        _ => toml_edit::Table::new(),
+    let (mut table, had) = match t.remove("cursor") {
+        Some(toml_edit::Item::Table(table)) => (table, true),
+        Some(toml_edit::Item::Value(toml_edit::Value::InlineTable(inline))) => (inline.into_table(), true),
+        _ => (toml_edit::Table::new(), false),
     };
     set_unless_default(&mut table, "id_field", cur.id_field.as_str(), "id");
     match cur.version_field.as_deref().filter(|s| !s.is_empty()) {
@@ -163,10 +163,19 @@ fn fill_cursor(t: &mut toml_edit::Table, profile: &str, cur: Option<&CursorView>
             ("next_token_param", &cur.next_token_param),
             ("next_url_pointer", &cur.next_url_pointer),
             ("next", &cur.next),
-            ("timestamp_format", &cur.timestamp_format),
         ],
     );
-    t.insert("cursor", toml_edit::Item::Table(table));
+    // The form shows the format in effect; the default is written only where the file has it.
+    match cur.timestamp_format.as_deref().filter(|s| !s.is_empty()) {
+        Some(f) => set_unless_default(&mut table, "timestamp_format", f, "rfc3339"),
+        None => {
+            table.remove("timestamp_format");
+        }
+    }
+    // A snapshot left at its defaults gets no empty `[connection.cursor]` it did not have.
+    if had || !table.is_empty() {
+        t.insert("cursor", toml_edit::Item::Table(table));
+    }
 }
 
 fn fill_connection(t: &mut toml_edit::Table, v: &ConnectionView) {

@@ -47,7 +47,8 @@ fn cursor_view(profile: ProfileKind, cur: &CursorConfig) -> CursorView {
         next_token_param: cur.next_token_param.clone(),
         next_url_pointer: cur.next_url_pointer.clone(),
         next: cur.next.map(|n| n.as_str().to_string()),
-        timestamp_format: cur.timestamp_format.map(|f| f.as_str().to_string()),
+        // The format in effect (the default when the file names none), so the form shows it.
+        timestamp_format: (profile == ProfileKind::Timestamp).then(|| cur.timestamp_format.unwrap_or_default().as_str().to_string()),
     }
 }
 
@@ -81,7 +82,12 @@ pub fn connection_view(c: &ConnectionConfig) -> ConnectionView {
         requests_per_second: c.requests_per_second,
         timeout: fmt_duration(c.timeout),
         overlap: (c.profile == ProfileKind::Timestamp).then(|| fmt_duration(c.overlap)),
-        cursor: c.cursor.as_ref().map(|cur| cursor_view(c.profile, cur)),
+        // A snapshot may leave out `[connection.cursor]`; the form still shows the defaults it
+        // runs with (`id`, the body is the array, one page), so that they can be edited.
+        cursor: match (&c.cursor, c.profile) {
+            (None, ProfileKind::Snapshot) => Some(cursor_view(c.profile, &crate::profile::snapshot_cursor(None))),
+            (cur, _) => cur.as_ref().map(|cur| cursor_view(c.profile, cur)),
+        },
         entities: c
             .entities
             .iter()

@@ -312,4 +312,42 @@ mod tests {
         assert_eq!(pass(&store, &key, &one_changed), 1);
         assert_eq!(store.replica_count(&key).unwrap(), 2);
     }
+
+    /// A replica whose rows were hashed over the served text (before the canonical hash): the
+    /// first pass after the change rewrites each row once, deletes nothing and adds no row; the
+    /// pass after it writes nothing.
+    #[test]
+    fn rows_hashed_the_old_way_are_rewritten_once_without_deletions_or_duplicates() {
+        let (_d, store, key) = setup();
+        let records: Vec<Record> = (0..20).map(|i| record(&format!("r{i}"), &format!(r#"{{"z":{i},"id":"r{i}","a":"x"}}"#))).collect();
+        let complete = |store: &Store| {
+            let written = pass(store, &key, &records);
+            let end = store.snapshot_finish(&key, 0.5, false, 2).unwrap();
+            (written, end.deleted, end.guard_tripped)
+        };
+        assert_eq!(complete(&store), (20, 0, false));
+        // What the previous rule stored: SHA-256 over the text as served.
+        let old = |data: &str| i64::from_be_bytes(Sha256::digest(data.as_bytes())[..8].try_into().unwrap());
+        let table = key.table();
+        store
+            .write(|c| {
+                let tx = c.transaction()?;
+                for r in &records {
+                    assert_ne!(old(&r.data), content_hash(&r.data), "the keys are out of order, so the two rules differ");
+                    tx.execute(&format!("UPDATE \"{table}\" SET content_hash = ?1 WHERE id = ?2"), params![old(&r.data), r.id])?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .unwrap();
+        let checkpoint = |store: &Store| store.entity(&key).unwrap().checkpoint.to_string();
+        assert_eq!(checkpoint(&store), "20");
+        assert_eq!(complete(&store), (20, 0, false), "one pass of rewrites, no deletions");
+        assert_eq!(checkpoint(&store), "40", "each row took one new change number");
+        let (rows, tombstones): (i64, i64) =
+            store.read(|c| Ok(c.query_row(&format!("SELECT count(*), count(deleted_at) FROM \"{table}\""), [], |r| Ok((r.get(0)?, r.get(1)?)))?)).unwrap();
+        assert_eq!((rows, tombstones, store.replica_count(&key).unwrap()), (20, 0, 20), "no duplicates, no tombstones");
+        assert_eq!(complete(&store), (0, 0, false), "after it, an unchanged snapshot writes nothing");
+        assert_eq!(checkpoint(&store), "40");
+    }
 }
