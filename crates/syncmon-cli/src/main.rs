@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use syncmon_core::secrets::{self, Secret, SecretKind};
-use syncmon_core::{Config, ErrorCode, FailedFilter, FailedStage, FailedState, Outcome, Syncmon, UnknownState};
+use syncmon_core::{Config, ErrorCode, FailedFilter, FailedStage, FailedState, Health, Outcome, Syncmon, UnknownState};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -59,6 +59,7 @@ enum Command {
     /// The agent plus the web UI and its HTTP API on loopback, until Ctrl-C / SIGTERM.
     Serve(serve::ServeArgs),
     /// Per entity: state, checkpoint, last caught up, lag, replica rows, pending failed items.
+    /// Exit 1 while an entity is failing or its circuit is open (for scripts and monitoring).
     Status {
         #[arg(long)]
         json: bool,
@@ -442,7 +443,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 output::status_table(&status);
             }
-            Ok(ExitCode::SUCCESS)
+            let failing = status.iter().any(|e| matches!(e.health, Health::Failing | Health::CircuitOpen));
+            Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::Resync { entity, yes, json } => {
             let sm = load_one_shot(&cli)?;

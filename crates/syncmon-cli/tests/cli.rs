@@ -94,6 +94,7 @@ async fn sync_status_export_and_failed_items_from_the_command_line() {
     let out = env.run(&["status"]);
     let t = text(&out);
     assert!(t.contains("failing") && t.contains("HTTP 403") && t.contains("Trackingid"), "{t}");
+    assert_eq!(out.status.code(), Some(1), "status exits 1 while an entity is failing: {t}");
     let out = env.run(&["sync", "--entity", "nope"]);
     assert_eq!(out.status.code(), Some(2));
 }

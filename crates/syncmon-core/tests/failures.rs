@@ -145,7 +145,8 @@ async fn an_unreachable_host_fails_with_a_clear_error() {
     let h = Harness::with_config(mock, text).await;
     let r = h.sync("items").await;
     assert_eq!(r.outcome, Outcome::Failed);
-    assert!(r.error.unwrap().message.contains("cannot connect"));
+    let message = r.error.unwrap().message;
+    assert!(message.contains(&format!("cannot connect to http://127.0.0.1:{port}")), "names where it tried: {message}");
 }
 
 #[tokio::test]

@@ -132,14 +132,16 @@ pub(super) async fn read_body(mut resp: reqwest::Response) -> Result<bytes::Byte
 
 pub(super) fn describe_reqwest_error(e: &reqwest::Error) -> String {
     use std::error::Error;
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else if e.is_body() || e.is_decode() {
-        "the response body broke off"
-    } else {
-        "the request failed"
+    // The origin only (never a path or query, which may carry a key): which host it was is the
+    // first thing to check.
+    let at = e.url().map(|u| u.origin().ascii_serialization()).filter(|o| o != "null");
+    let kind = match (e.is_timeout(), e.is_connect(), &at) {
+        (true, _, Some(o)) => format!("{o} timed out"),
+        (true, _, None) => "timed out".to_string(),
+        (_, true, Some(o)) => format!("cannot connect to {o}"),
+        (_, true, None) => "cannot connect".to_string(),
+        _ if e.is_body() || e.is_decode() => "the response body broke off".to_string(),
+        _ => "the request failed".to_string(),
     };
     let mut cause = String::new();
     let mut src = e.source();
@@ -148,7 +150,7 @@ pub(super) fn describe_reqwest_error(e: &reqwest::Error) -> String {
         src = s.source();
     }
     if cause.is_empty() {
-        kind.to_string()
+        kind
     } else {
         format!("{kind}: {cause}")
     }
