@@ -122,8 +122,10 @@ export async function demoJourney(wd, { mock, shot }) {
   { timeoutMs: 20_000 });
   await fill(wd, 'find-input', tid);
   await wd.script(`document.querySelector('[data-testid="find-input"]').form.requestSubmit()`);
-  const foundCall = await wd.byTestId('find-request', { timeoutMs: 10_000 });
-  assert.match(await wd.text(foundCall), /demo\/items/, 'the call that carried the Trackingid, with its entity');
+  await wd.byTestId('find-request', { timeoutMs: 10_000 });
+  // textContent: WebKit's WebDriver returns only the first line of an element's text.
+  const foundCall = await wd.script(`return document.querySelector('[data-testid="find-request"]').textContent`);
+  assert.match(foundCall, /demo\/items/, 'the call that carried the Trackingid, with its entity');
   await shot('find');
   await go(wd, `#/entity/${ENTITY}`);
   await mock('POST', '/faults', { kind: 'slow', millis: 800, entity: 'items', times: 8 });
