@@ -40,16 +40,20 @@ pub struct Forwarder {
     /// Why the last pass stopped with changes left (credentials, circuit open); None after a
     /// pass that got through.
     pub last_error: Mutex<Option<String>>,
+    /// The header the idempotency key goes in (the target's `idempotency_header`).
+    pub idempotency_header: reqwest::header::HeaderName,
 }
 
 impl Forwarder {
-    pub fn new(target: Arc<SourceClient>, forward_path: &str) -> Result<Forwarder, String> {
+    pub fn new(target: Arc<SourceClient>, forward_path: &str, idempotency_header: &str) -> Result<Forwarder, String> {
+        let idempotency_header = reqwest::header::HeaderName::from_bytes(idempotency_header.as_bytes())
+            .map_err(|e| format!("target `{}`: idempotency_header `{idempotency_header}` is not a header name ({e})", target.cfg.id))?;
         let text = format!("{}{}", target.cfg.base_url.trim_end_matches('/'), forward_path);
         let base = Url::parse(&text).map_err(|e| format!("target `{}`: `{text}` is not a URL ({e})", target.cfg.id))?;
         if base.cannot_be_a_base() {
             return Err(format!("target `{}`: `{text}` cannot take a record id below it", target.cfg.id));
         }
-        Ok(Forwarder { target, base, nudge: Notify::new(), busy: tokio::sync::Mutex::new(()), last_error: Mutex::new(None) })
+        Ok(Forwarder { target, base, nudge: Notify::new(), busy: tokio::sync::Mutex::new(()), last_error: Mutex::new(None), idempotency_header })
     }
 
     /// `{base}/{id}`, the id percent-encoded as one path segment.
@@ -59,6 +63,12 @@ impl Forwarder {
             segs.pop_if_empty().push(id);
         }
         u
+    }
+
+    /// `<connection>/<entity>/<id>/<rowVersion>`: the same change always carries the same key,
+    /// retries and replays included, so a target that remembers keys applies it once.
+    pub fn idempotency_key(key: &EntityKey, record_id: &str, row_version: &str) -> String {
+        format!("{}/{}/{record_id}/{row_version}", key.connection, key.entity)
     }
 }
 
@@ -201,7 +211,11 @@ pub(crate) async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, it
     // Logged as the target's call for `connection/entity`, so `requests --entity` shows it with the
     // entity's own calls (and two sources' entities of one name stay apart).
     let for_entity = format!("{}/{}", key.connection, key.entity);
-    let result = target.send(&method, &url, body.as_ref(), Some(&for_entity), cancel, |_| Ok(()), on_retry).await;
+    let mut extra = reqwest::header::HeaderMap::new();
+    if let Ok(v) = reqwest::header::HeaderValue::from_str(&Forwarder::idempotency_key(key, &item.record_id, &item.row_version)) {
+        extra.insert(f.idempotency_header.clone(), v);
+    }
+    let result = target.send_with(&method, &url, body.as_ref(), &extra, Some(&for_entity), cancel, |_| Ok(()), on_retry).await;
     let now = ctx.clock.now_ms();
     let failure = match result {
         Ok(_) => None,

@@ -227,6 +227,14 @@ pub struct TargetConfig {
     pub breaker_threshold: u32,
     #[serde(default = "d_breaker_cooldown", deserialize_with = "de_duration")]
     pub breaker_cooldown: Duration,
+    /// The header every delivery carries its idempotency key in
+    /// (`<connection>/<entity>/<id>/<rowVersion>`), so a target can drop a repeat.
+    #[serde(default = "d_idempotency_header")]
+    pub idempotency_header: String,
+}
+
+fn d_idempotency_header() -> String {
+    "Idempotency-Key".into()
 }
 
 impl TargetConfig {
