@@ -42,6 +42,9 @@ pub struct Forwarder {
     pub last_error: Mutex<Option<String>>,
     /// The header the idempotency key goes in (the target's `idempotency_header`).
     pub idempotency_header: reqwest::header::HeaderName,
+    /// The entity's `forward_rename` and `forward_drop`: applied to the body on the way out.
+    pub rename: std::collections::BTreeMap<String, String>,
+    pub drop: Vec<String>,
 }
 
 impl Forwarder {
@@ -53,7 +56,16 @@ impl Forwarder {
         if base.cannot_be_a_base() {
             return Err(format!("target `{}`: `{text}` cannot take a record id below it", target.cfg.id));
         }
-        Ok(Forwarder { target, base, nudge: Notify::new(), busy: tokio::sync::Mutex::new(()), last_error: Mutex::new(None), idempotency_header })
+        Ok(Forwarder {
+            target,
+            base,
+            nudge: Notify::new(),
+            busy: tokio::sync::Mutex::new(()),
+            last_error: Mutex::new(None),
+            idempotency_header,
+            rename: Default::default(),
+            drop: Vec::new(),
+        })
     }
 
     /// `{base}/{id}`, the id percent-encoded as one path segment.
@@ -63,6 +75,24 @@ impl Forwarder {
             segs.pop_if_empty().push(id);
         }
         u
+    }
+
+    /// The body the target gets for a record: dropped fields left out, renamed ones under their
+    /// new name (top level only). A body that is not an object goes out as it is.
+    pub fn map_body(&self, record: &str) -> String {
+        if self.rename.is_empty() && self.drop.is_empty() {
+            return record.to_string();
+        }
+        let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_str::<serde_json::Value>(record) else { return record.to_string() };
+        for d in &self.drop {
+            obj.remove(d);
+        }
+        for (from, to) in &self.rename {
+            if let Some(v) = obj.remove(from) {
+                obj.insert(to.clone(), v);
+            }
+        }
+        serde_json::Value::Object(obj).to_string()
     }
 
     /// `<connection>/<entity>/<id>/<rowVersion>`: the same change always carries the same key,
@@ -203,7 +233,7 @@ pub(crate) async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, it
             Err(e) => Sent::Stop(Some(format!("cannot update the outbox: {e}"))),
         };
     }
-    let (method, body) = if delete { (Method::DELETE, None) } else { (Method::PUT, Some(bytes::Bytes::from(payload.clone()))) };
+    let (method, body) = if delete { (Method::DELETE, None) } else { (Method::PUT, Some(bytes::Bytes::from(f.map_body(&payload)))) };
     let url = f.record_url(&item.record_id);
     let on_retry = |attempt: u32, fail: &Failure, wait: std::time::Duration| {
         ctx.emit_retrying(key, attempt, wait, format!("forwarding {} to `{}`: {}", item.record_id, target.cfg.id, fail.message), fail)

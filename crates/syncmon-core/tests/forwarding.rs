@@ -363,3 +363,31 @@ async fn never_more_than_max_concurrency_deliveries_are_in_flight() {
     assert!(peak <= 3, "{peak} deliveries were in flight at once; max_concurrency is 3");
     assert!(peak >= 2, "with 60 records to a slow target, deliveries overlap (peak {peak})");
 }
+
+#[tokio::test]
+async fn the_field_mapping_renames_and_drops_fields_on_the_way_to_the_target_only() {
+    let mock = MockServer::start(MockConfig { entities: entities(&[("items", 10)]), ..Default::default() }).await.unwrap();
+    let sample = mock.dataset("items").remove(0).data;
+    let mut fields = sample.as_object().unwrap().keys().filter(|k| *k != "id" && *k != "rowVersion").cloned();
+    let (renamed, dropped) = (fields.next().expect("records have fields"), fields.next().expect("records have two fields"));
+    let entity_extra = format!("forward_to = \"dst\"\nforward_rename = {{ {renamed} = \"renamedField\" }}\nforward_drop = [\"{dropped}\"]");
+    let text = config_text(&mock.base_url(), &["items"], "", &entity_extra) + &target_section(&mock.base_url(), "");
+    let h = Harness::with_config(mock, text).await;
+    let r = h.sync_ok("items").await;
+    assert_eq!(r.forwarded.unwrap().delivered, 10);
+    let source = h.source("items");
+    let target = h.mock.target_dataset("items");
+    assert_eq!(target.len(), 10);
+    for t in &target {
+        let (_, src) = &source[&t.id];
+        let body = t.data.as_object().unwrap();
+        assert!(!body.contains_key(&dropped), "{dropped} is dropped: {body:?}");
+        assert!(!body.contains_key(&renamed), "{renamed} is renamed: {body:?}");
+        assert_eq!(body.get("renamedField"), src.get(&renamed), "the value moves to the new name");
+        assert_eq!(body.len(), src.as_object().unwrap().len() - 1, "nothing else changes");
+    }
+    // The replica keeps the source's names.
+    let replica = h.replica("items");
+    let (_, row) = &replica[&target[0].id];
+    assert!(row.get(&renamed).is_some() && row.get(&dropped).is_some());
+}

@@ -172,6 +172,13 @@ pub struct EntityConfig {
     pub forward_to: Option<String>,
     /// Path under the target's base URL; defaults to "/<name>".
     pub forward_path: Option<String>,
+    /// Top-level fields renamed in the body sent to the target (`{ sku = "productCode" }`);
+    /// the replica keeps the source's names.
+    #[serde(default)]
+    pub forward_rename: std::collections::BTreeMap<String, String>,
+    /// Top-level fields left out of the body sent to the target.
+    #[serde(default)]
+    pub forward_drop: Vec<String>,
     /// A JSON Schema file every record must pass (relative to the config file's directory, or
     /// absolute); records that break it become failed items naming the rule.
     pub schema: Option<String>,

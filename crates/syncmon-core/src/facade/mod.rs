@@ -121,7 +121,12 @@ impl Syncmon {
                 }
                 let profile = Profile::new(c, e).map_err(Error::Usage)?;
                 let forward = match e.forward_to.as_deref().and_then(|t| targets.get(t)) {
-                    Some((target, header)) => Some(Arc::new(forward::Forwarder::new(target.clone(), &e.forward_path(), header).map_err(Error::Usage)?)),
+                    Some((target, header)) => {
+                        let mut f = forward::Forwarder::new(target.clone(), &e.forward_path(), header).map_err(Error::Usage)?;
+                        f.rename = e.forward_rename.clone();
+                        f.drop = e.forward_drop.clone();
+                        Some(Arc::new(f))
+                    }
                     None => None,
                 };
                 if writable {
