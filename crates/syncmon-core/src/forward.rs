@@ -40,16 +40,32 @@ pub struct Forwarder {
     /// Why the last pass stopped with changes left (credentials, circuit open); None after a
     /// pass that got through.
     pub last_error: Mutex<Option<String>>,
+    /// The header the idempotency key goes in (the target's `idempotency_header`).
+    pub idempotency_header: reqwest::header::HeaderName,
+    /// The entity's `forward_rename` and `forward_drop`: applied to the body on the way out.
+    pub rename: std::collections::BTreeMap<String, String>,
+    pub drop: Vec<String>,
 }
 
 impl Forwarder {
-    pub fn new(target: Arc<SourceClient>, forward_path: &str) -> Result<Forwarder, String> {
+    pub fn new(target: Arc<SourceClient>, forward_path: &str, idempotency_header: &str) -> Result<Forwarder, String> {
+        let idempotency_header = reqwest::header::HeaderName::from_bytes(idempotency_header.as_bytes())
+            .map_err(|e| format!("target `{}`: idempotency_header `{idempotency_header}` is not a header name ({e})", target.cfg.id))?;
         let text = format!("{}{}", target.cfg.base_url.trim_end_matches('/'), forward_path);
         let base = Url::parse(&text).map_err(|e| format!("target `{}`: `{text}` is not a URL ({e})", target.cfg.id))?;
         if base.cannot_be_a_base() {
             return Err(format!("target `{}`: `{text}` cannot take a record id below it", target.cfg.id));
         }
-        Ok(Forwarder { target, base, nudge: Notify::new(), busy: tokio::sync::Mutex::new(()), last_error: Mutex::new(None) })
+        Ok(Forwarder {
+            target,
+            base,
+            nudge: Notify::new(),
+            busy: tokio::sync::Mutex::new(()),
+            last_error: Mutex::new(None),
+            idempotency_header,
+            rename: Default::default(),
+            drop: Vec::new(),
+        })
     }
 
     /// `{base}/{id}`, the id percent-encoded as one path segment.
@@ -59,6 +75,30 @@ impl Forwarder {
             segs.pop_if_empty().push(id);
         }
         u
+    }
+
+    /// The body the target gets for a record: dropped fields left out, renamed ones under their
+    /// new name (top level only). A body that is not an object goes out as it is.
+    pub fn map_body(&self, record: &str) -> String {
+        if self.rename.is_empty() && self.drop.is_empty() {
+            return record.to_string();
+        }
+        let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_str::<serde_json::Value>(record) else { return record.to_string() };
+        for d in &self.drop {
+            obj.remove(d);
+        }
+        for (from, to) in &self.rename {
+            if let Some(v) = obj.remove(from) {
+                obj.insert(to.clone(), v);
+            }
+        }
+        serde_json::Value::Object(obj).to_string()
+    }
+
+    /// `<connection>/<entity>/<id>/<rowVersion>`: the same change always carries the same key,
+    /// retries and replays included, so a target that remembers keys applies it once.
+    pub fn idempotency_key(key: &EntityKey, record_id: &str, row_version: &str) -> String {
+        format!("{}/{}/{record_id}/{row_version}", key.connection, key.entity)
     }
 }
 
@@ -193,7 +233,7 @@ pub(crate) async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, it
             Err(e) => Sent::Stop(Some(format!("cannot update the outbox: {e}"))),
         };
     }
-    let (method, body) = if delete { (Method::DELETE, None) } else { (Method::PUT, Some(bytes::Bytes::from(payload.clone()))) };
+    let (method, body) = if delete { (Method::DELETE, None) } else { (Method::PUT, Some(bytes::Bytes::from(f.map_body(&payload)))) };
     let url = f.record_url(&item.record_id);
     let on_retry = |attempt: u32, fail: &Failure, wait: std::time::Duration| {
         ctx.emit_retrying(key, attempt, wait, format!("forwarding {} to `{}`: {}", item.record_id, target.cfg.id, fail.message), fail)
@@ -201,7 +241,11 @@ pub(crate) async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, it
     // Logged as the target's call for `connection/entity`, so `requests --entity` shows it with the
     // entity's own calls (and two sources' entities of one name stay apart).
     let for_entity = format!("{}/{}", key.connection, key.entity);
-    let result = target.send(&method, &url, body.as_ref(), Some(&for_entity), cancel, |_| Ok(()), on_retry).await;
+    let mut extra = reqwest::header::HeaderMap::new();
+    if let Ok(v) = reqwest::header::HeaderValue::from_str(&Forwarder::idempotency_key(key, &item.record_id, &item.row_version)) {
+        extra.insert(f.idempotency_header.clone(), v);
+    }
+    let result = target.send_with(&method, &url, body.as_ref(), &extra, Some(&for_entity), cancel, |_| Ok(()), on_retry).await;
     let now = ctx.clock.now_ms();
     let failure = match result {
         Ok(_) => None,

@@ -314,3 +314,80 @@ async fn a_target_that_stays_down_opens_its_circuit_and_the_changes_wait() {
     assert_eq!(h.sm.replay(&ids, &CancellationToken::new()).await.unwrap().replayed, 2);
     assert_target_converged(&h);
 }
+
+#[tokio::test]
+async fn every_delivery_carries_its_idempotency_key_in_the_configured_header() {
+    let h = forwarding(20).await;
+    h.sync_ok("items").await;
+    assert_target_converged(&h);
+    let versions: std::collections::BTreeMap<_, _> = h.mock.target_dataset("items").into_iter().map(|r| (r.id, r.row_version)).collect();
+    let puts = target_calls(&h);
+    assert_eq!(puts.len(), 20);
+    for put in &puts {
+        let id = put.path.rsplit('/').next().unwrap();
+        let want = format!("src/items/{id}/{}", versions[id]);
+        let got = put.headers.iter().find(|(k, _)| k == "idempotency-key").map(|(_, v)| v.as_str());
+        assert_eq!(got, Some(want.as_str()), "PUT {}", put.path);
+    }
+
+    // Another header name, and a changed record gets a new key.
+    let mock = MockServer::start(MockConfig { entities: entities(&[("items", 3)]), ..Default::default() }).await.unwrap();
+    let text = forwarding_config(&mock, "idempotency_header = \"X-Request-Key\"");
+    let h = Harness::with_config(mock, text).await;
+    h.sync_ok("items").await;
+    h.mock.mutate("items", 1);
+    h.sync_ok("items").await;
+    let keys: Vec<String> = target_calls(&h)
+        .iter()
+        .map(|c| {
+            assert!(!c.headers.iter().any(|(k, _)| k == "idempotency-key"), "only the configured header");
+            c.headers.iter().find(|(k, _)| k == "x-request-key").map(|(_, v)| v.clone()).expect("the configured header arrives")
+        })
+        .collect();
+    assert_eq!(keys.len(), 4);
+    let unique: std::collections::BTreeSet<_> = keys.iter().collect();
+    assert_eq!(unique.len(), 4, "a new version is a new key: {keys:?}");
+}
+
+#[tokio::test]
+async fn never_more_than_max_concurrency_deliveries_are_in_flight() {
+    let mock = MockServer::start(MockConfig { entities: entities(&[("items", 60)]), ..Default::default() }).await.unwrap();
+    mock.set_target_delay(Duration::from_millis(20));
+    let text = forwarding_config(&mock, "").replace("max_concurrency = 1\n", "max_concurrency = 3\n");
+    assert!(text.contains("max_concurrency = 3"));
+    let h = Harness::with_config(mock, text).await;
+    let r = h.sync_ok("items").await;
+    assert_eq!(r.forwarded.unwrap().delivered, 60);
+    assert_target_converged(&h);
+    let peak = h.mock.target_peak_in_flight();
+    assert!(peak <= 3, "{peak} deliveries were in flight at once; max_concurrency is 3");
+    assert!(peak >= 2, "with 60 records to a slow target, deliveries overlap (peak {peak})");
+}
+
+#[tokio::test]
+async fn the_field_mapping_renames_and_drops_fields_on_the_way_to_the_target_only() {
+    let mock = MockServer::start(MockConfig { entities: entities(&[("items", 10)]), ..Default::default() }).await.unwrap();
+    let sample = mock.dataset("items").remove(0).data;
+    let mut fields = sample.as_object().unwrap().keys().filter(|k| *k != "id" && *k != "rowVersion").cloned();
+    let (renamed, dropped) = (fields.next().expect("records have fields"), fields.next().expect("records have two fields"));
+    let entity_extra = format!("forward_to = \"dst\"\nforward_rename = {{ {renamed} = \"renamedField\" }}\nforward_drop = [\"{dropped}\"]");
+    let text = config_text(&mock.base_url(), &["items"], "", &entity_extra) + &target_section(&mock.base_url(), "");
+    let h = Harness::with_config(mock, text).await;
+    let r = h.sync_ok("items").await;
+    assert_eq!(r.forwarded.unwrap().delivered, 10);
+    let source = h.source("items");
+    let target = h.mock.target_dataset("items");
+    assert_eq!(target.len(), 10);
+    for t in &target {
+        let (_, src) = &source[&t.id];
+        let body = t.data.as_object().unwrap();
+        assert!(!body.contains_key(&dropped), "{dropped} is dropped: {body:?}");
+        assert!(!body.contains_key(&renamed), "{renamed} is renamed: {body:?}");
+        assert_eq!(body.get("renamedField"), src.get(&renamed), "the value moves to the new name");
+        assert_eq!(body.len(), src.as_object().unwrap().len() - 1, "nothing else changes");
+    }
+    // The replica keeps the source's names.
+    let replica = h.replica("items");
+    let (_, row) = &replica[&target[0].id];
+    assert!(row.get(&renamed).is_some() && row.get(&dropped).is_some());
+}

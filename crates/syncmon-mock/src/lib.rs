@@ -436,6 +436,16 @@ impl MockServer {
         self.h.shared.target_dataset(entity)
     }
 
+    /// The most target calls (PUT, DELETE, GET under `/target`) ever answered at once.
+    pub fn target_peak_in_flight(&self) -> usize {
+        self.h.shared.target_peak_in_flight.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Every later target call takes `delay` before it is answered (a slow target).
+    pub fn set_target_delay(&self, delay: std::time::Duration) {
+        self.h.shared.target_delay_ms.store(delay.as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// The data requests received so far, oldest first.
     pub fn requests(&self) -> Vec<RequestInfo> {
         self.h.shared.log.lock().unwrap().entries.clone()

@@ -172,6 +172,13 @@ pub struct EntityConfig {
     pub forward_to: Option<String>,
     /// Path under the target's base URL; defaults to "/<name>".
     pub forward_path: Option<String>,
+    /// Top-level fields renamed in the body sent to the target (`{ sku = "productCode" }`);
+    /// the replica keeps the source's names.
+    #[serde(default)]
+    pub forward_rename: std::collections::BTreeMap<String, String>,
+    /// Top-level fields left out of the body sent to the target.
+    #[serde(default)]
+    pub forward_drop: Vec<String>,
     /// A JSON Schema file every record must pass (relative to the config file's directory, or
     /// absolute); records that break it become failed items naming the rule.
     pub schema: Option<String>,
@@ -227,6 +234,14 @@ pub struct TargetConfig {
     pub breaker_threshold: u32,
     #[serde(default = "d_breaker_cooldown", deserialize_with = "de_duration")]
     pub breaker_cooldown: Duration,
+    /// The header every delivery carries its idempotency key in
+    /// (`<connection>/<entity>/<id>/<rowVersion>`), so a target can drop a repeat.
+    #[serde(default = "d_idempotency_header")]
+    pub idempotency_header: String,
+}
+
+fn d_idempotency_header() -> String {
+    "Idempotency-Key".into()
 }
 
 impl TargetConfig {

@@ -419,3 +419,17 @@ fn the_timestamp_profile_refuses_what_cannot_work_and_says_what_is_missing() {
     let err = refusal(&cursor.replace("profile = \"cursor\"\n", "profile = \"cursor\"\noverlap = \"2s\"\n"));
     assert!(err.contains("`overlap` applies only to profile = \"timestamp\""), "{err}");
 }
+
+#[test]
+fn a_target_has_a_default_idempotency_header_and_an_entity_no_field_mapping() {
+    let c = Config::parse(FORWARDING).unwrap();
+    assert_eq!(c.target("erp").unwrap().idempotency_header, "Idempotency-Key");
+    let e = &c.connections[0].entities[0];
+    assert!(e.forward_rename.is_empty() && e.forward_drop.is_empty());
+    let text = FORWARDING.replace("max_concurrency = 2", "max_concurrency = 2\nidempotency_header = \"X-Key\"");
+    assert_eq!(Config::parse(&text).unwrap().target("erp").unwrap().idempotency_header, "X-Key");
+    let text = FORWARDING.replace("forward_to = \"erp\"", "forward_to = \"erp\"\nforward_rename = { sku = \"code\" }\nforward_drop = [\"note\"]");
+    let c = Config::parse(&text).unwrap();
+    let e = &c.connections[0].entities[0];
+    assert_eq!((e.forward_rename.get("sku").map(String::as_str), e.forward_drop.as_slice()), (Some("code"), &["note".to_string()][..]));
+}

@@ -106,8 +106,11 @@ impl Syncmon {
     fn build(config: Config, store: Arc<Store>, clock: Arc<dyn Clock>, agent_lock: Option<Arc<AgentLock>>) -> Result<Syncmon> {
         let writable = !store.is_read_only();
         let http = SourceClient::http_client();
-        let targets: BTreeMap<&str, Arc<SourceClient>> =
-            config.targets.iter().map(|t| (t.id.as_str(), Arc::new(SourceClient::for_target(t, http.clone(), store.clone(), clock.clone())))).collect();
+        let targets: BTreeMap<&str, (Arc<SourceClient>, &str)> = config
+            .targets
+            .iter()
+            .map(|t| (t.id.as_str(), (Arc::new(SourceClient::for_target(t, http.clone(), store.clone(), clock.clone())), t.idempotency_header.as_str())))
+            .collect();
         let mut entities = Vec::new();
         for c in &config.connections {
             let source = Arc::new(SourceClient::new(c.clone(), http.clone(), store.clone(), clock.clone()));
@@ -118,7 +121,12 @@ impl Syncmon {
                 }
                 let profile = Profile::new(c, e).map_err(Error::Usage)?;
                 let forward = match e.forward_to.as_deref().and_then(|t| targets.get(t)) {
-                    Some(target) => Some(Arc::new(forward::Forwarder::new(target.clone(), &e.forward_path()).map_err(Error::Usage)?)),
+                    Some((target, header)) => {
+                        let mut f = forward::Forwarder::new(target.clone(), &e.forward_path(), header).map_err(Error::Usage)?;
+                        f.rename = e.forward_rename.clone();
+                        f.drop = e.forward_drop.clone();
+                        Some(Arc::new(f))
+                    }
                     None => None,
                 };
                 if writable {

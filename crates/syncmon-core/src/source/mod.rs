@@ -112,7 +112,7 @@ impl SourceClient {
 
     /// One GET, with limits, auth and the request log. Non-2xx answers are failures.
     pub async fn get_once(&self, url: &Url, entity: Option<&str>, attempt: u32) -> Result<Fetched, Failure> {
-        self.call_once(&reqwest::Method::GET, url, None, entity, attempt).await
+        self.call_once(&reqwest::Method::GET, url, None, &HeaderMap::new(), entity, attempt).await
     }
 
     /// One call of any method, with a JSON body for writes (forwarding); see [`Self::get_once`].
@@ -121,6 +121,7 @@ impl SourceClient {
         method: &reqwest::Method,
         url: &Url,
         body: Option<&bytes::Bytes>,
+        extra: &HeaderMap,
         entity: Option<&str>,
         attempt: u32,
     ) -> Result<Fetched, Failure> {
@@ -137,6 +138,9 @@ impl SourceClient {
             }
         }
         headers.insert(reqwest::header::ACCEPT, HeaderValue::from_static("application/json"));
+        for (k, v) in extra {
+            headers.insert(k.clone(), v.clone());
+        }
         if body.is_some() {
             headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
@@ -269,6 +273,22 @@ impl SourceClient {
         entity: Option<&str>,
         cancel: &CancellationToken,
         parse: impl Fn(&Fetched) -> Result<T, String>,
+        on_retry: impl FnMut(u32, &Failure, Duration),
+    ) -> Result<(T, Fetched), Failure> {
+        self.send_with(method, url, body, &HeaderMap::new(), entity, cancel, parse, on_retry).await
+    }
+
+    /// [`Self::send`] with `extra` headers on every try (the delivery's idempotency key).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_with<T>(
+        &self,
+        method: &reqwest::Method,
+        url: &Url,
+        body: Option<&bytes::Bytes>,
+        extra: &HeaderMap,
+        entity: Option<&str>,
+        cancel: &CancellationToken,
+        parse: impl Fn(&Fetched) -> Result<T, String>,
         mut on_retry: impl FnMut(u32, &Failure, Duration),
     ) -> Result<(T, Fetched), Failure> {
         let (mut transient, mut limited, mut attempt) = (0u32, 0u32, 0u32);
@@ -276,7 +296,7 @@ impl SourceClient {
         loop {
             attempt += 1;
             let result = tokio::select! {
-                r = self.call_once(method, url, body, entity, attempt) => r,
+                r = self.call_once(method, url, body, extra, entity, attempt) => r,
                 _ = cancel.cancelled() => return Err(Failure::new(FailureClass::Cancelled, "stopped")),
             };
             let failure = match result {

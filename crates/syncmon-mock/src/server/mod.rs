@@ -24,7 +24,7 @@ use faults::{ConnCtl, CtlListener};
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -54,6 +54,11 @@ pub struct Shared {
     cache_id: String,
     /// The simulated target: entity → id → the last body PUT.
     pub target: Mutex<HashMap<String, BTreeMap<String, serde_json::Value>>>,
+    /// Target calls being answered now, and the most there ever were at once.
+    pub target_in_flight: AtomicUsize,
+    pub target_peak_in_flight: AtomicUsize,
+    /// How long the target takes to answer each call, in milliseconds (0 = at once).
+    pub target_delay_ms: AtomicU64,
 }
 
 /// Fault entities that aim at the simulated target start with this.
@@ -212,6 +217,9 @@ impl Shared {
             records_served: AtomicUsize::new(0),
             cache_id,
             target: Mutex::new(HashMap::new()),
+            target_in_flight: AtomicUsize::new(0),
+            target_peak_in_flight: AtomicUsize::new(0),
+            target_delay_ms: AtomicU64::new(0),
         }
     }
 

@@ -6,6 +6,7 @@ use super::{Reply, Shared, TARGET_PREFIX};
 use crate::{FaultKind, MockRecord};
 use axum::extract::Request;
 use axum::http::Method;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,11 @@ impl Shared {
 pub(super) async fn target(sh: &Arc<Shared>, conn: &ConnCtl, entity: &str, id: &str, path: &str, query: &str, tracking: &str, req: Request) -> Option<Reply> {
     let method = req.method().clone();
     let seq = sh.log_start(&req, path, query, tracking);
+    let _in_flight = InFlight::enter(sh);
+    let delay = sh.target_delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let fault = sh.take_fault(&format!("{TARGET_PREFIX}{entity}"), false);
     let reply = match answered_by_fault(conn, fault.as_ref())? {
         Some(r) => r,
@@ -75,5 +81,23 @@ async fn target_call(sh: &Shared, method: &Method, entity: &str, id: &str, req: 
             None => Reply::error(404, "resource_not_found", &format!("No {entity} record with id {id} at the target.")),
         },
         _ => Reply::error(405, "method_not_allowed", "The target takes PUT, DELETE and GET."),
+    }
+}
+
+/// Counts a target call while it is being answered (and keeps the peak), also when the
+/// connection goes away mid-answer.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(sh: &'a Shared) -> InFlight<'a> {
+        let now = sh.target_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        sh.target_peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(sh)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.target_in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
