@@ -137,11 +137,35 @@ enum FailedCommand {
     List {
         #[command(flatten)]
         filter: FilterArgs,
+        /// At most this many items (the list says when it cut some off).
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// Every matching item, however many (no limit).
+        #[arg(long, conflicts_with = "limit")]
+        all: bool,
         /// Show items older than this item id (paging).
         #[arg(long)]
         before: Option<i64>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every item matching the filter, payloads whole, as CSV or JSON lines (streamed).
+    Export {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// csv or jsonl.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "jsonl"])]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Item counts per error kind under the filter, most first.
+    Summary {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -207,8 +231,13 @@ struct Selection {
     /// Every pending item (of --entity, if given).
     #[arg(long, conflicts_with = "ids")]
     all: bool,
+    /// With --all: only the items of this entity.
     #[arg(long, requires = "all")]
     entity: Option<String>,
+    /// With --all: do not ask for confirmation (needed when no terminal can ask).
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// JSON instead of a sentence.
     #[arg(long)]
     json: bool,
 }
@@ -532,27 +561,64 @@ fn check(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
 async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> {
     // Listing and showing only read; replay and discard write (see `load`).
     let sm = match command {
-        FailedCommand::List { .. } | FailedCommand::Show { .. } => load_read_only(cli)?,
+        FailedCommand::List { .. } | FailedCommand::Show { .. } | FailedCommand::Export { .. } | FailedCommand::Summary { .. } => load_read_only(cli)?,
         FailedCommand::Replay(_) | FailedCommand::Discard(_) => load(cli)?,
     };
     match command {
-        FailedCommand::List { filter, limit, before, json } => {
-            let f = sm.failed_filter(FailedFilter {
-                entity: filter.entity.clone(),
-                stage: filter.stage,
-                error_kind: filter.kind.clone(),
-                state: filter.state,
-                any_state: filter.all_states,
-                text: filter.search.clone(),
-                rule: filter.rule.clone(),
-            })?;
-            let items = sm.failed_items(&f, *before, *limit)?;
+        FailedCommand::List { filter, limit, all, before, json } => {
+            let f = sm.failed_filter(filter.to_filter())?;
+            // One more than asked tells whether the list was cut.
+            let want = if *all { u32::MAX } else { limit.saturating_add(1) };
+            let mut items = sm.failed_items(&f, *before, want)?;
+            let cut = !*all && items.len() > *limit as usize;
+            items.truncate(if *all { items.len() } else { *limit as usize });
             if *json {
                 output::json(&items)?;
             } else if items.is_empty() && before.is_none() {
                 println!("No failed items. Everything is in sync.");
             } else {
                 output::failed_table(&items);
+            }
+            if cut {
+                let total = sm.failed_ids(&f)?.len();
+                let last = items.last().map(|i| i.id).unwrap_or_default();
+                eprintln!(
+                    "showing the newest {} of {total} items; --all lists every one, --before {last} the next page, `syncmon failed export` writes them to a file",
+                    items.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FailedCommand::Export { filter, format, output } => {
+            let f = sm.failed_filter(filter.to_filter())?;
+            let format = syncmon_core::ExportFormat::parse(format).expect("clap checked the format");
+            let n = match output {
+                Some(path) => {
+                    let file = std::fs::File::create(path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                    let mut w = std::io::BufWriter::new(file);
+                    let n = sm.export_failed(&f, format, &mut w)?;
+                    eprintln!("wrote {n} failed items to {}", path.display());
+                    n
+                }
+                None => {
+                    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+                    sm.export_failed(&f, format, &mut w)?
+                }
+            };
+            let _ = n;
+            Ok(ExitCode::SUCCESS)
+        }
+        FailedCommand::Summary { filter, json } => {
+            let f = sm.failed_filter(filter.to_filter())?;
+            let counts = sm.failed_kind_counts(&f)?;
+            if *json {
+                output::json(&counts)?;
+            } else if counts.is_empty() {
+                println!("No failed items match.");
+            } else {
+                for c in &counts {
+                    println!("{:>8}  {}", c.count, c.error_kind);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -584,6 +650,16 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
         }
         FailedCommand::Discard(sel) => {
             let ids = selection_ids(&sm, sel)?;
+            if sel.all && !sel.yes && !ids.is_empty() {
+                let what = match &sel.entity {
+                    Some(e) => format!("all {} pending failed items of {e}", ids.len()),
+                    None => format!("all {} pending failed items", ids.len()),
+                };
+                if !confirm(&format!("Discard {what}? They stay listed under --state discarded. [y/N] "))? {
+                    println!("nothing discarded");
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             let n = sm.discard(&ids)?;
             if sel.json {
                 output::json(&serde_json::json!({ "discarded": n }))?;
@@ -591,6 +667,33 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
                 println!("discarded {n} items");
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Asks a yes/no question on the terminal; without one, refuses (bulk changes need `--yes`).
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::{IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(UsageError("refusing a bulk discard without a terminal to confirm it; add --yes".into()).into());
+    }
+    eprint!("{question}");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+impl FilterArgs {
+    fn to_filter(&self) -> FailedFilter {
+        FailedFilter {
+            entity: self.entity.clone(),
+            stage: self.stage,
+            error_kind: self.kind.clone(),
+            state: self.state,
+            any_state: self.all_states,
+            text: self.search.clone(),
+            rule: self.rule.clone(),
         }
     }
 }

@@ -10,7 +10,7 @@ mod failed;
 mod queries;
 mod status;
 
-pub use failed::ReplayReport;
+pub use failed::{ExportFormat, KindCount, ReplayReport};
 pub use status::EntityStatus;
 
 use crate::agent_lock::AgentLock;
