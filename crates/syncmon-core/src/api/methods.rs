@@ -58,7 +58,8 @@ pub(super) async fn failed_page(sm: &Arc<Syncmon>, filter: FailedFilter, offset:
     let f = failed::checked_filter(sm, &filter)?;
     let (total, items) = sm.failed_page(&f, offset, limit)?;
     let rules = if offset == 0 { Some(sm.failed_rule_counts(&f)?) } else { None };
-    Ok(FailedPageResult { total, items, rules })
+    let kinds = if offset == 0 { Some(sm.failed_kind_counts(&f)?) } else { None };
+    Ok(FailedPageResult { total, items, rules, kinds })
 }
 
 pub(super) async fn failed_item(sm: &Arc<Syncmon>, id: i64) -> Answer<FailedItem> {

@@ -28,6 +28,7 @@ export type { Health } from "./Health";
 export type { IngestBatch } from "./IngestBatch";
 export type { IngestFailure } from "./IngestFailure";
 export type { IngestState } from "./IngestState";
+export type { KindCount } from "./KindCount";
 export type { Outcome } from "./Outcome";
 export type { OverviewHeader } from "./OverviewHeader";
 export type { OverviewResult } from "./OverviewResult";
