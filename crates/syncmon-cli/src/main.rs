@@ -120,6 +120,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One zip for a support ticket: SUMMARY.md says what is wrong (failing entities with reason,
+    /// HTTP status, Trackingid, since when, next attempt; failed items by kind; open circuits;
+    /// config warnings), beside the redacted config, status, runs, the last 24 hours of the
+    /// request log, failed items and activity. Never a secret.
+    Diagnostics {
+        /// Where to write the zip (default: syncmon-diagnostics-<time>.zip here).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Include the failed items' payloads (the records' data); left out by default.
+        #[arg(long)]
+        include_payloads: bool,
+    },
     /// Credentials in the OS keyring.
     Creds {
         #[command(subcommand)]
@@ -511,6 +523,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 output::found(&found);
             }
             Ok(if found.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Diagnostics { output, include_payloads } => {
+            let sm = load_read_only(&cli)?;
+            let path = output.clone().unwrap_or_else(|| {
+                let stamp = syncmon_core::timestamp::format_rfc3339(sm.now_ms() / 1000 * 1_000_000).replace([':', '-'], "");
+                PathBuf::from(format!("syncmon-diagnostics-{stamp}.zip"))
+            });
+            let file = std::fs::File::create(&path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            let report = sm.diagnostics(file, &syncmon_core::DiagnosticsOptions { include_payloads: *include_payloads })?;
+            println!(
+                "wrote {} ({} files; {}); attach it to the ticket",
+                path.display(),
+                report.files.len(),
+                match report.problems {
+                    0 => "no entity needs attention".to_string(),
+                    1 => "1 entity needs attention, see SUMMARY.md".to_string(),
+                    n => format!("{n} entities need attention, see SUMMARY.md"),
+                }
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Creds { command } => creds(&cli, command),
         Command::Mock(args) => {

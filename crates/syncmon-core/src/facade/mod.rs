@@ -6,10 +6,12 @@
 //! their replay, `queries.rs` the reads (runs, requests, export, statistics, settings).
 
 mod commands;
+mod diagnostics;
 mod failed;
 mod queries;
 mod status;
 
+pub use diagnostics::{DiagnosticsOptions, DiagnosticsReport};
 pub use failed::{ExportFormat, KindCount, ReplayReport};
 pub use status::EntityStatus;
 
