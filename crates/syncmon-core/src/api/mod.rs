@@ -132,6 +132,10 @@ rpc_methods! {
     find: Find {
         query: String,
     } -> Found;
+    diagnostics: Diagnostics {
+        #[serde(default)]
+        include_payloads: bool,
+    } -> crate::SavedDiagnostics;
     failed_page: FailedPage {
         #[serde(default)]
         filter: FailedFilter,

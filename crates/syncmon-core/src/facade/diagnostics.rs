@@ -68,7 +68,33 @@ fn os_description() -> String {
     format!("{} {} ({})", std::env::consts::OS, std::env::consts::ARCH, pretty.unwrap_or_else(|| "unknown release".into()))
 }
 
+/// A bundle saved beside the database (the RPC's `diagnostics`, for the app's button).
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
+pub struct SavedDiagnostics {
+    /// Where the zip was written: `<data dir>/diagnostics/syncmon-diagnostics-<time>.zip`.
+    pub path: String,
+    pub files: Vec<String>,
+    pub problems: usize,
+    /// The bundle's SUMMARY.md, for the app to show.
+    pub summary: String,
+}
+
 impl Syncmon {
+    /// Builds the bundle into `<data dir>/diagnostics/` and answers where, with its summary.
+    pub fn save_diagnostics(&self, opts: &DiagnosticsOptions) -> Result<SavedDiagnostics> {
+        let dir = self.ctx.store.path().parent().map(|p| p.join("diagnostics")).unwrap_or_else(|| "diagnostics".into());
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let stamp = crate::timestamp::format_rfc3339(self.now_ms() / 1000 * 1_000_000).replace([':', '-'], "");
+        let path = dir.join(format!("syncmon-diagnostics-{stamp}.zip"));
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let report = self.diagnostics(&mut buf, opts)?;
+        std::fs::write(&path, buf.get_ref()).map_err(io)?;
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(buf.into_inner())).map_err(io)?;
+        let mut summary = String::new();
+        std::io::Read::read_to_string(&mut archive.by_name("SUMMARY.md").map_err(io)?, &mut summary).map_err(io)?;
+        Ok(SavedDiagnostics { path: path.display().to_string(), files: report.files, problems: report.problems, summary })
+    }
+
     /// Writes the bundle as a zip to `out`.
     pub fn diagnostics<W: Write + Seek>(&self, out: W, opts: &DiagnosticsOptions) -> Result<DiagnosticsReport> {
         let now = self.now_ms();

@@ -11,7 +11,7 @@ mod failed;
 mod queries;
 mod status;
 
-pub use diagnostics::{DiagnosticsOptions, DiagnosticsReport};
+pub use diagnostics::{DiagnosticsOptions, DiagnosticsReport, SavedDiagnostics};
 pub use failed::{ExportFormat, KindCount, ReplayReport};
 pub use status::EntityStatus;
 

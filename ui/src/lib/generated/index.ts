@@ -43,6 +43,7 @@ export type { RunKind } from "./RunKind";
 export type { RunOutcome } from "./RunOutcome";
 export type { RunRow } from "./RunRow";
 export type { SaveConnectionResult } from "./SaveConnectionResult";
+export type { SavedDiagnostics } from "./SavedDiagnostics";
 export type { SetPausedResult } from "./SetPausedResult";
 export type { Settings } from "./Settings";
 export type { StreamNotice } from "./StreamNotice";
