@@ -84,6 +84,15 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
     if (['failing', 'circuit_open'].includes(await health(wd, ENTITY))) break;
   }
 
+  // The Diagnostics button: the bundle's SUMMARY names the failing entity and a Trackingid.
+  await wd.click(await wd.byTestId('diagnostics'));
+  const summary = await wd.text(await wd.byTestId('diagnostics-summary', { timeoutMs: 30_000 }));
+  assert.ok(summary.includes(`**${ENTITY}** is`), `SUMMARY names ${ENTITY}: ${summary}`);
+  assert.match(summary, /Trackingid: [0-9a-f-]{36}/, `SUMMARY carries the Trackingid: ${summary}`);
+  assert.match(await wd.text(await wd.byTestId('diagnostics-path')), /syncmon-diagnostics-.*\.zip$/);
+  await shot('diagnostics');
+  await wd.click(await wd.byTestId('diagnostics-close'));
+
   // The fix, then a page with three poison records (no rowVersion).
   await mock('DELETE', '/faults');
   await mock('POST', '/faults', { kind: 'missing_row_version', records: 3, entity: 'items', times: 1 });
