@@ -38,7 +38,8 @@ pub use engine::{CycleReport, Outcome};
 pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind};
 pub use facade::{
-    default_config_path, default_data_dir, DiagnosticsOptions, DiagnosticsReport, EntityStatus, SavedDiagnostics, ExportFormat, KindCount, ReplayReport, Syncmon, DB_FILE,
+    default_config_path, default_data_dir, DiagnosticsOptions, DiagnosticsReport, EntityStatus, ExportFormat, KindCount, ReplayReport, SavedDiagnostics,
+    Syncmon, DB_FILE,
 };
 pub use rowversion::RowVersion;
 pub use state::{FailedStage, FailedState, Health, IngestState, RunKind, UnknownState};
