@@ -62,7 +62,7 @@ export async function go(wd, hash) {
  * poison records land in Failed items → Replay all after the fix empties the list → Sync now and
  * Full resync (with its progress bar) → Activity and Connections. `shot(name)` takes a screenshot.
  */
-export async function demoJourney(wd, { mock, shot }) {
+export async function demoJourney(wd, { mock, shot, served = false }) {
   for (const e of DEMO_ENTITIES) {
     await wd.byTestId(`entity-row-${e}`, { timeoutMs: 60_000 });
     await waitHealth(wd, e, ['healthy']);
@@ -84,6 +84,15 @@ export async function demoJourney(wd, { mock, shot }) {
     if (['failing', 'circuit_open'].includes(await health(wd, ENTITY))) break;
   }
 
+  // The Diagnostics button: the bundle's SUMMARY names the failing entity and a Trackingid.
+  await wd.click(await wd.byTestId('diagnostics'));
+  const summary = await wd.text(await wd.byTestId('diagnostics-summary', { timeoutMs: 30_000 }));
+  assert.ok(summary.includes(`**${ENTITY}** is`), `SUMMARY names ${ENTITY}: ${summary}`);
+  assert.match(summary, /Trackingid: [0-9a-f-]{36}/, `SUMMARY carries the Trackingid: ${summary}`);
+  assert.match(await wd.text(await wd.byTestId('diagnostics-path')), /syncmon-diagnostics-.*\.zip$/);
+  await shot('diagnostics');
+  await wd.click(await wd.byTestId('diagnostics-close'));
+
   // The fix, then a page with three poison records (no rowVersion).
   await mock('DELETE', '/faults');
   await mock('POST', '/faults', { kind: 'missing_row_version', records: 3, entity: 'items', times: 1 });
@@ -101,6 +110,19 @@ export async function demoJourney(wd, { mock, shot }) {
   assert.match(await shownText(wd, '[data-testid="failed-detail"] [data-testid="tracking-id"]') ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-/,
     'the detail pane shows the Trackingid');
   await shot('failed-items');
+
+  // The summary by error kind, and (served UI) Export CSV: the download the button saves holds
+  // the header and a row per failed item, each with its error kind.
+  const kindChip = await wd.byTestId('kind-group', { timeoutMs: 10_000 });
+  assert.match(await wd.text(kindChip), /missing_row_version\s+3/, 'the summary counts the three by kind');
+  if (served) {
+    await wd.script(`window.__download = null; const orig = URL.createObjectURL.bind(URL);
+      URL.createObjectURL = (b) => { b.text().then((t) => (window.__download = t)); return orig(b); };`);
+    await wd.click(await wd.byTestId('export-csv'));
+    const csv = await wd.waitFor('the CSV download', () => wd.script('return window.__download'), { timeoutMs: 20_000 });
+    assert.match(csv, /^id,connection,entity,record_id,row_version,stage,error_kind/, 'a CSV header');
+    assert.equal(csv.match(/missing_row_version/g)?.length, 3, 'a row per failed item');
+  }
 
   // Replay after the fix: the records are fetched again by id and apply.
   await mock('DELETE', '/faults');

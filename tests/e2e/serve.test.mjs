@@ -148,7 +148,7 @@ test('in Chromium: the demo journey through the served UI', { timeout: 420_000 }
   await wd.navigate(`${UI}/#token=${TOKEN}`);
   const url = await wd.call('GET', '/url');
   assert.doesNotMatch(url, /token=/, 'the token leaves the address bar');
-  await demoJourney(wd, { mock, shot });
+  await demoJourney(wd, { mock, shot, served: true });
 });
 
 test("in Chromium: the UI follows the system's dark theme", async () => {

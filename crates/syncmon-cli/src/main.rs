@@ -121,6 +121,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One zip for a support ticket: SUMMARY.md says what is wrong (failing entities with reason,
+    /// HTTP status, Trackingid, since when, next attempt; failed items by kind; open circuits;
+    /// config warnings), beside the redacted config, status, runs, the last 24 hours of the
+    /// request log, failed items and activity. Never a secret.
+    Diagnostics {
+        /// Where to write the zip (default: syncmon-diagnostics-<time>.zip here).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Include the failed items' payloads (the records' data); left out by default.
+        #[arg(long)]
+        include_payloads: bool,
+    },
     /// Credentials in the OS keyring.
     Creds {
         #[command(subcommand)]
@@ -147,7 +159,26 @@ enum FailedCommand {
         /// Show items older than this item id (paging).
         #[arg(long)]
         before: Option<i64>,
-        /// A JSON array of the items.
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every item matching the filter, payloads whole, as CSV or JSON lines (streamed).
+    Export {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// csv or jsonl.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "jsonl"])]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Item counts per error kind under the filter, most first.
+    Summary {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -213,13 +244,13 @@ struct Selection {
     /// Every pending item (of --entity, if given).
     #[arg(long, conflicts_with = "ids")]
     all: bool,
-    /// With --all: only this entity's items.
+    /// With --all: only the items of this entity.
     #[arg(long, requires = "all")]
     entity: Option<String>,
-    /// Do not ask before discarding with --all (needed where there is no terminal to ask on).
-    #[arg(long)]
+    /// With --all: do not ask for confirmation (needed when no terminal can ask).
+    #[arg(long, short = 'y')]
     yes: bool,
-    /// The outcome as JSON.
+    /// JSON instead of a sentence.
     #[arg(long)]
     json: bool,
 }
@@ -495,6 +526,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(if found.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
+        Command::Diagnostics { output, include_payloads } => {
+            let sm = load_read_only(&cli)?;
+            let path = output.clone().unwrap_or_else(|| {
+                let stamp = syncmon_core::timestamp::format_rfc3339(sm.now_ms() / 1000 * 1_000_000).replace([':', '-'], "");
+                PathBuf::from(format!("syncmon-diagnostics-{stamp}.zip"))
+            });
+            let file = std::fs::File::create(&path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            let report = sm.diagnostics(file, &syncmon_core::DiagnosticsOptions { include_payloads: *include_payloads })?;
+            println!(
+                "wrote {} ({} files; {}); attach it to the ticket",
+                path.display(),
+                report.files.len(),
+                match report.problems {
+                    0 => "no entity needs attention".to_string(),
+                    1 => "1 entity needs attention, see SUMMARY.md".to_string(),
+                    n => format!("{n} entities need attention, see SUMMARY.md"),
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Creds { command } => creds(&cli, command),
         Command::Mock(args) => {
             let server = syncmon_mock::MockServer::start(mock_config(args)).await.with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -544,20 +595,12 @@ fn check(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
 async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> {
     // Listing and showing only read; replay and discard write (see `load`).
     let sm = match command {
-        FailedCommand::List { .. } | FailedCommand::Show { .. } => load_read_only(cli)?,
+        FailedCommand::List { .. } | FailedCommand::Show { .. } | FailedCommand::Export { .. } | FailedCommand::Summary { .. } => load_read_only(cli)?,
         FailedCommand::Replay(_) | FailedCommand::Discard(_) => load(cli)?,
     };
     match command {
         FailedCommand::List { filter, limit, all, before, json } => {
-            let f = sm.failed_filter(FailedFilter {
-                entity: filter.entity.clone(),
-                stage: filter.stage,
-                error_kind: filter.kind.clone(),
-                state: filter.state,
-                any_state: filter.all_states,
-                text: filter.search.clone(),
-                rule: filter.rule.clone(),
-            })?;
+            let f = sm.failed_filter(filter.to_filter())?;
             if *all {
                 return list_all_failed(&sm, &f, *before, *json);
             }
@@ -573,13 +616,49 @@ async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result<ExitCode> 
                 output::failed_table(&items);
             }
             if cut {
+                let total = sm.failed_ids(&f)?.len();
                 let last = items.last().map_or(0, |i| i.id);
                 // On stderr with --json, so that the JSON stays one array.
-                let note = format!("(the first {limit} shown; more match: --before {last} for the next ones, --all for every one)");
+                let note = format!(
+                    "(showing the newest {limit} of {total} items; --before {last} for the next ones, --all for every one, `syncmon failed export` writes them to a file)"
+                );
                 if *json {
                     eprintln!("{note}");
                 } else {
                     println!("{note}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FailedCommand::Export { filter, format, output } => {
+            let f = sm.failed_filter(filter.to_filter())?;
+            let format = syncmon_core::ExportFormat::parse(format).expect("clap checked the format");
+            let n = match output {
+                Some(path) => {
+                    let file = std::fs::File::create(path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                    let mut w = std::io::BufWriter::new(file);
+                    let n = sm.export_failed(&f, format, &mut w)?;
+                    eprintln!("wrote {n} failed items to {}", path.display());
+                    n
+                }
+                None => {
+                    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+                    sm.export_failed(&f, format, &mut w)?
+                }
+            };
+            let _ = n;
+            Ok(ExitCode::SUCCESS)
+        }
+        FailedCommand::Summary { filter, json } => {
+            let f = sm.failed_filter(filter.to_filter())?;
+            let counts = sm.failed_kind_counts(&f)?;
+            if *json {
+                output::json(&counts)?;
+            } else if counts.is_empty() {
+                println!("No failed items match.");
+            } else {
+                for c in &counts {
+                    println!("{:>8}  {}", c.count, c.error_kind);
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -677,6 +756,20 @@ fn confirm_bulk_discard(n: usize, entity: Option<&str>) -> anyhow::Result<bool> 
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+impl FilterArgs {
+    fn to_filter(&self) -> FailedFilter {
+        FailedFilter {
+            entity: self.entity.clone(),
+            stage: self.stage,
+            error_kind: self.kind.clone(),
+            state: self.state,
+            any_state: self.all_states,
+            text: self.search.clone(),
+            rule: self.rule.clone(),
+        }
+    }
 }
 
 fn selection_ids(sm: &Syncmon, sel: &Selection) -> anyhow::Result<Vec<i64>> {

@@ -354,13 +354,13 @@ async fn failed_list_says_when_it_cuts_and_bulk_discard_asks_first() {
     env.run_ok(&["sync"]);
 
     let out = env.run_ok(&["failed", "list", "--limit", "2"]);
-    assert!(text(&out).contains("the first 2 shown; more match") && text(&out).contains("--all"), "{}", text(&out));
+    assert!(text(&out).contains("showing the newest 2 of 5 items") && text(&out).contains("--all"), "{}", text(&out));
     let out = env.run_ok(&["failed", "list", "--limit", "2", "--json"]);
     let two: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout stays one JSON array");
     assert_eq!(two.as_array().unwrap().len(), 2);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("more match"), "the note goes to stderr with --json");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("showing the newest 2 of 5"), "the note goes to stderr with --json");
     let out = env.run_ok(&["failed", "list", "--limit", "5"]);
-    assert!(!text(&out).contains("more match"), "nothing cut: {}", text(&out));
+    assert!(!text(&out).contains("showing the newest"), "nothing cut: {}", text(&out));
     let out = env.run_ok(&["failed", "list", "--all", "--json"]);
     let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(all.as_array().unwrap().len(), 5, "{all}");

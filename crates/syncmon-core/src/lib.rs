@@ -37,7 +37,10 @@ pub use config::Config;
 pub use engine::{CycleReport, Outcome};
 pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind};
-pub use facade::{default_config_path, default_data_dir, EntityStatus, ReplayReport, Syncmon, DB_FILE};
+pub use facade::{
+    default_config_path, default_data_dir, DiagnosticsOptions, DiagnosticsReport, EntityStatus, ExportFormat, KindCount, ReplayReport, SavedDiagnostics,
+    Syncmon, DB_FILE,
+};
 pub use rowversion::RowVersion;
 pub use state::{FailedStage, FailedState, Health, IngestState, RunKind, UnknownState};
 pub use store::{EntityKey, FailedFilter, FailedItem, Found, FoundRow, IngestBatch, RequestRow, RunRow};

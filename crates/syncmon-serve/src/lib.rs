@@ -64,6 +64,7 @@ pub fn router_with_shutdown(sm: Arc<Syncmon>, opts: ServeOptions, stop: Cancella
         .route("/api/rpc", post(rpc))
         .route("/api/events", get(events))
         .route("/api/status", get(status))
+        .route("/api/failed/export", get(failed_export))
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
         .fallback(static_files)
@@ -274,6 +275,73 @@ async fn status(State(st): State<Arc<AppState>>) -> Response {
     match st.sm.status() {
         Ok(s) => Json(s).into_response(),
         Err(e) => api_error(e.into()),
+    }
+}
+
+/// `GET /api/failed/export?format=csv|jsonl&entity=&stage=&kind=&state=&any_state=&text=&rule=`:
+/// every failed item matching the filter as a download, streamed as the core writes it (the
+/// same `Syncmon::export_failed` as `syncmon failed export`).
+async fn failed_export(State(st): State<Arc<AppState>>, axum::extract::Query(q): axum::extract::Query<Vec<(String, String)>>) -> Response {
+    let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+    let format = match get("format").as_deref().map(syncmon_core::ExportFormat::parse) {
+        None => syncmon_core::ExportFormat::Csv,
+        Some(Some(f)) => f,
+        Some(None) => return api_error(ApiError::field(ErrorCode::Usage, "format", "format is csv or jsonl")),
+    };
+    let mut filter = syncmon_core::FailedFilter {
+        entity: get("entity"),
+        error_kind: get("kind").or_else(|| get("error_kind")),
+        any_state: get("any_state").is_some_and(|v| v == "true" || v == "1"),
+        text: get("text"),
+        rule: get("rule"),
+        ..Default::default()
+    };
+    if let Some(s) = get("stage") {
+        match s.parse() {
+            Ok(v) => filter.stage = Some(v),
+            Err(e) => return api_error(ApiError::field(ErrorCode::Usage, "stage", format!("{e}"))),
+        }
+    }
+    if let Some(s) = get("state") {
+        match s.parse() {
+            Ok(v) => filter.state = Some(v),
+            Err(e) => return api_error(ApiError::field(ErrorCode::Usage, "state", format!("{e}"))),
+        }
+    }
+    let filter = match api::failed_export_filter(&st.sm, &filter) {
+        Ok(f) => f,
+        Err(e) => return api_error(e),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let sm = st.sm.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut w = std::io::BufWriter::with_capacity(64 * 1024, ChannelWriter(tx.clone()));
+        if let Err(e) = sm.export_failed(&filter, format, &mut w) {
+            // Headers are gone already: the download ends short, with the reason in the log.
+            tracing::warn!("failed-items export stopped: {e}");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) }));
+    let name = format!("syncmon-failed-items.{}", format.extension());
+    Response::builder()
+        .header(header::CONTENT_TYPE, format.content_type())
+        .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))
+        .body(body)
+        .expect("static headers")
+}
+
+/// The export's writer: each flushed buffer goes to the response body (back-pressure through
+/// the bounded channel; a closed download ends the export with an error).
+struct ChannelWriter(tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.blocking_send(Ok(Bytes::copy_from_slice(buf))).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the download was closed"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

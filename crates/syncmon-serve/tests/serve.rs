@@ -257,3 +257,37 @@ async fn the_event_stream_delivers_a_finished_cycle_after_sync_now() {
     tokio::time::timeout(Duration::from_secs(10), server.wait()).await.expect("the server stops with an event stream open").unwrap();
     tokio::time::timeout(Duration::from_secs(10), agent).await.expect("the agent stops").unwrap().unwrap();
 }
+
+/// The Failed screen's download: every matching item, streamed as CSV or JSON lines, behind the token.
+#[tokio::test]
+async fn failed_items_download_as_csv_and_json_lines() {
+    let s = setup(false).await;
+    s._mock.inject(syncmon_mock::Fault { kind: syncmon_mock::FaultKind::MissingRowVersion { records: 3 }, entity: None, times: 1 });
+    let entities = s.sm.select(None, &[]).unwrap();
+    s.sm.sync_once(&entities, &CancellationToken::new()).await;
+
+    let r = send(s.addr, "GET", "/api/failed/export?format=csv&entity=items", &host(s.addr), &bearer(), "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("content-type").unwrap().starts_with("text/csv"), "{}", r.head);
+    assert!(r.header("content-disposition").unwrap().contains("attachment; filename=\"syncmon-failed-items.csv\""), "{}", r.head);
+    assert!(r.body.contains("id,connection,entity,record_id"), "{}", r.body);
+    assert_eq!(r.body.matches("missing_row_version").count(), 3, "{}", r.body);
+
+    let r = send(s.addr, "GET", "/api/failed/export?format=jsonl&kind=missing_row_version", &host(s.addr), &bearer(), "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.matches("\"error_kind\":\"missing_row_version\"").count(), 3, "{}", r.body);
+    let r = send(s.addr, "GET", "/api/failed/export?format=jsonl&kind=not_json", &host(s.addr), &bearer(), "").await;
+    assert!(!r.body.contains("error_kind"), "the filter applies: {}", r.body);
+
+    let r = send(s.addr, "GET", "/api/failed/export?format=xml", &host(s.addr), &bearer(), "").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = send(s.addr, "GET", "/api/failed/export?entity=nope", &host(s.addr), &bearer(), "").await;
+    assert!(r.status >= 400 && r.body.contains("nope"), "{} {}", r.status, r.body);
+    let r = send(s.addr, "GET", "/api/failed/export", &host(s.addr), &[], "").await;
+    assert_eq!(r.status, 401, "the download needs the token");
+
+    // The RPC page carries the summary by error kind.
+    let r = rpc(s.addr, &bearer(), r#"{"method":"failed_page","params":{"filter":{},"offset":0,"limit":10}}"#).await;
+    let page: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(page["kinds"], serde_json::json!([{ "error_kind": "missing_row_version", "count": 3 }]), "{}", r.body);
+}

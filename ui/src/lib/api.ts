@@ -299,6 +299,41 @@ function storedToken(win: Window): string | null {
   }
 }
 
+/**
+ * A GET download from `syncmon serve` (the served UI only): fetched with the token, then saved
+ * through an `<a download>` so the browser's own save dialog or downloads list takes it.
+ */
+export async function downloadFile(win: Window, path: string, filename: string): Promise<void> {
+  let res: Response;
+  try {
+    res = await win.fetch(path, { credentials: 'same-origin', headers: headers(storedToken(win), false) });
+  } catch (e) {
+    throw new ApiError('network', `Cannot reach Syncmon (${e instanceof Error ? e.message : String(e)}).`);
+  }
+  if (!res.ok) {
+    const text = await res.text();
+    let body: unknown = undefined;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      /* not JSON */
+    }
+    const inner = (body as { error?: unknown } | undefined)?.error;
+    if (isErrorShape(inner)) throw toApiError(inner, res.status);
+    if (res.status === 401) throw new ApiError('unauthorized', UNAUTHORIZED_HINT, null, 401);
+    throw new ApiError('io', `HTTP ${res.status}`, null, res.status);
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = win.document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  a.style.display = 'none';
+  win.document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 let transport: Transport | null = null;
 
 export function setTransport(t: Transport): void {

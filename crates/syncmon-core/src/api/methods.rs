@@ -44,6 +44,14 @@ pub(super) async fn requests(sm: &Arc<Syncmon>, entity: Option<String>, failed_o
     Ok(sm.requests(entity.as_deref(), failed_only, tracking_id.as_deref(), limit.min(1000))?)
 }
 
+pub(super) async fn diagnostics(sm: &Arc<Syncmon>, include_payloads: bool) -> Answer<crate::SavedDiagnostics> {
+    let sm = sm.clone();
+    tokio::task::spawn_blocking(move || sm.save_diagnostics(&crate::DiagnosticsOptions { include_payloads }))
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Io, format!("the diagnostics bundle failed: {e}")))?
+        .map_err(Into::into)
+}
+
 pub(super) async fn find(sm: &Arc<Syncmon>, query: String) -> Answer<Found> {
     if query.trim().is_empty() {
         return Err(ApiError::field(ErrorCode::Usage, "query", "type a Trackingid, a pushed batch's id or a record id"));
@@ -58,7 +66,8 @@ pub(super) async fn failed_page(sm: &Arc<Syncmon>, filter: FailedFilter, offset:
     let f = failed::checked_filter(sm, &filter)?;
     let (total, items) = sm.failed_page(&f, offset, limit)?;
     let rules = if offset == 0 { Some(sm.failed_rule_counts(&f)?) } else { None };
-    Ok(FailedPageResult { total, items, rules })
+    let kinds = if offset == 0 { Some(sm.failed_kind_counts(&f)?) } else { None };
+    Ok(FailedPageResult { total, items, rules, kinds })
 }
 
 pub(super) async fn failed_item(sm: &Arc<Syncmon>, id: i64) -> Answer<FailedItem> {

@@ -23,6 +23,12 @@ pub use connections::{connection_view, test_connection};
 pub use types::*;
 pub use views::{overview, settings};
 
+/// The failed-items filter of a download (`GET /api/failed/export`) as the RPC methods check it:
+/// the entity resolved against the config, empty strings as no condition.
+pub fn failed_export_filter(sm: &crate::Syncmon, f: &FailedFilter) -> Result<FailedFilter, ApiError> {
+    failed::checked_filter(sm, f)
+}
+
 use crate::engine::CycleReport;
 use crate::events::Event;
 use crate::store::{self, Found, RequestRow};
@@ -126,6 +132,10 @@ rpc_methods! {
     find: Find {
         query: String,
     } -> Found;
+    diagnostics: Diagnostics {
+        #[serde(default)]
+        include_payloads: bool,
+    } -> crate::SavedDiagnostics;
     failed_page: FailedPage {
         #[serde(default)]
         filter: FailedFilter,

@@ -73,6 +73,10 @@ pub struct FailedPageResult {
     /// Items per JSON Schema rule under the filter, whatever its `rule`, most first: on the first
     /// page (offset 0) only, null on the others.
     pub rules: Option<Vec<RuleCount>>,
+    /// Items per error kind under the filter, whatever its `error_kind`, most first: the
+    /// summary whose groups filter on click. On the first page only, null on the others.
+    #[serde(default)]
+    pub kinds: Option<Vec<crate::KindCount>>,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]

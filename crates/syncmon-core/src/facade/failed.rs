@@ -6,7 +6,103 @@ use crate::replay::{self, Replayed};
 use crate::state::FailedState;
 use crate::store::{FailedFilter, FailedItem, RuleCount};
 use serde::Serialize;
+use std::io::Write;
 use tokio_util::sync::CancellationToken;
+
+/// The formats `Syncmon::export_failed` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// A header line, then one line per item (RFC 4180 quoting).
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+impl ExportFormat {
+    pub fn parse(s: &str) -> Option<ExportFormat> {
+        match s {
+            "csv" => Some(ExportFormat::Csv),
+            "jsonl" | "json" | "ndjson" => Some(ExportFormat::Jsonl),
+            _ => None,
+        }
+    }
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "text/csv; charset=utf-8",
+            ExportFormat::Jsonl => "application/x-ndjson",
+        }
+    }
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Jsonl => "jsonl",
+        }
+    }
+}
+
+/// Items read from the store per page while exporting (the export never holds more).
+const EXPORT_PAGE: u32 = 500;
+
+const CSV_COLUMNS: &[&str] = &[
+    "id",
+    "connection",
+    "entity",
+    "record_id",
+    "row_version",
+    "stage",
+    "error_kind",
+    "rule",
+    "message",
+    "http_status",
+    "tracking_id",
+    "attempts",
+    "first_failed_at",
+    "last_failed_at",
+    "state",
+    "payload",
+];
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn csv_line(i: &FailedItem) -> String {
+    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+    let ts = |ms: i64| crate::timestamp::format_rfc3339(ms * 1000);
+    let fields = [
+        i.id.to_string(),
+        i.connection.clone(),
+        i.entity.clone(),
+        opt(&i.record_id),
+        opt(&i.row_version),
+        i.stage.as_str().to_string(),
+        i.error_kind.clone(),
+        opt(&i.rule),
+        i.message.clone(),
+        i.http_status.map(|s| s.to_string()).unwrap_or_default(),
+        opt(&i.tracking_id),
+        i.attempts.to_string(),
+        ts(i.first_failed_at),
+        ts(i.last_failed_at),
+        i.state.as_str().to_string(),
+        i.payload.clone(),
+    ];
+    let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// Failed items per error kind under the filter (whatever its `error_kind`), most first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct KindCount {
+    pub error_kind: String,
+    pub count: i64,
+}
 
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct ReplayReport {
@@ -66,6 +162,45 @@ impl Syncmon {
 
     pub fn discard(&self, ids: &[i64]) -> Result<usize> {
         Ok(self.ctx.store.discard_failed(ids, self.ctx.clock.now_ms())?)
+    }
+
+    /// Writes every item matching the filter (newest first, payloads whole) to `out`, reading
+    /// the store a page at a time so an export of any size is streamed. Returns the item count.
+    /// The same code serves the CLI (`failed export`), syncmon-serve's download and the desktop's save.
+    pub fn export_failed(&self, filter: &FailedFilter, format: ExportFormat, out: &mut dyn Write) -> Result<u64> {
+        let io = |e: std::io::Error| crate::error::Error::Io(format!("writing the export: {e}"));
+        if format == ExportFormat::Csv {
+            out.write_all(CSV_COLUMNS.join(",").as_bytes()).map_err(io)?;
+            out.write_all(b"\r\n").map_err(io)?;
+        }
+        let mut before = None;
+        let mut n = 0u64;
+        loop {
+            let page = self.ctx.store.failed_items(filter, before, EXPORT_PAGE)?;
+            for item in &page {
+                match format {
+                    ExportFormat::Csv => out.write_all(csv_line(item).as_bytes()).map_err(io)?,
+                    ExportFormat::Jsonl => {
+                        serde_json::to_writer(&mut *out, item).map_err(|e| crate::error::Error::Io(format!("writing the export: {e}")))?;
+                        out.write_all(b"\n").map_err(io)?;
+                    }
+                }
+                n += 1;
+            }
+            match page.last() {
+                Some(last) if page.len() as u32 == EXPORT_PAGE => before = Some(last.id),
+                _ => break,
+            }
+        }
+        out.flush().map_err(io)?;
+        Ok(n)
+    }
+
+    /// Items per error kind under the filter (ignoring its `error_kind`), most first: the
+    /// Failed screen's summary, whose groups filter on click.
+    pub fn failed_kind_counts(&self, filter: &FailedFilter) -> Result<Vec<KindCount>> {
+        let f = FailedFilter { error_kind: None, ..filter.clone() };
+        Ok(self.ctx.store.failed_kind_counts(&f)?.into_iter().map(|(error_kind, count)| KindCount { error_kind, count }).collect())
     }
 
     /// Items per JSON Schema rule under the filter (whatever its `rule`), most first.

@@ -6,11 +6,13 @@
 //! their replay, `queries.rs` the reads (runs, requests, export, statistics, settings).
 
 mod commands;
+mod diagnostics;
 mod failed;
 mod queries;
 mod status;
 
-pub use failed::ReplayReport;
+pub use diagnostics::{DiagnosticsOptions, DiagnosticsReport, SavedDiagnostics};
+pub use failed::{ExportFormat, KindCount, ReplayReport};
 pub use status::EntityStatus;
 
 use crate::agent_lock::AgentLock;

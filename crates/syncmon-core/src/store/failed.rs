@@ -121,6 +121,17 @@ impl Store {
         })
     }
 
+    /// (error kind, count) under the filter, most first.
+    pub fn failed_kind_counts(&self, f: &FailedFilter) -> Result<Vec<(String, i64)>> {
+        self.read(|c| {
+            let (filter, args) = failed_where(f);
+            let sql = format!("SELECT error_kind, count(*) AS n FROM failed_items WHERE {filter} GROUP BY error_kind ORDER BY n DESC, error_kind");
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
     pub fn failed_item(&self, id: i64) -> Result<FailedItem> {
         self.read(|c| {
             c.query_row("SELECT * FROM failed_items WHERE id = ?1", [id], failed_row)

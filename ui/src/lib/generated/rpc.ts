@@ -13,6 +13,7 @@ import type { OverviewResult } from "./OverviewResult";
 import type { ReplayReport } from "./ReplayReport";
 import type { RequestRow } from "./RequestRow";
 import type { SaveConnectionResult } from "./SaveConnectionResult";
+import type { SavedDiagnostics } from "./SavedDiagnostics";
 import type { SetPausedResult } from "./SetPausedResult";
 import type { Settings } from "./Settings";
 import type { SyncNowResult } from "./SyncNowResult";
@@ -28,6 +29,7 @@ export interface Results {
   entity_detail: EntityDetailResult;
   requests: Array<RequestRow>;
   find: Found;
+  diagnostics: SavedDiagnostics;
   failed_page: FailedPageResult;
   failed_item: FailedItem;
   ingest_batch: IngestBatch;
