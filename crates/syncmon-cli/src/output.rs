@@ -66,7 +66,10 @@ fn lag(seconds: Option<i64>) -> String {
     }
 }
 
-fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+/// A table of `items`, one row each as `row` writes its cells, under `headers`; columns padded to
+/// their widest cell.
+fn table<T>(headers: &[&str], items: &[T], row: impl Fn(&T) -> Vec<String>) {
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -89,49 +92,45 @@ pub fn status_table(status: &[EntityStatus]) {
         return;
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
-    let rows = status
-        .iter()
-        .map(|s| {
-            let waiting = s.next_attempt_at.filter(|_| s.health == syncmon_core::Health::Waiting);
-            let mut why = match waiting {
-                Some(t) => format!("waiting for the source until {}: ", until_local(t, now)),
-                None => String::new(),
-            };
-            why.push_str(s.reason.as_deref().unwrap_or_default());
-            if let Some(code) = s.last_http_status.filter(|c| *c >= 400) {
-                why.push_str(&format!(" (HTTP {code})"));
+    table(&["ENTITY", "STATE", "CHECKPOINT", "LAST CAUGHT UP", "LAG", "ROWS", "FAILED", "WHY"], status, |s| {
+        let waiting = s.next_attempt_at.filter(|_| s.health == syncmon_core::Health::Waiting);
+        let mut why = match waiting {
+            Some(t) => format!("waiting for the source until {}: ", until_local(t, now)),
+            None => String::new(),
+        };
+        why.push_str(s.reason.as_deref().unwrap_or_default());
+        if let Some(code) = s.last_http_status.filter(|c| *c >= 400) {
+            why.push_str(&format!(" (HTTP {code})"));
+        }
+        if s.health != syncmon_core::Health::Healthy {
+            if let Some(t) = &s.last_tracking_id {
+                why.push_str(&format!(" [Trackingid {t}]"));
             }
-            if s.health != syncmon_core::Health::Healthy {
-                if let Some(t) = &s.last_tracking_id {
-                    why.push_str(&format!(" [Trackingid {t}]"));
-                }
+        }
+        if let Some(n) = s.next_attempt_at.filter(|_| waiting.is_none()) {
+            why.push_str(&format!(" next attempt {}", time(Some(n))));
+        }
+        if s.forward_pending > 0 {
+            why.push_str(&format!(" {} changes waiting for the target", s.forward_pending));
+            if let Some(e) = &s.forward_error {
+                why.push_str(&format!(" ({e})"));
             }
-            if let Some(n) = s.next_attempt_at.filter(|_| waiting.is_none()) {
-                why.push_str(&format!(" next attempt {}", time(Some(n))));
-            }
-            if s.forward_pending > 0 {
-                why.push_str(&format!(" {} changes waiting for the target", s.forward_pending));
-                if let Some(e) = &s.forward_error {
-                    why.push_str(&format!(" ({e})"));
-                }
-            }
-            vec![
-                format!("{}/{}", s.connection, s.entity),
-                s.health.label().to_string(),
-                // A snapshot feed has no version: when it was last read whole says how fresh it is.
-                match s.last_complete_pass_at {
-                    Some(t) => format!("pass {}", time(Some(t))),
-                    None => s.checkpoint_display.clone(),
-                },
-                time(s.last_caught_up_at),
-                lag(s.lag_seconds),
-                s.replica_rows.to_string(),
-                s.pending_failed.to_string(),
-                why.trim().to_string(),
-            ]
-        })
-        .collect();
-    table(&["ENTITY", "STATE", "CHECKPOINT", "LAST CAUGHT UP", "LAG", "ROWS", "FAILED", "WHY"], rows);
+        }
+        vec![
+            format!("{}/{}", s.connection, s.entity),
+            s.health.label().to_string(),
+            // A snapshot feed has no version: when it was last read whole says how fresh it is.
+            match s.last_complete_pass_at {
+                Some(t) => format!("pass {}", time(Some(t))),
+                None => s.checkpoint_display.clone(),
+            },
+            time(s.last_caught_up_at),
+            lag(s.lag_seconds),
+            s.replica_rows.to_string(),
+            s.pending_failed.to_string(),
+            why.trim().to_string(),
+        ]
+    });
 }
 
 pub fn failed_table(items: &[FailedItem]) {
@@ -143,22 +142,18 @@ pub fn failed_table(items: &[FailedItem]) {
 
 /// The failed-items table without the paging hint (`failed list --all` prints one per page).
 pub fn failed_table_page(items: &[FailedItem]) {
-    let rows = items
-        .iter()
-        .map(|i| {
-            vec![
-                i.id.to_string(),
-                format!("{}/{}", i.connection, i.entity),
-                i.record_id.clone().unwrap_or_else(|| "(no id)".into()),
-                i.stage.to_string(),
-                i.error_kind.clone(),
-                i.attempts.to_string(),
-                i.tracking_id.clone().unwrap_or_default(),
-                i.message.clone(),
-            ]
-        })
-        .collect();
-    table(&["ID", "ENTITY", "RECORD", "STAGE", "KIND", "TRIES", "TRACKINGID", "MESSAGE"], rows);
+    table(&["ID", "ENTITY", "RECORD", "STAGE", "KIND", "TRIES", "TRACKINGID", "MESSAGE"], items, |i| {
+        vec![
+            i.id.to_string(),
+            format!("{}/{}", i.connection, i.entity),
+            i.record_id.clone().unwrap_or_else(|| "(no id)".into()),
+            i.stage.to_string(),
+            i.error_kind.clone(),
+            i.attempts.to_string(),
+            i.tracking_id.clone().unwrap_or_default(),
+            i.message.clone(),
+        ]
+    });
 }
 
 pub fn failed_detail(i: &FailedItem) {
@@ -203,22 +198,18 @@ pub fn ingest_detail(b: &syncmon_core::IngestBatch) {
 }
 
 pub fn requests_table(rows: &[RequestRow]) {
-    let rows = rows
-        .iter()
-        .map(|r| {
-            vec![
-                time(Some(r.at)),
-                r.entity.clone().map(|e| format!("{}/{e}", r.connection)).unwrap_or_else(|| r.connection.clone()),
-                r.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                format!("{}ms", r.duration_ms),
-                r.attempt.to_string(),
-                r.tracking_id.clone().unwrap_or_default(),
-                format!("{} {}", r.method, r.url),
-                r.error.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    table(&["AT", "ENTITY", "STATUS", "TIME", "TRY", "TRACKINGID", "REQUEST", "ERROR"], rows);
+    table(&["AT", "ENTITY", "STATUS", "TIME", "TRY", "TRACKINGID", "REQUEST", "ERROR"], rows, |r| {
+        vec![
+            time(Some(r.at)),
+            r.entity.clone().map(|e| format!("{}/{e}", r.connection)).unwrap_or_else(|| r.connection.clone()),
+            r.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            format!("{}ms", r.duration_ms),
+            r.attempt.to_string(),
+            r.tracking_id.clone().unwrap_or_default(),
+            format!("{} {}", r.method, r.url),
+            r.error.clone().unwrap_or_default(),
+        ]
+    });
 }
 
 /// `syncmon find`: each kind of place the text was found in, or where it was looked for.
@@ -238,22 +229,17 @@ pub fn found(f: &syncmon_core::Found) {
     }
     if !f.runs.is_empty() {
         println!("{}:", n(f.runs.len(), "run", "runs"));
-        let rows = f
-            .runs
-            .iter()
-            .map(|r| {
-                vec![
-                    r.id.to_string(),
-                    format!("{}/{}", r.connection, r.entity),
-                    r.kind.to_string(),
-                    time(Some(r.started_at)),
-                    r.outcome.to_string(),
-                    r.records.to_string(),
-                    r.error.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
-        table(&["RUN", "ENTITY", "KIND", "STARTED", "OUTCOME", "RECORDS", "ERROR"], rows);
+        table(&["RUN", "ENTITY", "KIND", "STARTED", "OUTCOME", "RECORDS", "ERROR"], &f.runs, |r| {
+            vec![
+                r.id.to_string(),
+                format!("{}/{}", r.connection, r.entity),
+                r.kind.to_string(),
+                time(Some(r.started_at)),
+                r.outcome.to_string(),
+                r.records.to_string(),
+                r.error.clone().unwrap_or_default(),
+            ]
+        });
         println!();
     }
     if !f.failed.is_empty() {
@@ -267,18 +253,13 @@ pub fn found(f: &syncmon_core::Found) {
     }
     if !f.replica.is_empty() {
         println!("{} with record id {}:", n(f.replica.len(), "replica row", "replica rows"), f.query);
-        let rows = f
-            .replica
-            .iter()
-            .map(|r| {
-                vec![
-                    r.entity.clone(),
-                    r.row_version.clone(),
-                    r.deleted_at.map_or_else(|| "live".to_string(), |at| format!("deleted {}", time(Some(at)))),
-                    r.data.to_string(),
-                ]
-            })
-            .collect();
-        table(&["ENTITY", "ROWVERSION", "STATE", "DATA"], rows);
+        table(&["ENTITY", "ROWVERSION", "STATE", "DATA"], &f.replica, |r| {
+            vec![
+                r.entity.clone(),
+                r.row_version.clone(),
+                r.deleted_at.map_or_else(|| "live".to_string(), |at| format!("deleted {}", time(Some(at)))),
+                r.data.to_string(),
+            ]
+        });
     }
 }

@@ -18,6 +18,19 @@ fn config(base_url: &str) -> String {
     )
 }
 
+/// A fresh folder holding `syncmon.toml` with `text` (the data folder is its `data`).
+fn with_config(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("syncmon.toml"), text).unwrap();
+    dir
+}
+
+/// `syncmon --config <dir>/syncmon.toml --data-dir <dir>/data <args>`, run to its end.
+fn syncmon(dir: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
+    let (cfg, data) = (dir.path().join("syncmon.toml"), dir.path().join("data"));
+    Command::new(BIN).arg("--config").arg(cfg).arg("--data-dir").arg(data).args(args).output().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_the_agent_warn_about_plain_http_to_another_machine() {
     let mock = MockServer::start(MockConfig { entities: vec![EntitySpec { name: "items".into(), records: 20 }], ..Default::default() }).await.unwrap();
@@ -84,15 +97,11 @@ async fn status_and_the_agent_warn_about_plain_http_to_another_machine() {
 
 #[test]
 fn names_that_differ_only_in_case_exit_2_naming_both_lines() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("syncmon.toml");
-    std::fs::write(
-        &cfg,
+    let dir = with_config(
         "[[connection]]\nid = \"src\"\nbase_url = \"http://127.0.0.1:9\"\n[[connection.entity]]\nname = \"Items\"\n\
          [[connection.entity]]\nname = \"items\"\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN).arg("--config").arg(&cfg).arg("--data-dir").arg(dir.path().join("data")).arg("status").output().unwrap();
+    );
+    let out = syncmon(&dir, &["status"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("entity \"items\" (line 7) differs from \"Items\" (line 5) only in case"), "{err}");
@@ -103,11 +112,9 @@ fn names_that_differ_only_in_case_exit_2_naming_both_lines() {
 /// JSON Schema is refused with exit 2, naming the key and its line; a good one passes the config.
 #[test]
 fn check_refuses_a_bad_schema_file_naming_the_key_and_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("syncmon.toml");
-    std::fs::write(&cfg, "[[connection]]\nid = \"src\"\nbase_url = \"http://127.0.0.1:9\"\n[[connection.entity]]\nname = \"items\"\nschema = \"items.json\"\n")
-        .unwrap();
-    let check = || Command::new(BIN).arg("--config").arg(&cfg).arg("--data-dir").arg(dir.path().join("data")).args(["check", "--json"]).output().unwrap();
+    let dir =
+        with_config("[[connection]]\nid = \"src\"\nbase_url = \"http://127.0.0.1:9\"\n[[connection.entity]]\nname = \"items\"\nschema = \"items.json\"\n");
+    let check = || syncmon(&dir, &["check", "--json"]);
     let schema = dir.path().join("items.json");
     for (content, says) in [(None, "cannot read the schema file"), (Some("{ not json"), "not JSON"), (Some(r#"{"type": "no-such-type"}"#), "JSON Schema")] {
         match content {
@@ -132,17 +139,13 @@ fn check_refuses_a_bad_schema_file_naming_the_key_and_line() {
 
 #[test]
 fn a_schema_file_that_cannot_be_read_exits_2_naming_the_key_and_the_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("syncmon.toml");
-    std::fs::write(
-        &cfg,
+    let dir = with_config(
         "[[connection]]\nid = \"src\"\nbase_url = \"http://127.0.0.1:9\"\n[[connection.entity]]\nname = \"items\"\nschema = \"schemas/items.json\"\n",
-    )
-    .unwrap();
+    );
     let schema = dir.path().join("schemas").join("items.json");
     // `status` loads the config as `run` does (`run` is not started here: had it accepted the
     // config, it would not end by itself).
-    let out = Command::new(BIN).arg("--config").arg(&cfg).arg("--data-dir").arg(dir.path().join("data")).arg("status").output().unwrap();
+    let out = syncmon(&dir, &["status"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("connections[0].entities[0].schema (line 6)"), "{err}");

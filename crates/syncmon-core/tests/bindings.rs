@@ -34,6 +34,7 @@ fn export_into(dir: &Path) {
         SetPausedResult,
         EntityDetailResult,
         FailedPageResult,
+        FailedSelection,
         FailedDiscardResult,
         TestConnectionResult,
         SaveConnectionResult,

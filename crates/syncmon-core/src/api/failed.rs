@@ -1,7 +1,7 @@
 //! The failed-items actions: the UI's filter checked and resolved, a selection by ids or by
 //! filter, and a bulk replay that reports progress.
 
-use super::{ApiError, FailedFilter};
+use super::{ApiError, FailedFilter, FailedSelection};
 use crate::events::EventKind;
 use crate::state::{FailedStage, FailedState, UnknownState};
 use crate::{ErrorCode, ReplayReport, Syncmon};
@@ -52,8 +52,8 @@ fn word<T: std::str::FromStr<Err = UnknownState>>(s: &str) -> Result<(), Unknown
     s.parse::<T>().map(|_| ())
 }
 
-pub(super) fn selection(sm: &Syncmon, ids: Option<Vec<i64>>, filter: Option<FailedFilter>) -> Result<Vec<i64>, ApiError> {
-    match (ids, filter) {
+pub(super) fn selection(sm: &Syncmon, selection: FailedSelection) -> Result<Vec<i64>, ApiError> {
+    match (selection.ids, selection.filter) {
         (Some(ids), None) => Ok(ids),
         (None, Some(f)) => Ok(sm.failed_ids(&checked_filter(sm, &f)?)?),
         (Some(_), Some(_)) => Err(ApiError::usage("give either ids or a filter, not both")),

@@ -4,7 +4,7 @@
 
 use super::{
     config_edit, connections, failed, views, ApiError, ConnectionView, Empty, EntityDetailResult, FailedDiscardResult, FailedFilter, FailedPageResult,
-    OverviewResult, SaveConnectionResult, SetPausedResult, Settings, SyncNowResult, TestConnectionResult, MAX_PAGE,
+    FailedSelection, OverviewResult, SaveConnectionResult, SetPausedResult, Settings, SyncNowResult, TestConnectionResult, MAX_PAGE,
 };
 use crate::engine::CycleReport;
 use crate::events::Event;
@@ -78,13 +78,13 @@ pub(super) async fn ingest_batch(sm: &Arc<Syncmon>, id: String) -> Answer<store:
     Ok(sm.ingest_batch(&id)?)
 }
 
-pub(super) async fn failed_replay(sm: &Arc<Syncmon>, ids: Option<Vec<i64>>, filter: Option<FailedFilter>) -> Answer<ReplayReport> {
-    let ids = failed::selection(sm, ids, filter)?;
+pub(super) async fn failed_replay(sm: &Arc<Syncmon>, selection: FailedSelection) -> Answer<ReplayReport> {
+    let ids = failed::selection(sm, selection)?;
     failed::replay(sm, &ids).await
 }
 
-pub(super) async fn failed_discard(sm: &Arc<Syncmon>, ids: Option<Vec<i64>>, filter: Option<FailedFilter>) -> Answer<FailedDiscardResult> {
-    let ids = failed::selection(sm, ids, filter)?;
+pub(super) async fn failed_discard(sm: &Arc<Syncmon>, selection: FailedSelection) -> Answer<FailedDiscardResult> {
+    let ids = failed::selection(sm, selection)?;
     Ok(FailedDiscardResult { discarded: sm.discard(&ids)? })
 }
 

@@ -151,20 +151,12 @@ rpc_methods! {
         id: String,
     } -> store::IngestBatch;
     failed_replay: FailedReplay {
-        #[ts(optional = nullable)]
-        #[serde(default)]
-        ids: Option<Vec<i64>>,
-        #[ts(optional = nullable)]
-        #[serde(default)]
-        filter: Option<FailedFilter>,
+        #[serde(flatten)]
+        selection: FailedSelection,
     } -> ReplayReport;
     failed_discard: FailedDiscard {
-        #[ts(optional = nullable)]
-        #[serde(default)]
-        ids: Option<Vec<i64>>,
-        #[ts(optional = nullable)]
-        #[serde(default)]
-        filter: Option<FailedFilter>,
+        #[serde(flatten)]
+        selection: FailedSelection,
     } -> FailedDiscardResult;
     connections: Connections {} -> Vec<ConnectionView>;
     save_connection: SaveConnection {

@@ -79,6 +79,18 @@ pub struct FailedPageResult {
     pub kinds: Option<Vec<crate::KindCount>>,
 }
 
+/// The params of `failed_replay` and `failed_discard`: the items to act on, given either as their
+/// ids or as a filter (every item it matches).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct FailedSelection {
+    #[ts(optional = nullable)]
+    #[serde(default)]
+    pub ids: Option<Vec<i64>>,
+    #[ts(optional = nullable)]
+    #[serde(default)]
+    pub filter: Option<FailedFilter>,
+}
+
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct FailedDiscardResult {
     pub discarded: usize,

@@ -38,13 +38,6 @@ impl Locator<'_> {
                 format!("{at}: the snapshot profile takes at most one way to find the next page (none: the whole snapshot is one response)"),
             ));
         }
-        if cur.next_token_pointer.is_some() && cur.next_token_param.is_none() {
-            return Err(self.problem(
-                &cursor,
-                "next_token_param",
-                format!("{at}: `next_token_pointer` needs `next_token_param` (the query parameter that carries the token)"),
-            ));
-        }
-        Ok(())
+        super::validate::check_token_param(self, &cursor, at, cur)
     }
 }

@@ -149,13 +149,7 @@ impl Config {
                             ),
                         ));
                     }
-                    if cur.next_token_pointer.is_some() && cur.next_token_param.is_none() {
-                        return Err(loc.problem(
-                            &cursor,
-                            "next_token_param",
-                            format!("{at}: `next_token_pointer` needs `next_token_param` (the query parameter that carries the token)"),
-                        ));
-                    }
+                    check_token_param(loc, &cursor, &at, cur)?;
                     if cur.next == Some(NextPageMode::ShortPage) && cur.page_size_param.is_none() {
                         return Err(loc.problem(
                             &cursor,
@@ -507,9 +501,15 @@ fn check_timestamp_cursor(loc: &Locator, table: &[Seg], at: &str, cur: &CursorCo
             ),
         ));
     }
+    check_token_param(loc, &cursor, at, cur)
+}
+
+/// Any profile that pages by a token: `next_token_pointer` needs `next_token_param`, the query
+/// parameter the token travels in.
+pub(super) fn check_token_param(loc: &Locator, cursor: &[Seg], at: &str, cur: &CursorConfig) -> Result<(), ConfigProblem> {
     if cur.next_token_pointer.is_some() && cur.next_token_param.is_none() {
         return Err(loc.problem(
-            &cursor,
+            cursor,
             "next_token_param",
             format!("{at}: `next_token_pointer` needs `next_token_param` (the query parameter that carries the token)"),
         ));

@@ -3,8 +3,8 @@
 //! what a support engineer has to put together from a ticket.
 
 use super::failed::failed_row;
-use super::request_log::request_row;
-use super::runs::run_row;
+use super::request_log::{request_row, REQUEST_COLUMNS};
+use super::runs::{run_row, RUN_COLUMNS};
 use super::{EntityKey, FailedItem, IngestBatch, RequestRow, Result, RunRow, Store};
 use rusqlite::params;
 use serde::Serialize;
@@ -53,28 +53,18 @@ impl Store {
         let query = query.trim().to_string();
         let ingest = self.ingest_batch(&query)?;
         self.read(|c| {
-            let requests = c
-                .prepare(
-                    "SELECT id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error
-                     FROM request_log WHERE tracking_id = ?1 ORDER BY id DESC LIMIT ?2",
-                )?
-                .query_map(params![query, limit], request_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let runs = c
-                .prepare(
-                    "SELECT id, connection, entity, kind, started_at, finished_at, pages, records, failed_records, outcome, error, tracking_id
-                     FROM runs WHERE tracking_id = ?1 ORDER BY id DESC LIMIT ?2",
-                )?
-                .query_map(params![query, limit], run_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let failed = c
-                .prepare(
-                    "SELECT * FROM failed_items WHERE id IN
-                       (SELECT id FROM failed_items WHERE tracking_id = ?1 UNION SELECT id FROM failed_items WHERE record_id = ?1)
-                     ORDER BY id DESC LIMIT ?2",
-                )?
-                .query_map(params![query, limit], failed_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let by_tracking_id = |table: &str, columns: &str| format!("SELECT {columns} FROM {table} WHERE tracking_id = ?1 ORDER BY id DESC LIMIT ?2");
+            let requests = matching(c, &by_tracking_id("request_log", REQUEST_COLUMNS), &query, limit, request_row)?;
+            let runs = matching(c, &by_tracking_id("runs", RUN_COLUMNS), &query, limit, run_row)?;
+            let failed = matching(
+                c,
+                "SELECT * FROM failed_items WHERE id IN
+                   (SELECT id FROM failed_items WHERE tracking_id = ?1 UNION SELECT id FROM failed_items WHERE record_id = ?1)
+                 ORDER BY id DESC LIMIT ?2",
+                &query,
+                limit,
+                failed_row,
+            )?;
             let mut replica = Vec::new();
             for key in keys {
                 let table = key.table();
@@ -98,4 +88,9 @@ impl Store {
             Ok(Found { query: query.clone(), requests, runs, failed, ingest: ingest.clone(), replica })
         })
     }
+}
+
+/// The rows of one kind: `sql` takes the id as `?1` and the limit as `?2`.
+fn matching<T>(c: &rusqlite::Connection, sql: &str, query: &str, limit: u32, row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>) -> rusqlite::Result<Vec<T>> {
+    c.prepare(sql)?.query_map(params![query, limit], row)?.collect()
 }

@@ -62,6 +62,16 @@ pub struct ReplicaRow {
     pub deleted_at: Option<i64>,
 }
 
+/// What a transaction that applies pages starts from, read from the entity's state: (checkpoint,
+/// resync pass, live replica rows, whether it forwards to a target, whether failed items are pending).
+pub(super) fn pages_start(tx: &rusqlite::Transaction, key: &EntityKey) -> rusqlite::Result<(String, i64, i64, bool, bool)> {
+    tx.query_row(
+        "SELECT checkpoint, resync_pass, replica_rows, forward_to IS NOT NULL, pending_failed > 0 FROM entity_state WHERE connection = ?1 AND entity = ?2",
+        params![key.connection, key.entity],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )
+}
+
 /// The end of a full resync pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct PassEnd {
@@ -127,11 +137,7 @@ impl Store {
         self.write(|c| {
             let tx = c.transaction()?;
             let mut applied = Applied::default();
-            let (checkpoint, pass, live_before, forwarding): (String, i64, i64, bool) = tx.query_row(
-                "SELECT checkpoint, resync_pass, replica_rows, forward_to IS NOT NULL FROM entity_state WHERE connection = ?1 AND entity = ?2",
-                params![key.connection, key.entity],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?;
+            let (checkpoint, pass, live_before, forwarding, _) = pages_start(&tx, key)?;
             let mut live_delta = 0i64;
             {
                 let mut find = tx

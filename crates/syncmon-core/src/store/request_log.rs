@@ -95,9 +95,7 @@ impl Store {
         self.flush()?;
         self.read(|c| {
             let query = |conn_entity: Option<(&str, &str)>| -> Result<Vec<RequestRow>> {
-                let mut sql = String::from(
-                    "SELECT id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error FROM request_log WHERE 1 = 1",
-                );
+                let mut sql = format!("SELECT {REQUEST_COLUMNS} FROM request_log WHERE 1 = 1");
                 let mut args: Vec<rusqlite::types::Value> = Vec::new();
                 if let Some((connection, entity)) = conn_entity {
                     // One range of the (connection, entity, id) index.
@@ -164,7 +162,10 @@ impl Store {
     }
 }
 
-/// A row of `request_log` (`requests()` selects every column by name).
+/// The columns [`request_row`] reads, in its order.
+pub(super) const REQUEST_COLUMNS: &str = "id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error";
+
+/// A row of `request_log` (selected by [`REQUEST_COLUMNS`]).
 pub(super) fn request_row(r: &rusqlite::Row) -> rusqlite::Result<RequestRow> {
     from_columns!(r => RequestRow {
         id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error

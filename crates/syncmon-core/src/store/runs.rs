@@ -114,10 +114,7 @@ impl Store {
 
     pub fn runs(&self, key: &EntityKey, limit: u32) -> Result<Vec<RunRow>> {
         self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT id, connection, entity, kind, started_at, finished_at, pages, records, failed_records, outcome, error, tracking_id
-                 FROM runs WHERE connection = ?1 AND entity = ?2 ORDER BY id DESC LIMIT ?3",
-            )?;
+            let mut st = c.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE connection = ?1 AND entity = ?2 ORDER BY id DESC LIMIT ?3"))?;
             let rows = st.query_map(params![key.connection, key.entity, limit], run_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
@@ -163,7 +160,10 @@ impl Store {
     }
 }
 
-/// A row of `runs` (`runs()` selects every column by name).
+/// The columns [`run_row`] reads, in its order.
+pub(super) const RUN_COLUMNS: &str = "id, connection, entity, kind, started_at, finished_at, pages, records, failed_records, outcome, error, tracking_id";
+
+/// A row of `runs` (selected by [`RUN_COLUMNS`]).
 pub(super) fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
     from_columns!(r => RunRow {
         id, connection, entity, kind, started_at, finished_at, pages, records, failed_records, outcome, error, tracking_id

@@ -14,7 +14,7 @@
 //! - Only a COMPLETE pass deletes: the live rows it did not see are marked (`seen_pass = -1`)
 //!   and [`Store::resync_finish`] tombstones them under the deletion guard, as a full resync.
 
-use super::replica::id_hash;
+use super::replica::{id_hash, pages_start};
 use super::{outbox, record_failure, Applied, EntityKey, PageBatch, PassEnd, Result, Store};
 use crate::record::Record;
 use crate::state::{FailedStage, FailedState, Resolution};
@@ -104,11 +104,7 @@ impl Store {
         self.write(|c| {
             let tx = c.transaction()?;
             let mut applied = Applied::default();
-            let (counter, live_before, forwarding, has_pending): (String, i64, bool, bool) = tx.query_row(
-                "SELECT checkpoint, replica_rows, forward_to IS NOT NULL, pending_failed > 0 FROM entity_state WHERE connection = ?1 AND entity = ?2",
-                params![key.connection, key.entity],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?;
+            let (counter, _, live_before, forwarding, has_pending) = pages_start(&tx, key)?;
             let mut counter: u64 = counter.parse().unwrap_or(0);
             let first_counter = counter;
             let mut live_delta = 0i64;

@@ -17,6 +17,7 @@ export type { FailedDiscardResult } from "./FailedDiscardResult";
 export type { FailedFilter } from "./FailedFilter";
 export type { FailedItem } from "./FailedItem";
 export type { FailedPageResult } from "./FailedPageResult";
+export type { FailedSelection } from "./FailedSelection";
 export type { FailedStage } from "./FailedStage";
 export type { FailedState } from "./FailedState";
 export type { Failure } from "./Failure";
