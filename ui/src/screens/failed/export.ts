@@ -27,7 +27,3 @@ export function exportFileName(format: ExportFormat): string {
 export function kindGroups(kinds: KindCount[] | null, active: string): { kind: string; count: number; active: boolean }[] {
   return (kinds ?? []).map((k) => ({ kind: k.error_kind, count: Number(k.count), active: k.error_kind === active }));
 }
-
-export function toggleKind(current: string, clicked: string): string {
-  return current === clicked ? '' : clicked;
-}

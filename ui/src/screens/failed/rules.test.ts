@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ruleGroups, ruleTotal, toggleRule } from './rules';
+import { ruleGroups, ruleTotal, toggleChip } from './rules';
 import { EMPTY_FORM, formFromQuery, queryFromForm, toFilter } from '../../lib/filters';
 import { isFiltered } from './actions';
 
@@ -30,9 +30,9 @@ describe('failed items grouped by schema rule', () => {
   });
 
   it('filters by a click and clears on a second click', () => {
-    expect(toggleRule('', 'minimum')).toBe('minimum');
-    expect(toggleRule('minimum', 'type')).toBe('type');
-    expect(toggleRule('type', 'type')).toBe('');
+    expect(toggleChip('', 'minimum')).toBe('minimum');
+    expect(toggleChip('minimum', 'type')).toBe('type');
+    expect(toggleChip('type', 'type')).toBe('');
   });
 
   it('sends the chosen rule in the filter and keeps it in the URL', () => {

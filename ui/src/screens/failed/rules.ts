@@ -25,8 +25,8 @@ export function ruleGroups(rules: readonly RuleCount[] | null | undefined, chose
     .map(([rule, n]) => ({ rule, count: n, active: rule === chosen, label: `${rule} · ${count(n)} ${plural(n, 'item')}` }));
 }
 
-/** The rule filter after a click on `clicked`: chosen, or cleared when it already was. */
-export function toggleRule(chosen: string, clicked: string): string {
+/** A chip filter (rule, error kind) after a click on `clicked`: chosen, or cleared when it already was. */
+export function toggleChip(chosen: string, clicked: string): string {
   return chosen === clicked ? '' : clicked;
 }
 
