@@ -86,10 +86,12 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
 
   // The Diagnostics button: the bundle's SUMMARY names the failing entity and a Trackingid.
   await wd.click(await wd.byTestId('diagnostics'));
-  const summary = await wd.text(await wd.byTestId('diagnostics-summary', { timeoutMs: 30_000 }));
+  await wd.byTestId('diagnostics-summary', { timeoutMs: 30_000 });
+  // textContent: the summary is many lines, and WebKit's WebDriver returns only the first.
+  const summary = await wd.script(`return document.querySelector('[data-testid="diagnostics-summary"]').textContent`);
   assert.ok(summary.includes(`**${ENTITY}** is`), `SUMMARY names ${ENTITY}: ${summary}`);
   assert.match(summary, /Trackingid: [0-9a-f-]{36}/, `SUMMARY carries the Trackingid: ${summary}`);
-  assert.match(await wd.text(await wd.byTestId('diagnostics-path')), /syncmon-diagnostics-.*\.zip$/);
+  assert.match(await wd.script(`return document.querySelector('[data-testid="diagnostics-path"]').textContent.trim()`), /syncmon-diagnostics-.*\.zip$/);
   await shot('diagnostics');
   await wd.click(await wd.byTestId('diagnostics-close'));
 
