@@ -113,6 +113,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reads the whole entity from the source, writing nothing, and compares it with the replica:
+    /// missing, stale and extra ids with samples and the reads' Trackingids. Exit 0 equal, 1 not.
+    Verify {
+        /// The entity, e.g. `items` or `retail/items`.
+        entity: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Everything that carries a Trackingid, a pushed batch's id or a record id: the calls, the
     /// runs, the failed items, the batch and the replica rows. Exit 1 when nothing does.
     Find {
@@ -515,6 +523,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 output::requests_table(&rows);
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { entity, json } => {
+            // Read-only: the replica is compared, never written (it works beside a running agent).
+            let sm = load_read_only(&cli)?;
+            let report = sm.verify(entity, &shutdown_token()).await?;
+            if *json {
+                output::json(&report)?;
+            } else {
+                output::verify_report(&report);
+            }
+            Ok(if report.equal() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Find { id, json } => {
             let sm = load_read_only(&cli)?;

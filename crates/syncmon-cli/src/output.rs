@@ -263,3 +263,29 @@ pub fn found(f: &syncmon_core::Found) {
         });
     }
 }
+
+/// `syncmon verify`: equal, or what differs with samples, and the reads' Trackingids.
+pub fn verify_report(r: &syncmon_core::engine::VerifyReport) {
+    let pages = if r.pages == 1 { "page" } else { "pages" };
+    println!("{}: read {} records from the source in {} {pages}; the replica holds {} rows", r.entity, r.source_records, r.pages, r.replica_rows);
+    if let Some(e) = &r.error {
+        println!("  the read stopped early, so the counts cover only what was read: {e}");
+    }
+    let part = |n: u64, what: &str, ids: &[String]| {
+        if n > 0 {
+            let more = if n as usize > ids.len() { format!(" and {} more", n as usize - ids.len()) } else { String::new() };
+            println!("  {n} {what}: {}{more}", ids.join(", "));
+        }
+    };
+    part(r.missing, "missing from the replica", &r.missing_ids);
+    part(r.stale, "at another version in the replica", &r.stale_ids);
+    part(r.extra, "in the replica but no longer at the source", &r.extra_ids);
+    if r.equal() {
+        println!("  equal: the replica holds exactly what the source serves");
+    } else if r.error.is_none() {
+        println!("  `syncmon sync` brings missing and stale records; `syncmon resync {} --yes` also removes the extra ones", r.entity);
+    }
+    if let (Some(first), Some(last)) = (&r.first_tracking_id, &r.last_tracking_id) {
+        println!("  Trackingids of the reads: first {first}, last {last}");
+    }
+}

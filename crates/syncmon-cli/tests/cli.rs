@@ -374,3 +374,40 @@ async fn failed_list_says_when_it_cuts_and_bulk_discard_asks_first() {
     let out = env.run_ok(&["failed", "discard", "--all", "--yes"]);
     assert!(text(&out).contains("discarded 5 items"), "{}", text(&out));
 }
+
+/// `syncmon verify` reads the whole entity from the source without writing and names what the
+/// replica lacks, holds at another version, or holds that the source no longer has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_names_missing_stale_and_extra_ids_and_writes_nothing() {
+    let mock = mock(700, MockAuth::None).await;
+    let env = Env::new(&conn(&mock.base_url(), "", ""));
+    env.run_ok(&["sync"]);
+    let out = env.run_ok(&["verify", "items"]);
+    assert!(text(&out).contains("equal: the replica holds exactly what the source serves"), "{}", text(&out));
+
+    // Behind Syncmon's back: 4 records change, 3 are added, 2 are deleted at the source.
+    let changed = mock.mutate("items", 4);
+    let added = mock.insert("items", 3);
+    let deleted = mock.delete("items", 2);
+    let out = env.run(&["verify", "items", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "different: exit 1: {}", text(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids = |k: &str| -> std::collections::BTreeSet<String> { r[k].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect() };
+    let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    let stale_expected: std::collections::BTreeSet<String> = set(&changed).difference(&set(&deleted)).cloned().collect();
+    assert_eq!(ids("missing_ids"), set(&added), "{r}");
+    assert_eq!(ids("stale_ids"), stale_expected, "{r}");
+    assert_eq!(ids("extra_ids"), set(&deleted), "{r}");
+    assert_eq!(r["source_records"], 701, "{r}");
+    assert!(r["last_tracking_id"].is_string(), "{r}");
+    let out = env.run(&["verify", "items"]);
+    assert!(text(&out).contains("3 missing from the replica") && text(&out).contains("resync src/items --yes"), "{}", text(&out));
+
+    // Nothing was written: the replica still holds the 700 rows of before, and only a resync
+    // (which also tombstones) makes it equal again.
+    let export = env.run_ok(&["export", "items"]);
+    assert_eq!(String::from_utf8_lossy(&export.stdout).lines().count(), 700, "verify wrote nothing");
+    env.run_ok(&["resync", "items", "--yes"]);
+    let out = env.run_ok(&["verify", "items"]);
+    assert!(text(&out).contains("equal"), "{}", text(&out));
+}

@@ -10,9 +10,11 @@
 mod finish;
 mod guards;
 mod report;
+mod verify;
 
 pub use guards::MAX_PAGES_WITHOUT_PROGRESS;
 pub use report::{CycleReport, Outcome};
+pub use verify::{verify, VerifyReport};
 
 use crate::config::EntityConfig;
 use guards::{describe_next, FetchStop, SeenPages};

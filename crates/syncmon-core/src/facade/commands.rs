@@ -51,6 +51,13 @@ impl Syncmon {
         Ok(self.then_forward(&e, report, cancel).await)
     }
 
+    /// Reads the whole entity from the source and compares it with the replica, writing nothing
+    /// (`syncmon verify`): missing, stale and extra ids, with samples and the reads' Trackingids.
+    pub async fn verify(&self, name: &str, cancel: &CancellationToken) -> Result<engine::VerifyReport> {
+        let e = self.one(name)?;
+        Ok(engine::verify(&self.ctx, &e, cancel).await)
+    }
+
     /// Asks for a cycle of the entity now. Returns false for an unknown entity.
     pub fn nudge(&self, connection: &str, entity: &str) -> bool {
         scheduler::nudge(&self.ctx, &self.entities, connection, entity)

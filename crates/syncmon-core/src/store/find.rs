@@ -94,3 +94,20 @@ impl Store {
 fn matching<T>(c: &rusqlite::Connection, sql: &str, query: &str, limit: u32, row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>) -> rusqlite::Result<Vec<T>> {
     c.prepare(sql)?.query_map(params![query, limit], row)?.collect()
 }
+
+impl Store {
+    /// The live replica row of `id`: its version and stored data (`syncmon verify`).
+    pub fn replica_live_row(&self, key: &EntityKey, id: &str) -> Result<Option<(String, String)>> {
+        let table = key.table();
+        self.read(|c| {
+            let exists: bool = c.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", [&table], |r| r.get(0))?;
+            if !exists {
+                return Ok(None); // never synced yet: everything is missing
+            }
+            use rusqlite::OptionalExtension;
+            Ok(c.prepare_cached(&format!("SELECT row_version, data FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2 AND deleted_at IS NULL"))?
+                .query_row(params![super::id_hash(id), id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?)
+        })
+    }
+}

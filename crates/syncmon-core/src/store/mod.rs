@@ -54,6 +54,7 @@ pub use request_log::{RequestRow, RequestStats};
 pub use runs::RunRow;
 pub use schema::SCHEMA_VERSION;
 use schema::{integrity_problems, is_corruption, migrate};
+pub use snapshot::content_hash;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
