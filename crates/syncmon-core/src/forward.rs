@@ -123,7 +123,7 @@ impl ForwardReport {
     pub fn summary(&self) -> String {
         let mut s = format!("forwarded {} to {}", self.delivered, self.target);
         if self.failed_new > 0 {
-            s.push_str(&format!(", {} new failed items", self.failed_new));
+            s.push_str(&format!(", {}", crate::engine::counted(self.failed_new, "new failed item")));
         }
         if self.pending > 0 {
             s.push_str(&format!(", {} pending", self.pending));

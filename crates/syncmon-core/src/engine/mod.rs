@@ -13,6 +13,7 @@ mod report;
 mod verify;
 
 pub use guards::MAX_PAGES_WITHOUT_PROGRESS;
+pub(crate) use report::counted;
 pub use report::{CycleReport, Outcome};
 pub use verify::{verify, VerifyReport};
 

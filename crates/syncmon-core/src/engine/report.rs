@@ -46,12 +46,12 @@ impl CycleReport {
             Outcome::GuardTripped => s.push_str("resync STOPPED by the deletion guard"),
             Outcome::Cancelled => s.push_str("stopped"),
         }
-        s.push_str(&format!(", {} pages, {} records", self.pages, self.records));
+        s.push_str(&format!(", {}, {}", counted(self.pages, "page"), counted(self.records, "record")));
         if let Some(n) = self.changed {
             s.push_str(&format!(" ({n} new or changed)"));
         }
         if self.failed_new > 0 {
-            s.push_str(&format!(", {} new failed items", self.failed_new));
+            s.push_str(&format!(", {}", counted(self.failed_new, "new failed item")));
         }
         s.push_str(&format!(", checkpoint {} ({:.1} s)", self.checkpoint_display, self.duration_ms as f64 / 1000.0));
         if let Some(p) = &self.pass {
@@ -72,4 +72,9 @@ impl CycleReport {
         }
         s
     }
+}
+
+/// "1 page", "3 pages": a count with its noun as people write it.
+pub(crate) fn counted(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
