@@ -68,7 +68,7 @@ impl Store {
             let mut replica = Vec::new();
             for key in keys {
                 let table = key.table();
-                let exists: bool = c.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", [&table], |r| r.get(0))?;
+                let exists = table_exists(c, &table)?;
                 if !exists {
                     continue; // never synced yet
                 }
@@ -100,7 +100,7 @@ impl Store {
     pub fn replica_live_row(&self, key: &EntityKey, id: &str) -> Result<Option<(String, String)>> {
         let table = key.table();
         self.read(|c| {
-            let exists: bool = c.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", [&table], |r| r.get(0))?;
+            let exists = table_exists(c, &table)?;
             if !exists {
                 return Ok(None); // never synced yet: everything is missing
             }
@@ -110,4 +110,9 @@ impl Store {
                 .optional()?)
         })
     }
+}
+
+/// Whether the replica table exists (an entity that never synced has none yet).
+fn table_exists(c: &rusqlite::Connection, table: &str) -> rusqlite::Result<bool> {
+    c.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", [table], |r| r.get(0))
 }
