@@ -28,6 +28,7 @@ pub mod source;
 pub mod state;
 pub mod store;
 pub mod timestamp;
+pub mod two_way;
 pub mod webhook;
 
 // What the front ends name, so that they need no module below the façade.

@@ -23,6 +23,11 @@ pub enum Replayed {
 
 /// Re-runs the failed stage of one pending item of entity `e`.
 pub async fn replay_item(ctx: &EngineCtx, e: &EntityRt, item: &FailedItem, cancel: &CancellationToken) -> Result<Replayed> {
+    // Sending either side again would only meet the other: a conflict is settled by keeping one
+    // (`Syncmon::resolve_conflict`).
+    if item.stage == FailedStage::Conflict {
+        return Ok(Replayed::StillFailing);
+    }
     if item.stage == FailedStage::Deliver {
         return match &e.forward {
             Some(f) => deliver(ctx, &e.key, f, item, cancel).await,
@@ -108,6 +113,8 @@ async fn deliver(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, item: &FailedI
     // sending its own version resolves it as replayed.
     Ok(match forward::send_one(ctx, key, f, out, if newer { None } else { Some(item.id) }, cancel).await {
         Sent::Delivered if newer => Replayed::Superseded,
+        Sent::HandedOver => Replayed::Superseded,
+        Sent::Unchanged => Replayed::Replayed,
         Sent::Delivered => Replayed::Replayed,
         Sent::Failed { .. } => Replayed::StillFailing,
         Sent::Stop(why) => {

@@ -12,7 +12,7 @@ use crate::context::EngineCtx;
 use crate::engine::{self, CycleKind, EntityRt};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
-use crate::forward::{self, Forwarder};
+use crate::forward::Forwarder;
 use crate::ingest;
 use crate::secrets::{self, SecretKind};
 use crate::state::{Outcome, ResyncState};
@@ -140,7 +140,7 @@ async fn deliverer(sm: Arc<Agent>, e: Arc<EntityRt>, f: Arc<Forwarder>, cancel: 
         let paused = sm.ctx.store.entity(&e.key).map(|r| r.paused).unwrap_or(false);
         let mut wait = e.cfg.poll_every.unwrap_or(crate::config::DEFAULT_POLL_EVERY);
         if !paused {
-            let report = forward::deliver_pending(&sm.ctx, &e.key, &f, &cancel).await;
+            let report = engine::deliver(&sm.ctx, &e, &sm.entities, &cancel).await.unwrap_or_default();
             let now = sm.ctx.clock.now_ms();
             if let Some(t) = report.next_attempt_at.filter(|t| *t > now) {
                 wait = Duration::from_millis((t - now) as u64 + 10).min(wait);

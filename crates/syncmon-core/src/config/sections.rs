@@ -179,6 +179,10 @@ pub struct EntityConfig {
     /// Top-level fields left out of the body sent to the target.
     #[serde(default)]
     pub forward_drop: Vec<String>,
+    /// In a two-way pair, what happens to a record changed on both systems since they were
+    /// last level: `manual` (default: a failed item of stage `conflict` to settle), `newest`
+    /// (the change Syncmon saw last wins) or a connection id (that system wins).
+    pub conflict: Option<String>,
     /// A JSON Schema file every record must pass (relative to the config file's directory, or
     /// absolute); records that break it become failed items naming the rule.
     pub schema: Option<String>,
@@ -238,6 +242,10 @@ pub struct TargetConfig {
     /// (`<connection>/<entity>/<id>/<rowVersion>`), so a target can drop a repeat.
     #[serde(default = "d_idempotency_header")]
     pub idempotency_header: String,
+    /// Top-level fields the target sets itself (an `updatedAt`, a revision): left out when
+    /// Syncmon recognises its own writes coming back in a two-way pair. The version field always is.
+    #[serde(default)]
+    pub ignore_fields: Vec<String>,
 }
 
 fn d_idempotency_header() -> String {

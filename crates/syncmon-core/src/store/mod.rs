@@ -42,6 +42,7 @@ mod settings;
 mod snapshot;
 #[cfg(test)]
 mod test_support;
+mod two_way;
 pub use checkpoints::CheckpointPoint;
 pub use entity_state::EntityRow;
 use failed::record_failure;
@@ -55,6 +56,7 @@ pub use runs::RunRow;
 pub use schema::SCHEMA_VERSION;
 use schema::{integrity_problems, is_corruption, migrate};
 pub use snapshot::content_hash;
+pub use two_way::{fingerprint, PairRow, TwoWayRules};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 

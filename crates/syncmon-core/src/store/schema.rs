@@ -175,6 +175,21 @@ CREATE INDEX runs_by_tracking_id ON runs (tracking_id) WHERE tracking_id IS NOT 
 CREATE INDEX failed_items_by_tracking_id ON failed_items (tracking_id) WHERE tracking_id IS NOT NULL;
 CREATE INDEX failed_items_by_record_id ON failed_items (record_id) WHERE record_id IS NOT NULL;
 "#,
+    r#"
+-- Two-way flows (two entities of one name forwarding to each other): per system and record the
+-- fingerprint of the content both systems held when Syncmon last brought them level. A record
+-- a feed serves with that fingerprint is Syncmon's own write coming back (not sent again); a
+-- record whose system moved away from it was changed there (a conflict when both moved).
+-- `entity_state.two_way` holds the pair's rules (peer, fields left out of fingerprints) as JSON.
+CREATE TABLE two_way_base (
+    system TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    fingerprint INTEGER NOT NULL,
+    PRIMARY KEY (system, entity, record_id)
+) WITHOUT ROWID;
+ALTER TABLE entity_state ADD COLUMN two_way TEXT;
+"#,
 ];
 
 /// The schema version this build writes: migrations are numbered from 1 in `PRAGMA user_version`
