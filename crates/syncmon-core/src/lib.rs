@@ -40,7 +40,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind};
 pub use facade::{
     default_config_path, default_data_dir, DiagnosticsOptions, DiagnosticsReport, EntityStatus, ExportFormat, KindCount, ReplayReport, SavedDiagnostics,
-    Syncmon, DB_FILE,
+    Syncmon, TargetStatus, DB_FILE,
 };
 pub use rowversion::RowVersion;
 pub use state::{FailedStage, FailedState, Health, IngestState, RunKind, UnknownState};

@@ -10,10 +10,12 @@ mod diagnostics;
 mod failed;
 mod queries;
 mod status;
+mod targets;
 
 pub use diagnostics::{DiagnosticsOptions, DiagnosticsReport, SavedDiagnostics};
 pub use failed::{ExportFormat, KindCount, ReplayReport};
 pub use status::EntityStatus;
+pub use targets::TargetStatus;
 
 use crate::agent_lock::AgentLock;
 use crate::config::Config;

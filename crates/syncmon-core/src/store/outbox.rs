@@ -126,6 +126,32 @@ impl Store {
         })
     }
 
+    /// Per target: changes waiting in the outboxes of the entities forwarding to it, and when
+    /// the oldest of them was queued.
+    pub fn outbox_by_target(&self) -> Result<Vec<(String, i64, Option<i64>)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT e.forward_to, count(o.id), min(o.queued_at) FROM entity_state e
+                   LEFT JOIN outbox o ON o.connection = e.connection AND o.entity = e.entity
+                  WHERE e.forward_to IS NOT NULL GROUP BY e.forward_to",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// The target's writes (every method but GET) logged since `since_ms`, newest first, at
+    /// most `limit`: (at, HTTP status, error).
+    pub fn target_writes(&self, target: &str, since_ms: i64, limit: u32) -> Result<Vec<(i64, Option<u16>, Option<String>)>> {
+        self.flush()?;
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT at, status, error FROM request_log WHERE connection = ?1 AND at >= ?2 AND method <> 'GET' ORDER BY id DESC LIMIT ?3")?;
+            let rows = st.query_map(params![target, since_ms, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
     /// The replica's current row for one id: (rowVersion, data, tombstoned).
     pub fn replica_row(&self, key: &EntityKey, id: &str) -> Result<Option<(String, String, bool)>> {
         let table = key.table();
