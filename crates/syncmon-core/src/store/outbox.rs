@@ -64,6 +64,9 @@ pub(super) fn enqueue_unseen_deletions(tx: &rusqlite::Transaction, key: &EntityK
     )
 }
 
+/// One logged write to a target: (at, HTTP status, error).
+pub type TargetWrite = (i64, Option<u16>, Option<String>);
+
 impl Store {
     /// Records which target the entity forwards to (None = it does not). When forwarding starts,
     /// or moves to another target, every live record is queued so the target gets the whole
@@ -141,8 +144,8 @@ impl Store {
     }
 
     /// The target's writes (every method but GET) logged since `since_ms`, newest first, at
-    /// most `limit`: (at, HTTP status, error).
-    pub fn target_writes(&self, target: &str, since_ms: i64, limit: u32) -> Result<Vec<(i64, Option<u16>, Option<String>)>> {
+    /// most `limit`.
+    pub fn target_writes(&self, target: &str, since_ms: i64, limit: u32) -> Result<Vec<TargetWrite>> {
         self.flush()?;
         self.read(|c| {
             let mut st =
