@@ -30,6 +30,7 @@ pub mod store;
 pub mod timestamp;
 pub mod two_way;
 pub mod webhook;
+pub mod write_back;
 
 // What the front ends name, so that they need no module below the façade.
 pub use agent_lock::AgentLock;

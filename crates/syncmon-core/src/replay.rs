@@ -28,6 +28,9 @@ pub async fn replay_item(ctx: &EngineCtx, e: &EntityRt, item: &FailedItem, cance
     if item.stage == FailedStage::Conflict {
         return Ok(Replayed::StillFailing);
     }
+    if item.stage == FailedStage::WriteBack {
+        return write_back(ctx, e, item, cancel).await;
+    }
     if item.stage == FailedStage::Deliver {
         return match &e.forward {
             Some(f) => deliver(ctx, &e.key, f, item, cancel).await,
@@ -123,5 +126,23 @@ async fn deliver(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, item: &FailedI
             }
             Replayed::StillFailing
         }
+    })
+}
+
+/// Re-runs the `write_back` stage: marks the record at the source again (its replica row as it
+/// is now; a record gone from the replica needs no mark and resolves the item).
+async fn write_back(ctx: &EngineCtx, e: &EntityRt, item: &FailedItem, cancel: &CancellationToken) -> Result<Replayed> {
+    let (Some(wb), Some(record_id)) = (e.write_back.as_ref(), item.record_id.clone()) else {
+        return Ok(Replayed::StillFailing);
+    };
+    let current = ctx.store.replica_row(&e.key, &record_id)?;
+    let (row_version, data) = match current {
+        Some((v, data, false)) => (v, Some(data)),
+        _ => (item.row_version.clone().unwrap_or_default(), None),
+    };
+    let queued = crate::store::WriteBackItem { id: 0, record_id, row_version, data };
+    Ok(match crate::write_back::mark_one(ctx, e, wb, queued, Some(item.id), cancel).await {
+        crate::write_back::Mark::Set | crate::write_back::Mark::Skipped => Replayed::Replayed,
+        crate::write_back::Mark::Failed { .. } | crate::write_back::Mark::Stop(_) => Replayed::StillFailing,
     })
 }

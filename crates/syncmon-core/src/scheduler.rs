@@ -129,6 +129,10 @@ async fn worker(sm: Arc<Agent>, e: Arc<EntityRt>, cancel: CancellationToken) {
             CycleKind::Incremental
         };
         engine::run_cycle(&sm.ctx, &e, kind, &cancel).await;
+        // A forwarding entity's records are synced once delivered: its deliverer marks them.
+        if let Some(wb) = e.write_back.as_ref().filter(|_| e.forward.is_none()) {
+            crate::write_back::mark_pending(&sm.ctx, &e, wb, &cancel).await;
+        }
     }
 }
 
@@ -141,6 +145,9 @@ async fn deliverer(sm: Arc<Agent>, e: Arc<EntityRt>, f: Arc<Forwarder>, cancel: 
         let mut wait = e.cfg.poll_every.unwrap_or(crate::config::DEFAULT_POLL_EVERY);
         if !paused {
             let report = engine::deliver(&sm.ctx, &e, &sm.entities, &cancel).await.unwrap_or_default();
+            if let Some(wb) = &e.write_back {
+                crate::write_back::mark_pending(&sm.ctx, &e, wb, &cancel).await;
+            }
             let now = sm.ctx.clock.now_ms();
             if let Some(t) = report.next_attempt_at.filter(|t| *t > now) {
                 wait = Duration::from_millis((t - now) as u64 + 10).min(wait);

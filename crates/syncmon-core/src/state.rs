@@ -239,6 +239,8 @@ text_enum! {
         /// A record of a two-way pair changed on both systems since they were last level; the
         /// item holds both versions until someone keeps one (`failed resolve --keep`).
         Conflict = "conflict",
+        /// Marking a synced record at the source (`write_back`).
+        WriteBack = "write_back",
     }
 }
 
@@ -323,7 +325,7 @@ mod tests {
     #[test]
     fn an_unknown_word_is_an_error_naming_the_expected_ones() {
         let e = "apply".parse::<FailedStage>().unwrap_err();
-        assert_eq!(e.to_string(), "failed-item stage `apply` is none of validate, deliver, ingest, conflict");
+        assert_eq!(e.to_string(), "failed-item stage `apply` is none of validate, deliver, ingest, conflict, write_back");
         let stored = FailedState::column_result(ValueRef::Text(b"gone")).unwrap_err();
         assert!(stored.to_string().contains("failed-item state `gone` is none of pending, resolved, discarded"), "{stored}");
         assert!("nope".parse::<RunOutcome>().unwrap_err().to_string().contains("running, interrupted, caught_up"));

@@ -22,7 +22,8 @@
 //!   `GET /target/{entity}?lastRowVersion=…` serves what the target holds as a rowVersion feed
 //!   (the target's own versions, `pageKey` paging), so a second connection can read it back.
 //!   Same auth as the source. Faults reach target calls only when aimed at them: `entity` =
-//!   `"target:{entity}"` (or `"target:*"` for every target call); a fault with no entity affects
+//!   `"target:{entity}"` (or `"target:*"` for every target call, `"target:{entity}:patch"` for its
+//!   PATCH calls alone); a fault with no entity affects
 //!   source calls only. Status, rate-limit, slow and reset faults apply to target calls.
 //! - Control (no auth, no faults, not logged): `POST|GET|DELETE /_mock/faults`, `GET /_mock/entities`,
 //!   `GET /_mock/dataset/{entity}`, `POST /_mock/{mutate,insert,insert-poisoned,delete}/{entity}?n=N` (→ ids),

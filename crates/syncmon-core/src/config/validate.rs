@@ -68,6 +68,33 @@ impl Config {
                     }
                     _ => {}
                 }
+                if let Some(wb) = &e.write_back {
+                    if !matches!(wb.method.as_str(), "PATCH" | "PUT" | "POST") {
+                        return Err(loc.problem(&table, "write_back", format!("{at}: write_back method must be PATCH, PUT or POST, not `{}`", wb.method)));
+                    }
+                    if !wb.path.starts_with('/') || !wb.path.contains("{id}") {
+                        return Err(loc.problem(
+                            &table,
+                            "write_back",
+                            format!("{at}: write_back path must start with `/` and hold `{{id}}` where the record id goes, e.g. \"/{}/{{id}}\"", e.name),
+                        ));
+                    }
+                    loc.refuse_secret_in_path(&table, "write_back", &c.id, &wb.path)?;
+                    if !matches!(serde_json::from_str::<serde_json::Value>(&wb.body), Ok(serde_json::Value::Object(m)) if !m.is_empty()) {
+                        return Err(loc.problem(
+                            &table,
+                            "write_back",
+                            format!("{at}: write_back body must be a JSON object of the fields to set, e.g. '{{\"synced\": true}}'"),
+                        ));
+                    }
+                    if c.profile == super::ProfileKind::Snapshot {
+                        return Err(loc.problem(
+                            &table,
+                            "write_back",
+                            format!("{at}: write_back needs a feed with versions; a snapshot feed cannot tell what is new"),
+                        ));
+                    }
+                }
                 if let Some(policy) = &e.conflict {
                     // A pair: this entity forwards to a connection that forwards the same entity back.
                     let peer = e.forward_to.as_deref().filter(|t| {

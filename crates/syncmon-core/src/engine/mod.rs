@@ -47,6 +47,8 @@ pub struct EntityRt {
     pub busy: tokio::sync::Mutex<()>,
     /// The target the entity forwards its changes to, if any.
     pub forward: Option<Arc<Forwarder>>,
+    /// The call that marks synced records at the source (`write_back`), if any.
+    pub write_back: Option<Arc<crate::write_back::WriteBack>>,
 }
 
 impl EntityRt {
@@ -197,6 +199,7 @@ impl<'a> Cycle<'a> {
             duration_ms: 0,
             next_attempt_at: None,
             forwarded: None,
+            write_back: None,
             changed: e.profile.is_snapshot().then_some(0),
         };
 

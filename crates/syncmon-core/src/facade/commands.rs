@@ -27,6 +27,9 @@ impl Syncmon {
         if !cancel.is_cancelled() {
             report.forwarded = engine::deliver(&self.ctx, e, &self.entities, cancel).await;
         }
+        if let Some(wb) = e.write_back.as_ref().filter(|_| !cancel.is_cancelled()) {
+            report.write_back = Some(crate::write_back::mark_pending(&self.ctx, e, wb, cancel).await);
+        }
         report
     }
 

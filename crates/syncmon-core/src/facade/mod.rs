@@ -147,6 +147,7 @@ impl Syncmon {
                     let rules =
                         forward.as_ref().and_then(|f| f.pair.as_ref()).map(|p| TwoWayRules { peer: p.peer.connection.clone(), ignore: p.ignore.clone() });
                     store.set_two_way(&key, rules.as_ref())?;
+                    store.set_write_back(&key, e.write_back.is_some())?;
                     let queued = store.set_forward_target(&key, forward.as_ref().map(|f| f.target.cfg.id.as_str()), clock.now_ms())?;
                     if queued > 0 {
                         tracing::info!("{key}: forwarding to `{}` starts; {queued} records queued for it", e.forward_to.as_deref().unwrap_or(""));
@@ -160,6 +161,10 @@ impl Syncmon {
                     nudge: tokio::sync::Notify::new(),
                     busy: tokio::sync::Mutex::new(()),
                     forward,
+                    write_back: match &e.write_back {
+                        Some(wb) => Some(Arc::new(crate::write_back::WriteBack::new(wb).map_err(|m| Error::Usage(format!("{}/{}: {m}", c.id, e.name)))?)),
+                        None => None,
+                    },
                 }));
             }
         }

@@ -43,6 +43,7 @@ mod snapshot;
 #[cfg(test)]
 mod test_support;
 mod two_way;
+mod write_back;
 pub use checkpoints::CheckpointPoint;
 pub use entity_state::EntityRow;
 use failed::record_failure;
@@ -57,6 +58,7 @@ pub use schema::SCHEMA_VERSION;
 use schema::{integrity_problems, is_corruption, migrate};
 pub use snapshot::content_hash;
 pub use two_way::{fingerprint, PairRow, TwoWayRules};
+pub use write_back::WriteBackItem;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 

@@ -176,6 +176,10 @@ impl Store {
             let tx = c.transaction()?;
             tx.prepare_cached("DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4 AND kind = ?5")?
                 .execute(params![key.connection, key.entity, record_id, version, kind])?;
+            // Delivered is synced: the mark at the source is queued with it.
+            if kind == UPSERT && super::write_back::enabled(&tx, key)? {
+                super::write_back::enqueue(&tx, key, record_id, super::id_hash(record_id), version, now_ms)?;
+            }
             if let Some(fid) = replayed_item {
                 tx.execute(
                     "UPDATE failed_items SET state = ?3, resolution = ?4, resolved_at = ?1, attempts = attempts + 1 WHERE id = ?2 AND state = ?5",

@@ -190,6 +190,22 @@ CREATE TABLE two_way_base (
 ) WITHOUT ROWID;
 ALTER TABLE entity_state ADD COLUMN two_way TEXT;
 "#,
+    r#"
+-- Flag write-back: the records to mark at the source (`write_back` on an entity), queued in the
+-- same transaction as the replica write (or the delivery, when the entity forwards), so a crash
+-- between the write and the mark loses no mark. One row per record; a newer version replaces it.
+CREATE TABLE write_back_queue (
+    id INTEGER PRIMARY KEY,
+    connection TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    id_hash INTEGER NOT NULL,
+    row_version TEXT NOT NULL,
+    queued_at INTEGER NOT NULL,
+    UNIQUE (connection, entity, record_id)
+);
+ALTER TABLE entity_state ADD COLUMN write_back INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The schema version this build writes: migrations are numbered from 1 in `PRAGMA user_version`

@@ -41,7 +41,9 @@ pub(super) async fn target(
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let fault = sh.take_fault(&format!("{TARGET_PREFIX}{entity}"), false);
+    // `target:{entity}:patch` aims at the marks (PATCH) alone, so a test can fail them and not the feed.
+    let patch_fault = if method == Method::PATCH { sh.take_fault(&format!("{TARGET_PREFIX}{entity}:patch"), false) } else { None };
+    let fault = patch_fault.or_else(|| sh.take_fault(&format!("{TARGET_PREFIX}{entity}"), false));
     let reply = match answered_by_fault(conn, fault.as_ref())? {
         Some(r) => r,
         None => {
@@ -82,6 +84,20 @@ async fn target_call(sh: &Shared, method: &Method, entity: &str, id: &str, req: 
             let existed = sh.target.lock().unwrap().put(entity, id, value.clone());
             Reply::json(if existed { 200 } else { 201 }, value.to_string())
         }
+        Method::PATCH => {
+            let body = match axum::body::to_bytes(req.into_body(), 1024 * 1024).await {
+                Ok(b) => b,
+                Err(_) => return Reply::error(400, "invalid_body", "The body could not be read."),
+            };
+            let patch = match serde_json::from_slice::<serde_json::Value>(&body) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => return Reply::error(400, "invalid_body", "The body must be a JSON object of the fields to set."),
+            };
+            match sh.target.lock().unwrap().patch(entity, id, &patch) {
+                Some(v) => Reply::json(200, v.to_string()),
+                None => Reply::error(404, "resource_not_found", &format!("No {entity} record with id {id} at the target.")),
+            }
+        }
         Method::DELETE => match sh.target.lock().unwrap().delete(entity, id) {
             true => Reply::empty(204),
             false => Reply::error(404, "resource_not_found", &format!("No {entity} record with id {id} at the target.")),
@@ -90,7 +106,7 @@ async fn target_call(sh: &Shared, method: &Method, entity: &str, id: &str, req: 
             Some(v) => Reply::json(200, v.to_string()),
             None => Reply::error(404, "resource_not_found", &format!("No {entity} record with id {id} at the target.")),
         },
-        _ => Reply::error(405, "method_not_allowed", "The target takes PUT, DELETE and GET."),
+        _ => Reply::error(405, "method_not_allowed", "The target takes PUT, PATCH, DELETE and GET."),
     }
 }
 
@@ -119,14 +135,17 @@ fn feed(sh: &Shared, entity: &str, query: &str, host: Option<&str>) -> Reply {
             },
         },
     };
-    let (rows, more) = sh.target.lock().unwrap().feed_page(entity, after, size);
+    // Any other parameter filters on a top-level field (`synced=false`).
+    let filters: Vec<(String, String)> = q.iter().filter(|(k, _)| !matches!(k.as_str(), "sync" | "lastRowVersion" | "pageKey" | "pageSize")).cloned().collect();
+    let (rows, more) = sh.target.lock().unwrap().feed_page(entity, after, size, &filters);
     sh.records_served.fetch_add(rows.len(), Ordering::Relaxed);
     let next_key = match (more, rows.last()) {
         (true, Some((v, _))) => encode_token("t1", &[entity, &v.to_string()]),
         _ => String::new(),
     };
     let base = host.map(|h| format!("http://{h}")).unwrap_or_else(|| sh.base_url.clone());
-    let next_url = if next_key.is_empty() { String::new() } else { format!("{base}/target/{}?pageKey={next_key}", percent_encode(entity)) };
+    let kept: String = filters.iter().map(|(k, v)| format!("&{}={}", percent_encode(k), percent_encode(v))).collect();
+    let next_url = if next_key.is_empty() { String::new() } else { format!("{base}/target/{}?pageKey={next_key}{kept}", percent_encode(entity)) };
     let data: Vec<serde_json::Value> = rows.into_iter().map(|(_, body)| body).collect();
     Reply::json(200, serde_json::json!({ "morePages": more, "nextPageKey": next_key, "nextPageURL": next_url, "data": data }).to_string())
 }

@@ -15,7 +15,7 @@ export const UNFINISHED_RUN = { Running: "running", Interrupted: "interrupted" }
 export const RESYNC_STATE = { Running: "running", GuardTripped: "guard_tripped" } as const satisfies Record<string, ResyncState>;
 
 /** The stage a failed item could not pass. */
-export const FAILED_STAGE = { Validate: "validate", Deliver: "deliver", Ingest: "ingest", Conflict: "conflict" } as const satisfies Record<string, FailedStage>;
+export const FAILED_STAGE = { Validate: "validate", Deliver: "deliver", Ingest: "ingest", Conflict: "conflict", WriteBack: "write_back" } as const satisfies Record<string, FailedStage>;
 
 /** Where a failed item is (pending is the default). */
 export const FAILED_STATE = { Pending: "pending", Resolved: "resolved", Discarded: "discarded" } as const satisfies Record<string, FailedState>;

@@ -53,4 +53,5 @@ export type { TargetStatus } from "./TargetStatus";
 export type { TestConnectionResult } from "./TestConnectionResult";
 export type { ThroughputPoint } from "./ThroughputPoint";
 export type { UnfinishedRun } from "./UnfinishedRun";
+export type { WriteBackReport } from "./WriteBackReport";
 export type { Results } from "./rpc";
