@@ -76,3 +76,43 @@ async fn sync_targets_and_resolve_a_conflict_from_the_command_line() {
     let after = b.requests().iter().filter(|r| r.method == "PUT").count() + a.requests().iter().filter(|r| r.method == "PUT").count();
     assert_eq!(after, writes, "the pair stays quiet once level");
 }
+
+/// Flag write-back survives a SIGKILL between the replica write and the marks: the queue is on
+/// disk, so the next run marks every synced record, and only those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_back_survives_a_sigkill_between_the_replica_write_and_the_marks() {
+    let src = MockServer::start(MockConfig { entities: Vec::new(), ..Default::default() }).await.unwrap();
+    for i in 0..200 {
+        src.target_put("items", &format!("r{i:03}"), serde_json::json!({ "id": format!("r{i:03}"), "name": "x", "synced": false }));
+    }
+    src.target_put("items", "bad", serde_json::json!({ "id": "bad", "synced": false }));
+    let env = Env::new(&format!(
+        "[[connection]]\nid = \"src\"\nbase_url = \"{}/target\"\nrequests_per_second = 1000\nmax_concurrency = 1\n\
+         [[connection.entity]]\nname = \"items\"\npath = \"/items?synced=false\"\npage_size = 500\nrequired_fields = [\"name\"]\n\
+         write_back = {{ path = \"/items/{{id}}\", body = '{{\"synced\": true}}' }}\n",
+        src.base_url()
+    ));
+    // Slow marks: the kill lands while most of them still wait.
+    src.set_target_delay(std::time::Duration::from_millis(20));
+    let patches = |src: &MockServer| src.requests().iter().filter(|r| r.method == "PATCH").count();
+    let mut child = env.cmd(&["sync"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while patches(&src) < 10 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = patches(&src);
+    assert!((10..200).contains(&before), "killed mid-way through the marks ({before} sent)");
+    let status = json(&env.run_ok(&["status", "--json"]));
+    assert_eq!(status[0]["replica_rows"], 200, "the replica write was committed before the kill: {status}");
+
+    src.set_target_delay(std::time::Duration::ZERO);
+    let out = env.run_ok(&["sync"]);
+    assert!(text(&out).contains("marked"), "{}", text(&out));
+    let marked: Vec<String> = src.target_dataset("items").into_iter().filter(|r| r.data["synced"] == true).map(|r| r.id).collect();
+    assert_eq!(marked.len(), 200, "every synced record is marked after the restart");
+    assert!(!marked.contains(&"bad".to_string()), "the record that failed validation is not");
+    // At most the one mark in flight at the kill is sent twice (max_concurrency = 1).
+    assert!(patches(&src) <= 201, "{} marks for 200 records", patches(&src));
+}
