@@ -121,6 +121,14 @@ impl Store {
         })
     }
 
+    /// Changes of the entity waiting for delivery, and when the oldest of them was queued.
+    pub fn outbox_pending(&self, key: &EntityKey) -> Result<(i64, Option<i64>)> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT count(*), min(queued_at) FROM outbox WHERE connection = ?1 AND entity = ?2")?
+                .query_row(params![key.connection, key.entity], |r| Ok((r.get(0)?, r.get(1)?)))?)
+        })
+    }
+
     /// Changes of the entity waiting for delivery.
     pub fn outbox_count(&self, key: &EntityKey) -> Result<i64> {
         self.read(|c| {
