@@ -148,7 +148,13 @@ impl Syncmon {
                 }));
             }
         }
-        let events = Arc::new(EventBus::new(clock.clone()));
+        if writable {
+            // The Activity log is bounded: 30 days, the newest EVENTS_KEPT (also in housekeeping).
+            if let Err(e) = store.prune_events(clock.now_ms() - crate::store::EVENTS_RETENTION_MS, crate::store::EVENTS_KEPT) {
+                tracing::warn!("cannot prune the activity log: {e}");
+            }
+        }
+        let events = Arc::new(EventBus::persisted(clock.clone(), store.clone()));
         let ctx = Arc::new(EngineCtx { store, events, clock, runs_kept: config.storage.runs_kept });
         let warnings = config.warnings();
         Ok(Syncmon { config, ctx, entities, config_path: None, warnings, agent_lock })
@@ -178,7 +184,8 @@ impl Syncmon {
         &self.warnings
     }
 
-    /// Up to `limit` of the last events (at most `events::RECENT_EVENTS`), newest first.
+    /// Up to `limit` of the last events, newest first, those before a restart too (the stored
+    /// activity log: 30 days, at most `store::EVENTS_KEPT`).
     pub fn recent_events(&self, limit: usize) -> Vec<Event> {
         self.ctx.events.recent(limit)
     }

@@ -175,6 +175,21 @@ CREATE INDEX runs_by_tracking_id ON runs (tracking_id) WHERE tracking_id IS NOT 
 CREATE INDEX failed_items_by_tracking_id ON failed_items (tracking_id) WHERE tracking_id IS NOT NULL;
 CREATE INDEX failed_items_by_record_id ON failed_items (record_id) WHERE record_id IS NOT NULL;
 "#,
+    r#"
+-- The Activity log (store/events.rs): every event as emitted, so Activity and the diagnostics
+-- bundle still show what happened after a restart. `body` is the event's JSON; pruned to the
+-- newest 20,000 and 30 days.
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    connection TEXT,
+    entity TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX events_by_time ON events (at);
+"#,
 ];
 
 /// The schema version this build writes: migrations are numbered from 1 in `PRAGMA user_version`
