@@ -117,10 +117,28 @@ pub(crate) fn quit<R: Runtime>(app: &tauri::AppHandle<R>) {
     });
 }
 
-fn init_logging() {
+/// The log goes to stderr and to `<data dir>/logs/desktop.log` (rotated, no colour codes): an
+/// app started from a menu has no terminal, and the diagnostics bundle reads the file.
+fn init_logging(args: &Args) {
+    use syncmon_core::logfile;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("syncmon_desktop=info,syncmon_core=info,syncmon_notify=info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let data_dir = args.data_dir.clone().unwrap_or_else(if args.demo { syncmon_demo::default_data_dir } else { syncmon_core::default_data_dir });
+    let path = logfile::default_log_file(&data_dir, "desktop");
+    let file = match logfile::RotatingFile::open(&path, logfile::MAX_BYTES, logfile::KEEP) {
+        Ok(f) => Some(tracing_subscriber::fmt::layer().with_ansi(false).with_target(false).with_writer(std::sync::Mutex::new(f))),
+        Err(e) => {
+            eprintln!("warning: cannot write the log file {}: {e}; logging to stderr only", path.display());
+            None
+        }
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .with(file)
+        .try_init();
 }
 
 /// WebKitGTK takes `navigator.language` from the messages locale. Under the C/POSIX locale
@@ -159,7 +177,7 @@ pub fn main() {
         Ok(a) => a,
         Err(e) => e.exit(),
     };
-    init_logging();
+    init_logging(&args);
     if let Err(e) = run(args) {
         eprintln!("error: {e}");
         std::process::exit(2);

@@ -28,6 +28,10 @@ struct Cli {
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Also write the log to this file (no colour codes; rotated at 10 MB, 3 old files kept).
+    /// Default for `run` and `serve`: <data dir>/logs/agent.log; other commands write none.
+    #[arg(long, global = true, value_name = "FILE", env = "SYNCMON_LOG_FILE")]
+    log_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -216,7 +220,7 @@ fn main() -> ExitCode {
     if cli.command.prints_a_listing() {
         quiet_on_closed_pipe();
     }
-    init_logging(cli.verbose);
+    init_logging(&cli);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
@@ -256,14 +260,27 @@ fn is_usage(code: ErrorCode) -> bool {
     }
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let default = match cli.verbose {
         0 => "syncmon=info,syncmon_core=info,syncmon_mock=info",
         1 => "syncmon=debug,syncmon_core=debug,syncmon_mock=debug",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let agent = matches!(cli.command, Command::Run { .. } | Command::Serve(_));
+    let file = cli.log_file.clone().or_else(|| agent.then(|| syncmon_core::logfile::default_log_file(&data_dir_of(cli), "agent")));
+    let file_layer = file
+        .and_then(|path| match syncmon_core::logfile::RotatingFile::open(&path, syncmon_core::logfile::MAX_BYTES, syncmon_core::logfile::KEEP) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("warning: cannot write the log file {}: {e}; logging to stderr only", path.display());
+                None
+            }
+        })
+        .map(|f| tracing_subscriber::fmt::layer().with_ansi(false).with_target(false).with_writer(std::sync::Mutex::new(f)));
+    tracing_subscriber::registry().with(filter).with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false)).with(file_layer).init();
 }
 
 fn config_of(cli: &Cli) -> anyhow::Result<(PathBuf, Config)> {

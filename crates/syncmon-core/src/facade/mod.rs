@@ -190,6 +190,16 @@ impl Syncmon {
         self.ctx.events.recent(limit)
     }
 
+    /// The data directory this engine's replica lives in.
+    pub fn data_dir(&self) -> &Path {
+        self.ctx.store.path().parent().unwrap_or(Path::new("."))
+    }
+
+    /// Where the agent and the desktop app write their log files (`<data dir>/logs`).
+    pub fn log_dir(&self) -> PathBuf {
+        crate::logfile::log_dir(self.data_dir())
+    }
+
     pub fn store(&self) -> &Store {
         &self.ctx.store
     }

@@ -174,7 +174,8 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir)?.permissions().mode();
-        let ours = std::fs::read_dir(dir)?.all(|e| e.is_ok_and(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("syncmon.db") || n == "agent.lock")));
+        let ours = std::fs::read_dir(dir)?
+            .all(|e| e.is_ok_and(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("syncmon.db") || n == "agent.lock" || n == crate::logfile::LOG_DIR)));
         if mode & 0o077 != 0 && ours {
             // Best effort: a directory owned by someone else stays as it is.
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700));
