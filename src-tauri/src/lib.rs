@@ -97,6 +97,30 @@ fn show_main<R: Runtime>(app: &tauri::AppHandle<R>) {
     }
 }
 
+/// Desktop notifications only while the window does not have the focus (shown and focused, the
+/// window says the same); clicking one shows and focuses the window on the screen it is about.
+fn notifications<R: Runtime>(app: &tauri::AppHandle<R>) -> impl Fn(syncmon_notify::Notification) + Send + Sync + 'static {
+    let focus = app.clone();
+    let click = app.clone();
+    syncmon_notify::unless_focused(
+        move || focus.get_webview_window("main").is_some_and(|w| w.is_visible().unwrap_or(false) && w.is_focused().unwrap_or(false)),
+        move |n| {
+            let app = click.clone();
+            syncmon_notify::show_or_log_then(n, move |n| open_screen(&app, &n.screen));
+        },
+    )
+}
+
+/// Shows and focuses the window on `screen` (a hash route of the UI, e.g. `#/entity/src/items`).
+fn open_screen<R: Runtime>(app: &tauri::AppHandle<R>, screen: &str) {
+    show_main(app);
+    if let (Some(w), Ok(route)) = (app.get_webview_window("main"), serde_json::to_string(screen)) {
+        if let Err(e) = w.eval(format!("window.location.hash = {route}")) {
+            tracing::debug!("cannot open {screen} in the window: {e}");
+        }
+    }
+}
+
 /// What `Quit` stops: the engine finishes or abandons its current page, then the app exits.
 struct Shutdown {
     cancel: CancellationToken,
@@ -236,7 +260,7 @@ fn run(args: Args) -> Result<(), String> {
                 }
             });
             *app.state::<Shutdown>().engine_done.lock().expect("lock") = Some(done);
-            tauri::async_runtime::spawn(syncmon_notify::run(engine.clone(), syncmon_notify::Overrides::default(), syncmon_notify::show_or_log, cancel.clone()));
+            tauri::async_runtime::spawn(syncmon_notify::run(engine.clone(), syncmon_notify::Overrides::default(), notifications(&handle), cancel.clone()));
             tray::create(&handle, engine, cancel)?;
             // The window is made once the engine is managed, so its first `rpc` finds it.
             let config = app.config().app.windows.iter().find(|w| w.label == "main").cloned().ok_or("no main window in tauri.conf.json")?;
