@@ -94,25 +94,6 @@ pub fn time(ms: Option<i64>) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_local_with_the_offset_or_say_utc() {
-        // 2026-12-03T14:05:09Z; the test process's zone is whatever the machine has, so only
-        // the UTC form and the shape of the local one are fixed here (the CLI test sets TZ).
-        let ms = 1_796_306_709_000;
-        set_utc(true);
-        assert_eq!(time(Some(ms)), "2026-12-03 14:05:09 UTC");
-        assert_eq!(until_local(ms, ms), "14:05 UTC");
-        set_utc(false);
-        let t = time(Some(ms));
-        assert!(t.len() == "2026-12-03 14:05:09 +00:00".len() && (t.contains(" +") || t.contains(" -")), "{t}");
-        assert_eq!(time(None), "never");
-    }
-}
-
 fn lag(seconds: Option<i64>) -> String {
     match seconds {
         None => "-".into(),
@@ -343,5 +324,24 @@ pub fn verify_report(r: &syncmon_core::engine::VerifyReport) {
     }
     if let (Some(first), Some(last)) = (&r.first_tracking_id, &r.last_tracking_id) {
         println!("  Trackingids of the reads: first {first}, last {last}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_local_with_the_offset_or_say_utc() {
+        // 2026-12-03T14:05:09Z; the test process's zone is whatever the machine has, so only
+        // the UTC form and the shape of the local one are fixed here (the CLI test sets TZ).
+        let ms = 1_796_306_709_000;
+        set_utc(true);
+        assert_eq!(time(Some(ms)), "2026-12-03 14:05:09 UTC");
+        assert_eq!(until_local(ms, ms), "14:05 UTC");
+        set_utc(false);
+        let t = time(Some(ms));
+        assert!(t.len() == "2026-12-03 14:05:09 +00:00".len() && (t.contains(" +") || t.contains(" -")), "{t}");
+        assert_eq!(time(None), "never");
     }
 }
