@@ -36,9 +36,16 @@ convert "$master" -resize 32x32 "PNG32:$out/32x32.png"
 convert "$master" -resize 128x128 "PNG32:$out/128x128.png"
 convert "$master" -resize 256x256 "PNG32:$out/128x128@2x.png"
 
-for tray in ok:'#2f9e44' lagging:'#f08c00' failing:'#e03131'; do
-  convert -size 64x64 xc:none -fill "${tray#*:}" -draw 'circle 32,32 32,4' "PNG32:$out/tray-${tray%%:*}.png"
-done
+# The tray icons differ in shape, not only in colour (colour-blind users): a disc with a check
+# mark (ok), a triangle with an exclamation mark (lagging), a disc with a cross (failing).
+tray() { # $1: name, $2...: the drawing
+  local name=$1
+  shift
+  convert -size 64x64 xc:none "$@" "PNG32:$out/tray-$name.png"
+}
+tray ok -fill '#2f9e44' -draw 'circle 32,32 32,4' -fill none -stroke white -strokewidth 7 -draw 'stroke-linecap round stroke-linejoin round polyline 18,33 28,43 46,23'
+tray lagging -fill '#f08c00' -draw 'polygon 32,3 62,59 2,59' -fill white -draw 'rectangle 28,21 36,42' -draw 'rectangle 28,47 36,54'
+tray failing -fill '#e03131' -draw 'circle 32,32 32,4' -stroke white -strokewidth 7 -draw 'line 20,20 44,44' -draw 'line 44,20 20,44'
 
 if [ "$mode" = --check ]; then
   # Pixels, not bytes: ImageMagick writes the creation time into each file.

@@ -97,6 +97,30 @@ fn show_main<R: Runtime>(app: &tauri::AppHandle<R>) {
     }
 }
 
+/// Desktop notifications only while the window does not have the focus (shown and focused, the
+/// window says the same); clicking one shows and focuses the window on the screen it is about.
+fn notifications<R: Runtime>(app: &tauri::AppHandle<R>) -> impl Fn(syncmon_notify::Notification) + Send + Sync + 'static {
+    let focus = app.clone();
+    let click = app.clone();
+    syncmon_notify::unless_focused(
+        move || focus.get_webview_window("main").is_some_and(|w| w.is_visible().unwrap_or(false) && w.is_focused().unwrap_or(false)),
+        move |n| {
+            let app = click.clone();
+            syncmon_notify::show_or_log_then(n, move |n| open_screen(&app, &n.screen));
+        },
+    )
+}
+
+/// Shows and focuses the window on `screen` (a hash route of the UI, e.g. `#/entity/src/items`).
+fn open_screen<R: Runtime>(app: &tauri::AppHandle<R>, screen: &str) {
+    show_main(app);
+    if let (Some(w), Ok(route)) = (app.get_webview_window("main"), serde_json::to_string(screen)) {
+        if let Err(e) = w.eval(format!("window.location.hash = {route}")) {
+            tracing::debug!("cannot open {screen} in the window: {e}");
+        }
+    }
+}
+
 /// What `Quit` stops: the engine finishes or abandons its current page, then the app exits.
 struct Shutdown {
     cancel: CancellationToken,
@@ -117,10 +141,28 @@ pub(crate) fn quit<R: Runtime>(app: &tauri::AppHandle<R>) {
     });
 }
 
-fn init_logging() {
+/// The log goes to stderr and to `<data dir>/logs/desktop.log` (rotated, no colour codes): an
+/// app started from a menu has no terminal, and the diagnostics bundle reads the file.
+fn init_logging(args: &Args) {
+    use syncmon_core::logfile;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("syncmon_desktop=info,syncmon_core=info,syncmon_notify=info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let data_dir = args.data_dir.clone().unwrap_or_else(if args.demo { syncmon_demo::default_data_dir } else { syncmon_core::default_data_dir });
+    let path = logfile::default_log_file(&data_dir, "desktop");
+    let file = match logfile::RotatingFile::open(&path, logfile::MAX_BYTES, logfile::KEEP) {
+        Ok(f) => Some(tracing_subscriber::fmt::layer().with_ansi(false).with_target(false).with_writer(std::sync::Mutex::new(f))),
+        Err(e) => {
+            eprintln!("warning: cannot write the log file {}: {e}; logging to stderr only", path.display());
+            None
+        }
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .with(file)
+        .try_init();
 }
 
 /// WebKitGTK takes `navigator.language` from the messages locale. Under the C/POSIX locale
@@ -159,7 +201,7 @@ pub fn main() {
         Ok(a) => a,
         Err(e) => e.exit(),
     };
-    init_logging();
+    init_logging(&args);
     if let Err(e) = run(args) {
         eprintln!("error: {e}");
         std::process::exit(2);
@@ -218,7 +260,7 @@ fn run(args: Args) -> Result<(), String> {
                 }
             });
             *app.state::<Shutdown>().engine_done.lock().expect("lock") = Some(done);
-            tauri::async_runtime::spawn(syncmon_notify::run(engine.clone(), syncmon_notify::Overrides::default(), syncmon_notify::show_or_log, cancel.clone()));
+            tauri::async_runtime::spawn(syncmon_notify::run(engine.clone(), syncmon_notify::Overrides::default(), notifications(&handle), cancel.clone()));
             tray::create(&handle, engine, cancel)?;
             // The window is made once the engine is managed, so its first `rpc` finds it.
             let config = app.config().app.windows.iter().find(|w| w.label == "main").cloned().ok_or("no main window in tauri.conf.json")?;

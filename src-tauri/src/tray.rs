@@ -1,4 +1,5 @@
-//! The tray icon: coloured by overall health (green ok, amber lagging, red failing), with Open,
+//! The tray icon: shaped and coloured by overall health (green disc with a check mark ok, amber
+//! triangle with "!" lagging, red disc with a cross failing: told apart without colour), with Open,
 //! Sync all now, Pause all / Resume all and Quit. The menu actions go through `api::call`, like
 //! the window's buttons.
 

@@ -49,6 +49,8 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         config: Some(config_path.clone()),
         data_dir: Some(data_dir.clone()),
         verbose: cli.verbose,
+        log_file: cli.log_file.clone(),
+        utc: cli.utc,
         command: crate::Command::Run { notify: false, notify_failing_after: None, notify_debounce: None },
     };
     let (path, config) = config_of(&demo_cli)?;

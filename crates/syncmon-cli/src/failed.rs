@@ -48,7 +48,9 @@ pub(crate) enum FailedCommand {
     },
     /// One item in full: payload, error, HTTP status, Trackingid, attempts.
     Show {
+        /// The failed item's id (`failed list` shows it).
         id: i64,
+        /// JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -71,8 +73,10 @@ pub(crate) enum FailedCommand {
 
 #[derive(Args)]
 pub(crate) struct FilterArgs {
+    /// Only this entity's items, e.g. `items` or `retail/items`.
     #[arg(long)]
     entity: Option<String>,
+    /// Only items of this stage: where the record failed.
     #[arg(long, value_parser = state_word(FailedStage::ALL, FailedStage::as_str))]
     stage: Option<FailedStage>,
     /// e.g. missing_id, missing_row_version, missing_field, schema

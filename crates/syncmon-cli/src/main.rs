@@ -4,7 +4,9 @@
 
 mod demo;
 mod failed;
+mod init;
 mod output;
+mod progress;
 mod serve;
 
 use anyhow::Context;
@@ -28,6 +30,13 @@ struct Cli {
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Print times in UTC ("2026-12-03 14:05:09 UTC") instead of local time with its offset.
+    #[arg(long, global = true)]
+    utc: bool,
+    /// Also write the log to this file (no colour codes; rotated at 10 MB, 3 old files kept).
+    /// Default for `run` and `serve`: <data dir>/logs/agent.log; other commands write none.
+    #[arg(long, global = true, value_name = "FILE", env = "SYNCMON_LOG_FILE")]
+    log_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,11 +45,13 @@ struct Cli {
 enum Command {
     /// One catch-up cycle per selected entity, then exit (0 when all caught up, 1 when any failed).
     Sync {
+        /// Only the entities of this connection (its `id` in the config).
         #[arg(long)]
         connection: Option<String>,
         /// NAME or CONNECTION/NAME; repeat for several. Default: every entity.
         #[arg(long = "entity")]
         entities: Vec<String>,
+        /// The cycle reports as JSON instead of one line each.
         #[arg(long)]
         json: bool,
     },
@@ -62,6 +73,7 @@ enum Command {
     /// Per entity: state, checkpoint, last caught up, lag, replica rows, pending failed items.
     /// Exit 1 while an entity is failing or its circuit is open (for scripts and monitoring).
     Status {
+        /// JSON instead of a table (warnings go to stderr).
         #[arg(long)]
         json: bool,
     },
@@ -79,6 +91,7 @@ enum Command {
         /// Allow deleting more than the entity's deletion guard (default 50 %).
         #[arg(long)]
         yes: bool,
+        /// The cycle report as JSON instead of a line.
         #[arg(long)]
         json: bool,
     },
@@ -86,12 +99,15 @@ enum Command {
     /// key and its line), then SQLite's integrity check of the replica (read-only): "ok" (exit 0),
     /// or the problems and what to do (exit 1).
     Check {
+        /// The verdict as JSON.
         #[arg(long)]
         json: bool,
     },
     /// The replica as JSON lines: {"id":…,"rowVersion":…,"data":{…}}.
     Export {
+        /// The entity, e.g. `items` or `retail/items`.
         entity: String,
+        /// Also the rows deleted at the source (tombstones, with `deletedAt`).
         #[arg(long)]
         include_deleted: bool,
     },
@@ -116,8 +132,10 @@ enum Command {
         /// Only the calls whose answer carried this Trackingid.
         #[arg(long, value_name = "ID")]
         tracking_id: Option<String>,
+        /// How many calls at most, newest first.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -126,6 +144,7 @@ enum Command {
     Verify {
         /// The entity, e.g. `items` or `retail/items`.
         entity: String,
+        /// The report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -134,6 +153,7 @@ enum Command {
     Find {
         /// The Trackingid (from a ticket, a screenshot, an error), batch id or record id.
         id: String,
+        /// JSON instead of tables.
         #[arg(long)]
         json: bool,
     },
@@ -154,6 +174,9 @@ enum Command {
         #[command(subcommand)]
         command: CredsCommand,
     },
+    /// Writes a commented starter config (asking on a terminal for the base URL, entities and
+    /// auth, or from flags; `--demo` for the simulated source); never overwrites a file.
+    Init(init::InitArgs),
     /// Start the simulated source API on loopback.
     Mock(MockArgs),
     /// The simulated source with faults switched on, a config pointing at it, and the agent.
@@ -165,7 +188,9 @@ enum IngestCommand {
     /// One batch by the id its 202 answered with: queued, applied or partly failed, its counts
     /// and the records that failed (read-only).
     Show {
+        /// The batch id (`ing_…`) the 202 answered with.
         id: String,
+        /// JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -175,6 +200,7 @@ enum IngestCommand {
 enum CredsCommand {
     /// Store a connection's (or a forwarding target's) secret (read from the terminal without echo, or from stdin).
     Set {
+        /// The connection's (or target's) `id` in the config.
         connection: String,
         /// The webhook secret instead of the API secret.
         #[arg(long)]
@@ -182,7 +208,9 @@ enum CredsCommand {
     },
     /// Remove a connection's secret from the keyring.
     Delete {
+        /// The connection's (or target's) `id` in the config.
         connection: String,
+        /// The webhook secret instead of the API secret.
         #[arg(long)]
         webhook: bool,
     },
@@ -190,8 +218,10 @@ enum CredsCommand {
 
 #[derive(Args)]
 pub struct MockArgs {
+    /// Where the simulated source listens.
     #[arg(long, default_value = "127.0.0.1:8380")]
     listen: std::net::SocketAddr,
+    /// Seed of the generated records (the same seed, the same data).
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Records per entity.
@@ -223,7 +253,8 @@ fn main() -> ExitCode {
     if cli.command.prints_a_listing() {
         quiet_on_closed_pipe();
     }
-    init_logging(cli.verbose);
+    init_logging(&cli);
+    output::set_utc(cli.utc);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
@@ -263,14 +294,27 @@ fn is_usage(code: ErrorCode) -> bool {
     }
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let default = match cli.verbose {
         0 => "syncmon=info,syncmon_core=info,syncmon_mock=info",
         1 => "syncmon=debug,syncmon_core=debug,syncmon_mock=debug",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let agent = matches!(cli.command, Command::Run { .. } | Command::Serve(_));
+    let file = cli.log_file.clone().or_else(|| agent.then(|| syncmon_core::logfile::default_log_file(&data_dir_of(cli), "agent")));
+    let file_layer = file
+        .and_then(|path| match syncmon_core::logfile::RotatingFile::open(&path, syncmon_core::logfile::MAX_BYTES, syncmon_core::logfile::KEEP) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("warning: cannot write the log file {}: {e}; logging to stderr only", path.display());
+                None
+            }
+        })
+        .map(|f| tracing_subscriber::fmt::layer().with_ansi(false).with_target(false).with_writer(std::sync::Mutex::new(f)));
+    tracing_subscriber::registry().with(filter).with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false)).with(file_layer).init();
 }
 
 fn config_of(cli: &Cli) -> anyhow::Result<(PathBuf, Config)> {
@@ -352,7 +396,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if selected.is_empty() {
                 return Err(UsageError("the config lists no entities; add [[connection.entity]] sections".into()).into());
             }
+            let progress = progress::Reporter::start(&sm, "sync");
             let reports = sm.sync_once(&selected, &shutdown_token()).await;
+            progress.finish().await;
             if *json {
                 output::json(&reports)?;
             } else {
@@ -405,7 +451,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Resync { entity, yes, json } => {
             let sm = load_one_shot(&cli)?;
-            let report = sm.resync(entity, *yes, &shutdown_token()).await?;
+            let progress = progress::Reporter::start(&sm, "resync");
+            let report = sm.resync(entity, *yes, &shutdown_token()).await;
+            progress.finish().await;
+            let report = report?;
             if *json {
                 output::json(&report)?;
             } else {
@@ -414,6 +463,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if report.outcome == Outcome::CaughtUp { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Check { json } => check(&cli, *json),
+        Command::Init(args) => init::init(cli.config.clone().unwrap_or_else(syncmon_core::default_config_path), args),
         Command::Export { entity, include_deleted } => {
             let sm = load_read_only(&cli)?;
             let stdout = std::io::stdout();
@@ -513,6 +563,10 @@ fn mock_config(a: &MockArgs) -> syncmon_mock::MockConfig {
 fn check(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
     let (config_path, _) = config_of(cli)?;
     let data_dir = data_dir_of(cli);
+    if !json && !data_dir.join(syncmon_core::DB_FILE).exists() {
+        // The config part passed (a fresh `syncmon init` file, say); the replica is still to come.
+        println!("the config {} loads", config_path.display());
+    }
     let problems = Syncmon::check_integrity(&data_dir)?;
     let advice = (!problems.is_empty()).then(|| Syncmon::damaged_advice(&data_dir));
     if json {
@@ -566,4 +620,39 @@ fn creds(cli: &Cli, command: &CredsCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every subcommand says what it does and every option and argument has a help text: the
+    /// whole clap tree is walked, so a new option without one fails here.
+    #[test]
+    fn every_command_option_and_argument_has_a_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = if path.is_empty() { cmd.get_name().to_string() } else { format!("{path} {}", cmd.get_name()) };
+            if cmd.get_about().is_none() && path != "syncmon help" && !path.starts_with("syncmon help ") {
+                missing.push(format!("`{path}`: no about"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() {
+                    missing.push(format!("`{path}` {}", arg.get_long().map(|l| format!("--{l}")).unwrap_or_else(|| id.to_uppercase())));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "", &mut missing);
+        assert!(missing.is_empty(), "without a help text:\n{}", missing.join("\n"));
+    }
 }

@@ -12,10 +12,25 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--utc`: every time in UTC, saying so; otherwise the machine's local time with its offset.
+static UTC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_utc(utc: bool) {
+    UTC.store(utc, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn utc() -> bool {
+    UTC.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A time to come, in local time as users read a clock: "14:05" today, "2027-12-03 14:05" on
-/// another day (for "waiting for the source until …").
+/// another day (for "waiting for the source until …"); with `--utc`, "14:05 UTC".
 pub fn until_local(ms: i64, now_ms: i64) -> String {
-    let ((day, time), (today, _)) = (local_day_and_time(ms), local_day_and_time(now_ms));
+    let parts = |ms| match local(ms) {
+        Some(l) if !utc() => (l.day, l.time[..5].to_string()),
+        _ => utc_day_and_time(ms),
+    };
+    let ((day, time), (today, _)) = (parts(ms), parts(now_ms));
     if day == today {
         time
     } else {
@@ -23,36 +38,58 @@ pub fn until_local(ms: i64, now_ms: i64) -> String {
     }
 }
 
-/// ("2026-12-03", "14:05") in the machine's time zone (the C library's, which reads `TZ`).
+/// A moment in the machine's time zone: "2026-12-03", "14:05:09", and the offset in seconds.
+struct Local {
+    day: String,
+    time: String,
+    offset: i64,
+}
+
+/// The C library's local time (it reads `TZ`, a zone name or a POSIX rule).
 #[cfg(unix)]
-fn local_day_and_time(ms: i64) -> (String, String) {
+fn local(ms: i64) -> Option<Local> {
     let secs = ms.div_euclid(1000) as libc::time_t;
     // SAFETY: an all-zero `tm` is a valid value; localtime_r only writes into the `tm` we own
     // and reads `secs`, both valid for the call, and is thread-safe.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
-        return utc_day_and_time(ms);
+        return None;
     }
-    (format!("{:04}-{:02}-{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday), format!("{:02}:{:02}", tm.tm_hour, tm.tm_min))
+    Some(Local {
+        day: format!("{:04}-{:02}-{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday),
+        time: format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec),
+        offset: tm.tm_gmtoff as i64,
+    })
 }
 
 #[cfg(not(unix))]
-fn local_day_and_time(ms: i64) -> (String, String) {
-    utc_day_and_time(ms)
+fn local(_ms: i64) -> Option<Local> {
+    None
 }
 
 fn utc_day_and_time(ms: i64) -> (String, String) {
-    let t = time(Some(ms)); // 2026-12-03T14:05:00Z
+    let t = rfc3339(ms); // 2026-12-03T14:05:00Z
     (t.get(..10).unwrap_or_default().to_string(), format!("{} UTC", t.get(11..16).unwrap_or_default()))
 }
 
-/// Local time is not worth a timezone database here: timestamps print as UTC, ISO 8601.
+fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// One rule for every time the CLI prints: local 24-hour time with the offset,
+/// "2026-12-03 19:35:09 +05:30"; with `--utc` (or without a local zone) "2026-12-03 14:05:09 UTC".
+/// JSON output keeps milliseconds since 1970.
 pub fn time(ms: Option<i64>) -> String {
-    match ms {
-        None => "never".into(),
-        Some(ms) => {
-            let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-            humantime::format_rfc3339_seconds(t).to_string()
+    let Some(ms) = ms else { return "never".into() };
+    match local(ms) {
+        Some(l) if !utc() => {
+            let (sign, off) = if l.offset < 0 { ('-', -l.offset) } else { ('+', l.offset) };
+            format!("{} {} {sign}{:02}:{:02}", l.day, l.time, off / 3600, off % 3600 / 60)
+        }
+        _ => {
+            let t = rfc3339(ms);
+            format!("{} {} UTC", t.get(..10).unwrap_or_default(), t.get(11..19).unwrap_or_default())
         }
     }
 }
@@ -309,5 +346,24 @@ pub fn verify_report(r: &syncmon_core::engine::VerifyReport) {
     }
     if let (Some(first), Some(last)) = (&r.first_tracking_id, &r.last_tracking_id) {
         println!("  Trackingids of the reads: first {first}, last {last}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_local_with_the_offset_or_say_utc() {
+        // 2026-12-03T14:05:09Z; the test process's zone is whatever the machine has, so only
+        // the UTC form and the shape of the local one are fixed here (the CLI test sets TZ).
+        let ms = 1_796_306_709_000;
+        set_utc(true);
+        assert_eq!(time(Some(ms)), "2026-12-03 14:05:09 UTC");
+        assert_eq!(until_local(ms, ms), "14:05 UTC");
+        set_utc(false);
+        let t = time(Some(ms));
+        assert!(t.len() == "2026-12-03 14:05:09 +00:00".len() && (t.contains(" +") || t.contains(" -")), "{t}");
+        assert_eq!(time(None), "never");
     }
 }

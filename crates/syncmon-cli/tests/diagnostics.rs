@@ -80,6 +80,13 @@ $S diagnostics --output {zip}
     assert_eq!(files["failed_items.jsonl"].lines().count(), 2);
     assert!(files["failed_items.jsonl"].contains("left out"), "payloads only when asked");
     assert!(files["config.toml"].contains("secret_env"), "the config is there, redacted where needed");
+    // The activity of the `sync` process, read back by another process from the stored log.
+    let activity: Vec<serde_json::Value> = serde_json::from_str(&files["activity.json"]).unwrap();
+    assert!(
+        activity.iter().any(|e| e["type"] == "cycle_finished" && e["connection"] == "bad" && e["tracking_id"] == tracking.as_str()),
+        "the failed cycle of the earlier sync is in activity.json: {activity:?}"
+    );
+    assert!(activity.iter().any(|e| e["type"] == "cycle_finished" && e["connection"] == "good"), "{activity:?}");
 
     // Never a secret, in any file.
     for (name, body) in &files {

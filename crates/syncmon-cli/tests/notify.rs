@@ -1,6 +1,7 @@
 //! `syncmon run --notify` on a real session bus: a private D-Bus (dbus-run-session) with a real
 //! notification daemon (dunst, on Xvfb), watched by dbus-monitor. An entity that keeps failing
-//! makes exactly one notification, naming it.
+//! makes exactly one notification, naming it; a click on it (its default action) reaches the
+//! agent, with the screen the desktop app would open.
 
 use std::process::Command;
 use syncmon_mock::{EntitySpec, Fault, FaultKind, MockConfig, MockServer};
@@ -45,6 +46,9 @@ for i in $(seq 300); do
   grep -q "member=Notify$" monitor.txt && break
   sleep 0.1
 done
+# A click on it (dunst's default action, as clicking the bubble does): the agent hears it.
+sleep 0.5
+dunstctl action 0 >dunstctl.txt 2>&1
 # Longer than the burst window (3 s) and several failed cycles more: a second notification
 # from the same trouble would show up here.
 sleep 10
@@ -81,5 +85,12 @@ wait
     assert_eq!(calls.len(), 1, "exactly one notification for the whole burst of failures:{context}");
     assert!(calls[0].contains("string \"Syncmon\""), "sent as Syncmon:{context}");
     assert!(calls[0].contains("src/items"), "the notification names the entity:{context}");
+    assert!(calls[0].contains("string \"default\""), "it has a default action (a click):{context}");
+    let agent = read("agent.log");
+    assert!(
+        agent.lines().any(|l| l.contains("notification clicked") && l.contains("#/")),
+        "the click reaches the agent over D-Bus, with the screen it opens:{context}\n--- dunstctl\n{}",
+        read("dunstctl.txt")
+    );
     mock.shutdown().await;
 }

@@ -1,7 +1,9 @@
 //! The event stream front ends subscribe to. Every event has a sequence number, so a client
-//! that sees a gap (it lagged behind the channel) knows to refetch the state.
+//! that sees a gap (it lagged behind the channel) knows to refetch the state. An engine on a
+//! store also keeps every event there (`store/events.rs`), so Activity and the diagnostics
+//! bundle show what happened before a restart; the sequence numbers carry on from the stored.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,11 +11,12 @@ use tokio::sync::broadcast;
 
 use crate::clock::Clock;
 use crate::state::{Outcome, RunKind};
+use crate::store::{Store, StoredEvent};
 
-/// How many recent events `EventBus::recent` keeps for the Activity screen.
+/// How many recent events `EventBus::recent` keeps in memory (an engine without a store).
 pub const RECENT_EVENTS: usize = 1000;
 
-#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct Event {
     pub seq: u64,
     pub at: i64,
@@ -21,7 +24,7 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     CycleStarted {
@@ -131,11 +134,25 @@ pub struct EventBus {
     clock: Arc<dyn Clock>,
     /// The last `RECENT_EVENTS` events, so a screen opened late still shows what happened.
     recent: Mutex<VecDeque<Event>>,
+    /// Where events are kept across restarts; `recent` reads them from there.
+    store: Option<Arc<Store>>,
 }
 
 impl EventBus {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        EventBus { tx: broadcast::channel(4096).0, seq: AtomicU64::new(0), clock, recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)) }
+        EventBus { tx: broadcast::channel(4096).0, seq: AtomicU64::new(0), clock, recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)), store: None }
+    }
+
+    /// A bus that keeps its events in `store` (a writable one stores them, a read-only one only
+    /// reads them) and numbers on from the last stored event.
+    pub fn persisted(clock: Arc<dyn Clock>, store: Arc<Store>) -> Self {
+        let last = store.last_event_seq().unwrap_or_else(|e| {
+            tracing::warn!("cannot read the stored activity: {e}");
+            0
+        });
+        let bus = EventBus { store: Some(store), ..Self::new(clock) };
+        bus.seq.store(last.max(0) as u64, Ordering::Relaxed);
+        bus
     }
 
     pub fn emit(&self, kind: EventKind) {
@@ -148,6 +165,13 @@ impl EventBus {
             }
             recent.push_back(event.clone());
         }
+        if let Some(store) = &self.store {
+            if let Err(e) =
+                serde_json::to_string(&event).map_err(|e| e.to_string()).and_then(|body| store.log_event(stored(&event, body)).map_err(|e| e.to_string()))
+            {
+                tracing::warn!("cannot keep an event in the activity log: {e}");
+            }
+        }
         // No subscriber is fine: events are for whoever is watching.
         let _ = self.tx.send(event);
     }
@@ -156,10 +180,47 @@ impl EventBus {
         self.tx.subscribe()
     }
 
-    /// Up to `limit` of the most recent events, newest first.
+    /// Up to `limit` of the most recent events, newest first: the stored ones (those of earlier
+    /// runs too) when the bus has a store, else the last [`RECENT_EVENTS`] of this process.
     pub fn recent(&self, limit: usize) -> Vec<Event> {
+        if let Some(store) = &self.store {
+            match store.recent_events(limit) {
+                // An event this build cannot read (written by another version) is left out.
+                Ok(rows) => return rows.into_iter().filter_map(|r| serde_json::from_str(&r.body).ok()).collect(),
+                Err(e) => tracing::warn!("cannot read the stored activity, showing this run's: {e}"),
+            }
+        }
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent.iter().rev().take(limit).cloned().collect()
+    }
+}
+
+/// The row kept for `event`: its type word, entity and JSON alongside.
+fn stored(event: &Event, body: String) -> StoredEvent {
+    let kind = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["type"].as_str().map(String::from)).unwrap_or_default();
+    let (connection, entity) = event.kind.entity();
+    StoredEvent { seq: event.seq as i64, at: event.at, kind, connection: connection.map(String::from), entity: entity.map(String::from), body }
+}
+
+impl EventKind {
+    /// The connection and entity the event is about, when it names them.
+    pub fn entity(&self) -> (Option<&str>, Option<&str>) {
+        use EventKind::*;
+        match self {
+            CycleStarted { connection, entity, .. }
+            | PageApplied { connection, entity, .. }
+            | IngestApplied { connection, entity, .. }
+            | Retrying { connection, entity, .. }
+            | CycleFinished { connection, entity, .. }
+            | FailedItemsAdded { connection, entity, .. }
+            | ResyncProgress { connection, entity, .. }
+            | DeletionGuardTripped { connection, entity, .. }
+            | Nudged { connection, entity, .. }
+            | Forwarded { connection, entity, .. }
+            | ConflictSettled { connection, entity, .. } => (Some(connection), Some(entity)),
+            CircuitOpened { connection, .. } | CircuitClosed { connection } => (Some(connection), None),
+            ReplayProgress { .. } => (None, None),
+        }
     }
 }
 

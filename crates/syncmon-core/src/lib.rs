@@ -15,6 +15,7 @@ pub mod events;
 mod facade;
 pub mod forward;
 pub mod ingest;
+pub mod logfile;
 pub mod profile;
 pub mod record;
 pub mod record_schema;

@@ -175,6 +175,7 @@ async fn housekeeping(sm: Arc<Agent>, cancel: CancellationToken) {
         let s = sm.clone();
         let _ = tokio::task::spawn_blocking(move || {
             let _ = s.ctx.store.prune_request_log(cutoff);
+            let _ = s.ctx.store.prune_events(s.ctx.clock.now_ms() - crate::store::EVENTS_RETENTION_MS, crate::store::EVENTS_KEPT);
             s.ctx.store.prune_ingest_batches(cutoff)
         })
         .await;

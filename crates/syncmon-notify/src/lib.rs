@@ -57,6 +57,9 @@ pub struct Notification {
     pub urgency: Urgency,
     /// What it is about: `connection/entity` or a connection id.
     pub subjects: Vec<String>,
+    /// The app's screen about it, as a hash route (`#/entity/src/items`, `#/failed?entity=…`,
+    /// `#/overview`): where clicking the notification takes the user.
+    pub screen: String,
 }
 
 /// Something worth telling, before bursts are merged.
@@ -304,8 +307,26 @@ impl Policy {
             (_, 0) => format!("{} entities recovered", items.len()),
             (_, n) => format!("Syncmon: {n} problem{}", if n == 1 { "" } else { "s" }),
         };
-        Notification { summary, body: lines.join("\n"), urgency, subjects: subjects.into_iter().collect() }
+        let screen = match &items[..] {
+            [Item::Failing { entity, .. } | Item::Recovered { entity } | Item::GuardTripped { entity, .. }] => entity_route(entity),
+            [Item::FailedItems { entity, .. }] => format!("#/failed?entity={}", encode(entity)),
+            _ => "#/overview".to_string(),
+        };
+        Notification { summary, body: lines.join("\n"), urgency, subjects: subjects.into_iter().collect(), screen }
     }
+}
+
+/// `#/entity/<connection>/<entity>`, as the UI's `entityLink` writes it.
+fn entity_route(key: &str) -> String {
+    match key.split_once('/') {
+        Some((c, e)) => format!("#/entity/{}/{}", encode(c), encode(e)),
+        None => "#/overview".to_string(),
+    }
+}
+
+/// Percent-encodes all but unreserved characters (`encodeURIComponent`).
+fn encode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 /// Adds an item, merging it with one of the same kind and subject (counts add up).
@@ -363,6 +384,10 @@ pub fn config_for(sm: &Syncmon, o: &Overrides) -> PolicyConfig {
 /// Shows a notification on the desktop (freedesktop notifications over the session D-Bus).
 /// Blocking; fails at once without a session bus.
 pub fn show(n: &Notification) -> Result<(), String> {
+    desktop_notification(n).show().map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn desktop_notification(n: &Notification) -> notify_rust::Notification {
     let mut d = notify_rust::Notification::new();
     d.appname("Syncmon").summary(&n.summary).body(&n.body);
     #[cfg(all(unix, not(target_os = "macos")))]
@@ -370,7 +395,43 @@ pub fn show(n: &Notification) -> Result<(), String> {
         Urgency::Normal => notify_rust::Urgency::Normal,
         Urgency::Critical => notify_rust::Urgency::Critical,
     });
-    d.show().map(|_| ()).map_err(|e| e.to_string())
+    d
+}
+
+/// [`show`], then waits until the notification is clicked (its default action, "Open Syncmon")
+/// or closed, and calls `on_click` if it was clicked. Blocks for as long as the notification is
+/// on screen: run it on a thread of its own (`run` delivers on blocking threads).
+pub fn show_then(n: &Notification, on_click: impl FnOnce(&Notification)) -> Result<(), String> {
+    let mut d = desktop_notification(n);
+    d.action("default", "Open Syncmon");
+    let handle = d.show().map_err(|e| e.to_string())?;
+    #[cfg(all(unix, not(target_os = "macos")))]
+    handle.wait_for_action(|action| {
+        if action == "default" {
+            on_click(n)
+        }
+    });
+    #[cfg(not(all(unix, not(target_os = "macos"))))]
+    {
+        let _ = (handle, on_click);
+    }
+    Ok(())
+}
+
+/// The delivery of a front end with a window: nothing while `focused()` says the window has the
+/// focus (the window shows the same thing, and a notification over it is noise), else `deliver`.
+pub fn unless_focused<G, F>(focused: G, deliver: F) -> impl Fn(Notification) + Send + Sync + 'static
+where
+    G: Fn() -> bool + Send + Sync + 'static,
+    F: Fn(Notification) + Send + Sync + 'static,
+{
+    move |n| {
+        if focused() {
+            tracing::debug!(summary = %n.summary, "notification not shown: the window has the focus");
+        } else {
+            deliver(n)
+        }
+    }
 }
 
 /// Watches a running engine until `cancel` and delivers what the policy decides through
@@ -417,9 +478,15 @@ where
 }
 
 /// Logs a delivery failure once, then at debug level (no session bus is common on servers).
+/// A click on the notification is logged (the agent has no window to open).
 pub fn show_or_log(n: Notification) {
+    show_or_log_then(n, |n| tracing::info!(screen = %n.screen, "notification clicked: {}", n.summary))
+}
+
+/// [`show_then`], logging a delivery failure as [`show_or_log`] does.
+pub fn show_or_log_then(n: Notification, on_click: impl FnOnce(&Notification)) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if let Err(e) = show(&n) {
+    if let Err(e) = show_then(&n, on_click) {
         if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!("cannot show desktop notifications: {e}");
         } else {

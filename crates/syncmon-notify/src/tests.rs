@@ -65,6 +65,7 @@ fn a_failing_entity_is_told_once_after_the_threshold_with_its_reason_and_trackin
     assert_eq!(shown[0].summary, "erp/items is failing");
     assert!(shown[0].body.contains("HTTP 503") && shown[0].body.contains("trk-42"), "says why: {}", shown[0].body);
     assert_eq!(shown[0].urgency, Urgency::Critical);
+    assert_eq!(shown[0].screen, "#/entity/erp/items", "a click opens the entity's screen");
 }
 
 #[test]
@@ -115,6 +116,40 @@ fn a_burst_of_failures_across_entities_is_one_notification() {
     assert!(n.body.contains("erp/items: 5 new failed items"), "counts add up: {}", n.body);
     assert!(n.body.contains("erp/customers: 1 new failed item;"), "{}", n.body);
     assert!(n.body.contains("calls paused after repeated failures (erp/customers, erp/items)"), "names the stopped entities: {}", n.body);
+    assert_eq!(n.screen, "#/overview", "several things: the overview");
+}
+
+#[test]
+fn new_failed_items_open_the_failed_screen_of_the_entity() {
+    let mut p = policy();
+    p.on_event(&failed_items("items", 2), 0);
+    let shown = run(&mut p, 0, MIN, &[status("items", Health::Healthy)]);
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(shown[0].screen, "#/failed?entity=erp%2Fitems");
+}
+
+#[test]
+fn nothing_is_delivered_while_the_window_has_the_focus() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let focused = Arc::new(AtomicBool::new(true));
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let deliver = {
+        let (f, d) = (focused.clone(), delivered.clone());
+        crate::unless_focused(
+            move || f.load(Ordering::SeqCst),
+            move |_| {
+                d.fetch_add(1, Ordering::SeqCst);
+            },
+        )
+    };
+    let mut p = policy();
+    let n = run(&mut p, 0, 30 * MIN, &[status("items", Health::Failing)]).remove(0);
+    deliver(n.clone());
+    assert_eq!(delivered.load(Ordering::SeqCst), 0, "focused: not shown");
+    focused.store(false, Ordering::SeqCst);
+    deliver(n);
+    assert_eq!(delivered.load(Ordering::SeqCst), 1, "not focused: shown");
 }
 
 #[test]

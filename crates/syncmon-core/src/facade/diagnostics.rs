@@ -33,6 +33,8 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 const REQUESTS_MAX: u32 = 1000;
 const RUNS_PER_ENTITY: u32 = 20;
 const FAILED_MAX: u32 = 5000;
+/// The newest lines of the agent's and the desktop app's log files (`<data dir>/logs`).
+const LOG_LINES: usize = 2000;
 
 fn io(e: impl std::fmt::Display) -> Error {
     Error::Io(format!("writing the diagnostics bundle: {e}"))
@@ -113,6 +115,11 @@ impl Syncmon {
             runs.extend(self.runs_of(&e.key, RUNS_PER_ENTITY)?);
         }
         let events = self.recent_events(500);
+        let log_dir = self.log_dir();
+        let mut log_lines = crate::logfile::recent_lines(&log_dir, LOG_LINES);
+        if log_lines.is_empty() {
+            log_lines = format!("(no log file in {}: the agent and the desktop app write one there)\n", log_dir.display());
+        }
         let warnings = self.config_warnings().to_vec();
 
         // SUMMARY.md: what is wrong, in plain words, first.
@@ -175,7 +182,7 @@ impl Syncmon {
         s.push_str(&format!(
             "\n## In this bundle\n\n- `status.json` every entity's status\n- `config.toml` the config, secrets redacted\n- `runs.json` recent runs\n\
              - `requests.json` the request log of the last 24 hours ({} calls)\n- `failed_items.jsonl` failed items ({}, payloads {})\n\
-             - `activity.json` recent activity\n- `version.json` versions and OS\n",
+             - `activity.json` recent activity\n- `log.txt` recent log lines (the last {LOG_LINES})\n- `version.json` versions and OS\n",
             requests.len(),
             failed.len(),
             if opts.include_payloads { "included" } else { "left out" }
@@ -209,6 +216,7 @@ impl Syncmon {
             ("requests.json", pretty(&requests)?),
             ("failed_items.jsonl", failed_lines),
             ("activity.json", pretty(&events)?),
+            ("log.txt", log_lines),
         ];
         let mut zip = zip::ZipWriter::new(out);
         let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);

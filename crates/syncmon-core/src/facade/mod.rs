@@ -168,7 +168,13 @@ impl Syncmon {
                 }));
             }
         }
-        let events = Arc::new(EventBus::new(clock.clone()));
+        if writable {
+            // The Activity log is bounded: 30 days, the newest EVENTS_KEPT (also in housekeeping).
+            if let Err(e) = store.prune_events(clock.now_ms() - crate::store::EVENTS_RETENTION_MS, crate::store::EVENTS_KEPT) {
+                tracing::warn!("cannot prune the activity log: {e}");
+            }
+        }
+        let events = Arc::new(EventBus::persisted(clock.clone(), store.clone()));
         let ctx = Arc::new(EngineCtx { store, events, clock, runs_kept: config.storage.runs_kept });
         let warnings = config.warnings();
         Ok(Syncmon { config, ctx, entities, config_path: None, warnings, agent_lock })
@@ -198,9 +204,20 @@ impl Syncmon {
         &self.warnings
     }
 
-    /// Up to `limit` of the last events (at most `events::RECENT_EVENTS`), newest first.
+    /// Up to `limit` of the last events, newest first, those before a restart too (the stored
+    /// activity log: 30 days, at most `store::EVENTS_KEPT`).
     pub fn recent_events(&self, limit: usize) -> Vec<Event> {
         self.ctx.events.recent(limit)
+    }
+
+    /// The data directory this engine's replica lives in.
+    pub fn data_dir(&self) -> &Path {
+        self.ctx.store.path().parent().unwrap_or(Path::new("."))
+    }
+
+    /// Where the agent and the desktop app write their log files (`<data dir>/logs`).
+    pub fn log_dir(&self) -> PathBuf {
+        crate::logfile::log_dir(self.data_dir())
     }
 
     pub fn store(&self) -> &Store {

@@ -8,6 +8,7 @@
 //! - `ingest` — batches of pushed records, stored before the 202 and applied by the agent;
 //! - `find` — everything carrying a Trackingid or a record id;
 //! - `runs` — the run history; `request_log` — the calls made; `outbox` — the forwarding queue;
+//! - `events` — the Activity log, kept across restarts;
 //! - `settings` — the UI's key/value settings; `snapshot` — snapshot passes (content hashes,
 //!   a local change counter, deletions after a complete pass).
 //!
@@ -30,6 +31,7 @@ macro_rules! from_columns {
 
 mod checkpoints;
 mod entity_state;
+mod events;
 mod failed;
 mod find;
 mod ingest;
@@ -46,6 +48,7 @@ mod two_way;
 mod write_back;
 pub use checkpoints::CheckpointPoint;
 pub use entity_state::EntityRow;
+pub use events::{StoredEvent, EVENTS_KEPT, EVENTS_RETENTION_MS};
 use failed::record_failure;
 pub use failed::{FailedFilter, FailedItem, RuleCount, LIST_PAYLOAD_CHARS};
 pub use find::{Found, FoundRow};
@@ -123,6 +126,19 @@ pub struct Store {
     /// Request-log rows waiting for the next write: logging a request must never wait for a
     /// page transaction, or fetching the next page would stall behind writing this one.
     pending_log: Mutex<Vec<RequestRow>>,
+    /// Events waiting for the next write, for the same reason (`events.rs`).
+    pending_events: events::PendingEvents,
+}
+
+impl Drop for Store {
+    /// Writes what is still queued (the last events and calls of a `syncmon sync`).
+    fn drop(&mut self) {
+        if let Some(writer) = &self.writer {
+            let mut c = writer.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = self.flush_log(&mut c);
+            let _ = self.flush_events(&mut c);
+        }
+    }
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -162,7 +178,8 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir)?.permissions().mode();
-        let ours = std::fs::read_dir(dir)?.all(|e| e.is_ok_and(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("syncmon.db") || n == "agent.lock")));
+        let ours = std::fs::read_dir(dir)?
+            .all(|e| e.is_ok_and(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("syncmon.db") || n == "agent.lock" || n == crate::logfile::LOG_DIR)));
         if mode & 0o077 != 0 && ours {
             // Best effort: a directory owned by someone else stays as it is.
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700));
@@ -294,7 +311,13 @@ impl Store {
         // Runs cut off by a crash or kill are closed as such, so they do not look alive.
         writer.execute("UPDATE runs SET outcome = ?1 WHERE outcome = ?2", params![UnfinishedRun::Interrupted, UnfinishedRun::Running]).map_err(failed)?;
         let reader = open().map_err(failed)?;
-        Ok(Store { path: path.to_path_buf(), writer: Some(Mutex::new(writer)), reader: Mutex::new(reader), pending_log: Mutex::new(Vec::new()) })
+        Ok(Store {
+            path: path.to_path_buf(),
+            writer: Some(Mutex::new(writer)),
+            reader: Mutex::new(reader),
+            pending_log: Mutex::new(Vec::new()),
+            pending_events: Mutex::new(Vec::new()),
+        })
     }
 
     /// Opens an existing database for reading only: no migration, no write, nothing that could
@@ -328,7 +351,13 @@ impl Store {
         if found > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew { path: path.into(), found, expected: SCHEMA_VERSION });
         }
-        Ok(Store { path: path.to_path_buf(), writer: None, reader: Mutex::new(reader), pending_log: Mutex::new(Vec::new()) })
+        Ok(Store {
+            path: path.to_path_buf(),
+            writer: None,
+            reader: Mutex::new(reader),
+            pending_log: Mutex::new(Vec::new()),
+            pending_events: Mutex::new(Vec::new()),
+        })
     }
 
     /// `PRAGMA integrity_check` on this store's reading connection: the problems, empty when
@@ -353,6 +382,7 @@ impl Store {
         let Some(writer) = &self.writer else { return Err(StoreError::ReadOnly { path: self.path.clone() }) };
         let mut c = writer.lock().unwrap_or_else(|p| p.into_inner());
         self.flush_log(&mut c)?;
+        self.flush_events(&mut c)?;
         f(&mut c)
     }
 

@@ -206,6 +206,21 @@ CREATE TABLE write_back_queue (
 );
 ALTER TABLE entity_state ADD COLUMN write_back INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+-- The Activity log (store/events.rs): every event as emitted, so Activity and the diagnostics
+-- bundle still show what happened after a restart. `body` is the event's JSON; pruned to the
+-- newest 20,000 and 30 days.
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    connection TEXT,
+    entity TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX events_by_time ON events (at);
+"#,
 ];
 
 /// The schema version this build writes: migrations are numbered from 1 in `PRAGMA user_version`
