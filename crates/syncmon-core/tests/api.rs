@@ -548,6 +548,19 @@ async fn save_target_writes_the_form_in_place_and_test_target_calls_it_with_its_
     assert_eq!((r["ok"].clone(), r["http_status"].clone()), (json!(false), json!(401)), "{r}");
     assert!(r["message"].as_str().unwrap().contains("check the credentials"), "{r}");
     assert!(r["tracking_id"].as_str().is_some(), "a refusal carries its Trackingid too: {r}");
+    // With an entity forwarding to it, the default test path is where that entity writes.
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("page_size = 100 # small pages for the test", "page_size = 100 # small pages for the test\nforward_to = \"dst\"");
+    std::fs::write(&file, text).unwrap();
+    let view = ok(&sm, json!({"method": "targets_config"})).await[0].clone();
+    assert_eq!((view["entities"].clone(), view["test_path"].clone()), (json!(["src/items"]), json!("/items")), "{view}");
+    std::env::set_var("SYNCMON_API_TEST_TARGET_KEY", "tk-right-0123");
+    let before = mock.requests().len();
+    let r = ok(&sm, json!({"method": "test_target", "params": {"id": "dst"}})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let calls: Vec<_> = mock.requests().into_iter().skip(before).map(|c| (c.method, c.path)).collect();
+    assert_eq!(calls, [("GET".to_string(), "/target/items".to_string())], "one call, no retries");
     let e = rpc(&sm, json!({"method": "test_target", "params": {"id": "dst", "path": "http://elsewhere.example/x"}})).await.unwrap_err();
     assert_eq!(e.field.as_deref(), Some("path"), "{e}");
     let e = rpc(&sm, json!({"method": "test_target", "params": {"id": "nope"}})).await.unwrap_err();
