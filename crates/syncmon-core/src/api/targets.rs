@@ -76,6 +76,10 @@ pub async fn test_target(sm: &Syncmon, id: &str, path: Option<&str>) -> Result<T
     }
     let text = format!("{}{}{}", t.base_url.trim_end_matches('/'), if path.is_empty() || path.starts_with('/') { "" } else { "/" }, path);
     let url = url::Url::parse(&text).map_err(|e| ApiError::field(ErrorCode::Config, "path", format!("base_url and path make no URL: {e}")))?;
+    // The credentials go only to the configured origin, whatever the path says.
+    if url::Url::parse(&t.base_url).map(|b| b.origin()).ok() != Some(url.origin()) {
+        return Err(ApiError::field(ErrorCode::Usage, "path", "the test path must stay under the target's base_url"));
+    }
     let client = sm.target_client(&t);
     let started = Instant::now();
     let result = client.get_once(&url, None, 1).await;
