@@ -220,4 +220,30 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   }, { timeoutMs: 20_000 });
   assert.match(stamped, /OK/, `the new timestamp connection answers: ${stamped}`);
   await shot('connections-timestamp');
+
+  // A target made from the form: a refusal beside its field first, then saved to the config file,
+  // listed, and Test connection makes one GET at the simulated target and shows its Trackingid.
+  await wd.click(await wd.byTestId('add-target'));
+  await fill(wd, 'target-id', 'warehouse');
+  await fill(wd, 'target-base-url', `${base}/target`);
+  await fill(wd, 'target-auth', 'none', 'change');
+  await fill(wd, 'target-max-concurrency', '0');
+  await wd.click(await wd.byTestId('save-target'));
+  const tooFew = await wd.byTestId('target-error-max_concurrency', { timeoutMs: 15_000 });
+  assert.match(await wd.text(tooFew), /max_concurrency/, 'the refusal sits beside its field and names the key');
+  assert.equal((await wd.findAll('[data-testid="target-warehouse"]')).length, 0, 'a refused target is not saved');
+  await fill(wd, 'target-max-concurrency', '2');
+  await wd.click(await wd.byTestId('save-target'));
+  await wd.byTestId('target-warehouse', { timeoutMs: 15_000 });
+  assert.match(await shownText(wd, '[data-testid="target-warehouse"]') ?? '', /warehouse\s*no auth/, 'the saved target is listed');
+  await fill(wd, 'target-test-path', '/items');
+  await wd.click(await wd.byTestId('test-target'));
+  const tested = await wd.waitFor('the test of the new target', async () => {
+    const [r] = await wd.findAll('[data-testid="target-test-result"]');
+    return r ? wd.text(r) : null;
+  }, { timeoutMs: 20_000 });
+  assert.match(tested, /OK/, `the simulated target answers: ${tested}`);
+  assert.match(await shownText(wd, '[data-testid="target-test-result"] [data-testid="tracking-id"]') ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-/,
+    'the target test shows the Trackingid of its call');
+  await shot('connections-target');
 }

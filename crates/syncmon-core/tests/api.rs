@@ -465,6 +465,135 @@ async fn test_connection_reports_status_latency_and_trackingid_or_a_clear_failur
     assert_eq!(e.code, ErrorCode::NotFound);
 }
 
+/// A target as the Connections screen's form sends it (what `targets_config` answers, edited).
+fn target_form(base_url: &str) -> Value {
+    json!({
+        "id": "dst", "base_url": base_url, "auth": "api_key", "api_key_header": "x-target-key",
+        "token_url": null, "client_id": null, "scope": null, "secret_env": "SYNCMON_API_TEST_TARGET_KEY",
+        "max_concurrency": 2, "requests_per_second": 50.0, "timeout": "5s", "max_retries": 3,
+        "idempotency_header": "X-Idem", "ignore_fields": ["updatedAt", " "],
+        "has_secret": false, "is_connection": false, "entities": [], "test_path": ""
+    })
+}
+
+async fn target_refused(sm: &Arc<Syncmon>, target: &Value, edits: &[(&str, Value)]) -> ApiError {
+    let mut edited = target.clone();
+    for (key, value) in edits {
+        edited[*key] = value.clone();
+    }
+    match rpc(sm, json!({"method": "save_target", "params": {"target": edited}})).await {
+        Ok(saved) => panic!("saved, not refused: {edits:?} → {saved}"),
+        Err(e) => e,
+    }
+}
+
+#[tokio::test]
+async fn save_target_writes_the_form_in_place_and_test_target_calls_it_with_its_key() {
+    let mock = MockServer::start(MockConfig {
+        entities: entities(&[("items", 20)]),
+        auth: syncmon_mock::MockAuth::ApiKey { header: "x-target-key".into(), key: "tk-right-0123".into() },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    std::env::set_var("SYNCMON_API_TEST_TARGET_KEY", "tk-right-0123");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("syncmon.toml");
+    let sm = open_with_file(dir.path(), &COMMENTED.replace("BASE", &mock.base_url()));
+    assert_eq!(ok(&sm, json!({"method": "targets_config"})).await, json!([]));
+
+    // Created from the form, appended to the file; the reloaded config says what the form said.
+    let form = target_form(&format!("{}/target", mock.base_url()));
+    let saved = ok(&sm, json!({"method": "save_target", "params": {"target": form}})).await;
+    assert_eq!(saved["restart_required"], true);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("# the production tenant") && text.contains("[[target]]"), "{text}");
+    assert!(!text.contains("has_secret") && !text.contains("test_path") && !text.contains("tk-right"), "only config keys:\n{text}");
+    let config = Config::load(&file).unwrap();
+    let t = config.target("dst").unwrap();
+    assert_eq!(
+        (t.auth, t.api_key_header.as_str(), t.secret_env.as_deref()),
+        (syncmon_core::config::AuthKind::ApiKey, "x-target-key", Some("SYNCMON_API_TEST_TARGET_KEY"))
+    );
+    assert_eq!((t.max_concurrency, t.requests_per_second, t.timeout.as_secs(), t.max_retries), (2, 50.0, 5, 3));
+    assert_eq!((t.idempotency_header.as_str(), t.ignore_fields.clone()), ("X-Idem", vec!["updatedAt".to_string()]));
+    let views = ok(&sm, json!({"method": "targets_config"})).await;
+    assert_eq!(views[0]["has_secret"], true, "the env variable holds it: {views}");
+    assert_eq!(views[0]["timeout"], "5s");
+
+    // Edited in place: a comment and a key the form does not show stay.
+    let text =
+        text.replace("[[target]]\n", "[[target]]\n# the warehouse API\n").replace("max_retries = 3\n", "max_retries = 3 # enough\nbackoff_max = \"2s\"\n");
+    std::fs::write(&file, &text).unwrap();
+    let mut edit = views[0].clone();
+    edit["max_retries"] = json!(4);
+    edit["ignore_fields"] = json!([]);
+    ok(&sm, json!({"method": "save_target", "params": {"target": edit}})).await;
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("# the warehouse API") && text.contains("max_retries = 4 # enough") && text.contains("backoff_max = \"2s\""), "{text}");
+    assert!(!text.contains("ignore_fields"), "{text}");
+    let config = Config::load(&file).unwrap();
+    assert_eq!((config.targets.len(), config.targets[0].max_retries, config.targets[0].backoff_max.as_secs()), (1, 4, 2));
+
+    // Test connection: one GET under the base URL with the target's key; the Trackingid shown.
+    let r = ok(&sm, json!({"method": "test_target", "params": {"id": "dst", "path": "/items"}})).await;
+    assert_eq!((r["ok"].clone(), r["http_status"].clone()), (json!(true), json!(200)), "{r}");
+    let call = mock.requests().into_iter().rev().find(|c| c.path == "/target/items").expect("the target was called");
+    assert_eq!(call.method, "GET");
+    assert!(call.headers.iter().any(|(k, v)| k == "x-target-key" && v == "tk-right-0123"), "{:?}", call.headers);
+    assert_eq!(r["tracking_id"].as_str(), Some(call.tracking_id.as_str()), "the Trackingid the target answered");
+    assert!(r["message"].as_str().unwrap().starts_with("the target answered 200"), "{r}");
+    std::env::set_var("SYNCMON_API_TEST_TARGET_KEY", "tk-wrong");
+    let r = ok(&sm, json!({"method": "test_target", "params": {"id": "dst", "path": "/items"}})).await;
+    assert_eq!((r["ok"].clone(), r["http_status"].clone()), (json!(false), json!(401)), "{r}");
+    assert!(r["message"].as_str().unwrap().contains("check the credentials"), "{r}");
+    assert!(r["tracking_id"].as_str().is_some(), "a refusal carries its Trackingid too: {r}");
+    // With an entity forwarding to it, the default test path is where that entity writes.
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("page_size = 100 # small pages for the test", "page_size = 100 # small pages for the test\nforward_to = \"dst\"");
+    std::fs::write(&file, text).unwrap();
+    let view = ok(&sm, json!({"method": "targets_config"})).await[0].clone();
+    assert_eq!((view["entities"].clone(), view["test_path"].clone()), (json!(["src/items"]), json!("/items")), "{view}");
+    std::env::set_var("SYNCMON_API_TEST_TARGET_KEY", "tk-right-0123");
+    let before = mock.requests().len();
+    let r = ok(&sm, json!({"method": "test_target", "params": {"id": "dst"}})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let calls: Vec<_> = mock.requests().into_iter().skip(before).map(|c| (c.method, c.path)).collect();
+    assert_eq!(calls, [("GET".to_string(), "/target/items".to_string())], "one call, no retries");
+    let e = rpc(&sm, json!({"method": "test_target", "params": {"id": "dst", "path": "http://elsewhere.example/x"}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("path"), "{e}");
+    let e = rpc(&sm, json!({"method": "test_target", "params": {"id": "nope"}})).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+
+    // The keyring entry is the target's id; a target has no webhook secret.
+    let e = rpc(&sm, json!({"method": "set_secret", "params": {"connection": "dst", "webhook": true, "secret": "x"}})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("webhook"), "{e}");
+    let e = rpc(&sm, json!({"method": "set_secret", "params": {"connection": "nope", "secret": "x"}})).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+
+    // Refusals name the form field and leave the file alone.
+    let before = std::fs::read_to_string(&file).unwrap();
+    let view = ok(&sm, json!({"method": "targets_config"})).await[0].clone();
+    let e = target_refused(&sm, &view, &[("api_key", json!("tk-live-0123456789"))]).await;
+    assert_eq!((e.code, e.field.as_deref()), (ErrorCode::Config, Some("api_key")));
+    assert!(!e.message.contains("tk-live"), "{e}");
+    let refusals: [(&[(&str, Value)], &str); 7] = [
+        (&[("timeout", json!("soon"))], "timeout"),
+        (&[("timeout", json!("0s"))], "timeout"),
+        (&[("max_concurrency", json!(0))], "max_concurrency"),
+        (&[("base_url", json!("not a url"))], "base_url"),
+        (&[("auth", json!("oauth2")), ("token_url", json!("https://login.example.com/token"))], "client_id"),
+        (&[("secret_env", json!("sk-live-0123456789abcdef"))], "secret_env"),
+        (&[("id", json!("a b"))], "id"),
+    ];
+    for (edits, field) in refusals {
+        let e = target_refused(&sm, &view, edits).await;
+        assert_eq!(e.field.as_deref(), Some(field), "{edits:?}: {e}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+}
+
 #[tokio::test]
 async fn settings_have_defaults_and_are_kept() {
     let h = two_entities().await;

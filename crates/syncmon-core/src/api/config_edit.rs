@@ -1,7 +1,7 @@
-//! The config editor behind `save_connection`: writes one connection into the TOML file in
-//! place (comments and the other connections stay), validated by the same rules as loading.
+//! The config editor behind `save_connection` and `save_target`: writes one connection (or
+//! target) into the TOML file in place (comments and the other connections stay), validated by the same rules as loading.
 
-use super::{ApiError, ConnectionView, CursorView, EntityView, SaveConnectionResult};
+use super::{ApiError, ConnectionView, CursorView, EntityView, SaveConnectionResult, TargetView};
 use crate::config::Config;
 use crate::{ErrorCode, Syncmon};
 use std::time::Duration;
@@ -62,12 +62,6 @@ fn check_view(v: &ConnectionView) -> Result<(), ApiError> {
         }
     }
     Ok(())
-}
-
-/// The form field of a config key, when the key is inside the connection being saved
-/// (`connections[2].entities[1].page_size` → `entities[1].page_size`).
-fn form_field(key: &str, index: usize) -> Option<String> {
-    key.strip_prefix(&format!("connections[{index}].")).map(str::to_string)
 }
 
 /// Writes `v` into the table, keeping the comments around an existing key and value (replacing
@@ -230,52 +224,132 @@ fn fill_connection(t: &mut toml_edit::Table, v: &ConnectionView) {
     }
 }
 
-/// Saves one connection into the config file, editing it in place (comments and the other
-/// connections stay as they are). Validated with the same rules as loading; never writes a secret.
-pub fn save_connection(sm: &Syncmon, v: &ConnectionView) -> Result<SaveConnectionResult, ApiError> {
+/// The config file's text and its path (an absent file reads as empty).
+fn read_config(sm: &Syncmon) -> Result<(&std::path::Path, toml_edit::DocumentMut), ApiError> {
     let path = sm
         .config_path()
         .ok_or_else(|| ApiError::usage("this engine was started without a config file, so there is nothing to save to; start it with --config PATH"))?;
-    check_view(v)?;
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(ApiError::new(ErrorCode::Io, format!("cannot read {}: {e}", path.display()))),
     };
-    let mut doc: toml_edit::DocumentMut =
-        text.parse().map_err(|e| ApiError::new(ErrorCode::Config, format!("{} is not valid TOML ({e}); fix it by hand first", path.display())))?;
-    if !doc.contains_key("connection") {
-        doc.insert("connection", toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
+    let doc = text.parse().map_err(|e| ApiError::new(ErrorCode::Config, format!("{} is not valid TOML ({e}); fix it by hand first", path.display())))?;
+    Ok((path, doc))
+}
+
+/// The index of the `[[name]]` table whose `id` is `id`, added at the end when there is none.
+fn table_of<'d>(doc: &'d mut toml_edit::DocumentMut, path: &std::path::Path, name: &str, id: &str) -> Result<(&'d mut toml_edit::Table, usize), ApiError> {
+    if !doc.contains_key(name) {
+        doc.insert(name, toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
     }
-    let connections = doc["connection"]
+    let tables = doc[name]
         .as_array_of_tables_mut()
-        .ok_or_else(|| ApiError::new(ErrorCode::Config, format!("{}: `connection` must be written [[connection]]", path.display())))?;
-    let found = connections.iter().position(|t| t.get("id").and_then(|i| i.as_str()) == Some(v.id.as_str()));
-    let index = match found {
-        Some(i) => i,
-        None => {
-            connections.push(toml_edit::Table::new());
-            connections.len() - 1
-        }
-    };
-    fill_connection(connections.get_mut(index).expect("the connection's table was just found or added"), v);
+        .ok_or_else(|| ApiError::new(ErrorCode::Config, format!("{}: `{name}` must be written [[{name}]]", path.display())))?;
+    let found = tables.iter().position(|t| t.get("id").and_then(|i| i.as_str()) == Some(id));
+    let index = found.unwrap_or_else(|| {
+        tables.push(toml_edit::Table::new());
+        tables.len() - 1
+    });
+    Ok((tables.get_mut(index).expect("the table was just found or added"), index))
+}
+
+/// Validates the edited file with the same rules as loading (a refusal inside the table being
+/// saved names its form field: `prefix` is `connections[2].`), then, when `check` agrees, writes
+/// it next to the file and renames it over it, so a crash never leaves half a config.
+fn write_checked(
+    path: &std::path::Path,
+    doc: &toml_edit::DocumentMut,
+    prefix: &str,
+    check: impl FnOnce(&Config) -> Result<(), ApiError>,
+) -> Result<SaveConnectionResult, ApiError> {
     let new_text = doc.to_string();
     // Relative paths in it (an entity's `schema`) are read from the file's directory, as at load.
     let dir = path.parent().unwrap_or(std::path::Path::new(""));
     let parsed = Config::parse_in(&new_text, dir).map_err(|p| ApiError {
         code: ErrorCode::Config,
-        field: p.key.as_deref().and_then(|k| form_field(k, index)),
+        field: p.key.as_deref().and_then(|k| k.strip_prefix(prefix)).map(str::to_string),
         message: p.message,
     })?;
-    // The written file must say what the screen said: the entities under this connection.
-    let names: Vec<&str> = parsed.connection(&v.id).map(|c| c.entities.iter().map(|e| e.name.as_str()).collect()).unwrap_or_default();
-    if names != v.entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>() {
-        return Err(ApiError::new(ErrorCode::Config, format!("could not place the entities of `{}` in {}; edit the file by hand", v.id, path.display())));
-    }
-    // Written next to the file and renamed over it, so a crash never leaves half a config.
+    check(&parsed)?;
     let tmp = path.with_extension("toml.saving");
     std::fs::write(&tmp, new_text.as_bytes())
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| ApiError::new(ErrorCode::Io, format!("cannot write {}: {e}", path.display())))?;
     Ok(SaveConnectionResult { path: path.display().to_string(), restart_required: true })
+}
+
+/// Saves one connection into the config file, editing it in place (comments and the other
+/// connections stay as they are). Validated with the same rules as loading; never writes a secret.
+pub fn save_connection(sm: &Syncmon, v: &ConnectionView) -> Result<SaveConnectionResult, ApiError> {
+    check_view(v)?;
+    let (path, mut doc) = read_config(sm)?;
+    let (table, index) = table_of(&mut doc, path, "connection", &v.id)?;
+    fill_connection(table, v);
+    write_checked(path, &doc, &format!("connections[{index}]."), |parsed| {
+        // The written file must say what the screen said: the entities under this connection.
+        let names: Vec<&str> = parsed.connection(&v.id).map(|c| c.entities.iter().map(|e| e.name.as_str()).collect()).unwrap_or_default();
+        if names != v.entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>() {
+            return Err(ApiError::new(ErrorCode::Config, format!("could not place the entities of `{}` in {}; edit the file by hand", v.id, path.display())));
+        }
+        Ok(())
+    })
+}
+
+fn fill_target(t: &mut toml_edit::Table, v: &TargetView) {
+    set(t, "id", v.id.as_str());
+    set(t, "base_url", v.base_url.as_str());
+    set_unless_default(t, "auth", v.auth.as_str(), "none");
+    match v.api_key_header.as_deref().filter(|s| !s.is_empty()) {
+        Some(h) => set_unless_default(t, "api_key_header", h, "x-np-api-key"),
+        None => {
+            t.remove("api_key_header");
+        }
+    }
+    set_opts(t, [("token_url", &v.token_url), ("client_id", &v.client_id), ("scope", &v.scope), ("secret_env", &v.secret_env)]);
+    set_unless_default(t, "max_concurrency", v.max_concurrency as i64, 5);
+    set_unless_default(t, "requests_per_second", v.requests_per_second, 10.0);
+    set_duration(t, "timeout", &v.timeout, Duration::from_secs(30));
+    set_unless_default(t, "max_retries", v.max_retries as i64, 5);
+    match v.idempotency_header.as_deref().filter(|s| !s.is_empty()) {
+        Some(h) => set_unless_default(t, "idempotency_header", h, "Idempotency-Key"),
+        None => {
+            t.remove("idempotency_header");
+        }
+    }
+    let ignore: Vec<&str> = v.ignore_fields.iter().map(|f| f.trim()).filter(|f| !f.is_empty()).collect();
+    if ignore.is_empty() {
+        t.remove("ignore_fields");
+    } else {
+        set(t, "ignore_fields", ignore.into_iter().collect::<toml_edit::Array>());
+    }
+}
+
+/// Checks what the TOML types alone cannot say well, naming the form field.
+fn check_target_view(v: &TargetView) -> Result<(), ApiError> {
+    if let Some(name) = v.secret_env.as_deref().filter(|s| !s.is_empty()) {
+        if !valid_env_name(name) {
+            return Err(ApiError::field(
+                ErrorCode::Config,
+                "secret_env",
+                "this must be the NAME of an environment variable (letters, digits, `_`), not the secret itself; \
+                 to store the secret, use Set secret (the OS keyring)",
+            ));
+        }
+    }
+    if !matches!(v.auth.as_str(), "none" | "api_key" | "bearer" | "oauth2") {
+        return Err(ApiError::field(ErrorCode::Config, "auth", format!("auth `{}` is none of none, api_key, bearer, oauth2", v.auth)));
+    }
+    humantime::parse_duration(&v.timeout).map_err(|_| ApiError::field(ErrorCode::Config, "timeout", "this is not a duration; write e.g. \"30s\", \"2m\""))?;
+    Ok(())
+}
+
+/// Saves one `[[target]]` into the config file in place, like [`save_connection`]: the keys the
+/// form does not show (backoff, breaker) and the comments stay; never writes a secret.
+pub fn save_target(sm: &Syncmon, v: &TargetView) -> Result<SaveConnectionResult, ApiError> {
+    check_target_view(v)?;
+    let (path, mut doc) = read_config(sm)?;
+    let (table, index) = table_of(&mut doc, path, "target", &v.id)?;
+    fill_target(table, v);
+    write_checked(path, &doc, &format!("targets[{index}]."), |_| Ok(()))
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// The config as it is on disk now (so a saved connection shows at once), or the one the engine
 /// was opened with when there is no file.
-fn current_config(sm: &Syncmon) -> Result<Config, ApiError> {
+pub(super) fn current_config(sm: &Syncmon) -> Result<Config, ApiError> {
     match sm.config_path() {
         Some(path) if path.exists() => Ok(Config::load(path).map_err(Error::from)?),
         _ => Ok(sm.config().clone()),
@@ -29,7 +29,7 @@ fn has_secret(c: &ConnectionConfig, kind: SecretKind) -> bool {
     }
 }
 
-fn fmt_duration(d: Duration) -> String {
+pub(super) fn fmt_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
@@ -52,6 +52,16 @@ fn cursor_view(profile: ProfileKind, cur: &CursorConfig) -> CursorView {
     }
 }
 
+/// `auth` as the config file writes it.
+pub(super) fn auth_word(a: crate::config::AuthKind) -> &'static str {
+    match a {
+        crate::config::AuthKind::None => "none",
+        crate::config::AuthKind::ApiKey => "api_key",
+        crate::config::AuthKind::Bearer => "bearer",
+        crate::config::AuthKind::Oauth2 => "oauth2",
+    }
+}
+
 /// The config as the screen shows it; looks up the keyring (blocking).
 pub fn connection_view(c: &ConnectionConfig) -> ConnectionView {
     ConnectionView {
@@ -64,13 +74,7 @@ pub fn connection_view(c: &ConnectionConfig) -> ConnectionView {
             ProfileKind::Timestamp => "timestamp",
         }
         .into(),
-        auth: match c.auth {
-            crate::config::AuthKind::None => "none",
-            crate::config::AuthKind::ApiKey => "api_key",
-            crate::config::AuthKind::Bearer => "bearer",
-            crate::config::AuthKind::Oauth2 => "oauth2",
-        }
-        .into(),
+        auth: auth_word(c.auth).into(),
         api_key_header: Some(c.api_key_header.clone()),
         token_url: c.token_url.clone(),
         client_id: c.client_id.clone(),
@@ -125,29 +129,40 @@ pub async fn test_connection(sm: &Syncmon, id: &str) -> Result<TestConnectionRes
     let client = sm.source_client(c);
     let started = Instant::now();
     let result = client.get_once(&url, entity.as_deref(), 1).await;
-    let latency_ms = started.elapsed().as_millis() as u64;
-    Ok(match result {
+    Ok(test_result("source", result, started.elapsed().as_millis() as u64))
+}
+
+/// What a test call answered, for the screen: the status, the time, the Trackingid, and on a
+/// failure what to check (`side` is "source" or "target").
+pub(super) fn test_result(side: &str, result: Result<crate::source::Fetched, crate::source::Failure>, latency_ms: u64) -> TestConnectionResult {
+    match result {
         Ok(f) => TestConnectionResult {
             ok: true,
             http_status: Some(f.status),
             latency_ms,
-            message: format!("the source answered {} in {latency_ms} ms", f.status),
+            message: format!("the {side} answered {} in {latency_ms} ms", f.status),
             tracking_id: f.tracking_id,
         },
         Err(f) => {
-            let hint = match (f.class, f.http_status) {
-                (crate::source::FailureClass::Auth, _) => "check the credentials (Set secret) and the auth settings",
-                (_, None) => "check base_url and that the source is reachable from this machine",
-                _ => "check base_url, the entity's path and the credentials' permissions",
+            let hint = match (f.class, f.http_status, side) {
+                (crate::source::FailureClass::Auth, _, _) => "check the credentials (Set secret) and the auth settings".to_string(),
+                (_, None, _) => format!("check base_url and that the {side} is reachable from this machine"),
+                (_, _, "target") => "check base_url, the test path and the credentials' permissions".to_string(),
+                _ => "check base_url, the entity's path and the credentials' permissions".to_string(),
             };
             TestConnectionResult { ok: false, http_status: f.http_status, latency_ms, message: format!("{}; {hint}", f.message), tracking_id: f.tracking_id }
         }
-    })
+    }
 }
 
 pub(super) async fn set_secret(sm: &Syncmon, connection: &str, webhook: bool, secret: String) -> Result<(), ApiError> {
-    if current_config(sm)?.connection(connection).is_none() {
-        return Err(ApiError::field(ErrorCode::NotFound, "connection", format!("no connection `{connection}` in the config; save it first")));
+    let config = current_config(sm)?;
+    // A target's credential is the keyring entry of its id (a connection's system shares it).
+    if config.connection(connection).is_none() && config.target(connection).is_none() {
+        return Err(ApiError::field(ErrorCode::NotFound, "connection", format!("no connection or target `{connection}` in the config; save it first")));
+    }
+    if webhook && config.connection(connection).is_none() {
+        return Err(ApiError::field(ErrorCode::Usage, "webhook", format!("`{connection}` is a target, which has no webhook secret")));
     }
     if secret.trim().is_empty() {
         return Err(ApiError::field(ErrorCode::Usage, "secret", "the secret is empty; nothing was stored"));

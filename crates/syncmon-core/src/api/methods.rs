@@ -3,8 +3,9 @@
 //! that table, so a handler that answers another type does not compile).
 
 use super::{
-    config_edit, connections, failed, views, ApiError, ConnectionView, Empty, EntityDetailResult, FailedDiscardResult, FailedFilter, FailedPageResult,
-    FailedSelection, OverviewResult, SaveConnectionResult, SetPausedResult, Settings, SyncNowResult, TestConnectionResult, MAX_PAGE,
+    config_edit, connections, failed, targets as target_views, views, ApiError, ConnectionView, Empty, EntityDetailResult, FailedDiscardResult, FailedFilter,
+    FailedPageResult, FailedSelection, OverviewResult, SaveConnectionResult, SetPausedResult, Settings, SyncNowResult, TargetView, TestConnectionResult,
+    MAX_PAGE,
 };
 use crate::engine::CycleReport;
 use crate::events::Event;
@@ -106,6 +107,18 @@ pub(super) async fn save_connection(sm: &Arc<Syncmon>, connection: Box<Connectio
 
 pub(super) async fn test_connection(sm: &Arc<Syncmon>, id: String) -> Answer<TestConnectionResult> {
     connections::test_connection(sm, &id).await
+}
+
+pub(super) async fn targets_config(sm: &Arc<Syncmon>) -> Answer<Vec<TargetView>> {
+    target_views::list(sm).await
+}
+
+pub(super) async fn save_target(sm: &Arc<Syncmon>, target: Box<TargetView>) -> Answer<SaveConnectionResult> {
+    config_edit::save_target(sm, &target)
+}
+
+pub(super) async fn test_target(sm: &Arc<Syncmon>, id: String, path: Option<String>) -> Answer<TestConnectionResult> {
+    target_views::test_target(sm, &id, path.as_deref()).await
 }
 
 pub(super) async fn set_secret(sm: &Arc<Syncmon>, connection: String, webhook: bool, secret: String) -> Answer<Empty> {

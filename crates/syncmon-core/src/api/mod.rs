@@ -8,18 +8,20 @@
 //!
 //! The modules: this one is the contract (the table of methods, from which the dispatch is
 //! generated, and `ApiError`); `methods` one handler per method; `types` the params and results; `views` the read views; `failed` the failed-items actions; `connections`
-//! the Connections screen's reads and tests; `config_edit` the config editor behind
-//! `save_connection`.
+//! the Connections screen's reads and tests; `targets` its targets (reads and the test call);
+//! `config_edit` the config editor behind `save_connection` and `save_target`.
 
 mod config_edit;
 mod connections;
 mod failed;
 mod methods;
+mod targets;
 mod types;
 mod views;
 
-pub use config_edit::save_connection;
+pub use config_edit::{save_connection, save_target};
 pub use connections::{connection_view, test_connection};
+pub use targets::{target_view, test_target};
 pub use types::*;
 pub use views::{overview, settings};
 
@@ -172,7 +174,19 @@ rpc_methods! {
     test_connection: TestConnection {
         id: String,
     } -> TestConnectionResult;
+    targets_config: TargetsConfig {} -> Vec<TargetView>;
+    save_target: SaveTarget {
+        target: Box<TargetView>,
+    } -> SaveConnectionResult;
+    test_target: TestTarget {
+        id: String,
+        /// Under the target's base_url; default: the first forwarding entity's forward_path.
+        #[ts(optional = nullable)]
+        #[serde(default)]
+        path: Option<String>,
+    } -> TestConnectionResult;
     set_secret: SetSecret {
+        /// A connection's id, or a target's (its keyring entry).
         connection: String,
         #[serde(default)]
         webhook: bool,
@@ -245,7 +259,7 @@ impl From<store::StoreError> for ApiError {
 }
 
 /// Reads a request from JSON, treating a missing `params` as `{}`, with a message that says what
-/// was wrong. A plaintext secret inside `save_connection` is refused with its `field`.
+/// was wrong. A plaintext secret inside `save_connection` or `save_target` is refused with its `field`.
 pub fn parse_request(mut v: Value) -> Result<Request, ApiError> {
     let Some(obj) = v.as_object_mut() else {
         return Err(ApiError::usage("the request must be a JSON object {\"method\": …, \"params\": {…}}; see docs/api.md"));
@@ -253,8 +267,13 @@ pub fn parse_request(mut v: Value) -> Result<Request, ApiError> {
     if !obj.contains_key("params") {
         obj.insert("params".into(), json!({}));
     }
-    if obj.get("method").and_then(Value::as_str) == Some("save_connection") {
-        if let Some(conn) = obj.get("params").and_then(|p| p.get("connection")).and_then(Value::as_object) {
+    let form = match obj.get("method").and_then(Value::as_str) {
+        Some("save_connection") => Some("connection"),
+        Some("save_target") => Some("target"),
+        _ => None,
+    };
+    if let Some(form) = form {
+        if let Some(conn) = obj.get("params").and_then(|p| p.get(form)).and_then(Value::as_object) {
             if let Some(key) = conn.keys().find(|k| crate::config::SECRET_KEYS.contains(&k.as_str())) {
                 return Err(ApiError::field(
                     ErrorCode::Config,

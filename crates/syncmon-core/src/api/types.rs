@@ -227,3 +227,50 @@ pub struct EntityView {
 #[derive(Debug, Clone, Copy, Default, Serialize, TS)]
 #[ts(type = "Record<string, never>")]
 pub struct Empty {}
+
+/// A `[[target]]` as the Connections screen edits it: the config without any secret, plus whether
+/// the secret is there. Keys the form does not show (backoff, breaker) stay in the file as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct TargetView {
+    pub id: String,
+    pub base_url: String,
+    #[ts(type = "\"none\" | \"api_key\" | \"bearer\" | \"oauth2\"")]
+    pub auth: String,
+    /// Header that carries the key when auth = api_key (default `x-np-api-key`).
+    #[serde(default)]
+    pub api_key_header: Option<String>,
+    #[serde(default)]
+    pub token_url: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Name of an environment variable holding the secret, instead of the keyring (account = the id).
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    pub max_concurrency: usize,
+    pub requests_per_second: f64,
+    pub timeout: String,
+    /// Retries of a transient failure before the record becomes a failed item (default 5).
+    pub max_retries: u32,
+    /// The header each delivery carries its idempotency key in (default `Idempotency-Key`).
+    #[serde(default)]
+    pub idempotency_header: Option<String>,
+    /// Top-level fields the target sets itself, left out when Syncmon recognises its own writes.
+    #[serde(default)]
+    pub ignore_fields: Vec<String>,
+    /// Ignored on save.
+    #[serde(default)]
+    pub has_secret: bool,
+    /// The target is a connection's system (same id): it shares that connection's credential.
+    /// Ignored on save.
+    #[serde(default)]
+    pub is_connection: bool,
+    /// `connection/entity` of every entity forwarding to it. Ignored on save.
+    #[serde(default)]
+    pub entities: Vec<String>,
+    /// The path under `base_url` that Test connection GETs by default: the first forwarding
+    /// entity's `forward_path`, else "". Ignored on save.
+    #[serde(default)]
+    pub test_path: String,
+}

@@ -76,3 +76,11 @@ impl Syncmon {
         Ok(out)
     }
 }
+
+impl Syncmon {
+    /// An HTTP client for a target as configured (auth, limits, TLS, the request log), for a test
+    /// call outside delivery.
+    pub(crate) fn target_client(&self, t: &crate::config::TargetConfig) -> crate::source::SourceClient {
+        crate::source::SourceClient::for_target(t, crate::source::SourceClient::http_client(), self.ctx.store.clone(), self.ctx.clock.clone())
+    }
+}

@@ -50,6 +50,7 @@ export type { Settings } from "./Settings";
 export type { StreamNotice } from "./StreamNotice";
 export type { SyncNowResult } from "./SyncNowResult";
 export type { TargetStatus } from "./TargetStatus";
+export type { TargetView } from "./TargetView";
 export type { TestConnectionResult } from "./TestConnectionResult";
 export type { ThroughputPoint } from "./ThroughputPoint";
 export type { UnfinishedRun } from "./UnfinishedRun";

@@ -19,6 +19,7 @@ import type { SetPausedResult } from "./SetPausedResult";
 import type { Settings } from "./Settings";
 import type { SyncNowResult } from "./SyncNowResult";
 import type { TargetStatus } from "./TargetStatus";
+import type { TargetView } from "./TargetView";
 import type { TestConnectionResult } from "./TestConnectionResult";
 
 /** What each method answers (docs/api.md, "Methods"). */
@@ -42,6 +43,9 @@ export interface Results {
   connections: Array<ConnectionView>;
   save_connection: SaveConnectionResult;
   test_connection: TestConnectionResult;
+  targets_config: Array<TargetView>;
+  save_target: SaveConnectionResult;
+  test_target: TestConnectionResult;
   set_secret: Empty;
   activity: Array<Event>;
   settings: Settings;
