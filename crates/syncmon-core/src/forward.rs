@@ -1,5 +1,6 @@
 //! The optional second sink: every change an entity writes to its replica is also sent to a
-//! target HTTP API (`forward_to`), `PUT {target}{forward_path}/{id}` with the record as the body,
+//! target HTTP API (`forward_to`), `PUT {target}{forward_path}/{id}` with the record as the body
+//! (the method is `forward_method`; a `forward_path` holding `{id}` places the id itself),
 //! `DELETE` for a deletion found by a full resync.
 //!
 //! Changes reach the target through the outbox (`store/outbox.rs`), written in the same
@@ -43,6 +44,10 @@ pub struct Forwarder {
     pub last_error: Mutex<Option<String>>,
     /// The header the idempotency key goes in (the target's `idempotency_header`).
     pub idempotency_header: reqwest::header::HeaderName,
+    /// How an upsert is sent (`forward_method`, default PUT; deletions are DELETE).
+    pub method: Method,
+    /// `forward_path` when it places the id itself (`/items/{id}/full`); else the id is appended.
+    pub template: Option<String>,
     /// The entity's `forward_rename` and `forward_drop`: applied to the body on the way out.
     pub rename: std::collections::BTreeMap<String, String>,
     pub drop: Vec<String>,
@@ -54,7 +59,10 @@ impl Forwarder {
     pub fn new(target: Arc<SourceClient>, forward_path: &str, idempotency_header: &str) -> Result<Forwarder, String> {
         let idempotency_header = reqwest::header::HeaderName::from_bytes(idempotency_header.as_bytes())
             .map_err(|e| format!("target `{}`: idempotency_header `{idempotency_header}` is not a header name ({e})", target.cfg.id))?;
-        let text = format!("{}{}", target.cfg.base_url.trim_end_matches('/'), forward_path);
+        // A path template (`/v2/items/{id}/full`) is checked with a stand-in id.
+        let template = forward_path.contains("{id}").then(|| forward_path.to_string());
+        let probe = forward_path.replace("{id}", "x");
+        let text = format!("{}{}", target.cfg.base_url.trim_end_matches('/'), probe);
         let base = Url::parse(&text).map_err(|e| format!("target `{}`: `{text}` is not a URL ({e})", target.cfg.id))?;
         if base.cannot_be_a_base() {
             return Err(format!("target `{}`: `{text}` cannot take a record id below it", target.cfg.id));
@@ -66,14 +74,23 @@ impl Forwarder {
             busy: tokio::sync::Mutex::new(()),
             last_error: Mutex::new(None),
             idempotency_header,
+            method: Method::PUT,
+            template,
             rename: Default::default(),
             drop: Vec::new(),
             pair: None,
         })
     }
 
-    /// `{base}/{id}`, the id percent-encoded as one path segment.
+    /// `{base}/{id}` (or the template with `{id}` filled in), the id percent-encoded as one path segment.
     pub fn record_url(&self, id: &str) -> Url {
+        if let Some(t) = &self.template {
+            let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>().replace('+', "%20");
+            let text = format!("{}{}", self.target.cfg.base_url.trim_end_matches('/'), t.replace("{id}", &encoded));
+            if let Ok(u) = Url::parse(&text) {
+                return u;
+            }
+        }
         let mut u = self.base.clone();
         if let Ok(mut segs) = u.path_segments_mut() {
             segs.pop_if_empty().push(id);
@@ -271,7 +288,7 @@ pub(crate) async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, it
     let mapped = (!delete).then(|| f.map_body(&payload));
     let (method, body) = match &mapped {
         None => (Method::DELETE, None),
-        Some(m) => (Method::PUT, Some(bytes::Bytes::from(m.clone()))),
+        Some(m) => (f.method.clone(), Some(bytes::Bytes::from(m.clone()))),
     };
     let url = f.record_url(&item.record_id);
     let on_retry = |attempt: u32, fail: &Failure, wait: std::time::Duration| {

@@ -417,3 +417,21 @@ async fn changes_waiting_for_the_target_count_as_lag() {
     assert!(why.contains("29 changes wait for target `dst` for 15 min") && why.contains("keeps failing"), "{why}");
     assert_eq!(s.lag_seconds, Some(900), "the lag is the oldest waiting change's");
 }
+
+/// A target with its own way of taking records: `forward_method` and a `forward_path` template
+/// that places the id itself.
+#[tokio::test]
+async fn forward_method_and_a_path_template_shape_each_delivery() {
+    let mock = MockServer::start(MockConfig { entities: entities(&[("items", 12)]), ..Default::default() }).await.unwrap();
+    let text = config_text(&mock.base_url(), &["items"], "", "forward_to = \"dst\"\nforward_method = \"POST\"\nforward_path = \"/target/products/{id}\"")
+        + &target_section(&mock.base_url(), "").replace("/target\"", "\"");
+    let h = Harness::with_config(mock, text).await;
+    let r = h.sync_ok("items").await;
+    assert_eq!(r.forwarded.unwrap().delivered, 12);
+    let calls = target_calls(&h);
+    assert_eq!(calls.len(), 12);
+    assert!(calls.iter().all(|c| c.method == "POST" && c.path.starts_with("/target/products/")), "{:?}", calls[0]);
+    assert_eq!(h.mock.target_dataset("products").len(), 12, "the template put each record under /products");
+    let err = syncmon_core::Config::parse(&h.config_text.replace("forward_method = \"POST\"", "forward_method = \"GET\"")).unwrap_err().to_string();
+    assert!(err.contains("forward_method must be PUT, POST or PATCH"), "{err}");
+}

@@ -170,8 +170,11 @@ pub struct EntityConfig {
     pub deletion_guard: f64,
     /// Id of a `[[target]]` that receives every change of this entity.
     pub forward_to: Option<String>,
-    /// Path under the target's base URL; defaults to "/<name>".
+    /// Path under the target's base URL; defaults to "/<name>". The record id is appended as a
+    /// path segment, or goes where the path says `{id}` (`/v2/items/{id}/full`).
     pub forward_path: Option<String>,
+    /// How an upsert is sent: PUT (default), POST or PATCH. Deletions are DELETE.
+    pub forward_method: Option<String>,
     /// Top-level fields renamed in the body sent to the target (`{ sku = "productCode" }`);
     /// the replica keeps the source's names.
     #[serde(default)]

@@ -68,6 +68,13 @@ impl Config {
                     }
                     _ => {}
                 }
+                if let Some(m) = e.forward_method.as_deref().filter(|m| !matches!(*m, "PUT" | "POST" | "PATCH")) {
+                    return Err(loc.problem(
+                        &table,
+                        "forward_method",
+                        at_line("forward_method", m, format!("{at}: forward_method must be PUT, POST or PATCH")),
+                    ));
+                }
                 if let Some(wb) = &e.write_back {
                     if !matches!(wb.method.as_str(), "PATCH" | "PUT" | "POST") {
                         return Err(loc.problem(&table, "write_back", format!("{at}: write_back method must be PATCH, PUT or POST, not `{}`", wb.method)));

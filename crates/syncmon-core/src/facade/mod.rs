@@ -136,6 +136,10 @@ impl Syncmon {
                 let forward = match e.forward_to.as_deref().and_then(|t| targets.get(t)) {
                     Some((target, header)) => {
                         let mut f = forward::Forwarder::new(target.clone(), &e.forward_path(), header).map_err(Error::Usage)?;
+                        if let Some(m) = &e.forward_method {
+                            f.method =
+                                reqwest::Method::from_bytes(m.as_bytes()).map_err(|_| Error::Usage(format!("forward_method `{m}` is not an HTTP method")))?;
+                        }
                         f.rename = e.forward_rename.clone();
                         f.drop = e.forward_drop.clone();
                         f.pair = two_way_pair(&config, c, e, &profile)?;

@@ -68,7 +68,8 @@ pub(super) async fn target(
 
 async fn target_call(sh: &Shared, method: &Method, entity: &str, id: &str, req: Request) -> Reply {
     match *method {
-        Method::PUT => {
+        // POST takes the record as PUT does (targets that create with POST).
+        Method::PUT | Method::POST => {
             let body = match axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await {
                 Ok(b) => b,
                 Err(_) => return Reply::error(400, "invalid_body", "The body could not be read."),
@@ -106,7 +107,7 @@ async fn target_call(sh: &Shared, method: &Method, entity: &str, id: &str, req: 
             Some(v) => Reply::json(200, v.to_string()),
             None => Reply::error(404, "resource_not_found", &format!("No {entity} record with id {id} at the target.")),
         },
-        _ => Reply::error(405, "method_not_allowed", "The target takes PUT, PATCH, DELETE and GET."),
+        _ => Reply::error(405, "method_not_allowed", "The target takes PUT, POST, PATCH, DELETE and GET."),
     }
 }
 
