@@ -72,6 +72,10 @@ impl Demo {
         })
         .await
         .map_err(|e| format!("cannot start the simulated source on {}: {e}; pass --mock-listen with a free port", opts.mock_listen))?;
+        // The two-way pair's two systems start with the store's stock; the ERP side fills from it.
+        for i in 0..STOCK_RECORDS {
+            mock.target_put(STORE_STOCK, &stock_id(i), stock_record(i, 100 + (i as u64 % 50), "store"));
+        }
         let secret = format!("whsec_{}", base64_key());
         std::env::set_var(DEMO_WEBHOOK_ENV, &secret);
         let config_path = data_dir.join("demo.toml");
@@ -121,7 +125,31 @@ pub fn demo_config(base_url: &str, webhook_listen: &str, poll_seconds: u64) -> S
          [[connection.entity]]\nname = \"prices\"\npoll_every = \"{}s\"\npage_size = 100\n",
         poll_seconds.max(1) * 3
     ));
+    // A two-way pair: the store's stock and the ERP's, each the other's target (the simulated
+    // target keeps both and serves each as a rowVersion feed). Edits on either side reach the
+    // other; a record edited on both between two syncs waits as a conflict to keep one side of.
+    for (id, own, other) in [("store", STORE_STOCK, ERP_STOCK), ("erp", ERP_STOCK, STORE_STOCK)] {
+        s.push_str(&format!(
+            "\n[[connection]]\nid = \"{id}\"\nbase_url = \"{base_url}/target\"\nauth = \"none\"\nrequests_per_second = 50\n\
+             [[connection.entity]]\nname = \"stock\"\npath = \"/{own}\"\npoll_every = \"{poll_seconds}s\"\nforward_to = \"{other_id}\"\nforward_path = \"/{other}\"\n\
+             \n[[target]]\nid = \"{id}\"\nbase_url = \"{base_url}/target\"\nauth = \"none\"\nrequests_per_second = 50\n",
+            other_id = if id == "store" { "erp" } else { "store" },
+        ));
+    }
     s
+}
+
+/// The simulated target's names for the two systems' stock.
+pub const STORE_STOCK: &str = "store-stock";
+pub const ERP_STOCK: &str = "erp-stock";
+const STOCK_RECORDS: usize = 200;
+
+fn stock_id(i: usize) -> String {
+    format!("sku-{i:04}")
+}
+
+fn stock_record(i: usize, quantity: u64, by: &str) -> serde_json::Value {
+    serde_json::json!({ "id": stock_id(i), "sku": stock_id(i), "quantity": quantity, "changedBy": by })
 }
 
 async fn fault_loop(mock: MockServer, webhook_url: String, secret: String, cancel: CancellationToken) {
@@ -140,6 +168,10 @@ async fn fault_loop(mock: MockServer, webhook_url: String, secret: String, cance
             _ = tokio::time::sleep(Duration::from_secs(20)) => {}
             _ = cancel.cancelled() => return,
         }
+        // The pair: one side's user changes a record, the sides taking turns.
+        let (system, by) = if step % 2 == 0 { (STORE_STOCK, "store") } else { (ERP_STOCK, "erp") };
+        let i = (step as usize * 7) % STOCK_RECORDS;
+        mock.target_put(system, &stock_id(i), stock_record(i, step % 90, by));
         let (entity, kind, times) = script[(step as usize) % script.len()].clone();
         mock.inject(Fault { kind, entity: Some(entity.to_string()), times });
         mock.mutate(entity, 5);

@@ -1,5 +1,6 @@
 //! The demo's generated config against its simulated source: every profile the demo shows
-//! (rowVersion entities, a timestamp feed, a snapshot feed) syncs to a replica equal to the source.
+//! (rowVersion entities, a timestamp feed, a snapshot feed, a two-way pair) syncs to a replica
+//! equal to the source.
 
 use std::net::TcpListener;
 use syncmon_core::{Health, Outcome, RunKind};
@@ -17,11 +18,11 @@ async fn the_demo_syncs_one_entity_of_every_profile() {
     let demo = Demo::start(&opts, dir.path()).await.unwrap();
     let sm = demo.open().unwrap();
     let profiles: Vec<_> = sm.config().connections.iter().map(|c| format!("{:?}", c.profile).to_lowercase()).collect();
-    assert_eq!(profiles, ["rowversion", "timestamp", "snapshot"], "one connection of each profile");
+    assert_eq!(profiles, ["rowversion", "timestamp", "snapshot", "rowversion", "rowversion"], "one connection of each profile, and the two-way pair");
 
     let entities = sm.select(None, &[]).unwrap();
     let reports = sm.sync_once(&entities, &CancellationToken::new()).await;
-    assert_eq!(reports.len(), 5, "items, customers, salesorders, vendors, prices");
+    assert_eq!(reports.len(), 7, "items, customers, salesorders, vendors, prices, and the pair's stock on both sides");
     for r in &reports {
         assert_eq!((r.outcome, r.kind), (Outcome::CaughtUp, RunKind::Incremental), "{}", r.summary());
     }
