@@ -9,7 +9,7 @@ export const DEMO_ENTITIES = ['demo/items', 'demo/customers', 'demo/salesorders'
 
 /** The simulated source's control API at `base` (http://127.0.0.1:PORT/_mock). */
 export function mockControl(base) {
-  return async function mock(method, path, body) {
+  const mock = async function mock(method, path, body) {
     const res = await fetch(base + path, {
       method,
       headers: body ? { 'content-type': 'application/json' } : {},
@@ -18,6 +18,18 @@ export function mockControl(base) {
     });
     assert.ok(res.ok, `${method} ${path}: ${res.status} ${await res.text()}`);
   };
+  /** GET a control route's JSON (`/requests`: the calls the source answered). */
+  mock.get = async (path) => {
+    const res = await fetch(base + path, { signal: AbortSignal.timeout(10_000) });
+    assert.ok(res.ok, `GET ${path}: ${res.status}`);
+    return res.json();
+  };
+  return mock;
+}
+
+/** How many calls to `entity`'s feed the source answered with `status`. */
+async function answered(mock, entity, status) {
+  return (await mock.get('/requests')).filter((r) => r.path.startsWith(`/${entity}`) && r.status === status).length;
 }
 
 /** The health shown on an entity's Overview row. */
@@ -58,7 +70,8 @@ export async function go(wd, hash) {
 }
 
 /**
- * Overview healthy → an outage turns the entity failing with the failed request's Trackingid →
+ * Overview healthy → one transient 503 reads "Retrying" with its next attempt (banner amber) →
+ * an outage turns the entity failing with the failed request's Trackingid →
  * poison records land in Failed items → Replay all after the fix empties the list → Sync now and
  * Full resync (with its progress bar) → Activity and Connections. `shot(name)` takes a screenshot.
  */
@@ -69,9 +82,30 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   }
   await shot('overview');
 
-  // A source outage: every call of items answers 503 until cleared.
-  await mock('POST', '/faults', { kind: 'status', status: 503, entity: 'items', times: 0 });
+  // One transient outage inside the retry budget: four 503s (the call and its three retries) fail
+  // one cycle; the entity reads "Retrying" with its next attempt, the banner stays amber, and the
+  // next cycle heals it.
+  await mock('POST', '/faults', { kind: 'status', status: 503, entity: 'items', times: 4 });
   await wd.click(await wd.byTestId(`sync-now-${ENTITY}`));
+  await waitHealth(wd, ENTITY, ['retrying']);
+  const next = await wd.waitFor('the next attempt on the row', () => shownText(wd, `[data-testid="entity-row-${ENTITY}"] [data-testid="next-attempt"]`));
+  assert.match(next, /^next attempt (now|\d\d:\d\d)/, `the row says when it tries again: ${next}`);
+  assert.notEqual(await wd.attr(await wd.byTestId('banner'), 'data-tone'), 'bad', 'a retry inside the budget does not turn the banner red');
+  assert.doesNotMatch(await shownText(wd, '[data-testid="banner"]'), /Everything is in sync/, 'nor does the banner call it in sync');
+  await shot('overview-retrying');
+  await wd.click(await wd.byTestId(`sync-now-${ENTITY}`));
+  await waitHealth(wd, ENTITY, ['healthy']);
+
+  // A source outage: every call of items answers 503 until cleared. Each failed cycle retries
+  // by itself; after breaker_threshold (3) of them in a row the entity is failing, or its circuit open.
+  await mock('POST', '/faults', { kind: 'status', status: 503, entity: 'items', times: 0 });
+  for (let i = 0; i < 6 && !['failing', 'circuit_open'].includes(await health(wd, ENTITY)); i++) {
+    const before = await answered(mock, 'items', 503);
+    await wd.click(await wd.byTestId(`sync-now-${ENTITY}`));
+    // One failed cycle is the call and its three retries.
+    await wd.waitFor('a failed cycle', async () => (await answered(mock, 'items', 503)) >= before + 4, { timeoutMs: 30_000 });
+    await wd.waitFor('the row to show it', async () => ['retrying', 'failing', 'circuit_open'].includes(await health(wd, ENTITY)), { timeoutMs: 10_000 });
+  }
   await waitHealth(wd, ENTITY, ['failing', 'circuit_open']);
   const tracking = await wd.waitFor('the Trackingid of the failed request on the row', async () =>
     shownText(wd, `[data-testid="entity-row-${ENTITY}"] [data-testid="tracking-id"]`));
@@ -83,6 +117,7 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
     await shot('overview-failing');
     if (['failing', 'circuit_open'].includes(await health(wd, ENTITY))) break;
   }
+  assert.equal(await wd.attr(await wd.byTestId('banner'), 'data-tone'), 'bad', 'past the budget the banner is red');
 
   // The Diagnostics button: the bundle's SUMMARY names the failing entity and a Trackingid.
   await wd.click(await wd.byTestId('diagnostics'));

@@ -72,11 +72,16 @@ pub enum EventKind {
         entity: String,
         count: usize,
     },
+    /// A full resync (or snapshot pass) under way: `seen` records read by the whole pass so far,
+    /// of about `expected` (the replica's rows when the cycle began).
     ResyncProgress {
         connection: String,
         entity: String,
         seen: i64,
         expected: i64,
+        /// The replica rows the pass has not seen yet, which it deletes at its end unless the
+        /// rest of the feed names them; None for a snapshot feed.
+        would_delete: Option<i64>,
     },
     DeletionGuardTripped {
         connection: String,

@@ -41,7 +41,7 @@ impl Syncmon {
             let now = self.ctx.clock.now_ms();
             let end = self.ctx.store.resync_finish(&e.key, row.resync_pass, e.cfg.deletion_guard, true, now)?;
             let run = self.ctx.store.begin_run(&e.key, RunKind::Resync, now)?;
-            self.ctx.store.finish_run(&e.key, run, Outcome::CaughtUp, None, None, None, false, now, self.ctx.runs_kept)?;
+            self.ctx.store.finish_run(&e.key, run, Outcome::CaughtUp, None, None, false, None, false, now, self.ctx.runs_kept)?;
             let mut report = engine::run_cycle(&self.ctx, &e, CycleKind::Incremental, cancel).await;
             report.kind = RunKind::Resync;
             report.pass = Some(end);

@@ -175,6 +175,11 @@ CREATE INDEX runs_by_tracking_id ON runs (tracking_id) WHERE tracking_id IS NOT 
 CREATE INDEX failed_items_by_tracking_id ON failed_items (tracking_id) WHERE tracking_id IS NOT NULL;
 CREATE INDEX failed_items_by_record_id ON failed_items (record_id) WHERE record_id IS NOT NULL;
 "#,
+    r#"
+-- Retrying vs failing: whether the last failed cycle failed on a transient error (5xx, timeout,
+-- connection), which the next poll retries by itself within the breaker's budget.
+ALTER TABLE entity_state ADD COLUMN last_failure_transient INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The schema version this build writes: migrations are numbered from 1 in `PRAGMA user_version`
