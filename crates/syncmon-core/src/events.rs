@@ -83,6 +83,16 @@ pub enum EventKind {
         /// rest of the feed names them; None for a snapshot feed.
         would_delete: Option<i64>,
     },
+    /// A verify under way (`syncmon verify`, the app's Verify button): pages and records read so
+    /// far, and what it found missing or stale in them (the extra rows are counted at its end).
+    VerifyProgress {
+        connection: String,
+        entity: String,
+        pages: u64,
+        records: u64,
+        missing: u64,
+        stale: u64,
+    },
     DeletionGuardTripped {
         connection: String,
         entity: String,

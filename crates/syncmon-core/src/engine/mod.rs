@@ -15,7 +15,7 @@ mod verify;
 pub use guards::MAX_PAGES_WITHOUT_PROGRESS;
 pub(crate) use report::counted;
 pub use report::{CycleReport, Outcome};
-pub use verify::{verify, VerifyReport};
+pub use verify::{verify, VerifyReport, VerifyResult};
 
 use crate::config::EntityConfig;
 use guards::{describe_next, FetchStop, SeenPages};

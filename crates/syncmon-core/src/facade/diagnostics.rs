@@ -113,6 +113,12 @@ impl Syncmon {
             runs.extend(self.runs_of(&e.key, RUNS_PER_ENTITY)?);
         }
         let events = self.recent_events(500);
+        let mut verifies = Vec::new();
+        for e in &self.entities {
+            if let Some(v) = self.last_verify_of(&e.key)? {
+                verifies.push(v);
+            }
+        }
         let warnings = self.config_warnings().to_vec();
 
         // SUMMARY.md: what is wrong, in plain words, first.
@@ -172,10 +178,44 @@ impl Syncmon {
                 e.last_caught_up_at.map(when).unwrap_or_else(|| "never".into())
             ));
         }
+        if !verifies.is_empty() {
+            s.push_str("\n## Last verify\n\n");
+            for v in &verifies {
+                let r = &v.report;
+                s.push_str(&format!(
+                    "- **{}** {}: {}; {} source records, {} replica rows; missing {}, stale {}, extra {}\n",
+                    r.entity,
+                    when(v.finished_at),
+                    if v.equal {
+                        "the replica equals the source"
+                    } else if r.error.is_some() {
+                        "could not finish"
+                    } else {
+                        "the replica differs"
+                    },
+                    r.source_records,
+                    r.replica_rows,
+                    r.missing,
+                    r.stale,
+                    r.extra
+                ));
+                for (what, ids) in [("missing", &r.missing_ids), ("stale", &r.stale_ids), ("extra", &r.extra_ids)] {
+                    if !ids.is_empty() {
+                        s.push_str(&format!("  - {what}: {}\n", ids.join(", ")));
+                    }
+                }
+                if let Some(err) = &r.error {
+                    s.push_str(&format!("  - error: {err}\n"));
+                }
+                if let (Some(first), Some(last)) = (&r.first_tracking_id, &r.last_tracking_id) {
+                    s.push_str(&format!("  - Trackingids of the reads: first {first}, last {last}\n"));
+                }
+            }
+        }
         s.push_str(&format!(
             "\n## In this bundle\n\n- `status.json` every entity's status\n- `config.toml` the config, secrets redacted\n- `runs.json` recent runs\n\
              - `requests.json` the request log of the last 24 hours ({} calls)\n- `failed_items.jsonl` failed items ({}, payloads {})\n\
-             - `activity.json` recent activity\n- `version.json` versions and OS\n",
+             - `activity.json` recent activity\n- `verify.json` the last verify of each entity that had one\n- `version.json` versions and OS\n",
             requests.len(),
             failed.len(),
             if opts.include_payloads { "included" } else { "left out" }
@@ -209,6 +249,7 @@ impl Syncmon {
             ("requests.json", pretty(&requests)?),
             ("failed_items.jsonl", failed_lines),
             ("activity.json", pretty(&events)?),
+            ("verify.json", pretty(&verifies)?),
         ];
         let mut zip = zip::ZipWriter::new(out);
         let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);

@@ -42,6 +42,7 @@ mod settings;
 mod snapshot;
 #[cfg(test)]
 mod test_support;
+mod verify;
 pub use checkpoints::CheckpointPoint;
 pub use entity_state::EntityRow;
 use failed::record_failure;

@@ -180,6 +180,17 @@ CREATE INDEX failed_items_by_record_id ON failed_items (record_id) WHERE record_
 -- connection), which the next poll retries by itself within the breaker's budget.
 ALTER TABLE entity_state ADD COLUMN last_failure_transient INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+-- The last verify of each entity (the report as JSON), shown on the Entity screen and put in
+-- the diagnostics bundle; the next verify of the entity replaces it.
+CREATE TABLE verify_results (
+    connection TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    finished_at INTEGER NOT NULL,
+    report TEXT NOT NULL,
+    PRIMARY KEY (connection, entity)
+);
+"#,
 ];
 
 /// The schema version this build writes: migrations are numbered from 1 in `PRAGMA user_version`

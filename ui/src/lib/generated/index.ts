@@ -52,4 +52,6 @@ export type { SyncNowResult } from "./SyncNowResult";
 export type { TestConnectionResult } from "./TestConnectionResult";
 export type { ThroughputPoint } from "./ThroughputPoint";
 export type { UnfinishedRun } from "./UnfinishedRun";
+export type { VerifyReport } from "./VerifyReport";
+export type { VerifyResult } from "./VerifyResult";
 export type { Results } from "./rpc";

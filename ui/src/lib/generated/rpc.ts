@@ -18,6 +18,7 @@ import type { SetPausedResult } from "./SetPausedResult";
 import type { Settings } from "./Settings";
 import type { SyncNowResult } from "./SyncNowResult";
 import type { TestConnectionResult } from "./TestConnectionResult";
+import type { VerifyResult } from "./VerifyResult";
 
 /** What each method answers (docs/api.md, "Methods"). */
 export interface Results {
@@ -29,6 +30,7 @@ export interface Results {
   entity_detail: EntityDetailResult;
   requests: Array<RequestRow>;
   find: Found;
+  verify: VerifyResult;
   diagnostics: SavedDiagnostics;
   failed_page: FailedPageResult;
   failed_item: FailedItem;
