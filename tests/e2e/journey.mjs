@@ -199,6 +199,32 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   await go(wd, '#/overview');
   await waitHealth(wd, ENTITY, ['healthy'], 90_000);
 
+  // Verify, on an entity whose source changed behind Syncmon's back (no sync since): the counts
+  // of missing and stale records, with the samples and the reads' Trackingids.
+  const CUSTOMERS = 'demo/customers';
+  await mock('POST', '/mutate/customers?n=5');
+  await mock('POST', '/insert/customers?n=3');
+  await go(wd, `#/entity/${CUSTOMERS}`);
+  await wd.click(await wd.byTestId('verify', { timeoutMs: 10_000 }));
+  await wd.byTestId('verify-result', { timeoutMs: 60_000 });
+  const verified = await wd.script(`const q = (t) => document.querySelector('[data-testid="' + t + '"]').textContent.replace(/\\s+/g, ' ').trim();
+    return [q('verify-headline'), q('verify-missing'), q('verify-stale'), q('verify-extra')]`);
+  assert.match(verified[0], /differs from the source: 3 missing, 5 stale/, `the headline: ${verified[0]}`);
+  assert.match(verified[1], /^3 missing/, `missing: ${verified[1]}`);
+  assert.match(verified[2], /^5 stale/, `stale: ${verified[2]}`);
+  assert.match(verified[3], /^0 extra/, `extra: ${verified[3]}`);
+  assert.match(await shownText(wd, '[data-testid="verify-result"] [data-testid="tracking-id"]') ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-/,
+    'the Trackingid of the reads');
+  await shot('entity-verify');
+  // Synced, the next verify finds them equal.
+  await wd.click(await wd.byTestId(`sync-now-${CUSTOMERS}`));
+  await wd.waitFor('the sync of the changes', async () => {
+    await wd.click(await wd.byTestId('verify'));
+    await wd.waitFor('the verify to end', async () => (await wd.findAll('[data-testid="verify-result"]')).length > 0, { timeoutMs: 60_000 });
+    return (await wd.attr(await wd.byTestId('verify-result'), 'data-equal')) === 'true';
+  }, { timeoutMs: 60_000, everyMs: 1000 });
+  await go(wd, '#/overview');
+
   await wd.click(await wd.byTestId('nav-activity'));
   await new Promise((r) => setTimeout(r, 1000));
   await shot('activity');

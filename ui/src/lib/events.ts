@@ -50,6 +50,8 @@ export function describeEvent(e: Event): string {
       return `${count(e.count)} failed ${e.count === 1 ? 'item' : 'items'} added`;
     case 'resync_progress':
       return `full resync: ${resyncText(e.seen, e.expected || null, e.would_delete)}`;
+    case 'verify_progress':
+      return `verify: ${count(e.records)} records read in ${count(e.pages)} ${e.pages === 1 ? 'page' : 'pages'}, ${count(e.missing)} missing, ${count(e.stale)} stale so far`;
     case 'deletion_guard_tripped':
       return `full resync stopped: it would delete ${count(e.would_delete)} of ${count(e.live)} rows`;
     case 'circuit_opened':
