@@ -119,7 +119,12 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   }
   assert.equal(await wd.attr(await wd.byTestId('banner'), 'data-tone'), 'bad', 'past the budget the banner is red');
 
-  // The Diagnostics button: the bundle's SUMMARY names the failing entity and a Trackingid.
+  // The Diagnostics button: the bundle's SUMMARY names the failing entity and a Trackingid. The
+  // served UI downloads the zip (GET /api/diagnostics); the desktop window saves it in the data dir.
+  if (served) {
+    await wd.script(`window.__zip = null; const orig = URL.createObjectURL.bind(URL);
+      URL.createObjectURL = (b) => { b.arrayBuffer().then((a) => (window.__zip = { size: a.byteLength, magic: String.fromCharCode(...new Uint8Array(a, 0, 2)) })); return orig(b); };`);
+  }
   await wd.click(await wd.byTestId('diagnostics'));
   await wd.byTestId('diagnostics-summary', { timeoutMs: 30_000 });
   // textContent: the summary is many lines, and WebKit's WebDriver returns only the first.
@@ -127,6 +132,11 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   assert.ok(summary.includes(`**${ENTITY}** is`), `SUMMARY names ${ENTITY}: ${summary}`);
   assert.match(summary, /Trackingid: [0-9a-f-]{36}/, `SUMMARY carries the Trackingid: ${summary}`);
   assert.match(await wd.script(`return document.querySelector('[data-testid="diagnostics-path"]').textContent.trim()`), /syncmon-diagnostics-.*\.zip$/);
+  if (served) {
+    const zip = await wd.waitFor('the diagnostics download', () => wd.script('return window.__zip'), { timeoutMs: 20_000 });
+    assert.equal(zip.magic, 'PK', 'the download is a zip');
+    assert.ok(zip.size > 1000, `a whole bundle: ${zip.size} bytes`);
+  }
   await shot('diagnostics');
   await wd.click(await wd.byTestId('diagnostics-close'));
 

@@ -84,8 +84,7 @@ impl Syncmon {
     pub fn save_diagnostics(&self, opts: &DiagnosticsOptions) -> Result<SavedDiagnostics> {
         let dir = self.ctx.store.path().parent().map(|p| p.join("diagnostics")).unwrap_or_else(|| "diagnostics".into());
         std::fs::create_dir_all(&dir).map_err(io)?;
-        let stamp = crate::timestamp::format_rfc3339(self.now_ms() / 1000 * 1_000_000).replace([':', '-'], "");
-        let path = dir.join(format!("syncmon-diagnostics-{stamp}.zip"));
+        let path = dir.join(self.diagnostics_file_name());
         let mut buf = std::io::Cursor::new(Vec::new());
         let report = self.diagnostics(&mut buf, opts)?;
         std::fs::write(&path, buf.get_ref()).map_err(io)?;
@@ -95,7 +94,15 @@ impl Syncmon {
         Ok(SavedDiagnostics { path: path.display().to_string(), files: report.files, problems: report.problems, summary })
     }
 
-    /// Writes the bundle as a zip to `out`.
+    /// The bundle's file name for now: `syncmon-diagnostics-<UTC time>.zip` (the served UI's
+    /// download is named the same).
+    pub fn diagnostics_file_name(&self) -> String {
+        let stamp = crate::timestamp::format_rfc3339(self.now_ms() / 1000 * 1_000_000).replace([':', '-'], "");
+        format!("syncmon-diagnostics-{stamp}.zip")
+    }
+
+    /// Writes the bundle as a zip to `out`. SUMMARY.md is its first file and stored uncompressed,
+    /// so that a browser that downloaded the zip can show it without unzipping.
     pub fn diagnostics<W: Write + Seek>(&self, out: W, opts: &DiagnosticsOptions) -> Result<DiagnosticsReport> {
         let now = self.now_ms();
         let status = self.status()?;
@@ -257,6 +264,7 @@ impl Syncmon {
         for (name, text) in files {
             // A last pass over everything: no URL credential leaves in any file.
             let text = redact::redact_url_text(&text);
+            let options = if name == "SUMMARY.md" { options.compression_method(zip::CompressionMethod::Stored) } else { options };
             zip.start_file(name, options).map_err(io)?;
             zip.write_all(text.as_bytes()).map_err(io)?;
             names.push(name.to_string());
