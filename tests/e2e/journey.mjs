@@ -172,6 +172,17 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
     assert.equal(csv.match(/missing_row_version/g)?.length, 3, 'a row per failed item');
   }
 
+  // Discard all matching asks first, naming how many; cancelled, nothing is discarded.
+  await wd.click(await wd.byTestId('discard-all'));
+  const asked = await wd.waitFor('the discard confirmation', () => shownText(wd, '[data-testid="confirm-dialog"]'), { timeoutMs: 10_000 });
+  assert.match(asked, /Discard failed items\?/, `the dialog asks: ${asked}`);
+  assert.match(asked, /discards\s*3\s*items matching the current filter/, `and names how many: ${asked}`);
+  assert.match(await shownText(wd, '[data-testid="confirm"]'), /^Discard 3$/);
+  await shot('failed-discard-confirm');
+  await wd.click(await wd.byTestId('confirm-cancel'));
+  await wd.waitFor('the dialog to close', async () => (await shownText(wd, '[data-testid="confirm-dialog"]')) == null, { timeoutMs: 10_000 });
+  assert.equal((await wd.findAll('[data-testid="failed-row"]')).length, 3, 'cancelled: nothing is discarded');
+
   // Replay after the fix: the records are fetched again by id and apply.
   await mock('DELETE', '/faults');
   await wd.click(await wd.byTestId('replay-all'));
