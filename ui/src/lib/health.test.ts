@@ -164,7 +164,8 @@ describe('every row that is not healthy says when it tries again', () => {
     expect(nextAttemptText(ent('a', 'failing', { waits_for_user: true }), now)).toBe('waiting for you');
     expect(nextAttemptText(ent('a', 'lagging', { next_attempt_at: now }), now)).toBe('next attempt now');
     expect(nextAttemptText(ent('a', 'healthy', { forward_error: 'target down' }), now)).toBe('delivery tried again at the next poll (every 1 min)');
-    for (const h of HEALTH_BY_SEVERITY.filter((h) => h !== 'healthy' && h !== 'push_only')) {
+    expect(nextAttemptText(ent('a', 'resyncing', { next_attempt_at: now + 60_000 }), now)).toBeNull(); // under way: the reason has its progress
+    for (const h of HEALTH_BY_SEVERITY.filter((h) => h !== 'healthy' && h !== 'push_only' && h !== 'resyncing')) {
       expect(nextAttemptText(ent('a', h), now), h).toBeTruthy();
     }
   });

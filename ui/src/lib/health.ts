@@ -40,7 +40,8 @@ function isBad(h: Health): boolean {
  * delete: it will not get better by itself). Null for a healthy row.
  */
 export function nextAttemptText(e: EntityStatus, now: number): string | null {
-  if (!showsWhy(e) || e.health === HEALTH.PushOnly) return null;
+  // A resync under way is not waiting to try: its progress is in the reason.
+  if (!showsWhy(e) || e.health === HEALTH.PushOnly || (e.health === HEALTH.Resyncing && !e.forward_error)) return null;
   if (e.waits_for_user) return 'waiting for you';
   const waiting = waitingText(e, now);
   if (waiting) return waiting;
