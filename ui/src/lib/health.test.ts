@@ -148,7 +148,11 @@ describe('verdict: the banner takes the worst of every signal it shows', () => {
     expect(v.banner.title).not.toMatch(/needs? attention|in sync/);
     expect(v.cards.errorRate).toBe('warn');
     expect(v.overall).toEqual({ label: 'Retrying', tone: 'warn' });
-    expect(verdict([e], header({ health: 'retrying' })).banner).toMatchObject({ tone: 'warn', title: 'Retrying: 1 entity' });
+    expect(verdict([e], header({ health: 'retrying' }), now).banner).toMatchObject({
+      tone: 'warn',
+      title: 'Retrying: 1 entity',
+      detail: 'c/items · a call failed and is tried again by itself: next attempt 10:00 (in 20 s)',
+    });
     expect(nextAttemptText(e, now)).toBe('next attempt 10:00 (in 20 s)');
   });
 });

@@ -129,7 +129,7 @@ export interface Verdict {
  * - pending failed items: amber (records to review; the entities themselves are in sync).
  * Each header card is coloured with its own signal's tone.
  */
-export function verdict(entities: EntityStatus[], header: OverviewHeader | null): Verdict {
+export function verdict(entities: EntityStatus[], header: OverviewHeader | null, now: number = Date.now()): Verdict {
   const alarms = header ? headerAlarms(header) : { errorRate: false, p95: false };
   const entityWorst = worst(...entities.map(entityTone));
   const cards = {
@@ -137,7 +137,7 @@ export function verdict(entities: EntityStatus[], header: OverviewHeader | null)
     p95: alarms.p95 ? 'warn' : 'ok',
     failed: (header?.pending_failed ?? entities.reduce((n, e) => n + e.pending_failed, 0)) > 0 ? 'warn' : 'ok',
   } satisfies Record<string, Tone>;
-  let b = entityBanner(entities);
+  let b = entityBanner(entities, now);
   const metricTone = worst(cards.errorRate, cards.p95);
   if (header && entities.length > 0 && RANK[metricTone] > RANK[b.tone]) {
     const parts: string[] = [];
@@ -162,15 +162,15 @@ export function verdict(entities: EntityStatus[], header: OverviewHeader | null)
 
 /** The sentence at the top of the Overview that answers "is everything in sync?", from the
  * entities alone (`verdict` adds the metrics). */
-export function banner(entities: EntityStatus[]): Banner {
-  return entityBanner(entities);
+export function banner(entities: EntityStatus[], now: number = Date.now()): Banner {
+  return entityBanner(entities, now);
 }
 
 function names(list: EntityStatus[]): string {
   return list.slice(0, 3).map(entityName).join(', ') + (list.length > 3 ? ` and ${list.length - 3} more` : '');
 }
 
-function entityBanner(entities: EntityStatus[]): Banner {
+function entityBanner(entities: EntityStatus[], now: number): Banner {
   if (entities.length === 0) {
     return { tone: 'info', inSync: false, title: 'No entities configured', detail: 'Add a connection and its entities on the Connections screen.' };
   }
@@ -190,7 +190,7 @@ function entityBanner(entities: EntityStatus[]): Banner {
       tone: 'warn',
       inSync: false,
       title: `Retrying: ${retrying.length} ${plural(retrying.length, 'entity', 'entities')}`,
-      detail: `${names(retrying)} · a call failed and is tried again by itself`,
+      detail: `${names(retrying)} · a call failed and is tried again by itself${retrying.length === 1 && nextAttemptText(retrying[0], now) ? `: ${nextAttemptText(retrying[0], now)}` : ''}`,
     };
   }
   const busy = entities.filter((e) => e.health === HEALTH.Resyncing || e.health === HEALTH.Pending);
