@@ -1,5 +1,6 @@
 //! `syncmon failed …`: the failed items (dead-letter queue) from the command line: list (cut
-//! or whole), show, export, summary, replay and discard (asking first for a bulk discard).
+//! or whole), show, export, summary, replay, discard (asking first for a bulk discard) and
+//! resolve (a two-way conflict).
 
 use crate::{load, load_read_only, output, shutdown_token, Cli, UsageError};
 use clap::{Args, Subcommand};
@@ -55,6 +56,17 @@ pub(crate) enum FailedCommand {
     Replay(Selection),
     /// Give up on items; they stay listed under --state discarded.
     Discard(Selection),
+    /// Settle a two-way conflict (stage `conflict`): keep one system's version, which goes to the other.
+    Resolve {
+        /// The conflict's failed item id.
+        id: i64,
+        /// The connection whose version is kept (one of the pair's two).
+        #[arg(long)]
+        keep: String,
+        /// JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -111,7 +123,7 @@ pub(crate) async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result
     // Listing and showing only read; replay and discard write (see `load`).
     let sm = match command {
         FailedCommand::List { .. } | FailedCommand::Show { .. } | FailedCommand::Export { .. } | FailedCommand::Summary { .. } => load_read_only(cli)?,
-        FailedCommand::Replay(_) | FailedCommand::Discard(_) => load(cli)?,
+        FailedCommand::Replay(_) | FailedCommand::Discard(_) | FailedCommand::Resolve { .. } => load(cli)?,
     };
     match command {
         FailedCommand::List { filter, limit, all, before, json } => {
@@ -186,6 +198,15 @@ pub(crate) async fn failed(cli: &Cli, command: &FailedCommand) -> anyhow::Result
                 output::failed_detail(&item);
             }
             Ok(ExitCode::SUCCESS)
+        }
+        FailedCommand::Resolve { id, keep, json } => {
+            let report = sm.resolve_conflict(*id, keep, &shutdown_token()).await?;
+            if *json {
+                output::json(&report)?;
+            } else {
+                println!("conflict {id} resolved: kept `{keep}`'s version; {}", report.summary());
+            }
+            Ok(if report.error.is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         FailedCommand::Replay(sel) => {
             let ids = selection_ids(&sm, sel)?;

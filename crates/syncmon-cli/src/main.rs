@@ -65,6 +65,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Per target: changes waiting for it, the oldest wait, deliveries per minute over the last
+    /// five minutes, and whether its circuit has paused delivery.
+    Targets {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// A full resync: re-reads everything and tombstones what the source no longer has.
     Resync {
         /// NAME or CONNECTION/NAME
@@ -385,6 +392,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let failing = status.iter().any(|e| matches!(e.health, Health::Failing | Health::CircuitOpen));
             Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Targets { json } => {
+            let sm = load_read_only(&cli)?;
+            let targets = sm.targets()?;
+            if *json {
+                output::json(&targets)?;
+            } else {
+                output::targets_table(&targets);
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Resync { entity, yes, json } => {
             let sm = load_one_shot(&cli)?;

@@ -133,6 +133,28 @@ pub fn status_table(status: &[EntityStatus]) {
     });
 }
 
+pub fn targets_table(targets: &[syncmon_core::TargetStatus]) {
+    if targets.is_empty() {
+        println!("No targets configured. A [[target]] section and forward_to on an entity send its changes on.");
+        return;
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
+    table(&["TARGET", "PENDING", "OLDEST WAITING", "PER MINUTE", "CIRCUIT", "ENTITIES", "LAST ERROR"], targets, |t| {
+        vec![
+            t.id.clone(),
+            t.pending.to_string(),
+            t.oldest_queued_at.map(|at| lag(Some((now - at).max(0) / 1000))).unwrap_or_else(|| "-".into()),
+            format!("{:.1}", t.deliveries_per_minute),
+            match t.circuit_open_until {
+                Some(until) => format!("open until {}", until_local(until, now)),
+                None => "closed".into(),
+            },
+            t.entities.join(", "),
+            t.last_error.clone().unwrap_or_default(),
+        ]
+    });
+}
+
 pub fn failed_table(items: &[FailedItem]) {
     failed_table_page(items);
     if let Some(last) = items.last() {

@@ -129,6 +129,15 @@ pub enum EventKind {
         pending: i64,
         error: Option<String>,
     },
+    /// A record of a two-way pair changed on both systems and the entity's policy (or a person)
+    /// kept one side: `kept` is that connection, whose version goes to the other.
+    ConflictSettled {
+        connection: String,
+        entity: String,
+        record_id: String,
+        kept: String,
+        policy: String,
+    },
 }
 
 pub struct EventBus {

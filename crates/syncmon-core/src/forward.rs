@@ -16,6 +16,7 @@ use crate::events::EventKind;
 use crate::retry::{Failure, FailureClass};
 use crate::source::SourceClient;
 use crate::store::{EntityKey, OutboxItem, Store};
+use crate::two_way::Check;
 use futures::StreamExt;
 use reqwest::Method;
 use serde::Serialize;
@@ -45,6 +46,8 @@ pub struct Forwarder {
     /// The entity's `forward_rename` and `forward_drop`: applied to the body on the way out.
     pub rename: std::collections::BTreeMap<String, String>,
     pub drop: Vec<String>,
+    /// Set when the target is the system of a connection forwarding the same entity back.
+    pub pair: Option<crate::two_way::Pair>,
 }
 
 impl Forwarder {
@@ -65,6 +68,7 @@ impl Forwarder {
             idempotency_header,
             rename: Default::default(),
             drop: Vec::new(),
+            pair: None,
         })
     }
 
@@ -108,8 +112,13 @@ pub struct ForwardReport {
     pub target: String,
     /// Upserts and deletions the target accepted.
     pub delivered: u64,
-    /// New failed items of stage `deliver`.
+    /// New failed items of stage `deliver` (and `conflict`, in a two-way pair).
     pub failed_new: u64,
+    /// Two-way pair: changes not sent because the other system already held that content.
+    pub unchanged: u64,
+    /// Two-way pair: changes dropped because the other system's change of the record won a
+    /// conflict; that version is queued for delivery the other way.
+    pub handed_over: u64,
     /// Changes still in the outbox after the pass.
     pub pending: i64,
     /// Why the pass stopped with changes left.
@@ -137,6 +146,10 @@ impl ForwardReport {
 
 pub(crate) enum Sent {
     Delivered,
+    /// Not sent: the other system already holds it (two-way pair).
+    Unchanged,
+    /// Dropped for the other side's winning change (two-way pair).
+    HandedOver,
     Failed {
         new: bool,
     },
@@ -172,6 +185,8 @@ pub async fn deliver_pending(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, ca
         while let Some(sent) = sends.next().await {
             match sent {
                 Sent::Delivered => report.delivered += 1,
+                Sent::HandedOver => report.handed_over += 1,
+                Sent::Unchanged => report.unchanged += 1,
                 Sent::Failed { new } => report.failed_new += u64::from(new),
                 Sent::Stop(why) => {
                     if stop.is_none() {
@@ -233,7 +248,31 @@ pub(crate) async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, it
             Err(e) => Sent::Stop(Some(format!("cannot update the outbox: {e}"))),
         };
     }
-    let (method, body) = if delete { (Method::DELETE, None) } else { (Method::PUT, Some(bytes::Bytes::from(f.map_body(&payload)))) };
+    if let Some(pair) = &f.pair {
+        let done = match crate::two_way::before_send(ctx, key, f, pair, &item).await {
+            Ok(Check::Send) => None,
+            Ok(Check::Done) => Some(Sent::Unchanged),
+            Ok(Check::Handed) => Some(Sent::HandedOver),
+            Ok(Check::Conflict { new }) => return Sent::Failed { new },
+            Err(e) => return Sent::Stop(Some(e)),
+        };
+        if let Some(sent) = done {
+            let r = blocking(&ctx.store, {
+                let (key, item, now) = (key.clone(), item.clone(), ctx.clock.now_ms());
+                move |s| s.delivery_succeeded(&key, &item.record_id, &item.row_version, &item.kind, replayed, now)
+            })
+            .await;
+            return match r {
+                Ok(_) => sent,
+                Err(e) => Sent::Stop(Some(format!("cannot update the outbox: {e}"))),
+            };
+        }
+    }
+    let mapped = (!delete).then(|| f.map_body(&payload));
+    let (method, body) = match &mapped {
+        None => (Method::DELETE, None),
+        Some(m) => (Method::PUT, Some(bytes::Bytes::from(m.clone()))),
+    };
     let url = f.record_url(&item.record_id);
     let on_retry = |attempt: u32, fail: &Failure, wait: std::time::Duration| {
         ctx.emit_retrying(key, attempt, wait, format!("forwarding {} to `{}`: {}", item.record_id, target.cfg.id, fail.message), fail)
@@ -256,6 +295,11 @@ pub(crate) async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, it
     let error_kind = match &failure {
         None => {
             target.breaker.lock().unwrap().record_success();
+            if let (Some(pair), Some(sent)) = (&f.pair, &mapped) {
+                if let Err(e) = crate::two_way::level(ctx, key, pair, &item, sent).await {
+                    return Sent::Stop(Some(e));
+                }
+            }
             let r = blocking(&ctx.store, {
                 let (key, item) = (key.clone(), item.clone());
                 move |s| s.delivery_succeeded(&key, &item.record_id, &item.row_version, &item.kind, replayed, now)
@@ -306,7 +350,7 @@ pub(crate) async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, it
 
 /// Runs a store call on the blocking pool: the writer may be busy with a large page transaction,
 /// and an async worker thread must not wait for it.
-async fn blocking<T: Send + 'static>(store: &Arc<Store>, f: impl FnOnce(&Store) -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(store: &Arc<Store>, f: impl FnOnce(&Store) -> T + Send + 'static) -> T {
     let s = store.clone();
     tokio::task::spawn_blocking(move || f(&s)).await.expect("store calls do not panic")
 }

@@ -28,7 +28,9 @@ pub mod source;
 pub mod state;
 pub mod store;
 pub mod timestamp;
+pub mod two_way;
 pub mod webhook;
+pub mod write_back;
 
 // What the front ends name, so that they need no module below the façade.
 pub use agent_lock::AgentLock;
@@ -39,7 +41,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind};
 pub use facade::{
     default_config_path, default_data_dir, DiagnosticsOptions, DiagnosticsReport, EntityStatus, ExportFormat, KindCount, ReplayReport, SavedDiagnostics,
-    Syncmon, DB_FILE,
+    Syncmon, TargetStatus, DB_FILE,
 };
 pub use rowversion::RowVersion;
 pub use state::{FailedStage, FailedState, Health, IngestState, RunKind, UnknownState};

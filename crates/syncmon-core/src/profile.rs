@@ -85,6 +85,11 @@ impl Profile {
         })
     }
 
+    /// The record field holding the version (`rowVersion` unless the profile's cursor names another).
+    pub fn version_field(&self) -> &str {
+        &self.version_field
+    }
+
     /// True when the records at the checkpoint are read again (an inclusive "since"): the store
     /// then compares a record at the version it holds by content.
     pub fn rereads_checkpoint(&self) -> bool {

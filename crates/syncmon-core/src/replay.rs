@@ -23,6 +23,14 @@ pub enum Replayed {
 
 /// Re-runs the failed stage of one pending item of entity `e`.
 pub async fn replay_item(ctx: &EngineCtx, e: &EntityRt, item: &FailedItem, cancel: &CancellationToken) -> Result<Replayed> {
+    // Sending either side again would only meet the other: a conflict is settled by keeping one
+    // (`Syncmon::resolve_conflict`).
+    if item.stage == FailedStage::Conflict {
+        return Ok(Replayed::StillFailing);
+    }
+    if item.stage == FailedStage::WriteBack {
+        return write_back(ctx, e, item, cancel).await;
+    }
     if item.stage == FailedStage::Deliver {
         return match &e.forward {
             Some(f) => deliver(ctx, &e.key, f, item, cancel).await,
@@ -108,6 +116,8 @@ async fn deliver(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, item: &FailedI
     // sending its own version resolves it as replayed.
     Ok(match forward::send_one(ctx, key, f, out, if newer { None } else { Some(item.id) }, cancel).await {
         Sent::Delivered if newer => Replayed::Superseded,
+        Sent::HandedOver => Replayed::Superseded,
+        Sent::Unchanged => Replayed::Replayed,
         Sent::Delivered => Replayed::Replayed,
         Sent::Failed { .. } => Replayed::StillFailing,
         Sent::Stop(why) => {
@@ -116,5 +126,23 @@ async fn deliver(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, item: &FailedI
             }
             Replayed::StillFailing
         }
+    })
+}
+
+/// Re-runs the `write_back` stage: marks the record at the source again (its replica row as it
+/// is now; a record gone from the replica needs no mark and resolves the item).
+async fn write_back(ctx: &EngineCtx, e: &EntityRt, item: &FailedItem, cancel: &CancellationToken) -> Result<Replayed> {
+    let (Some(wb), Some(record_id)) = (e.write_back.as_ref(), item.record_id.clone()) else {
+        return Ok(Replayed::StillFailing);
+    };
+    let current = ctx.store.replica_row(&e.key, &record_id)?;
+    let (row_version, data) = match current {
+        Some((v, data, false)) => (v, Some(data)),
+        _ => (item.row_version.clone().unwrap_or_default(), None),
+    };
+    let queued = crate::store::WriteBackItem { id: 0, record_id, row_version, data };
+    Ok(match crate::write_back::mark_one(ctx, e, wb, queued, Some(item.id), cancel).await {
+        crate::write_back::Mark::Set | crate::write_back::Mark::Skipped => Replayed::Replayed,
+        crate::write_back::Mark::Failed { .. } | crate::write_back::Mark::Stop(_) => Replayed::StillFailing,
     })
 }

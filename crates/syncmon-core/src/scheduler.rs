@@ -12,7 +12,7 @@ use crate::context::EngineCtx;
 use crate::engine::{self, CycleKind, EntityRt};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
-use crate::forward::{self, Forwarder};
+use crate::forward::Forwarder;
 use crate::ingest;
 use crate::secrets::{self, SecretKind};
 use crate::state::{Outcome, ResyncState};
@@ -129,6 +129,10 @@ async fn worker(sm: Arc<Agent>, e: Arc<EntityRt>, cancel: CancellationToken) {
             CycleKind::Incremental
         };
         engine::run_cycle(&sm.ctx, &e, kind, &cancel).await;
+        // A forwarding entity's records are synced once delivered: its deliverer marks them.
+        if let Some(wb) = e.write_back.as_ref().filter(|_| e.forward.is_none()) {
+            crate::write_back::mark_pending(&sm.ctx, &e, wb, &cancel).await;
+        }
     }
 }
 
@@ -140,7 +144,10 @@ async fn deliverer(sm: Arc<Agent>, e: Arc<EntityRt>, f: Arc<Forwarder>, cancel: 
         let paused = sm.ctx.store.entity(&e.key).map(|r| r.paused).unwrap_or(false);
         let mut wait = e.cfg.poll_every.unwrap_or(crate::config::DEFAULT_POLL_EVERY);
         if !paused {
-            let report = forward::deliver_pending(&sm.ctx, &e.key, &f, &cancel).await;
+            let report = engine::deliver(&sm.ctx, &e, &sm.entities, &cancel).await.unwrap_or_default();
+            if let Some(wb) = &e.write_back {
+                crate::write_back::mark_pending(&sm.ctx, &e, wb, &cancel).await;
+            }
             let now = sm.ctx.clock.now_ms();
             if let Some(t) = report.next_attempt_at.filter(|t| *t > now) {
                 wait = Duration::from_millis((t - now) as u64 + 10).min(wait);

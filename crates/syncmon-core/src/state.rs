@@ -240,6 +240,11 @@ text_enum! {
         Deliver = "deliver",
         /// Reading a record pushed to `POST /ingest` (id, rowVersion, required fields).
         Ingest = "ingest",
+        /// A record of a two-way pair changed on both systems since they were last level; the
+        /// item holds both versions until someone keeps one (`failed resolve --keep`).
+        Conflict = "conflict",
+        /// Marking a synced record at the source (`write_back`).
+        WriteBack = "write_back",
     }
 }
 
@@ -276,6 +281,8 @@ text_enum! {
         Superseded = "superseded",
         /// Given up by the user.
         Discarded = "discarded",
+        /// A conflict settled by keeping one system's version.
+        Kept = "kept",
     }
 }
 
@@ -322,7 +329,7 @@ mod tests {
     #[test]
     fn an_unknown_word_is_an_error_naming_the_expected_ones() {
         let e = "apply".parse::<FailedStage>().unwrap_err();
-        assert_eq!(e.to_string(), "failed-item stage `apply` is none of validate, deliver, ingest");
+        assert_eq!(e.to_string(), "failed-item stage `apply` is none of validate, deliver, ingest, conflict, write_back");
         let stored = FailedState::column_result(ValueRef::Text(b"gone")).unwrap_err();
         assert!(stored.to_string().contains("failed-item state `gone` is none of pending, resolved, discarded"), "{stored}");
         assert!("nope".parse::<RunOutcome>().unwrap_err().to_string().contains("running, interrupted, caught_up"));

@@ -391,3 +391,29 @@ async fn the_field_mapping_renames_and_drops_fields_on_the_way_to_the_target_onl
     let (_, row) = &replica[&target[0].id];
     assert!(row.get(&renamed).is_some() && row.get(&dropped).is_some());
 }
+
+/// Lag counts delivery: an entity whose changes wait for its target is not "in sync", even when
+/// its source is read up to date; the status says what waits and why.
+#[tokio::test]
+async fn changes_waiting_for_the_target_count_as_lag() {
+    let mock = MockServer::start(MockConfig { entities: entities(&[("items", 30)]), ..Default::default() }).await.unwrap();
+    let text = forwarding_config(&mock, "breaker_threshold = 1\nbreaker_cooldown = \"1h\"");
+    let clock = std::sync::Arc::new(syncmon_core::TestClock::fixed(1_700_000_000_000));
+    let dir = tempfile::tempdir().unwrap();
+    let sm = syncmon_core::Syncmon::open_with_clock(syncmon_core::Config::parse(&text).unwrap(), dir.path(), clock.clone()).unwrap();
+    mock.inject(at_target(Fault { kind: FaultKind::Status(503), entity: None, times: 0 }));
+    let sel = sm.select(None, &["items".to_string()]).unwrap();
+    let r = sm.sync_once(&sel, &CancellationToken::new()).await.remove(0);
+    assert!(r.forwarded.as_ref().unwrap().pending > 0, "{}", r.summary());
+    assert_eq!(sm.status().unwrap()[0].health, syncmon_core::Health::Healthy, "just queued: not late yet");
+
+    // Fifteen minutes on (the poll interval is 5 min), the source is read again (nothing new)
+    // but the changes still wait.
+    clock.advance(Duration::from_secs(900));
+    sm.sync_once(&sel, &CancellationToken::new()).await;
+    let s = sm.status().unwrap().remove(0);
+    assert_eq!(s.health, syncmon_core::Health::Lagging, "{s:?}");
+    let why = s.reason.unwrap_or_default();
+    assert!(why.contains("29 changes wait for target `dst` for 15 min") && why.contains("keeps failing"), "{why}");
+    assert_eq!(s.lag_seconds, Some(900), "the lag is the oldest waiting change's");
+}

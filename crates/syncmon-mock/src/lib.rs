@@ -19,8 +19,11 @@
 //! - The simulated *target* (a forwarding sink): `PUT /target/{entity}/{id}` with a JSON object
 //!   body stores it (201 new, 200 replaced; a body `id` other than the path's is 400),
 //!   `DELETE /target/{entity}/{id}` removes it (204, or 404 when absent), `GET` reads it back.
+//!   `GET /target/{entity}?lastRowVersion=…` serves what the target holds as a rowVersion feed
+//!   (the target's own versions, `pageKey` paging), so a second connection can read it back.
 //!   Same auth as the source. Faults reach target calls only when aimed at them: `entity` =
-//!   `"target:{entity}"` (or `"target:*"` for every target call); a fault with no entity affects
+//!   `"target:{entity}"` (or `"target:*"` for every target call, `"target:{entity}:patch"` for its
+//!   PATCH calls alone); a fault with no entity affects
 //!   source calls only. Status, rate-limit, slow and reset faults apply to target calls.
 //! - Control (no auth, no faults, not logged): `POST|GET|DELETE /_mock/faults`, `GET /_mock/entities`,
 //!   `GET /_mock/dataset/{entity}`, `POST /_mock/{mutate,insert,insert-poisoned,delete}/{entity}?n=N` (→ ids),
@@ -47,6 +50,7 @@ mod feeds;
 mod gen;
 mod server;
 mod store;
+mod target_store;
 mod webhook;
 
 use feeds::FeedOp;
@@ -434,6 +438,17 @@ impl MockServer {
     /// `rowVersion` ("" when it had none), `data` the body as received.
     pub fn target_dataset(&self, entity: &str) -> Vec<MockRecord> {
         self.h.shared.target_dataset(entity)
+    }
+
+    /// Writes a record at the simulated target as one of its own users would (it gets the
+    /// target's next version and shows in the target's feed).
+    pub fn target_put(&self, entity: &str, id: &str, body: serde_json::Value) {
+        self.h.shared.target.lock().unwrap().put(entity, id, body);
+    }
+
+    /// The record the simulated target holds for `id`, as received.
+    pub fn target_get(&self, entity: &str, id: &str) -> Option<serde_json::Value> {
+        self.h.shared.target.lock().unwrap().get(entity, id).cloned()
     }
 
     /// The most target calls (PUT, DELETE, GET under `/target`) ever answered at once.

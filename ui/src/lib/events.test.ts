@@ -23,6 +23,9 @@ describe('activity lines', () => {
     expect(describeEvent({ ...base, type: 'page_applied', connection: 'c', entity: 'e', records: 1000, failed: 2, checkpoint: '99' })).toBe(
       'page applied: 1,000 records, 2 failed, checkpoint 99',
     );
+    expect(describeEvent({ ...base, type: 'conflict_settled', connection: 'a', entity: 'items', record_id: 'r2', kept: 'b', policy: 'newest' })).toBe(
+      "r2 changed on both systems: kept `b`'s version (newest)",
+    );
     expect(describeEvent({ ...base, type: 'ingest_applied', connection: 'c', entity: 'e', batch: 'msg_1', records: 3, failed: 1, state: 'partly_failed' })).toBe(
       'pushed batch msg_1 applied: 3 records, 1 failed',
     );

@@ -22,6 +22,7 @@ export function eventTone(e: Event): 'ok' | 'warn' | 'bad' | 'plain' {
       return e.failed ? 'warn' : 'ok';
     case 'retrying':
     case 'failed_items_added':
+    case 'conflict_settled':
       return 'warn';
     case 'forwarded':
       return e.error || e.failed ? 'warn' : 'plain';
@@ -62,6 +63,8 @@ export function describeEvent(e: Event): string {
       return 'nudged: poll now';
     case 'forwarded':
       return `forwarded ${count(e.delivered)} to ${e.target}${e.failed ? `, ${count(e.failed)} failed` : ''}${e.pending ? `, ${count(e.pending)} waiting` : ''}${e.error ? `: ${plainWords(e.error)}` : ''}`;
+    case 'conflict_settled':
+      return `${e.record_id} changed on both systems: kept \`${e.kept}\`'s version (${e.policy})`;
     case 'replay_progress':
       return `replay: ${count(e.done)} of ${count(e.total)} (${count(e.replayed)} replayed, ${count(e.superseded)} superseded, ${count(e.still_failing)} still failing)`;
     default:

@@ -95,6 +95,14 @@ pub(super) async fn failed_discard(sm: &Arc<Syncmon>, selection: FailedSelection
     Ok(FailedDiscardResult { discarded: sm.discard(&ids)? })
 }
 
+pub(super) async fn failed_resolve(sm: &Arc<Syncmon>, id: i64, keep: String) -> Answer<crate::forward::ForwardReport> {
+    Ok(sm.resolve_conflict(id, &keep, &CancellationToken::new()).await?)
+}
+
+pub(super) async fn targets(sm: &Arc<Syncmon>) -> Answer<Vec<crate::TargetStatus>> {
+    Ok(sm.targets()?)
+}
+
 pub(super) async fn connections(sm: &Arc<Syncmon>) -> Answer<Vec<ConnectionView>> {
     connections::list(sm).await
 }

@@ -161,6 +161,12 @@ rpc_methods! {
         #[serde(flatten)]
         selection: FailedSelection,
     } -> FailedDiscardResult;
+    failed_resolve: FailedResolve {
+        id: i64,
+        /// The connection whose version is kept.
+        keep: String,
+    } -> crate::forward::ForwardReport;
+    targets: Targets {} -> Vec<crate::TargetStatus>;
     connections: Connections {} -> Vec<ConnectionView>;
     save_connection: SaveConnection {
         // Boxed: the largest params by far, and every request is one of these enums.

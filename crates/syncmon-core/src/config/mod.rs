@@ -17,8 +17,8 @@ mod validate;
 mod warnings;
 
 pub use sections::{
-    AuthKind, ConnectionConfig, CursorConfig, EntityConfig, NextPageMode, ProfileKind, StorageConfig, TargetConfig, WebhooksConfig, DEFAULT_INGEST_MAX_BYTES,
-    DEFAULT_POLL_EVERY,
+    AuthKind, ConnectionConfig, CursorConfig, EntityConfig, NextPageMode, ProfileKind, StorageConfig, TargetConfig, WebhooksConfig, WriteBackConfig,
+    DEFAULT_INGEST_MAX_BYTES, DEFAULT_POLL_EVERY,
 };
 pub use warnings::ConfigWarning;
 

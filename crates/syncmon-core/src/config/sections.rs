@@ -179,12 +179,45 @@ pub struct EntityConfig {
     /// Top-level fields left out of the body sent to the target.
     #[serde(default)]
     pub forward_drop: Vec<String>,
+    /// In a two-way pair, what happens to a record changed on both systems since they were
+    /// last level: `manual` (default: a failed item of stage `conflict` to settle), `newest`
+    /// (the change Syncmon saw last wins) or a connection id (that system wins).
+    pub conflict: Option<String>,
+    /// Flag-based sync: once a record is in the replica (and delivered, when it is forwarded),
+    /// mark it at the source, e.g. `{ method = "PATCH", path = "/items/{id}", body = '{"synced": true}' }`.
+    pub write_back: Option<WriteBackConfig>,
     /// A JSON Schema file every record must pass (relative to the config file's directory, or
     /// absolute); records that break it become failed items naming the rule.
     pub schema: Option<String>,
     /// The schema, read and compiled when the config was parsed (`Config::parse_in`).
     #[serde(skip)]
     pub record_schema: Option<crate::record_schema::RecordSchema>,
+}
+
+/// The call that marks a synced record at the source (`write_back` on an entity).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteBackConfig {
+    #[serde(default = "d_write_back_method")]
+    pub method: String,
+    /// Under the connection's base URL; `{id}` is the record id (one path segment).
+    pub path: String,
+    /// A JSON object: the fields set. A record that already holds them is not marked again.
+    pub body: String,
+}
+
+fn d_write_back_method() -> String {
+    "PATCH".into()
+}
+
+impl WriteBackConfig {
+    /// The body's fields (validation made sure it is an object).
+    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::from_str(&self.body) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => Default::default(),
+        }
+    }
 }
 
 impl EntityConfig {
@@ -238,6 +271,10 @@ pub struct TargetConfig {
     /// (`<connection>/<entity>/<id>/<rowVersion>`), so a target can drop a repeat.
     #[serde(default = "d_idempotency_header")]
     pub idempotency_header: String,
+    /// Top-level fields the target sets itself (an `updatedAt`, a revision): left out when
+    /// Syncmon recognises its own writes coming back in a two-way pair. The version field always is.
+    #[serde(default)]
+    pub ignore_fields: Vec<String>,
 }
 
 fn d_idempotency_header() -> String {

@@ -26,9 +26,14 @@ impl Config {
             if !ids.insert(t.id.as_str()) {
                 return Err(err("id", "two targets have this id; give each a unique `id`".into()));
             }
-            // Some keyrings (Windows) ignore case in account names.
-            if self.connections.iter().any(|c| c.id.eq_ignore_ascii_case(&t.id)) {
-                return Err(err("id", "a connection has the same id, and both would read the same keyring entry; rename the target".into()));
+            // A target with a connection's id is that connection's system (a two-way flow) and
+            // shares its keyring entry. Some keyrings (Windows) ignore case in account names, so
+            // ids that differ only in case would share it by accident.
+            if self.connections.iter().any(|c| c.id != t.id && c.id.eq_ignore_ascii_case(&t.id)) {
+                return Err(err(
+                    "id",
+                    "a connection's id differs from it only in case, and both would read the same keyring entry; use the connection's exact id (the same system) or rename the target".into(),
+                ));
             }
             at.check_urls(&table, &t.id, &t.base_url, &t.token_url, "target", &err)?;
             check_oauth2(t.auth, &t.token_url, &t.client_id, &err)?;
@@ -62,6 +67,68 @@ impl Config {
                         return Err(loc.problem(&table, "forward_path", format!("{at}: forward_path needs forward_to = \"<target id>\"")));
                     }
                     _ => {}
+                }
+                if let Some(wb) = &e.write_back {
+                    if !matches!(wb.method.as_str(), "PATCH" | "PUT" | "POST") {
+                        return Err(loc.problem(&table, "write_back", format!("{at}: write_back method must be PATCH, PUT or POST, not `{}`", wb.method)));
+                    }
+                    if !wb.path.starts_with('/') || !wb.path.contains("{id}") {
+                        return Err(loc.problem(
+                            &table,
+                            "write_back",
+                            format!("{at}: write_back path must start with `/` and hold `{{id}}` where the record id goes, e.g. \"/{}/{{id}}\"", e.name),
+                        ));
+                    }
+                    loc.refuse_secret_in_path(&table, "write_back", &c.id, &wb.path)?;
+                    if !matches!(serde_json::from_str::<serde_json::Value>(&wb.body), Ok(serde_json::Value::Object(m)) if !m.is_empty()) {
+                        return Err(loc.problem(
+                            &table,
+                            "write_back",
+                            format!("{at}: write_back body must be a JSON object of the fields to set, e.g. '{{\"synced\": true}}'"),
+                        ));
+                    }
+                    if c.profile == super::ProfileKind::Snapshot {
+                        return Err(loc.problem(
+                            &table,
+                            "write_back",
+                            format!("{at}: write_back needs a feed with versions; a snapshot feed cannot tell what is new"),
+                        ));
+                    }
+                }
+                if let Some(policy) = &e.conflict {
+                    // A pair: this entity forwards to a connection that forwards the same entity back.
+                    let peer = e.forward_to.as_deref().filter(|t| {
+                        self.connections
+                            .iter()
+                            .any(|p| p.id == *t && p.entities.iter().any(|pe| pe.name == e.name && pe.forward_to.as_deref() == Some(c.id.as_str())))
+                    });
+                    let Some(peer) = peer else {
+                        return Err(loc.problem(
+                            &table,
+                            "conflict",
+                            format!("{at}: conflict applies to a two-way pair: forward_to a connection whose entity `{}` forwards back to `{}`", e.name, c.id),
+                        ));
+                    };
+                    let theirs = self
+                        .connections
+                        .iter()
+                        .find(|p| p.id == peer)
+                        .and_then(|p| p.entities.iter().find(|pe| pe.name == e.name))
+                        .and_then(|pe| pe.conflict.as_ref());
+                    if theirs.is_some_and(|t| t != policy) {
+                        return Err(loc.problem(
+                            &table,
+                            "conflict",
+                            format!("{at}: conflict differs from the one `{peer}`'s entity `{}` sets; a pair has one policy (set it on one side)", e.name),
+                        ));
+                    }
+                    if !matches!(policy.as_str(), "manual" | "newest") && policy != &c.id && policy != peer {
+                        return Err(loc.problem(
+                            &table,
+                            "conflict",
+                            at_line("conflict", policy, format!("{at}: conflict must be \"manual\", \"newest\", \"{}\" or \"{peer}\"", c.id)),
+                        ));
+                    }
                 }
                 if let Some(p) = e.forward_path.as_deref().filter(|p| !p.starts_with('/')) {
                     return Err(loc.problem(

@@ -47,6 +47,35 @@ pub struct EntityRt {
     pub busy: tokio::sync::Mutex<()>,
     /// The target the entity forwards its changes to, if any.
     pub forward: Option<Arc<Forwarder>>,
+    /// The call that marks synced records at the source (`write_back`), if any.
+    pub write_back: Option<Arc<crate::write_back::WriteBack>>,
+}
+
+impl EntityRt {
+    /// The other side of the entity's two-way pair, among `entities`.
+    pub fn peer<'a>(&self, entities: &'a [Arc<EntityRt>]) -> Option<&'a Arc<EntityRt>> {
+        let pair = self.forward.as_ref()?.pair.as_ref()?;
+        entities.iter().find(|p| p.key == pair.peer)
+    }
+}
+
+/// One delivery pass of the entity's outbox to its target (None when it forwards nowhere). In a
+/// two-way pair the receiving system is polled first, so that a change made there is in its
+/// replica before anything is written over it (`two_way.rs`); and when the other side's change
+/// won a conflict, its delivery pass follows.
+pub async fn deliver(ctx: &EngineCtx, e: &EntityRt, entities: &[Arc<EntityRt>], cancel: &CancellationToken) -> Option<crate::forward::ForwardReport> {
+    let f = e.forward.as_ref()?;
+    let peer = e.peer(entities);
+    if let Some(peer) = peer {
+        if ctx.store.outbox_count(&e.key).unwrap_or(0) > 0 {
+            run_cycle(ctx, peer, CycleKind::Incremental, cancel).await;
+        }
+    }
+    let report = crate::forward::deliver_pending(ctx, &e.key, f, cancel).await;
+    if let Some((peer, pf)) = peer.and_then(|p| Some((p, p.forward.as_ref()?))).filter(|_| report.handed_over > 0) {
+        crate::forward::deliver_pending(ctx, &peer.key, pf, cancel).await;
+    }
+    Some(report)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +199,7 @@ impl<'a> Cycle<'a> {
             duration_ms: 0,
             next_attempt_at: None,
             forwarded: None,
+            write_back: None,
             changed: e.profile.is_snapshot().then_some(0),
         };
 

@@ -29,6 +29,8 @@ pub struct CycleReport {
     pub next_attempt_at: Option<i64>,
     /// The delivery pass to the entity's target that followed the cycle (`sync`, `resync`).
     pub forwarded: Option<ForwardReport>,
+    /// The write-back pass that followed (`write_back` on the entity: synced records marked at the source).
+    pub write_back: Option<crate::write_back::WriteBackReport>,
     /// Snapshot feeds: the records written because they were new or changed (the rest of
     /// `records` was read and found unchanged). None for the other profiles.
     pub changed: Option<u64>,
@@ -69,6 +71,9 @@ impl CycleReport {
         }
         if let Some(f) = &self.forwarded {
             s.push_str(&format!("; {}", f.summary()));
+        }
+        if let Some(w) = &self.write_back {
+            s.push_str(&format!("; {}", w.summary()));
         }
         s
     }

@@ -4,9 +4,9 @@ use super::Syncmon;
 use crate::engine::{self, CycleKind, CycleReport, EntityRt};
 use crate::error::{Error, Result};
 use crate::rowversion::RowVersion;
+use crate::scheduler;
 use crate::state::{Outcome, ResyncState, RunKind};
 use crate::store::EntityKey;
-use crate::{forward, scheduler};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -24,8 +24,11 @@ impl Syncmon {
     /// Delivers what the cycle queued (and anything left from before) to the entity's target,
     /// so that one-shot commands forward too; the agent's delivery workers do it continuously.
     async fn then_forward(&self, e: &EntityRt, mut report: CycleReport, cancel: &CancellationToken) -> CycleReport {
-        if let Some(f) = e.forward.as_ref().filter(|_| !cancel.is_cancelled()) {
-            report.forwarded = Some(forward::deliver_pending(&self.ctx, &e.key, f, cancel).await);
+        if !cancel.is_cancelled() {
+            report.forwarded = engine::deliver(&self.ctx, e, &self.entities, cancel).await;
+        }
+        if let Some(wb) = e.write_back.as_ref().filter(|_| !cancel.is_cancelled()) {
+            report.write_back = Some(crate::write_back::mark_pending(&self.ctx, e, wb, cancel).await);
         }
         report
     }

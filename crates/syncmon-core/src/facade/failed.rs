@@ -1,9 +1,9 @@
 //! Failed items: listing, replay of their failed stage, discard.
 
 use super::Syncmon;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::replay::{self, Replayed};
-use crate::state::FailedState;
+use crate::state::{FailedStage, FailedState};
 use crate::store::{FailedFilter, FailedItem, RuleCount};
 use serde::Serialize;
 use std::io::Write;
@@ -158,6 +158,38 @@ impl Syncmon {
             }
         }
         Ok(report)
+    }
+
+    /// Settles a two-way conflict (a failed item of stage `conflict`) by keeping the version of
+    /// connection `keep`: it goes to the other system (delivered now), whose own change of the
+    /// record is dropped. Returns the delivery pass that took it there.
+    pub async fn resolve_conflict(&self, id: i64, keep: &str, cancel: &CancellationToken) -> Result<crate::forward::ForwardReport> {
+        let item = self.ctx.store.failed_item(id)?;
+        if item.stage != FailedStage::Conflict {
+            return Err(Error::Usage(format!("failed item {id} is not a conflict (its stage is `{}`); replay or discard it", item.stage)));
+        }
+        if item.state != FailedState::Pending {
+            return Err(Error::Usage(format!("failed item {id} is already {}; nothing to resolve", item.state)));
+        }
+        let record_id = item.record_id.clone().ok_or_else(|| Error::Usage(format!("failed item {id} names no record")))?;
+        let own = self
+            .entities
+            .iter()
+            .find(|e| e.key.connection == item.connection && e.key.entity == item.entity)
+            .ok_or_else(|| Error::NotFound(format!("{}/{} is not in the config any more; discard item {id}", item.connection, item.entity)))?;
+        let peer = own.peer(&self.entities).ok_or_else(|| Error::Usage(format!("{} is no longer one side of a two-way pair; discard item {id}", own.key)))?;
+        let (winner, loser) = match keep {
+            k if k == own.key.connection => (own, peer),
+            k if k == peer.key.connection => (peer, own),
+            _ => return Err(Error::Usage(format!("--keep takes `{}` or `{}` (the systems of item {id})", own.key.connection, peer.key.connection))),
+        };
+        let pair = winner.forward.as_ref().and_then(|f| f.pair.as_ref()).expect("a pair's sides forward to each other");
+        let loser_fp = self.ctx.store.pair_row(&loser.key, &record_id)?.and_then(|row| crate::two_way::row_fingerprint(&row, pair));
+        let policy = crate::two_way::ConflictPolicy::Manual;
+        crate::two_way::settle(&self.ctx, &winner.key, &loser.key, &record_id, loser_fp, &policy, keep).await.map_err(Error::Io)?;
+        self.ctx.store.conflict_kept(id, self.ctx.clock.now_ms())?;
+        let f = winner.forward.as_ref().expect("a pair's sides forward");
+        Ok(crate::forward::deliver_pending(&self.ctx, &winner.key, f, cancel).await)
     }
 
     pub fn discard(&self, ids: &[i64]) -> Result<usize> {

@@ -10,10 +10,12 @@ mod diagnostics;
 mod failed;
 mod queries;
 mod status;
+mod targets;
 
 pub use diagnostics::{DiagnosticsOptions, DiagnosticsReport, SavedDiagnostics};
 pub use failed::{ExportFormat, KindCount, ReplayReport};
 pub use status::EntityStatus;
+pub use targets::TargetStatus;
 
 use crate::agent_lock::AgentLock;
 use crate::config::Config;
@@ -22,7 +24,7 @@ use crate::engine::EntityRt;
 use crate::events::{Event, EventBus, EventKind};
 use crate::profile::Profile;
 use crate::source::SourceClient;
-use crate::store::{EntityKey, Store, StoreError};
+use crate::store::{EntityKey, Store, StoreError, TwoWayRules};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -111,7 +113,16 @@ impl Syncmon {
         let targets: BTreeMap<&str, (Arc<SourceClient>, &str)> = config
             .targets
             .iter()
-            .map(|t| (t.id.as_str(), (Arc::new(SourceClient::for_target(t, http.clone(), store.clone(), clock.clone())), t.idempotency_header.as_str())))
+            .map(|t| {
+                // A target that is a connection's system shares its credential: the keyring entry
+                // of the same id, and its `secret_env` unless the target names its own.
+                let mut shared = t.clone();
+                if let Some(c) = config.connection(&t.id).filter(|_| t.secret_env.is_none()) {
+                    shared.secret_env = c.secret_env.clone();
+                }
+                let client = Arc::new(SourceClient::for_target(&shared, http.clone(), store.clone(), clock.clone()));
+                (t.id.as_str(), (client, t.idempotency_header.as_str()))
+            })
             .collect();
         let mut entities = Vec::new();
         for c in &config.connections {
@@ -127,11 +138,16 @@ impl Syncmon {
                         let mut f = forward::Forwarder::new(target.clone(), &e.forward_path(), header).map_err(Error::Usage)?;
                         f.rename = e.forward_rename.clone();
                         f.drop = e.forward_drop.clone();
+                        f.pair = two_way_pair(&config, c, e, &profile)?;
                         Some(Arc::new(f))
                     }
                     None => None,
                 };
                 if writable {
+                    let rules =
+                        forward.as_ref().and_then(|f| f.pair.as_ref()).map(|p| TwoWayRules { peer: p.peer.connection.clone(), ignore: p.ignore.clone() });
+                    store.set_two_way(&key, rules.as_ref())?;
+                    store.set_write_back(&key, e.write_back.is_some())?;
                     let queued = store.set_forward_target(&key, forward.as_ref().map(|f| f.target.cfg.id.as_str()), clock.now_ms())?;
                     if queued > 0 {
                         tracing::info!("{key}: forwarding to `{}` starts; {queued} records queued for it", e.forward_to.as_deref().unwrap_or(""));
@@ -145,6 +161,10 @@ impl Syncmon {
                     nudge: tokio::sync::Notify::new(),
                     busy: tokio::sync::Mutex::new(()),
                     forward,
+                    write_back: match &e.write_back {
+                        Some(wb) => Some(Arc::new(crate::write_back::WriteBack::new(wb).map_err(|m| Error::Usage(format!("{}/{}: {m}", c.id, e.name)))?)),
+                        None => None,
+                    },
                 }));
             }
         }
@@ -258,4 +278,26 @@ impl Syncmon {
     pub(crate) fn source_client(&self, c: config::ConnectionConfig) -> SourceClient {
         SourceClient::new(c, SourceClient::http_client(), self.ctx.store.clone(), self.ctx.clock.clone())
     }
+}
+
+/// The entity's side of a two-way pair: it forwards to a connection's system whose entity of the
+/// same name forwards back. Fingerprints leave out both sides' version fields and the fields both
+/// targets set themselves.
+fn two_way_pair(config: &Config, c: &config::ConnectionConfig, e: &config::EntityConfig, profile: &Profile) -> Result<Option<crate::two_way::Pair>> {
+    let Some(peer_conn) = e.forward_to.as_deref().and_then(|t| config.connection(t)) else { return Ok(None) };
+    let Some(peer_entity) = peer_conn.entities.iter().find(|pe| pe.name == e.name && pe.forward_to.as_deref() == Some(c.id.as_str())) else {
+        return Ok(None);
+    };
+    let peer_profile = Profile::new(peer_conn, peer_entity).map_err(Error::Usage)?;
+    let mut ignore: Vec<String> = vec![profile.version_field().to_string(), peer_profile.version_field().to_string()];
+    for t in config.targets.iter().filter(|t| t.id == c.id || t.id == peer_conn.id) {
+        ignore.extend(t.ignore_fields.iter().cloned());
+    }
+    ignore.sort();
+    ignore.dedup();
+    Ok(Some(crate::two_way::Pair {
+        peer: EntityKey::new(&peer_conn.id, &peer_entity.name),
+        ignore,
+        policy: crate::two_way::ConflictPolicy::parse(e.conflict.as_deref().or(peer_entity.conflict.as_deref())),
+    }))
 }

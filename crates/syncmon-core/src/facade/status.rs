@@ -96,7 +96,11 @@ impl Syncmon {
             };
             let poll_ms = e.cfg.poll_every.map_or(i64::MAX, |d| d.as_millis() as i64);
             let replica_rows = self.ctx.store.replica_count(&e.key)?;
-            let lag_ms = row.last_caught_up_at.map(|t| (now - t).max(0));
+            // Lag counts delivery: a change waiting for the entity's target is not in sync yet.
+            let (forward_pending, waiting_since) = self.ctx.store.outbox_pending(&e.key)?;
+            let delivery_lag = waiting_since.map(|t| (now - t).max(0));
+            let lag_ms = row.last_caught_up_at.map(|t| (now - t).max(0)).map(|l| l.max(delivery_lag.unwrap_or(0)));
+            let forward_error = e.forward.as_ref().and_then(|f| f.last_error.lock().unwrap().clone());
             let (health, reason) = if row.paused {
                 (Health::Paused, Some("paused by the user".to_string()))
             } else if row.next_attempt_at.is_some_and(|t| t > now) && row.last_outcome == Some(Outcome::Waiting) {
@@ -121,6 +125,13 @@ impl Syncmon {
                 (Health::PushOnly, Some(PUSH_ONLY_REASON.to_string()))
             } else if lag_ms.is_none() {
                 (Health::Pending, Some("not synced yet".to_string()))
+            } else if delivery_lag.is_some_and(|l| l > 2 * poll_ms) {
+                let target = e.forward.as_ref().map_or(String::new(), |f| f.target.cfg.id.clone());
+                let mut why = format!("{forward_pending} changes wait for target `{target}` for {}", humanize_ms(delivery_lag.unwrap_or(0)));
+                if let Some(err) = &forward_error {
+                    why.push_str(&format!(": {err}"));
+                }
+                (Health::Lagging, Some(why))
             } else if lag_ms.is_some_and(|l| l > 2 * poll_ms) {
                 (Health::Lagging, Some(format!("not caught up for {}", humanize_ms(lag_ms.unwrap_or(0)))))
             } else {
@@ -148,8 +159,8 @@ impl Syncmon {
                 poll_every_seconds: e.cfg.poll_every.map_or(0, |d| d.as_secs()),
                 resync_seen: running.then_some(row.resync_seen),
                 resync_would_delete: row.resync_would_delete.filter(|_| running && !e.profile.is_snapshot()),
-                forward_pending: self.ctx.store.outbox_count(&e.key)?,
-                forward_error: e.forward.as_ref().and_then(|f| f.last_error.lock().unwrap().clone()),
+                forward_pending,
+                forward_error,
             });
         }
         Ok(out)

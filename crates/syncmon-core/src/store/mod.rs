@@ -42,7 +42,9 @@ mod settings;
 mod snapshot;
 #[cfg(test)]
 mod test_support;
+mod two_way;
 mod verify;
+mod write_back;
 pub use checkpoints::CheckpointPoint;
 pub use entity_state::EntityRow;
 use failed::record_failure;
@@ -56,6 +58,8 @@ pub use runs::RunRow;
 pub use schema::SCHEMA_VERSION;
 use schema::{integrity_problems, is_corruption, migrate};
 pub use snapshot::content_hash;
+pub use two_way::{fingerprint, PairRow, TwoWayRules};
+pub use write_back::WriteBackItem;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 

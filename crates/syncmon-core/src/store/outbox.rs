@@ -64,6 +64,9 @@ pub(super) fn enqueue_unseen_deletions(tx: &rusqlite::Transaction, key: &EntityK
     )
 }
 
+/// One logged write to a target: (at, HTTP status, error).
+pub type TargetWrite = (i64, Option<u16>, Option<String>);
+
 impl Store {
     /// Records which target the entity forwards to (None = it does not). When forwarding starts,
     /// or moves to another target, every live record is queued so the target gets the whole
@@ -118,11 +121,45 @@ impl Store {
         })
     }
 
+    /// Changes of the entity waiting for delivery, and when the oldest of them was queued.
+    pub fn outbox_pending(&self, key: &EntityKey) -> Result<(i64, Option<i64>)> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT count(*), min(queued_at) FROM outbox WHERE connection = ?1 AND entity = ?2")?
+                .query_row(params![key.connection, key.entity], |r| Ok((r.get(0)?, r.get(1)?)))?)
+        })
+    }
+
     /// Changes of the entity waiting for delivery.
     pub fn outbox_count(&self, key: &EntityKey) -> Result<i64> {
         self.read(|c| {
             Ok(c.prepare_cached("SELECT count(*) FROM outbox WHERE connection = ?1 AND entity = ?2")?
                 .query_row(params![key.connection, key.entity], |r| r.get(0))?)
+        })
+    }
+
+    /// Per target: changes waiting in the outboxes of the entities forwarding to it, and when
+    /// the oldest of them was queued.
+    pub fn outbox_by_target(&self) -> Result<Vec<(String, i64, Option<i64>)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT e.forward_to, count(o.id), min(o.queued_at) FROM entity_state e
+                   LEFT JOIN outbox o ON o.connection = e.connection AND o.entity = e.entity
+                  WHERE e.forward_to IS NOT NULL GROUP BY e.forward_to",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// The target's writes (every method but GET) logged since `since_ms`, newest first, at
+    /// most `limit`.
+    pub fn target_writes(&self, target: &str, since_ms: i64, limit: u32) -> Result<Vec<TargetWrite>> {
+        self.flush()?;
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT at, status, error FROM request_log WHERE connection = ?1 AND at >= ?2 AND method <> 'GET' ORDER BY id DESC LIMIT ?3")?;
+            let rows = st.query_map(params![target, since_ms, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
         })
     }
 
@@ -147,6 +184,10 @@ impl Store {
             let tx = c.transaction()?;
             tx.prepare_cached("DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4 AND kind = ?5")?
                 .execute(params![key.connection, key.entity, record_id, version, kind])?;
+            // Delivered is synced: the mark at the source is queued with it.
+            if kind == UPSERT && super::write_back::enabled(&tx, key)? {
+                super::write_back::enqueue(&tx, key, record_id, super::id_hash(record_id), version, now_ms)?;
+            }
             if let Some(fid) = replayed_item {
                 tx.execute(
                     "UPDATE failed_items SET state = ?3, resolution = ?4, resolved_at = ?1, attempts = attempts + 1 WHERE id = ?2 AND state = ?5",

@@ -16,7 +16,7 @@
 //! B-tree is not keyed by random UUID text) and an index on the id's hash; plain SQL can read it.
 
 use super::checkpoints::HISTORY_EVERY_MS;
-use super::{open_read_only_connection, outbox, record_failure, EntityKey, Result, Store, StoreError};
+use super::{open_read_only_connection, outbox, record_failure, two_way, write_back, EntityKey, Result, Store, StoreError};
 use crate::record::{Record, Rejected};
 use crate::rowversion::RowVersion;
 use crate::state::{FailedStage, FailedState, Resolution, ResyncState};
@@ -138,6 +138,9 @@ impl Store {
             let tx = c.transaction()?;
             let mut applied = Applied::default();
             let (checkpoint, pass, live_before, forwarding, _) = pages_start(&tx, key)?;
+            let pair = if forwarding { two_way::rules(&tx, key)? } else { None };
+            // A forwarded record is marked once delivered (queued in `delivery_succeeded`).
+            let mark = !forwarding && write_back::enabled(&tx, key)?;
             let mut live_delta = 0i64;
             let mut first_seen_live = 0i64;
             {
@@ -172,8 +175,11 @@ impl Store {
                             insert.execute(params![r.id, hash, r.version.as_str(), r.data, now_ms, pass])?;
                             applied.rows_written += 1;
                             live_delta += 1;
-                            if forwarding {
+                            if forwarding && !two_way::is_echo(&tx, key, pair.as_ref(), &r.id, &r.data)? {
                                 outbox::enqueue(&tx, key, &r.id, hash, r.version.as_str(), outbox::UPSERT, now_ms)?;
+                            }
+                            if mark {
+                                write_back::enqueue(&tx, key, &r.id, hash, r.version.as_str(), now_ms)?;
                             }
                         }
                         Some((rowid, old, deleted, seen)) => {
@@ -197,9 +203,13 @@ impl Store {
                                 if deleted {
                                     live_delta += 1;
                                 }
-                                // Same transaction as the upsert: a change written is a change forwarded.
-                                if forwarding {
+                                // Same transaction as the upsert: a change written is a change forwarded
+                                // (except Syncmon's own write coming back in a two-way pair).
+                                if forwarding && !two_way::is_echo(&tx, key, pair.as_ref(), &r.id, &r.data)? {
                                     outbox::enqueue(&tx, key, &r.id, hash, r.version.as_str(), outbox::UPSERT, now_ms)?;
+                                }
+                                if mark {
+                                    write_back::enqueue(&tx, key, &r.id, hash, r.version.as_str(), now_ms)?;
                                 }
                             } else {
                                 if b.rereads_checkpoint {

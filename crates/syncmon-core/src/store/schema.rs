@@ -176,6 +176,37 @@ CREATE INDEX failed_items_by_tracking_id ON failed_items (tracking_id) WHERE tra
 CREATE INDEX failed_items_by_record_id ON failed_items (record_id) WHERE record_id IS NOT NULL;
 "#,
     r#"
+-- Two-way flows (two entities of one name forwarding to each other): per system and record the
+-- fingerprint of the content both systems held when Syncmon last brought them level. A record
+-- a feed serves with that fingerprint is Syncmon's own write coming back (not sent again); a
+-- record whose system moved away from it was changed there (a conflict when both moved).
+-- `entity_state.two_way` holds the pair's rules (peer, fields left out of fingerprints) as JSON.
+CREATE TABLE two_way_base (
+    system TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    fingerprint INTEGER NOT NULL,
+    PRIMARY KEY (system, entity, record_id)
+) WITHOUT ROWID;
+ALTER TABLE entity_state ADD COLUMN two_way TEXT;
+"#,
+    r#"
+-- Flag write-back: the records to mark at the source (`write_back` on an entity), queued in the
+-- same transaction as the replica write (or the delivery, when the entity forwards), so a crash
+-- between the write and the mark loses no mark. One row per record; a newer version replaces it.
+CREATE TABLE write_back_queue (
+    id INTEGER PRIMARY KEY,
+    connection TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    id_hash INTEGER NOT NULL,
+    row_version TEXT NOT NULL,
+    queued_at INTEGER NOT NULL,
+    UNIQUE (connection, entity, record_id)
+);
+ALTER TABLE entity_state ADD COLUMN write_back INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
 -- Retrying vs failing: whether the last failed cycle failed on a transient error (5xx, timeout,
 -- connection), which the next poll retries by itself within the breaker's budget.
 ALTER TABLE entity_state ADD COLUMN last_failure_transient INTEGER NOT NULL DEFAULT 0;

@@ -42,6 +42,14 @@ pub fn content_hash(data: &str) -> i64 {
     i64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
 }
 
+/// [`content_hash`] of a parsed record.
+pub(super) fn value_hash(v: &serde_json::Value) -> i64 {
+    let mut h = Sha256::new();
+    hash_canonical(v, &mut h);
+    let digest = h.finalize();
+    i64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+}
+
 /// Feeds `v` to `h` as compact JSON with sorted object keys, without building the text.
 fn hash_canonical(v: &serde_json::Value, h: &mut Sha256) {
     use serde_json::Value;

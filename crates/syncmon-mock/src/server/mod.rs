@@ -22,7 +22,7 @@ use axum::Router;
 use base64::Engine;
 use faults::{ConnCtl, CtlListener};
 use rand::Rng;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
@@ -52,8 +52,8 @@ pub struct Shared {
     /// Records served in pages (feed reads, not single-record calls), faulty responses included.
     pub records_served: AtomicUsize,
     cache_id: String,
-    /// The simulated target: entity → id → the last body PUT.
-    pub target: Mutex<HashMap<String, BTreeMap<String, serde_json::Value>>>,
+    /// The simulated target: what it holds, with its own versions.
+    pub target: Mutex<crate::target_store::TargetStore>,
     /// Target calls being answered now, and the most there ever were at once.
     pub target_in_flight: AtomicUsize,
     pub target_peak_in_flight: AtomicUsize,
@@ -216,7 +216,7 @@ impl Shared {
             tokens_issued: AtomicUsize::new(0),
             records_served: AtomicUsize::new(0),
             cache_id,
-            target: Mutex::new(HashMap::new()),
+            target: Mutex::new(Default::default()),
             target_in_flight: AtomicUsize::new(0),
             target_peak_in_flight: AtomicUsize::new(0),
             target_delay_ms: AtomicU64::new(0),
@@ -373,7 +373,11 @@ async fn handle(State(sh): State<Arc<Shared>>, ConnectInfo(conn): ConnectInfo<Co
     let reply = match segs.as_slice() {
         ["_mock", rest @ ..] => control::control(&sh, req.method().clone(), rest, &query, req).await,
         ["oauth", "token"] => auth::token(&sh, req).await,
-        ["target", entity, id] => match target::target(&sh, &conn, entity, id, &path, &query, &tracking, req).await {
+        ["target", entity] => match target::target(&sh, &conn, entity, None, &path, &query, &tracking, req).await {
+            Some(r) => r,
+            None => return Response::new(Body::empty()),
+        },
+        ["target", entity, id] => match target::target(&sh, &conn, entity, Some(id), &path, &query, &tracking, req).await {
             Some(r) => r,
             None => return Response::new(Body::empty()),
         },

@@ -4,6 +4,7 @@ import type { ForwardReport } from "./ForwardReport";
 import type { Outcome } from "./Outcome";
 import type { PassEnd } from "./PassEnd";
 import type { RunKind } from "./RunKind";
+import type { WriteBackReport } from "./WriteBackReport";
 
 export type CycleReport = { connection: string, entity: string, kind: RunKind, outcome: Outcome, pages: number, records: number, failed_new: number, 
 /**
@@ -22,6 +23,10 @@ next_attempt_at: number | null,
  * The delivery pass to the entity's target that followed the cycle (`sync`, `resync`).
  */
 forwarded: ForwardReport | null, 
+/**
+ * The write-back pass that followed (`write_back` on the entity: synced records marked at the source).
+ */
+write_back: WriteBackReport | null, 
 /**
  * Snapshot feeds: the records written because they were new or changed (the rest of
  * `records` was read and found unchanged). None for the other profiles.

@@ -3,4 +3,4 @@
 /**
  * The stage a failed item could not pass.
  */
-export type FailedStage = "validate" | "deliver" | "ingest";
+export type FailedStage = "validate" | "deliver" | "ingest" | "conflict" | "write_back";

@@ -9,9 +9,18 @@ export type ForwardReport = { target: string,
  */
 delivered: number, 
 /**
- * New failed items of stage `deliver`.
+ * New failed items of stage `deliver` (and `conflict`, in a two-way pair).
  */
 failed_new: number, 
+/**
+ * Two-way pair: changes not sent because the other system already held that content.
+ */
+unchanged: number, 
+/**
+ * Two-way pair: changes dropped because the other system's change of the record won a
+ * conflict; that version is queued for delivery the other way.
+ */
+handed_over: number, 
 /**
  * Changes still in the outbox after the pass.
  */

@@ -3,4 +3,4 @@
 /**
  * How a failed item stopped being pending.
  */
-export type Resolution = "replayed" | "superseded" | "discarded";
+export type Resolution = "replayed" | "superseded" | "discarded" | "kept";

@@ -15,13 +15,13 @@ export const UNFINISHED_RUN = { Running: "running", Interrupted: "interrupted" }
 export const RESYNC_STATE = { Running: "running", GuardTripped: "guard_tripped" } as const satisfies Record<string, ResyncState>;
 
 /** The stage a failed item could not pass. */
-export const FAILED_STAGE = { Validate: "validate", Deliver: "deliver", Ingest: "ingest" } as const satisfies Record<string, FailedStage>;
+export const FAILED_STAGE = { Validate: "validate", Deliver: "deliver", Ingest: "ingest", Conflict: "conflict", WriteBack: "write_back" } as const satisfies Record<string, FailedStage>;
 
 /** Where a failed item is (pending is the default). */
 export const FAILED_STATE = { Pending: "pending", Resolved: "resolved", Discarded: "discarded" } as const satisfies Record<string, FailedState>;
 
 /** How a failed item stopped being pending. */
-export const RESOLUTION = { Replayed: "replayed", Superseded: "superseded", Discarded: "discarded" } as const satisfies Record<string, Resolution>;
+export const RESOLUTION = { Replayed: "replayed", Superseded: "superseded", Discarded: "discarded", Kept: "kept" } as const satisfies Record<string, Resolution>;
 
 /** Every failed-item stage, in the engine's order. */
 export const FAILED_STAGES: readonly FailedStage[] = Object.values(FAILED_STAGE);

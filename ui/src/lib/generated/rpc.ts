@@ -7,6 +7,7 @@ import type { Event } from "./Event";
 import type { FailedDiscardResult } from "./FailedDiscardResult";
 import type { FailedItem } from "./FailedItem";
 import type { FailedPageResult } from "./FailedPageResult";
+import type { ForwardReport } from "./ForwardReport";
 import type { Found } from "./Found";
 import type { IngestBatch } from "./IngestBatch";
 import type { OverviewResult } from "./OverviewResult";
@@ -17,6 +18,7 @@ import type { SavedDiagnostics } from "./SavedDiagnostics";
 import type { SetPausedResult } from "./SetPausedResult";
 import type { Settings } from "./Settings";
 import type { SyncNowResult } from "./SyncNowResult";
+import type { TargetStatus } from "./TargetStatus";
 import type { TestConnectionResult } from "./TestConnectionResult";
 import type { VerifyResult } from "./VerifyResult";
 
@@ -37,6 +39,8 @@ export interface Results {
   ingest_batch: IngestBatch;
   failed_replay: ReplayReport;
   failed_discard: FailedDiscardResult;
+  failed_resolve: ForwardReport;
+  targets: Array<TargetStatus>;
   connections: Array<ConnectionView>;
   save_connection: SaveConnectionResult;
   test_connection: TestConnectionResult;
