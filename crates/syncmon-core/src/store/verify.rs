@@ -1,5 +1,5 @@
 //! The last verify of each entity (`syncmon verify`, the app's Verify button): the report as the
-//! façade made it (JSON), kept until the next verify of that entity replaces it (migration 10).
+//! façade made it (JSON), kept until the next verify of that entity replaces it (migration 12).
 
 use super::{EntityKey, Result, Store};
 use rusqlite::{params, OptionalExtension};
