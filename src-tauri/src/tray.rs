@@ -27,7 +27,7 @@ impl Overall {
     pub fn of(health: impl IntoIterator<Item = Health>) -> Overall {
         health.into_iter().fold(Overall::Ok, |acc, h| match h {
             Health::Failing | Health::CircuitOpen => Overall::Failing,
-            Health::Lagging | Health::Waiting if acc == Overall::Ok => Overall::Lagging,
+            Health::Lagging | Health::Waiting | Health::Retrying if acc == Overall::Ok => Overall::Lagging,
             _ => acc,
         })
     }

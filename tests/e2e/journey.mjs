@@ -16,9 +16,17 @@ export function mockControl(base) {
       body: body ? JSON.stringify(body) : undefined,
       signal: AbortSignal.timeout(10_000),
     });
-    assert.ok(res.ok, `${method} ${path}: ${res.status} ${await res.text()}`);
+    const text = await res.text();
+    assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
+    // What the route answered (the ids a change touched), when it is JSON.
+    try {
+      return JSON.parse(text);
+    } catch {
+      return null;
+    }
   };
 }
+
 
 /** The health shown on an entity's Overview row. */
 export async function health(wd, entity) {
@@ -58,7 +66,8 @@ export async function go(wd, hash) {
 }
 
 /**
- * Overview healthy → an outage turns the entity failing with the failed request's Trackingid →
+ * Overview healthy → one transient 503 reads "Retrying" with its next attempt (banner amber) →
+ * an outage turns the entity failing with the failed request's Trackingid →
  * poison records land in Failed items → Replay all after the fix empties the list → Sync now and
  * Full resync (with its progress bar) → Activity and Connections. `shot(name)` takes a screenshot.
  */
@@ -69,9 +78,33 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   }
   await shot('overview');
 
-  // A source outage: every call of items answers 503 until cleared.
-  await mock('POST', '/faults', { kind: 'status', status: 503, entity: 'items', times: 0 });
+  // One transient outage inside the retry budget: four 503s (the call and its three retries) fail
+  // one cycle; the entity reads "Retrying" with its next attempt, the banner stays amber, and the
+  // next cycle heals it.
+  await mock('POST', '/faults', { kind: 'status', status: 503, entity: 'items', times: 4 });
   await wd.click(await wd.byTestId(`sync-now-${ENTITY}`));
+  await waitHealth(wd, ENTITY, ['retrying']);
+  const next = await wd.waitFor('the next attempt on the row', () => shownText(wd, `[data-testid="entity-row-${ENTITY}"] [data-testid="next-attempt"]`));
+  assert.match(next, /^next attempt (now|\d\d:\d\d)/, `the row says when it tries again: ${next}`);
+  assert.notEqual(await wd.attr(await wd.byTestId('banner'), 'data-tone'), 'bad', 'a retry inside the budget does not turn the banner red');
+  assert.doesNotMatch(await shownText(wd, '[data-testid="banner"]'), /Everything is in sync/, 'nor does the banner call it in sync');
+  await shot('overview-retrying');
+  await wd.click(await wd.byTestId(`sync-now-${ENTITY}`));
+  await waitHealth(wd, ENTITY, ['healthy']);
+
+  // A source outage: every call of items answers 503 until cleared. Each failed cycle retries
+  // by itself; after breaker_threshold (3) of them in a row the entity is failing, or its circuit open.
+  await mock('POST', '/faults', { kind: 'status', status: 503, entity: 'items', times: 0 });
+  for (let i = 0; i < 6 && !['failing', 'circuit_open'].includes(await health(wd, ENTITY)); i++) {
+    // Each failed cycle ends on another 503, with another Trackingid on the row.
+    const rowTracking = `[data-testid="entity-row-${ENTITY}"] [data-testid="tracking-id"]`;
+    const before = await shownText(wd, rowTracking);
+    await wd.click(await wd.byTestId(`sync-now-${ENTITY}`));
+    await wd.waitFor('a failed cycle on the row', async () => {
+      const t = await shownText(wd, rowTracking);
+      return t && t !== before && ['retrying', 'failing', 'circuit_open'].includes(await health(wd, ENTITY));
+    }, { timeoutMs: 30_000 });
+  }
   await waitHealth(wd, ENTITY, ['failing', 'circuit_open']);
   const tracking = await wd.waitFor('the Trackingid of the failed request on the row', async () =>
     shownText(wd, `[data-testid="entity-row-${ENTITY}"] [data-testid="tracking-id"]`));
@@ -83,8 +116,14 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
     await shot('overview-failing');
     if (['failing', 'circuit_open'].includes(await health(wd, ENTITY))) break;
   }
+  assert.equal(await wd.attr(await wd.byTestId('banner'), 'data-tone'), 'bad', 'past the budget the banner is red');
 
-  // The Diagnostics button: the bundle's SUMMARY names the failing entity and a Trackingid.
+  // The Diagnostics button: the bundle's SUMMARY names the failing entity and a Trackingid. The
+  // served UI downloads the zip (GET /api/diagnostics); the desktop window saves it in the data dir.
+  if (served) {
+    await wd.script(`window.__zip = null; const orig = URL.createObjectURL.bind(URL);
+      URL.createObjectURL = (b) => { b.arrayBuffer().then((a) => (window.__zip = { size: a.byteLength, magic: String.fromCharCode(...new Uint8Array(a, 0, 2)) })); return orig(b); };`);
+  }
   await wd.click(await wd.byTestId('diagnostics'));
   await wd.byTestId('diagnostics-summary', { timeoutMs: 30_000 });
   // textContent: the summary is many lines, and WebKit's WebDriver returns only the first.
@@ -92,6 +131,11 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   assert.ok(summary.includes(`**${ENTITY}** is`), `SUMMARY names ${ENTITY}: ${summary}`);
   assert.match(summary, /Trackingid: [0-9a-f-]{36}/, `SUMMARY carries the Trackingid: ${summary}`);
   assert.match(await wd.script(`return document.querySelector('[data-testid="diagnostics-path"]').textContent.trim()`), /syncmon-diagnostics-.*\.zip$/);
+  if (served) {
+    const zip = await wd.waitFor('the diagnostics download', () => wd.script('return window.__zip'), { timeoutMs: 20_000 });
+    assert.equal(zip.magic, 'PK', 'the download is a zip');
+    assert.ok(zip.size > 1000, `a whole bundle: ${zip.size} bytes`);
+  }
   await shot('diagnostics');
   await wd.click(await wd.byTestId('diagnostics-close'));
 
@@ -126,6 +170,17 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
     assert.match(csv, /^id,connection,entity,record_id,row_version,stage,error_kind/, 'a CSV header');
     assert.equal(csv.match(/missing_row_version/g)?.length, 3, 'a row per failed item');
   }
+
+  // Discard all matching asks first, naming how many; cancelled, nothing is discarded.
+  await wd.click(await wd.byTestId('discard-all'));
+  const asked = await wd.waitFor('the discard confirmation', () => shownText(wd, '[data-testid="confirm-dialog"]'), { timeoutMs: 10_000 });
+  assert.match(asked, /Discard failed items\?/, `the dialog asks: ${asked}`);
+  assert.match(asked, /discards\s*3\s*items matching the current filter/, `and names how many: ${asked}`);
+  assert.match(await shownText(wd, '[data-testid="confirm"]'), /^Discard 3$/);
+  await shot('failed-discard-confirm');
+  await wd.click(await wd.byTestId('confirm-cancel'));
+  await wd.waitFor('the dialog to close', async () => (await shownText(wd, '[data-testid="confirm-dialog"]')) == null, { timeoutMs: 10_000 });
+  assert.equal((await wd.findAll('[data-testid="failed-row"]')).length, 3, 'cancelled: nothing is discarded');
 
   // Replay after the fix: the records are fetched again by id and apply.
   await mock('DELETE', '/faults');
@@ -163,6 +218,40 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   assert.match(await wd.text(report), /Full resync finished/, 'the resync reports its end');
   await go(wd, '#/overview');
   await waitHealth(wd, ENTITY, ['healthy'], 90_000);
+
+  // Verify, on an entity whose source changed behind Syncmon's back: paused (no poll syncs the
+  // changes meanwhile), five records changed and three added at the source. The demo source also
+  // changes by itself (3 a second), so the counts are at least these; the added ids are named.
+  const CUSTOMERS = 'demo/customers';
+  await go(wd, `#/entity/${CUSTOMERS}`);
+  await wd.click(await wd.byTestId('pause', { timeoutMs: 10_000 }));
+  await wd.byTestId('resume', { timeoutMs: 10_000 });
+  await mock('POST', '/mutate/customers?n=5');
+  const added = await mock('POST', '/insert/customers?n=3');
+  assert.equal(added.length, 3, 'the source added three records');
+  await wd.click(await wd.byTestId('verify'));
+  await wd.byTestId('verify-result', { timeoutMs: 60_000 });
+  const verified = await wd.script(`const q = (t) => document.querySelector('[data-testid="' + t + '"]').textContent.replace(/\\s+/g, ' ').trim();
+    return [q('verify-headline'), q('verify-missing'), q('verify-stale'), q('verify-extra')]`);
+  assert.match(verified[0], /differs from the source: \d+ missing, \d+ stale/, `the headline: ${verified[0]}`);
+  const counted = (text, kind) => Number((new RegExp(`^([\\d,]+) ${kind}`).exec(text) ?? [])[1]?.replaceAll(',', ''));
+  assert.ok(counted(verified[1], 'missing') >= 3, `missing: ${verified[1]}`);
+  assert.ok(counted(verified[2], 'stale') >= 5, `stale: ${verified[2]}`);
+  assert.ok(Number.isFinite(counted(verified[3], 'extra')), `extra: ${verified[3]}`);
+  if (counted(verified[1], 'missing') <= 20) {
+    for (const id of added) assert.ok(verified[1].includes(id), `the added ${id} is named missing: ${verified[1]}`);
+  }
+  assert.match(await shownText(wd, '[data-testid="verify-result"] [data-testid="tracking-id"]') ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-/,
+    'the Trackingid of the reads');
+  await shot('entity-verify');
+  // Kept: the Entity screen shows the last verify after a reload of the screen.
+  await go(wd, '#/overview');
+  await go(wd, `#/entity/${CUSTOMERS}`);
+  const kept = await wd.waitFor('the kept verify', () => shownText(wd, '[data-testid="verify-missing"]'), { timeoutMs: 10_000 });
+  assert.equal(kept.replace(/\s+/g, ' '), verified[1], 'the last verify is kept');
+  await wd.click(await wd.byTestId('resume'));
+  await wd.byTestId('pause', { timeoutMs: 10_000 });
+  await go(wd, '#/overview');
 
   await wd.click(await wd.byTestId('nav-activity'));
   await new Promise((r) => setTimeout(r, 1000));

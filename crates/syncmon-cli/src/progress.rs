@@ -20,7 +20,7 @@ pub struct Progress {
     records: u64,
     failed: u64,
     /// `connection/entity` → (seen, expected) of a running resync.
-    resync: BTreeMap<String, (i64, i64)>,
+    resync: BTreeMap<String, (i64, i64, i64)>,
 }
 
 impl Progress {
@@ -35,8 +35,8 @@ impl Progress {
                 self.records += *records as u64 + *failed as u64;
                 self.failed += *failed as u64;
             }
-            EventKind::ResyncProgress { connection, entity, seen, expected } => {
-                self.resync.insert(format!("{connection}/{entity}"), (*seen, *expected));
+            EventKind::ResyncProgress { connection, entity, seen, expected, would_delete } => {
+                self.resync.insert(format!("{connection}/{entity}"), (*seen, *expected, would_delete.unwrap_or(0)));
             }
             _ => {}
         }
@@ -55,9 +55,12 @@ impl Progress {
         if self.failed > 0 {
             s.push_str(&format!(" ({} failed)", thousands(self.failed)));
         }
-        for (entity, (seen, expected)) in &self.resync {
+        for (entity, (seen, expected, would_delete)) in &self.resync {
             if *expected > 0 {
                 s.push_str(&format!("; {entity} {} of {} read", thousands(*seen as u64), thousands(*expected as u64)));
+                if *would_delete > 0 {
+                    s.push_str(&format!(" ({} not seen yet: deleted at the end unless they turn up)", thousands(*would_delete as u64)));
+                }
             }
         }
         s.push_str(&format!(", {:.1} s", now.duration_since(self.started).as_secs_f64()));
@@ -142,8 +145,10 @@ mod tests {
             p.on_event(&ev(EventKind::PageApplied { connection: "c".into(), entity: "items".into(), records: 500, failed: 0, checkpoint: "9".into() }));
         }
         p.on_event(&ev(EventKind::PageApplied { connection: "c".into(), entity: "items".into(), records: 1, failed: 2, checkpoint: "9".into() }));
-        p.on_event(&ev(EventKind::ResyncProgress { connection: "c".into(), entity: "items".into(), seen: 500, expected: 3000 }));
+        p.on_event(&ev(EventKind::ResyncProgress { connection: "c".into(), entity: "items".into(), seen: 500, expected: 3000, would_delete: None }));
         assert_eq!(p.line(t0 + Duration::from_millis(12_340)), "sync: 1,200,003 records in 2,401 pages (2 failed); c/items 500 of 3,000 read, 12.3 s");
+        p.on_event(&ev(EventKind::ResyncProgress { connection: "c".into(), entity: "items".into(), seen: 2990, expected: 3000, would_delete: Some(10) }));
+        assert!(p.line(t0).contains("c/items 2,990 of 3,000 read (10 not seen yet: deleted at the end unless they turn up)"), "{}", p.line(t0));
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
     }

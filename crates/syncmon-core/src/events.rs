@@ -75,11 +75,26 @@ pub enum EventKind {
         entity: String,
         count: usize,
     },
+    /// A full resync (or snapshot pass) under way: `seen` records read by the whole pass so far,
+    /// of about `expected` (the replica's rows when the cycle began).
     ResyncProgress {
         connection: String,
         entity: String,
         seen: i64,
         expected: i64,
+        /// The replica rows the pass has not seen yet, which it deletes at its end unless the
+        /// rest of the feed names them; None for a snapshot feed.
+        would_delete: Option<i64>,
+    },
+    /// A verify under way (`syncmon verify`, the app's Verify button): pages and records read so
+    /// far, and what it found missing or stale in them (the extra rows are counted at its end).
+    VerifyProgress {
+        connection: String,
+        entity: String,
+        pages: u64,
+        records: u64,
+        missing: u64,
+        stale: u64,
     },
     DeletionGuardTripped {
         connection: String,
@@ -217,7 +232,8 @@ impl EventKind {
             | DeletionGuardTripped { connection, entity, .. }
             | Nudged { connection, entity, .. }
             | Forwarded { connection, entity, .. }
-            | ConflictSettled { connection, entity, .. } => (Some(connection), Some(entity)),
+            | ConflictSettled { connection, entity, .. }
+            | VerifyProgress { connection, entity, .. } => (Some(connection), Some(entity)),
             CircuitOpened { connection, .. } | CircuitClosed { connection } => (Some(connection), None),
             ReplayProgress { .. } => (None, None),
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 /// keeps an idle-looking entity explained within a minute.
 pub const LONGEST_WAIT_IN_CYCLE: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureClass {
     /// 429: wait as told, counts against no breaker.
@@ -27,7 +27,7 @@ pub enum FailureClass {
 }
 
 /// A failed call, with everything the user needs to understand it.
-#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct Failure {
     pub class: FailureClass,
     pub message: String,

@@ -92,6 +92,10 @@ text_enum! {
         /// Never synced yet.
         Pending = "pending",
         Resyncing = "resyncing",
+        /// Its last cycle failed on a transient error (5xx, timeout, connection) within the retry
+        /// budget (fewer consecutive failed cycles than the breaker's threshold): the next poll
+        /// tries again by itself, at `next_attempt_at`.
+        Retrying = "retrying",
         /// The source asked for a long wait (`Retry-After`); calls resume at `next_attempt_at`.
         Waiting = "waiting",
         /// Not caught up for more than twice its poll interval.

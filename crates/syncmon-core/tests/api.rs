@@ -666,3 +666,56 @@ async fn credential_looking_query_parameters_never_reach_the_request_log() {
         assert!(!bytes.windows(6).any(|w| w == b"LEAKED"), "a credential in {}", path.display());
     }
 }
+
+/// The app's Verify: an entity whose source changed behind Syncmon's back (mutated, inserted and
+/// deleted records, not synced) reads missing, stale and extra with samples and the reads'
+/// Trackingids, with progress while it reads; writes nothing; the result is kept, shown with the
+/// entity's detail and put into the diagnostics bundle.
+#[tokio::test]
+async fn verify_names_what_changed_behind_syncmons_back_keeps_the_result_and_bundles_it() {
+    let h = Harness::start(MockConfig { entities: entities(&[("items", 250)]), ..Default::default() }, "", "").await;
+    h.sync_ok("items").await;
+    let equal = ok(&h.sm, json!({"method": "verify", "params": {"entity": "items"}})).await;
+    assert_eq!((equal["equal"].as_bool(), equal["report"]["missing"].as_u64()), (Some(true), Some(0)), "{equal}");
+
+    let stale = h.mock.mutate("items", 4);
+    let missing = h.mock.insert("items", 3);
+    let extra = h.mock.delete("items", 2);
+    let before = h.replica("items");
+    let mut events = h.sm.subscribe();
+    let v = ok(&h.sm, json!({"method": "verify", "params": {"entity": "items"}})).await;
+    let r = &v["report"];
+    assert_eq!(v["equal"], false, "{v}");
+    assert_eq!((r["missing"].as_u64(), r["extra"].as_u64()), (Some(3), Some(2)), "{r}");
+    // A record mutated then deleted is extra, not stale.
+    let stale_live = stale.iter().filter(|id| !extra.contains(id)).count() as u64;
+    assert_eq!(r["stale"].as_u64(), Some(stale_live), "{r}");
+    let ids = |k: &str| r[k].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(ids("missing_ids"), missing.iter().cloned().collect(), "the missing ids are named");
+    assert_eq!(ids("extra_ids"), extra.iter().cloned().collect(), "the extra ids are named");
+    assert!(r["first_tracking_id"].as_str().is_some_and(|t| !t.is_empty()), "the reads' Trackingids: {r}");
+    assert_eq!(h.replica("items"), before, "verify writes nothing");
+    let mut progress = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let syncmon_core::events::EventKind::VerifyProgress { records, .. } = e.kind {
+            progress.push(records);
+        }
+    }
+    assert!(progress.len() >= 3 && progress.windows(2).all(|w| w[0] < w[1]), "progress per page: {progress:?}");
+
+    let detail = ok(&h.sm, json!({"method": "entity_detail", "params": {"entity": "items"}})).await;
+    assert_eq!(detail["last_verify"]["report"]["missing"], 3, "the last verify is kept: {}", detail["last_verify"]);
+    assert!(detail["last_verify"]["finished_at"].as_i64().is_some());
+
+    let saved = ok(&h.sm, json!({"method": "diagnostics"})).await;
+    let summary = saved["summary"].as_str().unwrap();
+    assert!(summary.contains("## Last verify") && summary.contains("missing 3") && summary.contains("extra 2"), "{summary}");
+    assert!(summary.contains(&missing[0]), "the samples are in the summary: {summary}");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(saved["path"].as_str().unwrap()).unwrap()).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("verify.json").unwrap(), &mut text).unwrap();
+    assert!(text.contains("\"missing\": 3"), "{text}");
+
+    let unknown = rpc(&h.sm, json!({"method": "verify", "params": {"entity": "nope"}})).await.unwrap_err();
+    assert_eq!(unknown.code, ErrorCode::NotFound, "{unknown:?}");
+}

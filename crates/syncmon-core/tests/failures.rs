@@ -80,10 +80,16 @@ async fn a_source_that_stays_down_fails_the_cycle_keeping_the_trackingid_and_the
     assert!(err.tracking_id.is_some(), "the failed call's Trackingid is kept");
     assert_eq!(data_calls(&h) - 3, 5, "one try plus max_retries = 4 retries");
     assert_eq!(h.checkpoint("items"), checkpoint, "the checkpoint does not move on a failed cycle");
+    // One failed cycle on a transient error is inside the retry budget (the breaker's default
+    // threshold): retrying by itself at the next poll, not failing.
     let s = h.sm.status().unwrap().remove(0);
-    assert_eq!(s.health, syncmon_core::Health::Failing);
+    assert_eq!(s.health, syncmon_core::Health::Retrying);
     assert_eq!(s.last_http_status, Some(503));
     assert_eq!(s.last_tracking_id, err.tracking_id);
+    assert!(!s.waits_for_user);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let next = s.next_attempt_at.expect("a retrying entity says when it tries again");
+    assert!(next > now && next <= now + 301_000, "the next poll (the default poll_every, 5 min): {next} vs {now}");
     assert!(s.reason.unwrap().contains("503"));
     h.mock.clear_faults();
     h.sync_ok("items").await;
@@ -95,6 +101,7 @@ async fn repeated_failed_cycles_open_the_circuit_and_a_success_closes_it() {
     let h = items(50, "max_retries = 0\nbreaker_threshold = 2\nbreaker_cooldown = \"1s\"").await;
     h.mock.inject(fault(FaultKind::Status(502), 0));
     assert_eq!(h.sync("items").await.outcome, Outcome::Failed);
+    assert_eq!(h.sm.status().unwrap()[0].health, syncmon_core::Health::Retrying, "one failed cycle of two allowed");
     let opened = h.sync("items").await;
     assert_eq!(opened.outcome, Outcome::Failed);
     assert!(opened.next_attempt_at.is_some(), "the second failure opens the circuit");
@@ -105,8 +112,13 @@ async fn repeated_failed_cycles_open_the_circuit_and_a_success_closes_it() {
     let s = h.sm.status().unwrap().remove(0);
     assert_eq!(s.health, syncmon_core::Health::CircuitOpen);
     assert!(s.next_attempt_at.is_some(), "the status says when the next attempt is");
-    h.mock.clear_faults();
+    // Past the cooldown the source still fails: the budget is spent, so it is failing, not retrying.
     tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(h.sync("items").await.outcome, Outcome::Failed);
+    let s = h.sm.status().unwrap().remove(0);
+    assert_eq!(s.health, syncmon_core::Health::Failing);
+    assert!(s.next_attempt_at.is_some(), "a failing entity says when it tries again");
+    h.mock.clear_faults();
     h.sync_ok("items").await;
     assert_eq!(h.sm.status().unwrap()[0].health, syncmon_core::Health::Healthy);
 }
@@ -121,6 +133,9 @@ async fn configuration_errors_fail_at_once_without_hot_retries_and_show_the_body
         let err = r.error.unwrap();
         assert_eq!(err.class, FailureClass::Config);
         assert_eq!(data_calls(&h), 1, "HTTP {status}: no retry");
+        let st = h.sm.status().unwrap().remove(0);
+        assert_eq!(st.health, syncmon_core::Health::Failing, "HTTP {status} is not retried away: failing");
+        assert!(st.next_attempt_at.is_some(), "HTTP {status}: the next poll is when it tries again");
         assert!(err.message.contains(':'), "the API's {{code, message}} is shown: {}", err.message);
     }
 }

@@ -141,9 +141,25 @@ async fn an_interrupted_resync_resumes_after_a_restart() {
     let r = h.sm.resync("items", false, &cancel).await.unwrap();
     assert_eq!(r.outcome, Outcome::Cancelled);
     h.reopen();
-    assert_eq!(h.sm.status().unwrap()[0].health, syncmon_core::Health::Resyncing);
+    let st = h.sm.status().unwrap().remove(0);
+    assert_eq!(st.health, syncmon_core::Health::Resyncing);
+    // The same numbers everywhere: records read of the replica's rows, and the deletions the pass
+    // would make if it ended now (every live row it has not seen yet).
+    let seen = st.resync_seen.expect("a pass under way counts what it read");
+    assert!(seen > 0 && seen < 1000, "{seen}");
+    assert_eq!(st.resync_would_delete, Some(st.replica_rows - seen), "{st:?}");
+    let reason = st.reason.clone().unwrap();
+    assert!(reason.contains(&format!("{seen} of 1,000 records read")) && reason.contains("not seen yet"), "{reason}");
+    let mut events = h.sm.subscribe();
     // A plain sync resumes the pass from its cursor and finishes it.
     let r = h.sync_ok("items").await;
+    let mut last = None;
+    while let Ok(e) = events.try_recv() {
+        if let syncmon_core::events::EventKind::ResyncProgress { seen, would_delete, .. } = e.kind {
+            last = Some((seen, would_delete));
+        }
+    }
+    assert_eq!(last, Some((997, Some(3))), "the last progress counts the whole pass and names the deletions it makes at its end");
     assert_eq!(r.kind, syncmon_core::RunKind::Resync);
     assert!(r.records < 1000, "the pass resumed from its cursor instead of starting over ({} records)", r.records);
     assert_eq!(r.pass.unwrap().deleted, deleted.len() as i64);

@@ -22,8 +22,10 @@ fn status(entity: &str, health: Health) -> EntityStatus {
         last_http_status: (health != Health::Healthy).then_some(503),
         last_tracking_id: (health != Health::Healthy).then(|| "trk-42".to_string()),
         next_attempt_at: None,
+        waits_for_user: false,
         poll_every_seconds: 30,
         resync_seen: None,
+        resync_would_delete: None,
         forward_pending: 0,
         forward_error: None,
     }
@@ -66,6 +68,12 @@ fn a_failing_entity_is_told_once_after_the_threshold_with_its_reason_and_trackin
     assert!(shown[0].body.contains("HTTP 503") && shown[0].body.contains("trk-42"), "says why: {}", shown[0].body);
     assert_eq!(shown[0].urgency, Urgency::Critical);
     assert_eq!(shown[0].screen, "#/entity/erp/items", "a click opens the entity's screen");
+}
+
+#[test]
+fn a_retrying_entity_is_not_a_failure_and_is_never_told() {
+    let mut p = policy();
+    assert!(run(&mut p, 0, 30 * MIN, &[status("items", Health::Retrying)]).is_empty(), "a retry inside the budget is not news");
 }
 
 #[test]

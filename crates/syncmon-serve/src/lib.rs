@@ -65,6 +65,7 @@ pub fn router_with_shutdown(sm: Arc<Syncmon>, opts: ServeOptions, stop: Cancella
         .route("/api/events", get(events))
         .route("/api/status", get(status))
         .route("/api/failed/export", get(failed_export))
+        .route("/api/diagnostics", get(diagnostics_download))
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
         .fallback(static_files)
@@ -329,6 +330,27 @@ async fn failed_export(State(st): State<Arc<AppState>>, axum::extract::Query(q):
         .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))
         .body(body)
         .expect("static headers")
+}
+
+/// `GET /api/diagnostics[?include_payloads=true]`: the diagnostics bundle (the same zip as
+/// `syncmon diagnostics`) as a download, built in memory; nothing is saved on the server.
+async fn diagnostics_download(State(st): State<Arc<AppState>>, axum::extract::Query(q): axum::extract::Query<Vec<(String, String)>>) -> Response {
+    let include_payloads = q.iter().any(|(k, v)| k == "include_payloads" && (v == "true" || v == "1"));
+    let sm = st.sm.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        sm.diagnostics(&mut buf, &syncmon_core::DiagnosticsOptions { include_payloads }).map(|_| (sm.diagnostics_file_name(), buf.into_inner()))
+    })
+    .await;
+    match built {
+        Ok(Ok((name, bytes))) => Response::builder()
+            .header(header::CONTENT_TYPE, "application/zip")
+            .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))
+            .body(Body::from(bytes))
+            .expect("static headers"),
+        Ok(Err(e)) => api_error(e.into()),
+        Err(e) => api_error(ApiError::new(ErrorCode::Io, format!("the diagnostics bundle failed: {e}"))),
+    }
 }
 
 /// The export's writer: each flushed buffer goes to the response body (back-pressure through

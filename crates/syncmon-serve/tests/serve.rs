@@ -291,3 +291,27 @@ async fn failed_items_download_as_csv_and_json_lines() {
     let page: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(page["kinds"], serde_json::json!([{ "error_kind": "missing_row_version", "count": 3 }]), "{}", r.body);
 }
+
+/// The served UI's Diagnostics button: the bundle as a download behind the token, built in memory,
+/// with SUMMARY.md first and stored uncompressed (the browser shows it without unzipping).
+#[tokio::test]
+async fn the_diagnostics_bundle_downloads_behind_the_token() {
+    let s = setup(false).await;
+    let entities = s.sm.select(None, &[]).unwrap();
+    s.sm.sync_once(&entities, &CancellationToken::new()).await;
+
+    let r = send(s.addr, "GET", "/api/diagnostics", &host(s.addr), &[], "").await;
+    assert_eq!(r.status, 401, "the download needs the token");
+    let r = send(s.addr, "GET", "/api/diagnostics", &host(s.addr), &bearer(), "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type").as_deref(), Some("application/zip"), "{}", r.head);
+    let disposition = r.header("content-disposition").unwrap();
+    assert!(disposition.starts_with("attachment; filename=\"syncmon-diagnostics-") && disposition.ends_with(".zip\""), "{disposition}");
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
+    assert!(r.body.starts_with("PK\u{3}\u{4}"), "a zip");
+    let summary_at = r.body.find("SUMMARY.md").expect("SUMMARY.md is the first file");
+    assert!(summary_at < 40, "SUMMARY.md's local header comes first: at {summary_at}");
+    assert!(r.body.contains("# Syncmon diagnostics") && r.body.contains("src/items"), "the summary, uncompressed: {}", &r.body[..400.min(r.body.len())]);
+    assert!(r.body.contains("status.json"), "the other files follow");
+    assert!(!s._dir.path().join("diagnostics").exists(), "nothing is saved on the server");
+}

@@ -303,7 +303,7 @@ function storedToken(win: Window): string | null {
  * A GET download from `syncmon serve` (the served UI only): fetched with the token, then saved
  * through an `<a download>` so the browser's own save dialog or downloads list takes it.
  */
-export async function downloadFile(win: Window, path: string, filename: string): Promise<void> {
+export async function downloadFile(win: Window, path: string, filename: string): Promise<{ blob: Blob; filename: string }> {
   let res: Response;
   try {
     res = await win.fetch(path, { credentials: 'same-origin', headers: headers(storedToken(win), false) });
@@ -323,7 +323,11 @@ export async function downloadFile(win: Window, path: string, filename: string):
     if (res.status === 401) throw new ApiError('unauthorized', UNAUTHORIZED_HINT, null, 401);
     throw new ApiError('io', `HTTP ${res.status}`, null, res.status);
   }
-  const url = URL.createObjectURL(await res.blob());
+  // The server's name for it (e.g. the diagnostics bundle's time), else the caller's.
+  const named = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1];
+  if (named) filename = named;
+  const blob = await res.blob();
+  const url = URL.createObjectURL(blob);
   const a = win.document.createElement('a');
   a.href = url;
   a.download = filename;
@@ -332,6 +336,7 @@ export async function downloadFile(win: Window, path: string, filename: string):
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return { blob, filename };
 }
 
 let transport: Transport | null = null;

@@ -1,5 +1,6 @@
 // One line of plain words per engine event, for the Activity screen.
 import { count, duration, ms, plainWords, timestamp } from './format';
+import { resyncText } from './health';
 import type { Event } from './types';
 import { OUTCOME } from './generated/enums';
 
@@ -49,7 +50,9 @@ export function describeEvent(e: Event): string {
     case 'failed_items_added':
       return `${count(e.count)} failed ${e.count === 1 ? 'item' : 'items'} added`;
     case 'resync_progress':
-      return `full resync: ${count(e.seen)}${e.expected ? ` of ${count(e.expected)}` : ''} records read`;
+      return `full resync: ${resyncText(e.seen, e.expected || null, e.would_delete)}`;
+    case 'verify_progress':
+      return `verify: ${count(e.records)} records read in ${count(e.pages)} ${e.pages === 1 ? 'page' : 'pages'}, ${count(e.missing)} missing, ${count(e.stale)} stale so far`;
     case 'deletion_guard_tripped':
       return `full resync stopped: it would delete ${count(e.would_delete)} of ${count(e.live)} rows`;
     case 'circuit_opened':

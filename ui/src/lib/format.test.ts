@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bytes, checkpointValue, count, duration, lag, ms, percent, plainWords, plural, prettyJson, relative } from './format';
+import { axisTime, bytes, checkpointValue, count, duration, lag, ms, percent, plainWords, plural, prettyJson, relative } from './format';
 
 const NOW = 1_700_000_000_000;
 
@@ -68,5 +68,15 @@ describe('plainWords', () => {
   it('leaves ordinary messages alone (comparisons are not tags)', () => {
     expect(plainWords('rowVersion 5 < 7 and  a > b')).toBe('rowVersion 5 < 7 and a > b');
     expect(plainWords(null)).toBe('');
+  });
+});
+
+describe('axisTime', () => {
+  it('labels chart axes in 24-hour local time, with the date over long spans', () => {
+    const at = new Date(2026, 11, 3, 14, 5, 30).getTime();
+    expect(axisTime(at, 300)).toBe('14:05:30');
+    expect(axisTime(at, 24 * 3600)).toBe('14:05');
+    expect(axisTime(at, 7 * 24 * 3600)).toBe('12-03\n14:05');
+    expect(axisTime(new Date(2026, 11, 3, 23, 0).getTime(), 3600)).toBe('23:00');
   });
 });

@@ -59,6 +59,18 @@ export function timestamp(at: number | null | undefined): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
+/**
+ * A chart's time-axis label, 24-hour like every time in the UI: "14:05" within a day,
+ * "14:05:30" within ten minutes, "12-03\n14:00" (month-day over the time) over longer spans.
+ * `at` in ms since the epoch, `spanSeconds` the axis's whole range.
+ */
+export function axisTime(at: number, spanSeconds: number): string {
+  const t = timestamp(at);
+  if (spanSeconds <= 600) return t.slice(11);
+  if (spanSeconds <= 36 * 3600) return t.slice(11, 16);
+  return `${t.slice(5, 10)}\n${t.slice(11, 16)}`;
+}
+
 /** A checkpoint as a chart value: a timestamp feed's in milliseconds since 1970 (the engine keeps
  * microseconds), so it reads as a date; any other checkpoint is its version. */
 export function checkpointValue(kind: CheckpointKind, checkpoint: string): number {

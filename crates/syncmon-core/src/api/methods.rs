@@ -53,6 +53,13 @@ pub(super) async fn diagnostics(sm: &Arc<Syncmon>, include_payloads: bool) -> An
         .map_err(Into::into)
 }
 
+/// Reads the whole entity from the source, writing nothing, and compares it with the replica
+/// (`verify_progress` events while it reads); the result is kept as the entity's last verify.
+pub(super) async fn verify(sm: &Arc<Syncmon>, entity: String) -> Answer<crate::engine::VerifyResult> {
+    let report = sm.verify(&entity, &CancellationToken::new()).await?;
+    Ok(crate::engine::VerifyResult { finished_at: sm.now_ms(), equal: report.equal(), report })
+}
+
 pub(super) async fn find(sm: &Arc<Syncmon>, query: String) -> Answer<Found> {
     if query.trim().is_empty() {
         return Err(ApiError::field(ErrorCode::Usage, "query", "type a Trackingid, a pushed batch's id or a record id"));

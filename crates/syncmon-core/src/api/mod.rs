@@ -134,6 +134,9 @@ rpc_methods! {
     find: Find {
         query: String,
     } -> Found;
+    verify: Verify {
+        entity: String,
+    } -> crate::engine::VerifyResult;
     diagnostics: Diagnostics {
         #[serde(default)]
         include_payloads: bool,

@@ -63,6 +63,8 @@ pub struct EntityDetailResult {
     pub checkpoints: Vec<CheckpointPoint>,
     /// Records received per hour, last 24 h, oldest first.
     pub throughput: Vec<ThroughputPoint>,
+    /// The entity's last verify (the app's Verify button, `syncmon verify` run with write access).
+    pub last_verify: Option<crate::engine::VerifyResult>,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]

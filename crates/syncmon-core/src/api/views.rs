@@ -48,7 +48,8 @@ pub(super) fn entity_detail(sm: &Syncmon, name: &str) -> Result<EntityDetailResu
     let start = now - 24 * HOUR_MS;
     let counts = sm.hourly_changes(now, 24)?.remove(&key).unwrap_or_else(|| vec![0; 24]);
     let throughput = counts.into_iter().enumerate().map(|(i, records)| ThroughputPoint { at: start + i as i64 * HOUR_MS, records }).collect();
-    Ok(EntityDetailResult { status, runs, checkpoints, throughput })
+    let last_verify = sm.last_verify_of(&key)?;
+    Ok(EntityDetailResult { status, runs, checkpoints, throughput, last_verify })
 }
 
 /// Stores the UI settings and returns them.

@@ -144,6 +144,7 @@ impl<'a> Cycle<'a> {
                 report.outcome,
                 error_text.as_deref(),
                 err.and_then(|f| f.http_status),
+                err.is_some_and(|f| f.class == FailureClass::Transient),
                 tracking.as_deref(),
                 caught_up,
                 now,

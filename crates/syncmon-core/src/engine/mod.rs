@@ -15,7 +15,7 @@ mod verify;
 pub use guards::MAX_PAGES_WITHOUT_PROGRESS;
 pub(crate) use report::counted;
 pub use report::{CycleReport, Outcome};
-pub use verify::{verify, VerifyReport};
+pub use verify::{verify, VerifyReport, VerifyResult};
 
 use crate::config::EntityConfig;
 use guards::{describe_next, FetchStop, SeenPages};
@@ -403,11 +403,14 @@ impl<'a> Cycle<'a> {
                         });
                     }
                     if self.pass.is_some() || snapshot {
+                        // A resync's counts are the whole pass's (as the status says), resumed cycles included.
+                        let row = if snapshot { None } else { ctx.store.entity(key).ok() };
                         ctx.events.emit(EventKind::ResyncProgress {
                             connection: key.connection.clone(),
                             entity: key.entity.clone(),
-                            seen: seen as i64,
+                            seen: row.as_ref().map_or(seen as i64, |r| r.resync_seen),
                             expected: self.expected,
+                            would_delete: row.and_then(|r| r.resync_would_delete),
                         });
                     }
                 }

@@ -3,9 +3,10 @@
 //! the source no longer has. Support's answer to "is my copy right?" without touching it.
 
 use super::{EngineCtx, EntityRt};
+use crate::events::EventKind;
 use crate::retry::Failure;
 use crate::rowversion::RowVersion;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use tokio_util::sync::CancellationToken;
 
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 const SAMPLES: usize = 20;
 
 /// The outcome of a verify pass.
-#[derive(Debug, Clone, Default, Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ts_rs::TS)]
 pub struct VerifyReport {
     /// `connection/entity`.
     pub entity: String,
@@ -36,6 +37,17 @@ pub struct VerifyReport {
     pub last_tracking_id: Option<String>,
     /// Why the pass could not finish; the counts then cover only what was read.
     pub error: Option<Failure>,
+}
+
+/// A verify as kept in the store: the entity's last one, shown on the Entity screen and put in
+/// the diagnostics bundle.
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
+pub struct VerifyResult {
+    /// When the pass ended, in milliseconds since 1970.
+    pub finished_at: i64,
+    /// Whether the replica equals the source (no error, nothing missing, stale or extra).
+    pub equal: bool,
+    pub report: VerifyReport,
 }
 
 impl VerifyReport {
@@ -93,6 +105,14 @@ pub async fn verify(ctx: &EngineCtx, e: &EntityRt, cancel: &CancellationToken) -
                 }
             }
         }
+        ctx.events.emit(EventKind::VerifyProgress {
+            connection: key.connection.clone(),
+            entity: key.entity.clone(),
+            pages: report.pages,
+            records: report.source_records,
+            missing: report.missing,
+            stale: report.stale,
+        });
         match page.next {
             Some(n) => url = n,
             None => break,

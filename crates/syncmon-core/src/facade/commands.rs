@@ -44,7 +44,7 @@ impl Syncmon {
             let now = self.ctx.clock.now_ms();
             let end = self.ctx.store.resync_finish(&e.key, row.resync_pass, e.cfg.deletion_guard, true, now)?;
             let run = self.ctx.store.begin_run(&e.key, RunKind::Resync, now)?;
-            self.ctx.store.finish_run(&e.key, run, Outcome::CaughtUp, None, None, None, false, now, self.ctx.runs_kept)?;
+            self.ctx.store.finish_run(&e.key, run, Outcome::CaughtUp, None, None, false, None, false, now, self.ctx.runs_kept)?;
             let mut report = engine::run_cycle(&self.ctx, &e, CycleKind::Incremental, cancel).await;
             report.kind = RunKind::Resync;
             report.pass = Some(end);
@@ -56,9 +56,31 @@ impl Syncmon {
 
     /// Reads the whole entity from the source and compares it with the replica, writing nothing
     /// (`syncmon verify`): missing, stale and extra ids, with samples and the reads' Trackingids.
+    /// The result is kept as the entity's last verify (not when cancelled, nor by a read-only
+    /// process such as the CLI beside a running agent, which cannot write the store).
     pub async fn verify(&self, name: &str, cancel: &CancellationToken) -> Result<engine::VerifyReport> {
         let e = self.one(name)?;
-        Ok(engine::verify(&self.ctx, &e, cancel).await)
+        let report = engine::verify(&self.ctx, &e, cancel).await;
+        if !cancel.is_cancelled() {
+            let kept = engine::VerifyResult { finished_at: self.ctx.clock.now_ms(), equal: report.equal(), report: report.clone() };
+            let saved = serde_json::to_string(&kept)
+                .map_err(|x| x.to_string())
+                .and_then(|json| self.ctx.store.save_verify(&e.key, kept.finished_at, &json).map_err(|x| x.to_string()));
+            if let Err(x) = saved {
+                tracing::debug!(entity = %e.key, error = %x, "the verify result was not kept");
+            }
+        }
+        Ok(report)
+    }
+
+    /// The entity's last verify, if one was kept.
+    pub fn last_verify(&self, name: &str) -> Result<Option<engine::VerifyResult>> {
+        let e = self.one(name)?;
+        self.last_verify_of(&e.key)
+    }
+
+    pub(crate) fn last_verify_of(&self, key: &EntityKey) -> Result<Option<engine::VerifyResult>> {
+        Ok(self.ctx.store.last_verify(key)?.and_then(|(_, json)| serde_json::from_str(&json).ok()))
     }
 
     /// Asks for a cycle of the entity now. Returns false for an unknown entity.

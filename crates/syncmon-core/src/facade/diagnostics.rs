@@ -86,8 +86,7 @@ impl Syncmon {
     pub fn save_diagnostics(&self, opts: &DiagnosticsOptions) -> Result<SavedDiagnostics> {
         let dir = self.ctx.store.path().parent().map(|p| p.join("diagnostics")).unwrap_or_else(|| "diagnostics".into());
         std::fs::create_dir_all(&dir).map_err(io)?;
-        let stamp = crate::timestamp::format_rfc3339(self.now_ms() / 1000 * 1_000_000).replace([':', '-'], "");
-        let path = dir.join(format!("syncmon-diagnostics-{stamp}.zip"));
+        let path = dir.join(self.diagnostics_file_name());
         let mut buf = std::io::Cursor::new(Vec::new());
         let report = self.diagnostics(&mut buf, opts)?;
         std::fs::write(&path, buf.get_ref()).map_err(io)?;
@@ -97,7 +96,15 @@ impl Syncmon {
         Ok(SavedDiagnostics { path: path.display().to_string(), files: report.files, problems: report.problems, summary })
     }
 
-    /// Writes the bundle as a zip to `out`.
+    /// The bundle's file name for now: `syncmon-diagnostics-<UTC time>.zip` (the served UI's
+    /// download is named the same).
+    pub fn diagnostics_file_name(&self) -> String {
+        let stamp = crate::timestamp::format_rfc3339(self.now_ms() / 1000 * 1_000_000).replace([':', '-'], "");
+        format!("syncmon-diagnostics-{stamp}.zip")
+    }
+
+    /// Writes the bundle as a zip to `out`. SUMMARY.md is its first file and stored uncompressed,
+    /// so that a browser that downloaded the zip can show it without unzipping.
     pub fn diagnostics<W: Write + Seek>(&self, out: W, opts: &DiagnosticsOptions) -> Result<DiagnosticsReport> {
         let now = self.now_ms();
         let status = self.status()?;
@@ -119,6 +126,12 @@ impl Syncmon {
         let mut log_lines = crate::logfile::recent_lines(&log_dir, LOG_LINES);
         if log_lines.is_empty() {
             log_lines = format!("(no log file in {}: the agent and the desktop app write one there)\n", log_dir.display());
+        }
+        let mut verifies = Vec::new();
+        for e in &self.entities {
+            if let Some(v) = self.last_verify_of(&e.key)? {
+                verifies.push(v);
+            }
         }
         let warnings = self.config_warnings().to_vec();
 
@@ -179,10 +192,45 @@ impl Syncmon {
                 e.last_caught_up_at.map(when).unwrap_or_else(|| "never".into())
             ));
         }
+        if !verifies.is_empty() {
+            s.push_str("\n## Last verify\n\n");
+            for v in &verifies {
+                let r = &v.report;
+                s.push_str(&format!(
+                    "- **{}** {}: {}; {} source records, {} replica rows; missing {}, stale {}, extra {}\n",
+                    r.entity,
+                    when(v.finished_at),
+                    if v.equal {
+                        "the replica equals the source"
+                    } else if r.error.is_some() {
+                        "could not finish"
+                    } else {
+                        "the replica differs"
+                    },
+                    r.source_records,
+                    r.replica_rows,
+                    r.missing,
+                    r.stale,
+                    r.extra
+                ));
+                for (what, ids) in [("missing", &r.missing_ids), ("stale", &r.stale_ids), ("extra", &r.extra_ids)] {
+                    if !ids.is_empty() {
+                        s.push_str(&format!("  - {what}: {}\n", ids.join(", ")));
+                    }
+                }
+                if let Some(err) = &r.error {
+                    s.push_str(&format!("  - error: {err}\n"));
+                }
+                if let (Some(first), Some(last)) = (&r.first_tracking_id, &r.last_tracking_id) {
+                    s.push_str(&format!("  - Trackingids of the reads: first {first}, last {last}\n"));
+                }
+            }
+        }
         s.push_str(&format!(
             "\n## In this bundle\n\n- `status.json` every entity's status\n- `config.toml` the config, secrets redacted\n- `runs.json` recent runs\n\
              - `requests.json` the request log of the last 24 hours ({} calls)\n- `failed_items.jsonl` failed items ({}, payloads {})\n\
-             - `activity.json` recent activity\n- `log.txt` recent log lines (the last {LOG_LINES})\n- `version.json` versions and OS\n",
+             - `activity.json` recent activity\n- `log.txt` recent log lines (the last {LOG_LINES})\n\
+             - `verify.json` the last verify of each entity that had one\n- `version.json` versions and OS\n",
             requests.len(),
             failed.len(),
             if opts.include_payloads { "included" } else { "left out" }
@@ -217,6 +265,7 @@ impl Syncmon {
             ("failed_items.jsonl", failed_lines),
             ("activity.json", pretty(&events)?),
             ("log.txt", log_lines),
+            ("verify.json", pretty(&verifies)?),
         ];
         let mut zip = zip::ZipWriter::new(out);
         let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
@@ -224,6 +273,7 @@ impl Syncmon {
         for (name, text) in files {
             // A last pass over everything: no URL credential leaves in any file.
             let text = redact::redact_url_text(&text);
+            let options = if name == "SUMMARY.md" { options.compression_method(zip::CompressionMethod::Stored) } else { options };
             zip.start_file(name, options).map_err(io)?;
             zip.write_all(text.as_bytes()).map_err(io)?;
             names.push(name.to_string());

@@ -35,13 +35,22 @@ pub struct EntityStatus {
     pub last_http_status: Option<u16>,
     /// The `Trackingid` of the last cycle's failure, else of its last answer.
     pub last_tracking_id: Option<String>,
-    /// When a waiting or circuit-open entity is tried again (milliseconds since 1970); None when
-    /// nothing holds it back.
+    /// When the agent tries an entity that is not healthy again (milliseconds since 1970): the
+    /// end of a wait or an open circuit, else the next poll after a failed or late cycle. None
+    /// when healthy, and when it waits for the user instead (`waits_for_user`).
     pub next_attempt_at: Option<i64>,
+    /// It will not get better by itself: paused, or a full resync stopped at the deletion guard
+    /// waits for permission (`syncmon resync … --yes`).
+    pub waits_for_user: bool,
     /// 0 for a push-only entity (`poll_every = "never"`).
     pub poll_every_seconds: u64,
-    /// Records read so far by a full resync under way; None when none is.
+    /// Records read so far by a full resync under way (the whole pass, resumed cycles included);
+    /// None when none is. Shown against `replica_rows`: "500 of 3,000 records read".
     pub resync_seen: Option<i64>,
+    /// The replica rows a full resync under way has not seen yet: the deletions it makes when it
+    /// ends, if the rest of the feed does not name them (None when no pass is under way, and for
+    /// snapshot feeds).
+    pub resync_would_delete: Option<i64>,
     /// Changes waiting to be delivered to the entity's target (0 when it forwards nowhere).
     pub forward_pending: i64,
     /// Why delivery to the target is stuck (credentials, circuit open), while changes wait.
@@ -76,14 +85,17 @@ impl Syncmon {
                     last_http_status: None,
                     last_tracking_id: None,
                     next_attempt_at: None,
+                    waits_for_user: false,
                     poll_every_seconds: e.cfg.poll_every.map_or(0, |d| d.as_secs()),
                     resync_seen: None,
+                    resync_would_delete: None,
                     forward_pending: 0,
                     forward_error: None,
                 });
                 continue;
             };
             let poll_ms = e.cfg.poll_every.map_or(i64::MAX, |d| d.as_millis() as i64);
+            let replica_rows = self.ctx.store.replica_count(&e.key)?;
             // Lag counts delivery: a change waiting for the entity's target is not in sync yet.
             let (forward_pending, waiting_since) = self.ctx.store.outbox_pending(&e.key)?;
             let delivery_lag = waiting_since.map(|t| (now - t).max(0));
@@ -98,9 +110,15 @@ impl Syncmon {
                 (Health::CircuitOpen, row.last_error.clone())
             } else if row.resync_state == Some(ResyncState::Running) && row.last_outcome != Some(Outcome::Failed) {
                 // A resync pass whose last cycle failed is failing (it resumes at the next cycle).
-                (Health::Resyncing, Some(format!("full resync in progress: {} records read", row.resync_seen)))
+                (Health::Resyncing, Some(resync_progress_text(row.resync_seen, replica_rows, row.resync_would_delete.filter(|_| !e.profile.is_snapshot()))))
             } else if row.resync_state == Some(ResyncState::GuardTripped) {
                 (Health::Failing, row.last_error.clone().or(Some("the full resync stopped at the deletion guard".into())))
+            } else if row.last_outcome == Some(Outcome::Failed)
+                && row.last_failure_transient
+                && self.ctx.store.failed_streak(&e.key)? < i64::from(e.source.cfg.breaker_threshold)
+            {
+                // Inside the retry budget: the next poll tries again before the circuit would open.
+                (Health::Retrying, row.last_error.clone())
             } else if row.last_outcome == Some(Outcome::Failed) {
                 (Health::Failing, row.last_error.clone())
             } else if push_only {
@@ -119,6 +137,8 @@ impl Syncmon {
             } else {
                 (Health::Healthy, None)
             };
+            let running = row.resync_state == Some(ResyncState::Running);
+            let guard_tripped = row.resync_state == Some(ResyncState::GuardTripped);
             out.push(EntityStatus {
                 connection: e.key.connection.clone(),
                 entity: e.key.entity.clone(),
@@ -130,19 +150,67 @@ impl Syncmon {
                 last_complete_pass_at: row.last_full_resync_at.filter(|_| e.profile.is_snapshot()),
                 last_caught_up_at: row.last_caught_up_at,
                 lag_seconds: lag_ms.map(|l| l / 1000),
-                replica_rows: self.ctx.store.replica_count(&e.key)?,
+                replica_rows,
                 pending_failed: self.ctx.store.pending_failed_count(&e.key)?,
                 last_http_status: row.last_http_status,
                 last_tracking_id: row.last_tracking_id.clone(),
-                next_attempt_at: row.next_attempt_at.filter(|t| *t > now),
+                next_attempt_at: next_attempt(health, row, poll_ms, now, guard_tripped),
+                waits_for_user: health == Health::Paused || guard_tripped,
                 poll_every_seconds: e.cfg.poll_every.map_or(0, |d| d.as_secs()),
-                resync_seen: (row.resync_state == Some(ResyncState::Running)).then_some(row.resync_seen),
+                resync_seen: running.then_some(row.resync_seen),
+                resync_would_delete: row.resync_would_delete.filter(|_| running && !e.profile.is_snapshot()),
                 forward_pending,
                 forward_error,
             });
         }
         Ok(out)
     }
+}
+
+/// When the agent calls an entity that is not healthy again: the end of the wait or open circuit
+/// it keeps, else its next poll after the last cycle (a failed, retrying, late or resyncing
+/// entity is polled again by itself); now when that poll is due. None when healthy, paused or
+/// waiting for the user.
+fn next_attempt(health: Health, row: &store::EntityRow, poll_ms: i64, now: i64, waits_for_user: bool) -> Option<i64> {
+    if let Some(t) = row.next_attempt_at.filter(|t| *t > now) {
+        return Some(t);
+    }
+    match health {
+        Health::Healthy | Health::Paused | Health::PushOnly => None,
+        _ if waits_for_user || poll_ms == i64::MAX => None,
+        _ => Some(row.last_cycle_at.map_or(now, |t| t.saturating_add(poll_ms)).max(now)),
+    }
+}
+
+/// "full resync in progress: 500 of 3,000 records read; 2,500 rows not seen yet (deleted at the
+/// end unless the rest of the feed has them)": the same numbers as the UI's progress.
+pub fn resync_progress_text(seen: i64, rows: i64, would_delete: Option<i64>) -> String {
+    let mut t = format!("full resync in progress: {} of {} records read", thousands(seen), thousands(rows));
+    if let Some(n) = would_delete {
+        t.push_str(&format!(
+            "; {} {} not seen yet (deleted at the end unless the rest of the feed has {})",
+            thousands(n),
+            if n == 1 { "row" } else { "rows" },
+            if n == 1 { "it" } else { "them" }
+        ));
+    }
+    t
+}
+
+/// 1234567 → "1,234,567".
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
 }
 
 fn humanize_ms(ms: i64) -> String {
@@ -152,5 +220,22 @@ fn humanize_ms(ms: i64) -> String {
         60..=3599 => format!("{} min", s / 60),
         3600..=86399 => format!("{:.1} h", s as f64 / 3600.0),
         _ => format!("{:.1} days", s as f64 / 86400.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resync_progress_reads_as_the_ui_does() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(3000), "3,000");
+        assert_eq!(thousands(-1_234_567), "-1,234,567");
+        assert_eq!(resync_progress_text(500, 3000, None), "full resync in progress: 500 of 3,000 records read");
+        assert_eq!(
+            resync_progress_text(500, 3000, Some(1)),
+            "full resync in progress: 500 of 3,000 records read; 1 row not seen yet (deleted at the end unless the rest of the feed has it)"
+        );
     }
 }

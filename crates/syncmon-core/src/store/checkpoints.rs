@@ -136,11 +136,11 @@ mod tests {
         let (_d, store, key) = setup();
         let run = store.begin_run(&key, RunKind::Incremental, 0).unwrap();
         apply_at(&store, &key, &[rec("a", "10")], 1_000);
-        store.finish_run(&key, run, Outcome::CaughtUp, None, None, None, true, 1_000, 100).unwrap();
+        store.finish_run(&key, run, Outcome::CaughtUp, None, None, false, None, true, 1_000, 100).unwrap();
         apply_at(&store, &key, &[rec("b", "20")], 500_000);
-        store.finish_run(&key, run, Outcome::CaughtUp, None, None, None, true, 500_000, 100).unwrap();
+        store.finish_run(&key, run, Outcome::CaughtUp, None, None, false, None, true, 500_000, 100).unwrap();
         apply_at(&store, &key, &[rec("c", "30")], 900_000);
-        store.finish_run(&key, run, Outcome::CaughtUp, None, None, None, true, 900_000, 100).unwrap();
+        store.finish_run(&key, run, Outcome::CaughtUp, None, None, false, None, true, 900_000, 100).unwrap();
         assert_eq!(store.checkpoint_at(&key, Some(400_000)).unwrap().as_str(), "10");
         assert_eq!(store.checkpoint_at(&key, Some(500_000)).unwrap().as_str(), "20");
         assert_eq!(store.checkpoint_at(&key, Some(10_000_000)).unwrap().as_str(), "30");

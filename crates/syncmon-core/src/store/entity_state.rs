@@ -31,6 +31,8 @@ pub struct EntityRow {
     pub lookback_anchor_at: Option<i64>,
     /// When the next lookback sweep is due (None = not scheduled yet).
     pub lookback_due_at: Option<i64>,
+    /// The last failed cycle failed on a transient error (the next poll retries it).
+    pub last_failure_transient: bool,
 }
 
 impl Store {
@@ -67,7 +69,7 @@ impl Store {
 
 const ENTITY_SELECT: &str = "SELECT connection, entity, checkpoint, last_caught_up_at, last_cycle_at, last_outcome, last_error,
     last_http_status, last_tracking_id, paused, resync_pass, resync_state, resync_cursor, resync_seen, resync_would_delete,
-    last_full_resync_at, next_attempt_at, lookback_anchor_at, lookback_due_at FROM entity_state";
+    last_full_resync_at, next_attempt_at, lookback_anchor_at, lookback_due_at, last_failure_transient FROM entity_state";
 
 fn entity_row(r: &rusqlite::Row) -> rusqlite::Result<EntityRow> {
     let checkpoint: String = r.get(2)?;
@@ -91,5 +93,6 @@ fn entity_row(r: &rusqlite::Row) -> rusqlite::Result<EntityRow> {
         next_attempt_at: r.get(16)?,
         lookback_anchor_at: r.get(17)?,
         lookback_due_at: r.get(18)?,
+        last_failure_transient: r.get(19)?,
     })
 }

@@ -45,6 +45,7 @@ mod snapshot;
 #[cfg(test)]
 mod test_support;
 mod two_way;
+mod verify;
 mod write_back;
 pub use checkpoints::CheckpointPoint;
 pub use entity_state::EntityRow;

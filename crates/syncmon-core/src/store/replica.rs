@@ -142,6 +142,7 @@ impl Store {
             // A forwarded record is marked once delivered (queued in `delivery_succeeded`).
             let mark = !forwarding && write_back::enabled(&tx, key)?;
             let mut live_delta = 0i64;
+            let mut first_seen_live = 0i64;
             {
                 let mut find = tx
                     .prepare_cached(&format!("SELECT rowid, row_version, deleted_at IS NOT NULL, seen_pass FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?;
@@ -182,6 +183,10 @@ impl Store {
                             }
                         }
                         Some((rowid, old, deleted, seen)) => {
+                            // A live row a pass under way sees for the first time: one deletion fewer at its end.
+                            if !deleted && seen < pass {
+                                first_seen_live += 1;
+                            }
                             // Newer wins; and a tombstone yields to the same version served again:
                             // the source still has the record (the pass that tombstoned it missed
                             // it, e.g. served without its id), so the row lives again.
@@ -221,9 +226,14 @@ impl Store {
                 // pass must not tombstone the row it had.
                 for rej in pages.iter().flat_map(|b| b.rejected) {
                     let Some(id) = rej.id.as_deref() else { continue };
-                    let existing = find.query_row(params![id_hash(id), id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(3)?))).optional()?;
-                    if let Some((rowid, _)) = existing.filter(|(_, seen)| pass > *seen) {
+                    let existing = find
+                        .query_row(params![id_hash(id), id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, bool>(2)?, row.get::<_, i64>(3)?)))
+                        .optional()?;
+                    if let Some((rowid, deleted, _)) = existing.filter(|(_, _, seen)| pass > *seen) {
                         mark_seen.execute(params![rowid, pass])?;
+                        if !deleted {
+                            first_seen_live += 1;
+                        }
                     }
                 }
             }
@@ -314,6 +324,14 @@ impl Store {
             if live_delta != 0 {
                 set_replica_rows(&tx, key, live_before + live_delta)?;
             }
+            if first_seen_live > 0 {
+                // A pass under way counts down the deletions it would make at its end.
+                tx.execute(
+                    "UPDATE entity_state SET resync_would_delete = max(0, resync_would_delete - ?1)
+                     WHERE connection = ?2 AND entity = ?3 AND resync_state = ?4",
+                    params![first_seen_live, key.connection, key.entity, ResyncState::Running],
+                )?;
+            }
             then(&tx, &applied)?;
             tx.commit()?;
             Ok(applied)
@@ -397,7 +415,7 @@ impl Store {
             } else {
                 tx.execute(
                     "UPDATE entity_state SET resync_pass = resync_pass + 1, resync_state = ?3, resync_cursor = '0',
-                       resync_seen = 0, resync_would_delete = NULL WHERE connection = ?1 AND entity = ?2",
+                       resync_seen = 0, resync_would_delete = replica_rows WHERE connection = ?1 AND entity = ?2",
                     params![key.connection, key.entity, ResyncState::Running],
                 )?;
                 (pass + 1, RowVersion::zero())

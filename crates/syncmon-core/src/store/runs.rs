@@ -51,6 +51,7 @@ impl Store {
         outcome: Outcome,
         error: Option<&str>,
         http_status: Option<u16>,
+        transient: bool,
         tracking_id: Option<&str>,
         caught_up: bool,
         now_ms: i64,
@@ -66,10 +67,10 @@ impl Store {
             // so `full_resync_every` runs from it rather than re-reading everything at once.
             tx.execute(
                 "UPDATE entity_state SET last_cycle_at = ?1, last_outcome = ?2, last_error = ?3, last_http_status = ?4,
-                   last_tracking_id = ?5, next_attempt_at = NULL, last_caught_up_at = CASE WHEN ?6 THEN ?1 ELSE last_caught_up_at END,
+                   last_tracking_id = ?5, next_attempt_at = NULL, last_failure_transient = ?9, last_caught_up_at = CASE WHEN ?6 THEN ?1 ELSE last_caught_up_at END,
                    last_full_resync_at = CASE WHEN ?6 AND last_caught_up_at IS NULL THEN coalesce(last_full_resync_at, ?1) ELSE last_full_resync_at END
                  WHERE connection = ?7 AND entity = ?8",
-                params![now_ms, outcome, error, http_status, tracking_id, caught_up, key.connection, key.entity],
+                params![now_ms, outcome, error, http_status, tracking_id, caught_up, key.connection, key.entity, transient],
             )?;
             if caught_up {
                 let checkpoint: String = tx.query_row(
@@ -101,6 +102,18 @@ impl Store {
     }
 
     /// Records a cycle that did not run (circuit open): the reason and the next attempt.
+    /// Failed runs since the entity's last run that caught up: how many polls in a row failed.
+    pub fn failed_streak(&self, key: &EntityKey) -> Result<i64> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM runs WHERE connection = ?1 AND entity = ?2 AND outcome = ?3 AND id > coalesce(
+                   (SELECT max(id) FROM runs WHERE connection = ?1 AND entity = ?2 AND outcome IN (?4, ?5)), 0)",
+                params![key.connection, key.entity, Outcome::Failed, Outcome::CaughtUp, Outcome::GuardTripped],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
     pub fn note_skipped(&self, key: &EntityKey, outcome: Outcome, error: &str, next_attempt_at: Option<i64>, now_ms: i64) -> Result<()> {
         self.write(|c| {
             c.execute(

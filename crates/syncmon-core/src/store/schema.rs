@@ -221,6 +221,22 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_time ON events (at);
 "#,
+    r#"
+-- Retrying vs failing: whether the last failed cycle failed on a transient error (5xx, timeout,
+-- connection), which the next poll retries by itself within the breaker's budget.
+ALTER TABLE entity_state ADD COLUMN last_failure_transient INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
+-- The last verify of each entity (the report as JSON), shown on the Entity screen and put in
+-- the diagnostics bundle; the next verify of the entity replaces it.
+CREATE TABLE verify_results (
+    connection TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    finished_at INTEGER NOT NULL,
+    report TEXT NOT NULL,
+    PRIMARY KEY (connection, entity)
+);
+"#,
 ];
 
 /// The schema version this build writes: migrations are numbered from 1 in `PRAGMA user_version`

@@ -3,6 +3,7 @@ import type { CheckpointPoint } from "./CheckpointPoint";
 import type { EntityStatus } from "./EntityStatus";
 import type { RunRow } from "./RunRow";
 import type { ThroughputPoint } from "./ThroughputPoint";
+import type { VerifyResult } from "./VerifyResult";
 
 export type EntityDetailResult = { status: EntityStatus, 
 /**
@@ -16,4 +17,8 @@ checkpoints: Array<CheckpointPoint>,
 /**
  * Records received per hour, last 24 h, oldest first.
  */
-throughput: Array<ThroughputPoint>, };
+throughput: Array<ThroughputPoint>, 
+/**
+ * The entity's last verify (the app's Verify button, `syncmon verify` run with write access).
+ */
+last_verify: VerifyResult | null, };

@@ -38,18 +38,31 @@ last_http_status: number | null,
  */
 last_tracking_id: string | null, 
 /**
- * When a waiting or circuit-open entity is tried again (milliseconds since 1970); None when
- * nothing holds it back.
+ * When the agent tries an entity that is not healthy again (milliseconds since 1970): the
+ * end of a wait or an open circuit, else the next poll after a failed or late cycle. None
+ * when healthy, and when it waits for the user instead (`waits_for_user`).
  */
 next_attempt_at: number | null, 
+/**
+ * It will not get better by itself: paused, or a full resync stopped at the deletion guard
+ * waits for permission (`syncmon resync … --yes`).
+ */
+waits_for_user: boolean, 
 /**
  * 0 for a push-only entity (`poll_every = "never"`).
  */
 poll_every_seconds: number, 
 /**
- * Records read so far by a full resync under way; None when none is.
+ * Records read so far by a full resync under way (the whole pass, resumed cycles included);
+ * None when none is. Shown against `replica_rows`: "500 of 3,000 records read".
  */
 resync_seen: number | null, 
+/**
+ * The replica rows a full resync under way has not seen yet: the deletions it makes when it
+ * ends, if the rest of the feed does not name them (None when no pass is under way, and for
+ * snapshot feeds).
+ */
+resync_would_delete: number | null, 
 /**
  * Changes waiting to be delivered to the entity's target (0 when it forwards nowhere).
  */

@@ -4,4 +4,4 @@
  * The status words of DESIGN §6. Declared from the least severe to the most: `ALL` is the
  * severity order (the overview's header reports the worst; the UI sorts by it).
  */
-export type Health = "healthy" | "push_only" | "paused" | "pending" | "resyncing" | "waiting" | "lagging" | "failing" | "circuit_open";
+export type Health = "healthy" | "push_only" | "paused" | "pending" | "resyncing" | "retrying" | "waiting" | "lagging" | "failing" | "circuit_open";

@@ -10,7 +10,7 @@ export type Request = { "method": "overview", "params": Record<symbol, never> } 
 /**
  * Only the calls whose answer carried this `Trackingid`.
  */
-tracking_id?: string | null, limit: number, } } | { "method": "find", "params": { query: string, } } | { "method": "diagnostics", "params": { include_payloads: boolean, } } | { "method": "failed_page", "params": { filter: FailedFilter, offset: number, limit: number, } } | { "method": "failed_item", "params": { id: number, } } | { "method": "ingest_batch", "params": { id: string, } } | { "method": "failed_replay", "params": { ids?: Array<number> | null, filter?: FailedFilter | null, } } | { "method": "failed_discard", "params": { ids?: Array<number> | null, filter?: FailedFilter | null, } } | { "method": "failed_resolve", "params": { id: number, 
+tracking_id?: string | null, limit: number, } } | { "method": "find", "params": { query: string, } } | { "method": "verify", "params": { entity: string, } } | { "method": "diagnostics", "params": { include_payloads: boolean, } } | { "method": "failed_page", "params": { filter: FailedFilter, offset: number, limit: number, } } | { "method": "failed_item", "params": { id: number, } } | { "method": "ingest_batch", "params": { id: string, } } | { "method": "failed_replay", "params": { ids?: Array<number> | null, filter?: FailedFilter | null, } } | { "method": "failed_discard", "params": { ids?: Array<number> | null, filter?: FailedFilter | null, } } | { "method": "failed_resolve", "params": { id: number, 
 /**
  * The connection whose version is kept.
  */

@@ -3,7 +3,7 @@
 import type { FailedStage, FailedState, Health, Outcome, Resolution, ResyncState, UnfinishedRun } from "./index";
 
 /** Health words, least severe first (the engine's severity order). */
-export const HEALTH = { Healthy: "healthy", PushOnly: "push_only", Paused: "paused", Pending: "pending", Resyncing: "resyncing", Waiting: "waiting", Lagging: "lagging", Failing: "failing", CircuitOpen: "circuit_open" } as const satisfies Record<string, Health>;
+export const HEALTH = { Healthy: "healthy", PushOnly: "push_only", Paused: "paused", Pending: "pending", Resyncing: "resyncing", Retrying: "retrying", Waiting: "waiting", Lagging: "lagging", Failing: "failing", CircuitOpen: "circuit_open" } as const satisfies Record<string, Health>;
 
 /** How a cycle ended. */
 export const OUTCOME = { CaughtUp: "caught_up", Failed: "failed", Waiting: "waiting", CircuitOpen: "circuit_open", GuardTripped: "guard_tripped", Cancelled: "cancelled" } as const satisfies Record<string, Outcome>;

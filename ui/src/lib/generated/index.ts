@@ -54,5 +54,7 @@ export type { TargetView } from "./TargetView";
 export type { TestConnectionResult } from "./TestConnectionResult";
 export type { ThroughputPoint } from "./ThroughputPoint";
 export type { UnfinishedRun } from "./UnfinishedRun";
+export type { VerifyReport } from "./VerifyReport";
+export type { VerifyResult } from "./VerifyResult";
 export type { WriteBackReport } from "./WriteBackReport";
 export type { Results } from "./rpc";

@@ -21,6 +21,7 @@ import type { SyncNowResult } from "./SyncNowResult";
 import type { TargetStatus } from "./TargetStatus";
 import type { TargetView } from "./TargetView";
 import type { TestConnectionResult } from "./TestConnectionResult";
+import type { VerifyResult } from "./VerifyResult";
 
 /** What each method answers (docs/api.md, "Methods"). */
 export interface Results {
@@ -32,6 +33,7 @@ export interface Results {
   entity_detail: EntityDetailResult;
   requests: Array<RequestRow>;
   find: Found;
+  verify: VerifyResult;
   diagnostics: SavedDiagnostics;
   failed_page: FailedPageResult;
   failed_item: FailedItem;

@@ -107,7 +107,7 @@ export function confirmation(kind: ConfirmKind, total: number | null, targets: n
 
 /** After a replay of `ids` (null: all matching), whether the open item must be fetched again. */
 export function replayTouchesOpen(ids: number[] | null, openId: number | null): boolean {
-  return openId != null && !!ids?.includes(openId);
+  return openId != null && (!ids || ids.includes(openId));
 }
 
 /** After a discard of `ids` (null: all matching), whether the detail pane closes. */
