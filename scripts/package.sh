@@ -21,8 +21,9 @@ stage=target/package
 [ -n "${SKIP_UI:-}" ] || npm run --prefix ui build
 [ -f ui/dist/index.html ] || { echo "no built UI in ui/dist" >&2; exit 1; }
 
-# The CLI first: the bundler copies it (and what it generates) into the packages.
-cargo build --release --locked -p syncmon-cli
+# One release build of both binaries (one feature resolution, so their shared crates are built
+# once). custom-protocol: what `tauri build` sets, the embedded UI served as shipped.
+cargo build --release --locked -p syncmon-cli -p syncmon-desktop --features syncmon-desktop/custom-protocol
 rm -rf "$stage"
 mkdir -p "$stage"
 target/release/syncmon generate man --output "$stage/man1" >/dev/null
@@ -34,9 +35,8 @@ done
 desktop-file-validate packaging/linux/syncmon.desktop
 appstreamcli validate --no-net --explain packaging/linux/app.syncmon.Syncmon.metainfo.xml >/dev/null
 
-# `tauri build` = cargo build --release of syncmon-desktop with tauri/custom-protocol (the UI
-# embedded, as shipped), then the bundler. --ci: no prompts.
-(cd src-tauri && "$root/ui/node_modules/.bin/tauri" build --ci --bundles deb,rpm -- --locked)
+# The bundler only (the binaries are built above). --ci: no prompts.
+(cd src-tauri && "$root/ui/node_modules/.bin/tauri" bundle --ci --bundles deb,rpm)
 
 rm -rf dist
 mkdir -p dist

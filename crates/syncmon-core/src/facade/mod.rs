@@ -111,11 +111,16 @@ impl Syncmon {
         let targets: BTreeMap<&str, (Arc<SourceClient>, &str)> = config
             .targets
             .iter()
-            .map(|t| (t.id.as_str(), (Arc::new(SourceClient::for_target(t, http.clone(), store.clone(), clock.clone())), t.idempotency_header.as_str())))
+            .map(|t| {
+                let http = if t.ca.is_some() { SourceClient::http_client_for(&t.as_connection()) } else { http.clone() };
+                (t.id.as_str(), (Arc::new(SourceClient::for_target(t, http, store.clone(), clock.clone())), t.idempotency_header.as_str()))
+            })
             .collect();
         let mut entities = Vec::new();
         for c in &config.connections {
-            let source = Arc::new(SourceClient::new(c.clone(), http.clone(), store.clone(), clock.clone()));
+            // A connection with its own `ca_file` gets its own client (its own trust).
+            let client = if c.ca.is_some() { SourceClient::http_client_for(c) } else { http.clone() };
+            let source = Arc::new(SourceClient::new(c.clone(), client, store.clone(), clock.clone()));
             for e in &c.entities {
                 let key = EntityKey::new(&c.id, &e.name);
                 if writable {
@@ -256,6 +261,7 @@ impl Syncmon {
 
     /// An HTTP client for `c` that logs its calls in the request log, like the engine's.
     pub(crate) fn source_client(&self, c: config::ConnectionConfig) -> SourceClient {
-        SourceClient::new(c, SourceClient::http_client(), self.ctx.store.clone(), self.ctx.clock.clone())
+        let http = SourceClient::http_client_for(&c);
+        SourceClient::new(c, http, self.ctx.store.clone(), self.ctx.clock.clone())
     }
 }
