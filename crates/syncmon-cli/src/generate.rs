@@ -66,7 +66,9 @@ fn create_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// `name.1` for `cmd`, then one page per visible subcommand (`syncmon-failed-list.1`, …), as git does.
 fn man_pages(cmd: &clap::Command, name: &str, dir: &Path, written: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let cmd = cmd.clone().name(name.to_string()).bin_name(name.replace('-', " "));
+    // clap names are `&'static str` without its `string` feature; a one-shot generator can leak.
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let cmd = cmd.clone().name(leak(name.to_string())).bin_name(leak(name.replace('-', " "))).version(env!("CARGO_PKG_VERSION"));
     let mut page = Vec::new();
     clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
     let path = dir.join(format!("{name}.1"));
