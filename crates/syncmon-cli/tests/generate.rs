@@ -44,11 +44,7 @@ fn completions_for_bash_zsh_and_fish() {
         }
     }
     // bash itself accepts the script and registers the completion.
-    let check = Command::new("bash")
-        .arg("-c")
-        .arg(format!("source {out}/syncmon.bash && complete -p syncmon"))
-        .output()
-        .expect("run bash");
+    let check = Command::new("bash").arg("-c").arg(format!("source {out}/syncmon.bash && complete -p syncmon")).output().expect("run bash");
     assert!(check.status.success(), "bash rejected the completion: {}", String::from_utf8_lossy(&check.stderr));
     assert!(String::from_utf8_lossy(&check.stdout).contains("syncmon"));
 }

@@ -315,7 +315,11 @@ impl Config {
             let at = [Seg::Key(table), Seg::Index(i)];
             let what = format!("{name}: {}", loc.key(&at, "ca_file"));
             if file.trim().is_empty() {
-                return Err(loc.problem(&at, "ca_file", format!("{what}: ca_file is empty; name a PEM file of CA certificates, e.g. \"certs/proxy-root.pem\"")));
+                return Err(loc.problem(
+                    &at,
+                    "ca_file",
+                    format!("{what}: ca_file is empty; name a PEM file of CA certificates, e.g. \"certs/proxy-root.pem\""),
+                ));
             }
             let loaded = crate::source::tls::CaFile::load(&dir.join(file)).map_err(|why| loc.problem(&at, "ca_file", format!("{what}: {why}")))?;
             *ca = Some(std::sync::Arc::new(loaded));

@@ -6,9 +6,9 @@
 
 mod auth;
 mod response;
-pub mod tls;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 pub use response::error_summary;
 
