@@ -42,5 +42,5 @@ rm -rf dist
 mkdir -p dist
 cp target/release/bundle/deb/*.deb target/release/bundle/rpm/*.rpm dist/
 for f in target/release/syncmon target/release/syncmon-desktop dist/*; do
-  printf '%-50s %6s MB\n' "$f" "$(du -m --apparent-size "$f" | cut -f1)"
+  printf '%-50s %6.1f MB\n' "$f" "$(stat -c %s "$f" | awk '{print $1 / 1e6}')"
 done
