@@ -14,6 +14,8 @@ packages=(
   imagemagick                            # icons and screenshots
   dunst                                  # a notification daemon for the notification test
   chromium chromium-driver               # browser tests of the served UI
+  desktop-file-utils appstream           # validators of the packages' menu entry and metainfo
+  man-db rpm x11-utils                   # the package test: man page, the .rpm listing, xwininfo
 )
 
 missing=()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes the app and tray icons in icons/ with ImageMagick (scripts/install-system-deps.sh installs it).
 # The source image is icons/icon.png (512x512: a blue rounded square with a white ring); the bundle
-# sizes are resized from it. The tray icons are flat discs in the health colours (ok, lagging,
+# sizes are resized from it: the PNGs of the Linux icon theme (hicolor 16 … 512, the .deb/.rpm),
+# icon.ico (Windows: 16 … 256 in one file) and icon.icns (macOS: PNG entries 16 … 1024, put
+# together by scripts/icns.py). The tray icons are flat discs in the health colours (ok, lagging,
 # failing), drawn directly: at 64x64 they have no detail to take from a source.
 #   scripts/make-icons.sh           # the bundle sizes and the tray icons from icons/icon.png
 #   scripts/make-icons.sh --master  # also redraw icons/icon.png itself (after changing it below)
@@ -32,9 +34,19 @@ elif [ "$mode" = --check ]; then
   draw_master "$out/icon.png"
 fi
 
-convert "$master" -resize 32x32 "PNG32:$out/32x32.png"
-convert "$master" -resize 128x128 "PNG32:$out/128x128.png"
-convert "$master" -resize 256x256 "PNG32:$out/128x128@2x.png"
+# No time chunks: the same pixels make the same bytes, so icon.ico and icon.icns compare as files.
+png() { convert "$master" -resize "$1x$1" -define png:exclude-chunks=date,time "PNG32:$2"; }
+for size in 16 24 32 48 64 128 256; do
+  png $size "$out/${size}x${size}.png"
+done
+ico=$(mktemp -d)
+for size in 16 24 32 48 64 256; do png $size "$ico/$size.png"; done
+convert "$ico"/16.png "$ico"/24.png "$ico"/32.png "$ico"/48.png "$ico"/64.png "$ico"/256.png "$out/icon.ico"
+png 1024 "$ico/1024.png"
+png 512 "$ico/512.png"
+python3 scripts/icns.py "$out/icon.icns" 16="$out/16x16.png" 32="$out/32x32.png" 64="$out/64x64.png" \
+  128="$out/128x128.png" 256="$out/256x256.png" 512="$ico/512.png" 1024="$ico/1024.png"
+rm -rf "$ico"
 
 # The tray icons differ in shape, not only in colour (colour-blind users): a disc with a check
 # mark (ok), a triangle with an exclamation mark (lagging), a disc with a cross (failing).
@@ -50,6 +62,15 @@ tray failing -fill '#e03131' -draw 'circle 32,32 32,4' -stroke white -strokewidt
 if [ "$mode" = --check ]; then
   # Pixels, not bytes: ImageMagick writes the creation time into each file.
   differ=0
+  for made in "$out"/icon.ico "$out"/icon.icns; do
+    name=$(basename "$made")
+    if cmp -s "$made" "icons/$name"; then
+      echo "icons/$name: same bytes"
+    else
+      echo "icons/$name: differs from what this script makes" >&2
+      differ=1
+    fi
+  done
   for made in "$out"/*.png; do
     name=$(basename "$made")
     pixels=$(compare -metric AE "$made" "icons/$name" null: 2>&1) || true

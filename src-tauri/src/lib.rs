@@ -53,6 +53,14 @@ pub struct Args {
     pub hidden: bool,
 }
 
+/// "Start at login" (the UI's toggle calls the plugin's `enable`/`disable`/`is_enabled`): the
+/// platform's own mechanism — `~/.config/autostart/syncmon.desktop` (XDG autostart) on Linux, a
+/// LaunchAgent on macOS, the `Run` registry key on Windows — starting the app with `--hidden`,
+/// in the tray.
+pub fn autostart_plugin<R: Runtime>() -> tauri::plugin::TauriPlugin<R> {
+    tauri_plugin_autostart::Builder::new().app_name("syncmon").arg("--hidden").build()
+}
+
 /// The engine, shared by the command handler, the tray and the background tasks.
 pub type Engine = Arc<Syncmon>;
 
@@ -239,6 +247,7 @@ fn run(args: Args) -> Result<(), String> {
     // and exits before anything below opens the replica or starts a demo source.
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| show_main(app)))
+        .plugin(autostart_plugin())
         .manage(Shutdown { cancel: cancel.clone(), engine_done: std::sync::Mutex::new(None) })
         .invoke_handler(invoke_handler())
         .setup(move |app| {

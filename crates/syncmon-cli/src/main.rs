@@ -4,6 +4,7 @@
 
 mod demo;
 mod failed;
+mod generate;
 mod init;
 mod output;
 mod progress;
@@ -181,6 +182,9 @@ enum Command {
     Mock(MockArgs),
     /// The simulated source with faults switched on, a config pointing at it, and the agent.
     Demo(demo::DemoArgs),
+    /// The man pages and shell completions, made from this command's definition (for packagers).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 #[derive(Subcommand)]
@@ -543,6 +547,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Demo(args) => demo::run(&cli, args).await,
         Command::Serve(args) => serve::run(&cli, args).await,
+        Command::Generate(args) => generate::run(args),
     }
 }
 

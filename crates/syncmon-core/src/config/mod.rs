@@ -122,6 +122,7 @@ impl Config {
         config.validate(&at)?;
         config.validate_targets(text, &at)?;
         config.load_schemas(dir, &at)?;
+        config.load_ca_files(dir, &at)?;
         Ok(config)
     }
 

@@ -103,6 +103,12 @@ pub struct ConnectionConfig {
     #[serde(default, deserialize_with = "de_duration")]
     pub overlap: Duration,
     pub cursor: Option<CursorConfig>,
+    /// A PEM file of CA certificates trusted for this connection besides the OS store (a private
+    /// CA, an inspecting proxy's root); relative to the config file's directory.
+    pub ca_file: Option<String>,
+    /// `ca_file` read and parsed (by `Config::parse_in`, `load_ca_files`).
+    #[serde(skip)]
+    pub ca: Option<std::sync::Arc<crate::source::tls::CaFile>>,
     #[serde(default, rename = "entity")]
     pub entities: Vec<EntityConfig>,
 }
@@ -278,6 +284,10 @@ pub struct TargetConfig {
     /// Syncmon recognises its own writes coming back in a two-way pair. The version field always is.
     #[serde(default)]
     pub ignore_fields: Vec<String>,
+    /// As a connection's `ca_file`.
+    pub ca_file: Option<String>,
+    #[serde(skip)]
+    pub ca: Option<std::sync::Arc<crate::source::tls::CaFile>>,
 }
 
 fn d_idempotency_header() -> String {
@@ -312,6 +322,8 @@ impl TargetConfig {
             lookback: d_lookback(),
             overlap: Duration::ZERO,
             cursor: None,
+            ca_file: self.ca_file.clone(),
+            ca: self.ca.clone(),
             entities: Vec::new(),
         }
     }

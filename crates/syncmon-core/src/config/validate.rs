@@ -378,6 +378,30 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Reads each connection's and target's `ca_file` once: a file that is missing or holds no
+    /// PEM certificate is refused naming the key, its line and the path.
+    pub(super) fn load_ca_files(&mut self, dir: &Path, loc: &Locator) -> Result<(), ConfigProblem> {
+        let connections = self.connections.iter_mut().enumerate().map(|(i, c)| ("connection", i, format!("connection `{}`", c.id), &c.ca_file, &mut c.ca));
+        let targets = self.targets.iter_mut().enumerate().map(|(i, t)| ("target", i, format!("target `{}`", t.id), &t.ca_file, &mut t.ca));
+        for (table, i, name, file, ca) in connections.chain(targets) {
+            let Some(file) = file.as_deref() else { continue };
+            let at = [Seg::Key(table), Seg::Index(i)];
+            let what = format!("{name}: {}", loc.key(&at, "ca_file"));
+            if file.trim().is_empty() {
+                return Err(loc.problem(
+                    &at,
+                    "ca_file",
+                    format!("{what}: ca_file is empty; name a PEM file of CA certificates, e.g. \"certs/proxy-root.pem\""),
+                ));
+            }
+            let loaded = crate::source::tls::CaFile::load(&dir.join(file)).map_err(|why| loc.problem(&at, "ca_file", format!("{what}: {why}")))?;
+            *ca = Some(std::sync::Arc::new(loaded));
+        }
+        Ok(())
+    }
+}
+
 /// The 1-based line holding `key = "value"`, for errors about a value that parsed fine.
 fn line_of(text: &str, key: &str, value: &str) -> Option<usize> {
     text.lines()

@@ -120,13 +120,16 @@ impl Syncmon {
                 if let Some(c) = config.connection(&t.id).filter(|_| t.secret_env.is_none()) {
                     shared.secret_env = c.secret_env.clone();
                 }
-                let client = Arc::new(SourceClient::for_target(&shared, http.clone(), store.clone(), clock.clone()));
+                let http = if t.ca.is_some() { SourceClient::http_client_for(&t.as_connection()) } else { http.clone() };
+                let client = Arc::new(SourceClient::for_target(&shared, http, store.clone(), clock.clone()));
                 (t.id.as_str(), (client, t.idempotency_header.as_str()))
             })
             .collect();
         let mut entities = Vec::new();
         for c in &config.connections {
-            let source = Arc::new(SourceClient::new(c.clone(), http.clone(), store.clone(), clock.clone()));
+            // A connection with its own `ca_file` gets its own client (its own trust).
+            let client = if c.ca.is_some() { SourceClient::http_client_for(c) } else { http.clone() };
+            let source = Arc::new(SourceClient::new(c.clone(), client, store.clone(), clock.clone()));
             for e in &c.entities {
                 let key = EntityKey::new(&c.id, &e.name);
                 if writable {
@@ -297,7 +300,8 @@ impl Syncmon {
 
     /// An HTTP client for `c` that logs its calls in the request log, like the engine's.
     pub(crate) fn source_client(&self, c: config::ConnectionConfig) -> SourceClient {
-        SourceClient::new(c, SourceClient::http_client(), self.ctx.store.clone(), self.ctx.clock.clone())
+        let http = SourceClient::http_client_for(&c);
+        SourceClient::new(c, http, self.ctx.store.clone(), self.ctx.clock.clone())
     }
 }
 

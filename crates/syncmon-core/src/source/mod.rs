@@ -8,6 +8,7 @@ mod auth;
 mod response;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 pub use response::error_summary;
 
@@ -97,17 +98,15 @@ impl SourceClient {
         self.target
     }
 
-    /// Builds the shared HTTP client: rustls with the platform's roots, TLS always verified.
+    /// Builds an HTTP client for `cfg` (`tls.rs`): TLS always verified against the OS store and
+    /// the bundled roots, plus the connection's `ca_file` when it has one.
+    pub fn http_client_for(cfg: &ConnectionConfig) -> reqwest::Client {
+        tls::http_client(cfg.ca.as_deref())
+    }
+
+    /// The client shared by the connections and targets without a `ca_file`.
     pub fn http_client() -> reqwest::Client {
-        reqwest::Client::builder()
-            .user_agent(concat!("syncmon/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(60))
-            // Redirects are followed by `call_once` and the token request, only within the
-            // origin asked: the client's own policy would carry the credentials anywhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a TLS backend is compiled in")
+        tls::http_client(None)
     }
 
     /// One GET, with limits, auth and the request log. Non-2xx answers are failures.

@@ -151,6 +151,12 @@ pub(super) fn describe_reqwest_error(e: &reqwest::Error) -> String {
     }
     if cause.is_empty() {
         kind
+    } else if cause.contains("certificate") {
+        // Behind an inspecting proxy or with a private CA, this is the message users meet.
+        format!(
+            "{kind}: {cause} (the server's certificate is not trusted: install its CA in the operating system's certificate \
+             store, or name a PEM file with it as the connection's ca_file)"
+        )
     } else {
         format!("{kind}: {cause}")
     }

@@ -63,7 +63,7 @@ pub(super) fn is_echo(tx: &rusqlite::Transaction, key: &EntityKey, rules: Option
         .prepare_cached("SELECT fingerprint FROM two_way_base WHERE system = ?1 AND entity = ?2 AND record_id = ?3")?
         .query_row(params![key.connection, key.entity, record_id], |r| r.get(0))
         .optional()?;
-    Ok(base == Some(fingerprint(data, &rules.ignore)))
+    Ok(base.is_some_and(|b| b == fingerprint(data, &rules.ignore)))
 }
 
 /// One side of a pair's record as its replica holds it.
