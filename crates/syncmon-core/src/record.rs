@@ -26,6 +26,14 @@ pub struct Rejected {
     pub rule: Option<String>,
 }
 
+impl Rejected {
+    /// A known record (id and version) that a later stage could not take: delivery, a conflict,
+    /// a write-back.
+    pub fn of_record(id: &str, version: &str, payload: &str, kind: &'static str, message: &str) -> Rejected {
+        Rejected { id: Some(id.to_string()), version: RowVersion::parse(version), payload: payload.to_string(), kind, message: message.to_string(), rule: None }
+    }
+}
+
 #[derive(Debug)]
 pub struct Page {
     pub records: Vec<Record>,

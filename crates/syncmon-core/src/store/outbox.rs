@@ -13,7 +13,6 @@
 
 use super::{record_failure, EntityKey, Result, Store};
 use crate::record::Rejected;
-use crate::rowversion::RowVersion;
 use crate::state::{FailedStage, FailedState, Resolution};
 use rusqlite::{params, OptionalExtension};
 
@@ -235,14 +234,7 @@ impl Store {
     ) -> Result<bool> {
         self.write(|c| {
             let tx = c.transaction()?;
-            let rej = Rejected {
-                id: Some(record_id.to_string()),
-                version: RowVersion::parse(version),
-                payload: payload.to_string(),
-                kind: error_kind,
-                message: message.to_string(),
-                rule: None,
-            };
+            let rej = Rejected::of_record(record_id, version, payload, error_kind, message);
             let new = record_failure(&tx, key, &rej, FailedStage::Deliver, http_status, tracking_id, now_ms)?;
             tx.prepare_cached("DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4 AND kind = ?5")?
                 .execute(params![key.connection, key.entity, record_id, version, kind])?;

@@ -16,7 +16,6 @@
 
 use super::{record_failure, EntityKey, Result, Store};
 use crate::record::Rejected;
-use crate::rowversion::RowVersion;
 use crate::state::{FailedStage, FailedState, Resolution};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -185,14 +184,7 @@ impl Store {
     ) -> Result<bool> {
         self.write(|c| {
             let tx = c.transaction()?;
-            let rej = Rejected {
-                id: Some(record_id.to_string()),
-                version: RowVersion::parse(version),
-                payload: payload.to_string(),
-                kind: "conflict",
-                message: message.to_string(),
-                rule: None,
-            };
+            let rej = Rejected::of_record(record_id, version, payload, "conflict", message);
             let new = record_failure(&tx, key, &rej, FailedStage::Conflict, None, None, now_ms)?;
             for k in [key, peer] {
                 tx.execute("DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3", params![k.connection, k.entity, record_id])?;
