@@ -61,6 +61,11 @@ export async function fill(wd, testid, value, event = 'input') {
     el.dispatchEvent(new Event(arguments[2], { bubbles: true }));`, [testid, value, event]);
 }
 
+/** Closes the toasts (errors stay until dismissed, and may cover buttons near the corner). */
+export async function dismissToasts(wd) {
+  await wd.script(`document.querySelectorAll('.toast .dismiss').forEach((b) => b.click())`);
+}
+
 export async function go(wd, hash) {
   await wd.script(`location.hash = ${JSON.stringify(hash)}`);
 }
@@ -312,6 +317,7 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
 
   // A target made from the form: a refusal beside its field first, then saved to the config file,
   // listed, and Test connection makes one GET at the simulated target and shows its Trackingid.
+  await dismissToasts(wd);
   await wd.click(await wd.byTestId('add-target'));
   await fill(wd, 'target-id', 'warehouse');
   await fill(wd, 'target-base-url', `${base}/target`);
@@ -326,6 +332,7 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   await wd.byTestId('target-warehouse', { timeoutMs: 15_000 });
   assert.match(await shownText(wd, '[data-testid="target-warehouse"]') ?? '', /warehouse\s*no auth/, 'the saved target is listed');
   await fill(wd, 'target-test-path', '/items');
+  await dismissToasts(wd);
   await wd.click(await wd.byTestId('test-target'));
   const tested = await wd.waitFor('the test of the new target', async () => {
     const [r] = await wd.findAll('[data-testid="target-test-result"]');
@@ -335,4 +342,35 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   assert.match(await shownText(wd, '[data-testid="target-test-result"] [data-testid="tracking-id"]') ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-/,
     'the target test shows the Trackingid of its call');
   await shot('connections-target');
+
+  // The demo's two-way pair: a record changed on both systems before Syncmon syncs either is a
+  // conflict on the Failed screen, both versions side by side with the fields that differ marked;
+  // "Keep store" sends the store's version to the ERP.
+  const sku = 'sku-0001';
+  const at = (system) => `${base}/target/${system}/${sku}`;
+  const put = async (system, body) => {
+    const res = await fetch(at(system), { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+    assert.ok(res.ok, `PUT ${at(system)}: ${res.status}`);
+  };
+  await put('store-stock', { id: sku, sku, quantity: 11, changedBy: 'store' });
+  await put('erp-stock', { id: sku, sku, quantity: 22, changedBy: 'erp' });
+  await go(wd, '#/overview');
+  await wd.click(await wd.byTestId('sync-now-store/stock', { timeoutMs: 30_000 }));
+  await wd.click(await wd.byTestId('nav-failed'));
+  const conflictRow = await wd.waitFor('the conflict in the failed list', async () => {
+    const [r] = await wd.findAll('[data-testid="failed-row"]');
+    return r ?? null;
+  }, { timeoutMs: 60_000 });
+  await wd.click(conflictRow);
+  await wd.byTestId('conflict', { timeoutMs: 15_000 });
+  const differing = await wd.script(`return [...document.querySelectorAll('[data-testid="conflict-row"][data-changed="true"]')].map((r) => r.textContent)`);
+  assert.ok(differing.some((t) => t.includes('quantity') && t.includes('11') && t.includes('22')), `quantity differs, 11 against 22: ${differing}`);
+  assert.equal(differing.length, 2, `quantity and changedBy differ, not the systems' own versions: ${differing}`);
+  await shot('failed-conflict');
+  await dismissToasts(wd);
+  await wd.click(await wd.byTestId('keep-store'));
+  await wd.waitFor('the ERP to hold the store\'s version', async () => {
+    const res = await fetch(at('erp-stock'), { signal: AbortSignal.timeout(10_000) });
+    return res.ok && (await res.json()).quantity === 11;
+  }, { timeoutMs: 30_000 });
 }

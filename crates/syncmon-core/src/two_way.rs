@@ -128,9 +128,11 @@ pub(crate) async fn before_send(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder,
             Ok(Check::Handed)
         }
         None => {
+            // Both versions as people compare them: without the fields each system sets itself
+            // (its version), which differ always and say nothing.
             let both = serde_json::json!({
-                key.connection.clone(): parsed(data),
-                pair.peer.connection.clone(): parsed(&theirs.data),
+                key.connection.clone(): parsed(data, &pair.ignore),
+                pair.peer.connection.clone(): parsed(&theirs.data, &pair.ignore),
             });
             let message = format!(
                 "changed on both `{}` and `{}` since they were last in step; keep one: syncmon failed resolve <id> --keep {}|{}",
@@ -186,6 +188,12 @@ pub fn row_fingerprint(row: &PairRow, pair: &Pair) -> Option<i64> {
     (!row.deleted).then(|| fingerprint(&row.data, &pair.ignore))
 }
 
-fn parsed(data: &str) -> serde_json::Value {
-    serde_json::from_str(data).unwrap_or_else(|_| serde_json::Value::String(data.to_string()))
+fn parsed(data: &str, ignore: &[String]) -> serde_json::Value {
+    let mut v = serde_json::from_str(data).unwrap_or_else(|_| serde_json::Value::String(data.to_string()));
+    if let serde_json::Value::Object(obj) = &mut v {
+        for f in ignore {
+            obj.remove(f);
+        }
+    }
+    v
 }

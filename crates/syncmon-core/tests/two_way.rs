@@ -186,6 +186,7 @@ async fn a_manual_conflict_holds_both_versions_until_one_is_kept() {
     let both: serde_json::Value = serde_json::from_str(&c.payload).unwrap();
     assert_eq!(both["a"]["name"], "changed on a");
     assert_eq!(both["b"]["name"], "changed on b");
+    assert!(both["a"].get("rowVersion").is_none(), "the versions each system sets are left out of the comparison: {both}");
     assert!(c.message.contains("--keep a|b"), "{}", c.message);
     // Neither side is overwritten while it waits; the rest flows.
     assert_eq!(content(&p.a)["r2"]["name"], "changed on a");
