@@ -22,7 +22,9 @@ enum What {
     },
     /// The completion script for one shell: `syncmon.bash`, `_syncmon` (zsh) or `syncmon.fish`.
     Completions {
+        /// bash, zsh or fish.
         shell: Shell,
+        /// The directory to write into (created if missing).
         #[arg(long, short, value_name = "DIR")]
         output: PathBuf,
     },
