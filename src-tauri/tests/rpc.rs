@@ -41,7 +41,10 @@ fn invoke(webview: &tauri::WebviewWindow<tauri::test::MockRuntime>, body: Value)
 fn the_rpc_command_answers_what_api_call_answers_and_errors_carry_their_code() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = Config::parse(CONFIG).expect("config");
-    let engine = Arc::new(Syncmon::open(config, dir.path()).expect("open the engine"));
+    // A fixed clock: the two answers compared are made a moment apart, and the overview carries
+    // times computed from now (a pending entity's next attempt).
+    let clock = Arc::new(syncmon_core::TestClock::fixed(1_800_000_000_000));
+    let engine = Arc::new(Syncmon::open_with_clock(config, dir.path(), clock).expect("open the engine"));
     let app = mock_builder().manage(engine.clone()).invoke_handler(syncmon_desktop::invoke_handler()).build(mock_context(noop_assets())).expect("mock app");
     let webview = WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("mock window");
 
