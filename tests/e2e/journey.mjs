@@ -61,11 +61,6 @@ export async function fill(wd, testid, value, event = 'input') {
     el.dispatchEvent(new Event(arguments[2], { bubbles: true }));`, [testid, value, event]);
 }
 
-/** Closes the toasts (errors stay until dismissed, and may cover buttons near the corner). */
-export async function dismissToasts(wd) {
-  await wd.script(`document.querySelectorAll('.toast .dismiss').forEach((b) => b.click())`);
-}
-
 export async function go(wd, hash) {
   await wd.script(`location.hash = ${JSON.stringify(hash)}`);
 }
@@ -317,7 +312,6 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
 
   // A target made from the form: a refusal beside its field first, then saved to the config file,
   // listed, and Test connection makes one GET at the simulated target and shows its Trackingid.
-  await dismissToasts(wd);
   await wd.click(await wd.byTestId('add-target'));
   await fill(wd, 'target-id', 'warehouse');
   await fill(wd, 'target-base-url', `${base}/target`);
@@ -332,7 +326,6 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   await wd.byTestId('target-warehouse', { timeoutMs: 15_000 });
   assert.match(await shownText(wd, '[data-testid="target-warehouse"]') ?? '', /warehouse\s*no auth/, 'the saved target is listed');
   await fill(wd, 'target-test-path', '/items');
-  await dismissToasts(wd);
   await wd.click(await wd.byTestId('test-target'));
   const tested = await wd.waitFor('the test of the new target', async () => {
     const [r] = await wd.findAll('[data-testid="target-test-result"]');
@@ -367,7 +360,6 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   assert.ok(differing.some((t) => t.includes('quantity') && t.includes('11') && t.includes('22')), `quantity differs, 11 against 22: ${differing}`);
   assert.equal(differing.length, 2, `quantity and changedBy differ, not the systems' own versions: ${differing}`);
   await shot('failed-conflict');
-  await dismissToasts(wd);
   await wd.click(await wd.byTestId('keep-store'));
   await wd.waitFor('the ERP to hold the store\'s version', async () => {
     const res = await fetch(at('erp-stock'), { signal: AbortSignal.timeout(10_000) });
