@@ -2,6 +2,7 @@
 //! engine's façade (`syncmon_core::Syncmon`). Exit codes: 0 success, 1 the work failed,
 //! 2 bad usage or configuration.
 
+mod creds;
 mod demo;
 mod failed;
 mod generate;
@@ -12,10 +13,10 @@ mod serve;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use creds::CredsCommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use syncmon_core::secrets::{self, Secret, SecretKind};
 use syncmon_core::{Config, ErrorCode, Health, Outcome, Syncmon};
 use tokio_util::sync::CancellationToken;
 
@@ -197,26 +198,6 @@ enum IngestCommand {
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum CredsCommand {
-    /// Store a connection's (or a forwarding target's) secret (read from the terminal without echo, or from stdin).
-    Set {
-        /// The connection's (or target's) `id` in the config.
-        connection: String,
-        /// The webhook secret instead of the API secret.
-        #[arg(long)]
-        webhook: bool,
-    },
-    /// Remove a connection's secret from the keyring.
-    Delete {
-        /// The connection's (or target's) `id` in the config.
-        connection: String,
-        /// The webhook secret instead of the API secret.
-        #[arg(long)]
-        webhook: bool,
     },
 }
 
@@ -537,7 +518,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Creds { command } => creds(&cli, command),
+        Command::Creds { command } => creds::creds(&cli, command),
         Command::Mock(args) => {
             let server = syncmon_mock::MockServer::start(mock_config(args)).await.with_context(|| format!("cannot listen on {}", args.listen))?;
             println!("simulated source on {}; Ctrl-C to stop", server.base_url());
@@ -586,45 +567,6 @@ fn check(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
         println!("ok");
     }
     Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-fn creds(cli: &Cli, command: &CredsCommand) -> anyhow::Result<ExitCode> {
-    let path = cli.config.clone().unwrap_or_else(syncmon_core::default_config_path);
-    let config = Config::load(&path).map_err(|e| UsageError(e.to_string()))?;
-    let (connection, webhook) = match command {
-        CredsCommand::Set { connection, webhook } | CredsCommand::Delete { connection, webhook } => (connection, *webhook),
-    };
-    // A target's secret lives under its id too (forwarding, `[[target]]`).
-    if config.connection(connection).is_none() && (webhook || config.target(connection).is_none()) {
-        return Err(UsageError(format!("no connection `{connection}` in {}", path.display())).into());
-    }
-    let kind = if webhook { SecretKind::Webhook } else { SecretKind::Connection };
-    let account = secrets::keyring_account(connection, kind);
-    match command {
-        CredsCommand::Set { .. } => {
-            let value = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                rpassword::prompt_password(format!("secret for {account} (not shown): "))?
-            } else {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line)?;
-                line
-            };
-            let value = value.trim_end_matches(['\r', '\n']).to_string();
-            if value.is_empty() {
-                return Err(UsageError("empty secret; nothing stored".into()).into());
-            }
-            secrets::keyring_set(&account, &Secret::new(value))?;
-            println!("stored the secret of {account} in the OS keyring (service `syncmon`)");
-        }
-        CredsCommand::Delete { .. } => {
-            if secrets::keyring_delete(&account)? {
-                println!("deleted the secret of {account} from the OS keyring");
-            } else {
-                println!("no secret of {account} was in the OS keyring");
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

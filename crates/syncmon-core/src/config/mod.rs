@@ -14,6 +14,7 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod validate_targets;
 mod warnings;
 
 pub use sections::{

@@ -10,145 +10,6 @@ use std::path::Path;
 use std::time::Duration;
 
 impl Config {
-    /// Targets and the entities' `forward_to`; errors name the line that is wrong.
-    pub(super) fn validate_targets(&self, text: &str, at: &Locator) -> Result<(), ConfigProblem> {
-        let at_line = |key: &str, value: &str, msg: String| match line_of(text, key, value) {
-            Some(n) => format!("line {n}: {msg}"),
-            None => msg,
-        };
-        let mut ids = HashSet::new();
-        for (ti, t) in self.targets.iter().enumerate() {
-            let table = [Seg::Key("target"), Seg::Index(ti)];
-            let err = |key: &str, msg: String| at.problem(&table, key, at_line("id", &t.id, format!("target `{}`: {msg}", t.id)));
-            if !valid_name(&t.id) {
-                return Err(err("id", "id may hold only letters, digits, `-` and `_` (it names the keyring entry)".into()));
-            }
-            if !ids.insert(t.id.as_str()) {
-                return Err(err("id", "two targets have this id; give each a unique `id`".into()));
-            }
-            // A target with a connection's id is that connection's system (a two-way flow) and
-            // shares its keyring entry. Some keyrings (Windows) ignore case in account names, so
-            // ids that differ only in case would share it by accident.
-            if self.connections.iter().any(|c| c.id != t.id && c.id.eq_ignore_ascii_case(&t.id)) {
-                return Err(err(
-                    "id",
-                    "a connection's id differs from it only in case, and both would read the same keyring entry; use the connection's exact id (the same system) or rename the target".into(),
-                ));
-            }
-            at.check_urls(&table, &t.id, &t.base_url, &t.token_url, "target", &err)?;
-            check_oauth2(t.auth, &t.token_url, &t.client_id, &err)?;
-            at.check_env_names(&table, [("secret_env", &t.secret_env)])?;
-            at.check_client_limits(&table, &t.as_connection())?;
-        }
-        for (ci, c) in self.connections.iter().enumerate() {
-            for (ei, e) in c.entities.iter().enumerate() {
-                let table = [Seg::Key("connection"), Seg::Index(ci), Seg::Key("entity"), Seg::Index(ei)];
-                if let Some(p) = &e.forward_path {
-                    at.refuse_secret_in_path(&table, "forward_path", &c.id, p)?;
-                }
-                let loc = at;
-                let at = format!("connection `{}`, entity `{}`", c.id, e.name);
-                match &e.forward_to {
-                    Some(t) if !ids.contains(t.as_str()) => {
-                        let known = if ids.is_empty() {
-                            "there is no [[target]] section".to_string()
-                        } else {
-                            let mut v: Vec<&str> = ids.iter().copied().collect();
-                            v.sort();
-                            format!("the targets are: {}", v.join(", "))
-                        };
-                        return Err(loc.problem(
-                            &table,
-                            "forward_to",
-                            at_line("forward_to", t, format!("{at}: forward_to = \"{t}\" names no [[target]] ({known})")),
-                        ));
-                    }
-                    None if e.forward_path.is_some() => {
-                        return Err(loc.problem(&table, "forward_path", format!("{at}: forward_path needs forward_to = \"<target id>\"")));
-                    }
-                    _ => {}
-                }
-                if let Some(m) = e.forward_method.as_deref().filter(|m| !matches!(*m, "PUT" | "POST" | "PATCH")) {
-                    return Err(loc.problem(
-                        &table,
-                        "forward_method",
-                        at_line("forward_method", m, format!("{at}: forward_method must be PUT, POST or PATCH")),
-                    ));
-                }
-                if let Some(wb) = &e.write_back {
-                    if !matches!(wb.method.as_str(), "PATCH" | "PUT" | "POST") {
-                        return Err(loc.problem(&table, "write_back", format!("{at}: write_back method must be PATCH, PUT or POST, not `{}`", wb.method)));
-                    }
-                    if !wb.path.starts_with('/') || !wb.path.contains("{id}") {
-                        return Err(loc.problem(
-                            &table,
-                            "write_back",
-                            format!("{at}: write_back path must start with `/` and hold `{{id}}` where the record id goes, e.g. \"/{}/{{id}}\"", e.name),
-                        ));
-                    }
-                    loc.refuse_secret_in_path(&table, "write_back", &c.id, &wb.path)?;
-                    if !matches!(serde_json::from_str::<serde_json::Value>(&wb.body), Ok(serde_json::Value::Object(m)) if !m.is_empty()) {
-                        return Err(loc.problem(
-                            &table,
-                            "write_back",
-                            format!("{at}: write_back body must be a JSON object of the fields to set, e.g. '{{\"synced\": true}}'"),
-                        ));
-                    }
-                    if c.profile == super::ProfileKind::Snapshot {
-                        return Err(loc.problem(
-                            &table,
-                            "write_back",
-                            format!("{at}: write_back needs a feed with versions; a snapshot feed cannot tell what is new"),
-                        ));
-                    }
-                }
-                if let Some(policy) = &e.conflict {
-                    // A pair: this entity forwards to a connection that forwards the same entity back.
-                    let peer = e.forward_to.as_deref().filter(|t| {
-                        self.connections
-                            .iter()
-                            .any(|p| p.id == *t && p.entities.iter().any(|pe| pe.name == e.name && pe.forward_to.as_deref() == Some(c.id.as_str())))
-                    });
-                    let Some(peer) = peer else {
-                        return Err(loc.problem(
-                            &table,
-                            "conflict",
-                            format!("{at}: conflict applies to a two-way pair: forward_to a connection whose entity `{}` forwards back to `{}`", e.name, c.id),
-                        ));
-                    };
-                    let theirs = self
-                        .connections
-                        .iter()
-                        .find(|p| p.id == peer)
-                        .and_then(|p| p.entities.iter().find(|pe| pe.name == e.name))
-                        .and_then(|pe| pe.conflict.as_ref());
-                    if theirs.is_some_and(|t| t != policy) {
-                        return Err(loc.problem(
-                            &table,
-                            "conflict",
-                            format!("{at}: conflict differs from the one `{peer}`'s entity `{}` sets; a pair has one policy (set it on one side)", e.name),
-                        ));
-                    }
-                    if !matches!(policy.as_str(), "manual" | "newest") && policy != &c.id && policy != peer {
-                        return Err(loc.problem(
-                            &table,
-                            "conflict",
-                            at_line("conflict", policy, format!("{at}: conflict must be \"manual\", \"newest\", \"{}\" or \"{peer}\"", c.id)),
-                        ));
-                    }
-                }
-                if let Some(p) = e.forward_path.as_deref().filter(|p| !p.starts_with('/')) {
-                    return Err(loc.problem(
-                        &table,
-                        "forward_path",
-                        at_line("forward_path", p, format!("{at}: forward_path must start with `/`, e.g. \"/{p}\"")),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
     pub(super) fn validate(&self, loc: &Locator) -> Result<(), ConfigProblem> {
         let mut ids = HashSet::new();
         // Lowercased id → index: SQLite table names ignore case, so ids must differ in more than case.
@@ -403,7 +264,7 @@ impl Config {
 }
 
 /// The 1-based line holding `key = "value"`, for errors about a value that parsed fine.
-fn line_of(text: &str, key: &str, value: &str) -> Option<usize> {
+pub(super) fn line_of(text: &str, key: &str, value: &str) -> Option<usize> {
     text.lines()
         .position(|l| {
             let Some((k, v)) = l.split_once('=') else { return false };
@@ -412,7 +273,7 @@ fn line_of(text: &str, key: &str, value: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-fn valid_name(s: &str) -> bool {
+pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -421,7 +282,7 @@ const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
 const MAX_PAGE_SIZE: u32 = 100_000;
 
 /// OAuth2 needs where to get a token and who asks for it; the secret is never in the file.
-fn check_oauth2(
+pub(super) fn check_oauth2(
     auth: AuthKind,
     token_url: &Option<String>,
     client_id: &Option<String>,
@@ -461,7 +322,7 @@ impl<'a> Locator<'a> {
 
     /// `secret_env` names a variable; anything else is most likely the secret itself, pasted into
     /// the wrong key, and is refused without being repeated.
-    fn check_env_names<const N: usize>(&self, table: &[Seg], keys: [(&str, &Option<String>); N]) -> Result<(), ConfigProblem> {
+    pub(super) fn check_env_names<const N: usize>(&self, table: &[Seg], keys: [(&str, &Option<String>); N]) -> Result<(), ConfigProblem> {
         for (key, value) in keys {
             let Some(name) = value else { continue };
             let mut b = name.bytes();
@@ -482,7 +343,7 @@ impl<'a> Locator<'a> {
     }
 
     /// The limits a connection and a target share.
-    fn check_client_limits(&self, table: &[Seg], c: &ConnectionConfig) -> Result<(), ConfigProblem> {
+    pub(super) fn check_client_limits(&self, table: &[Seg], c: &ConnectionConfig) -> Result<(), ConfigProblem> {
         if !(1..=256).contains(&c.max_concurrency) {
             return Err(self.problem(table, "max_concurrency", format!("{} must be between 1 and 256", self.key(table, "max_concurrency"))));
         }
@@ -527,7 +388,7 @@ impl<'a> Locator<'a> {
     /// The URLs of a connection or a target: `base_url` an http(s) URL, neither it nor
     /// `token_url` holding a credential. `side` is what a local http:// URL would reach
     /// ("source", "target"); `err` words a refusal the way the caller words its others.
-    fn check_urls(
+    pub(super) fn check_urls(
         &self,
         table: &[Seg],
         id: &str,
@@ -553,7 +414,7 @@ impl<'a> Locator<'a> {
     }
 
     /// A path below a base URL (`/items?api_key=…` is refused like a URL).
-    fn refuse_secret_in_path(&self, table: &[Seg], key: &str, id: &str, path: &str) -> Result<(), ConfigProblem> {
+    pub(super) fn refuse_secret_in_path(&self, table: &[Seg], key: &str, id: &str, path: &str) -> Result<(), ConfigProblem> {
         let base = url::Url::parse("http://localhost/").expect("a constant URL");
         match base.join(path) {
             Ok(u) => self.refuse_secret_in_url(table, key, id, &u),
