@@ -14,6 +14,7 @@
 
 use crate::context::EngineCtx;
 use crate::events::EventKind;
+use crate::record::Rejected;
 use crate::retry::{Failure, FailureClass};
 use crate::source::SourceClient;
 use crate::store::{EntityKey, OutboxItem, Store};
@@ -356,7 +357,8 @@ pub(crate) async fn send_one(ctx: &EngineCtx, key: &EntityKey, f: &Forwarder, it
         let (key, item) = (key.clone(), item.clone());
         let tid = fail.tracking_id.clone();
         let status = fail.http_status;
-        move |s| s.delivery_failed(&key, &item.record_id, &item.row_version, &item.kind, &payload, error_kind, &message, status, tid.as_deref(), now)
+        let rej = Rejected::of_record(&item.record_id, &item.row_version, &payload, error_kind, &message);
+        move |s| s.delivery_failed(&key, &item, &rej, status, tid.as_deref(), now)
     })
     .await;
     match r {

@@ -15,6 +15,7 @@ use crate::context::EngineCtx;
 use crate::engine::EntityRt;
 use crate::events::EventKind;
 use crate::forward::blocking;
+use crate::record::Rejected;
 use crate::retry::FailureClass;
 use crate::source::SourceClient;
 use crate::store::WriteBackItem;
@@ -193,7 +194,11 @@ pub(crate) async fn mark_one(ctx: &EngineCtx, e: &EntityRt, wb: &WriteBack, item
     let message = format!("the source did not take the mark ({} {}): {}", wb.method, url.path(), fail.message);
     let (k, it, tid, status, now) = (key.clone(), item.clone(), fail.tracking_id.clone(), fail.http_status, ctx.clock.now_ms());
     let payload = String::from_utf8_lossy(&wb.body).into_owned();
-    match blocking(&ctx.store, move |s| s.write_back_failed(&k, &it.record_id, &it.row_version, &payload, kind, &message, status, tid.as_deref(), now)).await {
+    match blocking(&ctx.store, move |s| {
+        s.write_back_failed(&k, &it, &Rejected::of_record(&it.record_id, &it.row_version, &payload, kind, &message), status, tid.as_deref(), now)
+    })
+    .await
+    {
         Ok(new) => Mark::Failed { new },
         Err(err) => Mark::Stop(Some(format!("cannot record the failed item: {err}"))),
     }

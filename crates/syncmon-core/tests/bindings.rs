@@ -40,6 +40,7 @@ fn export_into(dir: &Path) {
         SaveConnectionResult,
         Settings,
         ConnectionView,
+        AuthView,
         EntityView,
         Event,
         EventKind,

@@ -1,7 +1,7 @@
 //! The config editor behind `save_connection` and `save_target`: writes one connection (or
 //! target) into the TOML file in place (comments and the other connections stay), validated by the same rules as loading.
 
-use super::{ApiError, ConnectionView, CursorView, EntityView, SaveConnectionResult, TargetView};
+use super::{ApiError, AuthView, ConnectionView, CursorView, EntityView, SaveConnectionResult, TargetView};
 use crate::config::Config;
 use crate::{ErrorCode, Syncmon};
 use std::time::Duration;
@@ -11,26 +11,47 @@ fn valid_env_name(s: &str) -> bool {
     b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
-/// Checks what the TOML types alone cannot say well, naming the form field.
-fn check_view(v: &ConnectionView) -> Result<(), ApiError> {
-    for (field, value) in [("secret_env", &v.secret_env), ("webhook_secret_env", &v.webhook_secret_env)] {
-        if let Some(name) = value.as_deref().filter(|s| !s.is_empty()) {
-            if !valid_env_name(name) {
-                // Most likely the secret itself pasted into the wrong box: never write it.
-                return Err(ApiError::field(
-                    ErrorCode::Config,
-                    field,
-                    "this must be the NAME of an environment variable (letters, digits, `_`), not the secret itself; \
-                     to store the secret, use Set secret (the OS keyring)",
-                ));
-            }
-        }
+/// An environment variable's name in `field`, refused when it is not one.
+fn check_env_name(field: &str, value: &Option<String>) -> Result<(), ApiError> {
+    match value.as_deref().filter(|s| !s.is_empty()) {
+        // Most likely the secret itself pasted into the wrong box: never write it.
+        Some(name) if !valid_env_name(name) => Err(ApiError::field(
+            ErrorCode::Config,
+            field,
+            "this must be the NAME of an environment variable (letters, digits, `_`), not the secret itself; \
+             to store the secret, use Set secret (the OS keyring)",
+        )),
+        _ => Ok(()),
     }
-    if !matches!(v.profile.as_str(), "rowversion" | "cursor" | "snapshot" | "timestamp") {
-        return Err(ApiError::field(ErrorCode::Config, "profile", format!("profile `{}` is none of rowversion, cursor, snapshot, timestamp", v.profile)));
-    }
+}
+
+/// The auth keys a connection and a target share, checked the same way.
+fn check_auth(v: &AuthView) -> Result<(), ApiError> {
+    check_env_name("secret_env", &v.secret_env)?;
     if !matches!(v.auth.as_str(), "none" | "api_key" | "bearer" | "oauth2") {
         return Err(ApiError::field(ErrorCode::Config, "auth", format!("auth `{}` is none of none, api_key, bearer, oauth2", v.auth)));
+    }
+    Ok(())
+}
+
+/// The auth keys written into a `[[connection]]` or `[[target]]` table (defaults left out).
+fn fill_auth(t: &mut toml_edit::Table, v: &AuthView) {
+    set_unless_default(t, "auth", v.auth.as_str(), "none");
+    match v.api_key_header.as_deref().filter(|s| !s.is_empty()) {
+        Some(h) => set_unless_default(t, "api_key_header", h, "x-np-api-key"),
+        None => {
+            t.remove("api_key_header");
+        }
+    }
+    set_opts(t, [("token_url", &v.token_url), ("client_id", &v.client_id), ("scope", &v.scope), ("secret_env", &v.secret_env)]);
+}
+
+/// Checks what the TOML types alone cannot say well, naming the form field.
+fn check_view(v: &ConnectionView) -> Result<(), ApiError> {
+    check_auth(&v.credentials)?;
+    check_env_name("webhook_secret_env", &v.webhook_secret_env)?;
+    if !matches!(v.profile.as_str(), "rowversion" | "cursor" | "snapshot" | "timestamp") {
+        return Err(ApiError::field(ErrorCode::Config, "profile", format!("profile `{}` is none of rowversion, cursor, snapshot, timestamp", v.profile)));
     }
     let duration = |field: String, text: &str| {
         humantime::parse_duration(text)
@@ -176,24 +197,8 @@ fn fill_connection(t: &mut toml_edit::Table, v: &ConnectionView) {
     set(t, "id", v.id.as_str());
     set(t, "base_url", v.base_url.as_str());
     set_unless_default(t, "profile", v.profile.as_str(), "rowversion");
-    set_unless_default(t, "auth", v.auth.as_str(), "none");
-    match v.api_key_header.as_deref().filter(|s| !s.is_empty()) {
-        Some(h) => set_unless_default(t, "api_key_header", h, "x-np-api-key"),
-        None => {
-            t.remove("api_key_header");
-        }
-    }
-    set_opts(
-        t,
-        [
-            ("token_url", &v.token_url),
-            ("client_id", &v.client_id),
-            ("scope", &v.scope),
-            ("secret_env", &v.secret_env),
-            ("webhook_secret_env", &v.webhook_secret_env),
-            ("api_version", &v.api_version),
-        ],
-    );
+    fill_auth(t, &v.credentials);
+    set_opts(t, [("webhook_secret_env", &v.webhook_secret_env), ("api_version", &v.api_version)]);
     set_unless_default(t, "max_concurrency", v.max_concurrency as i64, 5);
     set_unless_default(t, "requests_per_second", v.requests_per_second, 10.0);
     set_duration(t, "timeout", &v.timeout, Duration::from_secs(30));
@@ -299,14 +304,7 @@ pub fn save_connection(sm: &Syncmon, v: &ConnectionView) -> Result<SaveConnectio
 fn fill_target(t: &mut toml_edit::Table, v: &TargetView) {
     set(t, "id", v.id.as_str());
     set(t, "base_url", v.base_url.as_str());
-    set_unless_default(t, "auth", v.auth.as_str(), "none");
-    match v.api_key_header.as_deref().filter(|s| !s.is_empty()) {
-        Some(h) => set_unless_default(t, "api_key_header", h, "x-np-api-key"),
-        None => {
-            t.remove("api_key_header");
-        }
-    }
-    set_opts(t, [("token_url", &v.token_url), ("client_id", &v.client_id), ("scope", &v.scope), ("secret_env", &v.secret_env)]);
+    fill_auth(t, &v.credentials);
     set_unless_default(t, "max_concurrency", v.max_concurrency as i64, 5);
     set_unless_default(t, "requests_per_second", v.requests_per_second, 10.0);
     set_duration(t, "timeout", &v.timeout, Duration::from_secs(30));
@@ -327,19 +325,7 @@ fn fill_target(t: &mut toml_edit::Table, v: &TargetView) {
 
 /// Checks what the TOML types alone cannot say well, naming the form field.
 fn check_target_view(v: &TargetView) -> Result<(), ApiError> {
-    if let Some(name) = v.secret_env.as_deref().filter(|s| !s.is_empty()) {
-        if !valid_env_name(name) {
-            return Err(ApiError::field(
-                ErrorCode::Config,
-                "secret_env",
-                "this must be the NAME of an environment variable (letters, digits, `_`), not the secret itself; \
-                 to store the secret, use Set secret (the OS keyring)",
-            ));
-        }
-    }
-    if !matches!(v.auth.as_str(), "none" | "api_key" | "bearer" | "oauth2") {
-        return Err(ApiError::field(ErrorCode::Config, "auth", format!("auth `{}` is none of none, api_key, bearer, oauth2", v.auth)));
-    }
+    check_auth(&v.credentials)?;
     humantime::parse_duration(&v.timeout).map_err(|_| ApiError::field(ErrorCode::Config, "timeout", "this is not a duration; write e.g. \"30s\", \"2m\""))?;
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! The Connections screen's reads and checks: the connections as the form edits them, a test
 //! call, storing a secret in the keyring.
 
-use super::{ApiError, ConnectionView, CursorView, EntityView, TestConnectionResult};
-use crate::config::{Config, ConnectionConfig, CursorConfig, ProfileKind};
+use super::{ApiError, AuthView, ConnectionView, CursorView, EntityView, TestConnectionResult};
+use crate::config::{AuthKind, Config, ConnectionConfig, CursorConfig, ProfileKind};
 use crate::profile::Profile;
 use crate::secrets::{self, Secret, SecretKind};
 use crate::{Error, ErrorCode, RowVersion, Syncmon};
@@ -53,12 +53,31 @@ fn cursor_view(profile: ProfileKind, cur: &CursorConfig) -> CursorView {
 }
 
 /// `auth` as the config file writes it.
-pub(super) fn auth_word(a: crate::config::AuthKind) -> &'static str {
+fn auth_word(a: AuthKind) -> &'static str {
     match a {
-        crate::config::AuthKind::None => "none",
-        crate::config::AuthKind::ApiKey => "api_key",
-        crate::config::AuthKind::Bearer => "bearer",
-        crate::config::AuthKind::Oauth2 => "oauth2",
+        AuthKind::None => "none",
+        AuthKind::ApiKey => "api_key",
+        AuthKind::Bearer => "bearer",
+        AuthKind::Oauth2 => "oauth2",
+    }
+}
+
+/// A connection's or a target's auth keys as the form shows them (`token_url`, `client_id`,
+/// `scope`, `secret_env` in that order); `has_secret` asks the keyring (blocking) unless auth is none.
+pub(super) fn auth_view(
+    auth: AuthKind,
+    api_key_header: &str,
+    [token_url, client_id, scope, secret_env]: [&Option<String>; 4],
+    has_secret: impl FnOnce() -> bool,
+) -> AuthView {
+    AuthView {
+        auth: auth_word(auth).into(),
+        api_key_header: Some(api_key_header.to_string()),
+        token_url: token_url.clone(),
+        client_id: client_id.clone(),
+        scope: scope.clone(),
+        secret_env: secret_env.clone(),
+        has_secret: auth != AuthKind::None && has_secret(),
     }
 }
 
@@ -74,12 +93,7 @@ pub fn connection_view(c: &ConnectionConfig) -> ConnectionView {
             ProfileKind::Timestamp => "timestamp",
         }
         .into(),
-        auth: auth_word(c.auth).into(),
-        api_key_header: Some(c.api_key_header.clone()),
-        token_url: c.token_url.clone(),
-        client_id: c.client_id.clone(),
-        scope: c.scope.clone(),
-        secret_env: c.secret_env.clone(),
+        credentials: auth_view(c.auth, &c.api_key_header, [&c.token_url, &c.client_id, &c.scope, &c.secret_env], || has_secret(c, SecretKind::Connection)),
         webhook_secret_env: c.webhook_secret_env.clone(),
         api_version: c.api_version.clone(),
         max_concurrency: c.max_concurrency,
@@ -106,7 +120,6 @@ pub fn connection_view(c: &ConnectionConfig) -> ConnectionView {
                 schema: e.schema.clone(),
             })
             .collect(),
-        has_secret: c.auth != crate::config::AuthKind::None && has_secret(c, SecretKind::Connection),
         has_webhook_secret: has_secret(c, SecretKind::Webhook),
     }
 }

@@ -1,9 +1,9 @@
 //! The Connections screen's targets: the `[[target]]` sections as the form edits them, and a test
 //! call with the target's own auth.
 
-use super::connections::{auth_word, current_config, fmt_duration, test_result};
+use super::connections::{auth_view, current_config, fmt_duration, test_result};
 use super::{ApiError, TargetView, TestConnectionResult};
-use crate::config::{AuthKind, Config, TargetConfig};
+use crate::config::{Config, TargetConfig};
 use crate::secrets;
 use crate::{ErrorCode, Syncmon};
 use std::time::Instant;
@@ -27,19 +27,13 @@ pub fn target_view(config: &Config, t: &TargetConfig) -> TargetView {
     TargetView {
         id: t.id.clone(),
         base_url: t.base_url.clone(),
-        auth: auth_word(t.auth).into(),
-        api_key_header: Some(t.api_key_header.clone()),
-        token_url: t.token_url.clone(),
-        client_id: t.client_id.clone(),
-        scope: t.scope.clone(),
-        secret_env: t.secret_env.clone(),
+        credentials: auth_view(t.auth, &t.api_key_header, [&t.token_url, &t.client_id, &t.scope, &t.secret_env], || has_secret(t)),
         max_concurrency: t.max_concurrency,
         requests_per_second: t.requests_per_second,
         timeout: fmt_duration(t.timeout),
         max_retries: t.max_retries,
         idempotency_header: Some(t.idempotency_header.clone()),
         ignore_fields: t.ignore_fields.clone(),
-        has_secret: t.auth != AuthKind::None && has_secret(t),
         is_connection: config.connection(&t.id).is_some(),
         entities: config
             .connections

@@ -137,20 +137,9 @@ pub struct ConnectionView {
     pub base_url: String,
     #[ts(type = "\"rowversion\" | \"cursor\" | \"timestamp\" | \"snapshot\"")]
     pub profile: String,
-    #[ts(type = "\"none\" | \"api_key\" | \"bearer\" | \"oauth2\"")]
-    pub auth: String,
-    /// Header that carries the key when auth = api_key (default `x-np-api-key`).
-    #[serde(default)]
-    pub api_key_header: Option<String>,
-    #[serde(default)]
-    pub token_url: Option<String>,
-    #[serde(default)]
-    pub client_id: Option<String>,
-    #[serde(default)]
-    pub scope: Option<String>,
-    /// Name of an environment variable holding the secret (headless machines), instead of the keyring.
-    #[serde(default)]
-    pub secret_env: Option<String>,
+    /// `auth` and its settings, flattened: the same keys as a target's.
+    #[serde(flatten)]
+    pub credentials: AuthView,
     #[serde(default)]
     pub webhook_secret_env: Option<String>,
     #[serde(default)]
@@ -168,10 +157,30 @@ pub struct ConnectionView {
     pub entities: Vec<EntityView>,
     /// Ignored on save.
     #[serde(default)]
-    pub has_secret: bool,
-    /// Ignored on save.
-    #[serde(default)]
     pub has_webhook_secret: bool,
+}
+
+/// How a connection or a target authenticates, as the form edits it: `[[connection]]` and
+/// `[[target]]` take the same keys. The secret itself is never here (write-only, `set_secret`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct AuthView {
+    #[ts(type = "\"none\" | \"api_key\" | \"bearer\" | \"oauth2\"")]
+    pub auth: String,
+    /// Header that carries the key when auth = api_key (default `x-np-api-key`).
+    #[serde(default)]
+    pub api_key_header: Option<String>,
+    #[serde(default)]
+    pub token_url: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Name of an environment variable holding the secret (headless machines), instead of the keyring.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// Whether the keyring or the environment variable holds a secret. Ignored on save.
+    #[serde(default)]
+    pub has_secret: bool,
 }
 
 /// `[connection.cursor]` as the form edits it: which field is the id and which the version, where
@@ -236,20 +245,9 @@ pub struct Empty {}
 pub struct TargetView {
     pub id: String,
     pub base_url: String,
-    #[ts(type = "\"none\" | \"api_key\" | \"bearer\" | \"oauth2\"")]
-    pub auth: String,
-    /// Header that carries the key when auth = api_key (default `x-np-api-key`).
-    #[serde(default)]
-    pub api_key_header: Option<String>,
-    #[serde(default)]
-    pub token_url: Option<String>,
-    #[serde(default)]
-    pub client_id: Option<String>,
-    #[serde(default)]
-    pub scope: Option<String>,
-    /// Name of an environment variable holding the secret, instead of the keyring (account = the id).
-    #[serde(default)]
-    pub secret_env: Option<String>,
+    /// `auth` and its settings, flattened: the same keys as a connection's (keyring account = the id).
+    #[serde(flatten)]
+    pub credentials: AuthView,
     pub max_concurrency: usize,
     pub requests_per_second: f64,
     pub timeout: String,
@@ -261,9 +259,6 @@ pub struct TargetView {
     /// Top-level fields the target sets itself, left out when Syncmon recognises its own writes.
     #[serde(default)]
     pub ignore_fields: Vec<String>,
-    /// Ignored on save.
-    #[serde(default)]
-    pub has_secret: bool,
     /// The target is a connection's system (same id): it shares that connection's credential.
     /// Ignored on save.
     #[serde(default)]

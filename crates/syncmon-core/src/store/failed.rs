@@ -207,6 +207,31 @@ fn failed_where(f: &FailedFilter) -> (String, Vec<rusqlite::types::Value>) {
     (sql, args)
 }
 
+impl Store {
+    /// A queued record (outbox, write-back queue) that failed for good: its failed item recorded
+    /// and its queue row removed by `dequeue` in one transaction, so a
+    /// crash between the two neither loses the failure nor sends the record again.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn fail_queued(
+        &self,
+        key: &EntityKey,
+        rej: &Rejected,
+        stage: FailedStage,
+        http_status: Option<u16>,
+        tracking_id: Option<&str>,
+        now_ms: i64,
+        dequeue: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<usize>,
+    ) -> Result<bool> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let new = record_failure(&tx, key, rej, stage, http_status, tracking_id, now_ms)?;
+            dequeue(&tx)?;
+            tx.commit()?;
+            Ok(new)
+        })
+    }
+}
+
 /// Inserts a failed item, or counts another attempt on the pending one for the same record and
 /// stage (a re-read of the same bad record must not pile up duplicates). Returns true when new.
 pub(super) fn record_failure(

@@ -11,7 +11,7 @@
 //! - A row leaves the outbox only when the exact (version, kind) it held was delivered or became
 //!   a failed item; a newer change queued meanwhile stays and is delivered on its own.
 
-use super::{record_failure, EntityKey, Result, Store};
+use super::{EntityKey, Result, Store};
 use crate::record::Rejected;
 use crate::state::{FailedStage, FailedState, Resolution};
 use rusqlite::{params, OptionalExtension};
@@ -218,28 +218,19 @@ impl Store {
     /// The target would not take the change (rejected, or the retries ran out): it becomes a
     /// failed item of stage `deliver` (or counts another attempt on the pending one) and leaves
     /// the outbox, so one bad record never holds up the others. Returns true when the item is new.
-    #[allow(clippy::too_many_arguments)]
+    /// `why` is the failure (`Rejected::of_record` of the item).
     pub fn delivery_failed(
         &self,
         key: &EntityKey,
-        record_id: &str,
-        version: &str,
-        kind: &str,
-        payload: &str,
-        error_kind: &'static str,
-        message: &str,
+        item: &OutboxItem,
+        why: &Rejected,
         http_status: Option<u16>,
         tracking_id: Option<&str>,
         now_ms: i64,
     ) -> Result<bool> {
-        self.write(|c| {
-            let tx = c.transaction()?;
-            let rej = Rejected::of_record(record_id, version, payload, error_kind, message);
-            let new = record_failure(&tx, key, &rej, FailedStage::Deliver, http_status, tracking_id, now_ms)?;
+        self.fail_queued(key, why, FailedStage::Deliver, http_status, tracking_id, now_ms, |tx| {
             tx.prepare_cached("DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4 AND kind = ?5")?
-                .execute(params![key.connection, key.entity, record_id, version, kind])?;
-            tx.commit()?;
-            Ok(new)
+                .execute(params![key.connection, key.entity, item.record_id, item.row_version, item.kind])
         })
     }
 }
@@ -277,7 +268,8 @@ mod tests {
         assert_eq!(queued(&store, &key)[0], ("a".into(), "7".into(), "upsert".into()));
 
         // A failed delivery leaves the outbox as a failed item; delivering a newer version supersedes it.
-        assert!(store.delivery_failed(&key, "b", "2", "upsert", "{}", "target_rejected", "no", Some(422), Some("tid"), 5).unwrap());
+        let b = store.outbox_batch(&key, 0, 100).unwrap().into_iter().find(|o| o.record_id == "b").unwrap();
+        assert!(store.delivery_failed(&key, &b, &Rejected::of_record("b", "2", "{}", "target_rejected", "no"), Some(422), Some("tid"), 5).unwrap());
         assert_eq!(queued(&store, &key).len(), 1);
         apply(&store, &key, &[rec("b", "2")], &[]);
         assert_eq!(store.pending_failed_count(&key).unwrap(), 1, "re-reading the record does not resolve a delivery failure");

@@ -11,7 +11,7 @@
 //!   row already holds the body's fields (the source served it marked) is not marked again, so
 //!   the mark's own new version coming back through the feed ends the loop.
 
-use super::{record_failure, EntityKey, Result, Store};
+use super::{EntityKey, Result, Store};
 use crate::record::Rejected;
 use crate::state::{FailedStage, FailedState, Resolution};
 use rusqlite::params;
@@ -112,27 +112,23 @@ impl Store {
     }
 
     /// The source would not take the mark: a failed item of stage `write_back`, out of the queue.
-    #[allow(clippy::too_many_arguments)]
+    /// `why` is the failure (`Rejected::of_record` of the item).
     pub fn write_back_failed(
         &self,
         key: &EntityKey,
-        record_id: &str,
-        version: &str,
-        payload: &str,
-        error_kind: &'static str,
-        message: &str,
+        item: &WriteBackItem,
+        why: &Rejected,
         http_status: Option<u16>,
         tracking_id: Option<&str>,
         now_ms: i64,
     ) -> Result<bool> {
-        self.write(|c| {
-            let tx = c.transaction()?;
-            let rej = Rejected::of_record(record_id, version, payload, error_kind, message);
-            let new = record_failure(&tx, key, &rej, FailedStage::WriteBack, http_status, tracking_id, now_ms)?;
-            tx.prepare_cached("DELETE FROM write_back_queue WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4")?
-                .execute(params![key.connection, key.entity, record_id, version])?;
-            tx.commit()?;
-            Ok(new)
+        self.fail_queued(key, why, FailedStage::WriteBack, http_status, tracking_id, now_ms, |tx| {
+            tx.prepare_cached("DELETE FROM write_back_queue WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4")?.execute(params![
+                key.connection,
+                key.entity,
+                item.record_id,
+                item.row_version
+            ])
         })
     }
 }

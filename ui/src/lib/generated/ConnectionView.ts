@@ -6,15 +6,7 @@ import type { EntityView } from "./EntityView";
  * A connection as the Connections screen edits it: the config without any secret, plus whether
  * the secrets are there. Durations are written like the config file ("30s", "5m", "24h").
  */
-export type ConnectionView = { id: string, base_url: string, profile: "rowversion" | "cursor" | "timestamp" | "snapshot", auth: "none" | "api_key" | "bearer" | "oauth2", 
-/**
- * Header that carries the key when auth = api_key (default `x-np-api-key`).
- */
-api_key_header: string | null, token_url: string | null, client_id: string | null, scope: string | null, 
-/**
- * Name of an environment variable holding the secret (headless machines), instead of the keyring.
- */
-secret_env: string | null, webhook_secret_env: string | null, api_version: string | null, max_concurrency: number, requests_per_second: number, timeout: string, 
+export type ConnectionView = { id: string, base_url: string, profile: "rowversion" | "cursor" | "timestamp" | "snapshot", webhook_secret_env: string | null, api_version: string | null, max_concurrency: number, requests_per_second: number, timeout: string, 
 /**
  * `profile = "timestamp"`: how far below the checkpoint each poll reads again ("0s" by default).
  */
@@ -26,8 +18,16 @@ cursor: CursorView | null, entities: Array<EntityView>,
 /**
  * Ignored on save.
  */
-has_secret: boolean, 
+has_webhook_secret: boolean, auth: "none" | "api_key" | "bearer" | "oauth2", 
 /**
- * Ignored on save.
+ * Header that carries the key when auth = api_key (default `x-np-api-key`).
  */
-has_webhook_secret: boolean, };
+api_key_header: string | null, token_url: string | null, client_id: string | null, scope: string | null, 
+/**
+ * Name of an environment variable holding the secret (headless machines), instead of the keyring.
+ */
+secret_env: string | null, 
+/**
+ * Whether the keyring or the environment variable holds a secret. Ignored on save.
+ */
+has_secret: boolean, };

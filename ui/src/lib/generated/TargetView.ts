@@ -4,15 +4,7 @@
  * A `[[target]]` as the Connections screen edits it: the config without any secret, plus whether
  * the secret is there. Keys the form does not show (backoff, breaker) stay in the file as written.
  */
-export type TargetView = { id: string, base_url: string, auth: "none" | "api_key" | "bearer" | "oauth2", 
-/**
- * Header that carries the key when auth = api_key (default `x-np-api-key`).
- */
-api_key_header: string | null, token_url: string | null, client_id: string | null, scope: string | null, 
-/**
- * Name of an environment variable holding the secret, instead of the keyring (account = the id).
- */
-secret_env: string | null, max_concurrency: number, requests_per_second: number, timeout: string, 
+export type TargetView = { id: string, base_url: string, max_concurrency: number, requests_per_second: number, timeout: string, 
 /**
  * Retries of a transient failure before the record becomes a failed item (default 5).
  */
@@ -26,10 +18,6 @@ idempotency_header: string | null,
  */
 ignore_fields: Array<string>, 
 /**
- * Ignored on save.
- */
-has_secret: boolean, 
-/**
  * The target is a connection's system (same id): it shares that connection's credential.
  * Ignored on save.
  */
@@ -42,4 +30,16 @@ entities: Array<string>,
  * The path under `base_url` that Test connection GETs by default: the first forwarding
  * entity's `forward_path`, else "". Ignored on save.
  */
-test_path: string, };
+test_path: string, auth: "none" | "api_key" | "bearer" | "oauth2", 
+/**
+ * Header that carries the key when auth = api_key (default `x-np-api-key`).
+ */
+api_key_header: string | null, token_url: string | null, client_id: string | null, scope: string | null, 
+/**
+ * Name of an environment variable holding the secret (headless machines), instead of the keyring.
+ */
+secret_env: string | null, 
+/**
+ * Whether the keyring or the environment variable holds a secret. Ignored on save.
+ */
+has_secret: boolean, };
