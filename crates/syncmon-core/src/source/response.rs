@@ -271,7 +271,7 @@ mod tests {
         }
     }
 
-    fn chain_of(e: &(dyn std::error::Error + 'static)) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    fn chain_of<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
         std::iter::successors(Some(e), |&s| s.source())
     }
 
