@@ -145,16 +145,20 @@ async fn a_resync_says_first_how_many_rows_it_may_delete_and_asks_on_a_terminal(
 async fn listings_end_quietly_on_a_closed_pipe() {
     let mock = mock(3000).await;
     let env = Env::new(&config(&mock.base_url(), 1000, 500));
+    // Two failed items, so that the failed listings have rows to write.
+    mock.inject(syncmon_mock::Fault { kind: syncmon_mock::FaultKind::MissingRowVersion { records: 2 }, entity: None, times: 1 });
     env.run_ok(&["sync"]);
     let record = mock.dataset("items")[7].id.clone();
     for args in [
         vec!["export", "items"],
         vec!["requests", "--json", "--limit", "1000"],
         vec!["failed", "list", "--json"],
+        vec!["failed", "export"],
         vec!["find", record.as_str(), "--json"],
         vec!["status"],
         vec!["targets", "--json"],
     ] {
+        assert!(!env.run(&args).stdout.is_empty(), "syncmon {} writes a listing", args.join(" "));
         let mut child = env.cmd(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         drop(child.stdout.take()); // the reader goes away before the first line
         let out = child.wait_with_output().unwrap();
