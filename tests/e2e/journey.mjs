@@ -210,6 +210,10 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   await go(wd, `#/entity/${ENTITY}`);
   await mock('POST', '/faults', { kind: 'slow', millis: 800, entity: 'items', times: 8 });
   await wd.click(await wd.byTestId('resync'));
+  // The confirmation says, before anything is read, how many replica rows the pass may delete.
+  const preview = await wd.text(await wd.byTestId('resync-preview', { timeoutMs: 10_000 }));
+  assert.match(preview, /Up to [\d,]+ of the [\d,]+ replica rows may be deleted/, `the resync preview: ${preview}`);
+  await shot('entity-resync-confirm');
   await wd.click(await wd.byTestId('confirm'));
   await wd.byTestId('progress', { timeoutMs: 20_000, everyMs: 100 });
   await shot('entity-resync-progress');

@@ -9,6 +9,7 @@ mod generate;
 mod init;
 mod output;
 mod progress;
+mod resync;
 mod serve;
 
 use anyhow::Context;
@@ -86,11 +87,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// A full resync: re-reads everything and tombstones what the source no longer has.
+    /// A full resync: re-reads everything and tombstones what the source no longer has. Says
+    /// first how many replica rows it may delete, and on a terminal asks before it starts.
     Resync {
         /// NAME or CONNECTION/NAME
         entity: String,
-        /// Allow deleting more than the entity's deletion guard (default 50 %).
+        /// Start without asking, and allow deleting more than the entity's deletion guard (default 50 %).
         #[arg(long)]
         yes: bool,
         /// The cycle report as JSON instead of a line.
@@ -255,7 +257,16 @@ impl Command {
     /// Commands that print a listing and end (`requests --json | head` is how they are read):
     /// a closed pipe ends them quietly, as it ends `cat`.
     fn prints_a_listing(&self) -> bool {
-        matches!(self, Command::Requests { .. } | Command::Export { .. } | Command::Find { .. } | Command::Failed { .. } | Command::Ingest { .. })
+        matches!(
+            self,
+            Command::Requests { .. }
+                | Command::Export { .. }
+                | Command::Find { .. }
+                | Command::Failed { .. }
+                | Command::Ingest { .. }
+                | Command::Status { .. }
+                | Command::Targets { .. }
+        )
     }
 }
 
@@ -299,7 +310,10 @@ fn init_logging(cli: &Cli) {
             }
         })
         .map(|f| tracing_subscriber::fmt::layer().with_ansi(false).with_target(false).with_writer(std::sync::Mutex::new(f)));
-    tracing_subscriber::registry().with(filter).with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false)).with(file_layer).init();
+    // Colours only for a terminal; on it, a log line first wipes the progress bar off its line.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let stderr_layer = tracing_subscriber::fmt::layer().with_writer(progress::log_writer).with_ansi(colour).with_target(false);
+    tracing_subscriber::registry().with(filter).with(stderr_layer).with(file_layer).init();
 }
 
 fn config_of(cli: &Cli) -> anyhow::Result<(PathBuf, Config)> {
@@ -434,19 +448,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Resync { entity, yes, json } => {
-            let sm = load_one_shot(&cli)?;
-            let progress = progress::Reporter::start(&sm, "resync");
-            let report = sm.resync(entity, *yes, &shutdown_token()).await;
-            progress.finish().await;
-            let report = report?;
-            if *json {
-                output::json(&report)?;
-            } else {
-                println!("{}", report.summary());
-            }
-            Ok(if report.outcome == Outcome::CaughtUp { ExitCode::SUCCESS } else { ExitCode::from(1) })
-        }
+        Command::Resync { entity, yes, json } => resync::run(load_one_shot(&cli)?, entity, *yes, *json, &shutdown_token()).await,
         Command::Check { json } => check(&cli, *json),
         Command::Init(args) => init::init(cli.config.clone().unwrap_or_else(syncmon_core::default_config_path), args),
         Command::Export { entity, include_deleted } => {

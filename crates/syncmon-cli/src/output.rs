@@ -145,7 +145,7 @@ pub fn status_table(status: &[EntityStatus]) {
             }
         }
         if let Some(n) = s.next_attempt_at.filter(|_| waiting.is_none()) {
-            why.push_str(&format!(" next attempt {}", time(Some(n))));
+            why.push_str(&format!("; next attempt {}", time(Some(n))));
         }
         if s.forward_pending > 0 {
             why.push_str(&format!(" {} changes waiting for the target", s.forward_pending));

@@ -719,3 +719,19 @@ async fn verify_names_what_changed_behind_syncmons_back_keeps_the_result_and_bun
     let unknown = rpc(&h.sm, json!({"method": "verify", "params": {"entity": "nope"}})).await.unwrap_err();
     assert_eq!(unknown.code, ErrorCode::NotFound, "{unknown:?}");
 }
+
+#[tokio::test]
+async fn resync_preview_tells_the_rows_a_resync_may_delete_before_it_starts() {
+    let h = two_entities().await;
+    h.sync_ok("items").await;
+    let before = ok(&h.sm, json!({"method": "requests", "params": {"limit": 500}})).await;
+    let p = ok(&h.sm, json!({"method": "resync_preview", "params": {"entity": "items"}})).await;
+    assert_eq!(
+        p,
+        json!({"connection": "src", "entity": "items", "replica_rows": 250, "may_delete": 250, "seen": 0, "resumes": false, "stopped_at_guard": null, "deletion_guard": 0.5})
+    );
+    let after = ok(&h.sm, json!({"method": "requests", "params": {"limit": 500}})).await;
+    assert_eq!(before, after, "the preview calls nobody");
+    let e = rpc(&h.sm, json!({"method": "resync_preview", "params": {"entity": "nope"}})).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound, "{e:?}");
+}

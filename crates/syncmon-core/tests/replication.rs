@@ -109,8 +109,15 @@ async fn the_deletion_guard_stops_a_resync_against_a_source_that_suddenly_return
     let h = Harness::start(MockConfig { entities: entities(&[("items", 200)]), ..Default::default() }, "", "").await;
     h.sync_ok("items").await;
     h.mock.delete_all("items");
+    // Before it starts, the resync says the most it may delete: every row, as the pass sees none yet.
+    let preview = h.sm.resync_preview("items").unwrap();
+    assert_eq!((preview.replica_rows, preview.may_delete, preview.resumes, preview.stopped_at_guard), (200, 200, false, None), "{preview:?}");
+    assert_eq!(preview.deletion_guard, 0.5);
     let r = h.sm.resync("items", false, &Default::default()).await.unwrap();
     assert_eq!(r.outcome, Outcome::GuardTripped, "{}", r.summary());
+    // Stopped at the guard: allowing deletions deletes exactly what it asked about.
+    let preview = h.sm.resync_preview("items").unwrap();
+    assert_eq!((preview.replica_rows, preview.stopped_at_guard), (200, Some(200)), "{preview:?}");
     assert_eq!(h.replica("items").len(), 200, "nothing is deleted while the guard holds");
     let s = h.sm.status().unwrap().remove(0);
     assert_eq!(s.health, syncmon_core::Health::Failing);
@@ -119,6 +126,8 @@ async fn the_deletion_guard_stops_a_resync_against_a_source_that_suddenly_return
     let r = h.sm.resync("items", true, &Default::default()).await.unwrap();
     assert_eq!(r.pass.unwrap().deleted, 200);
     assert!(h.replica("items").is_empty());
+    let preview = h.sm.resync_preview("items").unwrap();
+    assert_eq!((preview.replica_rows, preview.may_delete, preview.stopped_at_guard), (0, 0, None), "{preview:?}");
 }
 
 #[tokio::test]
@@ -150,6 +159,9 @@ async fn an_interrupted_resync_resumes_after_a_restart() {
     assert_eq!(st.resync_would_delete, Some(st.replica_rows - seen), "{st:?}");
     let reason = st.reason.clone().unwrap();
     assert!(reason.contains(&format!("{seen} of 1,000 records read")) && reason.contains("not seen yet"), "{reason}");
+    // A resync now resumes the pass: it may delete only the rows the pass has not seen yet.
+    let preview = h.sm.resync_preview("items").unwrap();
+    assert!(preview.resumes && preview.seen == seen && preview.may_delete == 1000 - seen && preview.replica_rows == 1000, "{preview:?}");
     let mut events = h.sm.subscribe();
     // A plain sync resumes the pass from its cursor and finishes it.
     let r = h.sync_ok("items").await;

@@ -24,6 +24,10 @@ pub(super) async fn sync_now(sm: &Arc<Syncmon>, entity: Option<String>) -> Answe
     Ok(SyncNowResult { nudged: sm.nudge_where(entity.as_deref())? })
 }
 
+pub(super) async fn resync_preview(sm: &Arc<Syncmon>, entity: String) -> Answer<crate::ResyncPreview> {
+    Ok(sm.resync_preview(&entity)?)
+}
+
 pub(super) async fn resync(sm: &Arc<Syncmon>, entity: String, allow_deletions: bool) -> Answer<CycleReport> {
     Ok(sm.resync(&entity, allow_deletions, &CancellationToken::new()).await?)
 }

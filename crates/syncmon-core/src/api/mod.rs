@@ -106,6 +106,9 @@ rpc_methods! {
         #[serde(default)]
         allow_deletions: bool,
     } -> CycleReport;
+    resync_preview: ResyncPreview {
+        entity: String,
+    } -> crate::ResyncPreview;
     set_paused: SetPaused {
         #[ts(optional = nullable)]
         #[serde(default)]

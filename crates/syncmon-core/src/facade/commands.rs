@@ -7,8 +7,32 @@ use crate::rowversion::RowVersion;
 use crate::scheduler;
 use crate::state::{Outcome, ResyncState, RunKind};
 use crate::store::EntityKey;
+use serde::Serialize;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
+/// What a full resync of an entity would do, told before it starts (`syncmon resync` asks with
+/// it; the UI's confirmation shows it).
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+pub struct ResyncPreview {
+    pub connection: String,
+    pub entity: String,
+    /// Live rows in the replica now.
+    pub replica_rows: i64,
+    /// The most rows the pass may delete when it completes: the rows it has not seen (again).
+    /// The deletion guard still stops a pass that would delete more than its share.
+    pub may_delete: i64,
+    /// Records the pass under way has read so far (0 for a new pass).
+    pub seen: i64,
+    /// A pass is under way (interrupted) and the resync resumes it.
+    pub resumes: bool,
+    /// The last pass completed but stopped at the deletion guard, asking to delete this many rows:
+    /// a resync that allows deletions deletes exactly these (no new pass); one that does not
+    /// starts a new pass (`may_delete`).
+    pub stopped_at_guard: Option<i64>,
+    /// The entity's deletion guard: the share of the replica rows a pass may delete without asking.
+    pub deletion_guard: f64,
+}
 
 impl Syncmon {
     /// One catch-up cycle per selected entity (an interrupted resync pass resumes instead).
@@ -52,6 +76,30 @@ impl Syncmon {
         }
         let report = engine::run_cycle(&self.ctx, &e, CycleKind::Resync { allow_deletions }, cancel).await;
         Ok(self.then_forward(&e, report, cancel).await)
+    }
+
+    /// What a resync of the entity would do, before it starts (nothing is read from the source):
+    /// the replica's rows and how many of them its pass may delete at most.
+    pub fn resync_preview(&self, name: &str) -> Result<ResyncPreview> {
+        let e = self.one(name)?;
+        let row = self.ctx.store.entity(&e.key)?;
+        let replica_rows = self.ctx.store.replica_count(&e.key)?;
+        let snapshot = e.profile.is_snapshot();
+        let resumes = !snapshot && row.resync_state == Some(ResyncState::Running);
+        let stopped = !snapshot && row.resync_state == Some(ResyncState::GuardTripped);
+        // The sources give no total count, so the bound is what the pass has not seen yet: every
+        // row for a new pass, the unseen rest for one that resumes.
+        let may_delete = if resumes { row.resync_would_delete.unwrap_or(replica_rows) } else { replica_rows };
+        Ok(ResyncPreview {
+            connection: e.key.connection.clone(),
+            entity: e.key.entity.clone(),
+            replica_rows,
+            may_delete: may_delete.clamp(0, replica_rows.max(0)),
+            seen: if resumes { row.resync_seen } else { 0 },
+            resumes,
+            stopped_at_guard: stopped.then(|| row.resync_would_delete.unwrap_or(0)),
+            deletion_guard: e.cfg.deletion_guard,
+        })
     }
 
     /// Reads the whole entity from the source and compares it with the replica, writing nothing

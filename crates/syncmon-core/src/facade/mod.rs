@@ -12,6 +12,7 @@ mod queries;
 mod status;
 mod targets;
 
+pub use commands::ResyncPreview;
 pub use diagnostics::{DiagnosticsOptions, DiagnosticsReport, SavedDiagnostics};
 pub use failed::{ExportFormat, KindCount, ReplayReport};
 pub use status::EntityStatus;
@@ -113,7 +114,8 @@ impl Syncmon {
         let targets: BTreeMap<&str, (Arc<SourceClient>, &str)> = config
             .targets
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(i, t)| {
                 // A target that is a connection's system shares its credential: the keyring entry
                 // of the same id, and its `secret_env` unless the target names its own.
                 let mut shared = t.clone();
@@ -121,15 +123,15 @@ impl Syncmon {
                     shared.secret_env = c.secret_env.clone();
                 }
                 let http = if t.ca.is_some() { SourceClient::http_client_for(&t.as_connection()) } else { http.clone() };
-                let client = Arc::new(SourceClient::for_target(&shared, http, store.clone(), clock.clone()));
+                let client = Arc::new(SourceClient::for_target(&shared, http, store.clone(), clock.clone()).at(format!("targets[{i}]")));
                 (t.id.as_str(), (client, t.idempotency_header.as_str()))
             })
             .collect();
         let mut entities = Vec::new();
-        for c in &config.connections {
+        for (i, c) in config.connections.iter().enumerate() {
             // A connection with its own `ca_file` gets its own client (its own trust).
             let client = if c.ca.is_some() { SourceClient::http_client_for(c) } else { http.clone() };
-            let source = Arc::new(SourceClient::new(c.clone(), client, store.clone(), clock.clone()));
+            let source = Arc::new(SourceClient::new(c.clone(), client, store.clone(), clock.clone()).at(format!("connections[{i}]")));
             for e in &c.entities {
                 let key = EntityKey::new(&c.id, &e.name);
                 if writable {
@@ -301,7 +303,12 @@ impl Syncmon {
     /// An HTTP client for `c` that logs its calls in the request log, like the engine's.
     pub(crate) fn source_client(&self, c: config::ConnectionConfig) -> SourceClient {
         let http = SourceClient::http_client_for(&c);
-        SourceClient::new(c, http, self.ctx.store.clone(), self.ctx.clock.clone())
+        let place = self.config.connections.iter().position(|x| x.id == c.id).map(|i| format!("connections[{i}]"));
+        let client = SourceClient::new(c, http, self.ctx.store.clone(), self.ctx.clock.clone());
+        match place {
+            Some(p) => client.at(p),
+            None => client,
+        }
     }
 }
 

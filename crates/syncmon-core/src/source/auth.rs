@@ -68,6 +68,7 @@ impl SourceClient {
         // The token request follows redirects itself, like `call_once`: only within token_url's
         // origin, so that the client secret is never posted anywhere else.
         let (mut method, mut url, mut hops) = (reqwest::Method::POST, url, 0);
+        let mut unreached: Option<String> = None;
         let (status, tracking_id, body) = loop {
             let started = Instant::now();
             let mut req = self.http.request(method.clone(), url.clone());
@@ -77,7 +78,9 @@ impl SourceClient {
             let resp = match req.timeout(self.cfg.timeout).send().await {
                 Ok(resp) => resp,
                 Err(e) => {
-                    self.log(&url, method.as_str(), entity, None, started, 1, None, None, Some(describe_reqwest_error(&e)));
+                    let msg = describe_reqwest_error(&e, Some(&self.reach("token_url")));
+                    self.log(&url, method.as_str(), entity, None, started, 1, None, None, Some(msg.clone()));
+                    unreached = Some(msg);
                     break (None, None, None);
                 }
             };
@@ -114,7 +117,10 @@ impl SourceClient {
                 return Err(Failure { class: FailureClass::Transient, ..fail("the token endpoint is failing".into()) });
             }
             Some(_) => return Err(fail(format!("the token endpoint refused the client credentials: {}", error_summary(body.as_deref().unwrap_or_default())))),
-            None => return Err(Failure { class: FailureClass::Transient, ..fail("cannot reach the token endpoint".into()) }),
+            None => {
+                let why = unreached.map(|m| format!(": {m}")).unwrap_or_default();
+                return Err(Failure { class: FailureClass::Transient, ..fail(format!("cannot reach the token endpoint{why}")) });
+            }
         }
         #[derive(serde::Deserialize)]
         struct TokenBody {

@@ -65,6 +65,9 @@ pub struct SourceClient {
     /// A forwarding target rather than a source: errors say "target", and source-only headers
     /// (`x-api-version`, `x-server-cache-id`) are not sent.
     target: bool,
+    /// Where the config sets this client up (`connections[0]`, `targets[1]`), for advice that
+    /// names the setting to check; None when not known.
+    place: Option<String>,
 }
 
 impl SourceClient {
@@ -81,6 +84,7 @@ impl SourceClient {
             token: tokio::sync::Mutex::new(None),
             cache_id: Mutex::new(None),
             target: false,
+            place: None,
             cfg,
             http,
             store,
@@ -96,6 +100,20 @@ impl SourceClient {
 
     pub fn is_target(&self) -> bool {
         self.target
+    }
+
+    /// Names where the config sets this client up (`connections[0]`, `targets[1]`).
+    pub fn at(mut self, place: String) -> Self {
+        self.place = Some(place);
+        self
+    }
+
+    /// Which setting holds the URL a failed call went to (`field`: base_url, token_url), for
+    /// the advice of a transport error.
+    fn reach(&self, field: &str) -> response::Reach {
+        let who = if self.target { "target" } else { "connection" };
+        let place = self.place.as_ref().map(|p| format!(" ({p}.{field})")).unwrap_or_default();
+        response::Reach { setting: format!("the {field} of {who} `{}`{place}", self.cfg.id), timeout: self.cfg.timeout }
     }
 
     /// Builds an HTTP client for `cfg` (`tls.rs`): TLS always verified against the OS store and
@@ -154,7 +172,7 @@ impl SourceClient {
             let resp = match req.headers(headers.clone()).timeout(self.cfg.timeout).send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    let msg = describe_reqwest_error(&e);
+                    let msg = describe_reqwest_error(&e, Some(&self.reach("base_url")));
                     self.log(&url, method.as_str(), entity, None, started, attempt, None, None, Some(msg.clone()));
                     return Err(Failure::new(FailureClass::Transient, msg));
                 }

@@ -48,11 +48,14 @@ impl CaFile {
     }
 }
 
+/// How long a client waits for a TCP connection (and the TLS handshake) before it gives up.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// An HTTP client: rustls with the OS store and the bundled roots, plus `ca`'s certificates.
 pub fn http_client(ca: Option<&CaFile>) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .user_agent(concat!("syncmon/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
+        .connect_timeout(CONNECT_TIMEOUT)
         .pool_idle_timeout(Duration::from_secs(60))
         // Redirects are followed by `call_once` and the token request, only within the
         // origin asked: the client's own policy would carry the credentials anywhere.

@@ -6,7 +6,7 @@ import type { TargetView } from "./TargetView";
 /**
  * One call. JSON: `{ "method": "failed_page", "params": { … } }`.
  */
-export type Request = { "method": "overview", "params": Record<symbol, never> } | { "method": "sync_now", "params": { entity?: string | null, } } | { "method": "resync", "params": { entity: string, allow_deletions: boolean, } } | { "method": "set_paused", "params": { entity?: string | null, paused: boolean, } } | { "method": "reset_checkpoint", "params": { entity: string, } } | { "method": "entity_detail", "params": { entity: string, } } | { "method": "requests", "params": { entity?: string | null, failed_only: boolean, 
+export type Request = { "method": "overview", "params": Record<symbol, never> } | { "method": "sync_now", "params": { entity?: string | null, } } | { "method": "resync", "params": { entity: string, allow_deletions: boolean, } } | { "method": "resync_preview", "params": { entity: string, } } | { "method": "set_paused", "params": { entity?: string | null, paused: boolean, } } | { "method": "reset_checkpoint", "params": { entity: string, } } | { "method": "entity_detail", "params": { entity: string, } } | { "method": "requests", "params": { entity?: string | null, failed_only: boolean, 
 /**
  * Only the calls whose answer carried this `Trackingid`.
  */

@@ -39,6 +39,7 @@ export type { ReplayReport } from "./ReplayReport";
 export type { Request } from "./Request";
 export type { RequestRow } from "./RequestRow";
 export type { Resolution } from "./Resolution";
+export type { ResyncPreview } from "./ResyncPreview";
 export type { ResyncState } from "./ResyncState";
 export type { RuleCount } from "./RuleCount";
 export type { RunKind } from "./RunKind";

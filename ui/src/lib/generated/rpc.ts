@@ -13,6 +13,7 @@ import type { IngestBatch } from "./IngestBatch";
 import type { OverviewResult } from "./OverviewResult";
 import type { ReplayReport } from "./ReplayReport";
 import type { RequestRow } from "./RequestRow";
+import type { ResyncPreview } from "./ResyncPreview";
 import type { SaveConnectionResult } from "./SaveConnectionResult";
 import type { SavedDiagnostics } from "./SavedDiagnostics";
 import type { SetPausedResult } from "./SetPausedResult";
@@ -28,6 +29,7 @@ export interface Results {
   overview: OverviewResult;
   sync_now: SyncNowResult;
   resync: CycleReport;
+  resync_preview: ResyncPreview;
   set_paused: SetPausedResult;
   reset_checkpoint: Empty;
   entity_detail: EntityDetailResult;
