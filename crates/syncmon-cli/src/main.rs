@@ -17,7 +17,7 @@ use creds::CredsCommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use syncmon_core::{Config, ErrorCode, Health, Outcome, Syncmon};
+use syncmon_core::{Config, ErrorCode, Outcome, Syncmon, Tone};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -72,8 +72,12 @@ enum Command {
     },
     /// The agent plus the web UI and its HTTP API on loopback, until Ctrl-C / SIGTERM.
     Serve(serve::ServeArgs),
-    /// Per entity: state, checkpoint, last caught up, lag, replica rows, pending failed items.
-    /// Exit 1 while an entity is failing or its circuit is open (for scripts and monitoring).
+    /// Per entity: state, checkpoint, last caught up, lag, replica rows, pending failed items,
+    /// then the one-line verdict (the app's banner). Exit codes, for scripts and monitoring:
+    /// 0 in sync (healthy, paused, resyncing, first sync); 1 something is failing (an entity
+    /// failing or its circuit open); 2 bad usage, a refused config or no replica; 3 needs
+    /// attention, nothing broken (retrying, waiting, lagging, failed items to review, slow or
+    /// erroring calls in the last 5 minutes).
     Status {
         /// JSON instead of a table (warnings go to stderr).
         #[arg(long)]
@@ -232,6 +236,15 @@ impl std::fmt::Display for UsageError {
     }
 }
 impl std::error::Error for UsageError {}
+
+/// `syncmon status`'s exit code from the verdict's tone (documented in its help and the README).
+fn status_exit_code(tone: Tone) -> ExitCode {
+    match tone {
+        Tone::Ok | Tone::Info => ExitCode::SUCCESS,
+        Tone::Bad => ExitCode::from(1),
+        Tone::Warn => ExitCode::from(3),
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -421,8 +434,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 output::status_table(&status);
             }
-            let failing = status.iter().any(|e| matches!(e.health, Health::Failing | Health::CircuitOpen));
-            Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            let verdict = sm.verdict(&status)?;
+            if !*json && !status.is_empty() {
+                println!("{}", output::verdict_line(&verdict, &status, sm.now_ms()));
+            }
+            Ok(status_exit_code(verdict.tone))
         }
         Command::Targets { json } => {
             let sm = load_read_only(&cli)?;
