@@ -153,11 +153,11 @@ async fn status_exits_0_in_sync_3_while_retrying_and_1_past_the_retry_budget_wit
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status[0]["health"], "retrying");
 
-    // The second failure spends the budget: the circuit opens, and that is a failure.
+    // The second failure spends the budget: failing, and that is exit 1.
     assert_eq!(env.run(&["sync"]).status.code(), Some(1));
     let out = env.run(&["status"]);
     assert_eq!(out.status.code(), Some(1), "past the budget: {}", text(&out));
-    assert!(text(&out).contains("circuit open"), "{}", text(&out));
+    assert!(text(&out).contains("failing") && text(&out).contains("HTTP 503"), "{}", text(&out));
     assert_eq!(last(&out), "1 entity needs attention — src/items");
 }
 

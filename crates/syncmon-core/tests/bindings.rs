@@ -100,7 +100,10 @@ fn enum_lists() -> String {
 /// `HEALTH_LABEL`: each health word as a title (`Health::title`), so the UI writes none itself.
 fn health_labels() -> String {
     let pairs: Vec<String> = Health::ALL.iter().map(|h| format!("{}: {}", h.as_str(), serde_json::to_string(h.title()).unwrap())).collect();
-    format!("/** Each health word as people read it (the status pills, the overall word). */\nexport const HEALTH_LABEL: Record<Health, string> = {{ {} }};\n", pairs.join(", "))
+    format!(
+        "/** Each health word as people read it (the status pills, the overall word). */\nexport const HEALTH_LABEL: Record<Health, string> = {{ {} }};\n",
+        pairs.join(", ")
+    )
 }
 
 /// `rpc.ts`: what each method answers, from the one table of methods (`api::for_each_method`),

@@ -1,8 +1,8 @@
 //! Read views: the overview, one entity's detail, the UI settings.
 
 use super::{ApiError, EntityDetailResult, OverviewHeader, OverviewResult, Settings, ThroughputPoint};
-use crate::store;
 use crate::facade::METRICS_WINDOW_MS;
+use crate::store;
 use crate::{ErrorCode, Health, Syncmon, Verdict};
 
 const HOUR_MS: i64 = 3_600_000;

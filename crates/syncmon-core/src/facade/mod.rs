@@ -18,7 +18,7 @@ pub use diagnostics::{DiagnosticsOptions, DiagnosticsReport, SavedDiagnostics};
 pub use failed::{ExportFormat, KindCount, ReplayReport};
 pub use status::EntityStatus;
 pub use targets::TargetStatus;
-pub use verdict::{CardTones, OverallWord, Verdict, ERROR_RATE_ALARM, METRICS_WINDOW_MS, P95_ALARM_MS};
+pub use verdict::{CardTones, OverallWord, Verdict, METRICS_WINDOW_MS};
 
 use crate::agent_lock::AgentLock;
 use crate::config::Config;
