@@ -10,6 +10,7 @@ mod init;
 mod output;
 mod progress;
 mod serve;
+mod status;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -17,7 +18,7 @@ use creds::CredsCommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use syncmon_core::{Config, ErrorCode, Outcome, Syncmon, Tone};
+use syncmon_core::{Config, ErrorCode, Outcome, Syncmon};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -237,15 +238,6 @@ impl std::fmt::Display for UsageError {
 }
 impl std::error::Error for UsageError {}
 
-/// `syncmon status`'s exit code from the verdict's tone (documented in its help and the README).
-fn status_exit_code(tone: Tone) -> ExitCode {
-    match tone {
-        Tone::Ok | Tone::Info => ExitCode::SUCCESS,
-        Tone::Bad => ExitCode::from(1),
-        Tone::Warn => ExitCode::from(3),
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.command.prints_a_listing() {
@@ -419,27 +411,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             sm.run(cancel).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { json } => {
-            let sm = load_read_only(&cli)?;
-            let status = sm.status()?;
-            if *json {
-                // The JSON on stdout stays the list of entities; the warnings go to stderr.
-                for w in sm.config_warnings() {
-                    eprintln!("warning: {w}");
-                }
-                output::json(&status)?;
-            } else {
-                for w in sm.config_warnings() {
-                    println!("warning: {w}");
-                }
-                output::status_table(&status);
-            }
-            let verdict = sm.verdict(&status)?;
-            if !*json && !status.is_empty() {
-                println!("{}", output::verdict_line(&verdict, &status, sm.now_ms()));
-            }
-            Ok(status_exit_code(verdict.tone))
-        }
+        Command::Status { json } => status::run(&load_read_only(&cli)?, *json),
         Command::Targets { json } => {
             let sm = load_read_only(&cli)?;
             let targets = sm.targets()?;
