@@ -1,12 +1,13 @@
-//! The tray icon: shaped and coloured by overall health (green disc with a check mark ok, amber
-//! triangle with "!" lagging, red disc with a cross failing: told apart without colour), with Open,
-//! Sync all now, Pause all / Resume all and Quit. The menu actions go through `api::call`, like
-//! the window's buttons.
+//! The tray icon: shaped and coloured by the verdict's tone (`Syncmon::verdict`, the rule the
+//! Overview's banner follows): a green disc with a check mark in sync, an amber triangle with "!"
+//! when something needs attention, a red disc with a cross when something is failing (told apart
+//! without colour); the banner's words as the tooltip. Menu: Open, Sync all now, Pause all /
+//! Resume all and Quit. The menu actions go through `api::call`, like the window's buttons.
 
 use crate::{quit, show_main, Engine};
 use std::time::Duration;
 use syncmon_core::api::{self, Request};
-use syncmon_core::{EventKind, Health};
+use syncmon_core::{EventKind, Tone};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent};
@@ -15,36 +16,29 @@ use tokio_util::sync::CancellationToken;
 
 const TRAY_ID: &str = "main";
 
-/// The tray's colour.
+/// The tray's icon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overall {
     Ok,
-    Lagging,
+    Attention,
     Failing,
 }
 
 impl Overall {
-    pub fn of(health: impl IntoIterator<Item = Health>) -> Overall {
-        health.into_iter().fold(Overall::Ok, |acc, h| match h {
-            Health::Failing | Health::CircuitOpen => Overall::Failing,
-            Health::Lagging | Health::Waiting | Health::Retrying if acc == Overall::Ok => Overall::Lagging,
-            _ => acc,
-        })
+    /// The verdict's tone as an icon: ok and info (resyncing, first sync, paused) are in sync.
+    pub fn of(tone: Tone) -> Overall {
+        match tone {
+            Tone::Ok | Tone::Info => Overall::Ok,
+            Tone::Warn => Overall::Attention,
+            Tone::Bad => Overall::Failing,
+        }
     }
 
     fn icon(self) -> &'static [u8] {
         match self {
             Overall::Ok => include_bytes!("../../icons/tray-ok.png"),
-            Overall::Lagging => include_bytes!("../../icons/tray-lagging.png"),
+            Overall::Attention => include_bytes!("../../icons/tray-lagging.png"),
             Overall::Failing => include_bytes!("../../icons/tray-failing.png"),
-        }
-    }
-
-    fn words(self) -> &'static str {
-        match self {
-            Overall::Ok => "all in sync",
-            Overall::Lagging => "lagging",
-            Overall::Failing => "failing",
         }
     }
 }
@@ -110,14 +104,9 @@ async fn follow_health<R: Runtime>(app: AppHandle<R>, engine: Engine, cancel: Ca
             },
         }
         let e = engine.clone();
-        let Ok(Ok(status)) = tokio::task::spawn_blocking(move || e.status()).await else { continue };
-        let overall = Overall::of(status.iter().map(|s| s.health));
-        let bad: Vec<String> = status
-            .iter()
-            .filter(|s| !matches!(s.health, Health::Healthy | Health::PushOnly | Health::Pending | Health::Resyncing))
-            .map(|s| format!("{}/{} {}", s.connection, s.entity, s.health.label()))
-            .collect();
-        let tooltip = if bad.is_empty() { format!("Syncmon: {}", overall.words()) } else { format!("Syncmon: {}", bad.join(", ")) };
+        let Ok(Ok(verdict)) = tokio::task::spawn_blocking(move || e.status().and_then(|s| e.verdict(&s))).await else { continue };
+        let overall = Overall::of(verdict.tone);
+        let tooltip = tooltip(&verdict);
         if shown.as_ref() == Some(&(overall, tooltip.clone())) {
             continue;
         }
@@ -135,16 +124,39 @@ async fn follow_health<R: Runtime>(app: AppHandle<R>, engine: Engine, cancel: Ca
     }
 }
 
+/// "Syncmon: 1 entity needs attention — src/items": the banner's words.
+fn tooltip(v: &syncmon_core::Verdict) -> String {
+    if v.detail.is_empty() {
+        format!("Syncmon: {}", v.title)
+    } else {
+        format!("Syncmon: {} — {}", v.title, v.detail)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use syncmon_core::Health;
 
     #[test]
-    fn the_tray_shows_the_worst_state() {
-        assert_eq!(Overall::of([]), Overall::Ok);
-        assert_eq!(Overall::of([Health::Healthy, Health::Paused, Health::Pending, Health::Resyncing]), Overall::Ok);
-        assert_eq!(Overall::of([Health::Healthy, Health::Lagging]), Overall::Lagging);
-        assert_eq!(Overall::of([Health::Failing, Health::Lagging]), Overall::Failing);
-        assert_eq!(Overall::of([Health::Lagging, Health::CircuitOpen, Health::Healthy]), Overall::Failing);
+    fn the_tray_shows_the_verdicts_tone() {
+        assert_eq!(Overall::of(Tone::Ok), Overall::Ok);
+        assert_eq!(Overall::of(Tone::Info), Overall::Ok, "resyncing, a first sync, paused: in sync");
+        assert_eq!(Overall::of(Tone::Warn), Overall::Attention);
+        assert_eq!(Overall::of(Tone::Bad), Overall::Failing);
+        // The tone per health is the engine's: retrying inside the budget is a triangle, not a cross.
+        for (h, icon) in [
+            (Health::Healthy, Overall::Ok),
+            (Health::Paused, Overall::Ok),
+            (Health::Pending, Overall::Ok),
+            (Health::Resyncing, Overall::Ok),
+            (Health::Retrying, Overall::Attention),
+            (Health::Waiting, Overall::Attention),
+            (Health::Lagging, Overall::Attention),
+            (Health::Failing, Overall::Failing),
+            (Health::CircuitOpen, Overall::Failing),
+        ] {
+            assert_eq!(Overall::of(h.tone()), icon, "{h}");
+        }
     }
 }

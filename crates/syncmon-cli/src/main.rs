@@ -11,6 +11,7 @@ mod output;
 mod progress;
 mod resync;
 mod serve;
+mod status;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -18,7 +19,7 @@ use creds::CredsCommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use syncmon_core::{Config, ErrorCode, Health, Outcome, Syncmon};
+use syncmon_core::{Config, ErrorCode, Outcome, Syncmon};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -73,8 +74,12 @@ enum Command {
     },
     /// The agent plus the web UI and its HTTP API on loopback, until Ctrl-C / SIGTERM.
     Serve(serve::ServeArgs),
-    /// Per entity: state, checkpoint, last caught up, lag, replica rows, pending failed items.
-    /// Exit 1 while an entity is failing or its circuit is open (for scripts and monitoring).
+    /// Per entity: state, checkpoint, last caught up, lag, replica rows, pending failed items,
+    /// then the one-line verdict (the app's banner). Exit codes, for scripts and monitoring:
+    /// 0 in sync (healthy, paused, resyncing, first sync); 1 something is failing (an entity
+    /// failing or its circuit open); 2 bad usage, a refused config or no replica; 3 needs
+    /// attention, nothing broken (retrying, waiting, lagging, failed items to review, slow or
+    /// erroring calls in the last 5 minutes).
     Status {
         /// JSON instead of a table (warnings go to stderr).
         #[arg(long)]
@@ -420,24 +425,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             sm.run(cancel).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { json } => {
-            let sm = load_read_only(&cli)?;
-            let status = sm.status()?;
-            if *json {
-                // The JSON on stdout stays the list of entities; the warnings go to stderr.
-                for w in sm.config_warnings() {
-                    eprintln!("warning: {w}");
-                }
-                output::json(&status)?;
-            } else {
-                for w in sm.config_warnings() {
-                    println!("warning: {w}");
-                }
-                output::status_table(&status);
-            }
-            let failing = status.iter().any(|e| matches!(e.health, Health::Failing | Health::CircuitOpen));
-            Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
-        }
+        Command::Status { json } => status::run(&load_read_only(&cli)?, *json),
         Command::Targets { json } => {
             let sm = load_read_only(&cli)?;
             let targets = sm.targets()?;

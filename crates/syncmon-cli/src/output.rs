@@ -170,6 +170,33 @@ pub fn status_table(status: &[EntityStatus]) {
     });
 }
 
+/// The verdict under the status table, the app's banner in one line: "Retrying: 1 entity — c/items
+/// · a call failed and is tried again by itself: next attempt 14:05 (in 20 s)".
+pub fn verdict_line(v: &syncmon_core::Verdict, status: &[EntityStatus], now: i64) -> String {
+    let mut line = v.title.clone();
+    if !v.detail.is_empty() {
+        line.push_str(" — ");
+        line.push_str(&v.detail);
+    }
+    let next = v.next_attempt_of.as_deref().and_then(|name| status.iter().find(|s| s.name() == name)).and_then(|s| s.next_attempt_at);
+    if let Some(at) = next {
+        let secs = (at - now).max(0) / 1000;
+        if secs < 2 {
+            line.push_str(": next attempt now");
+        } else {
+            let within = if secs < 60 {
+                format!("{secs} s")
+            } else if secs < 3600 {
+                format!("{} min", secs / 60)
+            } else {
+                format!("{} h", secs / 3600)
+            };
+            line.push_str(&format!(": next attempt {} (in {within})", until_local(at, now)));
+        }
+    }
+    line
+}
+
 pub fn targets_table(targets: &[syncmon_core::TargetStatus]) {
     if targets.is_empty() {
         println!("No targets configured. A [[target]] section and forward_to on an entity send its changes on.");

@@ -122,10 +122,43 @@ async fn a_long_retry_after_shows_in_status_as_waiting_until_a_local_time() {
     let (at, today) = (local(until), local(now));
     let expected = if at[..10] == today[..10] { at[11..16].to_string() } else { format!("{} {}", &at[..10], &at[11..16]) };
     let out = env.cmd(&["status"]).env("TZ", "IST-05:30").output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "waiting needs attention, nothing is broken: {}", text(&out));
     let table = text(&out);
     assert!(table.contains(&format!("waiting for the source until {expected}: rate limited by the source")), "{expected} in:\n{table}");
     assert!(!table.contains("next attempt"), "said once: {table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_exits_0_in_sync_3_while_retrying_and_1_past_the_retry_budget_with_the_banner_words() {
+    let mock = mock(10, MockAuth::None).await;
+    let env = Env::new(&conn(&mock.base_url(), "max_retries = 0\nbreaker_threshold = 2\nbreaker_cooldown = \"1h\"", ""));
+    env.run_ok(&["sync"]);
+    let out = env.run(&["status"]);
+    let last = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).lines().last().unwrap_or_default().to_string();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(last(&out), "Everything is in sync — 1 entity up to date");
+
+    // One failed cycle on a transient 503: inside the budget of two, it retries by itself.
+    mock.inject(syncmon_mock::Fault { kind: syncmon_mock::FaultKind::Status(503), entity: None, times: 0 });
+    assert_eq!(env.run(&["sync"]).status.code(), Some(1));
+    let out = env.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3), "retrying needs attention, nothing is broken yet: {}", text(&out));
+    let line = last(&out);
+    assert!(line.starts_with("Retrying: 1 entity — src/items · a call failed and is tried again by itself: next attempt "), "{line}");
+    assert!(line.ends_with(" min)") || line.ends_with(" s)"), "when, relative: {line}");
+    assert!(!text(&out).contains("failing"), "not called failing: {}", text(&out));
+    // `--json` keeps stdout the list of entities; the exit code is the same.
+    let out = env.run(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status[0]["health"], "retrying");
+
+    // The second failure spends the budget: failing, and that is exit 1.
+    assert_eq!(env.run(&["sync"]).status.code(), Some(1));
+    let out = env.run(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "past the budget: {}", text(&out));
+    assert!(text(&out).contains("failing") && text(&out).contains("HTTP 503"), "{}", text(&out));
+    assert_eq!(last(&out), "1 entity needs attention — src/items");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

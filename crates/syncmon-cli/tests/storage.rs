@@ -291,7 +291,9 @@ async fn read_commands_leave_the_database_untouched() {
     let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0]["id"].to_string();
     for args in [vec!["status"], vec!["status", "--json"], vec!["export", "items"], vec!["failed", "show", &id], vec!["requests"], vec!["check"]] {
         let out = env.run(&args);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        // `status` exits 3 here: the two failed items need reviewing, nothing is broken.
+        let expected = if args[0] == "status" { 3 } else { 0 };
+        assert_eq!(out.status.code(), Some(expected), "{args:?}: {}", text(&out));
     }
     assert!(std::fs::read(&db).unwrap() == bytes, "a read command changed the database's bytes");
     assert_eq!(std::fs::metadata(&db).unwrap().modified().unwrap(), mtime, "a read command touched the database");

@@ -104,7 +104,9 @@ async fn write_back_survives_a_sigkill_between_the_replica_write_and_the_marks()
     child.wait().unwrap();
     let before = patches(&src);
     assert!((10..200).contains(&before), "killed mid-way through the marks ({before} sent)");
-    let status = json(&env.run_ok(&["status", "--json"]));
+    let out = env.run(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "the record that failed validation waits for review: {}", text(&out));
+    let status = json(&out);
     assert_eq!(status[0]["replica_rows"], 200, "the replica write was committed before the kill: {status}");
 
     src.set_target_delay(std::time::Duration::ZERO);

@@ -41,9 +41,9 @@ pub use engine::{CycleReport, Outcome};
 pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind};
 pub use facade::{
-    default_config_path, default_data_dir, DiagnosticsOptions, DiagnosticsReport, EntityStatus, ExportFormat, KindCount, ReplayReport, ResyncPreview,
-    SavedDiagnostics, Syncmon, TargetStatus, DB_FILE,
+    default_config_path, default_data_dir, CardTones, DiagnosticsOptions, DiagnosticsReport, EntityStatus, ExportFormat, KindCount, OverallWord, ReplayReport,
+    ResyncPreview, SavedDiagnostics, Syncmon, TargetStatus, Verdict, DB_FILE,
 };
 pub use rowversion::RowVersion;
-pub use state::{FailedStage, FailedState, Health, IngestState, RunKind, UnknownState};
+pub use state::{FailedStage, FailedState, Health, IngestState, RunKind, Tone, UnknownState};
 pub use store::{EntityKey, FailedFilter, FailedItem, Found, FoundRow, IngestBatch, RequestRow, RunRow};

@@ -120,6 +120,73 @@ impl Health {
             h => h.as_str(),
         }
     }
+
+    /// The word as a title (the UI's status pills, the Overview's "Overall health" card; the
+    /// bindings test writes them into `enums.ts` as `HEALTH_LABEL`).
+    pub fn title(self) -> &'static str {
+        match self {
+            Health::Healthy => "Healthy",
+            Health::PushOnly => "Push-only",
+            Health::Paused => "Paused",
+            Health::Pending => "Not synced yet",
+            Health::Resyncing => "Resyncing",
+            Health::Retrying => "Retrying",
+            Health::Waiting => "Waiting",
+            Health::Lagging => "Lagging",
+            Health::Failing => "Failing",
+            Health::CircuitOpen => "Circuit open",
+        }
+    }
+
+    /// Its colour: red when failing or the circuit is open (the errors are not retried away);
+    /// amber when retrying inside the budget, waiting for the source or lagging (nothing broken
+    /// yet); blue while a resync or the first sync runs; green otherwise (paused is deliberate).
+    pub fn tone(self) -> Tone {
+        match self {
+            Health::Failing | Health::CircuitOpen => Tone::Bad,
+            Health::Retrying | Health::Waiting | Health::Lagging => Tone::Warn,
+            Health::Resyncing | Health::Pending => Tone::Info,
+            Health::Healthy | Health::PushOnly | Health::Paused => Tone::Ok,
+        }
+    }
+
+    /// Needs a human: failing, circuit open, lagging, waiting (the source asked for a long wait).
+    /// Retrying is not: it gets better by itself within the budget, or turns into failing.
+    pub fn needs_attention(self) -> bool {
+        matches!(self, Health::Failing | Health::CircuitOpen | Health::Lagging | Health::Waiting)
+    }
+}
+
+text_enum! {
+    "tone"
+    /// How a signal reads at a glance (the colour of a banner, card, row, tray icon; `syncmon
+    /// status`'s exit code). Declared from the best to the worst: `ALL` is the rank order.
+    pub enum Tone {
+        /// In sync.
+        Ok = "ok",
+        /// In sync or getting there by itself: a first sync, a resync, something paused.
+        Info = "info",
+        /// Needs attention, nothing broken: retrying, waiting, lagging, slow, items to review.
+        Warn = "warn",
+        /// Something is failing.
+        Bad = "bad",
+    }
+}
+
+impl Tone {
+    /// Higher is worse: the position in [`Tone::ALL`].
+    pub fn rank(self) -> usize {
+        Tone::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+
+    /// The worse of the two.
+    pub fn max(self, other: Tone) -> Tone {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 text_enum! {
@@ -321,6 +388,7 @@ mod tests {
         round_trips(FailedState::ALL, FailedState::as_str);
         round_trips(Resolution::ALL, Resolution::as_str);
         round_trips(IngestState::ALL, IngestState::as_str);
+        round_trips(Tone::ALL, Tone::as_str);
         let runs: Vec<RunOutcome> =
             UnfinishedRun::ALL.iter().map(|u| RunOutcome::Unfinished(*u)).chain(Outcome::ALL.iter().map(|o| RunOutcome::Finished(*o))).collect();
         round_trips(&runs, RunOutcome::as_str);
@@ -341,5 +409,23 @@ mod tests {
         assert!(Health::Pending.severity() < Health::Resyncing.severity(), "pending ranks below resyncing");
         assert_eq!(Health::ALL.iter().copied().max_by_key(|h| h.severity()), Some(Health::CircuitOpen));
         assert_eq!(Health::CircuitOpen.label(), "circuit open");
+    }
+
+    #[test]
+    fn needs_attention_for_failing_circuit_open_lagging_and_waiting_only() {
+        let attention: Vec<Health> = Health::ALL.iter().copied().filter(|h| h.needs_attention()).collect();
+        assert_eq!(attention, [Health::Waiting, Health::Lagging, Health::Failing, Health::CircuitOpen]);
+        // Retrying inside the budget is amber, not red; paused is deliberate, so green.
+        assert_eq!(Health::Retrying.tone(), Tone::Warn);
+        assert_eq!(Health::Failing.tone(), Tone::Bad);
+        assert_eq!(Health::CircuitOpen.tone(), Tone::Bad);
+        assert_eq!(Health::Paused.tone(), Tone::Ok);
+        assert_eq!(Health::Pending.tone(), Tone::Info);
+        // A worse health never has a better tone than a less severe one that needs attention.
+        for h in Health::ALL.iter().filter(|h| h.needs_attention()) {
+            assert!(h.tone().rank() >= Tone::Warn.rank(), "{h}");
+        }
+        assert_eq!(Tone::Ok.max(Tone::Warn).max(Tone::Info), Tone::Warn);
+        assert_eq!(Health::Pending.title(), "Not synced yet");
     }
 }

@@ -54,6 +54,13 @@ async fn overview_lists_entities_with_the_header_and_24_hourly_counts() {
     assert_eq!(header["error_rate_5m"], 0.0);
     assert!(header["p95_ms_5m"].as_i64().is_some());
     assert_eq!(header["health"], "pending", "customers never synced: {header}");
+    // The verdict: one entity still syncing for the first time is blue, not a problem.
+    let v = &o["verdict"];
+    assert_eq!((v["tone"].as_str(), v["title"].as_str()), (Some("info"), Some("Syncing…")), "{v}");
+    assert_eq!(v["detail"], "1 syncing for the first time or resyncing");
+    assert_eq!(v["entities"], json!({"src/items": "ok", "src/customers": "info"}));
+    assert_eq!(v["cards"], json!({"error_rate": "ok", "p95": "ok", "failed": "ok"}));
+    assert_eq!(v["overall"], json!({"label": "Not synced yet", "tone": "info"}));
     let spark = o["sparklines"]["src/items"].as_array().unwrap();
     assert_eq!(spark.len(), 24);
     assert_eq!(spark.iter().map(|v| v.as_i64().unwrap()).sum::<i64>(), 250);
@@ -71,6 +78,7 @@ async fn overview_lists_entities_with_the_header_and_24_hourly_counts() {
     assert_eq!(ok(&h.sm, json!({"method": "set_paused", "params": {"paused": true}})).await["changed"], 0);
     let o = ok(&h.sm, json!({"method": "overview", "params": {}})).await;
     assert_eq!(o["header"]["health"], "paused");
+    assert_eq!((o["verdict"]["tone"].as_str(), o["verdict"]["title"].as_str()), (Some("info"), Some("Everything is in sync")), "paused is deliberate");
 
     assert_eq!(ok(&h.sm, json!({"method": "reset_checkpoint", "params": {"entity": "src/items"}})).await, json!({}), "it answers `{{}}`");
     assert_eq!(h.checkpoint("items"), "0");

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
-use syncmon_core::{EntityStatus, Event, EventKind, Health, Syncmon};
+use syncmon_core::{EntityStatus, Event, EventKind, Health, Syncmon, Tone};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -111,8 +111,10 @@ pub struct Policy {
     held: Vec<Item>,
 }
 
+/// Failing as the Overview's banner and the tray say it: the health's tone is bad (failing or
+/// circuit open; retrying inside the budget is not).
 fn is_failing(h: Health) -> bool {
-    matches!(h, Health::Failing | Health::CircuitOpen)
+    h.tone() == Tone::Bad
 }
 
 fn ms(d: Duration) -> i64 {

@@ -11,7 +11,22 @@ function fakeTransport() {
     kind: 'http',
     async call(method) {
       calls.push(method);
-      return { entities: [], header: { health: 'healthy', error_rate_5m: 0, p95_ms_5m: null, pending_failed: 0, requests_5m: 0 }, sparklines: {}, warnings: [] };
+      return {
+        entities: [],
+        header: { health: 'healthy', error_rate_5m: 0, p95_ms_5m: null, pending_failed: 0, requests_5m: 0 },
+        verdict: {
+          tone: 'info',
+          in_sync: false,
+          title: 'No entities configured',
+          detail: 'Add a connection and its entities on the Connections screen.',
+          next_attempt_of: null,
+          cards: { error_rate: 'ok', p95: 'ok', failed: 'ok' },
+          overall: { label: 'Healthy', tone: 'ok' },
+          entities: {},
+        },
+        sparklines: {},
+        warnings: [],
+      };
     },
     subscribe(s) {
       sub = s;

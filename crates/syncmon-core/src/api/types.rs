@@ -3,7 +3,7 @@
 use crate::config::ConfigWarning;
 pub use crate::store::FailedFilter;
 use crate::store::{CheckpointPoint, FailedItem, RuleCount, RunRow};
-use crate::{EntityStatus, Health};
+use crate::{EntityStatus, Health, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use ts_rs::TS;
@@ -31,6 +31,8 @@ pub struct OverviewHeader {
 pub struct OverviewResult {
     pub entities: Vec<EntityStatus>,
     pub header: OverviewHeader,
+    /// How it all reads at a glance: the banner, each card's and row's tone, the overall word.
+    pub verdict: Verdict,
     /// `connection/entity` → records received per hour over the last 24 h, oldest first.
     pub sparklines: BTreeMap<String, Vec<i64>>,
     /// Risky settings in the config (plain HTTP to a remote host, an open webhook listener).

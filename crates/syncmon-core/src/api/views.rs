@@ -1,8 +1,9 @@
 //! Read views: the overview, one entity's detail, the UI settings.
 
 use super::{ApiError, EntityDetailResult, OverviewHeader, OverviewResult, Settings, ThroughputPoint};
+use crate::facade::METRICS_WINDOW_MS;
 use crate::store;
-use crate::{ErrorCode, Health, Syncmon};
+use crate::{ErrorCode, Health, Syncmon, Verdict};
 
 const HOUR_MS: i64 = 3_600_000;
 const SETTINGS_KEY: &str = "ui";
@@ -15,7 +16,7 @@ pub fn settings(sm: &Syncmon) -> Result<Settings, ApiError> {
 pub fn overview(sm: &Syncmon) -> Result<OverviewResult, ApiError> {
     let now = sm.now_ms();
     let entities = sm.status()?;
-    let stats = sm.request_stats(now - 5 * 60_000)?;
+    let stats = sm.request_stats(now - METRICS_WINDOW_MS)?;
     let mut hourly = sm.hourly_changes(now, 24)?;
     let sparklines = entities
         .iter()
@@ -32,7 +33,8 @@ pub fn overview(sm: &Syncmon) -> Result<OverviewResult, ApiError> {
         pending_failed: entities.iter().map(|e| e.pending_failed).sum(),
         requests_5m: stats.requests,
     };
-    Ok(OverviewResult { entities, header, sparklines, warnings: sm.config_warnings().to_vec() })
+    let verdict = Verdict::of(&entities, Some(&stats));
+    Ok(OverviewResult { entities, header, verdict, sparklines, warnings: sm.config_warnings().to_vec() })
 }
 
 pub(super) fn entity_detail(sm: &Syncmon, name: &str) -> Result<EntityDetailResult, ApiError> {

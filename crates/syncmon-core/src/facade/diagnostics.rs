@@ -9,7 +9,7 @@
 use super::Syncmon;
 use crate::error::{Error, Result};
 use crate::redact;
-use crate::state::{FailedState, Health};
+use crate::state::{FailedState, Health, Tone};
 use crate::store::FailedFilter;
 use std::io::{Seek, Write};
 
@@ -25,7 +25,8 @@ pub struct DiagnosticsOptions {
 #[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
 pub struct DiagnosticsReport {
     pub files: Vec<String>,
-    /// Entities that need attention (failing, circuit open, lagging, waiting).
+    /// Entities that need attention: amber or red (failing, circuit open, retrying, waiting,
+    /// lagging, forwarding stuck).
     pub problems: usize,
 }
 
@@ -138,7 +139,8 @@ impl Syncmon {
         // SUMMARY.md: what is wrong, in plain words, first.
         let mut s = String::new();
         s.push_str(&format!("# Syncmon diagnostics\n\nMade {} by syncmon {} on {}.\n\n", when(now), env!("CARGO_PKG_VERSION"), os_description()));
-        let bad: Vec<_> = status.iter().filter(|e| !matches!(e.health, Health::Healthy | Health::PushOnly | Health::Paused | Health::Pending)).collect();
+        // The entities whose row the Overview colours amber or red (the verdict's rule).
+        let bad: Vec<_> = status.iter().filter(|e| e.tone().rank() >= Tone::Warn.rank()).collect();
         s.push_str("## What is wrong\n\n");
         if bad.is_empty() && kinds.is_empty() && warnings.is_empty() {
             s.push_str("Nothing: every entity is healthy, no failed items are pending, the config has no warnings.\n\n");

@@ -1,7 +1,8 @@
 //! The façade: [`Syncmon`], the one door into the engine. It opens the replica, builds each
 //! entity's runtime from the config, and answers the front ends' queries and commands.
 //!
-//! `mod.rs` opens the engine and finds entities; `status.rs` the status words, `commands.rs`
+//! `mod.rs` opens the engine and finds entities; `status.rs` the status words, `verdict.rs` the one rule
+//! that turns them and the last calls into tones and the banner's words, `commands.rs`
 //! what changes the sync (cycles, pause, reset, the agent loop), `failed.rs` failed items and
 //! their replay, `queries.rs` the reads (runs, requests, export, statistics, settings).
 
@@ -11,12 +12,14 @@ mod failed;
 mod queries;
 mod status;
 mod targets;
+mod verdict;
 
 pub use commands::ResyncPreview;
 pub use diagnostics::{DiagnosticsOptions, DiagnosticsReport, SavedDiagnostics};
 pub use failed::{ExportFormat, KindCount, ReplayReport};
 pub use status::EntityStatus;
 pub use targets::TargetStatus;
+pub use verdict::{CardTones, OverallWord, Verdict, METRICS_WINDOW_MS};
 
 use crate::agent_lock::AgentLock;
 use crate::config::Config;

@@ -2,8 +2,13 @@
 import type { ConfigWarning } from "./ConfigWarning";
 import type { EntityStatus } from "./EntityStatus";
 import type { OverviewHeader } from "./OverviewHeader";
+import type { Verdict } from "./Verdict";
 
 export type OverviewResult = { entities: Array<EntityStatus>, header: OverviewHeader, 
+/**
+ * How it all reads at a glance: the banner, each card's and row's tone, the overall word.
+ */
+verdict: Verdict, 
 /**
  * `connection/entity` → records received per hour over the last 24 h, oldest first.
  */
