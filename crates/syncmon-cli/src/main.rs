@@ -259,7 +259,10 @@ impl Command {
     /// Commands that print a listing and end (`requests --json | head` is how they are read):
     /// a closed pipe ends them quietly, as it ends `cat`.
     fn prints_a_listing(&self) -> bool {
-        matches!(self, Command::Requests { .. } | Command::Activity(_) | Command::Export { .. } | Command::Find { .. } | Command::Failed { .. } | Command::Ingest { .. })
+        matches!(
+            self,
+            Command::Requests { .. } | Command::Activity(_) | Command::Export { .. } | Command::Find { .. } | Command::Failed { .. } | Command::Ingest { .. }
+        )
     }
 }
 

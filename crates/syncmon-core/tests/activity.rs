@@ -3,10 +3,10 @@
 
 mod common;
 use common::{entities, Harness};
+use serde_json::json;
 use std::sync::Arc;
 use syncmon_core::config::Config;
 use syncmon_core::{EventKind, Syncmon};
-use serde_json::json;
 use syncmon_mock::MockConfig;
 
 #[tokio::test]

@@ -3,9 +3,9 @@
 //! that table, so a handler that answers another type does not compile).
 
 use super::{
-    config_edit, ActivityResult, connections, failed, targets as target_views, views, ApiError, ConnectionView, Empty, EntityDetailResult, FailedDiscardResult, FailedFilter,
-    FailedPageResult, FailedSelection, OverviewResult, SaveConnectionResult, SetPausedResult, Settings, SyncNowResult, TargetView, TestConnectionResult,
-    MAX_PAGE,
+    config_edit, connections, failed, targets as target_views, views, ActivityResult, ApiError, ConnectionView, Empty, EntityDetailResult, FailedDiscardResult,
+    FailedFilter, FailedPageResult, FailedSelection, OverviewResult, SaveConnectionResult, SetPausedResult, Settings, SyncNowResult, TargetView,
+    TestConnectionResult, MAX_PAGE,
 };
 use crate::engine::CycleReport;
 use crate::store::{self, FailedItem, Found, RequestRow};
