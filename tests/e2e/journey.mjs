@@ -266,8 +266,13 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   await fill(wd, 'activity-search', ENTITY);
   const folded = await wd.waitFor('a folded row of pages', () => wd.script(`const rows = [...document.querySelectorAll('[data-testid="activity-event"], [data-testid="activity-group"]')];
     if (!rows.length || rows.some((r) => !r.textContent.includes(arguments[0]))) return null;
-    const i = [...document.querySelectorAll('[data-testid="activity-group"]')].findIndex((g) => /\d+ pages applied · [\d,]+ records · \d\d:\d\d/.test(g.textContent));
-    return i < 0 ? null : [i, document.querySelectorAll('[data-testid="activity-group"]')[i].textContent.replace(/\s+/g, ' ').trim()];`, [ENTITY]), { timeoutMs: 15_000 });
+    const i = [...document.querySelectorAll('[data-testid="activity-group"]')].findIndex((g) => /\\d+ pages applied · [\\d,]+ records · \\d\\d:\\d\\d/.test(g.textContent));
+    return i < 0 ? null : [i, document.querySelectorAll('[data-testid="activity-group"]')[i].textContent.replace(/\\s+/g, ' ').trim()];`, [ENTITY]), { timeoutMs: 15_000 })
+    .catch(async (e) => {
+      const shown = await wd.script(`return [...document.querySelectorAll('[data-testid="activity-event"], [data-testid="activity-group"]')].slice(-60)
+        .map((r) => r.textContent.replace(/\\s+/g, ' ').trim()).join('\\n')`);
+      throw new Error(`${e.message}; the last rows shown:\n${shown}`);
+    });
   const pagesFolded = Number(/(\d+) pages applied/.exec(folded[1])[1]);
   assert.ok(pagesFolded >= 2, `a run of pages in one row: ${folded[1]}`);
   const group = (await wd.findAll('[data-testid="activity-group"]'))[folded[0]];

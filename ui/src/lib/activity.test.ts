@@ -15,12 +15,13 @@ const finished = (when: number, entity = 'items', outcome: 'caught_up' | 'failed
 });
 
 describe('folding page-by-page noise', () => {
-  it('folds one entity’s pages into one row, with other entities’ events in between', () => {
+  it('folds one entity’s pages into one row, with other entities’ events and its nudges in between', () => {
     const events = [
       started(at(3, 14, 2)),
       ...Array.from({ length: 12 }, (_, i) => page(at(3, 14, 2, i * 15))),
       started(at(3, 14, 3), 'orders'),
       page(at(3, 14, 4), 'orders'),
+      { seq: ++seq, at: at(3, 14, 4, 30), type: 'nudged', connection: 'src', entity: 'items' },
       page(at(3, 14, 5)),
       finished(at(3, 14, 5, 30)),
     ];
@@ -30,6 +31,7 @@ describe('folding page-by-page noise', () => {
       'group src/items 13',
       'cycle_started orders',
       'page_applied orders',
+      'nudged items',
       'cycle_finished items',
     ]);
     expect(describeGroup(rows[1] as EventGroup)).toBe('13 pages applied · 5,850 records · 14:02–14:05');

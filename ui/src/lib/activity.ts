@@ -87,6 +87,20 @@ export function isNoise(e: Event): boolean {
   }
 }
 
+/** Events that end a run of noise: a cycle's start or end, its failures, the circuit. A nudge
+ * (a webhook), a delivery or a pushed batch in between is listed on its own and the run goes on. */
+export function endsRun(e: Event): boolean {
+  switch (e.type) {
+    case 'nudged':
+    case 'forwarded':
+    case 'ingest_applied':
+    case 'conflict_settled':
+      return false;
+    default:
+      return true;
+  }
+}
+
 export interface EventGroup {
   kind: 'group';
   key: string;
@@ -99,9 +113,9 @@ export type ActivityRow = { kind: 'event'; key: string; event: Event } | EventGr
 
 /**
  * Rows for events (oldest first): a run of one entity's noise events of one type becomes one
- * group, placed where its first event is; the run ends at any other event of that entity (or
- * of its connection), and at midnight. Other entities' events in between do not end it. A
- * group of one is shown as its event.
+ * group, placed where its first event is; the run ends at an event of that entity (or of its
+ * connection) that `endsRun`, and at midnight. Other entities' events, and the entity's nudges,
+ * are listed on their own without ending it. A group of one is shown as its event.
  */
 export function foldEvents(events: Event[]): (ActivityRow & { kind: 'event' | 'group' })[] {
   const rows: (ActivityRow & { kind: 'event' | 'group' })[] = [];
@@ -120,8 +134,10 @@ export function foldEvents(events: Event[]): (ActivityRow & { kind: 'event' | 'g
       rows.push(fresh);
       continue;
     }
-    for (const [k, g] of open) {
-      if (who == null || g.entity === who || g.entity?.startsWith(`${who}/`)) open.delete(k);
+    if (endsRun(e)) {
+      for (const [k, g] of open) {
+        if (who == null || g.entity === who || g.entity?.startsWith(`${who}/`)) open.delete(k);
+      }
     }
     rows.push({ kind: 'event', key: `e${e.seq}`, event: e });
   }
