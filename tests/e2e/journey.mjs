@@ -276,6 +276,7 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   const pagesFolded = Number(/(\d+) pages applied/.exec(folded[1])[1]);
   assert.ok(pagesFolded >= 2, `a run of pages in one row: ${folded[1]}`);
   const group = (await wd.findAll('[data-testid="activity-group"]'))[folded[0]];
+  await wd.script(`document.querySelectorAll('[data-testid="activity-group"]')[arguments[0]].scrollIntoView({ block: 'center' })`, [folded[0]]);
   await wd.click(group);
   assert.equal(await wd.attr(group, 'aria-expanded'), 'true');
   const opened = await wd.script(`const g = document.querySelectorAll('[data-testid="activity-group"]')[arguments[0]];
