@@ -283,6 +283,12 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
     return g.nextElementSibling?.querySelectorAll('[data-testid="activity-event"][data-type="page_applied"]').length ?? 0;`, [folded[0]]);
   assert.equal(opened, pagesFolded, 'opened, the row shows each of its pages');
   await shot('activity');
+  // The entity's lag over the last 7 days is charted ("was it in sync yesterday?").
+  await go(wd, `#/entity/${ENTITY}`);
+  await wd.waitFor('the lag chart', () => wd.script(`return document.querySelector('[data-testid="lag-chart"] canvas') ? true : null`), { timeoutMs: 15_000 });
+  assert.equal(await shownText(wd, '[data-testid="lag-chart"] h2'), 'Lag, last 7 days');
+  await wd.script(`document.querySelector('[data-testid="lag-chart"]').scrollIntoView({ block: 'center' })`);
+  await shot('entity-lag');
   await wd.click(await wd.byTestId('nav-connections'));
   // The demo connection opens in the form; Test connection makes one call and shows its outcome.
   await wd.click(await wd.byTestId('test-connection', { timeoutMs: 10_000 }));
