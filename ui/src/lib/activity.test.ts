@@ -21,7 +21,7 @@ describe('folding page-by-page noise', () => {
       ...Array.from({ length: 12 }, (_, i) => page(at(3, 14, 2, i * 15))),
       started(at(3, 14, 3), 'orders'),
       page(at(3, 14, 4), 'orders'),
-      { seq: ++seq, at: at(3, 14, 4, 30), type: 'nudged', connection: 'src', entity: 'items' },
+      { seq: ++seq, at: at(3, 14, 4, 30), type: 'nudged', connection: 'src', entity: 'items' } as Event,
       page(at(3, 14, 5)),
       finished(at(3, 14, 5, 30)),
     ];
