@@ -257,9 +257,42 @@ export async function demoJourney(wd, { mock, shot, served = false }) {
   await wd.byTestId('pause', { timeoutMs: 10_000 });
   await go(wd, '#/overview');
 
+  // Activity: the failed call's Trackingid, typed into the search, finds its events in the
+  // stored log; the entity's name brings up its events only, a run of pages folded into one row
+  // ("N pages applied · … records · 14:02–14:05") that opens on click; days have headings.
   await wd.click(await wd.byTestId('nav-activity'));
-  await new Promise((r) => setTimeout(r, 1000));
+  const day = await wd.waitFor('a day heading', () => shownText(wd, '[data-testid="activity-day"]'), { timeoutMs: 10_000 });
+  assert.match(day, /^(Today|Yesterday)$/, `the day heading: ${day}`);
+  await fill(wd, 'activity-search', tracking);
+  const withTracking = await wd.waitFor('the events of the Trackingid', () => wd.script(`const rows = [...document.querySelectorAll('[data-testid="activity-event"]')];
+    return rows.length && rows.every((r) => r.textContent.includes(arguments[0])) ? rows.map((r) => r.dataset.type) : null;`, [tracking]), { timeoutMs: 15_000 });
+  assert.ok(withTracking.some((t) => t === 'cycle_finished' || t === 'retrying'), `the failed cycle or its retries: ${withTracking}`);
+  await fill(wd, 'activity-search', ENTITY);
+  const folded = await wd.waitFor('a folded row of pages', () => wd.script(`const rows = [...document.querySelectorAll('[data-testid="activity-event"], [data-testid="activity-group"]')];
+    if (!rows.length || rows.some((r) => !r.textContent.includes(arguments[0]))) return null;
+    const i = [...document.querySelectorAll('[data-testid="activity-group"]')].findIndex((g) => /\\d+ pages applied · [\\d,]+ records · \\d\\d:\\d\\d/.test(g.textContent));
+    return i < 0 ? null : [i, document.querySelectorAll('[data-testid="activity-group"]')[i].textContent.replace(/\\s+/g, ' ').trim()];`, [ENTITY]), { timeoutMs: 15_000 })
+    .catch(async (e) => {
+      const shown = await wd.script(`return [...document.querySelectorAll('[data-testid="activity-event"], [data-testid="activity-group"]')].slice(-60)
+        .map((r) => r.textContent.replace(/\\s+/g, ' ').trim()).join('\\n')`);
+      throw new Error(`${e.message}; the last rows shown:\n${shown}`);
+    });
+  const pagesFolded = Number(/(\d+) pages applied/.exec(folded[1])[1]);
+  assert.ok(pagesFolded >= 2, `a run of pages in one row: ${folded[1]}`);
+  const group = (await wd.findAll('[data-testid="activity-group"]'))[folded[0]];
+  await wd.script(`document.querySelectorAll('[data-testid="activity-group"]')[arguments[0]].scrollIntoView({ block: 'center' })`, [folded[0]]);
+  await wd.click(group);
+  assert.equal(await wd.attr(group, 'aria-expanded'), 'true');
+  const opened = await wd.script(`const g = document.querySelectorAll('[data-testid="activity-group"]')[arguments[0]];
+    return g.nextElementSibling?.querySelectorAll('[data-testid="activity-event"][data-type="page_applied"]').length ?? 0;`, [folded[0]]);
+  assert.equal(opened, pagesFolded, 'opened, the row shows each of its pages');
   await shot('activity');
+  // The entity's lag over the last 7 days is charted ("was it in sync yesterday?").
+  await go(wd, `#/entity/${ENTITY}`);
+  await wd.waitFor('the lag chart', () => wd.script(`return document.querySelector('[data-testid="lag-chart"] canvas') ? true : null`), { timeoutMs: 15_000 });
+  assert.equal(await shownText(wd, '[data-testid="lag-chart"] h2'), 'Lag, last 7 days');
+  await wd.script(`document.querySelector('[data-testid="lag-chart"]').scrollIntoView({ block: 'center' })`);
+  await shot('entity-lag');
   await wd.click(await wd.byTestId('nav-connections'));
   // The demo connection opens in the form; Test connection makes one call and shows its outcome.
   await wd.click(await wd.byTestId('test-connection', { timeoutMs: 10_000 }));

@@ -2,6 +2,7 @@
 //! engine's façade (`syncmon_core::Syncmon`). Exit codes: 0 success, 1 the work failed,
 //! 2 bad usage or configuration.
 
+mod activity;
 mod creds;
 mod demo;
 mod failed;
@@ -148,6 +149,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The stored Activity log (30 days), newest first: cycles, pages, retries, errors; searched
+    /// by entity, type, text (a Trackingid, a record id) and time. Read-only.
+    Activity(activity::ActivityArgs),
     /// Reads the whole entity from the source, writing nothing, and compares it with the replica:
     /// missing, stale and extra ids with samples and the reads' Trackingids. Exit 0 equal, 1 not.
     Verify {
@@ -265,6 +269,7 @@ impl Command {
         matches!(
             self,
             Command::Requests { .. }
+                | Command::Activity(_)
                 | Command::Export { .. }
                 | Command::Find { .. }
                 | Command::Failed { .. }
@@ -467,6 +472,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Activity(args) => activity::activity(&cli, args),
         Command::Verify { entity, json } => {
             // Read-only: the replica is compared, never written (it works beside a running agent).
             let sm = load_read_only(&cli)?;

@@ -105,7 +105,7 @@ fn lag(seconds: Option<i64>) -> String {
 
 /// A table of `items`, one row each as `row` writes its cells, under `headers`; columns padded to
 /// their widest cell.
-fn table<T>(headers: &[&str], items: &[T], row: impl Fn(&T) -> Vec<String>) {
+pub(crate) fn table<T>(headers: &[&str], items: &[T], row: impl Fn(&T) -> Vec<String>) {
     let rows: Vec<Vec<String>> = items.iter().map(row).collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in &rows {

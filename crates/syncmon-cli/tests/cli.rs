@@ -444,3 +444,40 @@ async fn verify_names_missing_stale_and_extra_ids_and_writes_nothing() {
     let out = env.run_ok(&["verify", "items"]);
     assert!(text(&out).contains("equal"), "{}", text(&out));
 }
+
+/// `syncmon activity` searches the stored Activity log beside the replica: a refusal's Trackingid
+/// finds the failed cycle, `--entity`/`--kind` narrow it, times print as `--utc` says, `--limit`
+/// says when older events match, and a bad `--since` is bad usage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn activity_searches_the_stored_log_from_the_command_line() {
+    let mock = mock(1200, MockAuth::None).await;
+    let env = Env::new(&conn(&mock.base_url(), "", ""));
+    env.run_ok(&["sync"]);
+    mock.inject(syncmon_mock::Fault { kind: syncmon_mock::FaultKind::Status(403), entity: None, times: 0 });
+    assert_eq!(env.run(&["sync"]).status.code(), Some(1));
+    let out = env.run_ok(&["requests", "--failed", "--json"]);
+    let tid = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0]["tracking_id"].as_str().unwrap().to_string();
+
+    let out = env.run_ok(&["activity", "--search", &tid.to_uppercase(), "--json"]);
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = found["events"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["type"] == "cycle_finished" && e["outcome"] == "failed" && e["tracking_id"] == tid.as_str()), "{found}");
+    assert_eq!(found["more"], false);
+
+    let out = env.run_ok(&["activity", "--entity", "src/items", "--kind", "cycle_finished", "--since", "1h", "--utc"]);
+    let t = text(&out);
+    let lines: Vec<&str> = t.lines().filter(|l| l.contains("cycle_finished")).collect();
+    assert_eq!(lines.len(), 2, "the caught-up and the failed cycle: {t}");
+    assert!(lines[0].contains("outcome=failed") && lines[0].contains(&tid), "newest first, with its Trackingid: {t}");
+    assert!(lines[1].contains("outcome=caught_up") && lines[1].contains("records=1200"), "{t}");
+    assert!(lines.iter().all(|l| l.contains(" UTC ") && l.contains("src/items")), "{t}");
+
+    let out = env.run_ok(&["activity", "--kind", "page-applied", "--limit", "2"]);
+    let t = text(&out);
+    assert_eq!(t.lines().filter(|l| l.contains("page_applied")).count(), 2, "{t}");
+    assert!(t.contains("older events match too"), "three pages of 500, two shown: {t}");
+
+    let out = env.run(&["activity", "--since", "2026-13-01"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("write a duration"), "{}", text(&out));
+}

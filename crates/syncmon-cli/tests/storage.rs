@@ -289,7 +289,15 @@ async fn read_commands_leave_the_database_untouched() {
     let (bytes, mtime, schema) = (std::fs::read(&db).unwrap(), std::fs::metadata(&db).unwrap().modified().unwrap(), schema_of(&db));
     let out = env.run_ok(&["failed", "list", "--json"]);
     let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0]["id"].to_string();
-    for args in [vec!["status"], vec!["status", "--json"], vec!["export", "items"], vec!["failed", "show", &id], vec!["requests"], vec!["check"]] {
+    for args in [
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["export", "items"],
+        vec!["failed", "show", &id],
+        vec!["requests"],
+        vec!["activity", "--search", "items", "--since", "1h"],
+        vec!["check"],
+    ] {
         let out = env.run(&args);
         // `status` exits 3 here: the two failed items need reviewing, nothing is broken.
         let expected = if args[0] == "status" { 3 } else { 0 };

@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 
 use crate::clock::Clock;
 use crate::state::{Outcome, RunKind};
-use crate::store::{Store, StoredEvent};
+use crate::store::{EventQuery, Store, StoredEvent, MAX_EVENTS_PAGE};
 
 /// How many recent events `EventBus::recent` keeps in memory (an engine without a store).
 pub const RECENT_EVENTS: usize = 1000;
@@ -198,15 +198,29 @@ impl EventBus {
     /// Up to `limit` of the most recent events, newest first: the stored ones (those of earlier
     /// runs too) when the bus has a store, else the last [`RECENT_EVENTS`] of this process.
     pub fn recent(&self, limit: usize) -> Vec<Event> {
+        self.search(&EventQuery { limit, ..Default::default() }).0
+    }
+
+    /// The newest events matching `q`, newest first, and whether older ones match too: searched
+    /// in the store when the bus has one, else in this process's last [`RECENT_EVENTS`].
+    pub fn search(&self, q: &EventQuery) -> (Vec<Event>, bool) {
         if let Some(store) = &self.store {
-            match store.recent_events(limit) {
+            match store.find_events(q) {
                 // An event this build cannot read (written by another version) is left out.
-                Ok(rows) => return rows.into_iter().filter_map(|r| serde_json::from_str(&r.body).ok()).collect(),
+                Ok((rows, more)) => return (rows.into_iter().filter_map(|r| serde_json::from_str(&r.body).ok()).collect(), more),
                 Err(e) => tracing::warn!("cannot read the stored activity, showing this run's: {e}"),
             }
         }
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.iter().rev().take(limit).cloned().collect()
+        let limit = q.limit.min(MAX_EVENTS_PAGE);
+        let mut found = recent.iter().rev().filter(|e| {
+            let body = serde_json::to_string(e).unwrap_or_default();
+            let row = stored(e, body);
+            q.matches(row.seq, row.at, &row.kind, row.connection.as_deref(), row.entity.as_deref(), &row.body)
+        });
+        let page: Vec<Event> = found.by_ref().take(limit).cloned().collect();
+        let more = found.next().is_some();
+        (page, more)
     }
 }
 

@@ -130,10 +130,12 @@ async fn failed_items_page_with_totals_search_replay_and_discard_by_filter() {
     let replay = ok(&h.sm, json!({"method": "failed_replay", "params": {"filter": {"entity": "src/items", "text": one_id}}})).await;
     assert_eq!(replay["replayed"].as_u64().unwrap() + replay["superseded"].as_u64().unwrap(), 1, "{replay}");
     let activity = ok(&h.sm, json!({"method": "activity", "params": {"limit": 1000}})).await;
-    let progress: Vec<&Value> = activity.as_array().unwrap().iter().filter(|e| e["type"] == "replay_progress").collect();
+    let events = activity["events"].as_array().unwrap();
+    assert_eq!(activity["more"], false, "fewer than 1000 events");
+    let progress: Vec<&Value> = events.iter().filter(|e| e["type"] == "replay_progress").collect();
     assert_eq!(progress.len(), 1);
     assert_eq!((progress[0]["done"].as_u64(), progress[0]["total"].as_u64()), (Some(1), Some(1)));
-    assert!(activity.as_array().unwrap().iter().any(|e| e["type"] == "cycle_finished"));
+    assert!(events.iter().any(|e| e["type"] == "cycle_finished"));
 
     let discarded = ok(&h.sm, json!({"method": "failed_discard", "params": {"filter": {"entity": "src/items"}}})).await;
     assert_eq!(discarded["discarded"], 39);

@@ -83,6 +83,30 @@ export function clock(at: number | null | undefined): string {
   return timestamp(at).slice(11);
 }
 
+/** The local calendar day of `at`, as "2026-12-01" (for grouping by day). */
+export function localDay(at: number): string {
+  return timestamp(at).slice(0, 10);
+}
+
+/**
+ * A day heading: "Today", "Yesterday", else the date in the user's locale with its weekday,
+ * e.g. "Tue 1 Dec 2026" (en-GB) or "Tue, Dec 1, 2026" (en-US). `locale` for tests.
+ */
+export function dayLabel(at: number, now: number, locale?: string): string {
+  const day = localDay(at);
+  if (day === localDay(now)) return 'Today';
+  const yesterday = new Date(now);
+  yesterday.setDate(yesterday.getDate() - 1);
+  if (day === localDay(yesterday.getTime())) return 'Yesterday';
+  return new Date(at).toLocaleDateString(locale, { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric' }).replaceAll(',', '');
+}
+
+/** A span of local times: "14:02–14:05", or one time when both are in the same minute. */
+export function clockSpan(from: number, to: number): string {
+  const [a, b] = [timestamp(from).slice(11, 16), timestamp(to).slice(11, 16)];
+  return a === b ? a : `${a}–${b}`;
+}
+
 /** A local time to come: "14:05" today, "2027-12-03 14:05" on another day. */
 export function until(at: number | null | undefined, now: number): string {
   if (at == null) return '—';

@@ -3,12 +3,11 @@
 //! that table, so a handler that answers another type does not compile).
 
 use super::{
-    config_edit, connections, failed, targets as target_views, views, ApiError, ConnectionView, Empty, EntityDetailResult, FailedDiscardResult, FailedFilter,
-    FailedPageResult, FailedSelection, OverviewResult, SaveConnectionResult, SetPausedResult, Settings, SyncNowResult, TargetView, TestConnectionResult,
-    MAX_PAGE,
+    config_edit, connections, failed, targets as target_views, views, ActivityResult, ApiError, ConnectionView, Empty, EntityDetailResult, FailedDiscardResult,
+    FailedFilter, FailedPageResult, FailedSelection, OverviewResult, SaveConnectionResult, SetPausedResult, Settings, SyncNowResult, TargetView,
+    TestConnectionResult, MAX_PAGE,
 };
 use crate::engine::CycleReport;
-use crate::events::Event;
 use crate::store::{self, FailedItem, Found, RequestRow};
 use crate::{ErrorCode, ReplayReport, Syncmon};
 use std::sync::Arc;
@@ -137,8 +136,20 @@ pub(super) async fn set_secret(sm: &Arc<Syncmon>, connection: String, webhook: b
     Ok(Empty {})
 }
 
-pub(super) async fn activity(sm: &Arc<Syncmon>, limit: u32) -> Answer<Vec<Event>> {
-    Ok(sm.recent_events(limit as usize))
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn activity(
+    sm: &Arc<Syncmon>,
+    entity: Option<String>,
+    kind: Option<String>,
+    text: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    before_seq: Option<i64>,
+    limit: u32,
+) -> Answer<ActivityResult> {
+    let q = views::activity_query(sm, views::ActivityParams { entity, kind, text, since, until, before_seq, limit });
+    let (events, more) = sm.search_events(&q);
+    Ok(ActivityResult { events, more })
 }
 
 pub(super) async fn settings(sm: &Arc<Syncmon>) -> Answer<Settings> {

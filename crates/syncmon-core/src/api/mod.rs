@@ -23,7 +23,7 @@ pub use config_edit::{save_connection, save_target};
 pub use connections::{connection_view, test_connection};
 pub use targets::{target_view, test_target};
 pub use types::*;
-pub use views::{overview, settings};
+pub use views::{activity_query, overview, settings, ActivityParams};
 
 /// The failed-items filter of a download (`GET /api/failed/export`) as the RPC methods check it:
 /// the entity resolved against the config, empty strings as no condition.
@@ -32,7 +32,6 @@ pub fn failed_export_filter(sm: &crate::Syncmon, f: &FailedFilter) -> Result<Fai
 }
 
 use crate::engine::CycleReport;
-use crate::events::Event;
 use crate::store::{self, Found, RequestRow};
 use crate::{Error, ErrorCode, ReplayReport, Syncmon};
 use serde::{Deserialize, Serialize};
@@ -199,9 +198,32 @@ rpc_methods! {
         secret: String,
     } -> Empty;
     activity: Activity {
+        /// `CONNECTION/ENTITY` (its connection's own events too), `CONNECTION` or a bare entity name.
+        #[ts(optional = nullable)]
+        #[serde(default)]
+        entity: Option<String>,
+        /// An event type word (`page_applied`, …).
+        #[ts(optional = nullable)]
+        #[serde(default)]
+        kind: Option<String>,
+        /// A case-insensitive substring of the event (a Trackingid, a record id, an error).
+        #[ts(optional = nullable)]
+        #[serde(default)]
+        text: Option<String>,
+        /// From and up to these times (ms since 1970, inclusive).
+        #[ts(optional = nullable)]
+        #[serde(default)]
+        since: Option<i64>,
+        #[ts(optional = nullable)]
+        #[serde(default)]
+        until: Option<i64>,
+        /// Only events numbered below this one (the oldest shown): "Load older".
+        #[ts(optional = nullable)]
+        #[serde(default)]
+        before_seq: Option<i64>,
         #[serde(default = "d_limit")]
         limit: u32,
-    } -> Vec<Event>;
+    } -> ActivityResult;
     settings: Settings {} -> Settings;
     save_settings: SaveSettings {
         notifications: bool,

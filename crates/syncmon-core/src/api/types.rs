@@ -65,8 +65,19 @@ pub struct EntityDetailResult {
     pub checkpoints: Vec<CheckpointPoint>,
     /// Records received per hour, last 24 h, oldest first.
     pub throughput: Vec<ThroughputPoint>,
+    /// Lag (now − the last catch-up) over the last 7 days, oldest first, at most 500 points: the
+    /// exact sawtooth (a peak and a 0 at each catch-up) or each bucket's worst lag.
+    pub lag: Vec<crate::store::LagPoint>,
     /// The entity's last verify (the app's Verify button, `syncmon verify` run with write access).
     pub last_verify: Option<crate::engine::VerifyResult>,
+}
+
+/// A page of the Activity log: the newest matching events, newest first.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ActivityResult {
+    pub events: Vec<crate::events::Event>,
+    /// Older events match too (ask again with `before_seq`: the last one's seq).
+    pub more: bool,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]

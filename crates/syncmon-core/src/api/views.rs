@@ -51,7 +51,47 @@ pub(super) fn entity_detail(sm: &Syncmon, name: &str) -> Result<EntityDetailResu
     let counts = sm.hourly_changes(now, 24)?.remove(&key).unwrap_or_else(|| vec![0; 24]);
     let throughput = counts.into_iter().enumerate().map(|(i, records)| ThroughputPoint { at: start + i as i64 * HOUR_MS, records }).collect();
     let last_verify = sm.last_verify_of(&key)?;
-    Ok(EntityDetailResult { status, runs, checkpoints, throughput, last_verify })
+    let lag = sm.lag_history(&key)?;
+    Ok(EntityDetailResult { status, runs, checkpoints, throughput, lag, last_verify })
+}
+
+/// The Activity search's conditions: the entity named as the user typed it (`CONNECTION/ENTITY`,
+/// a connection, or an entity name the config knows), empty words as none.
+pub fn activity_query(sm: &Syncmon, p: ActivityParams) -> store::EventQuery {
+    let word = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let (connection, entity) = match word(p.entity) {
+        None => (None, None),
+        Some(name) => match name.split_once('/') {
+            Some((c, e)) => (Some(c.to_string()), Some(e.to_string())),
+            // A connection, else an entity of the config, else a connection no longer configured.
+            None if sm.config().connection(&name).is_some() => (Some(name), None),
+            None => match sm.entity_key(&name) {
+                Ok(k) => (Some(k.connection), Some(k.entity)),
+                Err(_) => (Some(name), None),
+            },
+        },
+    };
+    store::EventQuery {
+        connection,
+        entity,
+        kind: word(p.kind).map(|k| k.replace(['-', ' '], "_")),
+        text: word(p.text),
+        since: p.since,
+        until: p.until,
+        before_seq: p.before_seq,
+        limit: (p.limit as usize).min(store::MAX_EVENTS_PAGE),
+    }
+}
+
+/// The `activity` method's params (also `syncmon activity`'s), as `activity_query` reads them.
+pub struct ActivityParams {
+    pub entity: Option<String>,
+    pub kind: Option<String>,
+    pub text: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub before_seq: Option<i64>,
+    pub limit: u32,
 }
 
 /// Stores the UI settings and returns them.

@@ -1,4 +1,4 @@
-//! The reads: pushed batches, run history, the request log, find, export, statistics, settings.
+//! The reads: pushed batches, run history, lag history, the Activity log's search, the request log, find, export, statistics, settings.
 
 use super::Syncmon;
 use crate::error::{Error, Result};
@@ -62,6 +62,19 @@ impl Syncmon {
 
     pub fn runs_of(&self, key: &EntityKey, limit: u32) -> Result<Vec<RunRow>> {
         Ok(self.ctx.store.runs(key, limit)?)
+    }
+
+    /// The entity's lag (now − its last catch-up) over the last 7 days, at most
+    /// [`store::LAG_POINTS`] points, oldest first.
+    pub fn lag_history(&self, key: &EntityKey) -> Result<Vec<store::LagPoint>> {
+        let now = self.now_ms();
+        Ok(self.ctx.store.lag_history(key, now - store::LAG_HISTORY_MS, now, store::LAG_POINTS)?)
+    }
+
+    /// The newest events matching `q` (the stored Activity log, or this process's when it has
+    /// no store), newest first, and whether older ones match too.
+    pub fn search_events(&self, q: &store::EventQuery) -> (Vec<crate::Event>, bool) {
+        self.ctx.events.search(q)
     }
 
     pub fn checkpoint_history(&self, key: &EntityKey, since_ms: i64) -> Result<Vec<store::CheckpointPoint>> {

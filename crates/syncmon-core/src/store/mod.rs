@@ -7,7 +7,8 @@
 //! - `failed` — failed items (every stage), their filter, replay bookkeeping;
 //! - `ingest` — batches of pushed records, stored before the 202 and applied by the agent;
 //! - `find` — everything carrying a Trackingid or a record id;
-//! - `runs` — the run history; `request_log` — the calls made; `outbox` — the forwarding queue;
+//! - `runs` — the run history; `lag` — every catch-up, and the lag over time from them;
+//! - `request_log` — the calls made; `outbox` — the forwarding queue;
 //! - `events` — the Activity log, kept across restarts;
 //! - `settings` — the UI's key/value settings; `snapshot` — snapshot passes (content hashes,
 //!   a local change counter, deletions after a complete pass).
@@ -35,6 +36,7 @@ mod events;
 mod failed;
 mod find;
 mod ingest;
+mod lag;
 mod outbox;
 mod replica;
 mod request_log;
@@ -49,11 +51,12 @@ mod verify;
 mod write_back;
 pub use checkpoints::CheckpointPoint;
 pub use entity_state::EntityRow;
-pub use events::{StoredEvent, EVENTS_KEPT, EVENTS_RETENTION_MS};
+pub use events::{EventQuery, StoredEvent, EVENTS_KEPT, EVENTS_RETENTION_MS, MAX_EVENTS_PAGE};
 use failed::record_failure;
 pub use failed::{FailedFilter, FailedItem, RuleCount, LIST_PAYLOAD_CHARS};
 pub use find::{Found, FoundRow};
 pub use ingest::{IngestApplied, IngestBatch, IngestFailure, QueuedBatch};
+pub use lag::{lag_points, LagPoint, LAG_HISTORY_MS, LAG_POINTS};
 pub use outbox::OutboxItem;
 pub use replica::{id_hash, Applied, PageBatch, PassEnd, ReplicaRow};
 pub use request_log::{RequestRow, RequestStats};

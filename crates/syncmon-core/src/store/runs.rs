@@ -73,6 +73,7 @@ impl Store {
                 params![now_ms, outcome, error, http_status, tracking_id, caught_up, key.connection, key.entity, transient],
             )?;
             if caught_up {
+                super::lag::note_catch_up(&tx, key, now_ms)?;
                 let checkpoint: String = tx.query_row(
                     "SELECT checkpoint FROM entity_state WHERE connection = ?1 AND entity = ?2",
                     params![key.connection, key.entity],

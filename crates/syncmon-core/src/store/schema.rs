@@ -237,6 +237,26 @@ CREATE TABLE verify_results (
     PRIMARY KEY (connection, entity)
 );
 "#,
+    r#"
+-- Activity searched in the store (store/events.rs): by entity or type, newest first, paged back
+-- by sequence number.
+CREATE INDEX events_by_seq ON events (seq);
+CREATE INDEX events_by_entity ON events (connection, entity, seq);
+CREATE INDEX events_by_kind ON events (kind, seq);
+-- Every time an entity was caught up, for its lag over the last 7 days (store/lag.rs): the run
+-- history keeps only the last runs_kept runs, hours at a short poll interval. Seeded from the
+-- runs and the entity states there are; pruned to 7 days plus the one catch-up before them.
+CREATE TABLE catch_ups (
+    connection TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (connection, entity, at)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO catch_ups (connection, entity, at)
+    SELECT connection, entity, finished_at FROM runs WHERE outcome IN ('caught_up', 'guard_tripped') AND finished_at IS NOT NULL;
+INSERT OR IGNORE INTO catch_ups (connection, entity, at)
+    SELECT connection, entity, last_caught_up_at FROM entity_state WHERE last_caught_up_at IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes: migrations are numbered from 1 in `PRAGMA user_version`

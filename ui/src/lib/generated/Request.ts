@@ -22,4 +22,24 @@ path?: string | null, } } | { "method": "set_secret", "params": {
 /**
  * A connection's id, or a target's (its keyring entry).
  */
-connection: string, webhook: boolean, secret: string, } } | { "method": "activity", "params": { limit: number, } } | { "method": "settings", "params": Record<symbol, never> } | { "method": "save_settings", "params": { notifications: boolean, failing_after_seconds: number, } };
+connection: string, webhook: boolean, secret: string, } } | { "method": "activity", "params": { 
+/**
+ * `CONNECTION/ENTITY` (its connection's own events too), `CONNECTION` or a bare entity name.
+ */
+entity?: string | null, 
+/**
+ * An event type word (`page_applied`, …).
+ */
+kind?: string | null, 
+/**
+ * A case-insensitive substring of the event (a Trackingid, a record id, an error).
+ */
+text?: string | null, 
+/**
+ * From and up to these times (ms since 1970, inclusive).
+ */
+since?: number | null, until?: number | null, 
+/**
+ * Only events numbered below this one (the oldest shown): "Load older".
+ */
+before_seq?: number | null, limit: number, } } | { "method": "settings", "params": Record<symbol, never> } | { "method": "save_settings", "params": { notifications: boolean, failing_after_seconds: number, } };
