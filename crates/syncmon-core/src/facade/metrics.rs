@@ -77,12 +77,12 @@ impl Syncmon {
         // Every stage and state of every entity, 0 included, so that alerts on growth see a series
         // from the start rather than one that appears with the first failure.
         let failed = Family::<FailedLabels, Gauge>::default();
-        let counted: BTreeMap<(EntityKey, FailedStage, FailedState), i64> =
-            self.ctx.store.failed_counts_by_stage_and_state()?.into_iter().map(|(k, stage, state, n)| ((k, stage, state), n)).collect();
+        let counted: BTreeMap<(EntityKey, &str, &str), i64> =
+            self.ctx.store.failed_counts_by_stage_and_state()?.into_iter().map(|(k, stage, state, n)| ((k, stage.as_str(), state.as_str()), n)).collect();
         for e in &self.entities {
             for stage in FailedStage::ALL {
                 for state in FailedState::ALL {
-                    let n = counted.get(&(e.key.clone(), *stage, *state)).copied().unwrap_or(0);
+                    let n = counted.get(&(e.key.clone(), stage.as_str(), state.as_str())).copied().unwrap_or(0);
                     let l = FailedLabels {
                         connection: e.key.connection.clone(),
                         entity: e.key.entity.clone(),
