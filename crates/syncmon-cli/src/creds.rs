@@ -76,7 +76,9 @@ fn metrics_token() -> anyhow::Result<ExitCode> {
     let account = crate::metrics::TOKEN_ACCOUNT;
     let value = read_secret("metrics token (not shown; at least 16 characters): ")?;
     if value.len() < 16 {
-        return Err(UsageError("the metrics token is shorter than 16 characters; use a long random one, e.g. from `head -c 32 /dev/urandom | base64`".into()).into());
+        return Err(
+            UsageError("the metrics token is shorter than 16 characters; use a long random one, e.g. from `head -c 32 /dev/urandom | base64`".into()).into()
+        );
     }
     secrets::keyring_set(account, &Secret::new(value))?;
     println!("stored the metrics token in the OS keyring (service `syncmon`, account `{account}`)");

@@ -24,13 +24,14 @@ pub struct MetricsArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0 picks a free
     /// one). Overrides `[metrics] listen`. A non-loopback ADDR needs a token ($SYNCMON_METRICS_TOKEN
     /// or `syncmon creds metrics-token`).
-    #[arg(long = "metrics", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
+    // The id is the flag's name: `serve` has a `--listen` of its own.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Where the endpoint listens: `--metrics`, else `[metrics] listen`; None when neither says.
 fn address(args: &MetricsArgs, sm: &Syncmon) -> anyhow::Result<Option<SocketAddr>> {
-    if let Some(a) = args.listen {
+    if let Some(a) = args.metrics {
         return Ok(Some(a));
     }
     let Some(m) = &sm.config().metrics else { return Ok(None) };
@@ -48,7 +49,16 @@ fn token(listen: SocketAddr) -> anyhow::Result<Option<String>> {
     if listen.ip().is_loopback() {
         return Ok(None);
     }
-    let stored = secrets::keyring_get(TOKEN_ACCOUNT).map_err(|e| UsageError(format!("the OS keyring is not available ({e}); put the metrics token in ${TOKEN_ENV}")))?;
+    let stored = secrets::keyring_get(TOKEN_ACCOUNT).map_err(|e| {
+        let why = match e {
+            secrets::SecretError::Keyring(detail) => detail,
+            other => other.to_string(),
+        };
+        UsageError(format!(
+            "metrics on {listen} need a token, and the OS keyring that may hold it is not available ({why}); put the token in ${TOKEN_ENV} \
+             instead, or listen on 127.0.0.1"
+        ))
+    })?;
     match stored {
         Some(t) => Ok(Some(t.expose().to_string())),
         None => Err(UsageError(format!(

@@ -83,7 +83,8 @@ async fn the_scraped_metrics_name_every_entity_with_the_values_the_source_has() 
          [[target]]\nid = \"dst\"\nbase_url = \"{base}/target\"\nbackoff_base = \"20ms\"\nbackoff_max = \"100ms\"\n",
         base = mock.base_url()
     ));
-    let mut child = env.cmd(&["run", "--metrics", "127.0.0.1:0"]).env_remove("SYNCMON_METRICS_TOKEN").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child =
+        env.cmd(&["run", "--metrics", "127.0.0.1:0"]).env_remove("SYNCMON_METRICS_TOKEN").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let (port, line) = metrics_port(&mut child);
     assert!(!line.contains("token"), "no token on loopback unless one is set: {line}");
 
@@ -117,7 +118,8 @@ async fn the_scraped_metrics_name_every_entity_with_the_values_the_source_has() 
     assert!(sample(&text, "syncmon_target_circuit_open", r#"target="dst""#).is_some(), "{text}");
     assert!(sample(&text, "syncmon_outbox_oldest_age_seconds", &format!("{customers},target=\"dst\"")).is_some(), "{text}");
     // The 503 before the first page and the target's refusals, next to the successful calls.
-    let calls = |who: &str, class: &str| sample(&text, "syncmon_http_request_duration_seconds_count", &format!("connection=\"{who}\",status_class=\"{class}\""));
+    let calls =
+        |who: &str, class: &str| sample(&text, "syncmon_http_request_duration_seconds_count", &format!("connection=\"{who}\",status_class=\"{class}\""));
     assert!(calls("src", "2xx").is_some_and(|n| n >= 2.0), "{text}");
     assert!(calls("src", "5xx").is_some_and(|n| n >= 1.0), "{text}");
     assert!(calls("dst", "5xx").is_some_and(|n| n >= 1.0), "{text}");
@@ -150,7 +152,8 @@ fn a_metrics_address_other_machines_can_reach_is_refused_without_a_token() {
 
 #[test]
 fn a_bad_metrics_address_in_the_config_is_refused_with_its_key_and_line() {
-    let env = Env::new("[metrics]\nlisten = \"9464\"\n[[connection]]\nid = \"src\"\nbase_url = \"http://127.0.0.1:9\"\n[[connection.entity]]\nname = \"items\"\n");
+    let env =
+        Env::new("[metrics]\nlisten = \"9464\"\n[[connection]]\nid = \"src\"\nbase_url = \"http://127.0.0.1:9\"\n[[connection.entity]]\nname = \"items\"\n");
     let out = env.run(&["check"]);
     assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -191,4 +194,39 @@ async fn serve_requires_the_metrics_token_from_the_environment_as_a_bearer() {
     }
     stop(child);
     mock.shutdown().await;
+}
+
+/// `syncmon creds metrics-token` stores the token in a real Secret Service (gnome-keyring on a
+/// private D-Bus), refusing one too short to be a secret; the agent on an address other machines
+/// could reach then requires that token (scraped over loopback only).
+#[test]
+fn the_metrics_token_from_the_keyring_guards_a_non_loopback_address() {
+    let env = Env::new("[[connection]]\nid = \"src\"\nbase_url = \"http://127.0.0.1:9\"\n[[connection.entity]]\nname = \"items\"\npoll_every = \"1h\"\n");
+    let token = "metrics-keyring-token-0123456789";
+    let (config, data) = (env.config.display().to_string(), env.data().display().to_string());
+    let script = format!(
+        r#"printf 'short\n' | {BIN} creds metrics-token; echo "short exit $?"
+printf '{token}\n' | {BIN} creds metrics-token; echo "stored exit $?"
+env -u SYNCMON_METRICS_TOKEN {BIN} --config {config} --data-dir {data} run --metrics 0.0.0.0:0 >agent.out 2>agent.err &
+agent=$!
+for i in $(seq 1 100); do grep -q "metrics at" agent.out && break; sleep 0.1; done
+cat agent.out
+port=$(grep -o '127.0.0.1:[0-9]*' agent.out | head -1 | cut -d: -f2)
+echo "without: $(curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1:$port/metrics)"
+echo "with: $(curl -s -o /dev/null -w '%{{http_code}}' -H 'Authorization: Bearer {token}' http://127.0.0.1:$port/metrics)"
+kill -TERM $agent; wait $agent; echo "agent exit $?"
+"#
+    );
+    let out = common::keyring_session(env.dir.path(), &script);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("short exit 2") && stderr.contains("shorter than 16 characters"), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("stored exit 0") && stdout.contains("stored the metrics token in the OS keyring (service `syncmon`, account `metrics`)"),
+        "{stdout}{stderr}"
+    );
+    assert!(stdout.contains("(bearer token required)") && !stdout.contains(token), "the token is not printed: {stdout}");
+    assert!(stdout.contains("without: 401"), "{stdout}{stderr}");
+    assert!(stdout.contains("with: 200"), "{stdout}{stderr}");
+    assert!(stdout.contains("agent exit 0"), "{stdout}{stderr}");
 }

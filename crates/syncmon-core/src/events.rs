@@ -158,7 +158,14 @@ pub struct EventBus {
 
 impl EventBus {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        EventBus { tx: broadcast::channel(4096).0, seq: AtomicU64::new(0), clock, recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)), store: None, metrics: EngineMetrics::default() }
+        EventBus {
+            tx: broadcast::channel(4096).0,
+            seq: AtomicU64::new(0),
+            clock,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)),
+            store: None,
+            metrics: EngineMetrics::default(),
+        }
     }
 
     /// A bus that keeps its events in `store` (a writable one stores them, a read-only one only

@@ -131,14 +131,8 @@ mod tests {
     #[test]
     fn cycles_records_and_requests_are_counted_with_their_labels() {
         let m = EngineMetrics::default();
-        let finished = |outcome, records| EventKind::CycleFinished {
-            connection: "shop".into(),
-            entity: "items".into(),
-            outcome,
-            records,
-            error: None,
-            tracking_id: None,
-        };
+        let finished =
+            |outcome, records| EventKind::CycleFinished { connection: "shop".into(), entity: "items".into(), outcome, records, error: None, tracking_id: None };
         m.observe_event(&finished(Outcome::CaughtUp, 40));
         m.observe_event(&finished(Outcome::CaughtUp, 2));
         m.observe_event(&finished(Outcome::Failed, 0));

@@ -80,7 +80,8 @@ async fn metrics(State(st): State<Arc<MetricsState>>, headers: HeaderMap) -> Res
         None => {
             let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
             if !crate::host_allowed(host, st.bound) {
-                return (StatusCode::FORBIDDEN, format!("Host `{host}` is not this endpoint; scrape http://127.0.0.1:{}/metrics\n", st.bound.port())).into_response();
+                return (StatusCode::FORBIDDEN, format!("Host `{host}` is not this endpoint; scrape http://127.0.0.1:{}/metrics\n", st.bound.port()))
+                    .into_response();
             }
         }
     }

@@ -18,8 +18,8 @@ mod validate_targets;
 mod warnings;
 
 pub use sections::{
-    AuthKind, ConnectionConfig, CursorConfig, EntityConfig, MetricsConfig, NextPageMode, ProfileKind, StorageConfig, TargetConfig, WebhooksConfig, WriteBackConfig,
-    DEFAULT_INGEST_MAX_BYTES, DEFAULT_POLL_EVERY,
+    AuthKind, ConnectionConfig, CursorConfig, EntityConfig, MetricsConfig, NextPageMode, ProfileKind, StorageConfig, TargetConfig, WebhooksConfig,
+    WriteBackConfig, DEFAULT_INGEST_MAX_BYTES, DEFAULT_POLL_EVERY,
 };
 pub use warnings::ConfigWarning;
 

@@ -205,7 +205,11 @@ impl Config {
                 loc.problem(
                     &[Seg::Key("metrics")],
                     "listen",
-                    format!("[metrics] listen = \"{}\" is not an address; write e.g. \"127.0.0.1:9464\"{}", m.listen, loc.at_line(&[Seg::Key("metrics"), Seg::Key("listen")])),
+                    format!(
+                        "[metrics] listen = \"{}\" is not an address; write e.g. \"127.0.0.1:9464\"{}",
+                        m.listen,
+                        loc.at_line(&[Seg::Key("metrics"), Seg::Key("listen")])
+                    ),
                 )
             })?;
         }

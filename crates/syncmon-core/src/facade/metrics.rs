@@ -70,7 +70,11 @@ impl Syncmon {
                 health.get_or_create(&hl).set(i64::from(*h == s.health));
             }
         }
-        registry.register("entity_lag_seconds", "Seconds since the entity last caught up (delivery to its target counted); absent before the first catch-up", lag);
+        registry.register(
+            "entity_lag_seconds",
+            "Seconds since the entity last caught up (delivery to its target counted); absent before the first catch-up",
+            lag,
+        );
         registry.register("entity_replica_rows", "Rows in the entity's replica (tombstones not counted)", rows);
         registry.register("entity_health", "The entity's status word (state set: 1 for the current one), as `syncmon status` shows it", health);
 
@@ -122,9 +126,12 @@ impl Syncmon {
         registry.register("circuit_open", "1 while the connection's circuit breaker has stopped calls to the source", circuit);
         let target_circuit = Family::<TargetLabels, Gauge>::default();
         for t in &self.config.targets {
-            let open = self.entities.iter().filter_map(|e| e.forward.as_ref()).filter(|f| f.target.cfg.id == t.id).any(|f| {
-                f.target.breaker.lock().unwrap_or_else(|p| p.into_inner()).open_until(now).is_some()
-            });
+            let open = self
+                .entities
+                .iter()
+                .filter_map(|e| e.forward.as_ref())
+                .filter(|f| f.target.cfg.id == t.id)
+                .any(|f| f.target.breaker.lock().unwrap_or_else(|p| p.into_inner()).open_until(now).is_some());
             target_circuit.get_or_create(&TargetLabels { target: t.id.clone() }).set(i64::from(open));
         }
         registry.register("target_circuit_open", "1 while the target's circuit breaker has paused delivery to it", target_circuit);

@@ -13,8 +13,8 @@ pub mod tls;
 pub use response::error_summary;
 
 use crate::clock::Clock;
-use crate::metrics::EngineMetrics;
 use crate::config::{AuthKind, ConnectionConfig, ProfileKind, TargetConfig};
+use crate::metrics::EngineMetrics;
 use crate::retry::classify_status;
 pub use crate::retry::{Breaker, Decision, Failure, FailureClass, RetryPolicy, LONGEST_WAIT_IN_CYCLE};
 use crate::secrets::{redact_url, Secret};
