@@ -16,6 +16,7 @@ packages=(
   chromium chromium-driver               # browser tests of the served UI
   desktop-file-utils appstream           # validators of the packages' menu entry and metainfo
   man-db rpm x11-utils                   # the package test: man page, the .rpm listing, xwininfo
+  prometheus                             # the metrics test: prometheus and promtool (scripts/test-prometheus.sh)
 )
 
 missing=()

@@ -3,7 +3,8 @@
 # command (including the crash test, the keyring test and the desktop-notification test on a
 # private D-Bus, and the 2-minute soak: crates/syncmon-cli/tests/soak.rs, see scripts/soak.sh), the
 # desktop shell's command mapping (Tauri's mock runtime), then the real desktop
-# window end to end under Xvfb over WebDriver, the served UI end to end in Chromium, and last the
+# window end to end under Xvfb over WebDriver, the served UI end to end in Chromium, a real
+# Prometheus scraping the agent (scripts/test-prometheus.sh), and last the
 # installable package: the .deb (made from the debug build, stripped) installed with apt, run from
 # its installed paths, removed (scripts/test-package.sh).
 set -euo pipefail
@@ -26,6 +27,7 @@ cargo test --workspace --locked -- --test-threads=2
 cargo build --locked -p syncmon-desktop
 SHOTS=target/e2e-screenshots scripts/e2e-desktop.sh   # docs/screenshots/ stays as committed
 SHOTS=target/e2e-screenshots scripts/e2e-serve.sh
+scripts/test-prometheus.sh   # alert rules, dashboard queries, a real Prometheus scraping the agent
 # The packages from the debug build above (a release build would add about 20 minutes here;
 # scripts/package.sh makes the shipped ones): installed with apt, run from their paths, removed.
 SKIP_UI=1 PACKAGE_PROFILE=debug scripts/test-package.sh

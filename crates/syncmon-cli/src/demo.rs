@@ -51,7 +51,12 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         verbose: cli.verbose,
         log_file: cli.log_file.clone(),
         utc: cli.utc,
-        command: crate::Command::Run { notify: false, notify_failing_after: None, notify_debounce: None },
+        command: crate::Command::Run {
+            notify: false,
+            notify_failing_after: None,
+            notify_debounce: None,
+            metrics: crate::metrics::MetricsArgs { metrics: None },
+        },
     };
     let (path, config) = config_of(&demo_cli)?;
     let sm = Arc::new(syncmon_core::Syncmon::open_agent_locked(config, &data_dir, demo.agent_lock())?.with_config_path(path));

@@ -8,6 +8,7 @@ mod demo;
 mod failed;
 mod generate;
 mod init;
+mod metrics;
 mod output;
 mod progress;
 mod resync;
@@ -72,6 +73,8 @@ enum Command {
         /// At most one notification per entity within this time (default 5m).
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "notify")]
         notify_debounce: Option<std::time::Duration>,
+        #[command(flatten)]
+        metrics: metrics::MetricsArgs,
     },
     /// The agent plus the web UI and its HTTP API on loopback, until Ctrl-C / SIGTERM.
     Serve(serve::ServeArgs),
@@ -418,10 +421,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let ok = reports.iter().all(|r| r.outcome == Outcome::CaughtUp);
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Run { notify, notify_failing_after, notify_debounce } => {
+        Command::Run { notify, notify_failing_after, notify_debounce, metrics } => {
             // Signals are taken first: a Ctrl-C while the replica is checked and opened stops cleanly.
             let cancel = shutdown_token();
             let sm = Arc::new(load_agent(&cli)?);
+            let _metrics = metrics::start(metrics, &sm, cancel.clone()).await?;
             tracing::info!("agent started: {} entities; Ctrl-C to stop", sm.status()?.len());
             if *notify {
                 let overrides = syncmon_notify::Overrides { failing_after: *notify_failing_after, debounce: *notify_debounce, burst: None };

@@ -33,6 +33,8 @@ pub struct ServeArgs {
     /// Print the URL with the access token, then exit.
     #[arg(long)]
     show_token: bool,
+    #[command(flatten)]
+    metrics: crate::metrics::MetricsArgs,
 }
 
 /// Refuses an address other machines can reach unless the user said so, and then warns.
@@ -141,6 +143,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     if !ui_dir.join("index.html").is_file() {
         println!("note: no built UI in {}; run `npm --prefix ui ci && npm --prefix ui run build` or pass --ui-dir (the API works meanwhile)", ui_dir.display());
     }
+    let _metrics = crate::metrics::start(&args.metrics, &sm, cancel.clone()).await?;
     tracing::info!("agent started: {} entities; Ctrl-C to stop", sm.status()?.len());
     let agent = sm.run(cancel.clone()).await;
     // The agent stops on a signal, or early when e.g. the webhook port is taken: stop the server too.

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 use crate::clock::Clock;
+use crate::metrics::EngineMetrics;
 use crate::state::{Outcome, RunKind};
 use crate::store::{EventQuery, Store, StoredEvent, MAX_EVENTS_PAGE};
 
@@ -151,11 +152,20 @@ pub struct EventBus {
     recent: Mutex<VecDeque<Event>>,
     /// Where events are kept across restarts; `recent` reads them from there.
     store: Option<Arc<Store>>,
+    /// The Prometheus counters fed by every event (`metrics.rs`).
+    metrics: EngineMetrics,
 }
 
 impl EventBus {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        EventBus { tx: broadcast::channel(4096).0, seq: AtomicU64::new(0), clock, recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)), store: None }
+        EventBus {
+            tx: broadcast::channel(4096).0,
+            seq: AtomicU64::new(0),
+            clock,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)),
+            store: None,
+            metrics: EngineMetrics::default(),
+        }
     }
 
     /// A bus that keeps its events in `store` (a writable one stores them, a read-only one only
@@ -170,7 +180,17 @@ impl EventBus {
         bus
     }
 
+    /// The bus counts into `metrics` (shared with the engine's HTTP clients).
+    pub(crate) fn with_metrics(self, metrics: EngineMetrics) -> Self {
+        EventBus { metrics, ..self }
+    }
+
+    pub(crate) fn metrics(&self) -> &EngineMetrics {
+        &self.metrics
+    }
+
     pub fn emit(&self, kind: EventKind) {
+        self.metrics.observe_event(&kind);
         let event = Event { seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1, at: self.clock.now_ms(), kind };
         tracing::debug!(?event, "event");
         {

@@ -16,6 +16,7 @@ mod facade;
 pub mod forward;
 pub mod ingest;
 pub mod logfile;
+pub mod metrics;
 pub mod profile;
 pub mod record;
 pub mod record_schema;

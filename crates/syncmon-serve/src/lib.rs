@@ -31,6 +31,8 @@ use syncmon_core::{ErrorCode, Syncmon};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
+pub mod metrics;
+
 pub const TOKEN_COOKIE: &str = "syncmon_token";
 const KEEPALIVE: Duration = Duration::from_secs(15);
 const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'";
@@ -105,7 +107,7 @@ fn is_api(path: &str) -> bool {
 /// Loopback names with the bound port; the bound address itself; and with `--allow-remote` on all
 /// interfaces, any IP literal with the port. Never another host name: that is what DNS rebinding
 /// would send.
-fn host_allowed(host: &str, bound: SocketAddr) -> bool {
+pub(crate) fn host_allowed(host: &str, bound: SocketAddr) -> bool {
     let port = bound.port();
     let host = host.to_ascii_lowercase();
     if [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}"), bound.to_string()].contains(&host) {
@@ -114,7 +116,7 @@ fn host_allowed(host: &str, bound: SocketAddr) -> bool {
     bound.ip().is_unspecified() && host.parse::<SocketAddr>().is_ok_and(|a| a.port() == port)
 }
 
-fn token_matches(given: &str, token: &str) -> bool {
+pub(crate) fn token_matches(given: &str, token: &str) -> bool {
     given.as_bytes().ct_eq(token.as_bytes()).into()
 }
 

@@ -18,8 +18,8 @@ mod validate_targets;
 mod warnings;
 
 pub use sections::{
-    AuthKind, ConnectionConfig, CursorConfig, EntityConfig, NextPageMode, ProfileKind, StorageConfig, TargetConfig, WebhooksConfig, WriteBackConfig,
-    DEFAULT_INGEST_MAX_BYTES, DEFAULT_POLL_EVERY,
+    AuthKind, ConnectionConfig, CursorConfig, EntityConfig, MetricsConfig, NextPageMode, ProfileKind, StorageConfig, TargetConfig, WebhooksConfig,
+    WriteBackConfig, DEFAULT_INGEST_MAX_BYTES, DEFAULT_POLL_EVERY,
 };
 pub use warnings::ConfigWarning;
 
@@ -70,6 +70,9 @@ pub struct Config {
     pub webhooks: Option<WebhooksConfig>,
     #[serde(default)]
     pub storage: StorageConfig,
+    /// `[metrics]`: the Prometheus endpoint of the agent, off when absent.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
     /// Target APIs that entities forward their changes to (`forward_to`).
     #[serde(default, rename = "target")]
     pub targets: Vec<TargetConfig>,

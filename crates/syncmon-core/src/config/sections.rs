@@ -14,6 +14,16 @@ pub struct WebhooksConfig {
     pub ingest_max_bytes: usize,
 }
 
+/// `[metrics]`: where the agent serves Prometheus metrics (`GET /metrics`); `--metrics ADDR`
+/// on `run` and `serve` overrides it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the metrics endpoint, e.g. `127.0.0.1:9464`. Another address than loopback
+    /// needs a bearer token (`SYNCMON_METRICS_TOKEN`, or the keyring account `metrics`).
+    pub listen: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {

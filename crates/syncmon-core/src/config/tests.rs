@@ -433,3 +433,14 @@ fn a_target_has_a_default_idempotency_header_and_an_entity_no_field_mapping() {
     let e = &c.connections[0].entities[0];
     assert_eq!((e.forward_rename.get("sku").map(String::as_str), e.forward_drop.as_slice()), (Some("code"), &["note".to_string()][..]));
 }
+
+#[test]
+fn a_metrics_address_is_parsed_and_a_bad_one_refused_with_its_key_and_line() {
+    let c = Config::parse(&format!("[metrics]\nlisten = \"127.0.0.1:9464\"\n{MINIMAL}")).unwrap();
+    assert_eq!(c.metrics.unwrap().listen, "127.0.0.1:9464");
+    assert!(Config::parse(MINIMAL).unwrap().metrics.is_none(), "off unless configured");
+    let err = Config::parse(&format!("{MINIMAL}\n[metrics]\nlisten = \"localhost\"\n")).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("metrics.listen"));
+    assert_eq!(err.line, Some(15));
+    assert!(err.message.contains("[metrics] listen = \"localhost\" is not an address") && err.message.contains("(line 15)"), "{}", err.message);
+}

@@ -200,6 +200,19 @@ impl Config {
                 ));
             }
         }
+        if let Some(m) = &self.metrics {
+            m.listen.parse::<std::net::SocketAddr>().map_err(|_| {
+                loc.problem(
+                    &[Seg::Key("metrics")],
+                    "listen",
+                    format!(
+                        "[metrics] listen = \"{}\" is not an address; write e.g. \"127.0.0.1:9464\"{}",
+                        m.listen,
+                        loc.at_line(&[Seg::Key("metrics"), Seg::Key("listen")])
+                    ),
+                )
+            })?;
+        }
         let storage = [Seg::Key("storage")];
         loc.check_duration(
             &storage,

@@ -9,6 +9,7 @@
 mod commands;
 mod diagnostics;
 mod failed;
+mod metrics;
 mod queries;
 mod status;
 mod targets;
@@ -26,6 +27,7 @@ use crate::config::Config;
 use crate::context::EngineCtx;
 use crate::engine::EntityRt;
 use crate::events::{Event, EventBus, EventKind};
+use crate::metrics::EngineMetrics;
 use crate::profile::Profile;
 use crate::source::SourceClient;
 use crate::store::{EntityKey, Store, StoreError, TwoWayRules};
@@ -114,6 +116,8 @@ impl Syncmon {
     fn build(config: Config, store: Arc<Store>, clock: Arc<dyn Clock>, agent_lock: Option<Arc<AgentLock>>) -> Result<Syncmon> {
         let writable = !store.is_read_only();
         let http = SourceClient::http_client();
+        // One set of Prometheus counters: every client times its calls into it, the bus counts events.
+        let metrics = EngineMetrics::default();
         let targets: BTreeMap<&str, (Arc<SourceClient>, &str)> = config
             .targets
             .iter()
@@ -126,7 +130,8 @@ impl Syncmon {
                     shared.secret_env = c.secret_env.clone();
                 }
                 let http = if t.ca.is_some() { SourceClient::http_client_for(&t.as_connection()) } else { http.clone() };
-                let client = Arc::new(SourceClient::for_target(&shared, http, store.clone(), clock.clone()).at(format!("targets[{i}]")));
+                let client =
+                    Arc::new(SourceClient::for_target(&shared, http, store.clone(), clock.clone()).at(format!("targets[{i}]")).with_metrics(metrics.clone()));
                 (t.id.as_str(), (client, t.idempotency_header.as_str()))
             })
             .collect();
@@ -134,7 +139,8 @@ impl Syncmon {
         for (i, c) in config.connections.iter().enumerate() {
             // A connection with its own `ca_file` gets its own client (its own trust).
             let client = if c.ca.is_some() { SourceClient::http_client_for(c) } else { http.clone() };
-            let source = Arc::new(SourceClient::new(c.clone(), client, store.clone(), clock.clone()).at(format!("connections[{i}]")));
+            let source =
+                Arc::new(SourceClient::new(c.clone(), client, store.clone(), clock.clone()).at(format!("connections[{i}]")).with_metrics(metrics.clone()));
             for e in &c.entities {
                 let key = EntityKey::new(&c.id, &e.name);
                 if writable {
@@ -186,7 +192,7 @@ impl Syncmon {
                 tracing::warn!("cannot prune the activity log: {e}");
             }
         }
-        let events = Arc::new(EventBus::persisted(clock.clone(), store.clone()));
+        let events = Arc::new(EventBus::persisted(clock.clone(), store.clone()).with_metrics(metrics));
         let ctx = Arc::new(EngineCtx { store, events, clock, runs_kept: config.storage.runs_kept });
         let warnings = config.warnings();
         Ok(Syncmon { config, ctx, entities, config_path: None, warnings, agent_lock })
@@ -307,7 +313,7 @@ impl Syncmon {
     pub(crate) fn source_client(&self, c: config::ConnectionConfig) -> SourceClient {
         let http = SourceClient::http_client_for(&c);
         let place = self.config.connections.iter().position(|x| x.id == c.id).map(|i| format!("connections[{i}]"));
-        let client = SourceClient::new(c, http, self.ctx.store.clone(), self.ctx.clock.clone());
+        let client = SourceClient::new(c, http, self.ctx.store.clone(), self.ctx.clock.clone()).with_metrics(self.ctx.events.metrics().clone());
         match place {
             Some(p) => client.at(p),
             None => client,

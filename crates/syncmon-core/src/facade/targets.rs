@@ -81,7 +81,8 @@ impl Syncmon {
     /// An HTTP client for a target as configured (auth, limits, TLS, the request log), for a test
     /// call outside delivery.
     pub(crate) fn target_client(&self, t: &crate::config::TargetConfig) -> crate::source::SourceClient {
-        let client = crate::source::SourceClient::for_target(t, crate::source::SourceClient::http_client(), self.ctx.store.clone(), self.ctx.clock.clone());
+        let client = crate::source::SourceClient::for_target(t, crate::source::SourceClient::http_client(), self.ctx.store.clone(), self.ctx.clock.clone())
+            .with_metrics(self.ctx.events.metrics().clone());
         match self.config.targets.iter().position(|x| x.id == t.id) {
             Some(i) => client.at(format!("targets[{i}]")),
             None => client,

@@ -14,6 +14,7 @@ pub use response::error_summary;
 
 use crate::clock::Clock;
 use crate::config::{AuthKind, ConnectionConfig, ProfileKind, TargetConfig};
+use crate::metrics::EngineMetrics;
 use crate::retry::classify_status;
 pub use crate::retry::{Breaker, Decision, Failure, FailureClass, RetryPolicy, LONGEST_WAIT_IN_CYCLE};
 use crate::secrets::{redact_url, Secret};
@@ -68,6 +69,8 @@ pub struct SourceClient {
     /// Where the config sets this client up (`connections[0]`, `targets[1]`), for advice that
     /// names the setting to check; None when not known.
     place: Option<String>,
+    /// Where each call's duration is counted for Prometheus (the engine's, once it is built).
+    metrics: Option<EngineMetrics>,
 }
 
 impl SourceClient {
@@ -85,6 +88,7 @@ impl SourceClient {
             cache_id: Mutex::new(None),
             target: false,
             place: None,
+            metrics: None,
             cfg,
             http,
             store,
@@ -96,6 +100,11 @@ impl SourceClient {
     /// as a source (the log names the target id as the connection).
     pub fn for_target(cfg: &TargetConfig, http: reqwest::Client, store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
         SourceClient { target: true, ..Self::new(cfg.as_connection(), http, store, clock) }
+    }
+
+    /// Counts every call's duration in `metrics` (`syncmon_http_request_duration_seconds`).
+    pub fn with_metrics(self, metrics: EngineMetrics) -> Self {
+        SourceClient { metrics: Some(metrics), ..self }
     }
 
     pub fn is_target(&self) -> bool {
@@ -375,6 +384,10 @@ impl SourceClient {
         tracking_id: Option<String>,
         error: Option<String>,
     ) {
+        let took = started.elapsed();
+        if let Some(m) = &self.metrics {
+            m.observe_request(&self.cfg.id, status, took);
+        }
         let row = RequestRow {
             id: 0,
             at: self.clock.now_ms(),
@@ -383,7 +396,7 @@ impl SourceClient {
             method: method.into(),
             url: redact_url(url),
             status,
-            duration_ms: started.elapsed().as_millis() as i64,
+            duration_ms: took.as_millis() as i64,
             attempt,
             bytes: bytes.map(|b| b as i64),
             tracking_id,

@@ -291,6 +291,18 @@ pub(super) fn record_failure(
 }
 
 impl Store {
+    /// Failed items per entity, stage and state (the metrics' `syncmon_failed_items`): one pass
+    /// over the table, only the combinations that exist.
+    pub fn failed_counts_by_stage_and_state(&self) -> Result<Vec<(EntityKey, FailedStage, FailedState, i64)>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT connection, entity, stage, state, count(*) FROM failed_items GROUP BY connection, entity, stage, state")?;
+            let rows = st.query_map([], |r| Ok((EntityKey::new(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?), r.get(2)?, r.get(3)?, r.get(4)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+}
+
+impl Store {
     /// How many failed items match the filter.
     pub fn failed_count(&self, f: &FailedFilter) -> Result<i64> {
         self.read(|c| {
