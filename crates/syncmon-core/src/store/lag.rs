@@ -70,7 +70,10 @@ pub fn lag_points(before: Option<i64>, catch_ups: &[i64], since: i64, now: i64, 
             out.push(LagPoint { at: c, lag_ms: Some(0) });
             last = Some(c);
         }
-        out.push(lag(now, last));
+        // A catch-up this very millisecond already ends the line at 0.
+        if last != Some(now) {
+            out.push(lag(now, last));
+        }
         return out;
     }
     let buckets = (max_points - 1) as i64;
@@ -167,5 +170,15 @@ mod tests {
         assert_eq!(kept, 2, "day 1 is gone, day 2 is the last before the window of day 3 to 10");
         let points = store.lag_history(&key, 3 * day, 10 * day, LAG_POINTS).unwrap();
         assert_eq!(points[0].lag_ms, Some(day));
+    }
+
+    /// Read in the millisecond of a catch-up, the line ends at that catch-up's 0, once.
+    #[test]
+    fn a_catch_up_right_now_ends_the_line_at_zero_once() {
+        let points = lag_points(Some(0), &[5 * MIN, 10 * MIN], 0, 10 * MIN, LAG_POINTS);
+        let at_now: Vec<_> = points.iter().filter(|p| p.at == 10 * MIN).map(|p| p.lag_ms).collect();
+        assert_eq!(at_now, vec![Some(5 * MIN), Some(0)], "the peak, then 0: {points:?}");
+        let later = lag_points(Some(0), &[5 * MIN], 0, 7 * MIN, LAG_POINTS);
+        assert_eq!(later.last(), Some(&LagPoint { at: 7 * MIN, lag_ms: Some(2 * MIN) }), "between catch-ups the line ends at now");
     }
 }
