@@ -36,7 +36,7 @@ step "the .rpm holds the same files"
 if command -v rpm >/dev/null; then
   listing=$(rpm -qlp "$rpm" 2>/dev/null)
   for f in /usr/bin/syncmon /usr/bin/syncmon-desktop /usr/share/man/man1/syncmon.1.gz /usr/lib/systemd/user/syncmon.service \
-    /usr/share/zsh/site-functions/_syncmon /usr/share/syncmon/ui/index.html /usr/share/applications/Syncmon.desktop; do
+    /usr/share/zsh/site-functions/_syncmon /usr/share/syncmon/ui/index.html /usr/share/syncmon/monitoring/alerts.yml /usr/share/applications/Syncmon.desktop; do
     grep -qx "$f" <<<"$listing" || fail "$rpm lacks $f"
   done
   echo "ok: $(wc -l <<<"$listing") files"
@@ -75,6 +75,15 @@ for size in 16 24 32 48 64 128 256 512; do
   icon=/usr/share/icons/hicolor/${size}x${size}/apps/syncmon-desktop.png
   [ "$(identify -format '%wx%h' "$icon" 2>/dev/null)" = "${size}x${size}" ] || fail "no ${size}x${size} icon at $icon"
 done
+echo "ok"
+
+step "the monitoring examples"
+for f in alerts.yml alerts.test.yml grafana-dashboard.json; do
+  cmp -s "/usr/share/syncmon/monitoring/$f" "packaging/monitoring/$f" || fail "/usr/share/syncmon/monitoring/$f is not packaging/monitoring/$f"
+done
+if command -v promtool >/dev/null; then
+  promtool check rules /usr/share/syncmon/monitoring/alerts.yml >/dev/null || fail "the installed alert rules do not pass promtool check rules"
+fi
 echo "ok"
 
 step "the systemd user unit"
@@ -133,7 +142,7 @@ kill "$(cat "$tmp/desktop.pid")"
 
 step "apt-get remove"
 DEBIAN_FRONTEND=noninteractive $sudo apt-get remove -y -qq syncmon >/dev/null
-[ ! -e /usr/bin/syncmon ] && [ ! -e /usr/bin/syncmon-desktop ] && [ ! -e /usr/share/syncmon/ui/index.html ] || fail "files left after apt-get remove"
+[ ! -e /usr/bin/syncmon ] && [ ! -e /usr/bin/syncmon-desktop ] && [ ! -e /usr/share/syncmon/ui/index.html ] && [ ! -e /usr/share/syncmon/monitoring/alerts.yml ] || fail "files left after apt-get remove"
 echo "removed"
 echo
 echo "package test: ok"
