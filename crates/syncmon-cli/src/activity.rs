@@ -4,8 +4,9 @@
 use crate::{load_read_only, output, Cli, UsageError};
 use clap::Args;
 use std::process::ExitCode;
-use syncmon_core::api::{activity_query, ActivityParams};
+use syncmon_core::api::activity_query;
 use syncmon_core::Event;
+use syncmon_core::EventQuery;
 
 #[derive(Args)]
 pub(crate) struct ActivityArgs {
@@ -34,10 +35,8 @@ pub(crate) struct ActivityArgs {
 pub(crate) fn activity(cli: &Cli, a: &ActivityArgs) -> anyhow::Result<ExitCode> {
     let sm = load_read_only(cli)?;
     let since = a.since.as_deref().map(|s| since_ms(s, sm.now_ms(), cli.utc)).transpose()?;
-    let q = activity_query(
-        &sm,
-        ActivityParams { entity: a.entity.clone(), kind: a.kind.clone(), text: a.search.clone(), since, until: None, before_seq: None, limit: a.limit },
-    );
+    let typed = EventQuery { entity: a.entity.clone(), kind: a.kind.clone(), text: a.search.clone(), since, limit: a.limit as usize, ..Default::default() };
+    let q = activity_query(&sm, typed);
     let (events, more) = sm.search_events(&q);
     if a.json {
         output::json(&serde_json::json!({ "events": events, "more": more }))?;

@@ -47,4 +47,4 @@ pub use facade::{
 };
 pub use rowversion::RowVersion;
 pub use state::{FailedStage, FailedState, Health, IngestState, RunKind, Tone, UnknownState};
-pub use store::{EntityKey, FailedFilter, FailedItem, Found, FoundRow, IngestBatch, RequestRow, RunRow};
+pub use store::{EntityKey, EventQuery, FailedFilter, FailedItem, Found, FoundRow, IngestBatch, RequestRow, RunRow};

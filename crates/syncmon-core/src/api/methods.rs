@@ -147,7 +147,8 @@ pub(super) async fn activity(
     before_seq: Option<i64>,
     limit: u32,
 ) -> Answer<ActivityResult> {
-    let q = views::activity_query(sm, views::ActivityParams { entity, kind, text, since, until, before_seq, limit });
+    let typed = store::EventQuery { connection: None, entity, kind, text, since, until, before_seq, limit: limit as usize };
+    let q = views::activity_query(sm, typed);
     let (events, more) = sm.search_events(&q);
     Ok(ActivityResult { events, more })
 }

@@ -23,7 +23,7 @@ pub use config_edit::{save_connection, save_target};
 pub use connections::{connection_view, test_connection};
 pub use targets::{target_view, test_target};
 pub use types::*;
-pub use views::{activity_query, overview, settings, ActivityParams};
+pub use views::{activity_query, overview, settings};
 
 /// The failed-items filter of a download (`GET /api/failed/export`) as the RPC methods check it:
 /// the entity resolved against the config, empty strings as no condition.

@@ -55,11 +55,13 @@ pub(super) fn entity_detail(sm: &Syncmon, name: &str) -> Result<EntityDetailResu
     Ok(EntityDetailResult { status, runs, checkpoints, throughput, lag, last_verify })
 }
 
-/// The Activity search's conditions: the entity named as the user typed it (`CONNECTION/ENTITY`,
-/// a connection, or an entity name the config knows), empty words as none.
-pub fn activity_query(sm: &Syncmon, p: ActivityParams) -> store::EventQuery {
+/// The Activity search as the user typed it (the `activity` method's params, `syncmon activity`'s
+/// options) made into the store's conditions: `entity` as typed (`CONNECTION/ENTITY`, a
+/// connection, or an entity name the config knows) split into connection and entity, empty words
+/// as none, the limit capped.
+pub fn activity_query(sm: &Syncmon, typed: store::EventQuery) -> store::EventQuery {
     let word = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let (connection, entity) = match word(p.entity) {
+    let (connection, entity) = match word(typed.entity) {
         None => (None, None),
         Some(name) => match name.split_once('/') {
             Some((c, e)) => (Some(c.to_string()), Some(e.to_string())),
@@ -74,24 +76,11 @@ pub fn activity_query(sm: &Syncmon, p: ActivityParams) -> store::EventQuery {
     store::EventQuery {
         connection,
         entity,
-        kind: word(p.kind).map(|k| k.replace(['-', ' '], "_")),
-        text: word(p.text),
-        since: p.since,
-        until: p.until,
-        before_seq: p.before_seq,
-        limit: (p.limit as usize).min(store::MAX_EVENTS_PAGE),
+        kind: word(typed.kind).map(|k| k.replace(['-', ' '], "_")),
+        text: word(typed.text),
+        limit: typed.limit.min(store::MAX_EVENTS_PAGE),
+        ..typed
     }
-}
-
-/// The `activity` method's params (also `syncmon activity`'s), as `activity_query` reads them.
-pub struct ActivityParams {
-    pub entity: Option<String>,
-    pub kind: Option<String>,
-    pub text: Option<String>,
-    pub since: Option<i64>,
-    pub until: Option<i64>,
-    pub before_seq: Option<i64>,
-    pub limit: u32,
 }
 
 /// Stores the UI settings and returns them.
