@@ -17,6 +17,7 @@ packages=(
   desktop-file-utils appstream           # validators of the packages' menu entry and metainfo
   man-db rpm x11-utils                   # the package test: man page, the .rpm listing, xwininfo
   prometheus                             # the metrics test: prometheus and promtool (scripts/test-prometheus.sh)
+  postgresql                             # the PostgreSQL tests: throwaway clusters (crates/syncmon-testpg)
 )
 
 missing=()

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebDriver } from './webdriver.mjs';
@@ -19,8 +19,10 @@ const MOCK_PORT = Number(process.env.MOCK_PORT ?? 18380);
 const mock = mockControl(`http://127.0.0.1:${MOCK_PORT}/_mock`);
 
 const wd = new WebDriver(WEBDRIVER);
+const dataDirs = [];
 after(async () => {
   await wd.quit().catch(() => {});
+  for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
 });
 
 async function shot(name) {
@@ -86,6 +88,7 @@ function appPid() {
 test('the desktop window shows the demo, a failing entity with its Trackingid, failed items, replay and resync', { timeout: 420_000 }, async () => {
   assert.ok(APP, 'APP must name the syncmon-desktop binary');
   const dataDir = mkdtempSync(join(tmpdir(), 'syncmon-e2e-'));
+  dataDirs.push(dataDir);
   const args = ['--demo', '--no-faults', '--data-dir', dataDir, '--mock-listen', `127.0.0.1:${MOCK_PORT}`,
     '--webhook-listen', `127.0.0.1:${MOCK_PORT + 5}`, '--poll-seconds', '60', '--records', '3000'];
 

@@ -31,17 +31,22 @@ macro_rules! from_columns {
 }
 
 mod checkpoints;
+pub(crate) mod db;
 mod entity_state;
 mod events;
 mod failed;
 mod find;
 mod ingest;
 mod lag;
+pub mod leases;
 mod outbox;
 mod replica;
 mod request_log;
 mod runs;
 mod schema;
+// Wired by `Store::open_postgres` once the store runs on `db::Db` (issue 14, in progress).
+#[allow(dead_code)]
+mod schema_pg;
 mod settings;
 mod snapshot;
 #[cfg(test)]
