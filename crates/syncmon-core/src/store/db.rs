@@ -43,23 +43,37 @@ pub enum Dialect {
 }
 
 pub struct PgConn {
-    client: postgres::Client,
+    /// Always Some but in `drop`, which closes it where blocking is allowed.
+    client: Option<postgres::Client>,
     /// Prepared statements by their SQL as written (before translation).
     statements: HashMap<String, postgres::Statement>,
 }
 
 impl PgConn {
     pub fn connect(config: &postgres::Config) -> DbResult<PgConn> {
-        Ok(PgConn { client: config.connect(postgres::NoTls)?, statements: HashMap::new() })
+        Ok(PgConn { client: Some(off_runtime(|| config.connect(postgres::NoTls))?), statements: HashMap::new() })
+    }
+
+    fn client(&mut self) -> &mut postgres::Client {
+        self.client.as_mut().expect("open until dropped")
     }
 
     fn statement(&mut self, sql: &str) -> DbResult<postgres::Statement> {
         if let Some(st) = self.statements.get(sql) {
             return Ok(st.clone());
         }
-        let st = self.client.prepare(&to_postgres(sql))?;
+        let st = self.client().prepare(&to_postgres(sql))?;
         self.statements.insert(sql.to_string(), st.clone());
         Ok(st)
+    }
+}
+
+impl Drop for PgConn {
+    /// Closing the connection blocks on the client's runtime: not on a tokio worker.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            off_runtime(move || drop(client));
+        }
     }
 }
 
@@ -82,12 +96,23 @@ fn values(params: &[&dyn ToSql]) -> DbResult<Vec<PgParam>> {
         .collect()
 }
 
+/// Runs `f` where the blocking client may block: on this thread, or on a scoped thread when this
+/// one belongs to a tokio runtime (the client's own `block_on` would panic there).
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| s.spawn(f).join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+}
+
 fn pg_query(conn: &RefCell<PgConn>, sql: &str, params: &[&dyn ToSql]) -> DbResult<(Vec<String>, Vec<Vec<Value>>)> {
     let values = values(params)?;
     let refs: Vec<&(dyn PgToSql + Sync)> = values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
     let mut c = conn.borrow_mut();
-    let st = c.statement(sql)?;
-    let rows = c.client.query(&st, &refs)?;
+    let c = &mut *c;
+    let st = off_runtime(|| c.statement(sql))?;
+    let client = c.client();
+    let rows = off_runtime(|| client.query(&st, &refs))?;
     let names = st.columns().iter().map(|c| c.name().to_string()).collect();
     let rows = rows.iter().map(|r| (0..r.len()).map(|i| pg_value(r, i)).collect::<DbResult<Vec<_>>>()).collect::<DbResult<_>>()?;
     Ok((names, rows))
@@ -97,8 +122,10 @@ fn pg_execute(conn: &RefCell<PgConn>, sql: &str, params: &[&dyn ToSql]) -> DbRes
     let values = values(params)?;
     let refs: Vec<&(dyn PgToSql + Sync)> = values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
     let mut c = conn.borrow_mut();
-    let st = c.statement(sql)?;
-    Ok(c.client.execute(&st, &refs)? as usize)
+    let c = &mut *c;
+    let st = off_runtime(|| c.statement(sql))?;
+    let client = c.client();
+    Ok(off_runtime(|| client.execute(&st, &refs))? as usize)
 }
 
 impl Db {
@@ -128,7 +155,11 @@ impl Db {
     pub fn execute_batch(&self, sql: &str) -> DbResult<()> {
         match self {
             Db::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Db::Postgres(c) => Ok(c.borrow_mut().client.batch_execute(sql)?),
+            Db::Postgres(c) => {
+                let mut conn = c.borrow_mut();
+                let client = conn.client();
+                Ok(off_runtime(|| client.batch_execute(sql))?)
+            }
         }
     }
 
@@ -182,7 +213,9 @@ impl Db {
         match self {
             Db::Sqlite(c) => Ok(Stmt::Sqlite(RefCell::new(c.prepare_cached(sql)?))),
             Db::Postgres(c) => {
-                c.borrow_mut().statement(sql)?;
+                let mut conn = c.borrow_mut();
+                let conn = &mut *conn;
+                off_runtime(|| conn.statement(sql))?;
                 Ok(Stmt::Postgres { conn: c, sql: sql.to_string() })
             }
         }
@@ -498,6 +531,28 @@ mod tests {
             tx.commit().unwrap();
             assert_eq!(db.query_row("SELECT count(*) FROM t", &[], |r| r.get::<_, i64>(0)).unwrap(), 3, "{d:?}: committed");
         }
+    }
+
+    /// The blocking client inside the agent's runtime (a worker thread, and a current-thread
+    /// runtime) neither panics nor deadlocks; dropping it there is fine too.
+    #[test]
+    fn postgresql_calls_work_from_inside_a_tokio_runtime() {
+        let (_pg, mut dbs) = both();
+        let db = dbs.pop().unwrap();
+        let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let db = multi.block_on(async move {
+            assert_eq!(db.query_row("SELECT 40 + ?1", rusqlite::params![2], |r| r.get::<_, i64>(0)).unwrap(), 42);
+            db
+        });
+        let current = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        current.block_on(async move {
+            db.execute_batch("CREATE TABLE t (n BIGINT)").unwrap();
+            let tx = db.transaction().unwrap();
+            tx.execute("INSERT INTO t VALUES (?1)", rusqlite::params![1]).unwrap();
+            tx.commit().unwrap();
+            assert_eq!(db.query_row("SELECT count(*) FROM t", &[], |r| r.get::<_, i64>(0)).unwrap(), 1);
+            drop(db);
+        });
     }
 
     #[test]
