@@ -2,7 +2,7 @@
 //! `<id>/webhook`), or for headless machines an environment variable named in the config.
 //! A `Secret` never prints its value.
 
-use crate::config::ConnectionConfig;
+use crate::config::{ConnectionConfig, ReplicaConfig};
 // Re-exported: the redaction helpers lived here before `redact`.
 pub use crate::redact::{is_secret_param, redact_url, redact_url_text};
 use std::fmt;
@@ -39,7 +39,7 @@ pub enum SecretKind {
 pub enum SecretError {
     #[error("no {what} for connection `{connection}` in the OS keyring. Run `syncmon creds set {connection}{flag}`, or set `{env_key} = \"VAR\"` in the config for a headless machine")]
     Missing { connection: String, what: &'static str, flag: &'static str, env_key: &'static str },
-    #[error("environment variable `{var}` (named by `{env_key}` of connection `{connection}`) is not set or is empty")]
+    #[error("environment variable `{var}` (named by `{env_key}` of {}) is not set or is empty", if connection.starts_with('[') { connection.clone() } else { format!("connection `{connection}`") })]
     EnvUnset { connection: String, var: String, env_key: &'static str },
     #[error("the OS keyring is not available ({0}). On a headless machine name an environment variable with `secret_env` instead")]
     Keyring(String),
@@ -69,6 +69,23 @@ pub fn resolve(conn: &ConnectionConfig, kind: SecretKind) -> Result<Secret, Secr
         Some(s) => Ok(s),
         None => Err(SecretError::Missing { connection: conn.id.clone(), what, flag, env_key }),
     }
+}
+
+/// The keyring account of the PostgreSQL replica's password (`syncmon creds replica`).
+pub const REPLICA_ACCOUNT: &str = "replica";
+
+/// The PostgreSQL replica's password: from the environment variable `password_env` names when
+/// it names one, else from the keyring account `replica`, else none (the server may trust this
+/// user, or ask: its refusal then says where a password goes).
+pub fn replica_password(replica: &ReplicaConfig) -> Result<Option<Secret>, SecretError> {
+    if let Some(var) = &replica.password_env {
+        return match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(Some(Secret(v))),
+            _ => Err(SecretError::EnvUnset { connection: "[replica]".into(), var: var.clone(), env_key: "password_env" }),
+        };
+    }
+    // No keyring on a headless server is not an error here: a password is optional.
+    Ok(keyring_get(REPLICA_ACCOUNT).unwrap_or(None))
 }
 
 pub fn keyring_get(account: &str) -> Result<Option<Secret>, SecretError> {

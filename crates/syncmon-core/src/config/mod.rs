@@ -14,11 +14,13 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod validate_replica;
 mod validate_targets;
 mod warnings;
 
 pub use sections::{
-    AuthKind, ConnectionConfig, CursorConfig, EntityConfig, MetricsConfig, NextPageMode, ProfileKind, StorageConfig, TargetConfig, WebhooksConfig,
+    AuthKind, ConnectionConfig, CursorConfig, EntityConfig, MetricsConfig, NextPageMode, ProfileKind, ReplicaConfig, StorageConfig, TargetConfig,
+    WebhooksConfig,
     WriteBackConfig, DEFAULT_INGEST_MAX_BYTES, DEFAULT_POLL_EVERY,
 };
 pub use warnings::ConfigWarning;
@@ -70,6 +72,9 @@ pub struct Config {
     pub webhooks: Option<WebhooksConfig>,
     #[serde(default)]
     pub storage: StorageConfig,
+    /// `[replica]`: PostgreSQL instead of the embedded SQLite file, off when absent.
+    #[serde(default)]
+    pub replica: Option<ReplicaConfig>,
     /// `[metrics]`: the Prometheus endpoint of the agent, off when absent.
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,

@@ -24,6 +24,29 @@ pub struct MetricsConfig {
     pub listen: String,
 }
 
+/// `[replica]`: the replica and all engine state in PostgreSQL instead of the embedded SQLite
+/// file. Several agents with the same config share the entities through leases.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// `postgresql://user@host:port/database`, without a password.
+    pub url: String,
+    /// The environment variable holding the password; without it the keyring account
+    /// `replica` (`syncmon creds replica`), else none (trust or peer authentication).
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// How long an agent's entities wait for another agent after it dies.
+    #[serde(default = "d_lease", deserialize_with = "de_duration")]
+    pub lease: Duration,
+    /// The name this agent shows as the holder of its entities (default: host name and pid).
+    #[serde(default)]
+    pub agent: Option<String>,
+}
+
+fn d_lease() -> Duration {
+    Duration::from_secs(30)
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {

@@ -444,3 +444,22 @@ fn a_metrics_address_is_parsed_and_a_bad_one_refused_with_its_key_and_line() {
     assert_eq!(err.line, Some(15));
     assert!(err.message.contains("[metrics] listen = \"localhost\" is not an address") && err.message.contains("(line 15)"), "{}", err.message);
 }
+
+#[test]
+fn a_postgresql_replica_parses_with_a_30_second_lease_and_refuses_a_password_in_its_url() {
+    let c = Config::parse(&format!("[replica]\nurl = \"postgresql://syncmon@127.0.0.1:5432/syncmon\"\npassword_env = \"PGPASS_SYNCMON\"\n{MINIMAL}")).unwrap();
+    let r = c.replica.unwrap();
+    assert_eq!((r.url.as_str(), r.password_env.as_deref(), r.lease, r.agent), ("postgresql://syncmon@127.0.0.1:5432/syncmon", Some("PGPASS_SYNCMON"), Duration::from_secs(30), None));
+    assert!(Config::parse(MINIMAL).unwrap().replica.is_none(), "SQLite unless configured");
+    let refused = |body: &str| Config::parse(&format!("{MINIMAL}\n[replica]\n{body}\n")).unwrap_err();
+    let err = refused("url = \"postgresql://syncmon:hunter2@127.0.0.1/syncmon\"");
+    assert_eq!(err.key.as_deref(), Some("replica.url"));
+    assert!(err.message.contains("holds a password") && err.message.contains("syncmon creds replica") && !err.message.contains("hunter2"), "{}", err.message);
+    assert!(refused("url = \"mysql://u@127.0.0.1/db\"").message.contains("must start with postgresql://"));
+    assert!(refused("url = \"postgresql://u@db.example.com/db\"").message.contains("SSH tunnel"), "no unencrypted connection to another host");
+    assert!(refused("url = \"postgresql://u@127.0.0.1:5432\"").message.contains("names no database"));
+    assert!(refused("url = \"postgresql://u@127.0.0.1/db\"\npassword_env = \"not a name\"").message.contains("must name an environment variable"));
+    let err = refused("url = \"postgresql://u@[::1]/db\"\nlease = \"0s\"");
+    assert_eq!(err.key.as_deref(), Some("replica.lease"));
+    assert!(err.message.contains("between 1s and 1h"), "{}", err.message);
+}

@@ -213,6 +213,9 @@ impl Config {
                 )
             })?;
         }
+        if let Some(r) = &self.replica {
+            r.check(loc)?;
+        }
         let storage = [Seg::Key("storage")];
         loc.check_duration(
             &storage,
@@ -316,7 +319,7 @@ fn secret_in_url_message(key: &str, id: &str, problem: &str) -> String {
 }
 
 impl<'a> Locator<'a> {
-    fn check_duration(&self, table: &[Seg], key: &str, d: Duration, min: Duration, max: Duration) -> Result<(), ConfigProblem> {
+    pub(super) fn check_duration(&self, table: &[Seg], key: &str, d: Duration, min: Duration, max: Duration) -> Result<(), ConfigProblem> {
         if d < min || d > max {
             // Whole days as "365d": humantime would write a year as "11months 30days 3h 50m 24s".
             let fmt = |d: Duration| match d.as_secs() {
