@@ -43,6 +43,9 @@ mod outbox;
 mod replica;
 mod request_log;
 mod runs;
+// Wired by `Store::open_postgres` (issue 14, in progress).
+#[allow(dead_code)]
+pub(crate) mod pg_connect;
 mod schema;
 // Wired by `Store::open_postgres` once the store runs on `db::Db` (issue 14, in progress).
 #[allow(dead_code)]
