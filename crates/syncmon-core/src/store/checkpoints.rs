@@ -76,8 +76,8 @@ impl Store {
             let anchor: Option<i64> = tx.query_row("SELECT lookback_anchor_at FROM entity_state WHERE connection = ?1 AND entity = ?2", args, |r| r.get(0))?;
             let keep_from = (now_ms - HISTORY_KEPT_MS.max(2 * lookback_ms)).min(anchor.unwrap_or(i64::MAX));
             // The newest point at or before `keep_from` stays: it is what `checkpoint_at` answers there.
-            // postgres: checkpoint_history has no rowid column there; PostgreSQL needs `ctid` (or
-            // an id column in its schema) in both places.
+            // postgres: `rowid` is SQLite's implicit one here; PostgreSQL's schema gives
+            // checkpoint_history an explicit `rowid` column, so the statement runs there as it is.
             tx.execute(
                 "DELETE FROM checkpoint_history WHERE rowid IN (
                    SELECT rowid FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 AND at < (

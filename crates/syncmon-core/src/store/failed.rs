@@ -289,9 +289,12 @@ impl Store {
     /// over the table, only the combinations that exist.
     pub fn failed_counts_by_stage_and_state(&self) -> Result<Vec<(EntityKey, FailedStage, FailedState, i64)>> {
         self.read(|c| {
-            Ok(c.query_all("SELECT connection, entity, stage, state, count(*) FROM failed_items GROUP BY connection, entity, stage, state", params![], |r| {
-                Ok((EntityKey::new(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?), r.get(2)?, r.get(3)?, r.get(4)?))
-            })?)
+            Ok(c.query_all(
+                "SELECT connection, entity, stage, state, count(*) FROM failed_items GROUP BY connection, entity, stage, state
+             ORDER BY connection, entity, stage, state",
+                params![],
+                |r| Ok((EntityKey::new(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?), r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?)
         })
     }
 }

@@ -46,6 +46,8 @@ mod request_log;
 mod runs;
 mod schema;
 // Wired by `Store::open_postgres` once the store runs on `db::Db` (issue 14, in progress).
+#[cfg(test)]
+mod on_postgres;
 #[allow(dead_code)]
 mod schema_pg;
 mod settings;
