@@ -109,6 +109,94 @@ fn steps(store: &Store, key: &EntityKey) -> Vec<(&'static str, String)> {
     });
     step("request_stats", store.request_stats(0).map(|v| dbg(&v)));
     step("integrity_check", store.integrity_check().map(|v| dbg(&v)));
+    // Replays, discards, rules.
+    let ids = store.failed_ids(&FailedFilter { any_state: true, ..Default::default() });
+    step("failed_ids", ids.as_ref().map(|v| dbg(&v.len())).map_err(|e| StoreError::NotFound(e.to_string())));
+    let first = ids.ok().and_then(|v| v.last().copied()).unwrap_or(0);
+    step(
+        "replay_failed_again",
+        store.replay_failed_again(first, &bad("c"), Some("t2"), 60_000).and_then(|_| store.failed_item(first)).map(|i| dbg(&(i.attempts, i.tracking_id))),
+    );
+    step("apply_replayed", store.apply_replayed(key, &rec("c", "9"), first, 61_000).map(|v| dbg(&v)));
+    step("failed_rule_counts", store.failed_rule_counts(&FailedFilter::default()).map(|v| dbg(&v)));
+    step("discard_failed", store.failed_ids(&FailedFilter::default()).and_then(|ids| store.discard_failed(&ids, 62_000)).map(|v| dbg(&v)));
+    step(
+        "failed_items",
+        store
+            .failed_items(&FailedFilter { any_state: true, ..Default::default() }, None, 10)
+            .map(|v| dbg(&v.iter().map(|i| (i.state, i.resolution)).collect::<Vec<_>>())),
+    );
+    // Write-back and two-way pairs.
+    step("set_write_back", store.set_write_back(key, true).map(|v| dbg(&v)));
+    step("set_forward_off", store.set_forward_target(key, None, 63_000).map(|v| dbg(&v)));
+    step("apply_marked", page(store, key, run, &[rec("e", "10")], &[], 64_000).map(|v| dbg(&v)));
+    step("write_back_batch", store.write_back_batch(key, 0, 10).map(|v| dbg(&v.iter().map(|w| (&w.record_id, &w.row_version, &w.data)).collect::<Vec<_>>())));
+    step("write_back_done", store.write_back_done(key, "e", "10", None, 65_000).and_then(|_| store.write_back_count(key)).map(|v| dbg(&v)));
+    let rules = TwoWayRules { peer: "other".into(), ignore: vec!["rowVersion".into()] };
+    step("set_two_way", store.set_two_way(key, Some(&rules)).and_then(|_| store.set_forward_target(key, Some("other"), 66_000)).map(|v| dbg(&v)));
+    let fp = fingerprint(&rec("f", "11").data, &rules.ignore);
+    step(
+        "two_way_level",
+        store
+            .two_way_level(&key.entity, "f", [(&key.connection, fp), ("other", fp)])
+            .and_then(|_| store.two_way_base(&key.connection, &key.entity, "f"))
+            .map(|v| dbg(&v)),
+    );
+    step(
+        "apply_echo",
+        page(store, key, run, &[rec("f", "11")], &[], 67_000)
+            .and_then(|a| Ok((a, store.outbox_batch(key, 0, 100)?.iter().any(|o| o.record_id == "f"))))
+            .map(|v| dbg(&v)),
+    );
+    step("pair_row", store.pair_row(key, "a").map(|v| dbg(&v.map(|r| (r.row_version, r.deleted, r.updated_at)))));
+    let peer = EntityKey::new("other", &key.entity);
+    step("record_conflict", store.record_conflict(key, &peer, "a", "3", "{}", "both changed", 68_000).map(|v| dbg(&v)));
+    let conflict = store
+        .failed_ids(&FailedFilter { stage: Some(crate::state::FailedStage::Conflict), ..Default::default() })
+        .ok()
+        .and_then(|v| v.first().copied())
+        .unwrap_or(0);
+    step("conflict_kept", store.conflict_kept(conflict, 69_000).map(|v| dbg(&v)));
+    step("two_way_prefer", store.two_way_prefer(key, &peer, "a", Some(fp), 70_000).map(|v| dbg(&v)));
+    step("outbox_forget", store.outbox_forget(key, "a", "3", "upsert").and_then(|_| store.outbox_count(key)).map(|v| dbg(&v)));
+    // Pushed batches (queued here by hand: `ingest_enqueue` is left out, see above).
+    let queued = store.write(|c| {
+        Ok(c.execute(
+            "INSERT INTO ingest_batches (id, connection, entity, webhook_id, received_at, body) VALUES ('ing_1', ?1, ?2, 'w', 1, '[]')",
+            rusqlite::params![key.connection, key.entity],
+        )?)
+    });
+    step("ingest_queued", queued.and_then(|_| store.ingest_next_queued(0)).map(|v| dbg(&v.map(|b| (b.id, b.key)))));
+    let batch = QueuedBatch { seq: 1, id: "ing_1".into(), key: key.clone(), body: "[]".into() };
+    let records = [rec("g", "12")];
+    let pushed = PageBatch {
+        records: &records,
+        rejected: &[],
+        tracking_id: Some("ing_1"),
+        http_status: None,
+        max_version: None,
+        resync_cursor: None,
+        rereads_checkpoint: false,
+        run_id: 0,
+        now_ms: 71_000,
+    };
+    step("ingest_apply", store.ingest_apply(&batch, &pushed, 71_000).map(|v| dbg(&v)));
+    step("ingest_batch", store.ingest_batch("ing_1").map(|v| dbg(&v.map(|b| (b.state, b.records, b.applied, b.failures)))));
+    // The rest of an entity's life.
+    step(
+        "note_skipped",
+        store
+            .note_skipped(key, Outcome::Failed, "down", Some(80_000), 72_000)
+            .and_then(|_| store.entity(key))
+            .map(|e| dbg(&(e.last_outcome, e.next_attempt_at))),
+    );
+    step("target_writes", store.target_writes("c", 0, 5).map(|v| dbg(&v)));
+    step(
+        "reset_checkpoint",
+        store.reset_checkpoint(key, &crate::rowversion::RowVersion::zero()).and_then(|_| store.checkpoint_history(key, 0)).map(|v| dbg(&v)),
+    );
+    let pruned = (|| Ok(store.prune_events(2, 0)? + store.prune_request_log(100)? + store.prune_ingest_batches(100)?))();
+    step("prune", pruned.map(|n: usize| dbg(&n)));
     out
 }
 
