@@ -67,7 +67,7 @@ impl Store {
     /// connection is the same call repeated: its first batch's id is returned, with `true`.
     pub fn ingest_enqueue(&self, key: &EntityKey, webhook_id: &str, body: &str, now_ms: i64) -> Result<(String, bool)> {
         self.write(|c| {
-            // postgres: synchronous is SQLite's (PostgreSQL commits durably): PostgreSQL needs neither pragma.
+            // postgres: `synchronous` is a SQLite pragma (PostgreSQL commits durably anyway): PostgreSQL needs neither statement.
             c.execute_batch("PRAGMA synchronous = FULL")?;
             let id = format!("ing_{}", uuid::Uuid::new_v4().simple());
             let inserted = c.execute(

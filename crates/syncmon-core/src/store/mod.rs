@@ -391,7 +391,7 @@ impl Store {
     /// `PRAGMA integrity_check` on this store's reading connection: the problems, empty when
     /// the database is sound.
     pub fn integrity_check(&self) -> Result<Vec<String>> {
-        // postgres: there is no integrity check to run; PostgreSQL needs "no problems" here.
+        // postgres: PostgreSQL has no integrity pragma: there the check finds no problems.
         self.read(|c| match c.sqlite().map(|c| integrity_problems(c, false)) {
             None => Ok(Vec::new()),
             Some(Ok(p)) => Ok(p),

@@ -95,7 +95,8 @@ impl Store {
         self.write(|c| {
             // postgres: pragma_table_info, the temp journal pragma and the `temp.` schema are SQLite's;
             // PostgreSQL needs information_schema.columns (table_name = ?1, column_name = 'content_hash'),
-            // no pragma, and `pg_temp.` (a temporary table lives per session there too).
+            // `content_hash BIGINT` and `row BIGINT` (its INTEGER is 32 bits), no pragma, and
+            // `pg_temp.` (a temporary table lives per session there too).
             let has_hash: bool =
                 c.query_row("SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'content_hash')", params![table], |r| r.get(0))?;
             if !has_hash {
