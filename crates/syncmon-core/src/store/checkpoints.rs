@@ -3,7 +3,7 @@
 
 use super::{EntityKey, Result, Store};
 use crate::rowversion::RowVersion;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::Serialize;
 
 /// Checkpoint history is written at most this often inside a cycle (at every catch-up besides).
@@ -26,14 +26,12 @@ impl Store {
     pub fn checkpoint_at(&self, key: &EntityKey, at: Option<i64>) -> Result<RowVersion> {
         self.read(|c| {
             let Some(at) = at else { return Ok(RowVersion::zero()) };
-            let found: Option<String> = c
-                .query_row(
-                    "SELECT checkpoint FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 AND at <= ?3
-                     ORDER BY at DESC LIMIT 1",
-                    params![key.connection, key.entity, at],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let found: Option<String> = c.query_opt(
+                "SELECT checkpoint FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 AND at <= ?3
+                 ORDER BY at DESC LIMIT 1",
+                params![key.connection, key.entity, at],
+                |r| r.get(0),
+            )?;
             let current: String =
                 c.query_row("SELECT checkpoint FROM entity_state WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| r.get(0))?;
             let cur = RowVersion::parse(&current).unwrap_or_default();
@@ -78,6 +76,8 @@ impl Store {
             let anchor: Option<i64> = tx.query_row("SELECT lookback_anchor_at FROM entity_state WHERE connection = ?1 AND entity = ?2", args, |r| r.get(0))?;
             let keep_from = (now_ms - HISTORY_KEPT_MS.max(2 * lookback_ms)).min(anchor.unwrap_or(i64::MAX));
             // The newest point at or before `keep_from` stays: it is what `checkpoint_at` answers there.
+            // postgres: `rowid` is SQLite's implicit one here; PostgreSQL's schema gives
+            // checkpoint_history an explicit `rowid` column, so the statement runs there as it is.
             tx.execute(
                 "DELETE FROM checkpoint_history WHERE rowid IN (
                    SELECT rowid FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 AND at < (
@@ -107,11 +107,11 @@ impl Store {
     /// seconds within a long cycle), since `since_ms`, oldest first.
     pub fn checkpoint_history(&self, key: &EntityKey, since_ms: i64) -> Result<Vec<CheckpointPoint>> {
         self.read(|c| {
-            let mut st = c.prepare_cached("SELECT at, checkpoint FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 AND at >= ?3 ORDER BY at")?;
-            let rows = st
-                .query_map(params![key.connection, key.entity, since_ms], |r| Ok(CheckpointPoint { at: r.get(0)?, checkpoint: r.get(1)? }))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            Ok(c.query_all(
+                "SELECT at, checkpoint FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 AND at >= ?3 ORDER BY at",
+                params![key.connection, key.entity, since_ms],
+                |r| Ok(CheckpointPoint { at: r.get(0)?, checkpoint: r.get(1)? }),
+            )?)
         })
     }
 }

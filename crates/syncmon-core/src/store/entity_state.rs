@@ -1,10 +1,11 @@
 //! The entity's state row (`entity_state`) as the front ends read it: checkpoint, last cycle,
 //! pause, resync progress, next attempt, lookback schedule.
 
+use super::db::Row;
 use super::{EntityKey, Result, Store, StoreError};
 use crate::rowversion::RowVersion;
 use crate::state::{Outcome, ResyncState};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::Serialize;
 
 /// One row of `entity_state`.
@@ -38,18 +39,13 @@ pub struct EntityRow {
 impl Store {
     pub fn entity(&self, key: &EntityKey) -> Result<EntityRow> {
         self.read(|c| {
-            c.query_row(&format!("{ENTITY_SELECT} WHERE connection = ?1 AND entity = ?2"), params![key.connection, key.entity], entity_row)
-                .optional()?
+            c.query_opt(&format!("{ENTITY_SELECT} WHERE connection = ?1 AND entity = ?2"), params![key.connection, key.entity], entity_row)?
                 .ok_or_else(|| StoreError::NotFound(format!("no entity {key} in the replica")))
         })
     }
 
     pub fn entities(&self) -> Result<Vec<EntityRow>> {
-        self.read(|c| {
-            let mut st = c.prepare(&format!("{ENTITY_SELECT} ORDER BY connection, entity"))?;
-            let rows = st.query_map([], entity_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
+        self.read(|c| Ok(c.query_all(&format!("{ENTITY_SELECT} ORDER BY connection, entity"), params![], entity_row)?))
     }
 
     pub fn set_paused(&self, key: &EntityKey, paused: bool) -> Result<()> {
@@ -71,7 +67,7 @@ const ENTITY_SELECT: &str = "SELECT connection, entity, checkpoint, last_caught_
     last_http_status, last_tracking_id, paused, resync_pass, resync_state, resync_cursor, resync_seen, resync_would_delete,
     last_full_resync_at, next_attempt_at, lookback_anchor_at, lookback_due_at, last_failure_transient FROM entity_state";
 
-fn entity_row(r: &rusqlite::Row) -> rusqlite::Result<EntityRow> {
+fn entity_row(r: &Row<'_>) -> rusqlite::Result<EntityRow> {
     let checkpoint: String = r.get(2)?;
     let cursor: Option<String> = r.get(12)?;
     Ok(EntityRow {

@@ -4,8 +4,9 @@
 //! shape; `events.rs` writes and reads it. Like the request log, an event is queued and written
 //! with the next write: emitting one never waits for a page transaction.
 
-use super::{Result, Store};
-use rusqlite::{params, Connection};
+use super::db::Db;
+use super::{dyn_params, Result, Store};
+use rusqlite::params;
 use std::sync::Mutex;
 
 /// At most this many events are kept, the newest.
@@ -81,14 +82,14 @@ pub struct StoredEvent {
 }
 
 impl Store {
-    pub(super) fn flush_events(&self, c: &mut Connection) -> Result<()> {
+    pub(super) fn flush_events(&self, c: &Db) -> Result<()> {
         let rows = std::mem::take(&mut *self.pending_events.lock().unwrap_or_else(|p| p.into_inner()));
         if rows.is_empty() {
             return Ok(());
         }
         let tx = c.transaction()?;
         {
-            let mut insert = tx.prepare_cached("INSERT INTO events (seq, at, kind, connection, entity, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            let insert = tx.prepare("INSERT INTO events (seq, at, kind, connection, entity, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
             for e in &rows {
                 insert.execute(params![e.seq, e.at, e.kind, e.connection, e.entity, e.body])?;
             }
@@ -107,8 +108,8 @@ impl Store {
             q.len()
         };
         if queued >= 64 {
-            if let Ok(mut c) = writer.try_lock() {
-                self.flush_events(&mut c)?;
+            if let Ok(c) = writer.try_lock() {
+                self.flush_events(&c)?;
             }
         }
         Ok(())
@@ -141,6 +142,7 @@ impl Store {
             add("kind = ?", vec![k.clone().into()]);
         }
         if let Some((a, b)) = q.needles() {
+            // postgres: no instr(); PostgreSQL needs strpos(lower(body), ?) > 0 (the same test).
             add(
                 "(instr(lower(body), ?) > 0 OR instr(lower(body), ?) > 0 OR instr(lower(coalesce(connection, '') || '/' || coalesce(entity, '')), ?) > 0)",
                 vec![a.clone().into(), b.into(), a.into()],
@@ -164,11 +166,9 @@ impl Store {
         let limit = q.limit.min(MAX_EVENTS_PAGE);
         values.push(((limit + 1) as i64).into());
         self.read(|c| {
-            let mut st = c.prepare_cached(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+            let mut rows = c.query_all(&sql, &dyn_params(&values), |r| {
                 Ok(StoredEvent { seq: r.get(0)?, at: r.get(1)?, kind: r.get(2)?, connection: r.get(3)?, entity: r.get(4)?, body: r.get(5)? })
             })?;
-            let mut rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
             let more = rows.len() > limit;
             rows.truncate(limit);
             Ok((rows, more))
@@ -177,14 +177,14 @@ impl Store {
 
     /// The highest sequence number stored (0 when none), so a restarted engine numbers on.
     pub fn last_event_seq(&self) -> Result<i64> {
-        self.read(|c| Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?))
+        self.read(|c| Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM events", params![], |r| r.get(0))?))
     }
 
     /// Drops events older than `older_than_ms` and all but the newest `keep`; returns how many.
     pub fn prune_events(&self, older_than_ms: i64, keep: i64) -> Result<usize> {
         self.write(|c| {
-            let old = c.execute("DELETE FROM events WHERE at < ?1", [older_than_ms])?;
-            let over = c.execute("DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1", [keep])?;
+            let old = c.execute("DELETE FROM events WHERE at < ?1", params![older_than_ms])?;
+            let over = c.execute("DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1", params![keep])?;
             Ok(old + over)
         })
     }

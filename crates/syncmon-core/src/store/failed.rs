@@ -1,10 +1,11 @@
 //! Failed items: records a stage could not take ([`FailedStage`]), how they
 //! are written, filtered, paged, replayed and discarded. `FailedFilter` is the one filter over them.
 
-use super::{EntityKey, Result, Store, StoreError};
+use super::db::{Db, Row};
+use super::{dyn_params, EntityKey, Result, Store, StoreError};
 use crate::record::Rejected;
 use crate::state::{FailedStage, FailedState, Resolution};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 /// Items in list pages carry at most this much payload; `failed_item` gives the full one.
@@ -96,8 +97,7 @@ impl Store {
     /// Pending failed items of the entity, from the counter the triggers keep exact.
     pub fn pending_failed_count(&self, key: &EntityKey) -> Result<i64> {
         self.read(|c| {
-            Ok(c.query_row("SELECT pending_failed FROM entity_state WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| r.get(0))
-                .optional()?
+            Ok(c.query_opt("SELECT pending_failed FROM entity_state WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| r.get(0))?
                 .unwrap_or(0))
         })
     }
@@ -106,18 +106,14 @@ impl Store {
     pub fn failed_items(&self, f: &FailedFilter, before_id: Option<i64>, limit: u32) -> Result<Vec<FailedItem>> {
         self.read(|c| {
             let (sql, args) = failed_query(f, "SELECT * FROM failed_items", before_id, Some(limit));
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), failed_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            Ok(c.query_all(&sql, &dyn_params(&args), failed_row)?)
         })
     }
 
     pub fn failed_ids(&self, f: &FailedFilter) -> Result<Vec<i64>> {
         self.read(|c| {
             let (sql, args) = failed_query(f, "SELECT id FROM failed_items", None, None);
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            Ok(c.query_all(&sql, &dyn_params(&args), |r| r.get(0))?)
         })
     }
 
@@ -126,16 +122,13 @@ impl Store {
         self.read(|c| {
             let (filter, args) = failed_where(f);
             let sql = format!("SELECT error_kind, count(*) AS n FROM failed_items WHERE {filter} GROUP BY error_kind ORDER BY n DESC, error_kind");
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            Ok(c.query_all(&sql, &dyn_params(&args), |r| Ok((r.get(0)?, r.get(1)?)))?)
         })
     }
 
     pub fn failed_item(&self, id: i64) -> Result<FailedItem> {
         self.read(|c| {
-            c.query_row("SELECT * FROM failed_items WHERE id = ?1", [id], failed_row)
-                .optional()?
+            c.query_opt("SELECT * FROM failed_items WHERE id = ?1", params![id], failed_row)?
                 .ok_or_else(|| StoreError::NotFound(format!("no failed item {id}; `syncmon failed list` shows them")))
         })
     }
@@ -160,7 +153,7 @@ impl Store {
     }
 }
 
-pub(super) fn failed_row(r: &rusqlite::Row) -> rusqlite::Result<FailedItem> {
+pub(super) fn failed_row(r: &Row<'_>) -> rusqlite::Result<FailedItem> {
     from_columns!(r => FailedItem {
         id, connection, entity, record_id, row_version, payload, stage, error_kind, message, http_status, tracking_id,
         attempts, first_failed_at, last_failed_at, state, resolution, rule
@@ -199,6 +192,7 @@ fn failed_where(f: &FailedFilter) -> (String, Vec<rusqlite::types::Value>) {
         }
     }
     if let Some(t) = f.text.as_ref().filter(|t| !t.is_empty()) {
+        // postgres: no instr(); PostgreSQL needs strpos(column, ?) > 0 (the same test).
         sql.push_str(" AND (instr(record_id, ?) > 0 OR instr(tracking_id, ?) > 0 OR instr(message, ?) > 0)");
         for _ in 0..3 {
             args.push(t.clone().into());
@@ -220,7 +214,7 @@ impl Store {
         http_status: Option<u16>,
         tracking_id: Option<&str>,
         now_ms: i64,
-        dequeue: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<usize>,
+        dequeue: impl FnOnce(&Db) -> super::db::DbResult<usize>,
     ) -> Result<bool> {
         self.write(|c| {
             let tx = c.transaction()?;
@@ -235,7 +229,7 @@ impl Store {
 /// Inserts a failed item, or counts another attempt on the pending one for the same record and
 /// stage (a re-read of the same bad record must not pile up duplicates). Returns true when new.
 pub(super) fn record_failure(
-    tx: &rusqlite::Transaction,
+    tx: &Db,
     key: &EntityKey,
     rej: &Rejected,
     stage: FailedStage,
@@ -244,47 +238,47 @@ pub(super) fn record_failure(
     now_ms: i64,
 ) -> Result<bool> {
     let existing: Option<i64> = match &rej.id {
-        Some(id) => tx
-            .prepare_cached("SELECT id FROM failed_items WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND state = ?5 AND stage = ?4")?
-            .query_row(params![key.connection, key.entity, id, stage, FailedState::Pending], |r| r.get(0))
-            .optional()?,
-        None => tx
-            .prepare_cached(
-                "SELECT id FROM failed_items WHERE connection = ?1 AND entity = ?2 AND record_id IS NULL AND state = ?5 AND stage = ?3 AND payload = ?4",
-            )?
-            .query_row(params![key.connection, key.entity, stage, rej.payload, FailedState::Pending], |r| r.get(0))
-            .optional()?,
+        Some(id) => tx.query_opt(
+            "SELECT id FROM failed_items WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND state = ?5 AND stage = ?4",
+            params![key.connection, key.entity, id, stage, FailedState::Pending],
+            |r| r.get(0),
+        )?,
+        None => tx.query_opt(
+            "SELECT id FROM failed_items WHERE connection = ?1 AND entity = ?2 AND record_id IS NULL AND state = ?5 AND stage = ?3 AND payload = ?4",
+            params![key.connection, key.entity, stage, rej.payload, FailedState::Pending],
+            |r| r.get(0),
+        )?,
     };
     let version = rej.version.as_ref().map(|v| v.as_str().to_string());
     match existing {
         Some(fid) => {
-            tx.prepare_cached(
+            tx.execute(
                 "UPDATE failed_items SET attempts = attempts + 1, last_failed_at = ?1, payload = ?2, row_version = coalesce(?3, row_version),
                    error_kind = ?4, message = ?5, http_status = ?6, tracking_id = ?7, rule = ?9 WHERE id = ?8",
-            )?
-            .execute(params![now_ms, rej.payload, version, rej.kind, rej.message, http_status, tracking_id, fid, rej.rule.as_deref()])?;
+                params![now_ms, rej.payload, version, rej.kind, rej.message, http_status, tracking_id, fid, rej.rule.as_deref()],
+            )?;
             Ok(false)
         }
         None => {
-            tx.prepare_cached(
+            tx.execute(
                 "INSERT INTO failed_items (connection, entity, record_id, row_version, payload, stage, error_kind, message, http_status,
                    tracking_id, first_failed_at, last_failed_at, state, rule) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)",
-            )?
-            .execute(params![
-                key.connection,
-                key.entity,
-                rej.id,
-                version,
-                rej.payload,
-                stage,
-                rej.kind,
-                rej.message,
-                http_status,
-                tracking_id,
-                now_ms,
-                FailedState::Pending,
-                rej.rule.as_deref()
-            ])?;
+                params![
+                    key.connection,
+                    key.entity,
+                    rej.id,
+                    version,
+                    rej.payload,
+                    stage,
+                    rej.kind,
+                    rej.message,
+                    http_status,
+                    tracking_id,
+                    now_ms,
+                    FailedState::Pending,
+                    rej.rule.as_deref()
+                ],
+            )?;
             Ok(true)
         }
     }
@@ -295,9 +289,12 @@ impl Store {
     /// over the table, only the combinations that exist.
     pub fn failed_counts_by_stage_and_state(&self) -> Result<Vec<(EntityKey, FailedStage, FailedState, i64)>> {
         self.read(|c| {
-            let mut st = c.prepare("SELECT connection, entity, stage, state, count(*) FROM failed_items GROUP BY connection, entity, stage, state")?;
-            let rows = st.query_map([], |r| Ok((EntityKey::new(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?), r.get(2)?, r.get(3)?, r.get(4)?)))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(c.query_all(
+                "SELECT connection, entity, stage, state, count(*) FROM failed_items GROUP BY connection, entity, stage, state
+             ORDER BY connection, entity, stage, state",
+                params![],
+                |r| Ok((EntityKey::new(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?), r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?)
         })
     }
 }
@@ -318,10 +315,10 @@ impl Store {
                         args.push(v.clone().into());
                     }
                 }
-                return Ok(c.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?);
+                return Ok(c.query_row(&sql, &dyn_params(&args), |r| r.get(0))?);
             }
             let (sql, args) = failed_query(f, "SELECT count(*) FROM failed_items", None, None);
-            Ok(c.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?)
+            Ok(c.query_row(&sql, &dyn_params(&args), |r| r.get(0))?)
         })
     }
 
@@ -337,9 +334,7 @@ impl Store {
                    error_kind, message, http_status, tracking_id, attempts, first_failed_at, last_failed_at, state, resolution, rule
                  FROM failed_items WHERE id IN ({inner} OFFSET ?) ORDER BY id DESC"
             );
-            let mut st = c.prepare_cached(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), failed_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            Ok(c.query_all(&sql, &dyn_params(&args), failed_row)?)
         })
     }
 
@@ -350,11 +345,7 @@ impl Store {
         self.read(|c| {
             let (filter, args) = failed_where(&FailedFilter { rule: None, ..f.clone() });
             let sql = format!("SELECT rule, count(*) FROM failed_items WHERE rule IS NOT NULL AND {filter} GROUP BY rule ORDER BY count(*) DESC, rule");
-            let mut st = c.prepare_cached(&sql)?;
-            let rows = st
-                .query_map(rusqlite::params_from_iter(args), |r| Ok(RuleCount { rule: r.get(0)?, count: r.get(1)? }))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            Ok(c.query_all(&sql, &dyn_params(&args), |r| Ok(RuleCount { rule: r.get(0)?, count: r.get(1)? }))?)
         })
     }
 
@@ -367,15 +358,15 @@ impl Store {
         }
         self.read(|c| {
             let (sql, args) = failed_query(f, "SELECT id FROM failed_items", None, None);
-            let mut st = c.prepare_cached(&sql)?;
-            let mut rows = st.query(rusqlite::params_from_iter(args))?;
             let (mut total, mut ids) = (0i64, Vec::with_capacity(limit as usize));
-            while let Some(r) = rows.next()? {
+            // Counted as the rows stream by: nothing is collected (the rows are `()`).
+            c.query_all(&sql, &dyn_params(&args), |r| {
                 if total >= offset as i64 && ids.len() < limit as usize {
                     ids.push(r.get::<_, i64>(0)?);
                 }
                 total += 1;
-            }
+                Ok(())
+            })?;
             if ids.is_empty() {
                 return Ok((total, Vec::new()));
             }
@@ -385,8 +376,8 @@ impl Store {
                    error_kind, message, http_status, tracking_id, attempts, first_failed_at, last_failed_at, state, resolution, rule
                  FROM failed_items WHERE id IN ({marks}) ORDER BY id DESC"
             );
-            let mut st = c.prepare(&sql)?;
-            let items = st.query_map(rusqlite::params_from_iter(ids), failed_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let ids: Vec<&dyn rusqlite::ToSql> = ids.iter().map(|id| id as &dyn rusqlite::ToSql).collect();
+            let items = c.query_all(&sql, &ids, failed_row)?;
             Ok((total, items))
         })
     }
@@ -480,7 +471,7 @@ mod tests {
         reject(&store, &key, 1, "missing_id");
         let id = store.failed_items(&FailedFilter::default(), None, 1).unwrap()[0].id;
         assert_eq!(store.failed_item(id).unwrap().stage, FailedStage::Validate, "written and read through the enum");
-        store.write(|c| Ok(c.execute("UPDATE failed_items SET stage = 'apply' WHERE id = ?1", [id])?)).unwrap();
+        store.write(|c| Ok(c.execute("UPDATE failed_items SET stage = 'apply' WHERE id = ?1", params![id])?)).unwrap();
         let e = store.failed_item(id).unwrap_err().to_string();
         assert!(e.contains("failed-item stage `apply` is none of validate, deliver"), "{e}");
     }

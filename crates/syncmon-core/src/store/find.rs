@@ -2,6 +2,7 @@
 //! calls, runs, failed items and pushed batch that carry it, and the replica rows of that id —
 //! what a support engineer has to put together from a ticket.
 
+use super::db::{Db, DbResult, Row};
 use super::failed::failed_row;
 use super::request_log::{request_row, REQUEST_COLUMNS};
 use super::runs::{run_row, RUN_COLUMNS};
@@ -72,18 +73,21 @@ impl Store {
                 if !exists {
                     continue; // never synced yet
                 }
-                let mut st = c.prepare(&format!("SELECT id, row_version, data, deleted_at FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?;
-                let rows = st.query_map(params![super::id_hash(&query), query], |r| {
-                    let data: String = r.get(2)?;
-                    Ok(FoundRow {
-                        entity: key.to_string(),
-                        id: r.get(0)?,
-                        row_version: r.get(1)?,
-                        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
-                        deleted_at: r.get(3)?,
-                    })
-                })?;
-                replica.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+                let rows = c.query_all(
+                    &format!("SELECT id, row_version, data, deleted_at FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"),
+                    params![super::id_hash(&query), query],
+                    |r| {
+                        let data: String = r.get(2)?;
+                        Ok(FoundRow {
+                            entity: key.to_string(),
+                            id: r.get(0)?,
+                            row_version: r.get(1)?,
+                            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
+                            deleted_at: r.get(3)?,
+                        })
+                    },
+                )?;
+                replica.extend(rows);
             }
             Ok(Found { query: query.clone(), requests, runs, failed, ingest: ingest.clone(), replica })
         })
@@ -91,8 +95,8 @@ impl Store {
 }
 
 /// The rows of one kind: `sql` takes the id as `?1` and the limit as `?2`.
-fn matching<T>(c: &rusqlite::Connection, sql: &str, query: &str, limit: u32, row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>) -> rusqlite::Result<Vec<T>> {
-    c.prepare(sql)?.query_map(params![query, limit], row)?.collect()
+fn matching<T>(c: &Db, sql: &str, query: &str, limit: u32, row: fn(&Row<'_>) -> rusqlite::Result<T>) -> DbResult<Vec<T>> {
+    c.query_all(sql, params![query, limit], row)
 }
 
 impl Store {
@@ -104,15 +108,18 @@ impl Store {
             if !exists {
                 return Ok(None); // never synced yet: everything is missing
             }
-            use rusqlite::OptionalExtension;
-            Ok(c.prepare_cached(&format!("SELECT row_version, data FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2 AND deleted_at IS NULL"))?
-                .query_row(params![super::id_hash(id), id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?)
+            Ok(c.query_opt(
+                &format!("SELECT row_version, data FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2 AND deleted_at IS NULL"),
+                params![super::id_hash(id), id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
         })
     }
 }
 
 /// Whether the replica table exists (an entity that never synced has none yet).
-fn table_exists(c: &rusqlite::Connection, table: &str) -> rusqlite::Result<bool> {
-    c.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", [table], |r| r.get(0))
+fn table_exists(c: &Db, table: &str) -> DbResult<bool> {
+    // postgres: sqlite_master is SQLite's catalog; PostgreSQL needs
+    // `SELECT to_regclass(quote_ident(?1)) IS NOT NULL` (or information_schema.tables) here.
+    c.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", params![table], |r| r.get(0))
 }

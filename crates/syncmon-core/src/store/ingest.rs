@@ -9,7 +9,7 @@
 use super::{EntityKey, PageBatch, Result, Store};
 use crate::record::Rejected;
 use crate::state::{FailedStage, IngestState};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 /// One record of a batch that did not pass validation.
@@ -67,6 +67,7 @@ impl Store {
     /// connection is the same call repeated: its first batch's id is returned, with `true`.
     pub fn ingest_enqueue(&self, key: &EntityKey, webhook_id: &str, body: &str, now_ms: i64) -> Result<(String, bool)> {
         self.write(|c| {
+            // postgres: `synchronous` is a SQLite pragma (PostgreSQL commits durably anyway): PostgreSQL needs neither statement.
             c.execute_batch("PRAGMA synchronous = FULL")?;
             let id = format!("ing_{}", uuid::Uuid::new_v4().simple());
             let inserted = c.execute(
@@ -88,12 +89,11 @@ impl Store {
     /// The oldest queued batch after `after_seq` (arrival order), with its body.
     pub fn ingest_next_queued(&self, after_seq: i64) -> Result<Option<QueuedBatch>> {
         self.read(|c| {
-            Ok(c.query_row(
+            Ok(c.query_opt(
                 "SELECT seq, id, connection, entity, body FROM ingest_batches WHERE state = 'queued' AND seq > ?1 ORDER BY seq LIMIT 1",
-                [after_seq],
+                params![after_seq],
                 |r| Ok(QueuedBatch { seq: r.get(0)?, id: r.get(1)?, key: EntityKey { connection: r.get(2)?, entity: r.get(3)? }, body: r.get(4)? }),
-            )
-            .optional()?)
+            )?)
         })
     }
 
@@ -129,9 +129,9 @@ impl Store {
     /// One batch by its correlation id.
     pub fn ingest_batch(&self, id: &str) -> Result<Option<IngestBatch>> {
         self.read(|c| {
-            Ok(c.query_row(
+            Ok(c.query_opt(
                 "SELECT id, connection, entity, received_at, state, records, applied, unchanged, failed, failures, applied_at FROM ingest_batches WHERE id = ?1",
-                [id],
+                params![id],
                 |r| {
                     let failures: Option<String> = r.get(9)?;
                     Ok(IngestBatch {
@@ -148,20 +148,19 @@ impl Store {
                         applied_at: r.get(10)?,
                     })
                 },
-            )
-            .optional()?)
+            )?)
         })
     }
 
     /// Batches waiting to be applied, all entities.
     pub fn ingest_queued_count(&self) -> Result<i64> {
-        self.read(|c| Ok(c.query_row("SELECT count(*) FROM ingest_batches WHERE state = 'queued'", [], |r| r.get(0))?))
+        self.read(|c| Ok(c.query_row("SELECT count(*) FROM ingest_batches WHERE state = 'queued'", params![], |r| r.get(0))?))
     }
 
     /// Forgets applied batches received before `cutoff_ms` (their records are in the replica;
     /// the failed ones are failed items). Queued batches are never pruned.
     pub fn prune_ingest_batches(&self, cutoff_ms: i64) -> Result<usize> {
-        self.write(|c| Ok(c.execute("DELETE FROM ingest_batches WHERE state <> 'queued' AND received_at < ?1", [cutoff_ms])?))
+        self.write(|c| Ok(c.execute("DELETE FROM ingest_batches WHERE state <> 'queued' AND received_at < ?1", params![cutoff_ms])?))
     }
 }
 

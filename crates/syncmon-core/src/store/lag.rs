@@ -3,8 +3,9 @@
 //! `finish_run`). Between two catch-ups the lag grows linearly and drops to 0 at the next one: a
 //! sawtooth, returned exactly when it has few teeth, else as the worst lag of each bucket.
 
+use super::db::{Db, DbResult};
 use super::{EntityKey, Result, Store};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::params;
 use serde::Serialize;
 
 /// How far back the lag history reaches (the Entity screen's "last 7 days").
@@ -23,8 +24,8 @@ pub struct LagPoint {
 
 /// Keeps a catch-up at `now_ms` and drops those older than [`LAG_HISTORY_MS`] but the newest of
 /// them (the lag at the window's start is measured from it).
-pub(super) fn note_catch_up(tx: &Transaction, key: &EntityKey, now_ms: i64) -> rusqlite::Result<()> {
-    tx.execute("INSERT OR IGNORE INTO catch_ups (connection, entity, at) VALUES (?1, ?2, ?3)", params![key.connection, key.entity, now_ms])?;
+pub(super) fn note_catch_up(tx: &Db, key: &EntityKey, now_ms: i64) -> DbResult<()> {
+    tx.execute("INSERT INTO catch_ups (connection, entity, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING", params![key.connection, key.entity, now_ms])?;
     tx.execute(
         "DELETE FROM catch_ups WHERE connection = ?1 AND entity = ?2
            AND at < (SELECT max(at) FROM catch_ups WHERE connection = ?1 AND entity = ?2 AND at < ?3)",
@@ -38,15 +39,17 @@ impl Store {
     pub fn lag_history(&self, key: &EntityKey, since_ms: i64, now_ms: i64, max_points: usize) -> Result<Vec<LagPoint>> {
         self.read(|c| {
             let before: Option<i64> = c
-                .query_row(
+                .query_opt(
                     "SELECT max(at) FROM catch_ups WHERE connection = ?1 AND entity = ?2 AND at <= ?3",
                     params![key.connection, key.entity, since_ms],
                     |r| r.get(0),
-                )
-                .optional()?
+                )?
                 .flatten();
-            let mut st = c.prepare_cached("SELECT at FROM catch_ups WHERE connection = ?1 AND entity = ?2 AND at > ?3 AND at <= ?4 ORDER BY at")?;
-            let within = st.query_map(params![key.connection, key.entity, since_ms, now_ms], |r| r.get(0))?.collect::<rusqlite::Result<Vec<i64>>>()?;
+            let within: Vec<i64> = c.query_all(
+                "SELECT at FROM catch_ups WHERE connection = ?1 AND entity = ?2 AND at > ?3 AND at <= ?4 ORDER BY at",
+                params![key.connection, key.entity, since_ms, now_ms],
+                |r| r.get(0),
+            )?;
             Ok(lag_points(before, &within, since_ms, now_ms, max_points))
         })
     }
@@ -166,7 +169,7 @@ mod tests {
         run(&store, &key, Outcome::CaughtUp, day);
         run(&store, &key, Outcome::CaughtUp, 2 * day);
         run(&store, &key, Outcome::CaughtUp, 10 * day);
-        let kept: i64 = store.read(|c| Ok(c.query_row("SELECT count(*) FROM catch_ups", [], |r| r.get(0))?)).unwrap();
+        let kept: i64 = store.read(|c| Ok(c.query_row("SELECT count(*) FROM catch_ups", rusqlite::params![], |r| r.get(0))?)).unwrap();
         assert_eq!(kept, 2, "day 1 is gone, day 2 is the last before the window of day 3 to 10");
         let points = store.lag_history(&key, 3 * day, 10 * day, LAG_POINTS).unwrap();
         assert_eq!(points[0].lag_ms, Some(day));

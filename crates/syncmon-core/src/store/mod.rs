@@ -17,6 +17,7 @@
 //! WAL lets readers run while a page is being written.
 
 use crate::state::UnfinishedRun;
+use db::{Db, Stmt};
 use rusqlite::{params, Connection, OpenFlags};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,8 @@ mod runs;
 pub(crate) mod pg_connect;
 mod schema;
 // Wired by `Store::open_postgres` once the store runs on `db::Db` (issue 14, in progress).
+#[cfg(test)]
+mod on_postgres;
 #[allow(dead_code)]
 mod schema_pg;
 mod settings;
@@ -81,6 +84,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Postgres(String),
     #[error("cannot open the database {path}: {message}")]
     Open { path: PathBuf, message: String },
     #[error("{0}")]
@@ -98,6 +103,15 @@ pub enum StoreError {
     Damaged { path: PathBuf, problems: Vec<String> },
     #[error("the database {} was opened read-only; this command cannot change it", path.display())]
     ReadOnly { path: PathBuf },
+}
+
+impl From<db::DbError> for StoreError {
+    fn from(e: db::DbError) -> Self {
+        match e {
+            db::DbError::Sqlite(e) => StoreError::Sql(e),
+            e @ db::DbError::Postgres(_) => StoreError::Postgres(e.to_string()),
+        }
+    }
 }
 
 /// What to do about a damaged replica: it is a copy of the sources, so it can be rebuilt.
@@ -133,8 +147,8 @@ impl std::fmt::Display for EntityKey {
 pub struct Store {
     path: PathBuf,
     /// None when opened read-only ([`Store::open_read_only`]): every write is refused.
-    writer: Option<Mutex<Connection>>,
-    reader: Mutex<Connection>,
+    writer: Option<Mutex<Db>>,
+    reader: Mutex<Db>,
     /// Request-log rows waiting for the next write: logging a request must never wait for a
     /// page transaction, or fetching the next page would stall behind writing this one.
     pending_log: Mutex<Vec<RequestRow>>,
@@ -146,9 +160,9 @@ impl Drop for Store {
     /// Writes what is still queued (the last events and calls of a `syncmon sync`).
     fn drop(&mut self) {
         if let Some(writer) = &self.writer {
-            let mut c = writer.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = self.flush_log(&mut c);
-            let _ = self.flush_events(&mut c);
+            let c = writer.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = self.flush_log(&c);
+            let _ = self.flush_events(&c);
         }
     }
 }
@@ -274,6 +288,11 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
+/// Parameters built at run time (a filter's conditions) as the slice the queries take.
+fn dyn_params(values: &[rusqlite::types::Value]) -> Vec<&dyn rusqlite::ToSql> {
+    values.iter().map(|v| v as &dyn rusqlite::ToSql).collect()
+}
+
 impl Store {
     /// Opens (creating if needed) and migrates the database for writing.
     pub fn open(path: &Path) -> Result<Store> {
@@ -325,8 +344,8 @@ impl Store {
         let reader = open().map_err(failed)?;
         Ok(Store {
             path: path.to_path_buf(),
-            writer: Some(Mutex::new(writer)),
-            reader: Mutex::new(reader),
+            writer: Some(Mutex::new(Db::Sqlite(writer))),
+            reader: Mutex::new(Db::Sqlite(reader)),
             pending_log: Mutex::new(Vec::new()),
             pending_events: Mutex::new(Vec::new()),
         })
@@ -366,7 +385,7 @@ impl Store {
         Ok(Store {
             path: path.to_path_buf(),
             writer: None,
-            reader: Mutex::new(reader),
+            reader: Mutex::new(Db::Sqlite(reader)),
             pending_log: Mutex::new(Vec::new()),
             pending_events: Mutex::new(Vec::new()),
         })
@@ -375,10 +394,12 @@ impl Store {
     /// `PRAGMA integrity_check` on this store's reading connection: the problems, empty when
     /// the database is sound.
     pub fn integrity_check(&self) -> Result<Vec<String>> {
-        self.read(|c| match integrity_problems(c, false) {
-            Ok(p) => Ok(p),
-            Err(e) if is_corruption(&e) => Ok(vec![e.to_string()]),
-            Err(e) => Err(e.into()),
+        // postgres: PostgreSQL has no integrity pragma: there the check finds no problems.
+        self.read(|c| match c.sqlite().map(|c| integrity_problems(c, false)) {
+            None => Ok(Vec::new()),
+            Some(Ok(p)) => Ok(p),
+            Some(Err(e)) if is_corruption(&e) => Ok(vec![e.to_string()]),
+            Some(Err(e)) => Err(e.into()),
         })
     }
 
@@ -390,33 +411,28 @@ impl Store {
         &self.path
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    fn write<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
         let Some(writer) = &self.writer else { return Err(StoreError::ReadOnly { path: self.path.clone() }) };
-        let mut c = writer.lock().unwrap_or_else(|p| p.into_inner());
-        self.flush_log(&mut c)?;
-        self.flush_events(&mut c)?;
-        f(&mut c)
+        let c = writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.flush_log(&c)?;
+        self.flush_events(&c)?;
+        f(&c)
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    fn read<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
         let c = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         f(&c)
     }
 
     /// One statement run once per item, all in one transaction; returns how many rows it changed.
-    fn execute_each<T>(
-        &self,
-        sql: &str,
-        items: &[T],
-        mut execute: impl FnMut(&mut rusqlite::CachedStatement<'_>, &T) -> rusqlite::Result<usize>,
-    ) -> Result<usize> {
+    fn execute_each<T>(&self, sql: &str, items: &[T], mut execute: impl FnMut(&Stmt<'_>, &T) -> db::DbResult<usize>) -> Result<usize> {
         self.write(|c| {
             let tx = c.transaction()?;
             let mut n = 0;
             {
-                let mut st = tx.prepare_cached(sql)?;
+                let st = tx.prepare(sql)?;
                 for item in items {
-                    n += execute(&mut st, item)?;
+                    n += execute(&st, item)?;
                 }
             }
             tx.commit()?;

@@ -11,10 +11,11 @@
 //! - A row leaves the outbox only when the exact (version, kind) it held was delivered or became
 //!   a failed item; a newer change queued meanwhile stays and is delivered on its own.
 
+use super::db::{Db, DbResult};
 use super::{EntityKey, Result, Store};
 use crate::record::Rejected;
 use crate::state::{FailedStage, FailedState, Resolution};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 pub(super) const UPSERT: &str = "upsert";
 pub(super) const DELETE: &str = "delete";
@@ -39,17 +40,17 @@ impl OutboxItem {
 }
 
 /// Queues (or updates the queued) change of one record.
-pub(super) fn enqueue(tx: &rusqlite::Transaction, key: &EntityKey, record_id: &str, hash: i64, version: &str, kind: &str, now_ms: i64) -> rusqlite::Result<()> {
-    tx.prepare_cached(
+pub(super) fn enqueue(tx: &Db, key: &EntityKey, record_id: &str, hash: i64, version: &str, kind: &str, now_ms: i64) -> DbResult<()> {
+    tx.execute(
         "INSERT INTO outbox (connection, entity, record_id, id_hash, row_version, kind, queued_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (connection, entity, record_id) DO UPDATE SET row_version = excluded.row_version, kind = excluded.kind, queued_at = excluded.queued_at",
-    )?
-    .execute(params![key.connection, key.entity, record_id, hash, version, kind, now_ms])?;
+        params![key.connection, key.entity, record_id, hash, version, kind, now_ms],
+    )?;
     Ok(())
 }
 
 /// Queues the deletions a completed resync pass is about to make (call before tombstoning).
-pub(super) fn enqueue_unseen_deletions(tx: &rusqlite::Transaction, key: &EntityKey, pass: i64, now_ms: i64) -> rusqlite::Result<usize> {
+pub(super) fn enqueue_unseen_deletions(tx: &Db, key: &EntityKey, pass: i64, now_ms: i64) -> DbResult<usize> {
     let table = key.table();
     tx.execute(
         &format!(
@@ -76,8 +77,7 @@ impl Store {
         self.write(|c| {
             let tx = c.transaction()?;
             let current: Option<String> = tx
-                .query_row("SELECT forward_to FROM entity_state WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| r.get(0))
-                .optional()?
+                .query_opt("SELECT forward_to FROM entity_state WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| r.get(0))?
                 .flatten();
             if current.as_deref() == target {
                 return Ok(0);
@@ -106,47 +106,43 @@ impl Store {
     pub fn outbox_batch(&self, key: &EntityKey, after_id: i64, limit: u32) -> Result<Vec<OutboxItem>> {
         let table = key.table();
         self.read(|c| {
-            let mut st = c.prepare_cached(&format!(
-                "SELECT o.id, o.record_id, o.row_version, o.kind, r.data FROM outbox o
-                   LEFT JOIN \"{table}\" r ON r.id_hash = o.id_hash AND r.id = o.record_id
-                  WHERE o.connection = ?1 AND o.entity = ?2 AND o.id > ?3 ORDER BY o.id LIMIT ?4"
-            ))?;
-            let rows = st
-                .query_map(params![key.connection, key.entity, after_id, limit], |r| {
-                    Ok(OutboxItem { id: r.get(0)?, record_id: r.get(1)?, row_version: r.get(2)?, kind: r.get(3)?, data: r.get(4)? })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            Ok(c.query_all(
+                &format!(
+                    "SELECT o.id, o.record_id, o.row_version, o.kind, r.data FROM outbox o
+                       LEFT JOIN \"{table}\" r ON r.id_hash = o.id_hash AND r.id = o.record_id
+                      WHERE o.connection = ?1 AND o.entity = ?2 AND o.id > ?3 ORDER BY o.id LIMIT ?4"
+                ),
+                params![key.connection, key.entity, after_id, limit],
+                |r| Ok(OutboxItem { id: r.get(0)?, record_id: r.get(1)?, row_version: r.get(2)?, kind: r.get(3)?, data: r.get(4)? }),
+            )?)
         })
     }
 
     /// Changes of the entity waiting for delivery, and when the oldest of them was queued.
     pub fn outbox_pending(&self, key: &EntityKey) -> Result<(i64, Option<i64>)> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT count(*), min(queued_at) FROM outbox WHERE connection = ?1 AND entity = ?2")?
-                .query_row(params![key.connection, key.entity], |r| Ok((r.get(0)?, r.get(1)?)))?)
+            Ok(c.query_row("SELECT count(*), min(queued_at) FROM outbox WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?)
         })
     }
 
     /// Changes of the entity waiting for delivery.
     pub fn outbox_count(&self, key: &EntityKey) -> Result<i64> {
-        self.read(|c| {
-            Ok(c.prepare_cached("SELECT count(*) FROM outbox WHERE connection = ?1 AND entity = ?2")?
-                .query_row(params![key.connection, key.entity], |r| r.get(0))?)
-        })
+        self.read(|c| Ok(c.query_row("SELECT count(*) FROM outbox WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| r.get(0))?))
     }
 
     /// Per target: changes waiting in the outboxes of the entities forwarding to it, and when
     /// the oldest of them was queued.
     pub fn outbox_by_target(&self) -> Result<Vec<(String, i64, Option<i64>)>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
+            Ok(c.query_all(
                 "SELECT e.forward_to, count(o.id), min(o.queued_at) FROM entity_state e
                    LEFT JOIN outbox o ON o.connection = e.connection AND o.entity = e.entity
                   WHERE e.forward_to IS NOT NULL GROUP BY e.forward_to",
-            )?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?)
         })
     }
 
@@ -155,10 +151,11 @@ impl Store {
     pub fn target_writes(&self, target: &str, since_ms: i64, limit: u32) -> Result<Vec<TargetWrite>> {
         self.flush()?;
         self.read(|c| {
-            let mut st =
-                c.prepare_cached("SELECT at, status, error FROM request_log WHERE connection = ?1 AND at >= ?2 AND method <> 'GET' ORDER BY id DESC LIMIT ?3")?;
-            let rows = st.query_map(params![target, since_ms, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            Ok(c.query_all(
+                "SELECT at, status, error FROM request_log WHERE connection = ?1 AND at >= ?2 AND method <> 'GET' ORDER BY id DESC LIMIT ?3",
+                params![target, since_ms, limit],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?)
         })
     }
 
@@ -166,12 +163,11 @@ impl Store {
     pub fn replica_row(&self, key: &EntityKey, id: &str) -> Result<Option<(String, String, bool)>> {
         let table = key.table();
         self.read(|c| {
-            Ok(c.query_row(
+            Ok(c.query_opt(
                 &format!("SELECT row_version, data, deleted_at IS NOT NULL FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"),
                 params![super::id_hash(id), id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?)
+            )?)
         })
     }
 
@@ -181,8 +177,10 @@ impl Store {
     pub fn delivery_succeeded(&self, key: &EntityKey, record_id: &str, version: &str, kind: &str, replayed_item: Option<i64>, now_ms: i64) -> Result<usize> {
         self.write(|c| {
             let tx = c.transaction()?;
-            tx.prepare_cached("DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4 AND kind = ?5")?
-                .execute(params![key.connection, key.entity, record_id, version, kind])?;
+            tx.execute(
+                "DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4 AND kind = ?5",
+                params![key.connection, key.entity, record_id, version, kind],
+            )?;
             // Delivered is synced: the mark at the source is queued with it.
             if kind == UPSERT && super::write_back::enabled(&tx, key)? {
                 super::write_back::enqueue(&tx, key, record_id, super::id_hash(record_id), version, now_ms)?;
@@ -193,13 +191,11 @@ impl Store {
                     params![now_ms, fid, FailedState::Resolved, Resolution::Replayed, FailedState::Pending],
                 )?;
             }
-            let superseded = tx
-                .prepare_cached(
-                    "UPDATE failed_items SET state = ?6, resolution = ?7, resolved_at = ?1
-                     WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = ?8 AND stage = ?9
-                       AND (row_version IS NULL OR (length(row_version), row_version) <= (length(?5), ?5))",
-                )?
-                .execute(params![
+            let superseded = tx.execute(
+                "UPDATE failed_items SET state = ?6, resolution = ?7, resolved_at = ?1
+                 WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = ?8 AND stage = ?9
+                   AND (row_version IS NULL OR (length(row_version), row_version) <= (length(?5), ?5))",
+                params![
                     now_ms,
                     key.connection,
                     key.entity,
@@ -209,7 +205,8 @@ impl Store {
                     Resolution::Superseded,
                     FailedState::Pending,
                     FailedStage::Deliver
-                ])?;
+                ],
+            )?;
             tx.commit()?;
             Ok(superseded)
         })
@@ -229,8 +226,10 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool> {
         self.fail_queued(key, why, FailedStage::Deliver, http_status, tracking_id, now_ms, |tx| {
-            tx.prepare_cached("DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4 AND kind = ?5")?
-                .execute(params![key.connection, key.entity, item.record_id, item.row_version, item.kind])
+            tx.execute(
+                "DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4 AND kind = ?5",
+                params![key.connection, key.entity, item.record_id, item.row_version, item.kind],
+            )
         })
     }
 }

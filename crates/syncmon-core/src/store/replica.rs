@@ -16,11 +16,12 @@
 //! B-tree is not keyed by random UUID text) and an index on the id's hash; plain SQL can read it.
 
 use super::checkpoints::HISTORY_EVERY_MS;
+use super::db::{Db, DbResult};
 use super::{open_read_only_connection, outbox, record_failure, two_way, write_back, EntityKey, Result, Store, StoreError};
 use crate::record::{Record, Rejected};
 use crate::rowversion::RowVersion;
 use crate::state::{FailedStage, FailedState, Resolution, ResyncState};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::Serialize;
 
 /// What a page contributes to the replica, applied atomically by [`Store::apply_page`].
@@ -64,7 +65,7 @@ pub struct ReplicaRow {
 
 /// What a transaction that applies pages starts from, read from the entity's state: (checkpoint,
 /// resync pass, live replica rows, whether it forwards to a target, whether failed items are pending).
-pub(super) fn pages_start(tx: &rusqlite::Transaction, key: &EntityKey) -> rusqlite::Result<(String, i64, i64, bool, bool)> {
+pub(super) fn pages_start(tx: &Db, key: &EntityKey) -> DbResult<(String, i64, i64, bool, bool)> {
     tx.query_row(
         "SELECT checkpoint, resync_pass, replica_rows, forward_to IS NOT NULL, pending_failed > 0 FROM entity_state WHERE connection = ?1 AND entity = ?2",
         params![key.connection, key.entity],
@@ -88,16 +89,18 @@ impl Store {
         self.write(|c| {
             let tx = c.transaction()?;
             let owner: Option<(String, String)> =
-                tx.query_row("SELECT connection, entity FROM entity_state WHERE replica_table = ?1", [&table], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+                tx.query_opt("SELECT connection, entity FROM entity_state WHERE replica_table = ?1", params![table], |r| Ok((r.get(0)?, r.get(1)?)))?;
             if let Some((conn, ent)) = owner {
                 if conn != key.connection || ent != key.entity {
                     return Err(StoreError::NotFound(format!("entity {key} would share the replica table `{table}` with {conn}/{ent}; rename one of them")));
                 }
             }
             tx.execute(
-                "INSERT OR IGNORE INTO entity_state (connection, entity, replica_table) VALUES (?1, ?2, ?3)",
+                "INSERT INTO entity_state (connection, entity, replica_table) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 params![key.connection, key.entity, table],
             )?;
+            // postgres: SQLite's DDL (`INTEGER PRIMARY KEY` is its rowid alias, INTEGER 64 bits);
+            // PostgreSQL needs `schema_pg::replica_table_ddl(&table)` here (identity rowid, BIGINT).
             tx.execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS \"{table}\" (
                     rowid INTEGER PRIMARY KEY,
@@ -131,7 +134,7 @@ impl Store {
         key: &EntityKey,
         pages: &[PageBatch],
         stage: FailedStage,
-        then: impl FnOnce(&rusqlite::Transaction, &Applied) -> Result<()>,
+        then: impl FnOnce(&Db, &Applied) -> Result<()>,
     ) -> Result<Applied> {
         let table = key.table();
         self.write(|c| {
@@ -144,20 +147,20 @@ impl Store {
             let mut live_delta = 0i64;
             let mut first_seen_live = 0i64;
             {
-                let mut find = tx
-                    .prepare_cached(&format!("SELECT rowid, row_version, deleted_at IS NOT NULL, seen_pass FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?;
-                let mut insert = tx.prepare_cached(&format!(
+                let find =
+                    tx.prepare(&format!("SELECT rowid, row_version, deleted_at IS NOT NULL, seen_pass FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?;
+                let insert = tx.prepare(&format!(
                     "INSERT INTO \"{table}\" (id, id_hash, row_version, data, updated_at, deleted_at, seen_pass)
                      VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)"
                 ))?;
-                let mut update = tx.prepare_cached(&format!(
+                let update = tx.prepare(&format!(
                     "UPDATE \"{table}\" SET row_version = ?2, data = ?3, updated_at = ?4, deleted_at = NULL,
-                       seen_pass = max(seen_pass, ?5) WHERE rowid = ?1"
+                       seen_pass = CASE WHEN seen_pass > ?5 THEN seen_pass ELSE ?5 END WHERE rowid = ?1"
                 ))?;
                 // Every id received is evidence it exists at the source: mark it with the current
                 // pass so that a pass in progress does not tombstone it.
-                let mut mark_seen = tx.prepare_cached(&format!("UPDATE \"{table}\" SET seen_pass = ?2 WHERE rowid = ?1"))?;
-                let mut same_data = tx.prepare_cached(&format!("SELECT data = ?2 FROM \"{table}\" WHERE rowid = ?1"))?;
+                let mark_seen = tx.prepare(&format!("UPDATE \"{table}\" SET seen_pass = ?2 WHERE rowid = ?1"))?;
+                let same_data = tx.prepare(&format!("SELECT data = ?2 FROM \"{table}\" WHERE rowid = ?1"))?;
                 // Rows are visited in id_hash order, so the index is walked front to back (each
                 // leaf page read once) instead of at random. The sort is stable: two versions of
                 // one id keep their feed order (and older never overwrites newer anyway).
@@ -165,11 +168,9 @@ impl Store {
                 rows.sort_by_key(|(hash, _, _)| *hash);
                 for (hash, r, b) in rows {
                     let now_ms = b.now_ms;
-                    let existing = find
-                        .query_row(params![hash, r.id], |row| {
-                            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, bool>(2)?, row.get::<_, i64>(3)?))
-                        })
-                        .optional()?;
+                    let existing = find.query_opt(params![hash, r.id], |row| {
+                        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, bool>(2)?, row.get::<_, i64>(3)?))
+                    })?;
                     match existing {
                         None => {
                             insert.execute(params![r.id, hash, r.version.as_str(), r.data, now_ms, pass])?;
@@ -196,7 +197,7 @@ impl Store {
                             // overwrites a newer one, whatever its content (a clock set back).
                             let edited = b.rereads_checkpoint
                                 && old.as_ref().is_some_and(|old| r.version == *old)
-                                && !same_data.query_row(params![rowid, r.data], |row| row.get::<_, bool>(0))?;
+                                && !same_data.query_opt(params![rowid, r.data], |row| row.get::<_, bool>(0))?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
                             if edited || old.is_none_or(|old| r.version > old || (deleted && r.version >= old)) {
                                 update.execute(params![rowid, r.version.as_str(), r.data, now_ms, pass])?;
                                 applied.rows_written += 1;
@@ -226,9 +227,8 @@ impl Store {
                 // pass must not tombstone the row it had.
                 for rej in pages.iter().flat_map(|b| b.rejected) {
                     let Some(id) = rej.id.as_deref() else { continue };
-                    let existing = find
-                        .query_row(params![id_hash(id), id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, bool>(2)?, row.get::<_, i64>(3)?)))
-                        .optional()?;
+                    let existing =
+                        find.query_opt(params![id_hash(id), id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, bool>(2)?, row.get::<_, i64>(3)?)))?;
                     if let Some((rowid, deleted, _)) = existing.filter(|(_, _, seen)| pass > *seen) {
                         mark_seen.execute(params![rowid, pass])?;
                         if !deleted {
@@ -245,7 +245,7 @@ impl Store {
             if has_pending {
                 // A record that has since synced fine clears its failed items (superseded). Not
                 // delivery failures: reading a record again says nothing about the target having it.
-                let mut supersede = tx.prepare_cached(
+                let supersede = tx.prepare(
                     "UPDATE failed_items SET state = ?6, resolution = ?7, resolved_at = ?1
                      WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = ?8 AND stage <> ?9
                        AND (row_version IS NULL OR (length(row_version), row_version) <= (length(?5), ?5))",
@@ -303,8 +303,9 @@ impl Store {
                 // short cycle adds no point besides the one at its end (`finish_run`).
                 let (now_ms, run_id) = pages.last().map_or((0, 0), |b| (b.now_ms, b.run_id));
                 let since: Option<i64> = tx.query_row(
-                    "SELECT max(coalesce((SELECT max(at) FROM checkpoint_history WHERE connection = ?1 AND entity = ?2), ?4),
-                                coalesce((SELECT started_at FROM runs WHERE id = ?3), ?4))",
+                    "SELECT CASE WHEN history > started THEN history ELSE started END FROM (SELECT
+                       coalesce((SELECT max(at) FROM checkpoint_history WHERE connection = ?1 AND entity = ?2), ?4) AS history,
+                       coalesce((SELECT started_at FROM runs WHERE id = ?3), ?4) AS started) AS t",
                     params![key.connection, key.entity, run_id, i64::MIN],
                     |r| r.get(0),
                 )?;
@@ -327,7 +328,7 @@ impl Store {
             if first_seen_live > 0 {
                 // A pass under way counts down the deletions it would make at its end.
                 tx.execute(
-                    "UPDATE entity_state SET resync_would_delete = max(0, resync_would_delete - ?1)
+                    "UPDATE entity_state SET resync_would_delete = CASE WHEN resync_would_delete - ?1 < 0 THEN 0 ELSE resync_would_delete - ?1 END
                      WHERE connection = ?2 AND entity = ?3 AND resync_state = ?4",
                     params![first_seen_live, key.connection, key.entity, ResyncState::Running],
                 )?;
@@ -349,13 +350,11 @@ impl Store {
         self.write(|c| {
             let tx = c.transaction()?;
             let hash = id_hash(&record.id);
-            let existing: Option<(i64, String, bool)> = tx
-                .query_row(
-                    &format!("SELECT rowid, row_version, deleted_at IS NOT NULL FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"),
-                    params![hash, record.id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
+            let existing: Option<(i64, String, bool)> = tx.query_opt(
+                &format!("SELECT rowid, row_version, deleted_at IS NOT NULL FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"),
+                params![hash, record.id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
             let newer_in_replica = existing.as_ref().is_some_and(|(_, v, deleted)| !deleted && RowVersion::parse(v).is_some_and(|v| v > record.version));
             let resolution = if newer_in_replica { Resolution::Superseded } else { Resolution::Replayed };
             if !newer_in_replica {
@@ -372,7 +371,7 @@ impl Store {
                         tx.execute(
                             &format!(
                                 "UPDATE \"{table}\" SET row_version = ?2, data = ?3, updated_at = ?4, deleted_at = NULL,
-                                   seen_pass = max(seen_pass, ?5) WHERE rowid = ?1"
+                                   seen_pass = CASE WHEN seen_pass > ?5 THEN seen_pass ELSE ?5 END WHERE rowid = ?1"
                             ),
                             params![rowid, record.version.as_str(), record.data, now_ms, pass],
                         )?;
@@ -431,8 +430,9 @@ impl Store {
         let table = key.table();
         self.write(|c| {
             let tx = c.transaction()?;
-            let live: i64 = tx.query_row(&format!("SELECT count(*) FROM \"{table}\" WHERE deleted_at IS NULL"), [], |r| r.get(0))?;
-            let unseen: i64 = tx.query_row(&format!("SELECT count(*) FROM \"{table}\" WHERE deleted_at IS NULL AND seen_pass < ?1"), [pass], |r| r.get(0))?;
+            let live: i64 = tx.query_row(&format!("SELECT count(*) FROM \"{table}\" WHERE deleted_at IS NULL"), params![], |r| r.get(0))?;
+            let unseen: i64 =
+                tx.query_row(&format!("SELECT count(*) FROM \"{table}\" WHERE deleted_at IS NULL AND seen_pass < ?1"), params![pass], |r| r.get(0))?;
             let tripped = live > 0 && (unseen as f64) > guard * (live as f64) && !allow_deletions;
             let deleted = if tripped {
                 tx.execute(
@@ -472,25 +472,35 @@ impl Store {
         let table = key.table();
         let path = self.path.clone();
         // A dedicated connection: an export can take long and must not hold the shared reader.
-        let c = open_read_only_connection(&path)?;
+        // postgres: PostgreSQL needs a second client here, and a cursor (FETCH in batches): its
+        // query_all holds every row in memory, SQLite's reads them one at a time.
+        let c = Db::Sqlite(open_read_only_connection(&path)?);
         let filter = if include_deleted { "" } else { "WHERE deleted_at IS NULL" };
-        let mut st = c.prepare(&format!("SELECT id, row_version, data, deleted_at FROM \"{table}\" {filter} ORDER BY rowid"))?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
+        // Each row is handed on as it is read (the rows collected are `()`); the first failure
+        // stops the query and is returned as it is.
+        let mut failed: Option<StoreError> = None;
+        let read = c.query_all(&format!("SELECT id, row_version, data, deleted_at FROM \"{table}\" {filter} ORDER BY rowid"), params![], |r| {
             let data: String = r.get(2)?;
-            let row = ReplicaRow {
-                id: r.get(0)?,
-                row_version: r.get(1)?,
-                data: serde_json::value::RawValue::from_string(data).map_err(|e| StoreError::NotFound(format!("corrupt row: {e}")))?,
-                deleted_at: r.get(3)?,
+            let row = match serde_json::value::RawValue::from_string(data) {
+                Ok(data) => ReplicaRow { id: r.get(0)?, row_version: r.get(1)?, data, deleted_at: r.get(3)? },
+                Err(e) => {
+                    failed = Some(StoreError::NotFound(format!("corrupt row: {e}")));
+                    return Err(rusqlite::Error::QueryReturnedNoRows);
+                }
             };
-            each(row).map_err(|e| StoreError::NotFound(format!("write failed: {e}")))?;
+            each(row).map_err(|e| {
+                failed = Some(StoreError::NotFound(format!("write failed: {e}")));
+                rusqlite::Error::QueryReturnedNoRows
+            })
+        });
+        match (failed, read) {
+            (Some(e), _) => Err(e),
+            (None, read) => read.map(|_| ()).map_err(Into::into),
         }
-        Ok(())
     }
 }
 
-fn set_replica_rows(tx: &rusqlite::Transaction, key: &EntityKey, n: i64) -> rusqlite::Result<()> {
+fn set_replica_rows(tx: &Db, key: &EntityKey, n: i64) -> DbResult<()> {
     tx.execute("UPDATE entity_state SET replica_rows = ?1 WHERE connection = ?2 AND entity = ?3", params![n, key.connection, key.entity])?;
     Ok(())
 }

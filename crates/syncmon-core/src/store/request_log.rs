@@ -1,8 +1,9 @@
 //! The request log: every call to a source or target (URL redacted, status, duration, attempt),
 //! queued in memory and written with the next write so that logging never waits for a page.
 
-use super::{EntityKey, Result, Store};
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{Db, Row};
+use super::{dyn_params, EntityKey, Result, Store};
+use rusqlite::params;
 use serde::Serialize;
 use std::sync::Mutex;
 
@@ -45,14 +46,14 @@ pub struct RequestStats {
 }
 
 impl Store {
-    pub(super) fn flush_log(&self, c: &mut Connection) -> Result<()> {
+    pub(super) fn flush_log(&self, c: &Db) -> Result<()> {
         let rows = std::mem::take(&mut *self.pending_log.lock().unwrap_or_else(|p| p.into_inner()));
         if rows.is_empty() {
             return Ok(());
         }
         let tx = c.transaction()?;
         {
-            let mut insert = tx.prepare_cached(
+            let insert = tx.prepare(
                 "INSERT INTO request_log (at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
@@ -73,8 +74,8 @@ impl Store {
             q.len()
         };
         if queued >= 64 {
-            if let Some(Ok(mut c)) = self.writer.as_ref().map(Mutex::try_lock) {
-                self.flush_log(&mut c)?;
+            if let Some(Ok(c)) = self.writer.as_ref().map(Mutex::try_lock) {
+                self.flush_log(&c)?;
             }
         }
         Ok(())
@@ -112,15 +113,12 @@ impl Store {
                 }
                 sql.push_str(" ORDER BY id DESC LIMIT ?");
                 args.push((limit as i64).into());
-                let mut st = c.prepare(&sql)?;
-                let rows = st.query_map(rusqlite::params_from_iter(args), request_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows)
+                Ok(c.query_all(&sql, &dyn_params(&args), request_row)?)
             };
             let Some(k) = key else { return query(None) };
             let mut rows = query(Some((&k.connection, &k.entity)))?;
             let target: Option<String> = c
-                .query_row("SELECT forward_to FROM entity_state WHERE connection = ?1 AND entity = ?2", params![k.connection, k.entity], |r| r.get(0))
-                .optional()?
+                .query_opt("SELECT forward_to FROM entity_state WHERE connection = ?1 AND entity = ?2", params![k.connection, k.entity], |r| r.get(0))?
                 .flatten();
             if let Some(target) = target {
                 rows.extend(query(Some((&target, &k.to_string())))?);
@@ -133,28 +131,28 @@ impl Store {
 
     /// Drops request-log entries older than the retention; bounded work per call.
     pub fn prune_request_log(&self, older_than_ms: i64) -> Result<usize> {
-        self.write(|c| Ok(c.execute("DELETE FROM request_log WHERE id IN (SELECT id FROM request_log WHERE at < ?1 LIMIT 50000)", [older_than_ms])?))
+        self.write(|c| Ok(c.execute("DELETE FROM request_log WHERE id IN (SELECT id FROM request_log WHERE at < ?1 LIMIT 50000)", params![older_than_ms])?))
     }
 
     /// Request count, error rate and p95 latency of the calls logged since `since_ms`.
     pub fn request_stats(&self, since_ms: i64) -> Result<RequestStats> {
         self.flush()?;
         self.read(|c| {
-            let (requests, failed): (i64, i64) =
-                c.query_row("SELECT count(*), coalesce(sum(status IS NULL OR status >= 400), 0) FROM request_log WHERE at >= ?1", [since_ms], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
+            let (requests, failed): (i64, i64) = c.query_row(
+                "SELECT count(*), coalesce(sum(CASE WHEN status IS NULL OR status >= 400 THEN 1 ELSE 0 END), 0) FROM request_log WHERE at >= ?1",
+                params![since_ms],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
             let p95_ms = if requests == 0 {
                 None
             } else {
                 // Nearest-rank p95: the ceil(0.95 n)-th smallest duration.
                 let rank = ((requests as f64) * 0.95).ceil() as i64;
-                c.query_row(
+                c.query_opt(
                     "SELECT duration_ms FROM request_log WHERE at >= ?1 ORDER BY duration_ms LIMIT 1 OFFSET ?2",
                     params![since_ms, (rank - 1).max(0)],
                     |r| r.get(0),
-                )
-                .optional()?
+                )?
             };
             let error_rate = if requests == 0 { 0.0 } else { failed as f64 / requests as f64 };
             Ok(RequestStats { requests, failed, error_rate, p95_ms })
@@ -166,7 +164,7 @@ impl Store {
 pub(super) const REQUEST_COLUMNS: &str = "id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error";
 
 /// A row of `request_log` (selected by [`REQUEST_COLUMNS`]).
-pub(super) fn request_row(r: &rusqlite::Row) -> rusqlite::Result<RequestRow> {
+pub(super) fn request_row(r: &Row<'_>) -> rusqlite::Result<RequestRow> {
     from_columns!(r => RequestRow {
         id, at, connection, entity, method, url, status, duration_ms, attempt, bytes, tracking_id, error
     })

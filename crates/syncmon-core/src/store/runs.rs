@@ -1,9 +1,10 @@
 //! Runs: one row per cycle of an entity (what it read, how it ended), the cycle's outcome on the
 //! entity, and the per-hour sums the overview's sparklines show.
 
+use super::db::Row;
 use super::{EntityKey, Result, Store};
 use crate::state::{Outcome, RunKind, RunOutcome, UnfinishedRun};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::Serialize;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -33,11 +34,11 @@ pub struct RunRow {
 impl Store {
     pub fn begin_run(&self, key: &EntityKey, kind: RunKind, now_ms: i64) -> Result<i64> {
         self.write(|c| {
-            c.execute(
-                "INSERT INTO runs (connection, entity, kind, started_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
+            Ok(c.query_row(
+                "INSERT INTO runs (connection, entity, kind, started_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
                 params![key.connection, key.entity, kind, now_ms, UnfinishedRun::Running],
-            )?;
-            Ok(c.last_insert_rowid())
+                |r| r.get(0),
+            )?)
         })
     }
 
@@ -79,13 +80,11 @@ impl Store {
                     params![key.connection, key.entity],
                     |r| r.get(0),
                 )?;
-                let last: Option<String> = tx
-                    .query_row(
-                        "SELECT checkpoint FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 ORDER BY at DESC LIMIT 1",
-                        params![key.connection, key.entity],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
+                let last: Option<String> = tx.query_opt(
+                    "SELECT checkpoint FROM checkpoint_history WHERE connection = ?1 AND entity = ?2 ORDER BY at DESC LIMIT 1",
+                    params![key.connection, key.entity],
+                    |r| r.get(0),
+                )?;
                 if last.as_deref() != Some(checkpoint.as_str()) {
                     tx.execute(
                         "INSERT INTO checkpoint_history (connection, entity, at, checkpoint) VALUES (?1, ?2, ?3, ?4)",
@@ -128,9 +127,11 @@ impl Store {
 
     pub fn runs(&self, key: &EntityKey, limit: u32) -> Result<Vec<RunRow>> {
         self.read(|c| {
-            let mut st = c.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE connection = ?1 AND entity = ?2 ORDER BY id DESC LIMIT ?3"))?;
-            let rows = st.query_map(params![key.connection, key.entity, limit], run_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            Ok(c.query_all(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE connection = ?1 AND entity = ?2 ORDER BY id DESC LIMIT ?3"),
+                params![key.connection, key.entity, limit],
+                run_row,
+            )?)
         })
     }
 
@@ -141,31 +142,31 @@ impl Store {
         self.read(|c| {
             // Rows arrive grouped by entity (index order), so they are summed as they stream by
             // instead of GROUP BY sorting every run of the day.
-            let mut st = c.prepare_cached(
-                "SELECT connection, entity, started_at, records FROM runs INDEXED BY runs_by_entity_time
-                 WHERE started_at >= ?1 AND started_at < ?2 ORDER BY connection, entity",
-            )?;
+            // postgres: INDEXED BY is SQLite's; PostgreSQL needs the query without it.
             let mut out: std::collections::BTreeMap<EntityKey, Vec<i64>> = std::collections::BTreeMap::new();
             let mut current: Option<(EntityKey, Vec<i64>)> = None;
-            let mut rows = st.query(params![start, now_ms])?;
-            while let Some(r) = rows.next()? {
-                let text = |i: usize| -> rusqlite::Result<&str> {
-                    r.get_ref(i)?.as_str().map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
-                };
-                let (conn, ent) = (text(0)?, text(1)?);
-                if current.as_ref().is_none_or(|(k, _)| k.connection != conn || k.entity != ent) {
-                    if let Some((k, v)) = current.take() {
-                        out.insert(k, v);
+            // Each row is folded in as it is read: nothing is collected (the rows are `()`).
+            c.query_all(
+                "SELECT connection, entity, started_at, records FROM runs INDEXED BY runs_by_entity_time
+                 WHERE started_at >= ?1 AND started_at < ?2 ORDER BY connection, entity",
+                params![start, now_ms],
+                |r| {
+                    let (conn, ent): (String, String) = (r.get(0)?, r.get(1)?);
+                    if current.as_ref().is_none_or(|(k, _)| k.connection != conn || k.entity != ent) {
+                        if let Some((k, v)) = current.take() {
+                            out.insert(k, v);
+                        }
+                        current = Some((EntityKey { connection: conn, entity: ent }, vec![0; hours]));
                     }
-                    current = Some((EntityKey::new(conn, ent), vec![0; hours]));
-                }
-                let bucket = ((r.get::<_, i64>(2)? - start) / HOUR_MS) as usize;
-                if let Some((_, v)) = current.as_mut() {
-                    if let Some(slot) = v.get_mut(bucket) {
-                        *slot += r.get::<_, i64>(3)?;
+                    let bucket = ((r.get::<_, i64>(2)? - start) / HOUR_MS) as usize;
+                    if let Some((_, v)) = current.as_mut() {
+                        if let Some(slot) = v.get_mut(bucket) {
+                            *slot += r.get::<_, i64>(3)?;
+                        }
                     }
-                }
-            }
+                    Ok(())
+                },
+            )?;
             if let Some((k, v)) = current {
                 out.insert(k, v);
             }
@@ -178,7 +179,7 @@ impl Store {
 pub(super) const RUN_COLUMNS: &str = "id, connection, entity, kind, started_at, finished_at, pages, records, failed_records, outcome, error, tracking_id";
 
 /// A row of `runs` (selected by [`RUN_COLUMNS`]).
-pub(super) fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
+pub(super) fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     from_columns!(r => RunRow {
         id, connection, entity, kind, started_at, finished_at, pages, records, failed_records, outcome, error, tracking_id
     })

@@ -1,11 +1,11 @@
 //! The small key/value settings table (the UI's saved preferences).
 
 use super::{Result, Store};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 impl Store {
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
-        self.read(|c| Ok(c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?))
+        self.read(|c| Ok(c.query_opt("SELECT value FROM settings WHERE key = ?1", params![key], |r| r.get(0))?))
     }
 
     pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {

@@ -14,11 +14,12 @@
 //! - Only a COMPLETE pass deletes: the live rows it did not see are marked (`seen_pass = -1`)
 //!   and [`Store::resync_finish`] tombstones them under the deletion guard, as a full resync.
 
+use super::db::{Db, DbResult};
 use super::replica::{id_hash, pages_start};
 use super::{outbox, record_failure, Applied, EntityKey, PageBatch, PassEnd, Result, Store};
 use crate::record::Record;
 use crate::state::{FailedStage, FailedState, Resolution};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use sha2::{Digest, Sha256};
 
 /// The `seen_pass` mark of a live row that a complete snapshot pass did not see. Real resync
@@ -92,7 +93,12 @@ impl Store {
     pub fn snapshot_begin(&self, key: &EntityKey) -> Result<()> {
         let (table, seen) = (key.table(), seen_table(key));
         self.write(|c| {
-            let has_hash: bool = c.query_row("SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'content_hash')", [&table], |r| r.get(0))?;
+            // postgres: pragma_table_info, the temp journal pragma and the `temp.` schema are SQLite's;
+            // PostgreSQL needs information_schema.columns (table_name = ?1, column_name = 'content_hash'),
+            // `content_hash BIGINT` and `row BIGINT` (its INTEGER is 32 bits), no pragma, and
+            // `pg_temp.` (a temporary table lives per session there too).
+            let has_hash: bool =
+                c.query_row("SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'content_hash')", params![table], |r| r.get(0))?;
             if !has_hash {
                 c.execute_batch(&format!("ALTER TABLE \"{table}\" ADD COLUMN content_hash INTEGER"))?;
             }
@@ -117,8 +123,9 @@ impl Store {
             let first_counter = counter;
             let mut live_delta = 0i64;
             {
-                let mut mark_seen = tx.prepare_cached(&format!("INSERT OR IGNORE INTO temp.\"{seen}\" (row) VALUES (?1)"))?;
-                let mut supersede = tx.prepare_cached(
+                // postgres: `temp.` is SQLite's name for the temporary schema (PostgreSQL: `pg_temp.`).
+                let mark_seen = tx.prepare(&format!("INSERT INTO temp.\"{seen}\" (row) VALUES (?1) ON CONFLICT DO NOTHING"))?;
+                let supersede = tx.prepare(
                     "UPDATE failed_items SET state = ?5, resolution = ?6, resolved_at = ?1
                      WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = ?7 AND stage <> ?8",
                 )?;
@@ -130,17 +137,17 @@ impl Store {
                     let w = write_record(&tx, key, r, hash, now_ms, &mut counter, forwarding)?;
                     applied.rows_written += usize::from(w.written);
                     live_delta += i64::from(w.revived_or_new);
-                    mark_seen.execute([w.rowid])?;
+                    mark_seen.execute(params![w.rowid])?;
                     if has_pending {
                         applied.superseded += supersede.execute(params![now_ms, key.connection, key.entity, r.id, resolved, superseded, pending, deliver])?;
                     }
                 }
                 // A record rejected with its id still exists at the source: its row is not deleted.
-                let mut find = tx.prepare_cached(&format!("SELECT rowid FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?;
+                let find = tx.prepare(&format!("SELECT rowid FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?;
                 for rej in pages.iter().flat_map(|b| b.rejected) {
                     let Some(id) = rej.id.as_deref() else { continue };
-                    if let Some(rowid) = find.query_row(params![id_hash(id), id], |row| row.get::<_, i64>(0)).optional()? {
-                        mark_seen.execute([rowid])?;
+                    if let Some(rowid) = find.query_opt(params![id_hash(id), id], |row| row.get::<_, i64>(0))? {
+                        mark_seen.execute(params![rowid])?;
                     }
                 }
             }
@@ -203,10 +210,11 @@ impl Store {
         self.write(|c| {
             let tx = c.transaction()?;
             // Marks left by a pass the guard stopped are this pass's to decide again.
-            tx.execute(&format!("UPDATE \"{table}\" SET seen_pass = 0 WHERE seen_pass = ?1"), [UNSEEN])?;
+            tx.execute(&format!("UPDATE \"{table}\" SET seen_pass = 0 WHERE seen_pass = ?1"), params![UNSEEN])?;
+            // postgres: `temp.` → `pg_temp.` (see snapshot_begin).
             tx.execute(
                 &format!("UPDATE \"{table}\" SET seen_pass = ?1 WHERE deleted_at IS NULL AND rowid NOT IN (SELECT row FROM temp.\"{seen}\")"),
-                [UNSEEN],
+                params![UNSEEN],
             )?;
             tx.commit()?;
             Ok(())
@@ -226,21 +234,14 @@ struct Written {
 
 /// Writes one record unless its row holds the same content (same hash, not a tombstone): a new
 /// or changed record takes the next change number and is queued for forwarding.
-fn write_record(
-    tx: &rusqlite::Transaction,
-    key: &EntityKey,
-    r: &Record,
-    hash: i64,
-    now_ms: i64,
-    counter: &mut u64,
-    forwarding: bool,
-) -> rusqlite::Result<Written> {
+fn write_record(tx: &Db, key: &EntityKey, r: &Record, hash: i64, now_ms: i64, counter: &mut u64, forwarding: bool) -> DbResult<Written> {
     let table = key.table();
     let content = content_hash(&r.data);
-    let existing = tx
-        .prepare_cached(&format!("SELECT rowid, content_hash, deleted_at IS NOT NULL FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?
-        .query_row(params![hash, r.id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, bool>(2)?)))
-        .optional()?;
+    let existing = tx.query_opt(
+        &format!("SELECT rowid, content_hash, deleted_at IS NOT NULL FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"),
+        params![hash, r.id],
+        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, bool>(2)?)),
+    )?;
     if let Some((rowid, Some(old), false)) = existing {
         if old == content {
             return Ok(Written { rowid, written: false, revived_or_new: false });
@@ -250,19 +251,22 @@ fn write_record(
     let version = counter.to_string();
     let w = match existing {
         Some((rowid, _, deleted)) => {
-            tx.prepare_cached(&format!(
-                "UPDATE \"{table}\" SET row_version = ?2, data = ?3, updated_at = ?4, deleted_at = NULL, content_hash = ?5 WHERE rowid = ?1"
-            ))?
-            .execute(params![rowid, version, r.data, now_ms, content])?;
+            tx.execute(
+                &format!("UPDATE \"{table}\" SET row_version = ?2, data = ?3, updated_at = ?4, deleted_at = NULL, content_hash = ?5 WHERE rowid = ?1"),
+                params![rowid, version, r.data, now_ms, content],
+            )?;
             Written { rowid, written: true, revived_or_new: deleted }
         }
         None => {
-            tx.prepare_cached(&format!(
-                "INSERT INTO \"{table}\" (id, id_hash, row_version, data, updated_at, deleted_at, seen_pass, content_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, 0, ?6)"
-            ))?
-            .execute(params![r.id, hash, version, r.data, now_ms, content])?;
-            Written { rowid: tx.last_insert_rowid(), written: true, revived_or_new: true }
+            let rowid = tx.query_row(
+                &format!(
+                    "INSERT INTO \"{table}\" (id, id_hash, row_version, data, updated_at, deleted_at, seen_pass, content_hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, NULL, 0, ?6) RETURNING rowid"
+                ),
+                params![r.id, hash, version, r.data, now_ms, content],
+                |row| row.get(0),
+            )?;
+            Written { rowid, written: true, revived_or_new: true }
         }
     };
     if forwarding {
@@ -348,8 +352,9 @@ mod tests {
         assert_eq!(checkpoint(&store), "20");
         assert_eq!(complete(&store), (20, 0, false), "one pass of rewrites, no deletions");
         assert_eq!(checkpoint(&store), "40", "each row took one new change number");
-        let (rows, tombstones): (i64, i64) =
-            store.read(|c| Ok(c.query_row(&format!("SELECT count(*), count(deleted_at) FROM \"{table}\""), [], |r| Ok((r.get(0)?, r.get(1)?)))?)).unwrap();
+        let (rows, tombstones): (i64, i64) = store
+            .read(|c| Ok(c.query_row(&format!("SELECT count(*), count(deleted_at) FROM \"{table}\""), params![], |r| Ok((r.get(0)?, r.get(1)?)))?))
+            .unwrap();
         assert_eq!((rows, tombstones, store.replica_count(&key).unwrap()), (20, 0, 20), "no duplicates, no tombstones");
         assert_eq!(complete(&store), (0, 0, false), "after it, an unchanged snapshot writes nothing");
         assert_eq!(checkpoint(&store), "40");

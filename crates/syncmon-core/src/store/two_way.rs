@@ -14,10 +14,11 @@
 //! - Conflict: when a change is about to be delivered, the receiving system's replica row has
 //!   moved away from its base too (`crate::two_way` decides what then happens).
 
+use super::db::{Db, DbResult};
 use super::{record_failure, EntityKey, Result, Store};
 use crate::record::Rejected;
 use crate::state::{FailedStage, FailedState, Resolution};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 /// What the store needs to know of an entity's pair (`entity_state.two_way`).
@@ -45,23 +46,21 @@ pub fn fingerprint(data: &str, ignore: &[String]) -> i64 {
     }
 }
 
-pub(super) fn rules(tx: &rusqlite::Transaction, key: &EntityKey) -> rusqlite::Result<Option<TwoWayRules>> {
-    let text: Option<String> = tx
-        .prepare_cached("SELECT two_way FROM entity_state WHERE connection = ?1 AND entity = ?2")?
-        .query_row(params![key.connection, key.entity], |r| r.get(0))
-        .optional()?
-        .flatten();
+pub(super) fn rules(tx: &Db, key: &EntityKey) -> DbResult<Option<TwoWayRules>> {
+    let text: Option<String> =
+        tx.query_opt("SELECT two_way FROM entity_state WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| r.get(0))?.flatten();
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
 /// True when `data` is what the entity's system held when last level with its peer: Syncmon's
 /// own write coming back, not a change to send on. Always false outside a two-way pair.
-pub(super) fn is_echo(tx: &rusqlite::Transaction, key: &EntityKey, rules: Option<&TwoWayRules>, record_id: &str, data: &str) -> rusqlite::Result<bool> {
+pub(super) fn is_echo(tx: &Db, key: &EntityKey, rules: Option<&TwoWayRules>, record_id: &str, data: &str) -> DbResult<bool> {
     let Some(rules) = rules else { return Ok(false) };
-    let base: Option<i64> = tx
-        .prepare_cached("SELECT fingerprint FROM two_way_base WHERE system = ?1 AND entity = ?2 AND record_id = ?3")?
-        .query_row(params![key.connection, key.entity, record_id], |r| r.get(0))
-        .optional()?;
+    let base: Option<i64> = tx.query_opt(
+        "SELECT fingerprint FROM two_way_base WHERE system = ?1 AND entity = ?2 AND record_id = ?3",
+        params![key.connection, key.entity, record_id],
+        |r| r.get(0),
+    )?;
     Ok(base.is_some_and(|b| b == fingerprint(data, &rules.ignore)))
 }
 
@@ -88,9 +87,11 @@ impl Store {
     /// The system's base fingerprint of a record, if the pair was ever level on it.
     pub fn two_way_base(&self, system: &str, entity: &str, record_id: &str) -> Result<Option<i64>> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT fingerprint FROM two_way_base WHERE system = ?1 AND entity = ?2 AND record_id = ?3")?
-                .query_row(params![system, entity, record_id], |r| r.get(0))
-                .optional()?)
+            Ok(c.query_opt(
+                "SELECT fingerprint FROM two_way_base WHERE system = ?1 AND entity = ?2 AND record_id = ?3",
+                params![system, entity, record_id],
+                |r| r.get(0),
+            )?)
         })
     }
 
@@ -99,11 +100,11 @@ impl Store {
         self.write(|c| {
             let tx = c.transaction()?;
             for (system, fp) in sides {
-                tx.prepare_cached(
+                tx.execute(
                     "INSERT INTO two_way_base (system, entity, record_id, fingerprint) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (system, entity, record_id) DO UPDATE SET fingerprint = excluded.fingerprint",
-                )?
-                .execute(params![system, entity, record_id, fp])?;
+                    params![system, entity, record_id, fp],
+                )?;
             }
             tx.commit()?;
             Ok(())
@@ -114,12 +115,11 @@ impl Store {
     pub fn pair_row(&self, key: &EntityKey, record_id: &str) -> Result<Option<PairRow>> {
         let table = key.table();
         self.read(|c| {
-            Ok(c.query_row(
+            Ok(c.query_opt(
                 &format!("SELECT row_version, data, deleted_at IS NOT NULL, updated_at FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"),
                 params![super::id_hash(record_id), record_id],
                 |r| Ok(PairRow { row_version: r.get(0)?, data: r.get(1)?, deleted: r.get(2)?, updated_at: r.get(3)? }),
-            )
-            .optional()?)
+            )?)
         })
     }
 
@@ -139,13 +139,11 @@ impl Store {
                 )?;
             }
             tx.execute("DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3", params![loser.connection, loser.entity, record_id])?;
-            let row: Option<(i64, String)> = tx
-                .query_row(
-                    &format!("SELECT id_hash, row_version FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2 AND deleted_at IS NULL"),
-                    params![super::id_hash(record_id), record_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
+            let row: Option<(i64, String)> = tx.query_opt(
+                &format!("SELECT id_hash, row_version FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2 AND deleted_at IS NULL"),
+                params![super::id_hash(record_id), record_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
             let queued = match row {
                 Some((hash, version)) => {
                     super::outbox::enqueue(&tx, winner, record_id, hash, &version, super::outbox::UPSERT, now_ms)?;
@@ -162,8 +160,10 @@ impl Store {
     /// conflict took it over).
     pub fn outbox_forget(&self, key: &EntityKey, record_id: &str, version: &str, kind: &str) -> Result<()> {
         self.write(|c| {
-            c.prepare_cached("DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4 AND kind = ?5")?
-                .execute(params![key.connection, key.entity, record_id, version, kind])?;
+            c.execute(
+                "DELETE FROM outbox WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4 AND kind = ?5",
+                params![key.connection, key.entity, record_id, version, kind],
+            )?;
             Ok(())
         })
     }

@@ -2,7 +2,7 @@
 //! façade made it (JSON), kept until the next verify of that entity replaces it (migration 12).
 
 use super::{EntityKey, Result, Store};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 impl Store {
     /// Keeps `report` (JSON) as the entity's last verify, finished at `at`.
@@ -20,10 +20,9 @@ impl Store {
     /// The entity's last verify: (finished at, report JSON).
     pub fn last_verify(&self, key: &EntityKey) -> Result<Option<(i64, String)>> {
         self.read(|c| {
-            Ok(c.query_row("SELECT finished_at, report FROM verify_results WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| {
+            Ok(c.query_opt("SELECT finished_at, report FROM verify_results WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| {
                 Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?)
+            })?)
         })
     }
 }

@@ -11,6 +11,7 @@
 //!   row already holds the body's fields (the source served it marked) is not marked again, so
 //!   the mark's own new version coming back through the feed ends the loop.
 
+use super::db::{Db, DbResult};
 use super::{EntityKey, Result, Store};
 use crate::record::Rejected;
 use crate::state::{FailedStage, FailedState, Resolution};
@@ -26,16 +27,16 @@ pub struct WriteBackItem {
     pub data: Option<String>,
 }
 
-pub(super) fn enabled(tx: &rusqlite::Transaction, key: &EntityKey) -> rusqlite::Result<bool> {
-    tx.prepare_cached("SELECT write_back FROM entity_state WHERE connection = ?1 AND entity = ?2")?.query_row(params![key.connection, key.entity], |r| r.get(0))
+pub(super) fn enabled(tx: &Db, key: &EntityKey) -> DbResult<bool> {
+    tx.query_row("SELECT write_back FROM entity_state WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| r.get(0))
 }
 
-pub(super) fn enqueue(tx: &rusqlite::Transaction, key: &EntityKey, record_id: &str, hash: i64, version: &str, now_ms: i64) -> rusqlite::Result<()> {
-    tx.prepare_cached(
+pub(super) fn enqueue(tx: &Db, key: &EntityKey, record_id: &str, hash: i64, version: &str, now_ms: i64) -> DbResult<()> {
+    tx.execute(
         "INSERT INTO write_back_queue (connection, entity, record_id, id_hash, row_version, queued_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (connection, entity, record_id) DO UPDATE SET row_version = excluded.row_version, queued_at = excluded.queued_at",
-    )?
-    .execute(params![key.connection, key.entity, record_id, hash, version, now_ms])?;
+        params![key.connection, key.entity, record_id, hash, version, now_ms],
+    )?;
     Ok(())
 }
 
@@ -57,25 +58,22 @@ impl Store {
     pub fn write_back_batch(&self, key: &EntityKey, after_id: i64, limit: u32) -> Result<Vec<WriteBackItem>> {
         let table = key.table();
         self.read(|c| {
-            let mut st = c.prepare_cached(&format!(
-                "SELECT q.id, q.record_id, q.row_version, r.data FROM write_back_queue q
-                   LEFT JOIN \"{table}\" r ON r.id_hash = q.id_hash AND r.id = q.record_id AND r.deleted_at IS NULL
-                  WHERE q.connection = ?1 AND q.entity = ?2 AND q.id > ?3 ORDER BY q.id LIMIT ?4"
-            ))?;
-            let rows = st
-                .query_map(params![key.connection, key.entity, after_id, limit], |r| {
-                    Ok(WriteBackItem { id: r.get(0)?, record_id: r.get(1)?, row_version: r.get(2)?, data: r.get(3)? })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            Ok(c.query_all(
+                &format!(
+                    "SELECT q.id, q.record_id, q.row_version, r.data FROM write_back_queue q
+                       LEFT JOIN \"{table}\" r ON r.id_hash = q.id_hash AND r.id = q.record_id AND r.deleted_at IS NULL
+                      WHERE q.connection = ?1 AND q.entity = ?2 AND q.id > ?3 ORDER BY q.id LIMIT ?4"
+                ),
+                params![key.connection, key.entity, after_id, limit],
+                |r| Ok(WriteBackItem { id: r.get(0)?, record_id: r.get(1)?, row_version: r.get(2)?, data: r.get(3)? }),
+            )?)
         })
     }
 
     /// Marks waiting for the entity.
     pub fn write_back_count(&self, key: &EntityKey) -> Result<i64> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT count(*) FROM write_back_queue WHERE connection = ?1 AND entity = ?2")?
-                .query_row(params![key.connection, key.entity], |r| r.get(0))?)
+            Ok(c.query_row("SELECT count(*) FROM write_back_queue WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| r.get(0))?)
         })
     }
 
@@ -84,28 +82,30 @@ impl Store {
     pub fn write_back_done(&self, key: &EntityKey, record_id: &str, version: &str, replayed_item: Option<i64>, now_ms: i64) -> Result<()> {
         self.write(|c| {
             let tx = c.transaction()?;
-            tx.prepare_cached("DELETE FROM write_back_queue WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4")?
-                .execute(params![key.connection, key.entity, record_id, version])?;
+            tx.execute(
+                "DELETE FROM write_back_queue WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4",
+                params![key.connection, key.entity, record_id, version],
+            )?;
             if let Some(fid) = replayed_item {
                 tx.execute(
                     "UPDATE failed_items SET state = ?3, resolution = ?4, resolved_at = ?1, attempts = attempts + 1 WHERE id = ?2 AND state = ?5",
                     params![now_ms, fid, FailedState::Resolved, Resolution::Replayed, FailedState::Pending],
                 )?;
             }
-            tx.prepare_cached(
+            tx.execute(
                 "UPDATE failed_items SET state = ?5, resolution = ?6, resolved_at = ?1
                  WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = ?7 AND stage = ?8",
-            )?
-            .execute(params![
-                now_ms,
-                key.connection,
-                key.entity,
-                record_id,
-                FailedState::Resolved,
-                Resolution::Superseded,
-                FailedState::Pending,
-                FailedStage::WriteBack
-            ])?;
+                params![
+                    now_ms,
+                    key.connection,
+                    key.entity,
+                    record_id,
+                    FailedState::Resolved,
+                    Resolution::Superseded,
+                    FailedState::Pending,
+                    FailedStage::WriteBack
+                ],
+            )?;
             tx.commit()?;
             Ok(())
         })
@@ -123,12 +123,10 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool> {
         self.fail_queued(key, why, FailedStage::WriteBack, http_status, tracking_id, now_ms, |tx| {
-            tx.prepare_cached("DELETE FROM write_back_queue WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4")?.execute(params![
-                key.connection,
-                key.entity,
-                item.record_id,
-                item.row_version
-            ])
+            tx.execute(
+                "DELETE FROM write_back_queue WHERE connection = ?1 AND entity = ?2 AND record_id = ?3 AND row_version = ?4",
+                params![key.connection, key.entity, item.record_id, item.row_version],
+            )
         })
     }
 }
