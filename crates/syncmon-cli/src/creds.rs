@@ -27,6 +27,9 @@ pub(crate) enum CredsCommand {
     /// Store the bearer token the metrics endpoint requires on a non-loopback address (keyring
     /// account `metrics`; read from the terminal without echo, or from stdin).
     MetricsToken,
+    /// Store the password of the PostgreSQL replica (`[replica]` without `password_env`; keyring
+    /// account `replica`; read from the terminal without echo, or from stdin).
+    Replica,
 }
 
 pub(crate) fn creds(cli: &Cli, command: &CredsCommand) -> anyhow::Result<ExitCode> {
@@ -35,6 +38,7 @@ pub(crate) fn creds(cli: &Cli, command: &CredsCommand) -> anyhow::Result<ExitCod
         CredsCommand::Delete { connection, webhook } => (connection, *webhook, false),
         // Not a connection's: no config needed.
         CredsCommand::MetricsToken => return metrics_token(),
+        CredsCommand::Replica => return replica_password(),
     };
     let path = cli.config.clone().unwrap_or_else(syncmon_core::default_config_path);
     let config = Config::load(&path).map_err(|e| UsageError(e.to_string()))?;
@@ -82,5 +86,13 @@ fn metrics_token() -> anyhow::Result<ExitCode> {
     }
     secrets::keyring_set(account, &Secret::new(value))?;
     println!("stored the metrics token in the OS keyring (service `syncmon`, account `{account}`)");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn replica_password() -> anyhow::Result<ExitCode> {
+    let account = secrets::REPLICA_ACCOUNT;
+    let value = read_secret("password of the PostgreSQL replica's user (not shown): ")?;
+    secrets::keyring_set(account, &Secret::new(value))?;
+    println!("stored the replica's password in the OS keyring (service `syncmon`, account `{account}`); [replica] without password_env uses it");
     Ok(ExitCode::SUCCESS)
 }

@@ -408,6 +408,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if selected.is_empty() {
                 return Err(UsageError("the config lists no entities; add [[connection.entity]] sections".into()).into());
             }
+            // Beside agents on a PostgreSQL replica: only entities no agent holds, while this runs.
+            let _leases = sm.claim(&selected)?;
             let progress = progress::Reporter::start(&sm, "sync");
             let reports = sm.sync_once(&selected, &shutdown_token()).await;
             progress.finish().await;

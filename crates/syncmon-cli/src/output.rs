@@ -129,7 +129,14 @@ pub fn status_table(status: &[EntityStatus]) {
         return;
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
-    table(&["ENTITY", "STATE", "CHECKPOINT", "LAST CAUGHT UP", "LAG", "ROWS", "FAILED", "WHY"], status, |s| {
+    // Several agents on one PostgreSQL replica: which one syncs each entity.
+    let agents = status.iter().any(|s| s.holder.is_some());
+    let mut headers = vec!["ENTITY", "STATE", "CHECKPOINT", "LAST CAUGHT UP", "LAG", "ROWS", "FAILED"];
+    if agents {
+        headers.push("AGENT");
+    }
+    headers.push("WHY");
+    table(&headers, status, |s| {
         let waiting = s.next_attempt_at.filter(|_| s.health == syncmon_core::Health::Waiting);
         let mut why = match waiting {
             Some(t) => format!("waiting for the source until {}: ", until_local(t, now)),
@@ -153,7 +160,7 @@ pub fn status_table(status: &[EntityStatus]) {
                 why.push_str(&format!(" ({e})"));
             }
         }
-        vec![
+        let mut cells = vec![
             format!("{}/{}", s.connection, s.entity),
             s.health.label().to_string(),
             // A snapshot feed has no version: when it was last read whole says how fresh it is.
@@ -165,8 +172,12 @@ pub fn status_table(status: &[EntityStatus]) {
             lag(s.lag_seconds),
             s.replica_rows.to_string(),
             s.pending_failed.to_string(),
-            why.trim().to_string(),
-        ]
+        ];
+        if agents {
+            cells.push(s.holder.clone().unwrap_or_else(|| "none".into()));
+        }
+        cells.push(why.trim().to_string());
+        cells
     });
 }
 

@@ -10,6 +10,8 @@ use syncmon_core::{Outcome, ResyncPreview, Syncmon};
 
 pub async fn run(sm: Syncmon, entity: &str, yes: bool, json: bool, cancel: &tokio_util::sync::CancellationToken) -> anyhow::Result<ExitCode> {
     let preview = sm.resync_preview(entity)?;
+    // Beside agents on a PostgreSQL replica: refused while an agent holds the entity.
+    let _leases = sm.claim(&sm.select(None, &[entity.to_string()])?)?;
     let said = preview_text(&preview, yes);
     // Asking needs someone to answer; a script without --yes gets today's behaviour (the guard
     // stops a mass deletion), told the same numbers.

@@ -120,7 +120,7 @@ fn local_time(ms: i64) -> String {
 }
 
 /// This machine's name, without a dependency: the kernel's on Linux, else the usual variables.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())

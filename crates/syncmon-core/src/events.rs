@@ -115,6 +115,13 @@ pub enum EventKind {
         connection: String,
         entity: String,
     },
+    /// Several agents on one PostgreSQL replica: `agent` now holds the entity (it started, or
+    /// took the entity over from an agent that stopped or died).
+    LeaseTaken {
+        connection: String,
+        entity: String,
+        agent: String,
+    },
     /// A bulk replay of failed items: `done` of `total` processed so far.
     ReplayProgress {
         done: usize,
@@ -265,6 +272,7 @@ impl EventKind {
             | ResyncProgress { connection, entity, .. }
             | DeletionGuardTripped { connection, entity, .. }
             | Nudged { connection, entity, .. }
+            | LeaseTaken { connection, entity, .. }
             | Forwarded { connection, entity, .. }
             | ConflictSettled { connection, entity, .. }
             | VerifyProgress { connection, entity, .. } => (Some(connection), Some(entity)),

@@ -113,7 +113,8 @@ fn apply_queued(ctx: &EngineCtx, entities: &[Arc<EntityRt>]) -> bool {
             tracing::warn!(batch = %batch.id, entity = %batch.key, "a pushed batch waits for an entity that is not configured");
             continue;
         };
-        if ctx.store.entity(&e.key).is_ok_and(|r| r.paused) {
+        // Paused, or another agent's entity (its ingest worker applies the batch).
+        if !ctx.holds(&e.key) || ctx.store.entity(&e.key).is_ok_and(|r| r.paused) {
             held = true;
             continue;
         }
@@ -130,8 +131,9 @@ pub async fn worker(ctx: Arc<EngineCtx>, entities: Vec<Arc<EntityRt>>, wake: Arc
     loop {
         let (c, es) = (ctx.clone(), entities.clone());
         let held = tokio::task::spawn_blocking(move || apply_queued(&c, &es)).await.unwrap_or(true);
+        // With other agents, a batch another agent's receiver stored wakes nothing here: look again.
         let recheck = async {
-            if held {
+            if held || ctx.leasing.is_some() {
                 tokio::time::sleep(HELD_RECHECK).await
             } else {
                 std::future::pending().await

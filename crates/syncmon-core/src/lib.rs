@@ -15,6 +15,7 @@ pub mod events;
 mod facade;
 pub mod forward;
 pub mod ingest;
+pub mod leasing;
 pub mod logfile;
 pub mod metrics;
 pub mod profile;

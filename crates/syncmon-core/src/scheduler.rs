@@ -77,6 +77,11 @@ pub async fn run(sm: Arc<Agent>, cancel: CancellationToken) -> Result<()> {
     }
     // Applies what an earlier agent left queued, then each batch the receiver stores.
     tasks.spawn(ingest::worker(sm.ctx.clone(), sm.entities.clone(), ingest_wake, cancel.clone()));
+    // Several agents on one PostgreSQL replica: this agent's share of the entities.
+    if let Some(leasing) = sm.ctx.leasing.clone() {
+        let ctx = sm.ctx.clone();
+        tasks.spawn(crate::leasing::keep(ctx.store.clone(), leasing, sm.entities.clone(), ctx.events.clone(), cancel.clone()));
+    }
     {
         let sm = sm.clone();
         let cancel = cancel.clone();
@@ -108,6 +113,11 @@ async fn worker(sm: Arc<Agent>, e: Arc<EntityRt>, cancel: CancellationToken) {
         first = false;
         if cancel.is_cancelled() {
             return;
+        }
+        // Another agent's entity (leases on a shared PostgreSQL replica): the lease loop wakes
+        // this worker when the entity comes to this agent.
+        if !sm.ctx.holds(&e.key) {
+            continue;
         }
         let Ok(row) = sm.ctx.store.entity(&e.key) else { continue };
         if row.paused {
@@ -143,7 +153,7 @@ async fn deliverer(sm: Arc<Agent>, e: Arc<EntityRt>, f: Arc<Forwarder>, cancel: 
     loop {
         let paused = sm.ctx.store.entity(&e.key).map(|r| r.paused).unwrap_or(false);
         let mut wait = e.cfg.poll_every.unwrap_or(crate::config::DEFAULT_POLL_EVERY);
-        if !paused {
+        if !paused && sm.ctx.holds(&e.key) {
             let report = engine::deliver(&sm.ctx, &e, &sm.entities, &cancel).await.unwrap_or_default();
             if let Some(wb) = &e.write_back {
                 crate::write_back::mark_pending(&sm.ctx, &e, wb, &cancel).await;

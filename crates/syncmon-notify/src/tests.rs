@@ -28,6 +28,7 @@ fn status(entity: &str, health: Health) -> EntityStatus {
         resync_would_delete: None,
         forward_pending: 0,
         forward_error: None,
+        holder: None,
     }
 }
 

@@ -29,6 +29,7 @@ const TYPE_LABELS: Record<EventType, string> = {
   circuit_opened: 'circuit opened',
   circuit_closed: 'circuit closed',
   nudged: 'nudged',
+  lease_taken: 'agent took over',
   replay_progress: 'replay progress',
   forwarded: 'forwarded',
   conflict_settled: 'conflict settled',
@@ -92,6 +93,7 @@ export function isNoise(e: Event): boolean {
 export function endsRun(e: Event): boolean {
   switch (e.type) {
     case 'nudged':
+    case 'lease_taken':
     case 'forwarded':
     case 'ingest_applied':
     case 'conflict_settled':

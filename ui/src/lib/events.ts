@@ -61,6 +61,8 @@ export function describeEvent(e: Event): string {
       return 'circuit closed, calls resume';
     case 'nudged':
       return 'nudged: poll now';
+    case 'lease_taken':
+      return `held by agent ${e.agent} from now on`;
     case 'forwarded':
       return `forwarded ${count(e.delivered)} to ${e.target}${e.failed ? `, ${count(e.failed)} failed` : ''}${e.pending ? `, ${count(e.pending)} waiting` : ''}${e.error ? `: ${plainWords(e.error)}` : ''}`;
     case 'conflict_settled':

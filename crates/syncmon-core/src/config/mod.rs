@@ -20,8 +20,7 @@ mod warnings;
 
 pub use sections::{
     AuthKind, ConnectionConfig, CursorConfig, EntityConfig, MetricsConfig, NextPageMode, ProfileKind, ReplicaConfig, StorageConfig, TargetConfig,
-    WebhooksConfig,
-    WriteBackConfig, DEFAULT_INGEST_MAX_BYTES, DEFAULT_POLL_EVERY,
+    WebhooksConfig, WriteBackConfig, DEFAULT_INGEST_MAX_BYTES, DEFAULT_POLL_EVERY,
 };
 pub use warnings::ConfigWarning;
 

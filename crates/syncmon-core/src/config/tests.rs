@@ -449,7 +449,10 @@ fn a_metrics_address_is_parsed_and_a_bad_one_refused_with_its_key_and_line() {
 fn a_postgresql_replica_parses_with_a_30_second_lease_and_refuses_a_password_in_its_url() {
     let c = Config::parse(&format!("[replica]\nurl = \"postgresql://syncmon@127.0.0.1:5432/syncmon\"\npassword_env = \"PGPASS_SYNCMON\"\n{MINIMAL}")).unwrap();
     let r = c.replica.unwrap();
-    assert_eq!((r.url.as_str(), r.password_env.as_deref(), r.lease, r.agent), ("postgresql://syncmon@127.0.0.1:5432/syncmon", Some("PGPASS_SYNCMON"), Duration::from_secs(30), None));
+    assert_eq!(
+        (r.url.as_str(), r.password_env.as_deref(), r.lease, r.agent),
+        ("postgresql://syncmon@127.0.0.1:5432/syncmon", Some("PGPASS_SYNCMON"), Duration::from_secs(30), None)
+    );
     assert!(Config::parse(MINIMAL).unwrap().replica.is_none(), "SQLite unless configured");
     let refused = |body: &str| Config::parse(&format!("{MINIMAL}\n[replica]\n{body}\n")).unwrap_err();
     let err = refused("url = \"postgresql://syncmon:hunter2@127.0.0.1/syncmon\"");

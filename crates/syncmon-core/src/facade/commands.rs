@@ -35,6 +35,15 @@ pub struct ResyncPreview {
 }
 
 impl Syncmon {
+    /// On a PostgreSQL replica shared by agents, a one-shot writer takes the leases of the
+    /// entities it is about to sync, for as long as the returned guard lives; refused, naming the
+    /// agent, for an entity a running agent holds. Nothing to take on SQLite (None).
+    pub fn claim(&self, entities: &[Arc<EntityRt>]) -> Result<Option<crate::leasing::OneShotLeases>> {
+        let Some(leasing) = &self.one_shot else { return Ok(None) };
+        let keys: Vec<_> = entities.iter().map(|e| e.key.clone()).collect();
+        Ok(Some(crate::leasing::OneShotLeases::take(self.ctx.store.clone(), leasing, &keys)?))
+    }
+
     /// One catch-up cycle per selected entity (an interrupted resync pass resumes instead).
     pub async fn sync_once(&self, entities: &[Arc<EntityRt>], cancel: &CancellationToken) -> Vec<CycleReport> {
         let runs = entities.iter().map(|e| {

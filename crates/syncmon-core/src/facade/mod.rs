@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::context::EngineCtx;
 use crate::engine::EntityRt;
 use crate::events::{Event, EventBus, EventKind};
+use crate::leasing::Leasing;
 use crate::metrics::EngineMetrics;
 use crate::profile::Profile;
 use crate::source::SourceClient;
@@ -50,6 +51,39 @@ pub struct Syncmon {
     pub(crate) warnings: Vec<config::ConfigWarning>,
     /// Held by an agent (and one-shot writers) for as long as this handle lives.
     agent_lock: Option<Arc<AgentLock>>,
+    /// A one-shot writer on a PostgreSQL replica: the name it holds its entities' leases under.
+    one_shot: Option<Arc<Leasing>>,
+}
+
+/// How the store is opened.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    Write,
+    /// For an agent: SQLite's quick check first.
+    WriteChecked,
+    ReadOnly,
+}
+
+/// What the handle is, among several agents sharing a PostgreSQL replica.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fleet {
+    None,
+    Agent,
+    OneShot,
+}
+
+/// The embedded SQLite file in the data directory, or the `[replica]` PostgreSQL database.
+fn open_store(config: &Config, data_dir: &Path, how: Opening) -> Result<Store> {
+    let Some(replica) = &config.replica else {
+        let db = data_dir.join(DB_FILE);
+        return Ok(match how {
+            Opening::Write => Store::open(&db)?,
+            Opening::WriteChecked => Store::open_checked(&db)?,
+            Opening::ReadOnly => Store::open_read_only(&db)?,
+        });
+    };
+    let password = crate::secrets::replica_password(replica)?;
+    Ok(Store::open_postgres(replica, password.as_ref(), how == Opening::ReadOnly)?)
 }
 
 impl Syncmon {
@@ -61,14 +95,15 @@ impl Syncmon {
     }
 
     pub fn open_with_clock(config: Config, data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Syncmon> {
-        let store = Arc::new(Store::open(&data_dir.join(DB_FILE))?);
-        Self::build(config, store, clock, None)
+        let store = Arc::new(open_store(&config, data_dir, Opening::Write)?);
+        Self::build(config, store, clock, None, Fleet::None)
     }
 
     /// Opens the replica for an agent (`run`, `serve`, `demo`, the desktop app): takes the data
     /// directory's agent lock (refused, naming the holder, while another agent runs), checks the
     /// database (`PRAGMA quick_check`: a damaged replica refuses to start, saying what to do),
-    /// then migrates it. The lock is held until the handle is dropped.
+    /// then migrates it. The lock is held until the handle is dropped. On a PostgreSQL replica
+    /// the agent shares the entities with the other agents through leases.
     pub fn open_agent(config: Config, data_dir: &Path) -> Result<Syncmon> {
         let lock = AgentLock::acquire(data_dir, SystemClock.now_ms())?;
         Self::open_agent_locked(config, data_dir, Arc::new(lock))
@@ -77,25 +112,26 @@ impl Syncmon {
     /// [`Syncmon::open_agent`] with the lock already taken, for a front end that must hold it
     /// before it prepares the data directory (the demo writes its config there).
     pub fn open_agent_locked(config: Config, data_dir: &Path, lock: Arc<AgentLock>) -> Result<Syncmon> {
-        let store = Arc::new(Store::open_checked(&data_dir.join(DB_FILE))?);
-        Self::build(config, store, Arc::new(SystemClock), Some(lock))
+        let store = Arc::new(open_store(&config, data_dir, Opening::WriteChecked)?);
+        Self::build(config, store, Arc::new(SystemClock), Some(lock), Fleet::Agent)
     }
 
     /// Opens the replica for a one-shot writer (`sync`, `resync`): the agent lock as for
     /// [`Syncmon::open_agent`], without the quick check, which reads the whole file (about 0.2 s
     /// per 100,000 records) and would cost a `sync` run from cron every few minutes that much.
+    /// On a PostgreSQL replica it syncs only entities no agent holds ([`Syncmon::claim`]).
     pub fn open_one_shot(config: Config, data_dir: &Path) -> Result<Syncmon> {
         let lock = AgentLock::acquire(data_dir, SystemClock.now_ms())?;
-        let store = Arc::new(Store::open(&data_dir.join(DB_FILE))?);
-        Self::build(config, store, Arc::new(SystemClock), Some(Arc::new(lock)))
+        let store = Arc::new(open_store(&config, data_dir, Opening::Write)?);
+        Self::build(config, store, Arc::new(SystemClock), Some(Arc::new(lock)), Fleet::OneShot)
     }
 
     /// Opens the replica for reading only (`status`, `export`, `failed list|show`, `requests`):
     /// no lock, no migration, no write; works beside a busy agent and on a read-only copy.
     /// Commands that would write fail with a message saying the database is read-only.
     pub fn open_read_only(config: Config, data_dir: &Path) -> Result<Syncmon> {
-        let store = Arc::new(Store::open_read_only(&data_dir.join(DB_FILE))?);
-        Self::build(config, store, Arc::new(SystemClock), None)
+        let store = Arc::new(open_store(&config, data_dir, Opening::ReadOnly)?);
+        Self::build(config, store, Arc::new(SystemClock), None, Fleet::None)
     }
 
     /// SQLite's full integrity check of the replica in `data_dir`, read-only: the problems found,
@@ -113,7 +149,7 @@ impl Syncmon {
         crate::store::damaged_advice(&data_dir.join(DB_FILE))
     }
 
-    fn build(config: Config, store: Arc<Store>, clock: Arc<dyn Clock>, agent_lock: Option<Arc<AgentLock>>) -> Result<Syncmon> {
+    fn build(config: Config, store: Arc<Store>, clock: Arc<dyn Clock>, agent_lock: Option<Arc<AgentLock>>, fleet: Fleet) -> Result<Syncmon> {
         let writable = !store.is_read_only();
         let http = SourceClient::http_client();
         // One set of Prometheus counters: every client times its calls into it, the bus counts events.
@@ -193,9 +229,22 @@ impl Syncmon {
             }
         }
         let events = Arc::new(EventBus::persisted(clock.clone(), store.clone()).with_metrics(metrics));
-        let ctx = Arc::new(EngineCtx { store, events, clock, runs_kept: config.storage.runs_kept });
+        // Several agents on a PostgreSQL replica: an agent takes its share of the entities by
+        // leases; a one-shot command those no agent holds. Every page write checks the lease.
+        let (leasing, one_shot) = match (&config.replica, fleet) {
+            (Some(r), Fleet::Agent) => (Some(Arc::new(Leasing::new(r.agent.as_deref(), r.lease))), None),
+            (Some(r), Fleet::OneShot) => {
+                let name = r.agent.clone().unwrap_or_else(|| Leasing::new(None, r.lease).agent);
+                (None, Some(Arc::new(Leasing::new(Some(&format!("{name} (one-shot)")), r.lease))))
+            }
+            _ => (None, None),
+        };
+        if let Some(l) = leasing.as_ref().or(one_shot.as_ref()) {
+            store.fence_with_lease(&l.agent);
+        }
+        let ctx = Arc::new(EngineCtx { store, events, clock, runs_kept: config.storage.runs_kept, leasing });
         let warnings = config.warnings();
-        Ok(Syncmon { config, ctx, entities, config_path: None, warnings, agent_lock })
+        Ok(Syncmon { config, ctx, entities, config_path: None, warnings, agent_lock, one_shot })
     }
 
     /// Whether this handle holds the data directory's agent lock.

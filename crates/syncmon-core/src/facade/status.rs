@@ -55,6 +55,9 @@ pub struct EntityStatus {
     pub forward_pending: i64,
     /// Why delivery to the target is stuck (credentials, circuit open), while changes wait.
     pub forward_error: Option<String>,
+    /// Several agents on one PostgreSQL replica: the agent holding the entity's lease (None on
+    /// the embedded SQLite replica, and while no agent holds it).
+    pub holder: Option<String>,
 }
 
 /// Why a push-only entity is neither lagging nor pending.
@@ -64,6 +67,8 @@ impl Syncmon {
     pub fn status(&self) -> Result<Vec<EntityStatus>> {
         let now = self.ctx.clock.now_ms();
         let rows: BTreeMap<EntityKey, store::EntityRow> = self.ctx.store.entities()?.into_iter().map(|r| (r.key.clone(), r)).collect();
+        let holders: BTreeMap<EntityKey, String> =
+            self.ctx.store.lease_holders()?.into_iter().filter(|l| l.live).map(|l| (EntityKey::new(&l.connection, &l.entity), l.holder)).collect();
         let mut out = Vec::new();
         for e in &self.entities {
             let push_only = e.cfg.poll_every.is_none();
@@ -91,6 +96,7 @@ impl Syncmon {
                     resync_would_delete: None,
                     forward_pending: 0,
                     forward_error: None,
+                    holder: holders.get(&e.key).cloned(),
                 });
                 continue;
             };
@@ -161,6 +167,7 @@ impl Syncmon {
                 resync_would_delete: row.resync_would_delete.filter(|_| running && !e.profile.is_snapshot()),
                 forward_pending,
                 forward_error,
+                holder: holders.get(&e.key).cloned(),
             });
         }
         Ok(out)

@@ -26,6 +26,7 @@ fn ent(entity: &str, health: Health) -> EntityStatus {
         resync_would_delete: None,
         forward_pending: 0,
         forward_error: None,
+        holder: None,
     }
 }
 

@@ -84,6 +84,32 @@ pub fn balance(db: &Db, agent: &str, entities: &[EntityKey], lease_ms: i64) -> D
     Ok(held)
 }
 
+/// A one-shot command (`syncmon sync`, `resync`) beside the agents: takes the leases of `entities`
+/// that no live agent holds, whatever the share; returns those it holds.
+pub fn take_free(db: &Db, agent: &str, entities: &[EntityKey], lease_ms: i64) -> DbResult<Vec<EntityKey>> {
+    let tx = db.transaction()?;
+    let take = tx.prepare(&format!(
+        "INSERT INTO leases (connection, entity, holder, acquired_at, expires_at) VALUES (?1, ?2, ?3, {NOW_MS}, {NOW_MS} + ?4)
+         ON CONFLICT (connection, entity) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
+         WHERE leases.expires_at <= excluded.acquired_at OR leases.holder = excluded.holder
+         RETURNING holder"
+    ))?;
+    let mut held = Vec::new();
+    for e in entities {
+        if take.query_opt(params![e.connection, e.entity, agent, lease_ms], |r| r.get::<_, String>(0))?.is_some() {
+            held.push(e.clone());
+        }
+    }
+    drop(take);
+    tx.commit()?;
+    Ok(held)
+}
+
+/// Renews every live lease of `agent` (a one-shot command's, while it runs).
+pub fn renew(db: &Db, agent: &str, lease_ms: i64) -> DbResult<usize> {
+    db.execute(&format!("UPDATE leases SET expires_at = {NOW_MS} + ?2 WHERE holder = ?1 AND expires_at > {NOW_MS}"), params![agent, lease_ms])
+}
+
 /// Inside a page's transaction: true when `agent` still holds the entity's lease, and the
 /// lease row is locked until the transaction ends (a takeover waits for the page, then wins).
 pub fn hold_for_write(tx: &Db, agent: &str, key: &EntityKey) -> DbResult<bool> {

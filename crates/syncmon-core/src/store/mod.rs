@@ -40,18 +40,16 @@ mod find;
 mod ingest;
 mod lag;
 pub mod leases;
-mod outbox;
-mod replica;
-mod request_log;
-mod runs;
-// Wired by `Store::open_postgres` (issue 14, in progress).
-#[allow(dead_code)]
-pub(crate) mod pg_connect;
-mod schema;
-// Wired by `Store::open_postgres` once the store runs on `db::Db` (issue 14, in progress).
 #[cfg(test)]
 mod on_postgres;
-#[allow(dead_code)]
+mod outbox;
+pub(crate) mod pg_connect;
+mod postgres;
+mod replica;
+mod replica_rows;
+mod request_log;
+mod runs;
+mod schema;
 mod schema_pg;
 mod settings;
 mod snapshot;
@@ -103,6 +101,10 @@ pub enum StoreError {
     Damaged { path: PathBuf, problems: Vec<String> },
     #[error("the database {} was opened read-only; this command cannot change it", path.display())]
     ReadOnly { path: PathBuf },
+    /// Several agents: the entity's lease went to another agent (this one was stopped or cut off
+    /// past its lease); the page is not written, the other agent syncs the entity now.
+    #[error("entity {entity} is no longer held by agent {agent}: another agent took it over; this page was not written")]
+    LeaseLost { entity: String, agent: String },
 }
 
 impl From<db::DbError> for StoreError {
@@ -154,6 +156,8 @@ pub struct Store {
     pending_log: Mutex<Vec<RequestRow>>,
     /// Events waiting for the next write, for the same reason (`events.rs`).
     pending_events: events::PendingEvents,
+    /// Several agents on PostgreSQL: the agent whose lease every page write needs (`postgres.rs`).
+    fence: std::sync::OnceLock<String>,
 }
 
 impl Drop for Store {
@@ -342,13 +346,7 @@ impl Store {
         // Runs cut off by a crash or kill are closed as such, so they do not look alive.
         writer.execute("UPDATE runs SET outcome = ?1 WHERE outcome = ?2", params![UnfinishedRun::Interrupted, UnfinishedRun::Running]).map_err(failed)?;
         let reader = open().map_err(failed)?;
-        Ok(Store {
-            path: path.to_path_buf(),
-            writer: Some(Mutex::new(Db::Sqlite(writer))),
-            reader: Mutex::new(Db::Sqlite(reader)),
-            pending_log: Mutex::new(Vec::new()),
-            pending_events: Mutex::new(Vec::new()),
-        })
+        Ok(Store::from_parts(path.to_path_buf(), Some(Mutex::new(Db::Sqlite(writer))), Db::Sqlite(reader)))
     }
 
     /// Opens an existing database for reading only: no migration, no write, nothing that could
@@ -382,13 +380,7 @@ impl Store {
         if found > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew { path: path.into(), found, expected: SCHEMA_VERSION });
         }
-        Ok(Store {
-            path: path.to_path_buf(),
-            writer: None,
-            reader: Mutex::new(Db::Sqlite(reader)),
-            pending_log: Mutex::new(Vec::new()),
-            pending_events: Mutex::new(Vec::new()),
-        })
+        Ok(Store::from_parts(path.to_path_buf(), None, Db::Sqlite(reader)))
     }
 
     /// `PRAGMA integrity_check` on this store's reading connection: the problems, empty when
@@ -401,6 +393,17 @@ impl Store {
             Some(Err(e)) if is_corruption(&e) => Ok(vec![e.to_string()]),
             Some(Err(e)) => Err(e.into()),
         })
+    }
+
+    fn from_parts(path: PathBuf, writer: Option<Mutex<Db>>, reader: Db) -> Store {
+        Store {
+            path,
+            writer,
+            reader: Mutex::new(reader),
+            pending_log: Mutex::new(Vec::new()),
+            pending_events: Mutex::new(Vec::new()),
+            fence: std::sync::OnceLock::new(),
+        }
     }
 
     pub fn is_read_only(&self) -> bool {

@@ -14,13 +14,7 @@ fn pg_store(url: &str, key: &EntityKey) -> Store {
     let writer = connect();
     schema_pg::migrate(&writer).unwrap();
     writer.execute_batch(&schema_pg::replica_table_ddl(&key.table())).unwrap();
-    Store {
-        path: PathBuf::from("postgres"),
-        writer: Some(Mutex::new(writer)),
-        reader: Mutex::new(connect()),
-        pending_log: Mutex::new(Vec::new()),
-        pending_events: Mutex::new(Vec::new()),
-    }
+    Store::from_parts(PathBuf::from("postgres"), Some(Mutex::new(writer)), connect())
 }
 
 fn page(store: &Store, key: &EntityKey, run: i64, records: &[Record], rejected: &[Rejected], now_ms: i64) -> Result<Applied> {

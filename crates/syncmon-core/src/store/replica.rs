@@ -16,7 +16,8 @@
 //! B-tree is not keyed by random UUID text) and an index on the id's hash; plain SQL can read it.
 
 use super::checkpoints::HISTORY_EVERY_MS;
-use super::db::{Db, DbResult};
+use super::db::{Db, DbResult, Dialect};
+use super::replica_rows::{BulkRows, DirectRows, ReplicaRows};
 use super::{open_read_only_connection, outbox, record_failure, two_way, write_back, EntityKey, Result, Store, StoreError};
 use crate::record::{Record, Rejected};
 use crate::rowversion::RowVersion;
@@ -99,8 +100,12 @@ impl Store {
                 "INSERT INTO entity_state (connection, entity, replica_table) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 params![key.connection, key.entity, table],
             )?;
-            // postgres: SQLite's DDL (`INTEGER PRIMARY KEY` is its rowid alias, INTEGER 64 bits);
-            // PostgreSQL needs `schema_pg::replica_table_ddl(&table)` here (identity rowid, BIGINT).
+            // The same columns on both; PostgreSQL's rowid is an identity column (`schema_pg.rs`).
+            if tx.dialect() == Dialect::Postgres {
+                tx.execute_batch(&super::schema_pg::replica_table_ddl(&table))?;
+                tx.commit()?;
+                return Ok(());
+            }
             tx.execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS \"{table}\" (
                     rowid INTEGER PRIMARY KEY,
@@ -139,6 +144,8 @@ impl Store {
         let table = key.table();
         self.write(|c| {
             let tx = c.transaction()?;
+            // Several agents: only the entity's lease holder writes its pages.
+            self.check_fence(&tx, key)?;
             let mut applied = Applied::default();
             let (checkpoint, pass, live_before, forwarding, _) = pages_start(&tx, key)?;
             let pair = if forwarding { two_way::rules(&tx, key)? } else { None };
@@ -147,33 +154,23 @@ impl Store {
             let mut live_delta = 0i64;
             let mut first_seen_live = 0i64;
             {
-                let find =
-                    tx.prepare(&format!("SELECT rowid, row_version, deleted_at IS NOT NULL, seen_pass FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"))?;
-                let insert = tx.prepare(&format!(
-                    "INSERT INTO \"{table}\" (id, id_hash, row_version, data, updated_at, deleted_at, seen_pass)
-                     VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)"
-                ))?;
-                let update = tx.prepare(&format!(
-                    "UPDATE \"{table}\" SET row_version = ?2, data = ?3, updated_at = ?4, deleted_at = NULL,
-                       seen_pass = CASE WHEN seen_pass > ?5 THEN seen_pass ELSE ?5 END WHERE rowid = ?1"
-                ))?;
-                // Every id received is evidence it exists at the source: mark it with the current
-                // pass so that a pass in progress does not tombstone it.
-                let mark_seen = tx.prepare(&format!("UPDATE \"{table}\" SET seen_pass = ?2 WHERE rowid = ?1"))?;
-                let same_data = tx.prepare(&format!("SELECT data = ?2 FROM \"{table}\" WHERE rowid = ?1"))?;
-                // Rows are visited in id_hash order, so the index is walked front to back (each
-                // leaf page read once) instead of at random. The sort is stable: two versions of
-                // one id keep their feed order (and older never overwrites newer anyway).
+                // SQLite: a statement per row; PostgreSQL: the batch's rows read at once, the
+                // writes sent as multi-row statements before the rest of the transaction.
+                let mut table_rows: Box<dyn ReplicaRows> = match tx.dialect() {
+                    Dialect::Sqlite => Box::new(DirectRows::new(&tx, &table)?),
+                    Dialect::Postgres => {
+                        let ids = pages.iter().flat_map(|b| b.records.iter().map(|r| r.id.as_str()).chain(b.rejected.iter().filter_map(|r| r.id.as_deref())));
+                        Box::new(BulkRows::prefetch(&tx, &table, ids.map(|id| (id_hash(id), id)), pages.iter().any(|b| b.rereads_checkpoint))?)
+                    }
+                };
                 let mut rows: Vec<(i64, &Record, &PageBatch)> = pages.iter().flat_map(|b| b.records.iter().map(move |r| (id_hash(&r.id), r, b))).collect();
                 rows.sort_by_key(|(hash, _, _)| *hash);
                 for (hash, r, b) in rows {
                     let now_ms = b.now_ms;
-                    let existing = find.query_opt(params![hash, r.id], |row| {
-                        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, bool>(2)?, row.get::<_, i64>(3)?))
-                    })?;
+                    let existing = table_rows.find(hash, &r.id)?.map(|e| (e.rowid, e.version, e.deleted, e.seen));
                     match existing {
                         None => {
-                            insert.execute(params![r.id, hash, r.version.as_str(), r.data, now_ms, pass])?;
+                            table_rows.insert(&r.id, hash, r.version.as_str(), &r.data, now_ms, pass)?;
                             applied.rows_written += 1;
                             live_delta += 1;
                             if forwarding && !two_way::is_echo(&tx, key, pair.as_ref(), &r.id, &r.data)? {
@@ -195,11 +192,9 @@ impl Store {
                             // A timestamp feed's clock is coarse: other content at the same
                             // timestamp is an edit within that second. An older timestamp never
                             // overwrites a newer one, whatever its content (a clock set back).
-                            let edited = b.rereads_checkpoint
-                                && old.as_ref().is_some_and(|old| r.version == *old)
-                                && !same_data.query_opt(params![rowid, r.data], |row| row.get::<_, bool>(0))?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+                            let edited = b.rereads_checkpoint && old.as_ref().is_some_and(|old| r.version == *old) && !table_rows.same_data(rowid, &r.data)?;
                             if edited || old.is_none_or(|old| r.version > old || (deleted && r.version >= old)) {
-                                update.execute(params![rowid, r.version.as_str(), r.data, now_ms, pass])?;
+                                table_rows.update(rowid, r.version.as_str(), &r.data, now_ms, pass)?;
                                 applied.rows_written += 1;
                                 if deleted {
                                     live_delta += 1;
@@ -217,7 +212,7 @@ impl Store {
                                     applied.unchanged += 1;
                                 }
                                 if pass > seen {
-                                    mark_seen.execute(params![rowid, pass])?;
+                                    table_rows.mark_seen(rowid, pass)?;
                                 }
                             }
                         }
@@ -227,15 +222,15 @@ impl Store {
                 // pass must not tombstone the row it had.
                 for rej in pages.iter().flat_map(|b| b.rejected) {
                     let Some(id) = rej.id.as_deref() else { continue };
-                    let existing =
-                        find.query_opt(params![id_hash(id), id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, bool>(2)?, row.get::<_, i64>(3)?)))?;
+                    let existing = table_rows.find(id_hash(id), id)?.map(|e| (e.rowid, e.deleted, e.seen));
                     if let Some((rowid, deleted, _)) = existing.filter(|(_, _, seen)| pass > *seen) {
-                        mark_seen.execute(params![rowid, pass])?;
+                        table_rows.mark_seen(rowid, pass)?;
                         if !deleted {
                             first_seen_live += 1;
                         }
                     }
                 }
+                table_rows.flush()?;
             }
             let has_pending: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM failed_items WHERE state = ?3 AND connection = ?1 AND entity = ?2)",

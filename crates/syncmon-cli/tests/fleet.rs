@@ -1,0 +1,175 @@
+//! Several agents on one PostgreSQL replica: two `syncmon run` processes with one config (each
+//! with its own data directory, as on two machines) share a throwaway PostgreSQL on loopback.
+//! They split the entities through leases, the replica stays exact through mutations, inserts
+//! and deletions, `status` names each entity's agent, and when one agent is SIGKILLed the other
+//! takes its entities over within the lease time and brings the replica level again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use syncmon_mock::{EntitySpec, MockConfig, MockServer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_syncmon");
+const ENTITIES: [&str; 4] = ["items", "customers", "vendors", "salesorders"];
+const LEASE: Duration = Duration::from_secs(3);
+
+struct Agent {
+    child: Child,
+    data: PathBuf,
+    log: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(config: &Path, dir: &Path, name: &str) -> Agent {
+    let data = dir.join(format!("data-{name}"));
+    let log = dir.join(format!("{name}.log"));
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("run")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    Agent { child, data, log }
+}
+
+/// entity → agent holding it, from `syncmon status --json` (run from `data`).
+fn holders(config: &Path, data: &Path) -> BTreeMap<String, Option<String>> {
+    let out = Command::new(BIN).arg("--config").arg(config).arg("--data-dir").arg(data).args(["status", "--json"]).output().unwrap();
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else { return BTreeMap::new() };
+    let list = v.get("entities").unwrap_or(&v).as_array().cloned().unwrap_or_default();
+    list.iter().map(|e| (e["entity"].as_str().unwrap_or_default().to_string(), e["holder"].as_str().map(str::to_string))).collect()
+}
+
+/// id → rowVersion of the live rows, read with plain SQL as any other program would.
+fn replica(pg: &mut postgres::Client, entity: &str) -> BTreeMap<String, String> {
+    match pg.query(&format!("SELECT id, row_version FROM replica_src_{entity} WHERE deleted_at IS NULL"), &[]) {
+        Ok(rows) => rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+fn source(mock: &MockServer, entity: &str) -> BTreeMap<String, String> {
+    mock.dataset(entity).into_iter().map(|r| (r.id, r.row_version)).collect()
+}
+
+/// Waits (bounded) until every entity's replica equals the source; the differences if not.
+fn wait_exact(pg: &mut postgres::Client, mock: &MockServer, within: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    loop {
+        let diff: Vec<String> = ENTITIES
+            .iter()
+            .filter_map(|e| {
+                let (r, s) = (replica(pg, e), source(mock, e));
+                (r != s).then(|| format!("{e}: replica {} rows, source {}", r.len(), s.len()))
+            })
+            .collect();
+        if diff.is_empty() {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > within {
+            return Err(diff.join("; "));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_share_the_entities_and_the_survivor_takes_over_after_a_sigkill() {
+    let cluster = syncmon_testpg::PgCluster::start();
+    let url = cluster.create_database("syncmon");
+    let mock = MockServer::start(MockConfig {
+        seed: 14,
+        entities: ENTITIES.iter().map(|e| EntitySpec { name: e.to_string(), records: 600 }).collect(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("syncmon.toml");
+    let mut text = format!(
+        "[replica]\nurl = \"{url}\"\nlease = \"{}s\"\n\n[[connection]]\nid = \"src\"\nbase_url = \"{}\"\nrequests_per_second = 500\n",
+        LEASE.as_secs(),
+        mock.base_url()
+    );
+    for e in ENTITIES {
+        // Deletions reach the replica through full resyncs.
+        text.push_str(&format!("\n[[connection.entity]]\nname = \"{e}\"\npage_size = 100\npoll_every = \"1s\"\nfull_resync_every = \"4s\"\n"));
+    }
+    std::fs::write(&config, text).unwrap();
+    // The rest blocks (processes, polls, the blocking PostgreSQL client): off the runtime's worker.
+    tokio::task::block_in_place(|| drive(&config, dir.path(), &url, &mock));
+    mock.shutdown().await;
+}
+
+fn drive(config: &Path, dir: &Path, url: &str, mock: &MockServer) {
+    let (config, mock) = (config.to_path_buf(), mock);
+    let mut pg = postgres::Client::connect(url, postgres::NoTls).unwrap();
+
+    let a = spawn(&config, dir, "a");
+    let b = spawn(&config, dir, "b");
+    let (pid_a, pid_b) = (a.child.id().to_string(), b.child.id().to_string());
+    let log_tail = |agent: &Agent| std::fs::read_to_string(&agent.log).unwrap_or_default().lines().rev().take(30).collect::<Vec<_>>().join("\n");
+
+    // Both agents get a share; no entity has two holders (one lease row each), every entity one.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let split = loop {
+        let h = holders(&config, &a.data);
+        let by_a = h.values().filter(|v| v.as_deref().is_some_and(|n| n.ends_with(&format!("/{pid_a}")))).count();
+        let by_b = h.values().filter(|v| v.as_deref().is_some_and(|n| n.ends_with(&format!("/{pid_b}")))).count();
+        if by_a == 2 && by_b == 2 {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "no 2/2 split within 60 s: {h:?}\n--- a:\n{}\n--- b:\n{}", log_tail(&a), log_tail(&b));
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    eprintln!("split: {split:?}");
+    let exact = wait_exact(&mut pg, mock, Duration::from_secs(90));
+    assert!(exact.is_ok(), "initial load: {:?}\n--- a:\n{}\n--- b:\n{}", exact, log_tail(&a), log_tail(&b));
+
+    // Changes while both run: every entity catches up, deletions included.
+    for e in ENTITIES {
+        mock.mutate(e, 40);
+        mock.insert(e, 15);
+        mock.delete(e, 10);
+    }
+    let exact = wait_exact(&mut pg, mock, Duration::from_secs(90));
+    assert!(exact.is_ok(), "with two agents: {:?}\n--- a:\n{}\n--- b:\n{}", exact, log_tail(&a), log_tail(&b));
+
+    // B dies without giving its leases back; A takes them within the lease time (and a poll).
+    let mut b = b;
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    let killed = Instant::now();
+    for e in ENTITIES {
+        mock.mutate(e, 30);
+        mock.insert(e, 10);
+        mock.delete(e, 5);
+    }
+    let took_over = loop {
+        let h = holders(&config, &a.data);
+        if h.len() == ENTITIES.len() && h.values().all(|v| v.as_deref().is_some_and(|n| n.ends_with(&format!("/{pid_a}")))) {
+            break killed.elapsed();
+        }
+        assert!(killed.elapsed() < LEASE * 10, "A did not take over within {:?}: {h:?}\n--- a:\n{}", LEASE * 10, log_tail(&a));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("takeover: A held every entity {took_over:?} after B's SIGKILL (lease {LEASE:?})");
+    let exact = wait_exact(&mut pg, mock, Duration::from_secs(90));
+    assert!(exact.is_ok(), "after the takeover: {:?}\n--- a:\n{}", exact, log_tail(&a));
+    drop(b);
+    drop(a);
+}
