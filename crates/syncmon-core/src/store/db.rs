@@ -1,8 +1,8 @@
 //! The store's connection, to SQLite or to PostgreSQL: one API over both, so that every query is
 //! written once. Queries use SQLite's numbered placeholders (`?1`) and the SQL both databases
 //! speak (`ON CONFLICT … DO NOTHING`, `RETURNING`, `CASE` rather than two-argument `max`); for
-//! PostgreSQL the placeholders become `$1` and `LIKE` becomes `ILIKE` (SQLite's `LIKE` ignores
-//! ASCII case). What still differs (schema, temporary tables, catalog lookups) asks
+//! PostgreSQL the placeholders become `$1`, `LIKE` becomes `ILIKE` (SQLite's `LIKE` ignores
+//! ASCII case) and `instr(text, part)` becomes `strpos(text, part)` (the same arguments). What still differs (schema, temporary tables, catalog lookups) asks
 //! [`Db::dialect`].
 //!
 //! Parameters are rusqlite's (`params![…]`) and rows are read with rusqlite's `FromSql`: a
@@ -345,6 +345,8 @@ pub fn to_postgres(sql: &str) -> String {
     let flush = |word: &mut String, out: &mut String| {
         if word.eq_ignore_ascii_case("LIKE") {
             out.push_str("ILIKE");
+        } else if word.eq_ignore_ascii_case("instr") {
+            out.push_str("strpos");
         } else {
             out.push_str(word);
         }
@@ -482,6 +484,7 @@ mod tests {
         assert_eq!(to_postgres("INSERT INTO t VALUES (?, ?)"), "INSERT INTO t VALUES ($1, $2)");
         assert_eq!(to_postgres("SELECT '?1', \"a?\" FROM t WHERE m LIKE ?1 ESCAPE '\\'"), "SELECT '?1', \"a?\" FROM t WHERE m ILIKE $1 ESCAPE '\\'");
         assert_eq!(to_postgres("SELECT unlike, likely FROM t"), "SELECT unlike, likely FROM t");
+        assert_eq!(to_postgres("WHERE instr(lower(body), ?1) > 0"), "WHERE strpos(lower(body), $1) > 0");
         assert_eq!(to_postgres("SELECT 'it''s ?' , ?3"), "SELECT 'it''s ?' , $3");
     }
 

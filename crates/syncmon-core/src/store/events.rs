@@ -142,7 +142,6 @@ impl Store {
             add("kind = ?", vec![k.clone().into()]);
         }
         if let Some((a, b)) = q.needles() {
-            // postgres: no instr(); PostgreSQL needs strpos(lower(body), ?) > 0 (the same test).
             add(
                 "(instr(lower(body), ?) > 0 OR instr(lower(body), ?) > 0 OR instr(lower(coalesce(connection, '') || '/' || coalesce(entity, '')), ?) > 0)",
                 vec![a.clone().into(), b.into(), a.into()],

@@ -192,7 +192,6 @@ fn failed_where(f: &FailedFilter) -> (String, Vec<rusqlite::types::Value>) {
         }
     }
     if let Some(t) = f.text.as_ref().filter(|t| !t.is_empty()) {
-        // postgres: no instr(); PostgreSQL needs strpos(column, ?) > 0 (the same test).
         sql.push_str(" AND (instr(record_id, ?) > 0 OR instr(tracking_id, ?) > 0 OR instr(message, ?) > 0)");
         for _ in 0..3 {
             args.push(t.clone().into());
@@ -317,8 +316,9 @@ impl Store {
                 }
                 return Ok(c.query_row(&sql, &dyn_params(&args), |r| r.get(0))?);
             }
-            let (sql, args) = failed_query(f, "SELECT count(*) FROM failed_items", None, None);
-            Ok(c.query_row(&sql, &dyn_params(&args), |r| r.get(0))?)
+            // No ORDER BY: a count has no order (and PostgreSQL refuses one beside an aggregate).
+            let (filter, args) = failed_where(f);
+            Ok(c.query_row(&format!("SELECT count(*) FROM failed_items WHERE {filter}"), &dyn_params(&args), |r| r.get(0))?)
         })
     }
 

@@ -2,7 +2,7 @@
 //! calls, runs, failed items and pushed batch that carry it, and the replica rows of that id —
 //! what a support engineer has to put together from a ticket.
 
-use super::db::{Db, DbResult, Row};
+use super::db::{Db, DbResult, Dialect, Row};
 use super::failed::failed_row;
 use super::request_log::{request_row, REQUEST_COLUMNS};
 use super::runs::{run_row, RUN_COLUMNS};
@@ -119,7 +119,9 @@ impl Store {
 
 /// Whether the replica table exists (an entity that never synced has none yet).
 fn table_exists(c: &Db, table: &str) -> DbResult<bool> {
-    // postgres: sqlite_master is SQLite's catalog; PostgreSQL needs
-    // `SELECT to_regclass(quote_ident(?1)) IS NOT NULL` (or information_schema.tables) here.
-    c.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", params![table], |r| r.get(0))
+    let sql = match c.dialect() {
+        Dialect::Sqlite => "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        Dialect::Postgres => "SELECT to_regclass(quote_ident(CAST(?1 AS TEXT))) IS NOT NULL",
+    };
+    c.query_row(sql, params![table], |r| r.get(0))
 }

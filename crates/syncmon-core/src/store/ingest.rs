@@ -6,6 +6,7 @@
 //! its records, so a crash either applies the batch and records it, or neither: a queued batch is
 //! applied again at the next agent start, and applying is idempotent (older never overwrites newer).
 
+use super::db::Dialect;
 use super::{EntityKey, PageBatch, Result, Store};
 use crate::record::Rejected;
 use crate::state::{FailedStage, IngestState};
@@ -67,8 +68,11 @@ impl Store {
     /// connection is the same call repeated: its first batch's id is returned, with `true`.
     pub fn ingest_enqueue(&self, key: &EntityKey, webhook_id: &str, body: &str, now_ms: i64) -> Result<(String, bool)> {
         self.write(|c| {
-            // postgres: `synchronous` is a SQLite pragma (PostgreSQL commits durably anyway): PostgreSQL needs neither statement.
-            c.execute_batch("PRAGMA synchronous = FULL")?;
+            // PostgreSQL commits durably anyway (synchronous_commit is the server's).
+            let sqlite = c.dialect() == Dialect::Sqlite;
+            if sqlite {
+                c.execute_batch("PRAGMA synchronous = FULL")?;
+            }
             let id = format!("ing_{}", uuid::Uuid::new_v4().simple());
             let inserted = c.execute(
                 "INSERT INTO ingest_batches (id, connection, entity, webhook_id, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -76,7 +80,9 @@ impl Store {
                 params![id, key.connection, key.entity, webhook_id, now_ms, body],
             );
             // Back to the page writer's setting whatever happened.
-            c.execute_batch("PRAGMA synchronous = NORMAL")?;
+            if sqlite {
+                c.execute_batch("PRAGMA synchronous = NORMAL")?;
+            }
             if inserted? == 1 {
                 return Ok((id, false));
             }

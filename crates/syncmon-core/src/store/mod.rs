@@ -35,6 +35,7 @@ mod checkpoints;
 pub(crate) mod db;
 mod entity_state;
 mod events;
+mod export;
 mod failed;
 mod find;
 mod ingest;

@@ -18,7 +18,7 @@
 use super::checkpoints::HISTORY_EVERY_MS;
 use super::db::{Db, DbResult, Dialect};
 use super::replica_rows::{BulkRows, DirectRows, ReplicaRows};
-use super::{open_read_only_connection, outbox, record_failure, two_way, write_back, EntityKey, Result, Store, StoreError};
+use super::{outbox, record_failure, two_way, write_back, EntityKey, Result, Store, StoreError};
 use crate::record::{Record, Rejected};
 use crate::rowversion::RowVersion;
 use crate::state::{FailedStage, FailedState, Resolution, ResyncState};
@@ -460,38 +460,6 @@ impl Store {
         self.read(|c| {
             Ok(c.query_row("SELECT replica_rows FROM entity_state WHERE connection = ?1 AND entity = ?2", params![key.connection, key.entity], |r| r.get(0))?)
         })
-    }
-
-    /// Calls `each` for every replica row in the order first received, streaming (memory stays flat).
-    pub fn for_each_replica_row(&self, key: &EntityKey, include_deleted: bool, mut each: impl FnMut(ReplicaRow) -> std::io::Result<()>) -> Result<()> {
-        let table = key.table();
-        let path = self.path.clone();
-        // A dedicated connection: an export can take long and must not hold the shared reader.
-        // postgres: PostgreSQL needs a second client here, and a cursor (FETCH in batches): its
-        // query_all holds every row in memory, SQLite's reads them one at a time.
-        let c = Db::Sqlite(open_read_only_connection(&path)?);
-        let filter = if include_deleted { "" } else { "WHERE deleted_at IS NULL" };
-        // Each row is handed on as it is read (the rows collected are `()`); the first failure
-        // stops the query and is returned as it is.
-        let mut failed: Option<StoreError> = None;
-        let read = c.query_all(&format!("SELECT id, row_version, data, deleted_at FROM \"{table}\" {filter} ORDER BY rowid"), params![], |r| {
-            let data: String = r.get(2)?;
-            let row = match serde_json::value::RawValue::from_string(data) {
-                Ok(data) => ReplicaRow { id: r.get(0)?, row_version: r.get(1)?, data, deleted_at: r.get(3)? },
-                Err(e) => {
-                    failed = Some(StoreError::NotFound(format!("corrupt row: {e}")));
-                    return Err(rusqlite::Error::QueryReturnedNoRows);
-                }
-            };
-            each(row).map_err(|e| {
-                failed = Some(StoreError::NotFound(format!("write failed: {e}")));
-                rusqlite::Error::QueryReturnedNoRows
-            })
-        });
-        match (failed, read) {
-            (Some(e), _) => Err(e),
-            (None, read) => read.map(|_| ()).map_err(Into::into),
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Runs: one row per cycle of an entity (what it read, how it ended), the cycle's outcome on the
 //! entity, and the per-hour sums the overview's sparklines show.
 
-use super::db::Row;
+use super::db::{Dialect, Row};
 use super::{EntityKey, Result, Store};
 use crate::state::{Outcome, RunKind, RunOutcome, UnfinishedRun};
 use rusqlite::params;
@@ -142,13 +142,15 @@ impl Store {
         self.read(|c| {
             // Rows arrive grouped by entity (index order), so they are summed as they stream by
             // instead of GROUP BY sorting every run of the day.
-            // postgres: INDEXED BY is SQLite's; PostgreSQL needs the query without it.
             let mut out: std::collections::BTreeMap<EntityKey, Vec<i64>> = std::collections::BTreeMap::new();
             let mut current: Option<(EntityKey, Vec<i64>)> = None;
             // Each row is folded in as it is read: nothing is collected (the rows are `()`).
+            // SQLite's planner is told the index; PostgreSQL's chooses for itself.
+            let hint = if c.dialect() == Dialect::Sqlite { "INDEXED BY runs_by_entity_time" } else { "" };
             c.query_all(
-                "SELECT connection, entity, started_at, records FROM runs INDEXED BY runs_by_entity_time
-                 WHERE started_at >= ?1 AND started_at < ?2 ORDER BY connection, entity",
+                &format!(
+                    "SELECT connection, entity, started_at, records FROM runs {hint} WHERE started_at >= ?1 AND started_at < ?2 ORDER BY connection, entity"
+                ),
                 params![start, now_ms],
                 |r| {
                     let (conn, ent): (String, String) = (r.get(0)?, r.get(1)?);

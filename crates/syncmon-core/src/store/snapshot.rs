@@ -14,7 +14,7 @@
 //! - Only a COMPLETE pass deletes: the live rows it did not see are marked (`seen_pass = -1`)
 //!   and [`Store::resync_finish`] tombstones them under the deletion guard, as a full resync.
 
-use super::db::{Db, DbResult};
+use super::db::{Db, DbResult, Dialect};
 use super::replica::{id_hash, pages_start};
 use super::{outbox, record_failure, Applied, EntityKey, PageBatch, PassEnd, Result, Store};
 use crate::record::Record;
@@ -87,25 +87,38 @@ fn seen_table(key: &EntityKey) -> String {
     format!("snapshot_seen_{}", key.table())
 }
 
+/// The schema of the connection's temporary tables.
+fn temp_schema(c: &Db) -> &'static str {
+    match c.dialect() {
+        Dialect::Sqlite => "temp",
+        Dialect::Postgres => "pg_temp",
+    }
+}
+
 impl Store {
     /// Begins a snapshot pass: the table gets its `content_hash` column if it has none, and the
     /// set of ids seen starts empty (an interrupted pass before it counts for nothing).
     pub fn snapshot_begin(&self, key: &EntityKey) -> Result<()> {
         let (table, seen) = (key.table(), seen_table(key));
         self.write(|c| {
-            // postgres: pragma_table_info, the temp journal pragma and the `temp.` schema are SQLite's;
-            // PostgreSQL needs information_schema.columns (table_name = ?1, column_name = 'content_hash'),
-            // `content_hash BIGINT` and `row BIGINT` (its INTEGER is 32 bits), no pragma, and
-            // `pg_temp.` (a temporary table lives per session there too).
-            let has_hash: bool =
-                c.query_row("SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'content_hash')", params![table], |r| r.get(0))?;
-            if !has_hash {
-                c.execute_batch(&format!("ALTER TABLE \"{table}\" ADD COLUMN content_hash INTEGER"))?;
+            let sqlite = c.dialect() == Dialect::Sqlite;
+            let has_hash = if sqlite {
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'content_hash')"
+            } else {
+                "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = CAST(?1 AS TEXT) AND column_name = 'content_hash')"
+            };
+            if !c.query_row(has_hash, params![table], |r| r.get::<_, bool>(0))? {
+                // 64 bits: SQLite's INTEGER, PostgreSQL's BIGINT.
+                c.execute_batch(&format!("ALTER TABLE \"{table}\" ADD COLUMN content_hash {}", if sqlite { "INTEGER" } else { "BIGINT" }))?;
             }
-            // The seen set needs no rollback journal on disk (it is rebuilt by every pass): with
-            // one, each page's commit wrote a journal file, most of what an unchanged poll wrote.
-            c.execute_batch("PRAGMA temp.journal_mode = MEMORY")?;
-            c.execute_batch(&format!("CREATE TEMP TABLE IF NOT EXISTS \"{seen}\" (row INTEGER PRIMARY KEY); DELETE FROM temp.\"{seen}\";"))?;
+            if sqlite {
+                // The seen set needs no rollback journal on disk (it is rebuilt by every pass): with
+                // one, each page's commit wrote a journal file, most of what an unchanged poll wrote.
+                c.execute_batch("PRAGMA temp.journal_mode = MEMORY")?;
+            }
+            // A temporary table of the writer's connection (a session on PostgreSQL).
+            let temp = temp_schema(c);
+            c.execute_batch(&format!("CREATE TEMP TABLE IF NOT EXISTS \"{seen}\" (row BIGINT PRIMARY KEY); DELETE FROM {temp}.\"{seen}\";"))?;
             Ok(())
         })
     }
@@ -123,8 +136,8 @@ impl Store {
             let first_counter = counter;
             let mut live_delta = 0i64;
             {
-                // postgres: `temp.` is SQLite's name for the temporary schema (PostgreSQL: `pg_temp.`).
-                let mark_seen = tx.prepare(&format!("INSERT INTO temp.\"{seen}\" (row) VALUES (?1) ON CONFLICT DO NOTHING"))?;
+                let temp = temp_schema(&tx);
+                let mark_seen = tx.prepare(&format!("INSERT INTO {temp}.\"{seen}\" (row) VALUES (?1) ON CONFLICT DO NOTHING"))?;
                 let supersede = tx.prepare(
                     "UPDATE failed_items SET state = ?5, resolution = ?6, resolved_at = ?1
                      WHERE connection = ?2 AND entity = ?3 AND record_id = ?4 AND state = ?7 AND stage <> ?8",
@@ -211,9 +224,9 @@ impl Store {
             let tx = c.transaction()?;
             // Marks left by a pass the guard stopped are this pass's to decide again.
             tx.execute(&format!("UPDATE \"{table}\" SET seen_pass = 0 WHERE seen_pass = ?1"), params![UNSEEN])?;
-            // postgres: `temp.` → `pg_temp.` (see snapshot_begin).
+            let temp = temp_schema(&tx);
             tx.execute(
-                &format!("UPDATE \"{table}\" SET seen_pass = ?1 WHERE deleted_at IS NULL AND rowid NOT IN (SELECT row FROM temp.\"{seen}\")"),
+                &format!("UPDATE \"{table}\" SET seen_pass = ?1 WHERE deleted_at IS NULL AND rowid NOT IN (SELECT row FROM {temp}.\"{seen}\")"),
                 params![UNSEEN],
             )?;
             tx.commit()?;

@@ -70,4 +70,9 @@ forward_pending: number,
 /**
  * Why delivery to the target is stuck (credentials, circuit open), while changes wait.
  */
-forward_error: string | null, };
+forward_error: string | null, 
+/**
+ * Several agents on one PostgreSQL replica: the agent holding the entity's lease (None on
+ * the embedded SQLite replica, and while no agent holds it).
+ */
+holder: string | null, };
