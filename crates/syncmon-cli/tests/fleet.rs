@@ -173,3 +173,92 @@ fn drive(config: &Path, dir: &Path, url: &str, mock: &MockServer) {
     drop(b);
     drop(a);
 }
+
+fn syncmon(config: &Path, data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN).arg("--config").arg(config).arg("--data-dir").arg(data).args(args).env_remove("RUST_LOG").output().unwrap()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The commands a user runs, against a PostgreSQL replica: sync, status, export, failed items,
+/// the request log, find, diagnostics, and the served UI's API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_works_against_a_postgresql_replica() {
+    let cluster = syncmon_testpg::PgCluster::start();
+    let url = cluster.create_database("syncmon");
+    let mock = MockServer::start(MockConfig { seed: 9, entities: vec![EntitySpec { name: "items".into(), records: 300 }], ..Default::default() }).await.unwrap();
+    let poisoned = mock.insert_poisoned("items", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = (dir.path().join("syncmon.toml"), dir.path().join("data"));
+    std::fs::write(
+        &config,
+        format!("[replica]\nurl = \"{url}\"\n\n[[connection]]\nid = \"src\"\nbase_url = \"{}\"\n\n[[connection.entity]]\nname = \"items\"\npage_size = 100\n", mock.base_url()),
+    )
+    .unwrap();
+    let want = mock.dataset("items").len();
+    tokio::task::block_in_place(|| {
+        let sync = syncmon(&config, &data, &["sync", "--json"]);
+        assert!(sync.status.success(), "sync: {}{}", stdout(&sync), String::from_utf8_lossy(&sync.stderr));
+        assert!(!data.join("syncmon.db").exists(), "no SQLite replica beside PostgreSQL");
+
+        let status: serde_json::Value = serde_json::from_slice(&syncmon(&config, &data, &["status", "--json"]).stdout).unwrap();
+        let items = &status.as_array().unwrap()[0];
+        assert_eq!(items["replica_rows"].as_u64(), Some(want as u64 - poisoned.len() as u64), "{items}");
+        assert_eq!(items["pending_failed"].as_u64(), Some(poisoned.len() as u64), "{items}");
+        assert_eq!(items["health"], "healthy", "{items}");
+
+        let export = syncmon(&config, &data, &["export", "items"]);
+        assert!(export.status.success());
+        let lines: Vec<serde_json::Value> = stdout(&export).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), want - poisoned.len(), "every live row, one JSON object per line");
+        let id = lines[0]["id"].as_str().unwrap().to_string();
+
+        let failed: serde_json::Value = serde_json::from_slice(&syncmon(&config, &data, &["failed", "list", "--json"]).stdout).unwrap();
+        let listed = failed.get("items").unwrap_or(&failed).as_array().map_or(0, Vec::len);
+        assert_eq!(listed, poisoned.len(), "{failed}");
+
+        let requests = stdout(&syncmon(&config, &data, &["requests", "--json"]));
+        assert!(requests.contains("sync=true"), "the calls are logged in PostgreSQL: {requests}");
+
+        let found = syncmon(&config, &data, &["find", &id]);
+        assert!(found.status.success() && stdout(&found).contains(&id), "find: {}", stdout(&found));
+
+        let zip = dir.path().join("bundle.zip");
+        let diag = syncmon(&config, &data, &["diagnostics", "--output", zip.to_str().unwrap()]);
+        assert!(diag.status.success() && zip.is_file(), "diagnostics: {}", String::from_utf8_lossy(&diag.stderr));
+
+        // The served UI's API reads the same replica.
+        let token = "fleet-test-token-0123456789";
+        let mut serve = Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data-serve"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--token-env", "FLEET_TOKEN", "--ui-dir"])
+            .arg(dir.path().join("no-ui"))
+            .env("FLEET_TOKEN", token)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(serve.stdout.take().unwrap()));
+        let banner = lines.next().unwrap().unwrap();
+        let port: u16 = banner.split("http://127.0.0.1:").nth(1).and_then(|r| r.split('/').next()).and_then(|p| p.parse().ok()).unwrap();
+        let answer = {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            write!(s, "GET /api/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        };
+        let _ = serve.kill();
+        let _ = serve.wait();
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.contains(&format!("\"replica_rows\":{}", want - poisoned.len())), "{answer}");
+    });
+    mock.shutdown().await;
+}
