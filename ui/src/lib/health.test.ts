@@ -27,6 +27,7 @@ function ent(entity: string, health: Health, extra: Partial<EntityStatus> = {}):
     resync_would_delete: null,
     forward_pending: 0,
     forward_error: null,
+    holder: null,
     ...extra,
   };
 }
