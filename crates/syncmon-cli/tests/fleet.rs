@@ -188,13 +188,17 @@ fn stdout(o: &std::process::Output) -> String {
 async fn every_command_works_against_a_postgresql_replica() {
     let cluster = syncmon_testpg::PgCluster::start();
     let url = cluster.create_database("syncmon");
-    let mock = MockServer::start(MockConfig { seed: 9, entities: vec![EntitySpec { name: "items".into(), records: 300 }], ..Default::default() }).await.unwrap();
+    let mock =
+        MockServer::start(MockConfig { seed: 9, entities: vec![EntitySpec { name: "items".into(), records: 300 }], ..Default::default() }).await.unwrap();
     let poisoned = mock.insert_poisoned("items", 2);
     let dir = tempfile::tempdir().unwrap();
     let (config, data) = (dir.path().join("syncmon.toml"), dir.path().join("data"));
     std::fs::write(
         &config,
-        format!("[replica]\nurl = \"{url}\"\n\n[[connection]]\nid = \"src\"\nbase_url = \"{}\"\n\n[[connection.entity]]\nname = \"items\"\npage_size = 100\n", mock.base_url()),
+        format!(
+            "[replica]\nurl = \"{url}\"\n\n[[connection]]\nid = \"src\"\nbase_url = \"{}\"\n\n[[connection.entity]]\nname = \"items\"\npage_size = 100\n",
+            mock.base_url()
+        ),
     )
     .unwrap();
     let want = mock.dataset("items").len();

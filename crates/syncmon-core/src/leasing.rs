@@ -1,6 +1,7 @@
 //! Several agents on one PostgreSQL replica: this agent's share of the entities. The lease loop
-//! ([`keep`]) renews and balances the leases every third of a lease time (`store/leases.rs`
-//! holds the rules); workers sync, deliver and apply pushed records only for the entities this
+//! ([`keep`]) renews and balances the leases (`store/leases.rs` holds the rules). `[replica]
+//! lease` is the longest a dead agent's entities wait: a lease row lasts two thirds of it and the
+//! loop runs every sixth, so an expired lease is taken within `lease` of the agent's death; workers sync, deliver and apply pushed records only for the entities this
 //! agent holds, and an entity it has just taken over syncs at once. On a clean shutdown the
 //! leases are given back, so the other agents take over without waiting for them to run out.
 
@@ -27,6 +28,11 @@ impl Leasing {
         Leasing { agent, host, lease, held: RwLock::new(HashSet::new()) }
     }
 
+    /// How long a lease row lasts without renewal.
+    pub fn hold(&self) -> Duration {
+        self.lease * 2 / 3
+    }
+
     pub fn holds(&self, key: &EntityKey) -> bool {
         self.held.read().unwrap_or_else(|p| p.into_inner()).contains(key)
     }
@@ -43,10 +49,10 @@ impl Leasing {
 /// The lease loop, until `cancel`; gives every lease back when it ends.
 pub async fn keep(store: Arc<Store>, leasing: Arc<Leasing>, entities: Vec<Arc<EntityRt>>, events: Arc<EventBus>, cancel: CancellationToken) {
     let keys: Vec<EntityKey> = entities.iter().map(|e| e.key.clone()).collect();
-    let every = leasing.lease / 3;
+    let every = leasing.lease / 6;
     loop {
         let (s, l, k) = (store.clone(), leasing.clone(), keys.clone());
-        let round = tokio::task::spawn_blocking(move || s.lease_round(&l.agent, &l.host, &k, l.lease)).await;
+        let round = tokio::task::spawn_blocking(move || s.lease_round(&l.agent, &l.host, &k, l.hold())).await;
         match round {
             Ok(Ok(now)) => {
                 let lost: Vec<EntityKey> = keys.iter().filter(|k| leasing.holds(k) && !now.contains(k)).cloned().collect();
@@ -92,7 +98,7 @@ pub struct OneShotLeases {
 impl OneShotLeases {
     /// Takes the leases of `keys`; refused, naming the holder, for an entity a live agent holds.
     pub fn take(store: Arc<Store>, leasing: &Leasing, keys: &[EntityKey]) -> crate::error::Result<OneShotLeases> {
-        let held = store.take_free_leases(&leasing.agent, keys, leasing.lease)?;
+        let held = store.take_free_leases(&leasing.agent, keys, leasing.hold())?;
         let guard = OneShotLeases { store: store.clone(), agent: leasing.agent.clone(), renewal: None };
         let busy: Vec<String> = keys.iter().filter(|k| !held.contains(k)).map(|k| k.to_string()).collect();
         if !busy.is_empty() {
@@ -112,7 +118,7 @@ impl OneShotLeases {
         }
         let mut guard = guard;
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let (store, agent, every, lease) = (store, leasing.agent.clone(), leasing.lease / 3, leasing.lease);
+            let (store, agent, every, lease) = (store, leasing.agent.clone(), leasing.lease / 6, leasing.hold());
             guard.renewal = Some(rt.spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;

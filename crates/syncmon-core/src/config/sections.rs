@@ -35,7 +35,7 @@ pub struct ReplicaConfig {
     /// `replica` (`syncmon creds replica`), else none (trust or peer authentication).
     #[serde(default)]
     pub password_env: Option<String>,
-    /// How long an agent's entities wait for another agent after it dies.
+    /// The longest a dead agent's entities wait before another agent takes them over.
     #[serde(default = "d_lease", deserialize_with = "de_duration")]
     pub lease: Duration,
     /// The name this agent shows as the holder of its entities (default: host name and pid).
