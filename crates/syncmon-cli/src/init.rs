@@ -151,6 +151,9 @@ fn starter(a: &Answers, demo: bool) -> String {
     s.push_str("# [webhooks]\n# listen = \"127.0.0.1:8385\"        # POST /webhooks/<connection id> nudges a poll;\n");
     s.push_str("#                                   # POST /ingest/<connection id>/<entity> takes pushed records\n\n");
     s.push_str("# [storage]\n# request_log_retention = \"7d\"     # how long the request log keeps calls\n\n");
+    s.push_str("# [replica]                         # PostgreSQL instead of the SQLite file in the data directory;\n");
+    s.push_str("# url = \"postgresql://syncmon@127.0.0.1:5432/syncmon\"   # agents with this config share its entities\n");
+    s.push_str("# password_env = \"SYNCMON_REPLICA_PASSWORD\"  # or `syncmon creds replica` (OS keyring)\n\n");
     s.push_str("[[connection]]\n");
     s.push_str(&format!("id = {}\n", quoted(&a.connection)));
     s.push_str(&format!("base_url = {}\n", quoted(&a.base_url)));
