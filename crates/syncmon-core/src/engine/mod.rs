@@ -415,8 +415,10 @@ impl<'a> Cycle<'a> {
                     }
                 }
                 Err(err) => {
+                    // Another agent took the entity over: this one stops, and that is no failure.
+                    let lost = matches!(err, crate::store::StoreError::LeaseLost { .. });
                     failure = Some(Failure {
-                        class: FailureClass::Config,
+                        class: if lost { FailureClass::Cancelled } else { FailureClass::Config },
                         message: format!("cannot write the replica: {err}"),
                         http_status: None,
                         tracking_id: last_tracking.clone(),

@@ -344,6 +344,7 @@ impl Store {
         let table = key.table();
         self.write(|c| {
             let tx = c.transaction()?;
+            self.check_fence(&tx, key)?;
             let hash = id_hash(&record.id);
             let existing: Option<(i64, String, bool)> = tx.query_opt(
                 &format!("SELECT rowid, row_version, deleted_at IS NOT NULL FROM \"{table}\" WHERE id_hash = ?1 AND id = ?2"),
@@ -425,6 +426,7 @@ impl Store {
         let table = key.table();
         self.write(|c| {
             let tx = c.transaction()?;
+            self.check_fence(&tx, key)?;
             let live: i64 = tx.query_row(&format!("SELECT count(*) FROM \"{table}\" WHERE deleted_at IS NULL"), params![], |r| r.get(0))?;
             let unseen: i64 =
                 tx.query_row(&format!("SELECT count(*) FROM \"{table}\" WHERE deleted_at IS NULL AND seen_pass < ?1"), params![pass], |r| r.get(0))?;

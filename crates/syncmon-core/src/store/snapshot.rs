@@ -130,6 +130,7 @@ impl Store {
         let (table, seen) = (key.table(), seen_table(key));
         self.write(|c| {
             let tx = c.transaction()?;
+            self.check_fence(&tx, key)?;
             let mut applied = Applied::default();
             let (counter, _, live_before, forwarding, has_pending) = pages_start(&tx, key)?;
             let mut counter: u64 = counter.parse().unwrap_or(0);
@@ -222,6 +223,7 @@ impl Store {
         let (table, seen) = (key.table(), seen_table(key));
         self.write(|c| {
             let tx = c.transaction()?;
+            self.check_fence(&tx, key)?;
             // Marks left by a pass the guard stopped are this pass's to decide again.
             tx.execute(&format!("UPDATE \"{table}\" SET seen_pass = 0 WHERE seen_pass = ?1"), params![UNSEEN])?;
             let temp = temp_schema(&tx);
