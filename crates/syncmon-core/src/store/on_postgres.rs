@@ -193,7 +193,15 @@ fn steps(store: &Store, key: &EntityKey) -> Vec<(&'static str, String)> {
         store.ingest_enqueue(key, "w2", "[]", 90_000).and_then(|(_, again)| Ok((again, store.ingest_enqueue(key, "w2", "[]", 90_001)?.1))).map(|v| dbg(&v)),
     );
     let mut exported = Vec::new();
-    step("export", store.for_each_replica_row(key, true, |r| Ok(exported.push((r.id, r.row_version, r.deleted_at.is_some())))).map(|_| dbg(&exported)));
+    step(
+        "export",
+        store
+            .for_each_replica_row(key, true, |r| {
+                exported.push((r.id, r.row_version, r.deleted_at.is_some()));
+                Ok(())
+            })
+            .map(|_| dbg(&exported)),
+    );
     // A snapshot feed's pass on a second entity: new, then one changed and one gone.
     let snap = EntityKey::new("c", "snap");
     let snapshot_pass = |records: &[Record], now_ms: i64| -> Result<String> {
