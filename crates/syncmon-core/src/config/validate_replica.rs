@@ -61,7 +61,11 @@ impl ReplicaConfig {
         let table = [Seg::Key("replica")];
         let what = loc.key(&table, "ca_file");
         if file.trim().is_empty() {
-            return Err(loc.problem(&table, "ca_file", format!("{what} is empty; name the PEM file of the CA that signed the server's certificate, e.g. \"certs/db-ca.pem\"")));
+            return Err(loc.problem(
+                &table,
+                "ca_file",
+                format!("{what} is empty; name the PEM file of the CA that signed the server's certificate, e.g. \"certs/db-ca.pem\""),
+            ));
         }
         self.ca = crate::store::pg_connect::read_ca_file(&dir.join(file)).map_err(|why| loc.problem(&table, "ca_file", format!("{what}: {why}")))?;
         Ok(())

@@ -502,7 +502,10 @@ mod tests {
     fn both() -> (syncmon_testpg::PgCluster, Vec<Db>) {
         let pg = syncmon_testpg::PgCluster::start();
         let config: postgres::Config = pg.url("postgres").parse().unwrap();
-        let dbs = vec![Db::Sqlite(rusqlite::Connection::open_in_memory().unwrap()), Db::Postgres(Box::new(RefCell::new(PgConn::connect(&config, &PgTls::Plain).unwrap())))];
+        let dbs = vec![
+            Db::Sqlite(rusqlite::Connection::open_in_memory().unwrap()),
+            Db::Postgres(Box::new(RefCell::new(PgConn::connect(&config, &PgTls::Plain).unwrap()))),
+        ];
         (pg, dbs)
     }
 

@@ -115,10 +115,7 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String>
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: not a readable PEM certificate file: {e}", path.display()))?;
     if certs.is_empty() {
-        return Err(format!(
-            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----); export the CA certificate as PEM (Base64), not DER",
-            path.display()
-        ));
+        return Err(format!("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----); export the CA certificate as PEM (Base64), not DER", path.display()));
     }
     let (_, unusable) = rustls::RootCertStore::empty().add_parsable_certificates(certs.iter().cloned());
     if unusable > 0 {
@@ -208,7 +205,21 @@ fn certificate_hint(replica: &ReplicaConfig, e: &rustls::CertificateError) -> St
 /// PostgreSQL's refusal, with what to do about it.
 fn explain(replica: &ReplicaConfig, e: &DbError) -> String {
     let url = shown_url(replica);
-    let text = e.to_string();
+    let mut text = e.to_string();
+    // The client's own words stop at the kind ("error performing TLS handshake"): add why.
+    // (A server's refusal is already in its own words.)
+    let client_error = match e {
+        DbError::Postgres(pg) if pg.as_db_error().is_none() => Some(pg),
+        _ => None,
+    };
+    if let Some(pg) = client_error {
+        let mut cause = std::error::Error::source(pg);
+        for _ in 0..4 {
+            let Some(c) = cause else { break };
+            text = format!("{text}: {c}");
+            cause = c.source();
+        }
+    }
     let hint = if let Some(tls) = tls_error(e) {
         match tls {
             rustls::Error::InvalidCertificate(c) => certificate_hint(replica, c),
@@ -237,4 +248,107 @@ fn explain(replica: &ReplicaConfig, e: &DbError) -> String {
         "check [replica] url and the server's log".into()
     };
     format!("cannot connect to the PostgreSQL replica {url}: {text}; {hint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::store::db::Db;
+    use std::cell::RefCell;
+    use syncmon_testpg::PgCluster;
+
+    /// `[replica]` as a config file gives it (ca_file read and checked on load).
+    fn replica(url: &str, ca_file: Option<&Path>) -> ReplicaConfig {
+        let ca = ca_file.map(|f| format!("ca_file = \"{}\"\n", f.display())).unwrap_or_default();
+        let text = format!(
+            "[replica]\nurl = \"{url}\"\n{ca}\n[[connection]]\nid = \"shop\"\nbase_url = \"https://api.example.com/c\"\nauth = \"oauth2\"\n\
+             token_url = \"https://login.example.com/token\"\nclient_id = \"syncmon\"\n[[connection.entity]]\nname = \"items\"\n"
+        );
+        Config::parse(&text).unwrap_or_else(|e| panic!("{url}: {}", e.message)).replica.expect("[replica]")
+    }
+
+    fn refusal(replica: &ReplicaConfig) -> String {
+        match connect(replica, None) {
+            Ok(_) => panic!("{} connected", replica.url),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn tls_is_used_to_another_host_and_on_request_and_never_plain_beyond_loopback() {
+        let transport = |url: &str, ca: bool| pg_config(url, ca).map(|(config, t)| (t, config.get_ssl_mode()));
+        use postgres::config::SslMode::{Disable, Require};
+        use Transport::{Plain, VerifiedTls};
+        for (url, ca, want) in [
+            ("postgresql://u@127.0.0.1/db", false, (Plain, Disable)),
+            ("postgresql://u@localhost/db?sslmode=prefer", false, (Plain, Disable)),
+            ("postgresql://u@[::1]:5433/db?sslmode=disable", false, (Plain, Disable)),
+            ("postgresql://u@localhost/db", true, (VerifiedTls, Require)),
+            ("postgresql://u@localhost/db?sslmode=verify-full", false, (VerifiedTls, Require)),
+            ("postgresql://u@127.0.0.1/db?sslmode=verify-ca&application_name=x", false, (VerifiedTls, Require)),
+            ("postgresql://u@db.example.com/db", false, (VerifiedTls, Require)),
+            ("postgresql://u@db.example.com/db?sslmode=prefer", false, (VerifiedTls, Require)),
+            ("postgresql://u@127.0.0.1/db?host=db.example.com", false, (VerifiedTls, Require)),
+            ("postgresql://u@localhost/db?hostaddr=10.1.2.3", false, (VerifiedTls, Require)),
+            // A tunnel: the name is verified, the connection goes to this machine.
+            ("postgresql://u@db.example.com/db?hostaddr=127.0.0.1&sslmode=disable", false, (Plain, Disable)),
+        ] {
+            assert_eq!(transport(url, ca), Ok(want), "{url} (ca_file: {ca})");
+        }
+        let (config, _) = pg_config("postgresql://u@db.example.com:6432/db?sslmode=verify-full&connect_timeout=3", false).unwrap();
+        assert_eq!((config.get_ports(), config.get_connect_timeout()), (&[6432][..], Some(&Duration::from_secs(3))), "other options kept");
+        for (url, why) in [
+            ("postgresql://u@db.example.com/db?sslmode=disable", "unencrypted"),
+            ("postgresql://u@localhost/db?hostaddr=10.1.2.3&sslmode=disable", "another host"),
+            ("postgresql://u@localhost/db?sslmode=allow", "write verify-full"),
+            ("postgresql://u@db.example.com/db?sslcert=c.pem&sslkey=k.pem", "client certificates"),
+        ] {
+            let err = pg_config(url, false).unwrap_err();
+            assert!(err.contains(why), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn verified_tls_to_localhost_with_the_ca_file_runs_a_query() {
+        let pg = PgCluster::start_with_tls();
+        let r = replica(&format!("postgresql://postgres@localhost:{}/postgres", pg.port()), Some(pg.ca_file()));
+        let db = Db::Postgres(Box::new(RefCell::new(connect(&r, None).expect("verified TLS to localhost"))));
+        let (ssl, version): (i64, String) = db
+            .query_row("SELECT CASE WHEN ssl THEN 1 ELSE 0 END, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(ssl, 1, "the server sees a TLS connection");
+        assert!(version.starts_with("TLSv1."), "{version}");
+        assert_eq!(db.query_row("SELECT 40 + ?1", &[&2i64], |row| row.get::<_, i64>(0)).unwrap(), 42);
+        // Without ca_file the loopback connection is plain, which this server refuses.
+        let err = refusal(&replica(&format!("postgresql://postgres@localhost:{}/postgres", pg.port()), None));
+        assert!(err.contains("no encryption") && err.contains("add ?sslmode=verify-full"), "{err}");
+    }
+
+    #[test]
+    fn a_server_certificate_from_a_ca_not_trusted_here_is_refused_with_the_ca_file_hint() {
+        let pg = PgCluster::start_with_tls();
+        let err = refusal(&replica(&format!("postgresql://postgres@localhost:{}/postgres?sslmode=verify-full", pg.port()), None));
+        assert!(err.contains("invalid peer certificate"), "{err}");
+        assert!(err.contains("set [replica] ca_file to the CA that signed the server's certificate"), "{err}");
+        assert!(err.starts_with(&format!("cannot connect to the PostgreSQL replica postgresql://postgres@localhost:{}/postgres:", pg.port())), "{err}");
+    }
+
+    #[test]
+    fn a_server_certificate_for_another_name_is_refused() {
+        let pg = PgCluster::start_with_tls();
+        // The certificate names localhost only; 127.0.0.1 is the same server under another name.
+        let err = refusal(&replica(&format!("postgresql://postgres@127.0.0.1:{}/postgres?sslmode=require", pg.port()), Some(pg.ca_file())));
+        assert!(err.contains("not valid for name") && err.contains("127.0.0.1"), "{err}");
+        assert!(err.contains("for another name than the host in [replica] url"), "{err}");
+    }
+
+    #[test]
+    fn tls_asked_of_a_server_without_it_is_refused_with_what_to_turn_on() {
+        let pg = PgCluster::start();
+        let err = refusal(&replica(&format!("postgresql://postgres@127.0.0.1:{}/postgres?sslmode=require", pg.port()), None));
+        assert!(err.contains("server does not support TLS") && err.contains("ssl = on"), "{err}");
+    }
 }
