@@ -41,6 +41,13 @@ pub struct ReplicaConfig {
     /// The name this agent shows as the holder of its entities (default: host name and pid).
     #[serde(default)]
     pub agent: Option<String>,
+    /// A PEM file of the CA that signed the server's certificate (a private CA), trusted besides
+    /// the OS certificate store; a relative path is read from the config file's directory.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// `ca_file`'s certificates, read when the config loads (`load_ca_files`).
+    #[serde(skip)]
+    pub ca: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 fn d_lease() -> Duration {

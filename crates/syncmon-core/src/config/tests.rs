@@ -446,7 +446,7 @@ fn a_metrics_address_is_parsed_and_a_bad_one_refused_with_its_key_and_line() {
 }
 
 #[test]
-fn a_postgresql_replica_parses_with_a_30_second_lease_and_refuses_a_password_in_its_url() {
+fn a_postgresql_replica_parses_with_a_30_second_lease_and_tls_to_another_host_and_refuses_a_password_or_plain_text_beyond_loopback() {
     let c = Config::parse(&format!("[replica]\nurl = \"postgresql://syncmon@127.0.0.1:5432/syncmon\"\npassword_env = \"PGPASS_SYNCMON\"\n{MINIMAL}")).unwrap();
     let r = c.replica.unwrap();
     assert_eq!(
@@ -459,10 +459,41 @@ fn a_postgresql_replica_parses_with_a_30_second_lease_and_refuses_a_password_in_
     assert_eq!(err.key.as_deref(), Some("replica.url"));
     assert!(err.message.contains("holds a password") && err.message.contains("syncmon creds replica") && !err.message.contains("hunter2"), "{}", err.message);
     assert!(refused("url = \"mysql://u@127.0.0.1/db\"").message.contains("must start with postgresql://"));
-    assert!(refused("url = \"postgresql://u@db.example.com/db\"").message.contains("SSH tunnel"), "no unencrypted connection to another host");
+    // Another host: verified TLS (no sslmode, or any TLS mode), never plain.
+    for url in ["postgresql://u@db.example.com/db", "postgresql://u@db.example.com/db?sslmode=verify-full", "postgresql://u@10.0.0.5/db?sslmode=require"] {
+        let c = Config::parse(&format!("{MINIMAL}\n[replica]\nurl = \"{url}\"\n")).unwrap_or_else(|e| panic!("{url}: {}", e.message));
+        assert_eq!(c.replica.unwrap().url, url);
+    }
+    let err = refused("url = \"postgresql://u@db.example.com/db?sslmode=disable\"");
+    assert_eq!((err.key.as_deref(), err.line), (Some("replica.url"), Some(15)), "{}", err.message);
+    assert!(err.message.contains("sslmode=disable") && err.message.contains("unencrypted") && err.message.contains("SSH tunnel"), "{}", err.message);
+    // The address connected to decides, also when the query adds one.
+    assert!(refused("url = \"postgresql://u@127.0.0.1/db?hostaddr=10.0.0.5&sslmode=disable\"").message.contains("another host"));
+    assert!(refused("url = \"postgresql://u@127.0.0.1/db?sslmode=allow\"").message.contains("write verify-full"));
+    assert!(refused("url = \"postgresql://u@db.example.com/db?sslrootcert=ca.pem\"").message.contains("[replica] ca_file"));
     assert!(refused("url = \"postgresql://u@127.0.0.1:5432\"").message.contains("names no database"));
     assert!(refused("url = \"postgresql://u@127.0.0.1/db\"\npassword_env = \"not a name\"").message.contains("must name an environment variable"));
     let err = refused("url = \"postgresql://u@[::1]/db\"\nlease = \"0s\"");
     assert_eq!(err.key.as_deref(), Some("replica.lease"));
     assert!(err.message.contains("between 1s and 1h"), "{}", err.message);
+}
+
+#[test]
+fn a_replica_ca_file_is_read_from_the_config_directory_and_refused_when_missing_or_not_pem() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    std::fs::write(dir.path().join("db-ca.pem"), params.self_signed(&ca_key).unwrap().pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), ca_key.serialize_pem()).unwrap();
+    let text = |file: &str, url: &str| format!("{MINIMAL}\n[replica]\nurl = \"{url}\"\nca_file = \"{file}\"\n");
+    let c = Config::parse_in(&text("db-ca.pem", "postgresql://u@db.example.com/db"), dir.path()).unwrap();
+    assert_eq!(c.replica.unwrap().ca.len(), 1, "the CA certificate is loaded");
+    for (file, why) in [("missing.pem", "cannot read"), ("key.pem", "holds no PEM certificate"), (" ", "is empty")] {
+        let err = Config::parse_in(&text(file, "postgresql://u@db.example.com/db"), dir.path()).unwrap_err();
+        assert_eq!((err.key.as_deref(), err.line), (Some("replica.ca_file"), Some(16)), "{file}: {}", err.message);
+        assert!(err.message.contains(why) && err.message.contains("replica.ca_file (line 16)"), "{file}: {}", err.message);
+    }
+    let err = Config::parse_in(&text("db-ca.pem", "postgresql://u@127.0.0.1/db?sslmode=disable"), dir.path()).unwrap_err();
+    assert!(err.message.contains("ca_file is only for TLS"), "{}", err.message);
 }

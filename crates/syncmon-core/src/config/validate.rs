@@ -256,7 +256,7 @@ impl Config {
 }
 
 impl Config {
-    /// Reads each connection's and target's `ca_file` once: a file that is missing or holds no
+    /// Reads each connection's, target's and the replica's `ca_file` once: a file that is missing or holds no
     /// PEM certificate is refused naming the key, its line and the path.
     pub(super) fn load_ca_files(&mut self, dir: &Path, loc: &Locator) -> Result<(), ConfigProblem> {
         let connections = self.connections.iter_mut().enumerate().map(|(i, c)| ("connection", i, format!("connection `{}`", c.id), &c.ca_file, &mut c.ca));
@@ -275,7 +275,10 @@ impl Config {
             let loaded = crate::source::tls::CaFile::load(&dir.join(file)).map_err(|why| loc.problem(&at, "ca_file", format!("{what}: {why}")))?;
             *ca = Some(std::sync::Arc::new(loaded));
         }
-        Ok(())
+        match self.replica.as_mut() {
+            Some(replica) => replica.load_ca_file(dir, loc),
+            None => Ok(()),
+        }
     }
 }
 

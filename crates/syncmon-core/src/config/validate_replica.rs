@@ -1,9 +1,11 @@
-//! The `[replica]` table's rules: a PostgreSQL URL without a password in it, a reachable kind of
-//! host, a lease that can work.
+//! The `[replica]` table's rules: a PostgreSQL URL without a password in it, TLS to any host but
+//! this machine (the rule is `store::pg_connect::pg_config`'s), a readable `ca_file`, a lease
+//! that can work.
 
 use super::locator::{Locator, Seg};
 use super::sections::ReplicaConfig;
 use super::ConfigProblem;
+use std::path::Path;
 use std::time::Duration;
 
 impl ReplicaConfig {
@@ -32,20 +34,12 @@ impl ReplicaConfig {
         if host.is_empty() {
             return refuse("url", format!("names no host; {example}"));
         }
-        // The connection is not encrypted yet: only a loopback address keeps the password and
-        // the data on this machine (an SSH tunnel or a local pgbouncer reaches another host).
-        let loopback = host == "localhost" || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
-            return refuse(
-                "url",
-                "names another host than this machine: Syncmon does not encrypt PostgreSQL connections yet, so it connects \
-                 only to a loopback address; reach a remote server through an SSH tunnel (ssh -L 5433:127.0.0.1:5432 db-host) \
-                 and write postgresql://…@127.0.0.1:5433/…"
-                    .into(),
-            );
-        }
         if url.path().trim_start_matches('/').is_empty() {
             return refuse("url", format!("names no database; {example}"));
+        }
+        // sslmode and the hosts (with `host`/`hostaddr` in the query) decide TLS, as when connecting.
+        if let Err(why) = crate::store::pg_connect::pg_config(&self.url, self.ca_file.is_some()) {
+            return refuse("url", why);
         }
         if let Some(var) = &self.password_env {
             if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || var.starts_with(|c: char| c.is_ascii_digit()) {
@@ -58,5 +52,22 @@ impl ReplicaConfig {
             }
         }
         loc.check_duration(&table, "lease", self.lease, Duration::from_secs(1), Duration::from_secs(3600))
+    }
+
+    /// Reads `ca_file` (relative to `dir`, the config file's directory): a missing or unreadable
+    /// file, or one without a usable CA certificate, is refused naming the key and its line.
+    pub(super) fn load_ca_file(&mut self, dir: &Path, loc: &Locator) -> Result<(), ConfigProblem> {
+        let Some(file) = self.ca_file.as_deref() else { return Ok(()) };
+        let table = [Seg::Key("replica")];
+        let what = loc.key(&table, "ca_file");
+        if file.trim().is_empty() {
+            return Err(loc.problem(
+                &table,
+                "ca_file",
+                format!("{what} is empty; name the PEM file of the CA that signed the server's certificate, e.g. \"certs/db-ca.pem\""),
+            ));
+        }
+        self.ca = crate::store::pg_connect::read_ca_file(&dir.join(file)).map_err(|why| loc.problem(&table, "ca_file", format!("{what}: {why}")))?;
+        Ok(())
     }
 }

@@ -49,9 +49,23 @@ pub struct PgConn {
     statements: HashMap<String, postgres::Statement>,
 }
 
+/// How a PostgreSQL connection is protected; `pg_connect` chooses it from `[replica]`.
+#[derive(Clone)]
+pub enum PgTls {
+    /// No TLS: only for a server on this machine (loopback).
+    Plain,
+    /// TLS with the server's certificate and host name verified against these roots; a server
+    /// without TLS is refused (`sslmode` is `require` in `config`).
+    Verified(std::sync::Arc<rustls::ClientConfig>),
+}
+
 impl PgConn {
-    pub fn connect(config: &postgres::Config) -> DbResult<PgConn> {
-        Ok(PgConn { client: Some(off_runtime(|| config.connect(postgres::NoTls))?), statements: HashMap::new() })
+    pub fn connect(config: &postgres::Config, tls: &PgTls) -> DbResult<PgConn> {
+        let client = off_runtime(|| match tls {
+            PgTls::Plain => config.connect(postgres::NoTls),
+            PgTls::Verified(roots) => config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(roots.as_ref().clone())),
+        })?;
+        Ok(PgConn { client: Some(client), statements: HashMap::new() })
     }
 
     fn client(&mut self) -> &mut postgres::Client {
@@ -491,7 +505,10 @@ mod tests {
     fn both() -> (syncmon_testpg::PgCluster, Vec<Db>) {
         let pg = syncmon_testpg::PgCluster::start();
         let config: postgres::Config = pg.url("postgres").parse().unwrap();
-        let dbs = vec![Db::Sqlite(rusqlite::Connection::open_in_memory().unwrap()), Db::Postgres(Box::new(RefCell::new(PgConn::connect(&config).unwrap())))];
+        let dbs = vec![
+            Db::Sqlite(rusqlite::Connection::open_in_memory().unwrap()),
+            Db::Postgres(Box::new(RefCell::new(PgConn::connect(&config, &PgTls::Plain).unwrap()))),
+        ];
         (pg, dbs)
     }
 

@@ -150,7 +150,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn connect(url: &str) -> Db {
-        let db = Db::Postgres(Box::new(RefCell::new(PgConn::connect(&url.parse().unwrap()).unwrap())));
+        let db = Db::Postgres(Box::new(RefCell::new(PgConn::connect(&url.parse().unwrap(), &crate::store::db::PgTls::Plain).unwrap())));
         super::super::schema_pg::migrate(&db).unwrap();
         db
     }

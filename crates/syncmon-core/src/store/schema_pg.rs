@@ -267,7 +267,7 @@ mod tests {
     use std::cell::RefCell;
 
     fn connect(url: &str) -> Db {
-        Db::Postgres(Box::new(RefCell::new(PgConn::connect(&url.parse().unwrap()).unwrap())))
+        Db::Postgres(Box::new(RefCell::new(PgConn::connect(&url.parse().unwrap(), &crate::store::db::PgTls::Plain).unwrap())))
     }
 
     /// Several agents starting at once on a new database: the schema is made once, every one of
