@@ -7,7 +7,14 @@ use crate::state::{Outcome, RunKind};
 
 /// A store on a new PostgreSQL database, opened as `[replica] url` opens it.
 fn pg_store(url: &str) -> Store {
-    let replica = crate::config::ReplicaConfig { url: url.into(), password_env: None, lease: std::time::Duration::from_secs(30), agent: None, ca_file: None, ca: Vec::new() };
+    let replica = crate::config::ReplicaConfig {
+        url: url.into(),
+        password_env: None,
+        lease: std::time::Duration::from_secs(30),
+        agent: None,
+        ca_file: None,
+        ca: Vec::new(),
+    };
     Store::open_postgres(&replica, None, false).unwrap()
 }
 
