@@ -3,6 +3,7 @@
 //! 2 bad usage or configuration.
 
 mod activity;
+mod check;
 mod creds;
 mod demo;
 mod failed;
@@ -329,13 +330,13 @@ fn init_logging(cli: &Cli) {
     tracing_subscriber::registry().with(filter).with(stderr_layer).with(file_layer).init();
 }
 
-fn config_of(cli: &Cli) -> anyhow::Result<(PathBuf, Config)> {
+pub(crate) fn config_of(cli: &Cli) -> anyhow::Result<(PathBuf, Config)> {
     let path = cli.config.clone().unwrap_or_else(syncmon_core::default_config_path);
     let config = Config::load(&path).map_err(|e| UsageError(e.to_string()))?;
     Ok((path, config))
 }
 
-fn data_dir_of(cli: &Cli) -> PathBuf {
+pub(crate) fn data_dir_of(cli: &Cli) -> PathBuf {
     cli.data_dir.clone().unwrap_or_else(syncmon_core::default_data_dir)
 }
 
@@ -448,7 +449,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Resync { entity, yes, json } => resync::run(load_one_shot(&cli)?, entity, *yes, *json, &shutdown_token()).await,
-        Command::Check { json } => check(&cli, *json),
+        Command::Check { json } => check::check(&cli, *json),
         Command::Init(args) => init::init(cli.config.clone().unwrap_or_else(syncmon_core::default_config_path), args),
         Command::Export { entity, include_deleted } => {
             let sm = load_read_only(&cli)?;
@@ -545,30 +546,6 @@ fn mock_config(a: &MockArgs) -> syncmon_mock::MockConfig {
         mutations_per_sec: a.mutations_per_sec,
         ..Default::default()
     }
-}
-
-/// `syncmon check`: exit 0 sound, 1 damaged (with what to do), 2 a config refused, no replica, bad usage.
-fn check(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
-    let (config_path, _) = config_of(cli)?;
-    let data_dir = data_dir_of(cli);
-    if !json && !data_dir.join(syncmon_core::DB_FILE).exists() {
-        // The config part passed (a fresh `syncmon init` file, say); the replica is still to come.
-        println!("the config {} loads", config_path.display());
-    }
-    let problems = Syncmon::check_integrity(&data_dir)?;
-    let advice = (!problems.is_empty()).then(|| Syncmon::damaged_advice(&data_dir));
-    if json {
-        output::json(&serde_json::json!({ "ok": problems.is_empty(), "config": config_path, "problems": problems, "advice": advice }))?;
-    } else if let Some(advice) = &advice {
-        println!("the replica {} is damaged; SQLite's integrity check found:", data_dir.join(syncmon_core::DB_FILE).display());
-        for p in &problems {
-            println!("  {p}");
-        }
-        println!("what to do: {advice}");
-    } else {
-        println!("ok");
-    }
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 #[cfg(test)]

@@ -183,7 +183,7 @@ fn stdout(o: &std::process::Output) -> String {
 }
 
 /// The commands a user runs, against a PostgreSQL replica: sync, status, export, failed items,
-/// the request log, find, diagnostics, and the served UI's API.
+/// the request log, find, check, diagnostics, and the served UI's API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_works_against_a_postgresql_replica() {
     let cluster = syncmon_testpg::PgCluster::start();
@@ -228,6 +228,9 @@ async fn every_command_works_against_a_postgresql_replica() {
 
         let found = syncmon(&config, &data, &["find", &id]);
         assert!(found.status.success() && stdout(&found).contains(&id), "find: {}", stdout(&found));
+
+        let check = syncmon(&config, &data, &["check"]);
+        assert!(check.status.success() && stdout(&check).contains("the PostgreSQL replica postgresql://postgres@127.0.0.1:"), "check: {}", stdout(&check));
 
         let zip = dir.path().join("bundle.zip");
         let diag = syncmon(&config, &data, &["diagnostics", "--output", zip.to_str().unwrap()]);

@@ -48,4 +48,4 @@ pub use facade::{
 };
 pub use rowversion::RowVersion;
 pub use state::{FailedStage, FailedState, Health, IngestState, RunKind, Tone, UnknownState};
-pub use store::{EntityKey, EventQuery, FailedFilter, FailedItem, Found, FoundRow, IngestBatch, RequestRow, RunRow};
+pub use store::{replica_url, EntityKey, EventQuery, FailedFilter, FailedItem, Found, FoundRow, IngestBatch, RequestRow, RunRow};

@@ -68,6 +68,7 @@ pub use find::{Found, FoundRow};
 pub use ingest::{IngestApplied, IngestBatch, IngestFailure, QueuedBatch};
 pub use lag::{lag_points, LagPoint, LAG_HISTORY_MS, LAG_POINTS};
 pub use outbox::OutboxItem;
+pub use pg_connect::shown_url as replica_url;
 pub use replica::{id_hash, Applied, PageBatch, PassEnd, ReplicaRow};
 pub use request_log::{RequestRow, RequestStats};
 pub use runs::RunRow;
