@@ -27,7 +27,7 @@ impl Drop for Agent {
     }
 }
 
-fn spawn(config: &Path, dir: &Path, name: &str) -> Agent {
+fn spawn(config: &Path, dir: &Path, name: &str, extra: &[&str]) -> Agent {
     let data = dir.join(format!("data-{name}"));
     let log = dir.join(format!("{name}.log"));
     let out = std::fs::File::create(&log).unwrap();
@@ -37,6 +37,7 @@ fn spawn(config: &Path, dir: &Path, name: &str) -> Agent {
         .arg("--data-dir")
         .arg(&data)
         .arg("run")
+        .args(extra)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
@@ -119,8 +120,9 @@ fn drive(config: &Path, dir: &Path, url: &str, mock: &MockServer) {
     let (config, mock) = (config.to_path_buf(), mock);
     let mut pg = postgres::Client::connect(url, postgres::NoTls).unwrap();
 
-    let a = spawn(&config, dir, "a");
-    let b = spawn(&config, dir, "b");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let a = spawn(&config, dir, "a", &["--metrics", &format!("127.0.0.1:{metrics_port}")]);
+    let b = spawn(&config, dir, "b", &[]);
     let (pid_a, pid_b) = (a.child.id().to_string(), b.child.id().to_string());
     let log_tail = |agent: &Agent| std::fs::read_to_string(&agent.log).unwrap_or_default().lines().rev().take(30).collect::<Vec<_>>().join("\n");
 
@@ -137,6 +139,19 @@ fn drive(config: &Path, dir: &Path, url: &str, mock: &MockServer) {
         std::thread::sleep(Duration::from_millis(250));
     };
     eprintln!("split: {split:?}");
+    // Prometheus sees the split too: one holder series per entity, naming its agent.
+    let metrics = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{metrics_port}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let held: Vec<&str> = metrics.lines().filter(|l| l.starts_with("syncmon_entity_lease_held{")).collect();
+    assert_eq!(held.len(), ENTITIES.len(), "{metrics}");
+    assert_eq!(held.iter().filter(|l| l.contains(&format!("/{pid_b}\"")) && l.ends_with(" 1")).count(), 2, "{held:?}");
     let exact = wait_exact(&mut pg, mock, Duration::from_secs(90));
     assert!(exact.is_ok(), "initial load: {:?}\n--- a:\n{}\n--- b:\n{}", exact, log_tail(&a), log_tail(&b));
 

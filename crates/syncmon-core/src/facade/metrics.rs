@@ -20,6 +20,13 @@ struct HealthLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HolderLabels {
+    connection: String,
+    entity: String,
+    agent: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FailedLabels {
     connection: String,
     entity: String,
@@ -57,7 +64,11 @@ impl Syncmon {
         let lag = Family::<EntityLabels, Gauge>::default();
         let rows = Family::<EntityLabels, Gauge>::default();
         let health = Family::<HealthLabels, Gauge>::default();
+        let held = Family::<HolderLabels, Gauge>::default();
         for s in &status {
+            if let Some(agent) = &s.holder {
+                held.get_or_create(&HolderLabels { connection: s.connection.clone(), entity: s.entity.clone(), agent: agent.clone() }).set(1);
+            }
             let l = EntityLabels { connection: s.connection.clone(), entity: s.entity.clone() };
             // No sample before the first catch-up: "never synced" is not a lag of 0.
             if let Some(secs) = s.lag_seconds {
@@ -77,6 +88,11 @@ impl Syncmon {
         );
         registry.register("entity_replica_rows", "Rows in the entity's replica (tombstones not counted)", rows);
         registry.register("entity_health", "The entity's status word (state set: 1 for the current one), as `syncmon status` shows it", health);
+        registry.register(
+            "entity_lease_held",
+            "Several agents on a PostgreSQL replica: 1 for the agent holding the entity's lease (no series on SQLite, nor while no agent holds it)",
+            held,
+        );
 
         // Every stage and state of every entity, 0 included, so that alerts on growth see a series
         // from the start rather than one that appears with the first failure.
