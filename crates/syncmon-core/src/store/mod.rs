@@ -88,6 +88,9 @@ pub enum StoreError {
     Postgres(String),
     #[error("cannot open the database {path}: {message}")]
     Open { path: PathBuf, message: String },
+    /// The PostgreSQL replica did not let Syncmon in: the whole story, with what to check.
+    #[error("{0}")]
+    Unreachable(String),
     #[error("{0}")]
     NotFound(String),
     /// A read-only open found no database (or an empty one that an agent is creating right now).

@@ -20,7 +20,7 @@ impl Store {
         let shown = pg_connect::shown_url(replica);
         let path = PathBuf::from(&shown);
         let open_failed = |message: String| StoreError::Open { path: path.clone(), message };
-        let connect = || pg_connect::connect(replica, password).map(|c| Db::Postgres(Box::new(RefCell::new(c)))).map_err(&open_failed);
+        let connect = || pg_connect::connect(replica, password).map(|c| Db::Postgres(Box::new(RefCell::new(c)))).map_err(StoreError::Unreachable);
         let reader = connect()?;
         let writer = if read_only {
             let found: Option<i64> = reader
