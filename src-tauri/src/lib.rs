@@ -22,7 +22,11 @@ use tokio_util::sync::CancellationToken;
 pub const EVENT: &str = "syncmon://event";
 
 #[derive(Parser, Debug)]
-#[command(name = "syncmon-desktop", version, about = "Syncmon: keeps a replica (SQLite, or PostgreSQL) in sync with rowVersion REST APIs, and shows whether it is.")]
+#[command(
+    name = "syncmon-desktop",
+    version,
+    about = "Syncmon: keeps a replica (SQLite, or PostgreSQL) in sync with rowVersion REST APIs, and shows whether it is."
+)]
 pub struct Args {
     /// Config file (TOML). Default: the platform config dir, e.g. ~/.config/syncmon/syncmon.toml
     #[arg(long, env = "SYNCMON_CONFIG")]

@@ -47,6 +47,18 @@ fn spawn(config: &Path, dir: &Path, name: &str, extra: &[&str]) -> Agent {
     Agent { child, data, log }
 }
 
+/// GET over a plain socket (with a bearer token when given): the raw response.
+fn http_get(port: u16, path: &str, token: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Connection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// entity → agent holding it, from `syncmon status --json` (run from `data`).
 fn holders(config: &Path, data: &Path) -> BTreeMap<String, Option<String>> {
     let out = Command::new(BIN).arg("--config").arg(config).arg("--data-dir").arg(data).args(["status", "--json"]).output().unwrap();
@@ -140,15 +152,7 @@ fn drive(config: &Path, dir: &Path, url: &str, mock: &MockServer) {
     };
     eprintln!("split: {split:?}");
     // Prometheus sees the split too: one holder series per entity, naming its agent.
-    let metrics = {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(s, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{metrics_port}\r\nConnection: close\r\n\r\n").unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    };
+    let metrics = http_get(metrics_port, "/metrics", None);
     let held: Vec<&str> = metrics.lines().filter(|l| l.starts_with("syncmon_entity_lease_held{")).collect();
     assert_eq!(held.len(), ENTITIES.len(), "{metrics}");
     assert_eq!(held.iter().filter(|l| l.contains(&format!("/{pid_b}\"")) && l.ends_with(" 1")).count(), 2, "{held:?}");
@@ -269,15 +273,7 @@ async fn every_command_works_against_a_postgresql_replica() {
         let mut lines = std::io::BufRead::lines(std::io::BufReader::new(serve.stdout.take().unwrap()));
         let banner = lines.next().unwrap().unwrap();
         let port: u16 = banner.split("http://127.0.0.1:").nth(1).and_then(|r| r.split('/').next()).and_then(|p| p.parse().ok()).unwrap();
-        let answer = {
-            use std::io::{Read, Write};
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            write!(s, "GET /api/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
-            out
-        };
+        let answer = http_get(port, "/api/status", Some(token));
         let _ = serve.kill();
         let _ = serve.wait();
         assert!(answer.starts_with("HTTP/1.1 200") && answer.contains(&format!("\"replica_rows\":{}", want - poisoned.len())), "{answer}");

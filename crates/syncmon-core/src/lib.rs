@@ -1,4 +1,4 @@
-//! Syncmon's engine: keeps a local SQLite replica in step with rowVersion REST APIs.
+//! Syncmon's engine: keeps a replica (a local SQLite file, or PostgreSQL) in step with rowVersion REST APIs.
 //!
 //! [`Syncmon`] is the one door into the engine: every front end (the CLI, the desktop app, the
 //! served web UI) calls its queries and commands and subscribes to its event stream. The engine

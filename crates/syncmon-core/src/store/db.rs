@@ -119,27 +119,32 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| s.spawn(f).join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
 }
 
-fn pg_query(conn: &RefCell<PgConn>, sql: &str, params: &[&dyn ToSql]) -> DbResult<(Vec<String>, Vec<Vec<Value>>)> {
+/// Runs `run` with the prepared statement of `sql` and the parameters bound, off the runtime.
+fn pg_call<T: Send>(
+    conn: &RefCell<PgConn>,
+    sql: &str,
+    params: &[&dyn ToSql],
+    run: impl FnOnce(&mut postgres::Client, &postgres::Statement, &[&(dyn PgToSql + Sync)]) -> Result<T, postgres::Error> + Send,
+) -> DbResult<(postgres::Statement, T)> {
     let values = values(params)?;
     let refs: Vec<&(dyn PgToSql + Sync)> = values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
     let mut c = conn.borrow_mut();
     let c = &mut *c;
     let st = off_runtime(|| c.statement(sql))?;
     let client = c.client();
-    let rows = off_runtime(|| client.query(&st, &refs))?;
+    let out = off_runtime(|| run(client, &st, &refs))?;
+    Ok((st, out))
+}
+
+fn pg_query(conn: &RefCell<PgConn>, sql: &str, params: &[&dyn ToSql]) -> DbResult<(Vec<String>, Vec<Vec<Value>>)> {
+    let (st, rows) = pg_call(conn, sql, params, |client, st, refs| client.query(st, refs))?;
     let names = st.columns().iter().map(|c| c.name().to_string()).collect();
     let rows = rows.iter().map(|r| (0..r.len()).map(|i| pg_value(r, i)).collect::<DbResult<Vec<_>>>()).collect::<DbResult<_>>()?;
     Ok((names, rows))
 }
 
 fn pg_execute(conn: &RefCell<PgConn>, sql: &str, params: &[&dyn ToSql]) -> DbResult<usize> {
-    let values = values(params)?;
-    let refs: Vec<&(dyn PgToSql + Sync)> = values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
-    let mut c = conn.borrow_mut();
-    let c = &mut *c;
-    let st = off_runtime(|| c.statement(sql))?;
-    let client = c.client();
-    Ok(off_runtime(|| client.execute(&st, &refs))? as usize)
+    Ok(pg_call(conn, sql, params, |client, st, refs| client.execute(st, refs))?.1 as usize)
 }
 
 impl Db {

@@ -30,6 +30,16 @@ pub struct LeaseRow {
     pub live: bool,
 }
 
+/// Takes an entity's lease when it is free, expired, or already this agent's: a row back means held.
+fn take_sql() -> String {
+    format!(
+        "INSERT INTO leases (connection, entity, holder, acquired_at, expires_at) VALUES (?1, ?2, ?3, {NOW_MS}, {NOW_MS} + ?4)
+         ON CONFLICT (connection, entity) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
+         WHERE leases.expires_at <= excluded.acquired_at OR leases.holder = excluded.holder
+         RETURNING holder"
+    )
+}
+
 /// This agent is alive: registers it, or renews its row.
 pub fn heartbeat(db: &Db, agent: &str, host: &str) -> DbResult<()> {
     db.execute(
@@ -62,12 +72,7 @@ pub fn balance(db: &Db, agent: &str, entities: &[EntityKey], lease_ms: i64) -> D
     for e in &give_back {
         tx.execute("DELETE FROM leases WHERE connection = ?1 AND entity = ?2 AND holder = ?3", params![e.connection, e.entity, agent])?;
     }
-    let take = tx.prepare(&format!(
-        "INSERT INTO leases (connection, entity, holder, acquired_at, expires_at) VALUES (?1, ?2, ?3, {NOW_MS}, {NOW_MS} + ?4)
-         ON CONFLICT (connection, entity) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
-         WHERE leases.expires_at <= excluded.acquired_at OR leases.holder = excluded.holder
-         RETURNING holder"
-    ))?;
+    let take = tx.prepare(&take_sql())?;
     for e in entities {
         if held.len() >= share {
             break;
@@ -88,12 +93,7 @@ pub fn balance(db: &Db, agent: &str, entities: &[EntityKey], lease_ms: i64) -> D
 /// that no live agent holds, whatever the share; returns those it holds.
 pub fn take_free(db: &Db, agent: &str, entities: &[EntityKey], lease_ms: i64) -> DbResult<Vec<EntityKey>> {
     let tx = db.transaction()?;
-    let take = tx.prepare(&format!(
-        "INSERT INTO leases (connection, entity, holder, acquired_at, expires_at) VALUES (?1, ?2, ?3, {NOW_MS}, {NOW_MS} + ?4)
-         ON CONFLICT (connection, entity) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
-         WHERE leases.expires_at <= excluded.acquired_at OR leases.holder = excluded.holder
-         RETURNING holder"
-    ))?;
+    let take = tx.prepare(&take_sql())?;
     let mut held = Vec::new();
     for e in entities {
         if take.query_opt(params![e.connection, e.entity, agent, lease_ms], |r| r.get::<_, String>(0))?.is_some() {

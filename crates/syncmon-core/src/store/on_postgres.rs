@@ -19,19 +19,7 @@ fn pg_store(url: &str) -> Store {
 }
 
 fn page(store: &Store, key: &EntityKey, run: i64, records: &[Record], rejected: &[Rejected], now_ms: i64) -> Result<Applied> {
-    let max = records.iter().map(|r| r.version.clone()).max();
-    let b = PageBatch {
-        records,
-        rejected,
-        tracking_id: Some("t"),
-        http_status: Some(200),
-        max_version: max.as_ref(),
-        resync_cursor: None,
-        rereads_checkpoint: false,
-        run_id: run,
-        now_ms,
-    };
-    store.apply_page(key, &b)
+    super::test_support::try_apply_in_run(store, key, run, records, rejected, now_ms)
 }
 
 /// Every step's answer (or error), in order.

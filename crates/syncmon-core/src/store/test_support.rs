@@ -23,6 +23,11 @@ pub(super) fn rec(id: &str, v: &str) -> Record {
 /// Applies one page in run `run` at `now_ms` as the cycle does (tracking id `t`, HTTP 200): the
 /// records, the rejected ones as failed items, the checkpoint moved to the highest version.
 pub(super) fn apply_in_run(store: &Store, key: &EntityKey, run: i64, records: &[Record], rejected: &[Rejected], now_ms: i64) -> Applied {
+    try_apply_in_run(store, key, run, records, rejected, now_ms).unwrap()
+}
+
+/// [`apply_in_run`], the store's answer as it is.
+pub(super) fn try_apply_in_run(store: &Store, key: &EntityKey, run: i64, records: &[Record], rejected: &[Rejected], now_ms: i64) -> super::Result<Applied> {
     let max = records.iter().map(|r| r.version.clone()).max();
     let batch = PageBatch {
         records,
@@ -35,7 +40,7 @@ pub(super) fn apply_in_run(store: &Store, key: &EntityKey, run: i64, records: &[
         run_id: run,
         now_ms,
     };
-    store.apply_page(key, &batch).unwrap()
+    store.apply_page(key, &batch)
 }
 
 /// One page in a new incremental run, at time 1.
