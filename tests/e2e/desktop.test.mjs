@@ -5,10 +5,10 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { WebDriver } from './webdriver.mjs';
 import { ENTITY, demoJourney, mockControl } from './journey.mjs';
 
@@ -18,10 +18,14 @@ const SHOTS = process.env.SHOTS;
 const MOCK_PORT = Number(process.env.MOCK_PORT ?? 18380);
 const mock = mockControl(`http://127.0.0.1:${MOCK_PORT}/_mock`);
 
+const ROOT = resolve(import.meta.dirname, '../..');
+
 const wd = new WebDriver(WEBDRIVER);
 const dataDirs = [];
+const cleanups = [];
 after(async () => {
   await wd.quit().catch(() => {});
+  for (const c of cleanups) c();
   for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -117,3 +121,31 @@ test('the desktop window shows the demo, a failing entity with its Trackingid, f
     },
   });
 });
+
+test('the desktop window on a PostgreSQL replica names the agent syncing each entity', { timeout: 180_000 }, async () => {
+  await wd.quit().catch(() => {});
+  // A throwaway PostgreSQL (its own directory: as root the server runs as `postgres`) and a source.
+  const pgDir = mkdtempSync(join(tmpdir(), 'syncmon-e2e-pg-'));
+  const url = execFileSync(join(ROOT, 'scripts/pg-throwaway.sh'), ['start', pgDir], { encoding: 'utf8' }).trim();
+  cleanups.push(() => execFileSync(join(ROOT, 'scripts/pg-throwaway.sh'), ['stop', pgDir]));
+  const port = MOCK_PORT + 10;
+  const source = spawn(join(dirname(APP), 'syncmon'), ['mock', '--listen', `127.0.0.1:${port}`, '--records', '300', '--mutations-per-sec', '0', '--entity', 'items'],
+    { stdio: 'ignore' });
+  cleanups.push(() => source.kill('SIGTERM'));
+  for (let i = 0; i < 300; i++) {
+    if (await fetch(`http://127.0.0.1:${port}/_mock/entities`).then((r) => r.ok, () => false)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'syncmon-e2e-fleet-'));
+  dataDirs.push(dir);
+  const config = join(dir, 'syncmon.toml');
+  writeFileSync(config, `[replica]\nurl = "${url}"\n\n[[connection]]\nid = "src"\nbase_url = "http://127.0.0.1:${port}"\n\n[[connection.entity]]\nname = "items"\npoll_every = "5s"\n`);
+
+  await wd.start({ browserName: 'wry', 'tauri:options': { application: APP, args: ['--config', config, '--data-dir', join(dir, 'data')] } });
+  const holder = await wd.byTestId('holder-src/items', { timeoutMs: 60_000 });
+  assert.match(await wd.text(holder), /\/\d+$/, 'the agent is this app: host/pid');
+  const rows = await wd.byTestId('entity-row-src/items');
+  await wd.waitFor('the replica rows of items', async () => (await wd.text(rows)).includes('300'), { timeoutMs: 60_000 });
+  await shot('fleet');
+});
+
