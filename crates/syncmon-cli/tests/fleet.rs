@@ -156,6 +156,14 @@ fn drive(config: &Path, dir: &Path, url: &str, mock: &MockServer) {
     let held: Vec<&str> = metrics.lines().filter(|l| l.starts_with("syncmon_entity_lease_held{")).collect();
     assert_eq!(held.len(), ENTITIES.len(), "{metrics}");
     assert_eq!(held.iter().filter(|l| l.contains(&format!("/{pid_b}\"")) && l.ends_with(" 1")).count(), 2, "{held:?}");
+    // The diagnostics bundle names each entity's agent.
+    let zip_path = dir.join("bundle.zip");
+    let diag = Command::new(BIN).arg("--config").arg(&config).arg("--data-dir").arg(&a.data).args(["diagnostics", "--output"]).arg(&zip_path).output().unwrap();
+    assert!(diag.status.success(), "{}", String::from_utf8_lossy(&diag.stderr));
+    let mut summary = String::new();
+    std::io::Read::read_to_string(&mut zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap().by_name("SUMMARY.md").unwrap(), &mut summary)
+        .unwrap();
+    assert!(summary.contains(&format!("/{pid_a} |")) && summary.contains(&format!("/{pid_b} |")), "{summary}");
     let exact = wait_exact(&mut pg, mock, Duration::from_secs(90));
     assert!(exact.is_ok(), "initial load: {:?}\n--- a:\n{}\n--- b:\n{}", exact, log_tail(&a), log_tail(&b));
 

@@ -182,16 +182,18 @@ impl Syncmon {
                 s.push_str(&format!("- `{}`: {}\n", w.key, w.message));
             }
         }
-        s.push_str("\n## Every entity\n\n| entity | health | replica rows | pending failed | last caught up |\n|---|---|---|---|---|\n");
+        s.push_str("\n## Every entity\n\n| entity | health | replica rows | pending failed | last caught up | agent |\n|---|---|---|---|---|---|\n");
         for e in &status {
             s.push_str(&format!(
-                "| {}/{} | {} | {} | {} | {} |\n",
+                "| {}/{} | {} | {} | {} | {} | {} |\n",
                 e.connection,
                 e.entity,
                 e.health.as_str(),
                 e.replica_rows,
                 e.pending_failed,
-                e.last_caught_up_at.map(when).unwrap_or_else(|| "never".into())
+                e.last_caught_up_at.map(when).unwrap_or_else(|| "never".into()),
+                // Several agents on a PostgreSQL replica: which one syncs it ("this" on SQLite).
+                e.holder.as_deref().unwrap_or(if self.ctx.store.is_postgres() { "none" } else { "this agent" })
             ));
         }
         if !verifies.is_empty() {
