@@ -4,10 +4,11 @@
 //! - on SQLite, one prepared statement per row ([`DirectRows`]): an in-process B-tree lookup
 //!   costs microseconds;
 //! - on PostgreSQL, where every statement is a round trip, the rows a batch touches are read in
-//!   one query per 500 ids and the writes go out as multi-row statements at the end
-//!   ([`BulkRows`]), still inside the page's transaction.
+//!   one query per 500 ids and the writes go out at the end, still inside the page's
+//!   transaction: new rows in one binary COPY, updates as multi-row statements ([`BulkRows`]).
 
 use super::db::{Db, DbResult, Stmt};
+use postgres::types::Type;
 use rusqlite::params;
 use rusqlite::types::Value;
 use rusqlite::ToSql;
@@ -210,12 +211,9 @@ impl ReplicaRows for BulkRows<'_> {
             .map(|p| vec![p.id.into(), p.hash.into(), p.version.into(), p.data.into(), p.now_ms.into(), p.pass.into()])
             .collect();
         if !inserts.is_empty() {
-            self.multi_row(
-                &format!("INSERT INTO \"{table}\" (id, id_hash, row_version, data, updated_at, seen_pass) VALUES"),
-                "(#, #, #, #, #, #)",
-                "",
-                &inserts,
-            )?;
+            // New rows by COPY: the whole batch in one stream, no statement to parse.
+            let types = [Type::TEXT, Type::INT8, Type::TEXT, Type::TEXT, Type::INT8, Type::INT8];
+            self.tx.copy_in(&table, &["id", "id_hash", "row_version", "data", "updated_at", "seen_pass"], &types, &inserts)?;
         }
         let updates: Vec<Vec<Value>> = std::mem::take(&mut self.updates)
             .into_iter()
