@@ -288,3 +288,64 @@ async fn every_command_works_against_a_postgresql_replica() {
     });
     mock.shutdown().await;
 }
+
+/// The crash test on PostgreSQL: `syncmon sync` (and now and then `resync`) SIGKILLed at random
+/// moments while the source moves on; in the end the replica equals the source, no id twice, and
+/// no run is refused for the lease a killed one left (it runs out within seconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_sync_at_random_moments_on_postgresql_never_loses_or_duplicates_a_change() {
+    use rand::Rng;
+    let cluster = syncmon_testpg::PgCluster::start();
+    let url = cluster.create_database("syncmon");
+    let mock =
+        MockServer::start(MockConfig { seed: 3, entities: vec![EntitySpec { name: "items".into(), records: 30_000 }], ..Default::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = (dir.path().join("syncmon.toml"), dir.path().join("data"));
+    std::fs::write(
+        &config,
+        format!(
+            "[replica]\nurl = \"{url}\"\n\n[[connection]]\nid = \"src\"\nbase_url = \"{}\"\n\n[[connection.entity]]\nname = \"items\"\npage_size = 200\n",
+            mock.base_url()
+        ),
+    )
+    .unwrap();
+    tokio::task::block_in_place(|| {
+        let mut rng = rand::thread_rng();
+        let mut killed = 0;
+        for round in 0..10 {
+            let args: &[&str] = if round % 4 == 3 { &["resync", "items", "--yes"] } else { &["sync"] };
+            let mut child = Command::new(BIN)
+                .arg("--config")
+                .arg(&config)
+                .arg("--data-dir")
+                .arg(&data)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(rng.gen_range(100..1200)));
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap(); // SIGKILL
+                killed += 1;
+            } else {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                assert!(!err.contains("held by"), "a killed run's lease must not refuse the next: {err}");
+            }
+            child.wait().unwrap();
+            mock.mutate("items", 200);
+            mock.insert("items", 50);
+        }
+        assert!(killed >= 5, "most runs must be killed mid-sync to test anything ({killed} of 10)");
+        for _ in 0..2 {
+            let out = syncmon(&config, &data, &["sync"]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let mut pg = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        assert_eq!(replica(&mut pg, "items"), source(&mock, "items"), "the replica equals the source");
+        let twice: i64 = pg.query_one("SELECT count(*) FROM (SELECT id FROM replica_src_items GROUP BY id HAVING count(*) > 1) d", &[]).unwrap().get(0);
+        assert_eq!(twice, 0, "no id written twice");
+    });
+    mock.shutdown().await;
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub struct Leasing {
-    /// This agent's name as the holder of its entities (`[replica] agent`, else host/pid).
+    /// This agent's name as the holder of its entities: `[replica] agent` (else the host name)/pid.
     pub agent: String,
     pub host: String,
     pub lease: Duration,
@@ -22,10 +22,20 @@ pub struct Leasing {
 }
 
 impl Leasing {
-    pub fn new(agent: Option<&str>, lease: Duration) -> Leasing {
+    /// `name` (`[replica] agent`, else the host name) and this process's id: unique even when
+    /// every machine shares one config that names an agent (two holders of one name would both
+    /// believe they hold an entity).
+    pub fn new(name: Option<&str>, lease: Duration) -> Leasing {
         let host = crate::agent_lock::host_name();
-        let agent = agent.map(str::to_string).unwrap_or_else(|| format!("{host}/{}", std::process::id()));
+        let agent = format!("{}/{}", name.unwrap_or(&host), std::process::id());
         Leasing { agent, host, lease, held: RwLock::new(HashSet::new()) }
+    }
+
+    /// A one-shot command's leases: named as such, and short ([`ONE_SHOT_LEASE`]).
+    pub fn one_shot(name: Option<&str>, lease: Duration) -> Leasing {
+        let mut l = Leasing::new(name, lease.min(ONE_SHOT_LEASE));
+        l.agent.push_str(ONE_SHOT_SUFFIX);
+        l
     }
 
     /// How long a lease row lasts without renewal.
@@ -87,6 +97,13 @@ pub async fn keep(store: Arc<Store>, leasing: Arc<Leasing>, entities: Vec<Arc<En
     let _ = tokio::task::spawn_blocking(move || s.release_leases(&l.agent)).await;
 }
 
+/// How long a one-shot command's lease lasts (`[replica] lease` when shorter): short, so that
+/// one killed mid-sync holds its entities back only seconds.
+pub const ONE_SHOT_LEASE: Duration = Duration::from_secs(6);
+
+/// What a one-shot command's holder name ends with.
+pub const ONE_SHOT_SUFFIX: &str = " (one-shot)";
+
 /// A one-shot command's leases (`syncmon sync`, `resync` beside running agents): renewed while
 /// it lives, given back when it is dropped.
 pub struct OneShotLeases {
@@ -97,24 +114,36 @@ pub struct OneShotLeases {
 
 impl OneShotLeases {
     /// Takes the leases of `keys`; refused, naming the holder, for an entity a live agent holds.
+    /// A lease left by a one-shot command that died (killed mid-sync) runs out within
+    /// [`ONE_SHOT_LEASE`]'s two thirds: this waits for it rather than refusing.
     pub fn take(store: Arc<Store>, leasing: &Leasing, keys: &[EntityKey]) -> crate::error::Result<OneShotLeases> {
-        let held = store.take_free_leases(&leasing.agent, keys, leasing.hold())?;
         let guard = OneShotLeases { store: store.clone(), agent: leasing.agent.clone(), renewal: None };
-        let busy: Vec<String> = keys.iter().filter(|k| !held.contains(k)).map(|k| k.to_string()).collect();
-        if !busy.is_empty() {
-            let holders = store.lease_holders()?;
-            let named: Vec<String> = busy
+        let deadline = std::time::Instant::now() + leasing.hold() + Duration::from_secs(1);
+        loop {
+            let held = store.take_free_leases(&leasing.agent, keys, leasing.hold())?;
+            let busy: Vec<String> = keys.iter().filter(|k| !held.contains(k)).map(|k| k.to_string()).collect();
+            if busy.is_empty() {
+                break;
+            }
+            let holders: Vec<(String, String)> =
+                store.lease_holders()?.into_iter().filter(|h| h.live).map(|h| (format!("{}/{}", h.connection, h.entity), h.holder)).collect();
+            let by_agents: Vec<String> = busy
                 .iter()
-                .map(|b| match holders.iter().find(|h| format!("{}/{}", h.connection, h.entity) == *b) {
-                    Some(h) => format!("{b} (agent {})", h.holder),
-                    None => b.clone(),
-                })
+                .filter_map(|b| holders.iter().find(|(k, _)| k == b).map(|(_, holder)| (b, holder)))
+                .filter(|(_, holder)| !holder.ends_with(ONE_SHOT_SUFFIX))
+                .map(|(b, holder)| format!("{b} (agent {holder})"))
                 .collect();
-            return Err(crate::error::Error::Usage(format!(
-                "{} synced by a running agent: {}; it keeps them in sync (ask it with Sync now in the app, or `syncmon serve`), or stop it first",
-                if named.len() == 1 { "this entity is" } else { "these entities are" },
-                named.join(", ")
-            )));
+            if !by_agents.is_empty() {
+                return Err(crate::error::Error::Usage(format!(
+                    "{} synced by a running agent: {}; it keeps them in sync (ask it with Sync now in the app, or `syncmon serve`), or stop it first",
+                    if by_agents.len() == 1 { "this entity is" } else { "these entities are" },
+                    by_agents.join(", ")
+                )));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(crate::error::Error::Usage(format!("{} held by another `syncmon sync` or `resync`; try again when it ends", busy.join(", "))));
+            }
+            std::thread::sleep(Duration::from_millis(250));
         }
         let mut guard = guard;
         if let Ok(rt) = tokio::runtime::Handle::try_current() {

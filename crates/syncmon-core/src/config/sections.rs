@@ -38,7 +38,7 @@ pub struct ReplicaConfig {
     /// The longest a dead agent's entities wait before another agent takes them over.
     #[serde(default = "d_lease", deserialize_with = "de_duration")]
     pub lease: Duration,
-    /// The name this agent shows as the holder of its entities (default: host name and pid).
+    /// The name this agent shows as the holder of its entities, before `/<pid>` (default: the host name).
     #[serde(default)]
     pub agent: Option<String>,
     /// A PEM file of the CA that signed the server's certificate (a private CA), trusted besides

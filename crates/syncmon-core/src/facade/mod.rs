@@ -233,10 +233,7 @@ impl Syncmon {
         // leases; a one-shot command those no agent holds. Every page write checks the lease.
         let (leasing, one_shot) = match (&config.replica, fleet) {
             (Some(r), Fleet::Agent) => (Some(Arc::new(Leasing::new(r.agent.as_deref(), r.lease))), None),
-            (Some(r), Fleet::OneShot) => {
-                let name = r.agent.clone().unwrap_or_else(|| Leasing::new(None, r.lease).agent);
-                (None, Some(Arc::new(Leasing::new(Some(&format!("{name} (one-shot)")), r.lease))))
-            }
+            (Some(r), Fleet::OneShot) => (None, Some(Arc::new(Leasing::one_shot(r.agent.as_deref(), r.lease)))),
             _ => (None, None),
         };
         if let Some(l) = leasing.as_ref().or(one_shot.as_ref()) {
