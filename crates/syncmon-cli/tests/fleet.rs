@@ -349,3 +349,50 @@ async fn killing_sync_at_random_moments_on_postgresql_never_loses_or_duplicates_
     });
     mock.shutdown().await;
 }
+
+/// The PostgreSQL server restarts under a running agent (maintenance): the agent reconnects by
+/// itself and the replica catches up with what changed meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_carries_on_after_the_postgresql_server_restarts() {
+    let cluster = syncmon_testpg::PgCluster::start();
+    let url = cluster.create_database("syncmon");
+    let mock =
+        MockServer::start(MockConfig { seed: 5, entities: vec![EntitySpec { name: "items".into(), records: 500 }], ..Default::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("syncmon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[replica]\nurl = \"{url}\"\nlease = \"3s\"\n\n[[connection]]\nid = \"src\"\nbase_url = \"{}\"\n\n[[connection.entity]]\nname = \"items\"\npoll_every = \"1s\"\n",
+            mock.base_url()
+        ),
+    )
+    .unwrap();
+    tokio::task::block_in_place(|| {
+        let agent = spawn(&config, dir.path(), "a", &[]);
+        let exact = |pg: &mut postgres::Client, within: Duration| -> Result<Duration, String> {
+            let start = Instant::now();
+            loop {
+                if replica(pg, "items") == source(&mock, "items") {
+                    return Ok(start.elapsed());
+                }
+                if start.elapsed() > within {
+                    return Err(format!("replica {} rows, source {}", replica(pg, "items").len(), source(&mock, "items").len()));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        };
+        let mut pg = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        assert!(exact(&mut pg, Duration::from_secs(60)).is_ok(), "initial load");
+        cluster.restart();
+        mock.mutate("items", 30);
+        mock.insert("items", 10);
+        let mut pg = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let caught_up = exact(&mut pg, Duration::from_secs(60));
+        let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
+        assert!(caught_up.is_ok(), "after the restart: {caught_up:?}\n{log}");
+        eprintln!("caught up {:?} after the server restart", caught_up.unwrap());
+        assert!(log.contains("reconnected to the PostgreSQL replica"), "{log}");
+    });
+    mock.shutdown().await;
+}

@@ -158,6 +158,15 @@ impl PgCluster {
         self.url(name)
     }
 
+    /// Restarts the server (`pg_ctl restart`, same options): every connection is closed.
+    pub fn restart(&self) {
+        let data = self.data_dir();
+        // With its log file, as at start: the server must not inherit (and hold open) our pipes.
+        let log = self.dir.path().join("server.log");
+        let out = self.run("pg_ctl", &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-m", "fast", "-w", "-t", "60", "restart"]);
+        assert!(out.status.success(), "pg_ctl restart failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

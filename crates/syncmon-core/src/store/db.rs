@@ -47,6 +47,12 @@ pub struct PgConn {
     client: Option<postgres::Client>,
     /// Prepared statements by their SQL as written (before translation).
     statements: HashMap<String, postgres::Statement>,
+    /// What to connect again with after the server closed the connection (a restart).
+    config: postgres::Config,
+    tls: PgTls,
+    /// Inside BEGIN … COMMIT: a lost connection is then an error of the transaction, never a
+    /// silent new connection running the rest outside it.
+    in_transaction: bool,
 }
 
 /// How a PostgreSQL connection is protected; `pg_connect` chooses it from `[replica]`.
@@ -61,11 +67,30 @@ pub enum PgTls {
 
 impl PgConn {
     pub fn connect(config: &postgres::Config, tls: &PgTls) -> DbResult<PgConn> {
-        let client = off_runtime(|| match tls {
+        let client = Self::open(config, tls)?;
+        Ok(PgConn { client: Some(client), statements: HashMap::new(), config: config.clone(), tls: tls.clone(), in_transaction: false })
+    }
+
+    fn open(config: &postgres::Config, tls: &PgTls) -> DbResult<postgres::Client> {
+        Ok(off_runtime(|| match tls {
             PgTls::Plain => config.connect(postgres::NoTls),
             PgTls::Verified(roots) => config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(roots.as_ref().clone())),
-        })?;
-        Ok(PgConn { client: Some(client), statements: HashMap::new() })
+        })?)
+    }
+
+    /// After the server closed the connection (restarted, or the network dropped it) and outside
+    /// a transaction: a new one, so that the agent carries on once the server is back.
+    fn reconnect_if_closed(&mut self) -> DbResult<()> {
+        if self.in_transaction || !self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            return Ok(());
+        }
+        let client = Self::open(&self.config, &self.tls)?;
+        if let Some(old) = self.client.replace(client) {
+            off_runtime(move || drop(old));
+        }
+        self.statements.clear();
+        tracing::info!("reconnected to the PostgreSQL replica");
+        Ok(())
     }
 
     fn client(&mut self) -> &mut postgres::Client {
@@ -130,6 +155,7 @@ fn pg_call<T: Send>(
     let refs: Vec<&(dyn PgToSql + Sync)> = values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
     let mut c = conn.borrow_mut();
     let c = &mut *c;
+    c.reconnect_if_closed()?;
     let st = off_runtime(|| c.statement(sql))?;
     let client = c.client();
     let out = off_runtime(|| run(client, &st, &refs))?;
@@ -197,8 +223,16 @@ impl Db {
             Db::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Db::Postgres(c) => {
                 let mut conn = c.borrow_mut();
+                conn.reconnect_if_closed()?;
                 let client = conn.client();
-                Ok(off_runtime(|| client.batch_execute(sql))?)
+                let done = off_runtime(|| client.batch_execute(sql));
+                // Transactions begin and end here (`transaction`, `commit`, a dropped `Tx`).
+                match sql {
+                    "BEGIN" => conn.in_transaction = done.is_ok(),
+                    "COMMIT" | "ROLLBACK" => conn.in_transaction = false,
+                    _ => {}
+                }
+                Ok(done?)
             }
         }
     }
@@ -255,6 +289,7 @@ impl Db {
             Db::Postgres(c) => {
                 let mut conn = c.borrow_mut();
                 let conn = &mut *conn;
+                conn.reconnect_if_closed()?;
                 off_runtime(|| conn.statement(sql))?;
                 Ok(Stmt::Postgres { conn: c, sql: sql.to_string() })
             }
@@ -599,6 +634,37 @@ mod tests {
             assert_eq!(db.query_row("SELECT count(*) FROM t", &[], |r| r.get::<_, i64>(0)).unwrap(), 1);
             drop(db);
         });
+    }
+
+    /// The server restarts under a running agent: a call outside a transaction may fail once,
+    /// then the connection is made again; inside a transaction the loss is an error of that
+    /// transaction (nothing of it runs on the new connection), and the next one works.
+    #[test]
+    fn a_restarted_server_is_reconnected_to_but_never_in_the_middle_of_a_transaction() {
+        let (pg, mut dbs) = both();
+        let db = dbs.pop().unwrap();
+        db.execute_batch("CREATE TABLE t (n BIGINT)").unwrap();
+        let count = || db.query_row("SELECT count(*) FROM t", &[], |r| r.get::<_, i64>(0));
+        assert_eq!(count().unwrap(), 0);
+        pg.restart();
+        let answered = (0..3).find_map(|_| count().ok());
+        assert_eq!(answered, Some(0), "answers again after at most a failed call or two");
+
+        let tx = db.transaction().unwrap();
+        tx.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+        pg.restart();
+        let insert = tx.execute("INSERT INTO t VALUES (2)", &[]);
+        // As the store does: an error ends the transaction (the `Tx` is dropped, rolling back).
+        let commit = match insert {
+            Ok(_) => tx.commit(),
+            Err(e) => {
+                drop(tx);
+                Err(e)
+            }
+        };
+        assert!(commit.is_err(), "the transaction's connection is gone: it fails as a whole");
+        let after = (0..3).find_map(|_| count().ok());
+        assert_eq!(after, Some(0), "neither row was written outside the transaction");
     }
 
     #[test]
