@@ -17,7 +17,7 @@
 
 use super::checkpoints::HISTORY_EVERY_MS;
 use super::db::{Db, DbResult, Dialect};
-use super::replica_rows::{BulkRows, DirectRows, ReplicaRows};
+use super::replica_rows::{BulkRows, DirectRows, Queues, ReplicaRows};
 use super::{outbox, record_failure, two_way, write_back, EntityKey, Result, Store, StoreError};
 use crate::record::{Record, Rejected};
 use crate::rowversion::RowVersion;
@@ -156,6 +156,7 @@ impl Store {
             {
                 // SQLite: a statement per row; PostgreSQL: the batch's rows read at once, the
                 // writes sent as multi-row statements before the rest of the transaction.
+                let mut queues = Queues::new(&tx, key);
                 let mut table_rows: Box<dyn ReplicaRows> = match tx.dialect() {
                     Dialect::Sqlite => Box::new(DirectRows::new(&tx, &table)?),
                     Dialect::Postgres => {
@@ -174,10 +175,10 @@ impl Store {
                             applied.rows_written += 1;
                             live_delta += 1;
                             if forwarding && !two_way::is_echo(&tx, key, pair.as_ref(), &r.id, &r.data)? {
-                                outbox::enqueue(&tx, key, &r.id, hash, r.version.as_str(), outbox::UPSERT, now_ms)?;
+                                queues.forward(&r.id, hash, r.version.as_str(), now_ms)?;
                             }
                             if mark {
-                                write_back::enqueue(&tx, key, &r.id, hash, r.version.as_str(), now_ms)?;
+                                queues.mark(&r.id, hash, r.version.as_str(), now_ms)?;
                             }
                         }
                         Some((rowid, old, deleted, seen)) => {
@@ -202,10 +203,10 @@ impl Store {
                                 // Same transaction as the upsert: a change written is a change forwarded
                                 // (except Syncmon's own write coming back in a two-way pair).
                                 if forwarding && !two_way::is_echo(&tx, key, pair.as_ref(), &r.id, &r.data)? {
-                                    outbox::enqueue(&tx, key, &r.id, hash, r.version.as_str(), outbox::UPSERT, now_ms)?;
+                                    queues.forward(&r.id, hash, r.version.as_str(), now_ms)?;
                                 }
                                 if mark {
-                                    write_back::enqueue(&tx, key, &r.id, hash, r.version.as_str(), now_ms)?;
+                                    queues.mark(&r.id, hash, r.version.as_str(), now_ms)?;
                                 }
                             } else {
                                 if b.rereads_checkpoint {
@@ -231,6 +232,7 @@ impl Store {
                     }
                 }
                 table_rows.flush()?;
+                queues.flush()?;
             }
             let has_pending: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM failed_items WHERE state = ?3 AND connection = ?1 AND entity = ?2)",

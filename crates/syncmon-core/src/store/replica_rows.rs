@@ -8,6 +8,7 @@
 //!   transaction: new rows in one binary COPY, updates as multi-row statements ([`BulkRows`]).
 
 use super::db::{Db, DbResult, Stmt};
+use super::EntityKey;
 use postgres::types::Type;
 use rusqlite::params;
 use rusqlite::types::Value;
@@ -135,26 +136,6 @@ impl<'a> BulkRows<'a> {
         let ids = known.iter().map(|(id, (row, _))| (row.rowid, id.clone())).collect();
         Ok(BulkRows { tx, table: table.to_string(), known, ids, inserts: Vec::new(), updates: HashMap::new(), seen: HashMap::new() })
     }
-
-    fn multi_row(&self, sql_head: &str, row_sql: &str, tail: &str, rows: &[Vec<Value>]) -> DbResult<()> {
-        let width = rows.first().map_or(0, Vec::len);
-        for chunk in rows.chunks(CHUNK) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|r| {
-                    let mut n = r * width;
-                    let mut row = row_sql.to_string();
-                    for _ in 0..width {
-                        n += 1;
-                        row = row.replacen('#', &format!("?{n}"), 1);
-                    }
-                    row
-                })
-                .collect();
-            let params: Vec<&dyn ToSql> = chunk.iter().flatten().map(|v| v as &dyn ToSql).collect();
-            self.tx.execute(&format!("{sql_head} {} {tail}", values.join(", ")), &params)?;
-        }
-        Ok(())
-    }
 }
 
 impl ReplicaRows for BulkRows<'_> {
@@ -220,7 +201,8 @@ impl ReplicaRows for BulkRows<'_> {
             .map(|(rowid, p)| vec![rowid.into(), p.version.into(), p.data.into(), p.now_ms.into(), p.pass.into()])
             .collect();
         if !updates.is_empty() {
-            self.multi_row(
+            multi_row(
+                self.tx,
                 &format!("UPDATE \"{table}\" AS t SET row_version = v.row_version, data = v.data, updated_at = v.updated_at, deleted_at = NULL, seen_pass = v.seen_pass FROM (VALUES"),
                 "(CAST(# AS BIGINT), CAST(# AS TEXT), CAST(# AS TEXT), CAST(# AS BIGINT), CAST(# AS BIGINT))",
                 ") AS v (rowid, row_version, data, updated_at, seen_pass) WHERE t.rowid = v.rowid",
@@ -229,13 +211,119 @@ impl ReplicaRows for BulkRows<'_> {
         }
         let seen: Vec<Vec<Value>> = std::mem::take(&mut self.seen).into_iter().map(|(rowid, pass)| vec![rowid.into(), pass.into()]).collect();
         if !seen.is_empty() {
-            self.multi_row(
+            multi_row(
+                self.tx,
                 &format!("UPDATE \"{table}\" AS t SET seen_pass = v.seen_pass FROM (VALUES"),
                 "(CAST(# AS BIGINT), CAST(# AS BIGINT))",
                 ") AS v (rowid, seen_pass) WHERE t.rowid = v.rowid",
                 &seen,
             )?;
         }
+        Ok(())
+    }
+}
+
+/// `rows` as multi-row statements of [`CHUNK`] rows: `head` `(row_sql with # per value), …` `tail`.
+fn multi_row(tx: &Db, head: &str, row_sql: &str, tail: &str, rows: &[Vec<Value>]) -> DbResult<()> {
+    let width = rows.first().map_or(0, Vec::len);
+    for chunk in rows.chunks(CHUNK) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let mut n = r * width;
+                let mut row = row_sql.to_string();
+                for _ in 0..width {
+                    n += 1;
+                    row = row.replacen('#', &format!("?{n}"), 1);
+                }
+                row
+            })
+            .collect();
+        let params: Vec<&dyn ToSql> = chunk.iter().flatten().map(|v| v as &dyn ToSql).collect();
+        tx.execute(&format!("{head} {} {tail}", values.join(", ")), &params)?;
+    }
+    Ok(())
+}
+
+/// What a page transaction queues for its target (the outbox) and for marking at the source
+/// (write-back): written at once on SQLite; on PostgreSQL gathered (a record's last version
+/// wins) and written as multi-row upserts before the transaction commits.
+pub(super) struct Queues<'a> {
+    tx: &'a Db,
+    key: &'a EntityKey,
+    bulk: bool,
+    /// record id → (id_hash, version, queued at), in the order first queued.
+    forward: Vec<(String, i64, String, i64)>,
+    mark: Vec<(String, i64, String, i64)>,
+    forward_at: HashMap<String, usize>,
+    mark_at: HashMap<String, usize>,
+}
+
+impl<'a> Queues<'a> {
+    pub fn new(tx: &'a Db, key: &'a EntityKey) -> Queues<'a> {
+        let bulk = tx.dialect() == super::db::Dialect::Postgres;
+        Queues { tx, key, bulk, forward: Vec::new(), mark: Vec::new(), forward_at: HashMap::new(), mark_at: HashMap::new() }
+    }
+
+    /// The record's change goes to the entity's target.
+    pub fn forward(&mut self, id: &str, hash: i64, version: &str, now_ms: i64) -> DbResult<()> {
+        if !self.bulk {
+            return super::outbox::enqueue(self.tx, self.key, id, hash, version, super::outbox::UPSERT, now_ms);
+        }
+        Self::gather(&mut self.forward, &mut self.forward_at, id, hash, version, now_ms);
+        Ok(())
+    }
+
+    /// The record is to be marked at the source.
+    pub fn mark(&mut self, id: &str, hash: i64, version: &str, now_ms: i64) -> DbResult<()> {
+        if !self.bulk {
+            return super::write_back::enqueue(self.tx, self.key, id, hash, version, now_ms);
+        }
+        Self::gather(&mut self.mark, &mut self.mark_at, id, hash, version, now_ms);
+        Ok(())
+    }
+
+    fn gather(rows: &mut Vec<(String, i64, String, i64)>, at: &mut HashMap<String, usize>, id: &str, hash: i64, version: &str, now_ms: i64) {
+        match at.get(id) {
+            Some(&i) => rows[i] = (id.to_string(), hash, version.to_string(), now_ms),
+            None => {
+                at.insert(id.to_string(), rows.len());
+                rows.push((id.to_string(), hash, version.to_string(), now_ms));
+            }
+        }
+    }
+
+    pub fn flush(&mut self) -> DbResult<()> {
+        let (conn, entity) = (&self.key.connection, &self.key.entity);
+        let forward: Vec<Vec<Value>> = std::mem::take(&mut self.forward)
+            .into_iter()
+            .map(|(id, hash, v, at)| {
+                vec![conn.clone().into(), entity.clone().into(), id.into(), hash.into(), v.into(), super::outbox::UPSERT.to_string().into(), at.into()]
+            })
+            .collect();
+        if !forward.is_empty() {
+            multi_row(
+                self.tx,
+                "INSERT INTO outbox (connection, entity, record_id, id_hash, row_version, kind, queued_at) VALUES",
+                "(#, #, #, #, #, #, #)",
+                "ON CONFLICT (connection, entity, record_id) DO UPDATE SET row_version = excluded.row_version, kind = excluded.kind, queued_at = excluded.queued_at",
+                &forward,
+            )?;
+        }
+        let mark: Vec<Vec<Value>> = std::mem::take(&mut self.mark)
+            .into_iter()
+            .map(|(id, hash, v, at)| vec![conn.clone().into(), entity.clone().into(), id.into(), hash.into(), v.into(), at.into()])
+            .collect();
+        if !mark.is_empty() {
+            multi_row(
+                self.tx,
+                "INSERT INTO write_back_queue (connection, entity, record_id, id_hash, row_version, queued_at) VALUES",
+                "(#, #, #, #, #, #)",
+                "ON CONFLICT (connection, entity, record_id) DO UPDATE SET row_version = excluded.row_version, queued_at = excluded.queued_at",
+                &mark,
+            )?;
+        }
+        self.forward_at.clear();
+        self.mark_at.clear();
         Ok(())
     }
 }
