@@ -1,9 +1,10 @@
 //! Several agents on one PostgreSQL replica: this agent's share of the entities. The lease loop
 //! ([`keep`]) renews and balances the leases (`store/leases.rs` holds the rules). `[replica]
 //! lease` is the longest a dead agent's entities wait: a lease row lasts two thirds of it and the
-//! loop runs every sixth, so an expired lease is taken within `lease` of the agent's death; workers sync, deliver and apply pushed records only for the entities this
-//! agent holds, and an entity it has just taken over syncs at once. On a clean shutdown the
-//! leases are given back, so the other agents take over without waiting for them to run out.
+//! loop runs every sixth, so an expired lease is taken within `lease` of the agent's death.
+//! Workers sync, deliver and apply pushed records only for the entities this agent holds, and an
+//! entity it has just taken over syncs at once. On a clean shutdown the leases are given back, so
+//! the other agents take over without waiting for them to run out.
 
 use crate::engine::EntityRt;
 use crate::events::{EventBus, EventKind};
