@@ -47,6 +47,15 @@ fn spawn(config: &Path, dir: &Path, name: &str, extra: &[&str]) -> Agent {
     Agent { child, data, log }
 }
 
+/// A throwaway PostgreSQL with an empty database `syncmon` (its URL), and a simulated source of one
+/// entity, `items`.
+async fn postgres_and_source(seed: u64, records: usize) -> (syncmon_testpg::PgCluster, String, MockServer) {
+    let cluster = syncmon_testpg::PgCluster::start();
+    let url = cluster.create_database("syncmon");
+    let mock = MockServer::start(MockConfig { seed, entities: vec![EntitySpec { name: "items".into(), records }], ..Default::default() }).await.unwrap();
+    (cluster, url, mock)
+}
+
 /// GET over a plain socket (with a bearer token when given): the raw response.
 fn http_get(port: u16, path: &str, token: Option<&str>) -> String {
     use std::io::{Read, Write};
@@ -80,10 +89,10 @@ fn source(mock: &MockServer, entity: &str) -> BTreeMap<String, String> {
 }
 
 /// Waits (bounded) until every entity's replica equals the source; the differences if not.
-fn wait_exact(pg: &mut postgres::Client, mock: &MockServer, within: Duration) -> Result<Duration, String> {
+fn wait_exact(pg: &mut postgres::Client, mock: &MockServer, entities: &[&str], within: Duration) -> Result<Duration, String> {
     let start = Instant::now();
     loop {
-        let diff: Vec<String> = ENTITIES
+        let diff: Vec<String> = entities
             .iter()
             .filter_map(|e| {
                 let (r, s) = (replica(pg, e), source(mock, e));
@@ -164,7 +173,7 @@ fn drive(config: &Path, dir: &Path, url: &str, mock: &MockServer) {
     std::io::Read::read_to_string(&mut zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap().by_name("SUMMARY.md").unwrap(), &mut summary)
         .unwrap();
     assert!(summary.contains(&format!("/{pid_a} |")) && summary.contains(&format!("/{pid_b} |")), "{summary}");
-    let exact = wait_exact(&mut pg, mock, Duration::from_secs(90));
+    let exact = wait_exact(&mut pg, mock, &ENTITIES, Duration::from_secs(90));
     assert!(exact.is_ok(), "initial load: {:?}\n--- a:\n{}\n--- b:\n{}", exact, log_tail(&a), log_tail(&b));
 
     // Changes while both run: every entity catches up, deletions included.
@@ -173,7 +182,7 @@ fn drive(config: &Path, dir: &Path, url: &str, mock: &MockServer) {
         mock.insert(e, 15);
         mock.delete(e, 10);
     }
-    let exact = wait_exact(&mut pg, mock, Duration::from_secs(90));
+    let exact = wait_exact(&mut pg, mock, &ENTITIES, Duration::from_secs(90));
     assert!(exact.is_ok(), "with two agents: {:?}\n--- a:\n{}\n--- b:\n{}", exact, log_tail(&a), log_tail(&b));
 
     // B dies without giving its leases back; A takes them within the lease time (and a poll).
@@ -195,7 +204,7 @@ fn drive(config: &Path, dir: &Path, url: &str, mock: &MockServer) {
         std::thread::sleep(Duration::from_millis(100));
     };
     eprintln!("takeover: A held every entity {took_over:?} after B's SIGKILL (lease {LEASE:?})");
-    let exact = wait_exact(&mut pg, mock, Duration::from_secs(90));
+    let exact = wait_exact(&mut pg, mock, &ENTITIES, Duration::from_secs(90));
     assert!(exact.is_ok(), "after the takeover: {:?}\n--- a:\n{}", exact, log_tail(&a));
     drop(b);
     drop(a);
@@ -213,10 +222,7 @@ fn stdout(o: &std::process::Output) -> String {
 /// the request log, find, check, diagnostics, and the served UI's API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_works_against_a_postgresql_replica() {
-    let cluster = syncmon_testpg::PgCluster::start();
-    let url = cluster.create_database("syncmon");
-    let mock =
-        MockServer::start(MockConfig { seed: 9, entities: vec![EntitySpec { name: "items".into(), records: 300 }], ..Default::default() }).await.unwrap();
+    let (_cluster, url, mock) = postgres_and_source(9, 300).await;
     let poisoned = mock.insert_poisoned("items", 2);
     let dir = tempfile::tempdir().unwrap();
     let (config, data) = (dir.path().join("syncmon.toml"), dir.path().join("data"));
@@ -295,10 +301,7 @@ async fn every_command_works_against_a_postgresql_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_sync_at_random_moments_on_postgresql_never_loses_or_duplicates_a_change() {
     use rand::Rng;
-    let cluster = syncmon_testpg::PgCluster::start();
-    let url = cluster.create_database("syncmon");
-    let mock =
-        MockServer::start(MockConfig { seed: 3, entities: vec![EntitySpec { name: "items".into(), records: 30_000 }], ..Default::default() }).await.unwrap();
+    let (_cluster, url, mock) = postgres_and_source(3, 30_000).await;
     let dir = tempfile::tempdir().unwrap();
     let (config, data) = (dir.path().join("syncmon.toml"), dir.path().join("data"));
     std::fs::write(
@@ -354,10 +357,7 @@ async fn killing_sync_at_random_moments_on_postgresql_never_loses_or_duplicates_
 /// itself and the replica catches up with what changed meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_carries_on_after_the_postgresql_server_restarts() {
-    let cluster = syncmon_testpg::PgCluster::start();
-    let url = cluster.create_database("syncmon");
-    let mock =
-        MockServer::start(MockConfig { seed: 5, entities: vec![EntitySpec { name: "items".into(), records: 500 }], ..Default::default() }).await.unwrap();
+    let (cluster, url, mock) = postgres_and_source(5, 500).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("syncmon.toml");
     std::fs::write(
@@ -370,25 +370,13 @@ async fn an_agent_carries_on_after_the_postgresql_server_restarts() {
     .unwrap();
     tokio::task::block_in_place(|| {
         let agent = spawn(&config, dir.path(), "a", &[]);
-        let exact = |pg: &mut postgres::Client, within: Duration| -> Result<Duration, String> {
-            let start = Instant::now();
-            loop {
-                if replica(pg, "items") == source(&mock, "items") {
-                    return Ok(start.elapsed());
-                }
-                if start.elapsed() > within {
-                    return Err(format!("replica {} rows, source {}", replica(pg, "items").len(), source(&mock, "items").len()));
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        };
         let mut pg = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        assert!(exact(&mut pg, Duration::from_secs(60)).is_ok(), "initial load");
+        assert!(wait_exact(&mut pg, &mock, &["items"], Duration::from_secs(60)).is_ok(), "initial load");
         cluster.restart();
         mock.mutate("items", 30);
         mock.insert("items", 10);
         let mut pg = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        let caught_up = exact(&mut pg, Duration::from_secs(60));
+        let caught_up = wait_exact(&mut pg, &mock, &["items"], Duration::from_secs(60));
         let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
         assert!(caught_up.is_ok(), "after the restart: {caught_up:?}\n{log}");
         eprintln!("caught up {:?} after the server restart", caught_up.unwrap());
